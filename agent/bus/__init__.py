@@ -1,0 +1,1 @@
+"""Local bus: JSON lines over a Unix socket between the agent and its local clients."""

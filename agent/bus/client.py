@@ -1,0 +1,91 @@
+"""Blocking client of the local bus, for the CLI, tests and simple store integrations."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.errors import AgentError, Reason
+
+
+class BusClient:
+    def __init__(self, path: Path, timeout: float | None = 30.0) -> None:
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            self._sock.close()
+            raise AgentError(
+                Reason.BUS_UNAVAILABLE,
+                f"the agent is not running (nothing listening on {path}); start it with "
+                "'o2o-edge run' or 'systemctl start o2o-edge'",
+            ) from exc
+        except PermissionError as exc:
+            self._sock.close()
+            raise AgentError(
+                Reason.BUS_UNAVAILABLE,
+                f"no permission to use {path}; run as the agent's user or join its group",
+            ) from exc
+        self._file = self._sock.makefile("rb")
+        self._req = itertools.count(1)
+
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
+
+    def __enter__(self) -> BusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, obj: dict[str, Any]) -> None:
+        self._sock.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+
+    def _read(self) -> dict[str, Any]:
+        line = self._file.readline()
+        if not line:
+            raise AgentError(Reason.BUS_UNAVAILABLE, "the agent closed the connection")
+        reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise AgentError(Reason.BUS_PROTOCOL, f"unexpected reply: {line[:200]!r}")
+        return reply
+
+    def request(self, obj: dict[str, Any]) -> dict[str, Any]:
+        req = next(self._req)
+        self._send({**obj, "req": req})
+        reply = self._read()
+        if not reply.get("ok"):
+            reason = reply.get("reason", "")
+            kind = Reason.INVALID_EVENT if reason == "invalid-event" else Reason.BUS_PROTOCOL
+            if reason == Reason.OUTBOX_FULL.value:
+                kind = Reason.OUTBOX_FULL
+            raise AgentError(kind, str(reply.get("error", "the agent refused the request")))
+        return reply
+
+    def emit(self, events: Sequence[dict[str, Any]]) -> list[str]:
+        """Submit events; returns their ids once the agent has committed them."""
+        reply = self.request({"op": "emit", "events": list(events)})
+        return [str(i) for i in reply["ids"]]
+
+    def status(self) -> dict[str, Any]:
+        status = self.request({"op": "status"})["status"]
+        assert isinstance(status, dict)
+        return status
+
+    def subscribe(self) -> Iterator[dict[str, Any]]:
+        self.request({"op": "subscribe"})
+        while True:
+            msg = self._read()
+            if "event" in msg:
+                event = msg["event"]
+                assert isinstance(event, dict)
+                yield event
+            elif msg.get("ok") is False:
+                raise AgentError(Reason.BUS_PROTOCOL, str(msg.get("error")))

@@ -1,0 +1,213 @@
+"""Handlers of the everyday commands: run, emit, status, tail, outbox, config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+from agent.bus.client import BusClient
+from agent.config import load_config, render_toml
+from agent.errors import AgentError, Reason
+
+EMIT_CHUNK = 500
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.daemon import Agent
+
+    cfg = load_config(args.config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Agent(cfg).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _parse_stdin_events(stream: TextIO) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    events: list[tuple[int, dict[str, Any]]] = []
+    bad = 0
+    for lineno, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            print(f"o2o-edge: line {lineno}: not JSON ({exc}); skipped", file=sys.stderr)
+            bad += 1
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+            print(f'o2o-edge: line {lineno}: needs an object with "type" and "data"; skipped',
+                  file=sys.stderr)
+            bad += 1
+            continue
+        ev = {"type": obj["type"], "data": obj.get("data")}
+        if "priority" in obj:
+            ev["priority"] = obj["priority"]
+        events.append((lineno, ev))
+    return events, bad
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if args.event_type:
+        try:
+            data = json.loads(args.data)
+        except json.JSONDecodeError as exc:
+            print(f"o2o-edge: --data is not JSON: {exc}", file=sys.stderr)
+            return 2
+        ev: dict[str, Any] = {"type": args.event_type, "data": data}
+        if args.priority is not None:
+            ev["priority"] = args.priority
+        with BusClient(cfg.bus.socket) as bus:
+            for event_id in bus.emit([ev]):
+                print(event_id)
+        return 0
+    events, bad = _parse_stdin_events(sys.stdin)
+    failed = 0
+    with BusClient(cfg.bus.socket) as bus:
+        for i in range(0, len(events), EMIT_CHUNK):
+            chunk = events[i : i + EMIT_CHUNK]
+            try:
+                ids = bus.emit([e for _, e in chunk])
+            except AgentError as exc:
+                if exc.reason is not Reason.INVALID_EVENT:
+                    raise
+                failed += _emit_one_by_one(bus, chunk)
+                continue
+            for event_id in ids:
+                print(event_id)
+            sys.stdout.flush()
+    return 1 if (bad or failed) else 0
+
+
+def _emit_one_by_one(bus: BusClient, chunk: list[tuple[int, dict[str, Any]]]) -> int:
+    """A chunk was refused: find the offending lines, commit the rest."""
+    failed = 0
+    for lineno, ev in chunk:
+        try:
+            print(bus.emit([ev])[0])
+        except AgentError as exc:
+            if exc.reason is not Reason.INVALID_EVENT:
+                raise
+            print(f"o2o-edge: line {lineno}: {exc}", file=sys.stderr)
+            failed += 1
+    return failed
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _when(ts: float | None) -> str:
+    return "-" if not ts else time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def format_status(st: dict[str, Any]) -> str:
+    a, o, u = st["agent"], st["outbox"], st["uplink"]
+    lines = [
+        f"agent      {a['version']}  store={a['store']} device={a['device']}  "
+        f"up {_age(a['uptime_s'])}  pid {a['pid']}",
+        f"uplink     {u.get('state')}  {u.get('url', '')}  (MQTT {u.get('protocol', '-')})"
+        f"  connects={u.get('connects', 0)}  in-flight={u.get('inflight_batches', 0)}",
+        f"           sent={u.get('acked_events', 0)} events  last ack {_when(u.get('last_ack'))}",
+        f"outbox     depth={o.get('depth', '?')}  oldest={_age(o.get('oldest_age_s'))}  "
+        f"bytes={o.get('bytes', '?')}  file={o.get('file_bytes', '?')}",
+        f"           dropped={o.get('dropped') or 'none'}",
+    ]
+    for label, err in (("uplink", u.get("last_error")), ("outbox", o.get("last_error"))):
+        if err:
+            lines.append(f"last error {label}: {err}")
+    lines.append("components")
+    for name, h in st["components"].items():
+        extra = f"  restarts={h['restarts']}" if h["restarts"] else ""
+        err = f"  last error: {h['last_error']}" if h["last_error"] else ""
+        lines.append(f"  {name:<12} {h['state']}{extra}{err}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    with BusClient(cfg.bus.socket) as bus:
+        st = bus.status()
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+    else:
+        print(format_status(st))
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    seen = 0
+    with BusClient(cfg.bus.socket, timeout=None) as bus:
+        for event in bus.subscribe():
+            print(json.dumps(event, separators=(",", ":")), flush=True)
+            seen += 1
+            if args.count and seen >= args.count:
+                break
+    return 0
+
+
+def _reader(args: argparse.Namespace) -> Any:
+    from agent.outbox import open_reader
+
+    cfg = load_config(args.config)
+    try:
+        return open_reader(cfg.outbox.path)
+    except FileNotFoundError as exc:
+        raise AgentError(Reason.OUTBOX_CLOSED, str(exc)) from None
+
+
+def cmd_outbox_stats(args: argparse.Namespace) -> int:
+    reader = _reader(args)
+    try:
+        st = reader.stats()
+    finally:
+        reader.close()
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        for k, v in st.items():
+            print(f"{k:<14} {v}")
+    return 0
+
+
+def cmd_outbox_export(args: argparse.Namespace) -> int:
+    reader = _reader(args)
+    try:
+        if args.output == "-":
+            n = reader.export_jsonl(sys.stdout)
+        else:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                n = reader.export_jsonl(fh)
+    finally:
+        reader.close()
+    print(f"exported {n} events", file=sys.stderr)
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    print(f"configuration OK ({cfg.source})")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    print(render_toml(load_config(args.config)), end="")
+    return 0

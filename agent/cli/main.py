@@ -1,0 +1,120 @@
+"""`o2o-edge` command line: argument parsing and dispatch. Each command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from agent import __version__
+from agent.errors import AgentError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="PATH",
+        help="config file (default: $O2O_EDGE_CONFIG, then /etc/o2o-edge/config.toml, "
+             "then built-in defaults)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from agent.cli import commands, demo
+
+    parser = argparse.ArgumentParser(
+        prog="o2o-edge",
+        description="In-store edge agent: buffers touchpoint events in SQLite and syncs them "
+                    "upstream over MQTT.",
+    )
+    parser.add_argument("--version", action="version", version=f"o2o-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the agent in the foreground (SIGTERM/SIGINT stop it)")
+    _add_config(p)
+    p.set_defaults(handler=commands.cmd_run)
+
+    p = sub.add_parser(
+        "emit", help="send events to the running agent; prints each id once committed",
+        description="With --type, sends one event. Without it, reads JSON objects with "
+                    "\"type\" and \"data\" from stdin, one per line.",
+    )
+    _add_config(p)
+    p.add_argument("--type", dest="event_type", help="event type, e.g. o2o.kiosk.checkin")
+    p.add_argument("--data", default="{}", help="event data as JSON (default {})")
+    p.add_argument("--priority", type=int, help="0-9, higher leaves first (default by type)")
+    p.set_defaults(handler=commands.cmd_emit)
+
+    p = sub.add_parser("status", help="uplink state, outbox depth and age, drops, last errors")
+    _add_config(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=commands.cmd_status)
+
+    p = sub.add_parser("tail", help="print events live as the agent commits them")
+    _add_config(p)
+    p.add_argument("-n", "--count", type=int, default=0, help="stop after N events")
+    p.set_defaults(handler=commands.cmd_tail)
+
+    p = sub.add_parser("outbox", help="inspect the local buffer (works with the agent stopped)")
+    osub = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    q = osub.add_parser("stats", help="depth, bytes, age, drops")
+    _add_config(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=commands.cmd_outbox_stats)
+    q = osub.add_parser("export", help="write buffered events as JSON lines")
+    _add_config(q)
+    q.add_argument("-o", "--output", default="-", help="file to write (default stdout)")
+    q.set_defaults(handler=commands.cmd_outbox_export)
+
+    p = sub.add_parser("config", help="check or show the configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    q = csub.add_parser("check", help="validate the configuration; exit 2 with the problem")
+    _add_config(q)
+    q.set_defaults(handler=commands.cmd_config_check)
+    q = csub.add_parser("show", help="print the effective configuration, secrets masked")
+    _add_config(q)
+    q.set_defaults(handler=commands.cmd_config_show)
+
+    p = sub.add_parser(
+        "demo", help="a simulated store: the agent with simulated sources, syncing to a broker "
+                     "on localhost or a private one",
+    )
+    p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
+    p.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
+    p.add_argument("--broker", help="mqtt://HOST:PORT to use instead of finding one")
+    p.set_defaults(handler=demo.cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except AgentError as exc:
+        print(f"o2o-edge: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.reason.value == "config" else EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""Configuration: TOML file, environment overrides, built-in defaults, strict validation.
+
+Lookup order for the file: ``--config PATH``, ``$O2O_EDGE_CONFIG``, ``/etc/o2o-edge/config.toml``,
+else the built-in defaults alone. Every key of every section can be overridden from the
+environment as ``O2O_EDGE_<SECTION>_<KEY>`` (``O2O_EDGE_MQTT_URL``). Unknown keys, wrong types and
+bad values are errors that name the file (or variable), the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import socket
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agent.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/o2o-edge/config.toml")
+ENV_CONFIG = "O2O_EDGE_CONFIG"
+ENV_PREFIX = "O2O_EDGE_"
+SECRET_KEYS = frozenset({"password"})
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "o2o-edge"
+
+
+def _runtime_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / "o2o-edge"
+
+
+def _default_device_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64].strip("-.")
+    return host or "edge-0"
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    store: str = "demo-store"
+    id: str = dataclasses.field(default_factory=_default_device_id)
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    path: Path = dataclasses.field(default_factory=lambda: _state_dir() / "outbox.db")
+    max_bytes: int = 256 * 1024 * 1024
+    ttl_days: float = 14.0
+    group_commit_ms: int = 50
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str = "mqtt://127.0.0.1:1883"
+    protocol: str = "5"
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    allow_insecure: bool = False
+    keepalive_s: int = 30
+    session_expiry_s: int = 7 * 24 * 3600
+    batch_max_events: int = 500
+    batch_max_bytes: int = 256 * 1024
+    inflight_window: int = 32
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    socket: Path = dataclasses.field(default_factory=lambda: _runtime_dir() / "agent.sock")
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
+    outbox: OutboxConfig = dataclasses.field(default_factory=OutboxConfig)
+    mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
+    bus: BusConfig = dataclasses.field(default_factory=BusConfig)
+    source: str = "built-in defaults"
+
+    @property
+    def topic_base(self) -> str:
+        return f"o2o/v1/{self.device.store}/{self.device.id}"
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "device": DeviceConfig,
+    "outbox": OutboxConfig,
+    "mqtt": MqttConfig,
+    "bus": BusConfig,
+}
+
+
+# --- value checks: each returns an error text or None -------------------------------------
+
+
+def _check_name(v: Any) -> str | None:
+    if not _NAME_RE.match(v):
+        return "1-64 characters of letters, digits, '_', '.', '-' (no '/', '+', '#' or spaces)"
+    return None
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "a number greater than 0"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "a number of 0 or more"
+
+
+def _check_protocol(v: Any) -> str | None:
+    return None if v in ("5", "3.1.1") else '"5" or "3.1.1"'
+
+
+def _check_url(v: Any) -> str | None:
+    if v == "":
+        return None  # uplink disabled: events stay buffered
+    parts = urlsplit(v)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        return '"mqtt://HOST:PORT" or "mqtts://HOST:PORT" (or "" to disable the uplink)'
+    try:
+        _ = parts.port
+    except ValueError:
+        return "a port between 1 and 65535"
+    return None
+
+
+_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("device", "store"): _check_name,
+    ("device", "id"): _check_name,
+    ("outbox", "max_bytes"): lambda v: None if v >= 1024 * 1024 else "at least 1048576 (1 MiB)",
+    ("outbox", "ttl_days"): _positive,
+    ("outbox", "group_commit_ms"): lambda v: None if 0 <= v <= 1000 else "0 to 1000",
+    ("mqtt", "url"): _check_url,
+    ("mqtt", "protocol"): _check_protocol,
+    ("mqtt", "keepalive_s"): lambda v: None if 5 <= v <= 65535 else "5 to 65535",
+    ("mqtt", "session_expiry_s"): _non_negative,
+    ("mqtt", "batch_max_events"): lambda v: None if 1 <= v <= 10000 else "1 to 10000",
+    ("mqtt", "batch_max_bytes"): lambda v: None if v >= 1024 else "at least 1024",
+    ("mqtt", "inflight_window"): lambda v: None if 1 <= v <= 1000 else "1 to 1000",
+    ("mqtt", "backoff_min_s"): _positive,
+    ("mqtt", "backoff_max_s"): _positive,
+}
+
+
+def _type_name(t: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        t, "a path string"
+    )
+
+
+def _coerce(value: Any, ftype: Any, where: str) -> Any:
+    """Check a TOML value against the field type; no silent conversions except int -> float."""
+    if ftype is bool:
+        if isinstance(value, bool):
+            return value
+    elif ftype is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif ftype is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif ftype is str:
+        if isinstance(value, str):
+            return value
+    elif ftype is Path:
+        if isinstance(value, str) and value:
+            return Path(value).expanduser()
+    shown = f"{type(value).__name__} {value!r}"
+    raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {shown}")
+
+
+def _from_env(raw: str, ftype: Any, where: str) -> Any:
+    if ftype is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: must be true or false, got {raw!r}")
+    if ftype in (int, float):
+        try:
+            return ftype(raw)
+        except ValueError:
+            raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {raw!r}") from None
+    return _coerce(raw, ftype, where)
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    hints = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
+    return {f.name: hints[str(f.type)] for f in dataclasses.fields(cls)}
+
+
+def _build_section(
+    name: str, table: Mapping[str, Any], origin: str, env: Mapping[str, str]
+) -> Any:
+    cls = _SECTIONS[name]
+    types = _field_types(cls)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in types:
+            allowed = ", ".join(sorted(types))
+            raise ConfigError(f"{origin}: unknown key [{name}] {key!r}; allowed keys: {allowed}")
+        values[key] = _coerce(value, types[key], f"{origin}: [{name}] {key}")
+    for key, ftype in types.items():
+        var = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+        if var in env:
+            values[key] = _from_env(env[var], ftype, f"environment {var}")
+    section = cls(**values)
+    for key in types:
+        check = _CHECKS.get((name, key))
+        if check is None:
+            continue
+        problem = check(getattr(section, key))
+        if problem:
+            raise ConfigError(
+                f"{origin}: [{name}] {key} = {getattr(section, key)!r} is not allowed; "
+                f"use {problem}"
+            )
+    return section
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _cross_checks(cfg: Config) -> None:
+    m = cfg.mqtt
+    if m.url:
+        parts = urlsplit(m.url)
+        host = parts.hostname or ""
+        if parts.scheme == "mqtt" and not _is_loopback(host) and not m.allow_insecure:
+            raise ConfigError(
+                f"{cfg.source}: [mqtt] url {m.url!r} is plaintext to a non-loopback host; use "
+                "mqtts:// (with ca_file) or set [mqtt] allow_insecure = true if you really mean it"
+            )
+    if bool(m.cert_file) != bool(m.key_file):
+        raise ConfigError(f"{cfg.source}: [mqtt] cert_file and key_file must be set together")
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(m, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{cfg.source}: [mqtt] {key} = {path!r} does not exist")
+    if m.backoff_max_s < m.backoff_min_s:
+        raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG])
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return None
+
+
+def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the configuration; raises ConfigError saying what to fix."""
+    env = os.environ if env is None else env
+    path = find_config_file(explicit, env)
+    doc: dict[str, Any] = {}
+    origin = "built-in defaults"
+    if path is not None:
+        origin = str(path)
+        try:
+            with path.open("rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except PermissionError:
+            raise ConfigError(f"{path}: config file not readable (check its permissions)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for name, value in doc.items():
+        if name not in _SECTIONS:
+            allowed = ", ".join(f"[{s}]" for s in _SECTIONS)
+            raise ConfigError(f"{origin}: unknown section [{name}]; allowed sections: {allowed}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{origin}: {name} must be a table ([{name}])")
+    sections = {name: _build_section(name, doc.get(name, {}), origin, env) for name in _SECTIONS}
+    cfg = Config(source=origin, **sections)
+    _cross_checks(cfg)
+    return cfg
+
+
+def config_as_dict(cfg: Config, mask_secrets: bool = True) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in _SECTIONS:
+        section = getattr(cfg, name)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(section):
+            v = getattr(section, f.name)
+            if isinstance(v, Path):
+                v = str(v)
+            if mask_secrets and f.name in SECRET_KEYS and v:
+                v = "********"
+            values[f.name] = v
+        out[name] = values
+    if mask_secrets:
+        parts = urlsplit(cfg.mqtt.url)
+        if parts.password:
+            out["mqtt"]["url"] = cfg.mqtt.url.replace(f":{parts.password}@", ":********@")
+    return out
+
+
+def render_toml(cfg: Config) -> str:
+    """The effective configuration as TOML, secrets masked."""
+    lines = [f"# effective configuration (from {cfg.source})"]
+    for name, values in config_as_dict(cfg).items():
+        lines.append(f"\n[{name}]")
+        for key, v in values.items():
+            if isinstance(v, bool):
+                text = "true" if v else "false"
+            elif isinstance(v, int | float):
+                text = repr(v)
+            else:
+                text = '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,131 @@
+"""The agent process: outbox writer, local bus, uplink and event sources under one supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any
+
+from agent import __version__
+from agent.config import Config
+from agent.envelope import make_pending, new_id, source_uri
+from agent.outbox import Committed, OutboxReader, OutboxWriter
+from agent.supervisor import Supervisor
+from agent.uplink.drain import Uplink
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DRAIN_S = 3.0
+
+Capture = Callable[[str, Any], "Future[list[Committed]]"]
+SourceFactory = Callable[[Capture], Awaitable[None]]
+
+
+class Agent:
+    def __init__(self, cfg: Config, sources: dict[str, SourceFactory] | None = None) -> None:
+        from agent.bus.server import BusServer  # bus imports the writer; keep startup light
+
+        self.cfg = cfg
+        self.bootid = new_id()
+        self.started = time.time()
+        self.sources = sources or {}
+        self.supervisor = Supervisor()
+        self.writer = OutboxWriter(
+            cfg.outbox.path,
+            max_bytes=cfg.outbox.max_bytes,
+            ttl_s=cfg.outbox.ttl_days * 86400.0,
+            source=source_uri(cfg.device.store, cfg.device.id),
+            bootid=self.bootid,
+            group_commit_ms=cfg.outbox.group_commit_ms,
+            on_commit=self._on_commit,
+        )
+        self.uplink = Uplink(cfg, self.writer, self.bootid) if cfg.mqtt.url else None
+        self.bus = BusServer(cfg.bus.socket, self.writer, self.status)
+        self._reader: OutboxReader | None = None
+        self.ready = asyncio.Event()
+
+    def _on_commit(self, committed: list[Committed]) -> None:
+        if self.uplink is not None:
+            self.uplink.notify_committed(committed)
+        self.bus.publish_committed(committed)
+
+    def capture(self, event_type: str, data: Any) -> Future[list[Committed]]:
+        """Entry point for in-process sources; never waits on the uplink."""
+        return self.writer.submit([make_pending(event_type, data, time.time())])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self.writer.start)
+        self._reader = OutboxReader(self.cfg.outbox.path)
+        await self.bus.start()
+        if self.uplink is not None:
+            self.supervisor.spawn("uplink", self.uplink.run)
+        for name, factory in self.sources.items():
+            self.supervisor.spawn(name, lambda f=factory: f(self.capture))  # type: ignore[misc]
+        self.capture("o2o.agent.started", {
+            "version": __version__, "pid": os.getpid(), "config": self.cfg.source,
+        })
+        log.info("agent %s up: store=%s device=%s bus=%s outbox=%s", __version__,
+                 self.cfg.device.store, self.cfg.device.id, self.cfg.bus.socket,
+                 self.cfg.outbox.path)
+        self.ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        await self.supervisor.stop([n for n in self.sources])
+        await self.bus.stop()
+        # give batches already in flight a moment to be acknowledged, then say goodbye
+        if self.uplink is not None:
+            deadline = time.monotonic() + SHUTDOWN_DRAIN_S
+            while self.uplink.status()["inflight_batches"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await self.uplink.stop()
+        await self.supervisor.stop()
+        await asyncio.to_thread(self.writer.stop)
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                self._reader.close()
+        log.info("agent stopped")
+
+    def status(self) -> dict[str, Any]:
+        outbox: dict[str, Any] = {}
+        if self._reader is not None:
+            try:
+                outbox = self._reader.stats()
+            except Exception as exc:  # a quarantined file: report, do not fail status
+                outbox = {"error": str(exc)}
+                with contextlib.suppress(Exception):
+                    self._reader.close()
+                    self._reader = OutboxReader(self.cfg.outbox.path)
+        w = self.writer
+        outbox.update({
+            "seq": w.seq,
+            "committed_this_boot": w.committed_total,
+            "transactions": w.transactions,
+            "queued": w.queue_depth,
+            "last_error": w.last_error,
+            "quarantined": w.quarantined,
+            "dropped_this_boot": dict(w.drops.count),
+        })
+        return {
+            "agent": {
+                "version": __version__,
+                "pid": os.getpid(),
+                "bootid": self.bootid,
+                "store": self.cfg.device.store,
+                "device": self.cfg.device.id,
+                "uptime_s": round(time.time() - self.started, 1),
+                "config": self.cfg.source,
+            },
+            "outbox": outbox,
+            "uplink": self.uplink.status() if self.uplink else {"state": "disabled"},
+            "components": self.supervisor.snapshot(),
+            "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients},
+        }

@@ -1,0 +1,93 @@
+"""Read side of the outbox: drain cursor for the uplink, statistics, export.
+
+WAL lets these reads run beside the writer without blocking it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from agent.outbox.store import Row, connect
+
+Cursor = tuple[int, int]  # (priority, n) of the last row handed out
+
+
+class OutboxReader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def fetch(self, after: Cursor | None, limit: int) -> list[Row]:
+        """Rows in drain order (priority high to low, then oldest first) after `after`."""
+        if after is None:
+            sql = (
+                "SELECT n, priority, created, bootid, body FROM events"
+                " ORDER BY priority DESC, n ASC LIMIT ?"
+            )
+            params: tuple[Any, ...] = (limit,)
+        else:
+            prio, n = after
+            sql = (
+                "SELECT n, priority, created, bootid, body FROM events"
+                " WHERE priority < ? OR (priority = ? AND n > ?)"
+                " ORDER BY priority DESC, n ASC LIMIT ?"
+            )
+            params = (prio, prio, n, limit)
+        return [Row(*r) for r in self.conn.execute(sql, params)]
+
+    def stats(self, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        counters = dict(self.conn.execute("SELECT name, value FROM counters").fetchall())
+        oldest = self.conn.execute("SELECT min(created) FROM events").fetchone()[0]
+        by_priority = dict(
+            self.conn.execute(
+                "SELECT priority, count(*) FROM events GROUP BY priority"
+            ).fetchall()
+        )
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return {
+            "path": str(self.path),
+            "depth": int(counters.get("events", 0)),
+            "bytes": int(counters.get("bytes", 0)),
+            "file_bytes": page_size * pages,
+            "free_bytes": page_size * free,
+            "oldest_age_s": None if oldest is None else round(max(0.0, now - oldest), 3),
+            "by_priority": {str(k): v for k, v in sorted(by_priority.items(), reverse=True)},
+            "dropped": {
+                k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("dropped:")
+            },
+        }
+
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        for (body,) in self.conn.execute(
+            "SELECT body FROM events ORDER BY priority DESC, n ASC"
+        ):
+            yield json.loads(body)
+
+    def export_jsonl(self, out: TextIO) -> int:
+        count = 0
+        for (body,) in self.conn.execute(
+            "SELECT body FROM events ORDER BY priority DESC, n ASC"
+        ):
+            out.write(body + "\n")
+            count += 1
+        return count
+
+
+def open_reader(path: Path) -> OutboxReader:
+    if not path.exists():
+        raise FileNotFoundError(f"no outbox at {path} (has the agent run with this config?)")
+    try:
+        return OutboxReader(path)
+    except sqlite3.DatabaseError as exc:
+        raise FileNotFoundError(f"cannot read the outbox {path}: {exc}") from exc

@@ -1,0 +1,59 @@
+"""Outbox schema and its migrations (sqlite-utils), versioned in PRAGMA user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: a row number is never reused, so a late PUBACK for a deleted row can
+    # never delete a newer event that took its number
+    db.execute(
+        """CREATE TABLE events (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            created REAL NOT NULL,
+            size INTEGER NOT NULL,
+            bootid TEXT NOT NULL,
+            body TEXT NOT NULL
+        )"""
+    )
+    # drain order and drop order both walk this index (DESC / ASC)
+    db["events"].create_index(["priority", "n"], index_name="events_by_priority")
+    db["events"].create_index(["created"], index_name="events_by_created")
+    db["counters"].create({"name": str, "value": int}, pk="name", not_null={"value"})
+    db.execute("INSERT INTO counters (name, value) VALUES ('bytes', 0), ('events', 0)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1}
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"outbox schema version {found} is newer than this agent ({SCHEMA_VERSION})"
+        )
+    db = sqlite_utils.Database(conn)
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # another process may have migrated while we waited for the write lock
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= version:
+                conn.execute("COMMIT")
+                continue
+            MIGRATIONS[version](db)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return found

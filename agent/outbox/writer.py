@@ -1,0 +1,344 @@
+"""The outbox writer: one thread, group commit, the only place `seq` is assigned.
+
+Producers call `submit()` from any thread and get a Future that resolves once their events are
+durable (synchronous=FULL). Whatever is queued when a transaction starts goes into it, and an
+event never waits longer than `group_commit_ms` for its transaction to start, so a power cut
+loses at most that window and never a committed event. PUBACKed rows are deleted in the same
+transactions (`ack()`), so the writer is the only writer of this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending, render
+from agent.errors import AgentError, Reason
+from agent.outbox.store import (
+    DropTally,
+    InsertRow,
+    OutboxStore,
+    is_corruption,
+    is_disk_full,
+    quarantine,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TXN_EVENTS = 20_000
+MAINTENANCE_S = 30.0
+REPORT_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    n: int
+    id: str
+    seq: int
+    priority: int
+    created: float
+    body: str
+
+
+@dataclass(slots=True)
+class _Submit:
+    events: Sequence[PendingEvent]
+    future: Future[list[Committed]]
+
+
+@dataclass(slots=True)
+class _Ack:
+    generation: int
+    rowids: Sequence[int]
+
+
+_STOP = object()
+
+
+class OutboxWriter:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int,
+        ttl_s: float,
+        source: str,
+        bootid: str,
+        group_commit_ms: int = 50,
+        on_commit: Callable[[list[Committed]], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
+        self.source = source
+        self.bootid = bootid
+        self.window_s = group_commit_ms / 1000.0
+        self.on_commit = on_commit
+        self.clock = clock
+        self.generation = 0
+        self.seq = 0
+        self.committed_total = 0
+        self.transactions = 0
+        self.last_error = ""
+        self.quarantined: list[str] = []
+        self.drops = DropTally()
+        self._unreported = DropTally()
+        self._notices: list[PendingEvent] = []
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self._closed = False
+        self._store: OutboxStore | None = None
+
+    # --- API for any thread ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._open_error is not None:
+            raise self._open_error
+
+    def submit(self, events: Sequence[PendingEvent]) -> Future[list[Committed]]:
+        fut: Future[list[Committed]] = Future()
+        if self._closed:
+            fut.set_exception(AgentError(Reason.OUTBOX_CLOSED, "the outbox is shutting down"))
+            return fut
+        self._q.put(_Submit(events, fut))
+        return fut
+
+    def ack(self, generation: int, rowids: Sequence[int]) -> None:
+        if rowids:
+            self._q.put(_Ack(generation, rowids))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then close."""
+        self._closed = True
+        self._q.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._q.qsize()
+
+    # --- writer thread ------------------------------------------------------------------
+
+    def _open(self) -> None:
+        store, moved, why = OutboxStore.open(
+            self.path, max_bytes=self.max_bytes, ttl_s=self.ttl_s
+        )
+        self._store = store
+        if moved is not None:
+            self._note_quarantine(moved, why)
+
+    def _note_quarantine(self, moved: Path, why: str) -> None:
+        self.generation += 1
+        self.quarantined.append(str(moved))
+        self.last_error = f"outbox was damaged ({why}); moved to {moved}, started a fresh one"
+        log.error("%s", self.last_error)
+        self._notices.append(
+            make_pending(
+                "o2o.agent.outbox.quarantined",
+                {"moved_to": str(moved), "reason": why},
+                self.clock(),
+                PRIORITY_CRITICAL,
+            )
+        )
+
+    def _run(self) -> None:
+        try:
+            self._open()
+        except BaseException as exc:  # reported to start()
+            self._open_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        next_maintenance = time.monotonic() + MAINTENANCE_S
+        last_report = 0.0
+        stopping = False
+        while not stopping:
+            timeout = max(0.05, next_maintenance - time.monotonic())
+            if self._unreported:
+                timeout = min(timeout, REPORT_INTERVAL_S)
+            try:
+                first = self._q.get(timeout=timeout)
+            except queue.Empty:
+                first = None
+            submits: list[_Submit] = []
+            acks: list[int] = []
+            if first is _STOP:
+                stopping = True
+            elif first is not None:
+                stopping = self._collect(first, submits, acks)
+            now = time.monotonic()
+            if self._unreported and now - last_report >= REPORT_INTERVAL_S:
+                self._notices.append(self._drop_report())
+                last_report = now
+            if submits or acks or self._notices:
+                self._commit(submits, acks)
+            if now >= next_maintenance:
+                self._maintenance()
+                next_maintenance = now + MAINTENANCE_S
+        if self._unreported:
+            self._notices.append(self._drop_report())
+            self._commit([], [])
+        assert self._store is not None
+        self._store.close()
+
+    def _collect(self, first: Any, submits: list[_Submit], acks: list[int]) -> bool:
+        """Take what is queued, up to the group-commit window; True when asked to stop."""
+        deadline = time.monotonic() + self.window_s
+        item = first
+        count = 0
+        while True:
+            if item is _STOP:
+                return True
+            if isinstance(item, _Submit):
+                submits.append(item)
+                count += len(item.events)
+            elif item.generation == self.generation:
+                acks.extend(item.rowids)
+            if count >= MAX_TXN_EVENTS or time.monotonic() >= deadline:
+                return False
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return False
+
+    def _render(self, events: Sequence[PendingEvent], seq0: int) -> list[InsertRow]:
+        rows: list[InsertRow] = []
+        seq = seq0
+        source, bootid = self.source, self.bootid
+        for ev in events:
+            seq += 1
+            body = render(ev, source, bootid, seq)
+            rows.append((ev.id, ev.priority, ev.type, ev.created, len(body), bootid, body))
+        return rows
+
+    def _commit(self, submits: list[_Submit], acks: list[int]) -> None:
+        assert self._store is not None
+        notices, self._notices = self._notices, []
+        events: list[PendingEvent] = list(notices)
+        for s in submits:
+            events.extend(s.events)
+        rows = self._render(events, self.seq)
+        try:
+            tally, first_n = self._transact(rows, acks)
+        except AgentError as exc:
+            self.last_error = str(exc)
+            for s in submits:
+                if not s.future.done():
+                    s.future.set_exception(exc)
+            return
+        self.seq += len(rows)
+        self.committed_total += len(rows)
+        self.transactions += 1
+        if tally:
+            self.drops.merge(tally)
+            self._unreported.merge(tally)
+        # the first row id of this transaction: rows are numbered in insert order
+        committed = self._committed(rows, first_n)
+        pos = len(notices)
+        for s in submits:
+            k = len(s.events)
+            if not s.future.done():
+                s.future.set_result(committed[pos : pos + k])
+            pos += k
+        if self.on_commit is not None and committed:
+            try:
+                self.on_commit(committed)
+            except Exception:  # a listener must not break durability
+                log.exception("on_commit listener failed")
+
+    def _committed(self, rows: list[InsertRow], first_n: int) -> list[Committed]:
+        seq0 = self.seq - len(rows)
+        return [
+            Committed(first_n + i, r[0], seq0 + i + 1, r[1], r[3], r[6])
+            for i, r in enumerate(rows)
+        ]
+
+    def _transact(self, rows: list[InsertRow], acks: list[int]) -> tuple[DropTally, int]:
+        assert self._store is not None
+        for attempt in range(3):
+            try:
+                return self._store.transact(rows, acks)
+            except sqlite3.DatabaseError as exc:
+                if is_disk_full(exc) and attempt < 2:
+                    self.last_error = f"disk full while writing the outbox: {exc}"
+                    log.warning("%s; dropping lowest-priority events to make room", exc)
+                    try:
+                        freed = self._store.make_room(max(len(rows), 64) * 2, "disk_full")
+                    except sqlite3.DatabaseError:
+                        freed = DropTally()
+                    if freed:
+                        self.drops.merge(freed)
+                        self._unreported.merge(freed)
+                        continue
+                    if acks:  # deleting acknowledged rows needs no new space
+                        with contextlib.suppress(sqlite3.DatabaseError):
+                            self._store.transact([], acks)
+                        acks = []
+                        continue
+                if is_disk_full(exc):
+                    self._refuse(rows, "disk_full")
+                    raise AgentError(
+                        Reason.OUTBOX_FULL,
+                        f"the outbox disk is full and nothing is left to drop ({exc}); "
+                        "free disk space on the device",
+                    ) from exc
+                if is_corruption(exc) and attempt < 2:
+                    self._store.close()
+                    moved = quarantine(self.path)
+                    self._store = OutboxStore(
+                        self.path, max_bytes=self.max_bytes, ttl_s=self.ttl_s
+                    )
+                    self._note_quarantine(moved, str(exc))
+                    acks = []  # row numbers of the old file mean nothing in the new one
+                    continue
+                raise AgentError(
+                    Reason.OUTBOX_FULL, f"could not write the outbox {self.path}: {exc}"
+                ) from exc
+        raise AgentError(Reason.OUTBOX_FULL, f"could not write the outbox {self.path}")
+
+    def _refuse(self, rows: list[InsertRow], reason: str) -> None:
+        assert self._store is not None
+        tally = DropTally()
+        tally.add(f"refused_{reason}", ((r[4], r[2]) for r in rows))
+        self.drops.merge(tally)
+        self._unreported.merge(tally)
+        self._store.count_refused(len(rows))
+
+    def _drop_report(self) -> PendingEvent:
+        t, self._unreported = self._unreported, DropTally()
+        data = {
+            "dropped": dict(t.count),
+            "bytes": dict(t.nbytes),
+            "by_type": dict(t.by_type),
+            "total_dropped": dict(self.drops.count),
+        }
+        log.warning("outbox dropped events: %s", data["dropped"])
+        return make_pending("o2o.agent.outbox.dropped", data, self.clock(), PRIORITY_CRITICAL)
+
+    def _maintenance(self) -> None:
+        assert self._store is not None
+        try:
+            tally = self._store.expire(self.clock())
+            if tally:
+                self.drops.merge(tally)
+                self._unreported.merge(tally)
+            self._store.vacuum_some()
+        except sqlite3.DatabaseError as exc:
+            self.last_error = f"outbox maintenance failed: {exc}"
+            log.warning("%s", self.last_error)

@@ -1,0 +1,1 @@
+"""MQTT uplink: drains the outbox in CloudEvents batches, deleting rows only on PUBACK."""

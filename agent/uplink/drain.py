@@ -1,0 +1,236 @@
+"""Drains the outbox to the broker: batches, a bounded in-flight window, delete on PUBACK.
+
+Runs on the asyncio loop; paho's thread only posts news to it (`call_soon_threadsafe`).
+Rows are read in drain order through a cursor; rows in flight are never re-read, and the cursor
+starts over when something of higher priority is committed or a batch has to be re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.config import Config
+from agent.outbox import Committed, OutboxReader, OutboxWriter
+from agent.outbox.reader import Cursor
+from agent.uplink.batching import Batch, build_batches, split_batch
+from agent.uplink.link import LinkCallbacks, MqttLink
+
+log = logging.getLogger(__name__)
+
+RC_PACKET_TOO_LARGE = 0x95
+RC_QUOTA_EXCEEDED = 0x97
+RC_PAYLOAD_FORMAT = 0x99
+_TOO_LARGE = {RC_PACKET_TOO_LARGE, RC_QUOTA_EXCEEDED}
+MQTT_FIXED_OVERHEAD = 512  # topic, properties and header of one PUBLISH
+
+
+@dataclass
+class UplinkStats:
+    published_batches: int = 0
+    published_events: int = 0
+    acked_events: int = 0
+    refused_batches: int = 0
+    split_batches: int = 0
+    rejected_too_large: int = 0
+    last_ack: float | None = None
+    refusals: dict[int, int] = field(default_factory=dict)
+
+
+class Uplink:
+    def __init__(self, cfg: Config, writer: OutboxWriter, bootid: str) -> None:
+        self.cfg = cfg
+        self.writer = writer
+        self.stats = UplinkStats()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.reader: OutboxReader | None = None
+        self.link: MqttLink | None = None
+        self.bootid = bootid
+        self.max_bytes = cfg.mqtt.batch_max_bytes
+        self._inflight: dict[int, Batch] = {}
+        self._inflight_rows: set[int] = set()
+        self._cursor: Cursor | None = None
+        self._restart_cursor = False
+        self._wake = asyncio.Event()
+        self._connected = False
+        self._connected_since: float | None = None
+        self._resend: list[Batch] = []
+        # acked rows stay hidden from re-reads until the writer has surely deleted them
+        self._acked_recent: list[tuple[int, tuple[int, ...]]] = []
+        self._acked_rows: set[int] = set()
+        self._retry_at = 0.0
+
+    # --- news from other threads ---------------------------------------------------------
+
+    def _post(self, fn: Any, *args: Any) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def notify_committed(self, committed: list[Committed]) -> None:
+        """Called from the writer thread after each commit."""
+        top = max(c.priority for c in committed)
+        self._post(self._on_committed, top)
+
+    def _on_committed(self, top_priority: int) -> None:
+        if self._cursor is not None and top_priority > self._cursor[0]:
+            self._restart_cursor = True
+        self._wake.set()
+
+    def _on_connected(self, session_present: bool, max_packet: int | None) -> None:
+        self._connected = True
+        self._connected_since = time.time()
+        limit = self.cfg.mqtt.batch_max_bytes
+        if max_packet:
+            limit = min(limit, max_packet - MQTT_FIXED_OVERHEAD)
+        self.max_bytes = max(1024, limit)
+        self._wake.set()
+
+    def _on_disconnected(self, why: str) -> None:
+        self._connected = False
+        self._connected_since = None
+
+    def _on_puback(self, mid: int, rc: int) -> None:
+        batch = self._inflight.pop(mid, None)
+        if batch is None:
+            return  # birth/death message, or a batch from before a restart of the mapping
+        self._inflight_rows.difference_update(batch.rowids)
+        if rc < 0x80:
+            self.writer.ack(batch.generation, batch.rowids)
+            self._acked_recent.append((self.writer.transactions, batch.rowids))
+            self._acked_rows.update(batch.rowids)
+            self.stats.acked_events += len(batch.rowids)
+            self.stats.last_ack = time.time()
+        elif rc in _TOO_LARGE and len(batch.rowids) > 1:
+            self.stats.split_batches += 1
+            self._resend.extend(split_batch(batch))
+            self._inflight_rows.update(r for b in self._resend for r in b.rowids)
+        elif rc in _TOO_LARGE or rc == RC_PAYLOAD_FORMAT:
+            # one event the broker will never take: dropping it is the only way forward
+            self.stats.rejected_too_large += 1
+            log.error("broker refused one event for good (reason 0x%02x); dropping it", rc)
+            self.writer.ack(batch.generation, batch.rowids)
+        else:
+            self.stats.refused_batches += 1
+            self.stats.refusals[rc] = self.stats.refusals.get(rc, 0) + 1
+            if self.link is not None:
+                self.link.last_error = f"broker refused a batch (reason code 0x{rc:02x})"
+            self._restart_cursor = True
+            self._retry_at = time.monotonic() + 5.0  # e.g. not authorised: do not hammer
+        self._wake.set()
+
+    # --- the drain task --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.reader = OutboxReader(self.writer.path)
+        generation = self.writer.generation
+        self.link = MqttLink(
+            self.cfg,
+            self.bootid,
+            LinkCallbacks(
+                connected=lambda sp, mp: self._post(self._on_connected, sp, mp),
+                disconnected=lambda why: self._post(self._on_disconnected, why),
+                puback=lambda mid, rc: self._post(self._on_puback, mid, rc),
+            ),
+        )
+        self.link.start()
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                if self.writer.generation != generation:
+                    # the outbox file was replaced: row numbers in flight mean nothing now
+                    generation = self.writer.generation
+                    self.reader.close()
+                    self.reader = OutboxReader(self.writer.path)
+                    self._inflight_rows.clear()
+                    self._cursor = None
+                if self._connected and time.monotonic() >= self._retry_at:
+                    await self._fill_window()
+        finally:
+            self.reader.close()
+
+    async def _fill_window(self) -> None:
+        assert self.link is not None and self.reader is not None
+        window = self.cfg.mqtt.inflight_window
+        while self._resend and len(self._inflight) < window:
+            self._send(self._resend.pop(0))
+        while self._connected and len(self._inflight) < window:
+            if self._restart_cursor:
+                self._cursor = None
+                self._restart_cursor = False
+            free = window - len(self._inflight)
+            limit = min(free * self.cfg.mqtt.batch_max_events, 20_000)
+            rows = await asyncio.to_thread(self.reader.fetch, self._cursor, limit)
+            if not rows:
+                if self._cursor is not None and not self._inflight:
+                    self._cursor = None  # wrap around to catch anything skipped
+                    continue
+                return
+            self._cursor = (rows[-1].priority, rows[-1].n)
+            self._forget_deleted()
+            busy = self._inflight_rows
+            gone = self._acked_rows
+            rows = [r for r in rows if r.n not in busy and r.n not in gone]
+            if not rows:
+                continue
+            batches = build_batches(
+                rows,
+                max_events=self.cfg.mqtt.batch_max_events,
+                max_bytes=self.max_bytes,
+                generation=self.writer.generation,
+                historical_before=self._connected_since,
+            )
+            for batch in batches:
+                self._inflight_rows.update(batch.rowids)
+                self._send(batch)
+
+    def _forget_deleted(self) -> None:
+        done_before = self.writer.transactions - 1
+        keep = 0
+        for txn, rowids in self._acked_recent:
+            if txn >= done_before:
+                break
+            self._acked_rows.difference_update(rowids)
+            keep += 1
+        if keep:
+            del self._acked_recent[:keep]
+
+    def _send(self, batch: Batch) -> None:
+        assert self.link is not None
+        mid = self.link.publish(batch.payload)
+        if mid is None:
+            self._inflight_rows.difference_update(batch.rowids)
+            self._restart_cursor = True
+            return
+        self._inflight[mid] = batch
+        self.stats.published_batches += 1
+        self.stats.published_events += len(batch.rowids)
+
+    async def stop(self) -> None:
+        if self.link is not None:
+            await asyncio.to_thread(self.link.stop)
+
+    def status(self) -> dict[str, Any]:
+        link = self.link
+        return {
+            "url": self.cfg.mqtt.url.split("@")[-1],
+            "protocol": self.cfg.mqtt.protocol,
+            "state": link.state if link else "stopped",
+            "connected_since": self._connected_since,
+            "connects": link.connects if link else 0,
+            "last_error": link.last_error if link else "",
+            "inflight_batches": len(self._inflight),
+            "published_events": self.stats.published_events,
+            "acked_events": self.stats.acked_events,
+            "split_batches": self.stats.split_batches,
+            "refused_batches": self.stats.refused_batches,
+            "rejected_too_large": self.stats.rejected_too_large,
+            "last_ack": self.stats.last_ack,
+        }

@@ -1,0 +1,234 @@
+"""The MQTT connection: paho-mqtt 2.x in a thread of its own, reconnecting with jittered backoff.
+
+paho calls back from this thread; the callbacks given here must only hand the news over (no
+locks shared with `publish()`: holding a lock around publish while on_publish takes it
+deadlocks). paho re-sends unacknowledged QoS 1 messages after a reconnect from memory only;
+the outbox, not paho, is the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from agent import __version__
+from agent.config import Config
+from agent.errors import AgentError, Reason
+from agent.uplink.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LinkCallbacks:
+    connected: Callable[[bool, int | None], None]  # session present, broker max packet size
+    disconnected: Callable[[str], None]
+    puback: Callable[[int, int], None]  # mid, reason code
+
+
+def _tls_context(cfg: Config) -> ssl.SSLContext:
+    m = cfg.mqtt
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=m.ca_file or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if m.cert_file:
+        try:
+            ctx.load_cert_chain(m.cert_file, m.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise AgentError(
+                Reason.TLS, f"cannot load client certificate {m.cert_file} / {m.key_file}: {exc}"
+            ) from exc
+    return ctx
+
+
+class MqttLink:
+    def __init__(self, cfg: Config, bootid: str, callbacks: LinkCallbacks) -> None:
+        self.cfg = cfg
+        self.bootid = bootid
+        self.cb = callbacks
+        parts = urlsplit(cfg.mqtt.url)
+        self.tls = parts.scheme == "mqtts"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (8883 if self.tls else 1883)
+        self.v5 = cfg.mqtt.protocol == "5"
+        self.state_topic = f"{cfg.topic_base}/state"
+        self.events_topic = f"{cfg.topic_base}/events"
+        self.state = "disconnected"
+        self.last_error = ""
+        self.connects = 0
+        self.connected_since: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._backoff = Backoff(cfg.mqtt.backoff_min_s, cfg.mqtt.backoff_max_s)
+        self.client = self._make_client()
+
+    # --- setup -------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        m = self.cfg.mqtt
+        if self.v5:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=self.cfg.device.id, protocol=mqtt.MQTTv5
+            )
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.cfg.device.id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+            )
+        if m.username:
+            client.username_pw_set(m.username, m.password or None)
+        if self.tls:
+            client.tls_set_context(_tls_context(self.cfg))
+        client.max_inflight_messages_set(m.inflight_window + 4)
+        client.max_queued_messages_set(0)
+        client.will_set(self.state_topic, self._state_payload("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _state_payload(self, state: str) -> bytes:
+        return json.dumps(
+            {
+                "state": state,
+                "bootid": self.bootid,
+                "version": __version__,
+                "store": self.cfg.device.store,
+                "device": self.cfg.device.id,
+                "time": time.time(),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    # --- paho callbacks (network thread) ------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
+        if rc.is_failure:
+            self.last_error = f"broker refused the connection: {rc}"
+            if rc.value in (0x86, 0x87, 4, 5):
+                self.last_error += " (check [mqtt] username/password or the client certificate)"
+            log.warning("%s", self.last_error)
+            return
+        self.state = "connected"
+        self.connects += 1
+        self.connected_since = time.time()
+        self.last_error = ""
+        self._backoff.reset()
+        max_packet = None
+        if props is not None and hasattr(props, "MaximumPacketSize"):
+            max_packet = int(props.MaximumPacketSize)
+        # birth: retained so that anyone subscribing later sees the device state
+        client.publish(self.state_topic, self._state_payload("online"), qos=1, retain=True)
+        log.info("uplink connected to %s:%s (session present: %s)", self.host, self.port,
+                 bool(flags.session_present))
+        self.cb.connected(bool(flags.session_present), max_packet)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
+        was = self.state
+        self.state = "disconnected"
+        self.connected_since = None
+        if rc.is_failure and not self._stop.is_set():
+            self.last_error = f"connection lost: {rc}"
+        if was == "connected":
+            log.warning("uplink disconnected: %s", rc)
+        self.cb.disconnected(self.last_error)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any
+    ) -> None:
+        self.cb.puback(mid, int(rc.value))
+
+    # --- connection thread --------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+
+    def _connect_once(self) -> None:
+        m = self.cfg.mqtt
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = m.session_expiry_s
+            self.client.connect(
+                self.host, self.port, keepalive=m.keepalive_s, clean_start=False,
+                properties=props,
+            )
+        else:
+            self.client.connect(self.host, self.port, keepalive=m.keepalive_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.state = "connecting"
+            try:
+                self._connect_once()
+            except ssl.SSLError as exc:
+                self.last_error = (
+                    f"TLS handshake with {self.host}:{self.port} failed: {exc.reason or exc}"
+                    " (check [mqtt] ca_file, cert_file, key_file and the broker's certificate)"
+                )
+            except OSError as exc:
+                self.last_error = f"cannot reach broker {self.host}:{self.port}: {exc}"
+            else:
+                while not self._stop.is_set():
+                    rc = self.client.loop(timeout=0.2)
+                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        if not self.last_error:
+                            self.last_error = f"connection lost: {mqtt.error_string(rc)}"
+                        break
+                self.state = "disconnected"
+                self.connected_since = None
+            if self._stop.is_set():
+                break
+            delay = self._backoff.next_delay()
+            log.info("uplink: %s; retrying in %.1fs", self.last_error, delay)
+            self.cb.disconnected(self.last_error)
+            self._stop.wait(delay)
+
+    def publish(self, payload: bytes) -> int | None:
+        """Publish one batch at QoS 1; returns its mid, or None if paho refused it now."""
+        props = None
+        if self.v5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = "application/cloudevents-batch+json"
+        info = self.client.publish(self.events_topic, payload, qos=1, properties=props)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+            return None
+        return int(info.mid)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say goodbye (retained offline state) when connected, then disconnect."""
+        if self.state == "connected":
+            try:
+                info = self.client.publish(
+                    self.state_topic, self._state_payload("offline"), qos=1, retain=True
+                )
+                deadline = time.monotonic() + min(timeout, 2.0)
+                while not info.is_published() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            except (OSError, RuntimeError, ValueError):
+                pass
+        self._stop.set()
+        try:
+            self.client.disconnect()
+        except (OSError, RuntimeError):
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Set up and run o2o-edge from a fresh checkout with nothing but python3.
+
+    python3 dev.py demo [ARGS...]   venv + install, then a simulated store (o2o-edge demo)
+    python3 dev.py test [ARGS...]   venv + install (+ Debian packages when root), lint, type
+                                    check and the test suite (ARGS go to pytest)
+
+Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("O2O_EDGE_VENV", ROOT / ".venv"))
+PY = VENV / "bin" / "python"
+# what the tests talk to: real brokers, a real D-Bus daemon, the QR decoder's library
+DEBIAN_TEST_PACKAGES = {
+    "mosquitto": "/usr/sbin/mosquitto",
+    "nats-server": "/usr/sbin/nats-server",
+    "dbus": "/usr/bin/dbus-daemon",
+    "libzbar0": None,
+}
+
+
+def run(cmd: list[str], **kw: object) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]  # noqa: S603
+
+
+def have_deb(pkg: str, path: str | None) -> bool:
+    if path and Path(path).exists():
+        return True
+    res = subprocess.run(  # noqa: S603
+        ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True  # noqa: S607
+    )
+    return "install ok installed" in res.stdout
+
+
+def ensure_debian_packages(packages: dict[str, str | None]) -> None:
+    if not shutil.which("dpkg-query"):
+        print("not a Debian system: install", ", ".join(packages), "yourself")
+        return
+    missing = [p for p, path in packages.items() if not have_deb(p, path)]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        print(f"missing Debian packages {missing}: run 'sudo apt-get install {' '.join(missing)}'"
+              " (tests that need them will be skipped, saying why)")
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-q"], env=env)
+    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
+
+
+def ensure_venv(extras: str) -> None:
+    if not PY.exists():
+        try:
+            run([sys.executable, "-m", "venv", str(VENV)])
+        except subprocess.CalledProcessError:
+            # Debian splits venv out of the interpreter package
+            if os.geteuid() == 0 and shutil.which("apt-get"):
+                ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+                run(["apt-get", "update", "-q"])
+                run(["apt-get", "install", "-y", "-q", f"python{ver}-venv"])
+                shutil.rmtree(VENV, ignore_errors=True)
+                run([sys.executable, "-m", "venv", str(VENV)])
+            else:
+                sys.exit("python3 cannot make a virtual environment: apt-get install python3-venv")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / ".o2o-edge-installed"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    run([str(PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}{extras}"])
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test"):
+        print(__doc__)
+        return 2
+    what, rest = argv[0], argv[1:]
+    os.chdir(ROOT)
+    if what == "demo":
+        ensure_venv("")
+        os.execv(str(VENV / "bin" / "o2o-edge"), ["o2o-edge", "demo", *rest])  # noqa: S606
+    ensure_debian_packages(DEBIAN_TEST_PACKAGES)
+    ensure_venv("[test]")
+    run([str(PY), "-m", "ruff", "check", "."])
+    run([str(PY), "-m", "mypy"])
+    return subprocess.run([str(PY), "-m", "pytest", *rest]).returncode  # noqa: S603
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,171 @@
+"""Private MQTT brokers on free loopback ports, for the demo and the tests.
+
+Each broker gets its own directory, port and process so a test can kill, restart or starve it
+without touching the machine's own broker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker program is not installed; the message names the Debian package."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host: str, port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port, 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def _find(program: str, package: str) -> str:
+    for candidate in (shutil.which(program), f"/usr/sbin/{program}", f"/usr/bin/{program}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise BrokerUnavailable(f"{program} is not installed (apt-get install {package})")
+
+
+class PrivateBroker:
+    """Base: a broker process with a config file in `workdir`."""
+
+    program = ""
+    package = ""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.exe = _find(self.program, self.package)
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "broker.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 20.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed program, our own arguments
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                start_new_session=True,
+            )
+        try:
+            wait_port("127.0.0.1", self.port, timeout)
+        except TimeoutError:
+            self.kill()
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.program} did not start on port {self.port}:\n{tail}")
+
+    def _signal(self, sig: int, timeout: float) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash or power cut does to the broker."""
+        self._signal(signal.SIGKILL, 5)
+
+    def stop(self) -> None:
+        """SIGTERM: the broker saves its state first."""
+        self._signal(signal.SIGTERM, 15)
+
+    def restart(self, hard: bool = False) -> None:
+        if hard:
+            self.kill()
+        else:
+            self.stop()
+        self.start()
+
+    def __enter__(self) -> PrivateBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class PrivateMosquitto(PrivateBroker):
+    program = "mosquitto"
+    package = "mosquitto"
+
+    def __init__(
+        self, workdir: Path, port: int | None = None, extra_conf: str = "",
+        persistence: bool = True,
+    ) -> None:
+        super().__init__(workdir, port)
+        self.extra_conf = extra_conf
+        self.persistence = persistence
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 30",
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            self.extra_conf,
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return [self.exe, "-c", str(conf)]
+
+
+class PrivateNats(PrivateBroker):
+    """nats-server with JetStream file storage and its MQTT listener (MQTT 3.1.1 only)."""
+
+    program = "nats-server"
+    package = "nats-server"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.client_port = free_port()
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "nats.conf"
+        store = self.workdir / "js"
+        conf.write_text(
+            f'server_name: "edge-test-{self.port}"\n'
+            f"listen: 127.0.0.1:{self.client_port}\n"
+            f'jetstream {{ store_dir: "{store}" }}\n'
+            f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n"
+        )
+        return [self.exe, "-c", str(conf)]

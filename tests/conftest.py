@@ -1,0 +1,126 @@
+"""Shared fixtures: isolated state/runtime dirs, a running agent, private brokers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "agent.cli.main"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may read /etc/o2o-edge or the user's state, or leak O2O_EDGE_* settings."""
+    for key in list(os.environ):
+        if key.startswith("O2O_EDGE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+
+
+def write_config(path: Path, *, url: str, protocol: str = "5", extra: str = "",
+                 device: str = "dev-1") -> Path:
+    path.write_text(
+        f"""
+[device]
+store = "store-1"
+id = "{device}"
+
+[outbox]
+path = "{path.parent / 'outbox.db'}"
+
+[mqtt]
+url = "{url}"
+protocol = "{protocol}"
+backoff_min_s = 0.1
+backoff_max_s = 1.0
+{extra}
+
+[bus]
+socket = "{path.parent / 'agent.sock'}"
+"""
+    )
+    return path
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+class AgentProcess:
+    """`o2o-edge run` as a real child process."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.socket = config.parent / "agent.sock"
+        self.log = config.parent / "agent.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*CLI, "run", "--config", str(self.config)], stdout=log,
+                stderr=subprocess.STDOUT, cwd=ROOT,
+            )
+        from agent.bus.client import BusClient
+        from agent.errors import AgentError
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited: {self.log.read_text()[-3000:]}")
+            try:
+                with BusClient(self.socket, timeout=2) as c:
+                    c.request({"op": "ping"})
+                return True
+            except (AgentError, OSError):
+                return False
+
+        wait_for(up, 30, what="agent bus")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("agent did not stop on SIGTERM within 30s") from None
+        return self.proc.returncode
+
+
+@pytest.fixture
+def agent_factory(tmp_path: Path) -> Iterator[list[AgentProcess]]:
+    agents: list[AgentProcess] = []
+    yield agents
+    for a in agents:
+        a.kill()
+
+
+def need(program: str, package: str) -> str:
+    path = shutil.which(program) or (f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None)
+    if not path:
+        pytest.skip(f"{program} not installed (apt-get install {package}); python3 dev.py test "
+                    "installs it when run as root")
+    return path
