@@ -176,9 +176,8 @@ def _coerce(value: Any, ftype: Any, where: str) -> Any:
     elif ftype is str:
         if isinstance(value, str):
             return value
-    elif ftype is Path:
-        if isinstance(value, str) and value:
-            return Path(value).expanduser()
+    elif ftype is Path and isinstance(value, str) and value:
+        return Path(value).expanduser()
     shown = f"{type(value).__name__} {value!r}"
     raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {shown}")
 

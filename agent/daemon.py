@@ -127,5 +127,6 @@ class Agent:
             "outbox": outbox,
             "uplink": self.uplink.status() if self.uplink else {"state": "disabled"},
             "components": self.supervisor.snapshot(),
-            "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients},
+            "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients,
+                    "subscribers": self.bus.subscriber_count},
         }

@@ -7,6 +7,7 @@ without touching the machine's own broker.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -81,7 +82,9 @@ class PrivateBroker:
         except TimeoutError:
             self.kill()
             tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.program} did not start on port {self.port}:\n{tail}")
+            raise RuntimeError(
+                f"{self.program} did not start on port {self.port}:\n{tail}"
+            ) from None
 
     def _signal(self, sig: int, timeout: float) -> None:
         if self.proc is None:
@@ -134,6 +137,9 @@ class PrivateMosquitto(PrivateBroker):
         conf = self.workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
+            # started as root, mosquitto drops to user "mosquitto", which cannot write its
+            # persistence file here: stay the user who started it
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",

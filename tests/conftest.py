@@ -91,6 +91,12 @@ class AgentProcess:
 
         wait_for(up, 30, what="agent bus")
 
+    def status(self) -> dict:  # type: ignore[type-arg]
+        from agent.bus.client import BusClient
+
+        with BusClient(self.socket, timeout=10) as c:
+            return c.status()
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()

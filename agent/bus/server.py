@@ -51,6 +51,10 @@ class BusServer:
         self._subscribers: set[asyncio.Queue[bytes | None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ class _Collector:
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.connect_async(host, int(port))
-        self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.reconnect_delay_set(1, 2)
         self.client.loop_start()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:

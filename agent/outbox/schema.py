@@ -26,9 +26,10 @@ def _v1(db: sqlite_utils.Database) -> None:
         )"""
     )
     # drain order and drop order both walk this index (DESC / ASC)
-    db["events"].create_index(["priority", "n"], index_name="events_by_priority")
-    db["events"].create_index(["created"], index_name="events_by_created")
-    db["counters"].create({"name": str, "value": int}, pk="name", not_null={"value"})
+    events = db.table("events")
+    events.create_index(["priority", "n"], index_name="events_by_priority")
+    events.create_index(["created"], index_name="events_by_created")
+    db.table("counters").create({"name": str, "value": int}, pk="name", not_null={"value"})
     db.execute("INSERT INTO counters (name, value) VALUES ('bytes', 0), ('events', 0)")
 
 

@@ -62,7 +62,8 @@ class DropTally:
         return bool(self.count)
 
 
-InsertRow = tuple[str, int, str, float, int, str, str]  # id, priority, type, created, size, bootid, body
+# id, priority, type, created, size, bootid, body
+InsertRow = tuple[str, int, str, float, int, str, str]
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -141,11 +142,13 @@ class OutboxStore:
                 raise sqlite3.DatabaseError(f"integrity check failed: {verdict}")
             return store, None, ""
         except sqlite3.DatabaseError as exc:
+            # a locked or unreachable file is not damage: say so rather than move it aside.
+            # A damaged file, or one written by a newer agent, is kept aside so that capture
+            # goes on after a downgrade.
             if isinstance(exc, sqlite3.OperationalError) and not is_corruption(exc):
-                if "newer than this agent" not in str(exc):
-                    raise AgentError(
-                        Reason.OUTBOX_CORRUPT, f"cannot open outbox {path}: {exc}"
-                    ) from exc
+                raise AgentError(
+                    Reason.OUTBOX_CORRUPT, f"cannot open outbox {path}: {exc}"
+                ) from exc
             moved = quarantine(path)
             store = cls(path, max_bytes=max_bytes, ttl_s=ttl_s)
             return store, moved, str(exc)
@@ -276,7 +279,7 @@ class OutboxStore:
         ).fetchall()
         if not rows:
             return 0
-        freed = sum(s + ROW_OVERHEAD for s, _ in rows)
+        freed = int(sum(s + ROW_OVERHEAD for s, _ in rows))
         self._bump(-freed, -len(rows))
         part = DropTally()
         part.add(reason, rows)

@@ -8,6 +8,7 @@ starts over when something of higher priority is committed or a batch has to be 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ RC_PACKET_TOO_LARGE = 0x95
 RC_QUOTA_EXCEEDED = 0x97
 RC_PAYLOAD_FORMAT = 0x99
 _TOO_LARGE = {RC_PACKET_TOO_LARGE, RC_QUOTA_EXCEEDED}
-MQTT_FIXED_OVERHEAD = 512  # topic, properties and header of one PUBLISH
+MQTT_FIXED_OVERHEAD = 512
+QUICK_DROP_S = 5.0  # topic, properties and header of one PUBLISH
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Uplink:
         self.link: MqttLink | None = None
         self.bootid = bootid
         self.max_bytes = cfg.mqtt.batch_max_bytes
+        self._max_events = cfg.mqtt.batch_max_events
+        self._quick_drops = 0
         self._inflight: dict[int, Batch] = {}
         self._inflight_rows: set[int] = set()
         self._cursor: Cursor | None = None
@@ -85,12 +89,34 @@ class Uplink:
         limit = self.cfg.mqtt.batch_max_bytes
         if max_packet:
             limit = min(limit, max_packet - MQTT_FIXED_OVERHEAD)
-        self.max_bytes = max(1024, limit)
+        self.max_bytes = min(self.max_bytes, max(1024, limit))
         self._wake.set()
 
     def _on_disconnected(self, why: str) -> None:
+        lived = time.time() - self._connected_since if self._connected_since else None
         self._connected = False
         self._connected_since = None
+        if lived is None or lived > QUICK_DROP_S or not self._inflight:
+            return
+        if max(len(b.rowids) for b in self._inflight.values()) < 2:
+            return
+        # Dropped right after sending: brokers (mosquitto's message_size_limit, MQTT 3.1.1)
+        # answer a message that is too large by closing the connection. Twice in a row,
+        # send smaller batches, and make paho forget the big ones it would re-send.
+        self._quick_drops += 1
+        if self._quick_drops < 2 or self.link is None:
+            return
+        self._quick_drops = 0
+        self.max_bytes = max(1024, self.max_bytes // 2)
+        self._max_events = max(1, self._max_events // 2)
+        self.stats.split_batches += 1
+        log.warning("broker keeps closing the connection on our batches; now sending at most "
+                    "%d events / %d bytes per message", self._max_events, self.max_bytes)
+        self.link.rebuild()
+        self._inflight.clear()
+        self._inflight_rows.clear()
+        self._resend.clear()
+        self._restart_cursor = True
 
     def _on_puback(self, mid: int, rc: int) -> None:
         batch = self._inflight.pop(mid, None)
@@ -102,6 +128,7 @@ class Uplink:
             self._acked_recent.append((self.writer.transactions, batch.rowids))
             self._acked_rows.update(batch.rowids)
             self.stats.acked_events += len(batch.rowids)
+            self._quick_drops = 0
             self.stats.last_ack = time.time()
         elif rc in _TOO_LARGE and len(batch.rowids) > 1:
             self.stats.split_batches += 1
@@ -139,10 +166,8 @@ class Uplink:
         self.link.start()
         try:
             while True:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
                 self._wake.clear()
                 if self.writer.generation != generation:
                     # the outbox file was replaced: row numbers in flight mean nothing now
@@ -166,7 +191,7 @@ class Uplink:
                 self._cursor = None
                 self._restart_cursor = False
             free = window - len(self._inflight)
-            limit = min(free * self.cfg.mqtt.batch_max_events, 20_000)
+            limit = min(free * self._max_events, 20_000)
             rows = await asyncio.to_thread(self.reader.fetch, self._cursor, limit)
             if not rows:
                 if self._cursor is not None and not self._inflight:
@@ -182,7 +207,7 @@ class Uplink:
                 continue
             batches = build_batches(
                 rows,
-                max_events=self.cfg.mqtt.batch_max_events,
+                max_events=self._max_events,
                 max_bytes=self.max_bytes,
                 generation=self.writer.generation,
                 historical_before=self._connected_since,

@@ -8,6 +8,7 @@ the outbox, not paho, is the source of truth.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import ssl
@@ -20,8 +21,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent import __version__
 from agent.config import Config
@@ -29,6 +30,8 @@ from agent.errors import AgentError, Reason
 from agent.uplink.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+STABLE_S = 10.0
 
 
 @dataclass
@@ -69,6 +72,7 @@ class MqttLink:
         self.connects = 0
         self.connected_since: float | None = None
         self._stop = threading.Event()
+        self._rebuild = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(cfg.mqtt.backoff_min_s, cfg.mqtt.backoff_max_s)
         self.client = self._make_client()
@@ -128,7 +132,6 @@ class MqttLink:
         self.connects += 1
         self.connected_since = time.time()
         self.last_error = ""
-        self._backoff.reset()
         max_packet = None
         if props is not None and hasattr(props, "MaximumPacketSize"):
             max_packet = int(props.MaximumPacketSize)
@@ -161,10 +164,15 @@ class MqttLink:
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         self._thread.start()
 
+    def rebuild(self) -> None:
+        """Forget paho's queue of unacknowledged messages at the next reconnect (the outbox
+        still has every row; used when the broker keeps dropping us over one message)."""
+        self._rebuild.set()
+
     def _connect_once(self) -> None:
         m = self.cfg.mqtt
         if self.v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = m.session_expiry_s
             self.client.connect(
                 self.host, self.port, keepalive=m.keepalive_s, clean_start=False,
@@ -176,11 +184,18 @@ class MqttLink:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.state = "connecting"
+            if self._rebuild.is_set():
+                self._rebuild.clear()
+                self.client = self._make_client()
+            began = time.monotonic()
             try:
                 self._connect_once()
             except ssl.SSLError as exc:
+                detail = exc.reason or str(exc)
+                if isinstance(exc, ssl.SSLCertVerificationError):
+                    detail = f"certificate verify failed: {exc.verify_message}"
                 self.last_error = (
-                    f"TLS handshake with {self.host}:{self.port} failed: {exc.reason or exc}"
+                    f"TLS handshake with {self.host}:{self.port} failed: {detail}"
                     " (check [mqtt] ca_file, cert_file, key_file and the broker's certificate)"
                 )
             except OSError as exc:
@@ -196,6 +211,8 @@ class MqttLink:
                 self.connected_since = None
             if self._stop.is_set():
                 break
+            if time.monotonic() - began > STABLE_S:
+                self._backoff.reset()  # it was a working connection, not a flapping one
             delay = self._backoff.next_delay()
             log.info("uplink: %s; retrying in %.1fs", self.last_error, delay)
             self.cb.disconnected(self.last_error)
@@ -205,7 +222,7 @@ class MqttLink:
         """Publish one batch at QoS 1; returns its mid, or None if paho refused it now."""
         props = None
         if self.v5:
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ContentType = "application/cloudevents-batch+json"
         info = self.client.publish(self.events_topic, payload, qos=1, properties=props)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
@@ -226,9 +243,7 @@ class MqttLink:
             except (OSError, RuntimeError, ValueError):
                 pass
         self._stop.set()
-        try:
+        with contextlib.suppress(OSError, RuntimeError):
             self.client.disconnect()
-        except (OSError, RuntimeError):
-            pass
         if self._thread is not None:
             self._thread.join(timeout)

@@ -36,7 +36,7 @@ def test_oversized_event_gets_its_own_batch() -> None:
 
 
 def test_historical_marking() -> None:
-    rs = rows(2, created=50.0) + [Row(9, 5, 200.0, "B", rows(1, created=200.0)[0].body)]
+    rs = [*rows(2, created=50.0), Row(9, 5, 200.0, "B", rows(1, created=200.0)[0].body)]
     (batch,) = build_batches(rs, max_events=10, max_bytes=100_000, historical_before=100.0)
     events = json.loads(batch.payload)
     assert [e.get("historical") for e in events] == [True, True, None]

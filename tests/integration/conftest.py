@@ -1,0 +1,106 @@
+"""Real brokers and a real QoS 1 subscriber for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from simulators.brokers import BrokerUnavailable, PrivateMosquitto, PrivateNats
+
+
+class Subscriber:
+    """A persistent-session QoS 1 subscriber, the way an upstream collector would be."""
+
+    def __init__(self, url: str, topic: str, client_id: str, v5: bool = True) -> None:
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        self.ids: Counter[str] = Counter()
+        self.events: dict[str, dict[str, Any]] = {}
+        self.retained: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        if v5:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      protocol=mqtt.MQTTv5)
+        else:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      protocol=mqtt.MQTTv311, clean_session=False)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.topic = topic
+        self.client.reconnect_delay_set(0.1, 1.0)
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            self.client.connect_async(host, int(port), clean_start=False, properties=props)
+        else:
+            self.client.connect_async(host, int(port))
+        self.client.loop_start()
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if not rc.is_failure:
+            client.subscribe(self.topic, qos=1)
+            self.connected.set()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        if msg.topic.endswith("/state"):
+            with self.lock:
+                self.retained[msg.topic] = msg.payload
+            return
+        batch = json.loads(msg.payload)
+        with self.lock:
+            for ev in batch:
+                self.ids[ev["id"]] += 1
+                self.events[ev["id"]] = ev
+
+    def unique(self) -> set[str]:
+        with self.lock:
+            return set(self.ids)
+
+    def duplicates(self) -> int:
+        with self.lock:
+            return sum(c - 1 for c in self.ids.values())
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    try:
+        broker = PrivateMosquitto(tmp_path / "mosquitto")
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+    broker.start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[PrivateNats]:
+    try:
+        broker = PrivateNats(tmp_path / "nats")
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+    broker.start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture
+def subscribers() -> Iterator[list[Subscriber]]:
+    subs: list[Subscriber] = []
+    yield subs
+    for s in subs:
+        s.close()

@@ -1,0 +1,131 @@
+"""The o2o-edge command line against a real agent process (uplink disabled: no broker)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLI, ROOT, AgentProcess, write_config
+
+
+def cli(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "config.toml", url="")
+
+
+@pytest.fixture
+def agent(cfg: Path, agent_factory: list[AgentProcess]) -> AgentProcess:
+    a = AgentProcess(cfg)
+    agent_factory.append(a)
+    a.start()
+    return a
+
+
+def test_version_and_help() -> None:
+    res = cli("--version")
+    assert res.returncode == 0 and res.stdout.startswith("o2o-edge ")
+    for cmd in (["run"], ["emit"], ["status"], ["tail"], ["outbox", "stats"],
+                ["outbox", "export"], ["config", "check"], ["config", "show"], ["demo"]):
+        res = cli(*cmd, "--help")
+        assert res.returncode == 0 and "usage: o2o-edge" in res.stdout, cmd
+
+
+def test_config_check_reports_file_key_and_allowed(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[outbox]\nmax_byts = 5\n')
+    res = cli("config", "check", "--config", str(bad))
+    assert res.returncode == 2
+    assert str(bad) in res.stderr and "max_byts" in res.stderr and "max_bytes" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_config_check_ok_and_show_masks(tmp_path: Path) -> None:
+    good = write_config(tmp_path / "good.toml", url="mqtt://127.0.0.1:1883",
+                        extra='username = "dev"\npassword = "s3cret-pass"\n')
+    assert cli("config", "check", "--config", str(good)).returncode == 0
+    shown = cli("config", "show", "--config", str(good))
+    assert shown.returncode == 0
+    assert "s3cret-pass" not in shown.stdout and 'username = "dev"' in shown.stdout
+
+
+def test_emit_without_agent_says_so(cfg: Path) -> None:
+    res = cli("emit", "--config", str(cfg), "--type", "o2o.nfc.tap", "--data", "{}")
+    assert res.returncode != 0
+    assert "the agent is not running" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_emit_status_tail_export(cfg: Path, agent: AgentProcess, tmp_path: Path) -> None:
+    assert stat.S_IMODE(agent.socket.stat().st_mode) == 0o660
+    tail = subprocess.Popen([*CLI, "tail", "--config", str(cfg), "-n", "3"],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(tail.stdout or []))
+    reader.start()
+    # make sure the subscription is in place before emitting: poll the agent's client count
+    from tests.conftest import wait_for
+    wait_for(lambda: agent.status()["bus"]["subscribers"] >= 1, 20, what="tail subscribed")
+    one = cli("emit", "--config", str(cfg), "--type", "o2o.kiosk.checkin",
+              "--data", '{"order": "A-17"}')
+    assert one.returncode == 0, one.stderr
+    event_id = one.stdout.strip()
+    lines = "\n".join([json.dumps({"type": "o2o.nfc.tap", "data": {"i": 1}}),
+                       "not json",
+                       json.dumps({"type": "BAD TYPE", "data": {}}),
+                       json.dumps({"type": "o2o.qr.scan", "data": {"i": 2}})])
+    many = cli("emit", "--config", str(cfg), stdin=lines)
+    assert many.returncode == 1
+    assert len(many.stdout.split()) == 2
+    assert "line 2: not JSON" in many.stderr and "line 3:" in many.stderr
+    tail.wait(20)
+    reader.join(5)
+    assert tail.stdout is not None
+    tail.stdout.close()
+    tailed = [json.loads(x) for x in got]
+    assert [e["type"] for e in tailed] == ["o2o.kiosk.checkin", "o2o.nfc.tap", "o2o.qr.scan"]
+    assert tailed[0]["id"] == event_id and tailed[0]["data"] == {"order": "A-17"}
+
+    human = cli("status", "--config", str(cfg))
+    assert human.returncode == 0 and "outbox     depth=" in human.stdout
+    st = json.loads(cli("status", "--config", str(cfg), "--json").stdout)
+    assert st["uplink"]["state"] == "disabled"
+    assert st["outbox"]["depth"] == 4  # three emitted plus the agent's own start event
+    assert agent.stop() == 0
+    assert not agent.socket.exists()
+
+    stats = json.loads(cli("outbox", "stats", "--config", str(cfg), "--json").stdout)
+    assert stats["depth"] == 4
+    out = tmp_path / "export.jsonl"
+    res = cli("outbox", "export", "--config", str(cfg), "-o", str(out))
+    assert res.returncode == 0 and "exported 4 events" in res.stderr
+    exported = [json.loads(x) for x in out.read_text().splitlines()]
+    assert exported[0]["type"] in ("o2o.kiosk.checkin", "o2o.agent.started")
+    assert {e["id"] for e in exported} >= {event_id}
+
+
+def test_corrupt_outbox_at_start_is_quarantined(cfg: Path, agent_factory: list[AgentProcess],
+                                               tmp_path: Path) -> None:
+    (tmp_path / "outbox.db").write_bytes(b"\x00garbage" * 1000)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    st = agent.status()
+    assert st["outbox"]["quarantined"] and "outbox.db.corrupt-" in st["outbox"]["quarantined"][0]
+    assert "moved to" in st["outbox"]["last_error"]
+    res = cli("emit", "--config", str(cfg), "--type", "o2o.nfc.tap", "--data", "{}")
+    assert res.returncode == 0
+    assert agent.stop() == 0
+
+
+def test_second_agent_on_same_socket_refuses(cfg: Path, agent: AgentProcess) -> None:
+    res = cli("run", "--config", str(cfg), timeout=30)
+    assert res.returncode != 0 and "already serving" in res.stderr
