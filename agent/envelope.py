@@ -8,12 +8,12 @@ event (a hole in `seq`) from a duplicate (the same `id` twice).
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
-from dataclasses import dataclass
+import time
 from datetime import UTC, datetime
-from typing import Any
-
-from ulid import ULID
+from typing import Any, NamedTuple
 
 from agent.errors import AgentError, Reason
 
@@ -43,6 +43,14 @@ _PRIORITY_BY_PREFIX: tuple[tuple[str, int], ...] = (
 )
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# Event types are few and repeat: validate and rank each once.
+_KNOWN_TYPES: dict[str, int] = {}
+_time_cache: tuple[int, str] = (-1, "")
+_ms_text: tuple[int, str] = (-1, "")
+_rng = random.Random(os.urandom(32))  # noqa: S311 - uniqueness, not secrecy
+
+
 def default_priority(event_type: str) -> int:
     for prefix, prio in _PRIORITY_BY_PREFIX:
         if event_type.startswith(prefix):
@@ -51,16 +59,51 @@ def default_priority(event_type: str) -> int:
 
 
 def rfc3339_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _time_cache, _ms_text
+    total_ms = int(ts * 1000 + 0.5)
+    if total_ms == _ms_text[0]:  # events captured together share their timestamp
+        return _ms_text[1]
+    sec, ms = divmod(total_ms, 1000)
+    if sec != _time_cache[0]:
+        stamp = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _time_cache = (sec, stamp)
+    text = f"{_time_cache[1]}.{ms:03d}Z"
+    _ms_text = (total_ms, text)
+    return text
+
+
+_CROCKFORD_DIGITS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ms_cache: tuple[int, str] = (-1, "")
+# every 10-bit value as its two base32 digits
+_PAIRS = [a + b for a in _CROCKFORD_DIGITS for b in _CROCKFORD_DIGITS]
+
+
+def _ulid_time(ms: int) -> str:
+    global _ms_cache
+    if ms != _ms_cache[0]:
+        digits = []
+        for shift in range(45, -1, -5):
+            digits.append(_CROCKFORD_DIGITS[(ms >> shift) & 31])
+        _ms_cache = (ms, "".join(digits))
+    return _ms_cache[1]
 
 
 def new_id() -> str:
-    return str(ULID())
+    """A ULID: 48-bit millisecond time (10 digits) and 80 random bits (16 digits), in
+    Crockford base32."""
+    # ids must be unique, not secret: a seeded PRNG avoids a system call per event
+    r = _rng.getrandbits(80)
+    t = _PAIRS
+    return (
+        _ulid_time(int(time.time() * 1000))
+        + t[r >> 70] + t[(r >> 60) & 1023] + t[(r >> 50) & 1023] + t[(r >> 40) & 1023]
+        + t[(r >> 30) & 1023] + t[(r >> 20) & 1023] + t[(r >> 10) & 1023] + t[r & 1023]
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """A validated event waiting for its commit; `data_json` is already serialised."""
+class PendingEvent(NamedTuple):
+    """A validated event waiting for its commit; `data_json` is already serialised.
+    (A NamedTuple: built once per event on the hot path, it is the cheapest record.)"""
 
     id: str
     type: str
@@ -77,18 +120,23 @@ def make_pending(
     event_id: str | None = None,
 ) -> PendingEvent:
     """Validate an event from any producer; raises AgentError(INVALID_EVENT) saying why."""
-    if not isinstance(event_type, str) or not _TYPE_RE.match(event_type):
-        raise AgentError(
-            Reason.INVALID_EVENT,
-            f"event type {event_type!r} is not valid: use dotted lowercase words like "
-            "'o2o.kiosk.checkin'",
-        )
+    type_priority = _KNOWN_TYPES.get(event_type) if isinstance(event_type, str) else None
+    if type_priority is None:
+        if not isinstance(event_type, str) or not _TYPE_RE.match(event_type):
+            raise AgentError(
+                Reason.INVALID_EVENT,
+                f"event type {event_type!r} is not valid: use dotted lowercase words like "
+                "'o2o.kiosk.checkin'",
+            )
+        type_priority = default_priority(event_type)
+        if len(_KNOWN_TYPES) < 10_000:
+            _KNOWN_TYPES[event_type] = type_priority
     if priority is None:
-        priority = default_priority(event_type)
+        priority = type_priority
     elif isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
         raise AgentError(Reason.INVALID_EVENT, f"priority {priority!r} is not valid: use 0 to 9")
     try:
-        data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        data_json = _ENCODE(data)
     except (TypeError, ValueError) as exc:
         raise AgentError(Reason.INVALID_EVENT, f"event data is not JSON: {exc}") from None
     if len(data_json) > MAX_DATA_BYTES:
@@ -100,12 +148,13 @@ def make_pending(
 
 
 def render(pending: PendingEvent, source: str, bootid: str, seq: int) -> str:
-    """The committed event as CloudEvents structured JSON (one compact line)."""
+    """The committed event as CloudEvents structured JSON (one compact line).
+    `source` is the source URI already as a JSON string (see `source_json`)."""
     # Built by hand: every part but data is a validated token and data is already JSON,
     # and this runs once per event on the hot path.
     return (
         '{"specversion":"1.0","id":"' + pending.id
-        + '","source":' + json.dumps(source)
+        + '","source":' + source
         + ',"type":"' + pending.type
         + '","time":"' + rfc3339_utc(pending.created)
         + '","datacontenttype":"application/json","bootid":"' + bootid
@@ -116,3 +165,7 @@ def render(pending: PendingEvent, source: str, bootid: str, seq: int) -> str:
 
 def source_uri(store: str, device: str) -> str:
     return f"o2o-edge://{store}/{device}"
+
+
+def source_json(source: str) -> str:
+    return json.dumps(source)

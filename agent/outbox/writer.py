@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending, render
+from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending, render, source_json
 from agent.errors import AgentError, Reason
 from agent.outbox.store import (
     DropTally,
@@ -39,8 +39,7 @@ MAINTENANCE_S = 30.0
 REPORT_INTERVAL_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Committed:
+class Committed(NamedTuple):
     n: int
     id: str
     seq: int
@@ -81,6 +80,7 @@ class OutboxWriter:
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self.source = source
+        self._source_json = source_json(source)
         self.bootid = bootid
         self.window_s = group_commit_ms / 1000.0
         self.on_commit = on_commit
@@ -220,7 +220,7 @@ class OutboxWriter:
     def _render(self, events: Sequence[PendingEvent], seq0: int) -> list[InsertRow]:
         rows: list[InsertRow] = []
         seq = seq0
-        source, bootid = self.source, self.bootid
+        source, bootid = self._source_json, self.bootid
         for ev in events:
             seq += 1
             body = render(ev, source, bootid, seq)

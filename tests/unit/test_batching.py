@@ -14,7 +14,7 @@ def rows(n: int, data: object = None, created: float = 100.0) -> list[Row]:
     out = []
     for i in range(1, n + 1):
         p = make_pending("o2o.test.ev", data if data is not None else {"i": i}, created)
-        out.append(Row(i, 5, created, "B", render(p, "o2o-edge://s/d", "B", i)))
+        out.append(Row(i, 5, created, "B", render(p, '"o2o-edge://s/d"', "B", i)))
     return out
 
 
@@ -46,7 +46,7 @@ def test_historical_marking() -> None:
 def test_split_keeps_every_event_once(texts: list[str]) -> None:
     rs = rows(len(texts))
     rs = [Row(r.n, 5, 1.0, "B", render(make_pending("o2o.t.e", {"s": t, "n": [1, {"a": "]},{"}]},
-                                                     1.0), "o2o-edge://s/d", "B", r.n))
+                                                     1.0), '"o2o-edge://s/d"', "B", r.n))
           for r, t in zip(rs, texts, strict=True)]
     (batch,) = build_batches(rs, max_events=100, max_bytes=10**7)
     left, right = split_batch(batch)

@@ -11,7 +11,7 @@ from agent.errors import AgentError
 
 def test_render_is_cloudevents_with_extensions() -> None:
     p = make_pending("o2o.kiosk.checkin", {"order": "A-1", "name": "Anna \"A\""}, 1795000000.123)
-    ev = json.loads(render(p, "o2o-edge://store-1/dev-1", "01BOOT", 42))
+    ev = json.loads(render(p, '"o2o-edge://store-1/dev-1"', "01BOOT", 42))
     assert ev["specversion"] == "1.0"
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", ev["id"])
     assert ev["source"] == "o2o-edge://store-1/dev-1"
