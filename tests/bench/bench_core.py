@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.bus.client import BusClient
 from agent.envelope import make_pending, render
-from agent.outbox import OutboxWriter, open_reader
+from agent.outbox import OutboxWriter
 from simulators.brokers import PrivateMosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def _start_agent(cfg: Path, d: Path) -> Any:
     import subprocess
 
     log = (d / "agent.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)],  # noqa: S603
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
