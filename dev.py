@@ -4,6 +4,7 @@
     python3 dev.py demo [ARGS...]   venv + install, then a simulated store (o2o-edge demo)
     python3 dev.py test [ARGS...]   venv + install (+ Debian packages when root), lint, type
                                     check and the test suite (ARGS go to pytest)
+    python3 dev.py bench [ARGS...]  benchmarks with their baselines (tests/bench/bench_core.py)
 
 Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
 """
@@ -83,7 +84,7 @@ def ensure_venv(extras: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "bench"):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -93,6 +94,8 @@ def main(argv: list[str]) -> int:
         os.execv(str(VENV / "bin" / "o2o-edge"), ["o2o-edge", "demo", *rest])  # noqa: S606
     ensure_debian_packages(DEBIAN_TEST_PACKAGES)
     ensure_venv("[test]")
+    if what == "bench":
+        return subprocess.run([str(PY), "-m", "tests.bench.bench_core", *rest]).returncode  # noqa: S603
     run([str(PY), "-m", "ruff", "check", "."])
     run([str(PY), "-m", "mypy"])
     return subprocess.run([str(PY), "-m", "pytest", *rest]).returncode  # noqa: S603

@@ -6,6 +6,7 @@ without touching the machine's own broker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -71,11 +72,14 @@ class PrivateBroker:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str] | None:
+        return None
+
     def start(self, timeout: float = 20.0) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - fixed program, our own arguments
                 self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                start_new_session=True,
+                start_new_session=True, env=self.environment(),
             )
         try:
             wait_port("127.0.0.1", self.port, timeout)
@@ -90,11 +94,14 @@ class PrivateBroker:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            # the whole process group: some brokers are a script around the real server
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.proc = None
 
@@ -175,3 +182,47 @@ class PrivateNats(PrivateBroker):
             f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n"
         )
         return [self.exe, "-c", str(conf)]
+
+
+class PrivateRabbitMQ(PrivateBroker):
+    """A private RabbitMQ node with its MQTT plugin (RabbitMQ 3.10 speaks MQTT 3.1.1).
+
+    Its own node name, ports, data and log directories and cookie, so it runs beside the
+    machine's RabbitMQ without touching it.
+    """
+
+    program = "rabbitmq-server"
+    package = "rabbitmq-server"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.amqp_port = free_port()
+        self.dist_port = free_port()
+        self.node = f"o2o{self.port}@localhost"
+
+    def command(self) -> list[str]:
+        (self.workdir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        (self.workdir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            f"mqtt.listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            "mqtt.allow_anonymous = true\n"
+            "loopback_users = none\n"
+        )
+        return [self.exe]
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.workdir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.workdir / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.workdir / "rabbitmq"),
+            "RABBITMQ_PID_FILE": str(self.workdir / "rabbit.pid"),
+            "HOME": str(self.workdir),
+        }
+
+    def start(self, timeout: float = 120.0) -> None:
+        super().start(timeout)

@@ -177,7 +177,7 @@ def _reader(args: argparse.Namespace) -> Any:
 def cmd_outbox_stats(args: argparse.Namespace) -> int:
     reader = _reader(args)
     try:
-        st = reader.stats()
+        st = reader.stats(detail=True)
     finally:
         reader.close()
     if args.json:

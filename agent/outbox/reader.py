@@ -26,32 +26,39 @@ class OutboxReader:
         self.conn.close()
 
     def fetch(self, after: Cursor | None, limit: int) -> list[Row]:
-        """Rows in drain order (priority high to low, then oldest first) after `after`."""
-        if after is None:
-            sql = (
-                "SELECT n, priority, created, bootid, body FROM events"
-                " ORDER BY priority DESC, n ASC LIMIT ?"
-            )
-            params: tuple[Any, ...] = (limit,)
-        else:
-            prio, n = after
-            sql = (
-                "SELECT n, priority, created, bootid, body FROM events"
-                " WHERE priority < ? OR (priority = ? AND n > ?)"
-                " ORDER BY priority DESC, n ASC LIMIT ?"
-            )
-            params = (prio, prio, n, limit)
-        return [Row(*r) for r in self.conn.execute(sql, params)]
+        """Rows in drain order (priority high to low, then oldest first) after `after`.
 
-    def stats(self, now: float | None = None) -> dict[str, Any]:
+        One index range scan per priority level: a single query ordered by (priority DESC,
+        n ASC) over a range of priorities makes SQLite sort the whole backlog."""
+        conn = self.conn
+        if after is None:
+            prio: int | None = conn.execute("SELECT max(priority) FROM events").fetchone()[0]
+            last_n = -1
+        else:
+            prio, last_n = after
+        rows: list[Row] = []
+        while prio is not None and len(rows) < limit:
+            rows.extend(Row(*r) for r in conn.execute(
+                "SELECT n, priority, created, bootid, body FROM events"
+                " WHERE priority = ? AND n > ? ORDER BY n ASC LIMIT ?",
+                (prio, last_n, limit - len(rows))))
+            if len(rows) < limit:
+                prio = conn.execute(
+                    "SELECT max(priority) FROM events WHERE priority < ?", (prio,)
+                ).fetchone()[0]
+                last_n = -1
+        return rows
+
+    def stats(self, now: float | None = None, detail: bool = False) -> dict[str, Any]:
+        """Depth, bytes, age and drops; cheap enough for every status call.
+        `detail` adds the depth per priority, which counts the whole backlog."""
         now = time.time() if now is None else now
         counters = dict(self.conn.execute("SELECT name, value FROM counters").fetchall())
         oldest = self.conn.execute("SELECT min(created) FROM events").fetchone()[0]
-        by_priority = dict(
-            self.conn.execute(
-                "SELECT priority, count(*) FROM events GROUP BY priority"
-            ).fetchall()
-        )
+        by_priority: dict[int, int] = {}
+        if detail:
+            by_priority = dict(self.conn.execute(
+                "SELECT priority, count(*) FROM events GROUP BY priority").fetchall())
         page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
         pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
         free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
@@ -62,7 +69,8 @@ class OutboxReader:
             "file_bytes": page_size * pages,
             "free_bytes": page_size * free,
             "oldest_age_s": None if oldest is None else round(max(0.0, now - oldest), 3),
-            "by_priority": {str(k): v for k, v in sorted(by_priority.items(), reverse=True)},
+            **({"by_priority": {str(k): v for k, v in sorted(by_priority.items(), reverse=True)}}
+               if detail else {}),
             "dropped": {
                 k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("dropped:")
             },

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 1
 
@@ -43,6 +45,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise sqlite3.DatabaseError(
             f"outbox schema version {found} is newer than this agent ({SCHEMA_VERSION})"
         )
+    if found == SCHEMA_VERSION:
+        return found
+    # sqlite-utils (and what it imports) costs ~20 MiB of RSS: load it only to migrate
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     for version in range(found + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")

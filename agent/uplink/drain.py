@@ -191,7 +191,8 @@ class Uplink:
                 self._cursor = None
                 self._restart_cursor = False
             free = window - len(self._inflight)
-            limit = min(free * self._max_events, 20_000)
+            # a few batches at a time: reading far ahead only costs memory
+            limit = min(free, 4) * self._max_events
             rows = await asyncio.to_thread(self.reader.fetch, self._cursor, limit)
             if not rows:
                 if self._cursor is not None and not self._inflight:

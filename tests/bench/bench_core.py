@@ -89,9 +89,12 @@ def bench_raw_paho(url: str, n: int) -> float:
     host, port = url.split("//")[1].rsplit(":", 1)
     done = threading.Event()
     acked = [0]
+    # paho refuses more than 65,535 outstanding messages (MQTT_ERR_QUEUE_SIZE): keep a window
+    window = threading.BoundedSemaphore(10_000)
 
     def on_publish(c: Any, u: Any, mid: int, rc: Any, p: Any) -> None:
         acked[0] += 1
+        window.release()
         if acked[0] >= n:
             done.set()
 
@@ -105,8 +108,10 @@ def bench_raw_paho(url: str, n: int) -> float:
                      "BOOT", i + 1).encode() for i in range(n)]
     t0 = time.perf_counter()
     for b in bodies:
+        window.acquire()
         c.publish("o2o/v1/bench/raw/events", b, qos=1)
-    done.wait(600)
+    if not done.wait(600):
+        raise RuntimeError(f"raw paho baseline: only {acked[0]} of {n} acknowledged")
     dt = time.perf_counter() - t0
     c.disconnect()
     c.loop_stop()
