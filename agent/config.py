@@ -72,8 +72,8 @@ class MqttConfig:
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 24 * 3600
     batch_max_events: int = 500
-    batch_max_bytes: int = 256 * 1024
-    inflight_window: int = 32
+    batch_max_bytes: int = 128 * 1024
+    inflight_window: int = 16
     backoff_min_s: float = 0.5
     backoff_max_s: float = 60.0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import time
@@ -21,9 +22,28 @@ from agent.uplink.drain import Uplink
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 3.0
+HOUSEKEEPING_S = 10.0
 
 Capture = Callable[[str, Any], "Future[list[Committed]]"]
 SourceFactory = Callable[[Capture], Awaitable[None]]
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap back to the OS (glibc only). A long drain allocates and frees large
+    batch buffers from several threads; without this the heap keeps its high-water mark."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+async def _housekeeping() -> None:
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_S)
+        _release_freed_memory()
 
 
 class Agent:
@@ -73,6 +93,7 @@ class Agent:
                  self.cfg.device.store, self.cfg.device.id, self.cfg.bus.socket,
                  self.cfg.outbox.path)
         self.ready.set()
+        self.supervisor.spawn("housekeeping", _housekeeping)
         try:
             await stop.wait()
         finally:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,9 @@ class Uplink:
         self._connected = False
         self._connected_since: float | None = None
         self._resend: list[Batch] = []
+        # one reader thread: rows are read there and freed here; a pool of threads would
+        # spread them over several malloc arenas and grow RSS on long drains
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-read")
         # acked rows stay hidden from re-reads until the writer has surely deleted them
         self._acked_recent: list[tuple[int, tuple[int, ...]]] = []
         self._acked_rows: set[int] = set()
@@ -180,9 +184,10 @@ class Uplink:
                     await self._fill_window()
         finally:
             self.reader.close()
+            self._io.shutdown(wait=False)
 
     async def _fill_window(self) -> None:
-        assert self.link is not None and self.reader is not None
+        assert self.link is not None and self.reader is not None and self.loop is not None
         window = self.cfg.mqtt.inflight_window
         while self._resend and len(self._inflight) < window:
             self._send(self._resend.pop(0))
@@ -193,29 +198,39 @@ class Uplink:
             free = window - len(self._inflight)
             # a few batches at a time: reading far ahead only costs memory
             limit = min(free, 4) * self._max_events
-            rows = await asyncio.to_thread(self.reader.fetch, self._cursor, limit)
-            if not rows:
+            self._forget_deleted()
+            skip = self._inflight_rows | self._acked_rows
+            cursor, batches = await self.loop.run_in_executor(
+                self._io, self._read_batches, self._cursor, limit, frozenset(skip),
+                self._max_events, self.max_bytes, self.writer.generation,
+                self._connected_since,
+            )
+            if cursor is None:
                 if self._cursor is not None and not self._inflight:
                     self._cursor = None  # wrap around to catch anything skipped
                     continue
                 return
-            self._cursor = (rows[-1].priority, rows[-1].n)
-            self._forget_deleted()
-            busy = self._inflight_rows
-            gone = self._acked_rows
-            rows = [r for r in rows if r.n not in busy and r.n not in gone]
-            if not rows:
+            self._cursor = cursor
+            if not batches:
                 continue
-            batches = build_batches(
-                rows,
-                max_events=self._max_events,
-                max_bytes=self.max_bytes,
-                generation=self.writer.generation,
-                historical_before=self._connected_since,
-            )
             for batch in batches:
                 self._inflight_rows.update(batch.rowids)
                 self._send(batch)
+
+    def _read_batches(
+        self, cursor: Cursor | None, limit: int, skip: frozenset[int], max_events: int,
+        max_bytes: int, generation: int, historical_before: float | None,
+    ) -> tuple[Cursor | None, list[Batch]]:
+        """Runs in the reader thread: rows are read, packed and freed in the same thread,
+        so only the finished batches cross over (keeps the heap from fragmenting)."""
+        assert self.reader is not None
+        rows = self.reader.fetch(cursor, limit)
+        if not rows:
+            return None, []
+        last = (rows[-1].priority, rows[-1].n)
+        rows = [r for r in rows if r.n not in skip]
+        return last, build_batches(rows, max_events=max_events, max_bytes=max_bytes,
+                                   generation=generation, historical_before=historical_before)
 
     def _forget_deleted(self) -> None:
         done_before = self.writer.transactions - 1
