@@ -196,6 +196,11 @@ class PrivateRabbitMQ(PrivateBroker):
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         super().__init__(workdir, port)
+        # Debian's /usr/sbin wrapper switches to the rabbitmq user and its directories;
+        # the real script runs the node as whoever starts it, with the paths given here
+        inner = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+        if inner.exists():
+            self.exe = str(inner)
         self.amqp_port = free_port()
         self.dist_port = free_port()
         self.node = f"o2o{self.port}@localhost"
