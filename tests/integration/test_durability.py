@@ -89,6 +89,7 @@ def test_mosquitto_sigkill_loss_is_the_brokers(
     # the agent let go of a row only after the broker's PUBACK: whatever did not arrive was
     # acknowledged by the broker and then lost in its memory
     assert st["outbox"]["depth"] == 0
+    assert not st["outbox"]["dropped"] and not st["outbox"]["dropped_this_boot"]
     assert st["uplink"]["acked_events"] >= len(committed)
     lost = committed - sub.unique()
     print(f"\nmosquitto SIGKILL x{ROUNDS}: {len(committed)} committed and PUBACKed, "

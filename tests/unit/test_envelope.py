@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -22,9 +23,17 @@ def test_render_is_cloudevents_with_extensions() -> None:
     assert (ev["bootid"], ev["seq"]) == ("01BOOT", 42)
 
 
-def test_ids_are_unique_and_time_ordered() -> None:
+def test_ids_are_unique_valid_ulids_carrying_the_time() -> None:
+    from ulid import ULID
+
+    before = time.time()
     ids = [make_pending("o2o.x.y", None, 0).id for _ in range(1000)]
+    after = time.time()
     assert len(set(ids)) == 1000
+    for i in ids[:50]:
+        parsed = ULID.from_str(i)
+        assert str(parsed) == i
+        assert before - 0.002 <= parsed.timestamp <= after + 0.002
 
 
 @pytest.mark.parametrize("bad_type", ["", "nodot", "O2O.Upper", "o2o..x", 'o2o.x"y', 5])
