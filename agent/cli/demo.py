@@ -16,6 +16,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.config import BusConfig, Config, DeviceConfig, MqttConfig, OutboxConfig
 from simulators.brokers import BrokerUnavailable, PrivateMosquitto, port_open
@@ -30,10 +32,14 @@ class _Collector:
         self.ids: set[str] = set()
         self.messages = 0
         self.lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        # a persistent session, as an upstream collector has: the broker queues for it
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"demo-collector-{port}",
+                                  protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.client.connect_async(host, int(port))
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        self.client.connect_async(host, int(port), clean_start=False, properties=props)
         self.client.reconnect_delay_set(1, 2)
         self.client.loop_start()
 
@@ -53,7 +59,7 @@ class _Collector:
 def _pick_broker(args: argparse.Namespace, workdir: Path) -> tuple[str, PrivateMosquitto | None]:
     if args.broker:
         return args.broker, None
-    if port_open("127.0.0.1", 1883):
+    if not args.private and port_open("127.0.0.1", 1883):
         return "mqtt://127.0.0.1:1883", None
     try:
         broker = PrivateMosquitto(workdir / "broker")
@@ -113,7 +119,7 @@ async def _run(
         elapsed = time.monotonic() - start
         if outage and broker is not None:
             if not broker_down and outage[0] <= elapsed < outage[1]:
-                await asyncio.to_thread(broker.kill)
+                await asyncio.to_thread(broker.stop)
                 broker_down = True
                 print("demo: >>> broker stopped: capture goes on, the outbox grows")
             elif broker_down and elapsed >= outage[1]:

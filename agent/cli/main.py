@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
     p.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
     p.add_argument("--broker", help="mqtt://HOST:PORT to use instead of finding one")
+    p.add_argument("--private", action="store_true",
+                   help="always start a private mosquitto (and show an outage halfway)")
     p.set_defaults(handler=demo.cmd_demo)
     return parser
 

@@ -129,3 +129,18 @@ def test_corrupt_outbox_at_start_is_quarantined(cfg: Path, agent_factory: list[A
 def test_second_agent_on_same_socket_refuses(cfg: Path, agent: AgentProcess) -> None:
     res = cli("run", "--config", str(cfg), timeout=30)
     assert res.returncode != 0 and "already serving" in res.stderr
+
+
+def test_demo_with_private_broker_outage_syncs_everything() -> None:
+    from tests.conftest import need
+
+    need("mosquitto", "mosquitto")
+    res = cli("demo", "--duration", "6", "--rate", "40", "--private", timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "broker stopped" in res.stdout and "broker back" in res.stdout
+    last = res.stdout.strip().splitlines()[-1]
+    # "demo: done. captured N events this boot, 0 still buffered, N received upstream ..."
+    words = last.split()
+    captured = int(words[words.index("captured") + 1])
+    received = int(words[words.index("received") - 1])
+    assert "0 still buffered" in last and captured == received > 100, last
