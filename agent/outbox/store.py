@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,6 +165,20 @@ class OutboxStore:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
 
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front: a DEFERRED one would fail with
+        "database is locked" when another process writes at the same time."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
     # --- transactions -------------------------------------------------------------------
 
     def transact(
@@ -173,11 +187,9 @@ class OutboxStore:
         """Insert new events and delete acknowledged ones in one IMMEDIATE transaction,
         then enforce the quota. Returns the drops and the row number of the first insert.
         Raises sqlite3 errors unchanged (the writer classifies them)."""
-        conn = self.conn
         tally = DropTally()
         first_n = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as conn:
             delta_bytes = 0
             delta_events = 0
             if inserts:
@@ -198,33 +210,19 @@ class OutboxStore:
             self._bump(delta_bytes, delta_events)
             if inserts:
                 self._enforce_quota(tally, drop_reason)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return tally, first_n
 
     def make_room(self, nrows: int, reason: str) -> DropTally:
         """Drop the `nrows` oldest lowest-priority events (used when the disk is full)."""
         tally = DropTally()
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate():
             self._drop_lowest(tally, reason, nrows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return tally
 
     def expire(self, now: float) -> DropTally:
         """Drop events older than the TTL."""
         tally = DropTally()
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as conn:
             cutoff = now - self.ttl_s
             rows = conn.execute(
                 "DELETE FROM events WHERE created < ? RETURNING size, type", (cutoff,)
@@ -233,11 +231,6 @@ class OutboxStore:
                 tally.add("ttl", rows)
                 self._bump(-sum(s + ROW_OVERHEAD for s, _ in rows), -len(rows))
                 self._count_drops(tally)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return tally
 
     def vacuum_some(self, pages: int = 2048) -> None:

@@ -15,7 +15,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from simulators.brokers import BrokerUnavailable, PrivateMosquitto, PrivateNats
+from simulators.brokers import (
+    BrokerUnavailable,
+    PrivateBroker,
+    PrivateMosquitto,
+    PrivateNats,
+    PrivateRabbitMQ,
+)
 
 
 class Subscriber:
@@ -76,10 +82,10 @@ class Subscriber:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+def running_broker(kind: type[PrivateBroker], workdir: Path) -> Iterator[PrivateBroker]:
+    """A private broker for one test, skipped (saying why) when the program is missing."""
     try:
-        broker = PrivateMosquitto(tmp_path / "mosquitto")
+        broker = kind(workdir)
     except BrokerUnavailable as exc:
         pytest.skip(str(exc))
     broker.start()
@@ -88,14 +94,18 @@ def mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
 
 
 @pytest.fixture
-def nats(tmp_path: Path) -> Iterator[PrivateNats]:
-    try:
-        broker = PrivateNats(tmp_path / "nats")
-    except BrokerUnavailable as exc:
-        pytest.skip(str(exc))
-    broker.start()
-    yield broker
-    broker.kill()
+def mosquitto(tmp_path: Path) -> Iterator[PrivateBroker]:
+    yield from running_broker(PrivateMosquitto, tmp_path / "mosquitto")
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[PrivateBroker]:
+    yield from running_broker(PrivateNats, tmp_path / "nats")
+
+
+@pytest.fixture
+def rabbit(tmp_path: Path) -> Iterator[PrivateBroker]:
+    yield from running_broker(PrivateRabbitMQ, tmp_path / "rabbit")
 
 
 @pytest.fixture

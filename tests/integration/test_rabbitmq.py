@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from agent.bus.client import BusClient
-from simulators.brokers import BrokerUnavailable, PrivateRabbitMQ
+from simulators.brokers import PrivateBroker
 from tests.conftest import AgentProcess, wait_for, write_config
 from tests.integration.conftest import Subscriber
 
 
-@pytest.fixture
-def rabbit(tmp_path: Path) -> Iterator[PrivateRabbitMQ]:
-    try:
-        broker = PrivateRabbitMQ(tmp_path / "rabbit")
-    except BrokerUnavailable as exc:
-        pytest.skip(str(exc))
-    broker.start()
-    yield broker
-    broker.kill()
-
-
 def test_rabbitmq_mqtt_plugin_drains_and_survives_a_crash(
-    tmp_path: Path, rabbit: PrivateRabbitMQ, agent_factory: list[AgentProcess],
+    tmp_path: Path, rabbit: PrivateBroker, agent_factory: list[AgentProcess],
     subscribers: list[Subscriber],
 ) -> None:
     # RabbitMQ 3.10's plugin speaks MQTT 3.1.1; a clean_session=false subscriber gets a
