@@ -179,7 +179,8 @@ class PrivateNats(PrivateBroker):
             f'server_name: "edge-test-{self.port}"\n'
             f"listen: 127.0.0.1:{self.client_port}\n"
             f'jetstream {{ store_dir: "{store}" }}\n'
-            f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n"
+            # QoS 1 redelivery to subscribers after a crash: 30 s by default, too slow for tests
+            f"mqtt {{ listen: 127.0.0.1:{self.port}, ack_wait: \"2s\" }}\n"
         )
         return [self.exe, "-c", str(conf)]
 

@@ -28,7 +28,8 @@ RC_QUOTA_EXCEEDED = 0x97
 RC_PAYLOAD_FORMAT = 0x99
 _TOO_LARGE = {RC_PACKET_TOO_LARGE, RC_QUOTA_EXCEEDED}
 MQTT_FIXED_OVERHEAD = 512
-QUICK_DROP_S = 5.0  # topic, properties and header of one PUBLISH
+QUICK_DROP_S = 5.0
+INFLIGHT_TIMEOUT_S = 60.0  # topic, properties and header of one PUBLISH
 
 
 @dataclass
@@ -39,6 +40,7 @@ class UplinkStats:
     refused_batches: int = 0
     split_batches: int = 0
     rejected_too_large: int = 0
+    expired_batches: int = 0
     last_ack: float | None = None
     refusals: dict[int, int] = field(default_factory=dict)
 
@@ -56,6 +58,7 @@ class Uplink:
         self._max_events = cfg.mqtt.batch_max_events
         self._quick_drops = 0
         self._inflight: dict[int, Batch] = {}
+        self._sent_at: dict[int, float] = {}
         self._inflight_rows: set[int] = set()
         self._cursor: Cursor | None = None
         self._restart_cursor = False
@@ -118,12 +121,14 @@ class Uplink:
                     "%d events / %d bytes per message", self._max_events, self.max_bytes)
         self.link.rebuild()
         self._inflight.clear()
+        self._sent_at.clear()
         self._inflight_rows.clear()
         self._resend.clear()
         self._restart_cursor = True
 
     def _on_puback(self, mid: int, rc: int) -> None:
         batch = self._inflight.pop(mid, None)
+        self._sent_at.pop(mid, None)
         if batch is None:
             return  # birth/death message, or a batch from before a restart of the mapping
         self._inflight_rows.difference_update(batch.rowids)
@@ -180,6 +185,7 @@ class Uplink:
                     self.reader = OutboxReader(self.writer.path)
                     self._inflight_rows.clear()
                     self._cursor = None
+                self._expire_stuck()
                 if self._connected and time.monotonic() >= self._retry_at:
                     await self._fill_window()
         finally:
@@ -232,6 +238,25 @@ class Uplink:
         return last, build_batches(rows, max_events=max_events, max_bytes=max_bytes,
                                    generation=generation, historical_before=historical_before)
 
+    def _expire_stuck(self) -> None:
+        """A batch whose PUBACK has not come for a long time while connected holds a window
+        slot for ever; give the slot back and let its rows be read and sent again."""
+        if not self._connected or not self._sent_at or self._connected_since is None:
+            return
+        now = time.monotonic()
+        if time.time() - self._connected_since < INFLIGHT_TIMEOUT_S:
+            return  # paho re-sends after a reconnect; give that a chance first
+        stuck = [mid for mid, t in self._sent_at.items() if now - t > INFLIGHT_TIMEOUT_S]
+        for mid in stuck:
+            batch = self._inflight.pop(mid)
+            del self._sent_at[mid]
+            self._inflight_rows.difference_update(batch.rowids)
+        if stuck:
+            self.stats.expired_batches += len(stuck)
+            self._restart_cursor = True
+            log.warning("%d batches unacknowledged for %ss: sending their events again",
+                        len(stuck), INFLIGHT_TIMEOUT_S)
+
     def _forget_deleted(self) -> None:
         done_before = self.writer.transactions - 1
         keep = 0
@@ -251,6 +276,7 @@ class Uplink:
             self._restart_cursor = True
             return
         self._inflight[mid] = batch
+        self._sent_at[mid] = time.monotonic()
         self.stats.published_batches += 1
         self.stats.published_events += len(batch.rowids)
 
@@ -273,5 +299,6 @@ class Uplink:
             "split_batches": self.stats.split_batches,
             "refused_batches": self.stats.refused_batches,
             "rejected_too_large": self.stats.rejected_too_large,
+            "expired_batches": self.stats.expired_batches,
             "last_ack": self.stats.last_ack,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from agent.bus.client import BusClient
@@ -37,6 +38,7 @@ def _run_broker_kills(
     committed: list[str] = []
     for r in range(ROUNDS):
         got: list[str] = []
+        began = time.monotonic()
         t = threading.Thread(target=_emit_round, args=(agent.socket, PER_ROUND, r, got))
         t.start()
         before = len(sub.unique())
@@ -49,6 +51,7 @@ def _run_broker_kills(
             broker.stop()
         broker.start()
         t.join(120)
+        print(f"round {r}: {time.monotonic() - began:.1f}s", flush=True)
         assert len(got) == PER_ROUND
         committed.extend(got)
     wait_for(lambda: agent.status()["outbox"]["depth"] == 0, 120, what="outbox drained")
@@ -61,7 +64,9 @@ def test_nats_jetstream_sigkill_loses_nothing(
 ) -> None:
     committed, sub, agent = _run_broker_kills(tmp_path, nats, "3.1.1", True,
                                               agent_factory, subscribers)
-    wait_for(lambda: committed <= sub.unique(), 120, what="every committed id upstream")
+    wait_for(lambda: committed <= sub.unique(), 120,
+             what=lambda: f"every committed id upstream: {len(committed - sub.unique())} missing, "
+                          f"{agent.status()['uplink']}")
     print(f"\nNATS SIGKILL x{ROUNDS}: {len(committed)} committed, all received, "
           f"{sub.duplicates()} duplicates")
     assert agent.stop() == 0
