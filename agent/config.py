@@ -74,6 +74,7 @@ class MqttConfig:
     batch_max_events: int = 500
     batch_max_bytes: int = 128 * 1024
     inflight_window: int = 16
+    ack_timeout_s: float = 60.0
     backoff_min_s: float = 0.5
     backoff_max_s: float = 60.0
 
@@ -151,6 +152,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("mqtt", "batch_max_events"): lambda v: None if 1 <= v <= 10000 else "1 to 10000",
     ("mqtt", "batch_max_bytes"): lambda v: None if v >= 1024 else "at least 1024",
     ("mqtt", "inflight_window"): lambda v: None if 1 <= v <= 1000 else "1 to 1000",
+    ("mqtt", "ack_timeout_s"): lambda v: None if 1 <= v <= 3600 else "1 to 3600",
     ("mqtt", "backoff_min_s"): _positive,
     ("mqtt", "backoff_max_s"): _positive,
 }

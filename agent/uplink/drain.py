@@ -28,8 +28,7 @@ RC_QUOTA_EXCEEDED = 0x97
 RC_PAYLOAD_FORMAT = 0x99
 _TOO_LARGE = {RC_PACKET_TOO_LARGE, RC_QUOTA_EXCEEDED}
 MQTT_FIXED_OVERHEAD = 512
-QUICK_DROP_S = 5.0
-INFLIGHT_TIMEOUT_S = 60.0  # topic, properties and header of one PUBLISH
+QUICK_DROP_S = 5.0  # topic, properties and header of one PUBLISH
 
 
 @dataclass
@@ -120,6 +119,10 @@ class Uplink:
         log.warning("broker keeps closing the connection on our batches; now sending at most "
                     "%d events / %d bytes per message", self._max_events, self.max_bytes)
         self.link.rebuild()
+
+    def _on_reset(self) -> None:
+        """The link replaced its paho client: whatever was published before, including
+        anything published since the rebuild was asked for, will never be acknowledged."""
         self._inflight.clear()
         self._sent_at.clear()
         self._inflight_rows.clear()
@@ -170,6 +173,7 @@ class Uplink:
                 connected=lambda sp, mp: self._post(self._on_connected, sp, mp),
                 disconnected=lambda why: self._post(self._on_disconnected, why),
                 puback=lambda mid, rc: self._post(self._on_puback, mid, rc),
+                reset=lambda: self._post(self._on_reset),
             ),
         )
         self.link.start()
@@ -239,23 +243,23 @@ class Uplink:
                                    generation=generation, historical_before=historical_before)
 
     def _expire_stuck(self) -> None:
-        """A batch whose PUBACK has not come for a long time while connected holds a window
-        slot for ever; give the slot back and let its rows be read and sent again."""
+        """A PUBACK missing for `ack_timeout_s` on a live connection: MQTT allows re-sending
+        only on a new connection, so reconnect; paho then re-sends what is unacknowledged."""
         if not self._connected or not self._sent_at or self._connected_since is None:
             return
         now = time.monotonic()
-        if time.time() - self._connected_since < INFLIGHT_TIMEOUT_S:
-            return  # paho re-sends after a reconnect; give that a chance first
-        stuck = [mid for mid, t in self._sent_at.items() if now - t > INFLIGHT_TIMEOUT_S]
+        limit = self.cfg.mqtt.ack_timeout_s
+        if time.time() - self._connected_since < limit:
+            return  # the re-sends of this connection still have time
+        stuck = [mid for mid, t in self._sent_at.items() if now - t > limit]
+        if not stuck or self.link is None:
+            return
         for mid in stuck:
-            batch = self._inflight.pop(mid)
-            del self._sent_at[mid]
-            self._inflight_rows.difference_update(batch.rowids)
-        if stuck:
-            self.stats.expired_batches += len(stuck)
-            self._restart_cursor = True
-            log.warning("%d batches unacknowledged for %ss: sending their events again",
-                        len(stuck), INFLIGHT_TIMEOUT_S)
+            self._sent_at[mid] = now
+        self.stats.expired_batches += len(stuck)
+        log.warning("%d messages unacknowledged for %ss: reconnecting to have them re-sent",
+                    len(stuck), limit)
+        self.link.force_reconnect()
 
     def _forget_deleted(self) -> None:
         done_before = self.writer.transactions - 1

@@ -39,6 +39,7 @@ class LinkCallbacks:
     connected: Callable[[bool, int | None], None]  # session present, broker max packet size
     disconnected: Callable[[str], None]
     puback: Callable[[int, int], None]  # mid, reason code
+    reset: Callable[[], None]  # a new paho client: nothing sent before is in flight any more
 
 
 def _tls_context(cfg: Config) -> ssl.SSLContext:
@@ -96,7 +97,8 @@ class MqttLink:
             client.username_pw_set(m.username, m.password or None)
         if self.tls:
             client.tls_set_context(_tls_context(self.cfg))
-        client.max_inflight_messages_set(m.inflight_window + 4)
+        # the drain bounds what is in flight; paho must not hold messages back on top of it
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.will_set(self.state_topic, self._state_payload("offline"), qos=1, retain=True)
         client.on_connect = self._on_connect
@@ -164,6 +166,13 @@ class MqttLink:
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         self._thread.start()
 
+    def force_reconnect(self) -> None:
+        """Drop the connection; the link thread reconnects and paho re-sends what is
+        unacknowledged (with the DUP flag)."""
+        self.last_error = "broker did not acknowledge in time; reconnecting"
+        with contextlib.suppress(OSError, RuntimeError):
+            self.client.disconnect()
+
     def rebuild(self) -> None:
         """Forget paho's queue of unacknowledged messages at the next reconnect (the outbox
         still has every row; used when the broker keeps dropping us over one message)."""
@@ -187,6 +196,7 @@ class MqttLink:
             if self._rebuild.is_set():
                 self._rebuild.clear()
                 self.client = self._make_client()
+                self.cb.reset()
             began = time.monotonic()
             try:
                 self._connect_once()
