@@ -83,11 +83,13 @@ class OutboxReader:
             yield json.loads(body)
 
     def export_jsonl(self, out: TextIO) -> int:
+        """Every buffered event as one JSON line, in drain order (for support and audits)."""
+        import sqlite_utils  # only the CLI exports; the daemon never pays for the import
+
         count = 0
-        for (body,) in self.conn.execute(
-            "SELECT body FROM events ORDER BY priority DESC, n ASC"
-        ):
-            out.write(body + "\n")
+        db = sqlite_utils.Database(self.conn)
+        for row in db.query("SELECT body FROM events ORDER BY priority DESC, n ASC"):
+            out.write(row["body"] + "\n")
             count += 1
         return count
 

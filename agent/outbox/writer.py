@@ -146,7 +146,7 @@ class OutboxWriter:
     def _note_quarantine(self, moved: Path, why: str) -> None:
         self.generation += 1
         self.quarantined.append(str(moved))
-        self.last_error = f"outbox was damaged ({why}); moved to {moved}, started a fresh one"
+        self.last_error = f"outbox unusable ({why}); moved to {moved}, started a fresh one"
         log.error("%s", self.last_error)
         self._notices.append(
             make_pending(

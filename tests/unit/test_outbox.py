@@ -218,3 +218,30 @@ def test_full_disk_with_nothing_to_drop_refuses_with_clear_error(tmp_path: Path)
     assert submit(w, "o2o.kiosk.checkin", 1)  # still alive afterwards
     w.stop()
     assert w.drops.count["refused_disk_full"] == 200
+
+
+def test_outbox_from_a_newer_agent_is_kept_aside_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    w = writer(path)
+    submit(w, "o2o.nfc.tap", 1)
+    w.stop()
+    (moved,) = [p for p in tmp_path.glob("o.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))]
+    kept = sqlite3.connect(moved)
+    assert kept.execute("PRAGMA user_version").fetchone()[0] == 99
+    kept.close()
+    assert "newer than this agent" in w.last_error
+
+
+def test_schema_is_versioned(tmp_path: Path) -> None:
+    from agent.outbox.schema import SCHEMA_VERSION
+
+    w = writer(tmp_path / "o.db")
+    w.stop()
+    conn = sqlite3.connect(tmp_path / "o.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
