@@ -26,7 +26,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent.cli import commands, demo
+    from agent.cli import commands, decode, demo
 
     parser = argparse.ArgumentParser(
         prog="o2o-edge",
@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     q = csub.add_parser("show", help="print the effective configuration, secrets masked")
     _add_config(q)
     q.set_defaults(handler=commands.cmd_config_show)
+
+    p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
+    dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)
+    q = dsub.add_parser(
+        "ble", help="BLE capture lines on stdin -> one line each: the beacon, null, or an error",
+        description="Reads JSON lines in bleak's advertisement shape and writes one line per "
+                    "input line: the decoded beacon, null when it is not a beacon, or "
+                    '{"error": ...} for a line that is not valid capture JSON.',
+    )
+    q.set_defaults(handler=decode.cmd_decode_ble)
 
     p = sub.add_parser(
         "demo", help="a simulated store: the agent with simulated sources, syncing to a broker "

@@ -42,10 +42,26 @@ def test_rabbitmq_mqtt_plugin_drains_and_survives_a_crash(
     t.start()
     wait_for(lambda: len(sub.unique()) > 7000 or not t.is_alive(), 60, what="drain under way")
     rabbit.kill()  # SIGKILL mid-drain
+    killed_at = len(committed)
     rabbit.start()
     t.join(120)
     wait_for(lambda: agent.status()["outbox"]["depth"] == 0, 120, what="outbox drained")
-    wait_for(lambda: set(committed) <= sub.unique(), 120, what="every committed id upstream")
+    wait_for(lambda: set(committed) <= sub.unique(), 120,
+             what=lambda: f"every committed id upstream (emitted {killed_at} at the kill): "
+                          f"missing positions {_ranges(committed, sub.unique())}, "
+                          f"{len(set(committed) - sub.unique())} "
+                          f"of {len(committed)} missing, {sub.duplicates()} duplicates")
     print(f"\nRabbitMQ SIGKILL: {len(committed)} committed, all received, "
           f"{sub.duplicates()} duplicates")
     assert agent.stop() == 0
+
+
+def _ranges(committed: list[str], got: set[str]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for i, c in enumerate(committed):
+        if c not in got:
+            if out and out[-1][1] == i - 1:
+                out[-1] = (out[-1][0], i)
+            else:
+                out.append((i, i))
+    return out[:10]

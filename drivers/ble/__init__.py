@@ -1,0 +1,1 @@
+"""BLE beacons: pure frame decoders, capture format, scanner backends."""

@@ -1,0 +1,23 @@
+"""The drivers' one root exception, with a machine-readable reason."""
+
+from __future__ import annotations
+
+import enum
+
+
+class DriverReason(enum.Enum):
+    BAD_CAPTURE = "bad-capture"
+    ADAPTER_MISSING = "adapter-missing"
+    ADAPTER_OFF = "adapter-off"
+    BACKEND = "backend"
+
+
+class DriverError(Exception):
+    """Every error a driver raises on purpose. The message says what to do next."""
+
+    def __init__(self, reason: DriverReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0])
