@@ -35,8 +35,10 @@ class _Collector:
         # a persistent session, as an upstream collector has: the broker queues for it
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"demo-collector-{port}",
                                   protocol=mqtt.MQTTv5)
+        self.ready = threading.Event()
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.ready.set()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect_async(host, int(port), clean_start=False, properties=props)
@@ -82,6 +84,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             source="demo",
         )
         collector = _Collector(url, f"{cfg.topic_base}/#") if url else None
+        if collector is not None and not collector.ready.wait(10):
+            print(f"demo: could not subscribe at {url}; upstream counts will stay at 0")
         print(f"demo: store={cfg.device.store} device={cfg.device.id} "
               f"broker={url or 'none'} outbox={cfg.outbox.path}")
         if broker is not None:

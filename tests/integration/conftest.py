@@ -33,7 +33,7 @@ class Subscriber:
         self.events: dict[str, dict[str, Any]] = {}
         self.retained: dict[str, bytes] = {}
         self.lock = threading.Lock()
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set when the subscription is confirmed
         if v5:
             self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv5)
@@ -41,6 +41,7 @@ class Subscriber:
             self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv311, clean_session=False)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.topic = topic
@@ -56,6 +57,11 @@ class Subscriber:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if not rc.is_failure:
             client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        # ready only once the broker confirmed the subscription: before that, a broker may
+        # acknowledge a publish that it routes nowhere (RabbitMQ does)
+        if all(not c.is_failure for c in codes):
             self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
