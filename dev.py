@@ -4,7 +4,8 @@
     python3 dev.py demo [ARGS...]   venv + install, then a simulated store (o2o-edge demo)
     python3 dev.py test [ARGS...]   venv + install (+ Debian packages when root), lint, type
                                     check and the test suite (ARGS go to pytest)
-    python3 dev.py bench [ARGS...]  benchmarks with their baselines (tests/bench/bench_core.py)
+    python3 dev.py bench [ARGS...]  agent core benchmarks with their baselines
+    python3 dev.py bench-ble [ARGS...]  BLE decode benchmark against ibeacon-ble
 
 Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
 """
@@ -80,7 +81,8 @@ def ensure_venv(extras: str) -> None:
     digest = digest_for(extras)
     stamp = VENV / ".o2o-edge-installed"
     # an install with the test extras also serves the demo
-    good = {digest, digest_for("[test]")} if extras == "" else {digest}
+    supersets = {"": {"[test]", "[test,bench]"}, "[test]": {"[test,bench]"}}.get(extras, set())
+    good = {digest} | {digest_for(e) for e in supersets}
     if stamp.exists() and stamp.read_text() in good:
         return
     run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
@@ -89,7 +91,7 @@ def ensure_venv(extras: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "bench"):
+    if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble"):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -98,9 +100,11 @@ def main(argv: list[str]) -> int:
         ensure_venv("")
         os.execv(str(VENV / "bin" / "o2o-edge"), ["o2o-edge", "demo", *rest])  # noqa: S606
     ensure_debian_packages(DEBIAN_TEST_PACKAGES)
+    if what.startswith("bench"):
+        ensure_venv("[test,bench]")
+        module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble"}[what]
+        return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
-    if what == "bench":
-        return subprocess.run([str(PY), "-m", "tests.bench.bench_core", *rest]).returncode  # noqa: S603
     run([str(PY), "-m", "ruff", "check", "."])
     run([str(PY), "-m", "mypy"])
     return subprocess.run([str(PY), "-m", "pytest", *rest]).returncode  # noqa: S603
