@@ -1,0 +1,91 @@
+"""RSSI smoothing and the log-distance path-loss model.
+
+RSSI from a phone or beacon is noisy (multipath, body shadowing) and has spikes. A short median
+window rejects outliers; a 1-euro filter then smooths slowly moving values strongly while still
+following a real step (someone walking up to the shelf) quickly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from statistics import median
+
+
+class OneEuroFilter:
+    """Casiez et al.'s 1-euro filter: an exponential smoother whose cutoff frequency rises with
+    the speed of the signal. Times in seconds; irregular sampling is fine."""
+
+    def __init__(self, min_cutoff: float = 0.1, beta: float = 0.01, d_cutoff: float = 1.0) -> None:
+        self.min_cutoff = min_cutoff
+        self.beta = beta
+        self.d_cutoff = d_cutoff
+        self._x: float | None = None
+        self._dx = 0.0
+        self._t = 0.0
+
+    @staticmethod
+    def _alpha(cutoff: float, dt: float) -> float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, t: float, x: float) -> float:
+        if self._x is None:
+            self._x, self._t = x, t
+            return x
+        dt = max(t - self._t, 1e-3)
+        dx = (x - self._x) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        cutoff = self.min_cutoff + self.beta * abs(self._dx)
+        a = self._alpha(cutoff, dt)
+        self._x = a * x + (1 - a) * self._x
+        self._t = t
+        return self._x
+
+
+@dataclass
+class Smoothed:
+    rssi: float
+    spread: float  # robust spread of recent raw samples (dB), for the distance uncertainty
+    rejected: bool  # this sample was an outlier and did not move the estimate
+
+
+class RssiSmoother:
+    """Outlier rejection (distance from the median of the last samples) + 1-euro filter."""
+
+    def __init__(self, window: int = 7, max_jump_db: float = 12.0, **filter_args: float) -> None:
+        self._recent: deque[float] = deque(maxlen=window)
+        self.max_jump_db = max_jump_db
+        self._filter = OneEuroFilter(**filter_args)
+        self._last = Smoothed(0.0, 0.0, False)
+
+    def update(self, t: float, rssi: float) -> Smoothed:
+        recent = self._recent
+        if len(recent) >= 3:
+            mid = median(recent)
+            if abs(rssi - mid) > self.max_jump_db:
+                recent.append(rssi)  # remembered, so a real lasting change is accepted later
+                self._last = Smoothed(self._last.rssi, self._last.spread, True)
+                return self._last
+        recent.append(rssi)
+        mid = median(recent)
+        spread = 1.4826 * median(abs(r - mid) for r in recent) if len(recent) > 1 else 0.0
+        self._last = Smoothed(self._filter(t, rssi), spread, False)
+        return self._last
+
+
+def distance_m(rssi: float, tx_power_1m: float, path_loss_exponent: float = 2.0) -> float:
+    """Log-distance model: rssi = tx_power_1m - 10 n log10(d)."""
+    return float(10 ** ((tx_power_1m - rssi) / (10.0 * path_loss_exponent)))
+
+
+def distance_with_uncertainty(
+    rssi: float, spread_db: float, tx_power_1m: float, path_loss_exponent: float = 2.0
+) -> tuple[float, float, float]:
+    """(estimate, low, high) in metres: the spread of RSSI mapped through the model."""
+    d = distance_m(rssi, tx_power_1m, path_loss_exponent)
+    low = distance_m(rssi + spread_db, tx_power_1m, path_loss_exponent)
+    high = distance_m(rssi - spread_db, tx_power_1m, path_loss_exponent)
+    return d, low, high
