@@ -1,0 +1,202 @@
+"""Beacon scanners: the `BeaconScanner` protocol, a bleak backend and a capture replay backend.
+
+A scanner runs until cancelled and never gives up: an adapter that is missing, powered off,
+unplugged or whose bluetoothd restarted is reported in `status()` and retried with backoff
+and jitter. bleak raises plain OSError / ValueError as well as BleakError when there is no
+bus or adapter, so all three are caught. A watchdog restarts scanning when nothing has been
+heard for `watchdog_s` although beacons are expected (a stalled controller looks like that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from agent.uplink.backoff import Backoff
+from drivers.ble.capture import Advert, parse_capture_line
+from drivers.ble.decoders import EDDYSTONE_UUID
+from drivers.errors import DriverError
+
+AdvertCallback = Callable[[Advert], None]
+Mode = Literal["auto", "active", "passive"]
+
+
+class BeaconScanner(Protocol):
+    async def run(self, on_advert: AdvertCallback) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class _WatchdogTimeout(Exception):
+    pass
+
+
+def _passive_patterns() -> list[Any]:
+    """BlueZ advertisement monitor patterns for the frames we decode: Apple's iBeacon prefix
+    in manufacturer data, and Eddystone's 16-bit service UUID (both little-endian ids)."""
+    from bleak.args.bluez import OrPattern
+    from bleak.assigned_numbers import AdvertisementDataType as T
+
+    return [OrPattern(0, T.MANUFACTURER_SPECIFIC_DATA, b"\x4c\x00\x02\x15"),
+            OrPattern(0, T.SERVICE_DATA_UUID16, b"\xaa\xfe")]
+
+
+class BleakBeaconScanner:
+    def __init__(
+        self,
+        adapter: str | None = None,
+        mode: Mode = "auto",
+        watchdog_s: float = 60.0,
+        backoff_min_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.adapter = adapter
+        self.mode = mode
+        self.watchdog_s = watchdog_s
+        self.clock = clock
+        self._backoff = Backoff(backoff_min_s, backoff_max_s)
+        self.state = "starting"
+        self.mode_in_use = ""
+        self.last_error = ""
+        self.restarts = 0
+        self.adverts = 0
+        self._last_advert = 0.0
+        self._passive_refused = ""
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state, "mode": self.mode_in_use or self.mode,
+            "passive_unavailable": self._passive_refused, "last_error": self.last_error,
+            "restarts": self.restarts, "adverts": self.adverts,
+        }
+
+    def _make(self, mode: str, callback: Any) -> Any:
+        from bleak import BleakScanner
+
+        bluez: dict[str, Any] = {}
+        if self.adapter:
+            bluez["adapter"] = self.adapter
+        if mode == "passive":
+            bluez["or_patterns"] = _passive_patterns()
+        return BleakScanner(detection_callback=callback, scanning_mode=mode,  # type: ignore[arg-type]
+                            bluez=bluez)  # type: ignore[arg-type]
+
+    async def _start(self, callback: Any) -> Any:
+        """Start in the configured mode; `auto` prefers passive and falls back to active."""
+        from bleak.exc import BleakError
+
+        modes = ["passive", "active"] if self.mode == "auto" else [self.mode]
+        if self.mode == "auto" and self._passive_refused:
+            modes = ["active"]
+        for mode in modes:
+            scanner = self._make(mode, callback)
+            try:
+                await scanner.start()
+            except (BleakError, OSError, ValueError) as exc:
+                if mode == "passive" and self.mode == "auto":
+                    self._passive_refused = f"{type(exc).__name__}: {exc}"
+                    continue
+                raise
+            self.mode_in_use = mode
+            return scanner
+        raise RuntimeError("no scanning mode could be started")  # pragma: no cover
+
+    async def run(self, on_advert: AdvertCallback) -> None:
+        from bleak.exc import BleakError
+
+        def callback(device: Any, adv: Any) -> None:
+            self.adverts += 1
+            self._last_advert = self.clock()
+            on_advert(Advert(
+                time.time(), device.address, int(adv.rssi), adv.tx_power, adv.local_name,
+                dict(adv.manufacturer_data), {k.lower(): v for k, v in adv.service_data.items()},
+                list(adv.service_uuids),
+            ))
+
+        while True:
+            scanner = None
+            try:
+                scanner = await self._start(callback)
+                self.state = "scanning"
+                self._last_advert = self.clock()
+                started = self.clock()
+                while True:
+                    await asyncio.sleep(min(1.0, self.watchdog_s / 4))
+                    now = self.clock()
+                    if now - self._last_advert > self.watchdog_s:
+                        raise _WatchdogTimeout(
+                            f"nothing heard for {self.watchdog_s:.0f}s; restarting the scan")
+                    if now - started > self.watchdog_s:
+                        self._backoff.reset()  # a scan that works this long is healthy
+            except (BleakError, OSError, ValueError, _WatchdogTimeout) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.state = "retrying"
+                self.restarts += 1
+            finally:
+                if scanner is not None:
+                    with contextlib.suppress(BleakError, OSError, ValueError, AttributeError):
+                        await scanner.stop()
+            await asyncio.sleep(self._backoff.next_delay())
+
+
+class ReplayScanner:
+    """Adverts from a capture file, at real time (`speed=1`), faster, or as fast as possible
+    (`speed=0`). Bad lines are counted and skipped."""
+
+    def __init__(self, path: Path, speed: float = 1.0, loop_forever: bool = False) -> None:
+        self.path = path
+        self.speed = speed
+        self.loop_forever = loop_forever
+        self.adverts = 0
+        self.bad_lines = 0
+        self.last_error = ""
+        self.state = "starting"
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "mode": "replay", "file": str(self.path),
+                "adverts": self.adverts, "bad_lines": self.bad_lines,
+                "last_error": self.last_error}
+
+    async def run(self, on_advert: AdvertCallback) -> None:
+        while True:
+            self.state = "replaying"
+            first_t: float | None = None
+            started = time.monotonic()
+            with self.path.open(encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        adv = parse_capture_line(line)
+                    except DriverError as exc:
+                        self.bad_lines += 1
+                        self.last_error = f"{self.path}:{lineno}: {exc}"
+                        continue
+                    if self.speed > 0 and adv.t is not None:
+                        first_t = adv.t if first_t is None else first_t
+                        due = started + (adv.t - first_t) / self.speed
+                        delay = due - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    self.adverts += 1
+                    on_advert(adv)
+                    if self.adverts % 1000 == 0:
+                        await asyncio.sleep(0)  # let the loop breathe at full speed
+            if not self.loop_forever:
+                self.state = "finished"
+                return
+
+
+def advert_line(adv: Advert) -> str:
+    """One capture line for `ble record`."""
+    return json.dumps(adv.as_json(), separators=(",", ":"))
+
+
+__all__ = ["EDDYSTONE_UUID", "BeaconScanner", "BleakBeaconScanner", "ReplayScanner",
+           "advert_line"]

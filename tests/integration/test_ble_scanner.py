@@ -1,0 +1,136 @@
+"""The bleak scanner backend against the fake BlueZ, and the capture replay backend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drivers.ble.capture import Advert
+from drivers.ble.decoders import decode_advert
+from drivers.ble.models import EddystoneURL, IBeacon
+from drivers.ble.scanner import BleakBeaconScanner, ReplayScanner, advert_line
+from simulators.ble_frames import encode
+from simulators.fake_bluez import BusUnavailable, FakeBlueZ, PrivateBus, wait_until
+
+BEACON = IBeacon("b9407f30-f5f8-466e-aff9-25556b57fe6d", 3, 4, -59)
+
+
+@pytest.fixture
+def bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBus]:
+    try:
+        b = PrivateBus()
+    except BusUnavailable as exc:
+        pytest.skip(str(exc))
+    b.start()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", b.address)
+    yield b
+    b.stop()
+
+
+async def _advertise_until(fake: FakeBlueZ, heard: list[Advert], n: int) -> None:
+    target = len(heard) + n
+    for _ in range(2000):
+        fake.advertise("C3:00:00:00:00:01", -61, *encode(BEACON))
+        await asyncio.sleep(0.005)
+        if len(heard) >= target:
+            return
+    raise AssertionError("adverts did not arrive")
+
+
+def test_auto_mode_falls_back_to_active_and_survives_an_unplugged_adapter(
+    bus: PrivateBus,
+) -> None:
+    async def main() -> tuple[BleakBeaconScanner, list[Advert], list[str]]:
+        fake = FakeBlueZ(bus.address)
+        await fake.start()
+        scanner = BleakBeaconScanner(mode="auto", watchdog_s=0.6, backoff_min_s=0.05,
+                                     backoff_max_s=0.2)
+        heard: list[Advert] = []
+        task = asyncio.create_task(scanner.run(heard.append))
+        await wait_until(lambda: fake.discovering, 10)
+        await _advertise_until(fake, heard, 5)
+        states = [scanner.status()["state"]]
+        fake.remove_adapter()  # unplugged while scanning
+        await wait_until(lambda: scanner.restarts >= 1, 10)
+        states.append(scanner.status()["state"])
+        fake.add_adapter()  # plugged back in
+        await wait_until(lambda: fake.discovering, 10)
+        await _advertise_until(fake, heard, 5)
+        states.append(scanner.status()["state"])
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await fake.stop()
+        return scanner, heard, states
+
+    scanner, heard, states = asyncio.run(main())
+    st = scanner.status()
+    assert st["mode"] == "active"
+    assert st["passive_unavailable"], "the fake BlueZ has no advertisement monitor manager"
+    assert states == ["scanning", "retrying", "scanning"]
+    assert st["last_error"]
+    assert {decode_advert(a.manufacturer_data, a.service_data) for a in heard} == {BEACON}
+    assert all(a.address == "C3:00:00:00:00:01" and a.rssi == -61 for a in heard)
+
+
+def test_no_bus_at_all_is_retried_not_fatal(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/nothing.sock")
+
+    async def main() -> BleakBeaconScanner:
+        scanner = BleakBeaconScanner(mode="active", backoff_min_s=0.01, backoff_max_s=0.05)
+        task = asyncio.create_task(scanner.run(lambda a: None))
+        await wait_until(lambda: scanner.restarts >= 3, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return scanner
+
+    scanner = asyncio.run(main())
+    assert scanner.status()["state"] == "retrying"
+    assert scanner.status()["last_error"]
+
+
+def test_replay_delivers_adverts_and_counts_bad_lines(tmp_path: Path) -> None:
+    capture = tmp_path / "day.jsonl"
+    lines = []
+    for i in range(50):
+        m, s = encode(EddystoneURL("https://shop.example.com/", -20) if i % 2 else BEACON)
+        adv = Advert(i * 0.01, f"C3:00:00:00:00:{i % 3:02X}", -60, None, None, m, s, list(s))
+        lines.append(advert_line(adv))
+    lines.insert(10, "not json")
+    lines.insert(20, json.dumps({"address": "x"}))
+    capture.write_text("\n".join(lines) + "\n")
+
+    got: list[Advert] = []
+    scanner = ReplayScanner(capture, speed=0)
+    asyncio.run(scanner.run(got.append))
+    st = scanner.status()
+    assert st["adverts"] == 50 and st["bad_lines"] == 2 and st["state"] == "finished"
+    assert "day.jsonl:11" in st["last_error"] or "day.jsonl:21" in st["last_error"]
+    kinds = [decode_advert(a.manufacturer_data, a.service_data) for a in got]
+    assert kinds.count(BEACON) == 25
+
+
+def test_replay_keeps_capture_timing(tmp_path: Path) -> None:
+    capture = tmp_path / "timed.jsonl"
+    m, s = encode(BEACON)
+    capture.write_text("\n".join(
+        advert_line(Advert(t, "C3:00:00:00:00:01", -60, None, None, m, s, []))
+        for t in (100.0, 100.2, 100.4)) + "\n")
+    stamps: list[float] = []
+    loop_time: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await ReplayScanner(capture, speed=2.0).run(
+            lambda a: (stamps.append(a.t or 0), loop_time.append(loop.time())))
+
+    asyncio.run(main())
+    assert stamps == [100.0, 100.2, 100.4]
+    # 0.4 s of capture at double speed takes about 0.2 s
+    assert 0.15 <= loop_time[-1] - loop_time[0] < 2.0
