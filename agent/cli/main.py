@@ -26,7 +26,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent.cli import commands, decode, demo
+    from agent.cli import ble, commands, decode, demo
 
     parser = argparse.ArgumentParser(
         prog="o2o-edge",
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = csub.add_parser("show", help="print the effective configuration, secrets masked")
     _add_config(q)
     q.set_defaults(handler=commands.cmd_config_show)
+
+    ble.add_parser(sub)
 
     p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
     dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)

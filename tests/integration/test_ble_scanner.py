@@ -134,3 +134,50 @@ def test_replay_keeps_capture_timing(tmp_path: Path) -> None:
     assert stamps == [100.0, 100.2, 100.4]
     # 0.4 s of capture at double speed takes about 0.2 s
     assert 0.15 <= loop_time[-1] - loop_time[0] < 2.0
+
+
+def test_cli_ble_record_then_decode(bus: PrivateBus, tmp_path: Path) -> None:
+    """`o2o-edge ble record` against the fake BlueZ, then `decode ble` on what it wrote."""
+    import os
+    import subprocess
+    import threading
+
+    from tests.conftest import CLI, ROOT
+
+    out = tmp_path / "rec.jsonl"
+    loop = asyncio.new_event_loop()
+    fake = FakeBlueZ(bus.address)
+    ready = threading.Event()
+    stop = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            await fake.start()
+            ready.set()
+            while not stop.is_set():
+                fake.advertise("C3:00:00:00:00:07", -58, *encode(BEACON))
+                await asyncio.sleep(0.02)
+            await fake.stop()
+
+        loop.run_until_complete(main())
+        loop.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert ready.wait(10)
+        res = subprocess.run([*CLI, "ble", "record", str(out), "--duration", "2",
+                              "--mode", "active"], capture_output=True, text=True, cwd=ROOT,
+                             timeout=60, env=dict(os.environ))
+    finally:
+        stop.set()
+        t.join(10)
+    assert res.returncode == 0, res.stderr
+    assert "recorded" in res.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) >= 5
+    dec = subprocess.run([*CLI, "decode", "ble"], input=out.read_text(), capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    decoded = [json.loads(x) for x in dec.stdout.splitlines()]
+    assert len(decoded) == len(lines)
+    assert all(d == BEACON.as_json() for d in decoded)
