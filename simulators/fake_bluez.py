@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dbus_fast import BusType, Variant
+from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.constants import PropertyAccess
 from dbus_fast.errors import DBusError
@@ -160,6 +160,40 @@ class _Adapter(ServiceInterface):
         return []
 
 
+class _MonitorManager(ServiceInterface):
+    """org.bluez.AdvertisementMonitorManager1: what passive scanning registers with."""
+
+    def __init__(self, owner: "FakeBlueZ") -> None:
+        super().__init__("org.bluez.AdvertisementMonitorManager1")
+        self._owner = owner
+
+    @method()
+    def RegisterMonitor(self, application: "o") -> None:
+        self._owner.monitor_registered(application)
+
+    @method()
+    def UnregisterMonitor(self, application: "o") -> None:
+        self._owner.monitor_unregistered(application)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def SupportedMonitorTypes(self) -> "as":
+        return ["or_patterns"]
+
+    @dbus_property(access=PropertyAccess.READ)
+    def SupportedFeatures(self) -> "as":
+        return []
+
+
+def _ad_contents(manufacturer_data: dict[int, bytes], service_data: dict[str, bytes]
+                 ) -> list[tuple[int, bytes]]:
+    """The AD structures (type, content) an advert with this data would carry on air."""
+    out = [(0xFF, cid.to_bytes(2, "little") + data) for cid, data in manufacturer_data.items()]
+    for uuid, data in service_data.items():
+        if uuid.endswith("-0000-1000-8000-00805f9b34fb") and uuid.startswith("0000"):
+            out.append((0x16, int(uuid[4:8], 16).to_bytes(2, "little") + data))
+    return out
+
+
 class _Device(ServiceInterface):
     """org.bluez.Device1 as a scanner sees it: address, RSSI and advertising data."""
 
@@ -221,22 +255,35 @@ class FakeBlueZ:
     """`org.bluez` on the given bus address, with one adapter (`hci0` by default)."""
 
     def __init__(self, bus_address: str, adapter: str = "hci0",
-                 adapter_address: str = "00:1A:7D:DA:71:13") -> None:
+                 adapter_address: str = "00:1A:7D:DA:71:13", passive: bool = True) -> None:
+        """`passive=False` is a BlueZ without the experimental advertisement monitor API."""
         self.bus_address = bus_address
+        self.passive_supported = passive
         self.adapter_path = f"/org/bluez/{adapter}"
         self.adapter_address = adapter_address
         self.scans_started = 0
         self.adverts_sent = 0
         self._bus: MessageBus | None = None
         self._adapter: _Adapter | None = None
+        self._monitor_manager: _MonitorManager | None = None
         self._devices: dict[str, _Device] = {}
+        # passive scanning: monitor path -> (owner's bus name, or-patterns once read)
+        self._monitors: dict[str, tuple[str, list[tuple[int, int, bytes]]]] = {}
+        self._last_caller = ""
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._bus = await MessageBus(
             bus_address=self.bus_address, bus_type=BusType.SYSTEM
         ).connect()
         await self._bus.request_name("org.bluez")
+        self._bus.add_message_handler(self._note_caller)
         self.add_adapter()
+
+    def _note_caller(self, msg: Message) -> None:
+        # exported methods do not see who called; RegisterMonitor needs it to read patterns
+        if msg.member == "RegisterMonitor" and msg.sender:
+            self._last_caller = msg.sender
 
     async def stop(self) -> None:
         if self._bus is not None:
@@ -254,6 +301,9 @@ class FakeBlueZ:
             return
         self._adapter = _Adapter(self, self.adapter_address)
         self._bus.export(self.adapter_path, self._adapter)  # announces InterfacesAdded
+        if self.passive_supported:
+            self._monitor_manager = _MonitorManager(self)
+            self._bus.export(self.adapter_path, self._monitor_manager)
 
     def remove_adapter(self) -> None:
         """Unplug the adapter: its devices go with it."""
@@ -263,7 +313,11 @@ class FakeBlueZ:
         for path in list(self._devices):
             self.remove_device(path)
         self._bus.unexport(self.adapter_path, self._adapter)  # announces InterfacesRemoved
+        if self._monitor_manager is not None:
+            self._bus.unexport(self.adapter_path, self._monitor_manager)
         self._adapter = None
+        self._monitor_manager = None
+        self._monitors.clear()
 
     def set_powered(self, powered: bool) -> None:
         if self._adapter is not None:
@@ -282,14 +336,64 @@ class FakeBlueZ:
     def discovering(self) -> bool:
         return self._adapter is not None and self._adapter.discovering
 
+    @property
+    def monitoring(self) -> bool:
+        """A passive scan is registered and its patterns are known."""
+        return any(patterns for _, patterns in self._monitors.values())
+
+    def monitor_registered(self, path: str) -> None:
+        self._monitors[path] = (self._last_caller, [])
+        task = asyncio.get_running_loop().create_task(self._activate(path))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def monitor_unregistered(self, path: str) -> None:
+        self._monitors.pop(path, None)
+
+    async def _activate(self, path: str) -> None:
+        """Like BlueZ: read the monitor's patterns from its owner, then activate it."""
+        assert self._bus is not None
+        owner, _ = self._monitors[path]
+        for _ in range(100):  # the owner exports the monitor right after registering it
+            reply = await self._bus.call(Message(
+                destination=owner, path=path, interface="org.freedesktop.DBus.Properties",
+                member="Get", signature="ss", body=["org.bluez.AdvertisementMonitor1",
+                                                    "Patterns"]))
+            if reply.message_type != MessageType.ERROR:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            return
+        patterns = [(int(a), int(b), bytes(c)) for a, b, c in reply.body[0].value]
+        if path in self._monitors:
+            self._monitors[path] = (owner, patterns)
+        await self._bus.call(Message(destination=owner, path=path,
+                                     interface="org.bluez.AdvertisementMonitor1",
+                                     member="Activate"))
+
+    def _matches_monitor(self, manufacturer_data: dict[int, bytes],
+                         service_data: dict[str, bytes]) -> bool:
+        contents = _ad_contents(manufacturer_data, service_data)
+        for _, patterns in self._monitors.values():
+            for start, ad_type, value in patterns:
+                for t, content in contents:
+                    if t == ad_type and content[start:start + len(value)] == value:
+                        return True
+        return False
+
     # --- advertisements ---------------------------------------------------------------
 
     def advertise(
         self, address: str, rssi: int, manufacturer_data: dict[int, bytes] | None = None,
         service_data: dict[str, bytes] | None = None,
     ) -> bool:
-        """One advertisement heard by the adapter. Returns False while nobody is scanning."""
-        if self._bus is None or self._adapter is None or not self._adapter.discovering:
+        """One advertisement heard by the adapter. Returns False when nobody would receive it:
+        no discovery running and no passive monitor whose patterns match."""
+        if self._bus is None or self._adapter is None or not self._adapter.powered:
+            return False
+        passive_hit = self.monitoring and self._matches_monitor(
+            manufacturer_data or {}, service_data or {})
+        if not self._adapter.discovering and not passive_hit:
             return False
         path = device_path(self.adapter_path, address)
         dev = self._devices.get(path)

@@ -45,7 +45,7 @@ def test_auto_mode_falls_back_to_active_and_survives_an_unplugged_adapter(
     bus: PrivateBus,
 ) -> None:
     async def main() -> tuple[BleakBeaconScanner, list[Advert], list[str]]:
-        fake = FakeBlueZ(bus.address)
+        fake = FakeBlueZ(bus.address, passive=False)  # BlueZ without --experimental
         await fake.start()
         scanner = BleakBeaconScanner(mode="auto", watchdog_s=0.6, backoff_min_s=0.05,
                                      backoff_max_s=0.2)
@@ -70,7 +70,7 @@ def test_auto_mode_falls_back_to_active_and_survives_an_unplugged_adapter(
     scanner, heard, states = asyncio.run(main())
     st = scanner.status()
     assert st["mode"] == "active"
-    assert st["passive_unavailable"], "the fake BlueZ has no advertisement monitor manager"
+    assert "passive scanning on Linux requires" in st["passive_unavailable"]
     assert states == ["scanning", "retrying", "scanning"]
     assert st["last_error"]
     assert {decode_advert(a.manufacturer_data, a.service_data) for a in heard} == {BEACON}
@@ -167,7 +167,7 @@ def test_cli_ble_record_then_decode(bus: PrivateBus, tmp_path: Path) -> None:
     try:
         assert ready.wait(10)
         res = subprocess.run([*CLI, "ble", "record", str(out), "--duration", "2",
-                              "--mode", "active"], capture_output=True, text=True, cwd=ROOT,
+                              "--mode", "passive"], capture_output=True, text=True, cwd=ROOT,
                              timeout=60, env=dict(os.environ))
     finally:
         stop.set()
@@ -181,3 +181,39 @@ def test_cli_ble_record_then_decode(bus: PrivateBus, tmp_path: Path) -> None:
     decoded = [json.loads(x) for x in dec.stdout.splitlines()]
     assert len(decoded) == len(lines)
     assert all(d == BEACON.as_json() for d in decoded)
+
+
+def test_passive_mode_with_or_patterns(bus: PrivateBus) -> None:
+    """Passive scanning through BlueZ's advertisement monitor: only beacon frames arrive."""
+    from drivers.ble.models import EddystoneTLM
+
+    tlm = EddystoneTLM(3000, 20.0, 5, 50.0)
+
+    async def main() -> tuple[BleakBeaconScanner, list[Advert], list[bool]]:
+        fake = FakeBlueZ(bus.address)
+        await fake.start()
+        scanner = BleakBeaconScanner(mode="auto", watchdog_s=30)
+        heard: list[Advert] = []
+        task = asyncio.create_task(scanner.run(heard.append))
+        await wait_until(lambda: fake.monitoring, 10)
+        delivered = []
+        for _ in range(5):
+            delivered.append(fake.advertise("C3:00:00:00:00:01", -60, *encode(BEACON)))
+            delivered.append(fake.advertise("C3:00:00:00:00:02", -60, *encode(tlm)))
+            # a phone's "nearby" frame: no pattern matches, so BlueZ would not pass it on
+            delivered.append(fake.advertise("C3:00:00:00:00:03", -60,
+                                            {76: b"\x10\x05\x03\x1c\x0b\x1e\x0f"}, {}))
+            await asyncio.sleep(0.02)
+        await wait_until(lambda: len(heard) >= 10, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await fake.stop()
+        return scanner, heard, delivered
+
+    scanner, heard, delivered = asyncio.run(main())
+    assert scanner.status()["mode"] == "passive"
+    assert not scanner.status()["passive_unavailable"]
+    assert delivered.count(False) == 5  # every phone frame filtered out
+    assert {a.address for a in heard} == {"C3:00:00:00:00:01", "C3:00:00:00:00:02"}
+    assert {decode_advert(a.manufacturer_data, a.service_data) for a in heard} == {BEACON, tlm}
