@@ -28,6 +28,19 @@ ENV_CONFIG = "O2O_EDGE_CONFIG"
 ENV_PREFIX = "O2O_EDGE_"
 SECRET_KEYS = frozenset({"password"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_BEACON_ID_RE = re.compile(
+    r"^(ibeacon:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:\d{1,5}:\d{1,5}"
+    r"|eddystone-uid:[0-9a-f]{20}:[0-9a-f]{12}|altbeacon:[0-9a-f]{40})$"
+)
+
+
+def _check_beacon_ids(values: list[str]) -> str | None:
+    for v in values:
+        if not _BEACON_ID_RE.match(v):
+            return ("'ibeacon:<uuid>:<major>:<minor>', 'eddystone-uid:<20 hex>:<12 hex>' or "
+                    f"'altbeacon:<40 hex>', lowercase ({v!r} is not one)")
+    return None
 
 
 def _state_dir() -> Path:
@@ -80,6 +93,25 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class BleConfig:
+    enabled: bool = False
+    adapter: str = ""
+    mode: str = "auto"
+    replay: str = ""  # a capture file to replay instead of scanning (simulated store)
+    replay_speed: float = 1.0
+    watchdog_s: float = 60.0
+    # the store's own beacons: "ibeacon:<uuid>:<major>:<minor>", "eddystone-uid:<ns>:<inst>",
+    # "altbeacon:<beacon id>"; their presence, health and silence are reported
+    beacons: list[str] = dataclasses.field(default_factory=list)
+    # iBeacon proximity UUIDs advertised by the opted-in shopper app
+    app_uuids: list[str] = dataclasses.field(default_factory=list)
+    path_loss_exponent: float = 2.0
+    health_interval_s: float = 300.0
+    silent_after_s: float = 300.0
+    low_battery_mv: int = 2500
+
+
+@dataclass(frozen=True)
 class BusConfig:
     socket: Path = dataclasses.field(default_factory=lambda: _runtime_dir() / "agent.sock")
 
@@ -90,6 +122,7 @@ class Config:
     outbox: OutboxConfig = dataclasses.field(default_factory=OutboxConfig)
     mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
     bus: BusConfig = dataclasses.field(default_factory=BusConfig)
+    ble: BleConfig = dataclasses.field(default_factory=BleConfig)
     source: str = "built-in defaults"
 
     @property
@@ -102,6 +135,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "outbox": OutboxConfig,
     "mqtt": MqttConfig,
     "bus": BusConfig,
+    "ble": BleConfig,
 }
 
 
@@ -155,13 +189,23 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("mqtt", "ack_timeout_s"): lambda v: None if 1 <= v <= 3600 else "1 to 3600",
     ("mqtt", "backoff_min_s"): _positive,
     ("mqtt", "backoff_max_s"): _positive,
+    ("ble", "mode"): lambda v: None if v in ("auto", "active", "passive") else
+    '"auto", "active" or "passive"',
+    ("ble", "replay_speed"): _non_negative,
+    ("ble", "watchdog_s"): _positive,
+    ("ble", "path_loss_exponent"): lambda v: None if 1.0 <= v <= 6.0 else "1.0 to 6.0",
+    ("ble", "health_interval_s"): _positive,
+    ("ble", "silent_after_s"): _positive,
+    ("ble", "beacons"): lambda v: _check_beacon_ids(v),
+    ("ble", "app_uuids"): lambda v: next((f"UUIDs like 'b9407f30-f5f8-466e-aff9-25556b57fe6d'"
+                                          f" ({u!r} is not one)" for u in v
+                                          if not _UUID_RE.match(u)), None),
 }
 
 
 def _type_name(t: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        t, "a path string"
-    )
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list of strings"}.get(t, "a path string")
 
 
 def _coerce(value: Any, ftype: Any, where: str) -> Any:
@@ -180,6 +224,8 @@ def _coerce(value: Any, ftype: Any, where: str) -> Any:
             return value
     elif ftype is Path and isinstance(value, str) and value:
         return Path(value).expanduser()
+    elif ftype is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
     shown = f"{type(value).__name__} {value!r}"
     raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {shown}")
 
@@ -192,6 +238,8 @@ def _from_env(raw: str, ftype: Any, where: str) -> Any:
         if low in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{where}: must be true or false, got {raw!r}")
+    if ftype is list:  # comma-separated in the environment
+        return [part.strip() for part in raw.split(",") if part.strip()]
     if ftype in (int, float):
         try:
             return ftype(raw)
@@ -201,7 +249,8 @@ def _from_env(raw: str, ftype: Any, where: str) -> Any:
 
 
 def _field_types(cls: type[Any]) -> dict[str, Any]:
-    hints = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
+    hints = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path,
+             "list[str]": list}
     return {f.name: hints[str(f.type)] for f in dataclasses.fields(cls)}
 
 
@@ -330,6 +379,8 @@ def render_toml(cfg: Config) -> str:
         for key, v in values.items():
             if isinstance(v, bool):
                 text = "true" if v else "false"
+            elif isinstance(v, list):
+                text = "[" + ", ".join('"' + str(x) + '"' for x in v) + "]"
             elif isinstance(v, int | float):
                 text = repr(v)
             else:

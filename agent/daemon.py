@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from agent import __version__
@@ -66,8 +67,22 @@ class Agent:
         )
         self.uplink = Uplink(cfg, self.writer, self.bootid) if cfg.mqtt.url else None
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status)
+        self.ble = self._make_ble() if cfg.ble.enabled else None
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
+
+    def _make_ble(self) -> Any:
+        from agent.presence.ble_source import BleSource
+        from drivers.ble.scanner import BleakBeaconScanner, ReplayScanner
+
+        b = self.cfg.ble
+        scanner: Any
+        if b.replay:
+            scanner = ReplayScanner(Path(b.replay), speed=b.replay_speed)
+        else:
+            scanner = BleakBeaconScanner(adapter=b.adapter or None, mode=b.mode,  # type: ignore[arg-type]
+                                         watchdog_s=b.watchdog_s)
+        return BleSource(b, scanner, self.capture, capture_time=bool(b.replay))
 
     def _on_commit(self, committed: list[Committed]) -> None:
         if self.uplink is not None:
@@ -84,6 +99,8 @@ class Agent:
         await self.bus.start()
         if self.uplink is not None:
             self.supervisor.spawn("uplink", self.uplink.run)
+        if self.ble is not None:
+            self.supervisor.spawn("ble", self.ble.run)
         for name, factory in self.sources.items():
             self.supervisor.spawn(name, lambda f=factory: f(self.capture))  # type: ignore[misc]
         self.capture("o2o.agent.started", {
@@ -148,6 +165,7 @@ class Agent:
             "outbox": outbox,
             "uplink": self.uplink.status() if self.uplink else {"state": "disabled"},
             "components": self.supervisor.snapshot(),
+            **({"ble": self.ble.status()} if self.ble is not None else {}),
             "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients,
                     "subscribers": self.bus.subscriber_count},
         }

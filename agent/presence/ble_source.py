@@ -1,0 +1,150 @@
+"""The BLE source: scanner adverts -> decoded frames -> presence, health, footfall events.
+
+What leaves as an event (DESIGN: "What the beacons are for"):
+- the store's registered beacons: presence, TLM health (rate-limited), silence, low battery;
+- the opted-in shopper app (iBeacon with a configured proximity UUID): presence, keyed by the
+  app's own advertised identifier;
+- everything else: only per-minute counts and a dwell histogram of daily-salted pseudonyms.
+No event carries a Bluetooth address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.config import BleConfig
+from agent.presence.anonymous import DailySalt, FootfallCounter
+from agent.presence.tracker import PresenceConfig, PresenceEvent, PresenceTracker
+from drivers.ble.capture import Advert
+from drivers.ble.decoders import decode_advert
+from drivers.ble.models import AltBeacon, Beacon, EddystoneTLM, EddystoneUID, IBeacon
+from drivers.ble.scanner import BeaconScanner
+
+Emit = Callable[[str, Any], object]
+TICK_S = 1.0
+
+
+def beacon_key(beacon: Beacon) -> str | None:
+    """The identity a registered beacon is configured under (see [ble] beacons)."""
+    if isinstance(beacon, IBeacon):
+        return f"ibeacon:{beacon.uuid}:{beacon.major}:{beacon.minor}"
+    if isinstance(beacon, EddystoneUID):
+        return f"eddystone-uid:{beacon.namespace}:{beacon.instance}"
+    if isinstance(beacon, AltBeacon):
+        return f"altbeacon:{beacon.beacon_id}"
+    return None
+
+
+class BleSource:
+    def __init__(self, cfg: BleConfig, scanner: BeaconScanner, emit: Emit,
+                 clock: Callable[[], float] = time.time, capture_time: bool = False) -> None:
+        """`capture_time`: time follows the adverts' own timestamps (replaying a recorded
+        day), so presence, silence and footfall come out as they happened."""
+        self.cfg = cfg
+        self.capture_time = capture_time
+        self._capture_now = 0.0
+        self.scanner = scanner
+        self.emit = emit
+        self.clock = clock
+        self.registered = set(cfg.beacons)
+        self.app_uuids = set(cfg.app_uuids)
+        self.presence = PresenceTracker(PresenceConfig(path_loss_exponent=cfg.path_loss_exponent))
+        self.footfall = FootfallCounter(DailySalt(self.now))
+        # Eddystone TLM frames come from the same address as the beacon's UID frames
+        self._key_by_address: dict[str, str] = {}
+        self._last_heard: dict[str, float] = {}
+        self._last_health: dict[str, float] = {}
+        self._silent: set[str] = set()
+        self.counts = {"adverts": 0, "beacon_frames": 0, "anonymous": 0}
+
+    def status(self) -> dict[str, Any]:
+        return {"scanner": self.scanner.status(), **self.counts,
+                "registered_heard": len(self._last_heard), "silent": sorted(self._silent)}
+
+    async def run(self) -> None:
+        scan = asyncio.create_task(self.scanner.run(self.on_advert))
+        try:
+            while not scan.done():
+                await asyncio.sleep(TICK_S)
+                self.tick(self.now())
+            scan.result()  # a replay that finished; a crash is re-raised to the supervisor
+            self.tick(self.now())
+        finally:
+            scan.cancel()
+
+    # --- adverts -----------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._capture_now if self.capture_time else self.clock()
+
+    def on_advert(self, adv: Advert) -> None:
+        if self.capture_time and adv.t is not None:
+            if adv.t - self._capture_now >= TICK_S and self._capture_now:
+                self.tick(adv.t)  # recorded time moves on: let exits and silence happen
+            self._capture_now = max(self._capture_now, adv.t)
+        now = self.now()
+        self.counts["adverts"] += 1
+        beacon = decode_advert(adv.manufacturer_data, adv.service_data)
+        key = None
+        if beacon is not None:
+            self.counts["beacon_frames"] += 1
+            key = beacon_key(beacon)
+            if key in self.registered:
+                self._key_by_address[adv.address] = key
+                self._registered_seen(now, key, adv, beacon)
+                return
+            if isinstance(beacon, EddystoneTLM):
+                owner = self._key_by_address.get(adv.address)
+                if owner is not None:
+                    self._health(now, owner, beacon)
+                    return
+            if isinstance(beacon, IBeacon) and beacon.uuid in self.app_uuids:
+                self._presence(self.presence.sighting(
+                    now, f"app:{beacon.uuid}:{beacon.major}:{beacon.minor}", adv.rssi,
+                    beacon.tx_power, {"kind": "app"}))
+                return
+        self.counts["anonymous"] += 1
+        summary = self.footfall.sighting(now, adv.address)
+        if summary is not None:
+            self.emit("o2o.ble.footfall", {**summary,
+                                           "dwell_histogram": dict(self.footfall.dwell_histogram)})
+
+    def _registered_seen(self, now: float, key: str, adv: Advert, beacon: Beacon) -> None:
+        self._last_heard[key] = now
+        if key in self._silent:
+            self._silent.discard(key)
+            self.emit("o2o.ble.beacon.health", {"beacon": key, "status": "heard-again"})
+        tx = getattr(beacon, "tx_power", -59)
+        self._presence(self.presence.sighting(now, key, adv.rssi, tx, {"kind": "beacon"}))
+
+    def _health(self, now: float, key: str, tlm: EddystoneTLM) -> None:
+        self._last_heard[key] = now
+        low = 0 < tlm.battery_mv < self.cfg.low_battery_mv
+        due = now - self._last_health.get(key, -1e18) >= self.cfg.health_interval_s
+        if due or (low and key not in self._last_health):
+            self._last_health[key] = now
+            self.emit("o2o.ble.beacon.health", {
+                "beacon": key, "status": "low-battery" if low else "ok", **tlm.as_json(),
+            })
+
+    def _presence(self, events: list[PresenceEvent]) -> None:
+        for ev in events:
+            self.emit("o2o.ble.presence", {"id": ev.key, "action": ev.kind, **ev.data})
+
+    # --- time ----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        self._presence(self.presence.tick(now))
+        self.footfall.close_visits(now)
+        for key in self.registered:
+            last = self._last_heard.get(key)
+            overdue = last is not None and now - last > self.cfg.silent_after_s
+            if overdue and key not in self._silent:
+                assert last is not None
+                self._silent.add(key)
+                self.emit("o2o.ble.beacon.health", {
+                    "beacon": key, "status": "silent", "silent_for_s": round(now - last, 1),
+                })
