@@ -138,7 +138,8 @@ async def _run(
               f"received upstream={got:5d}", flush=True)
     if broker_down and broker is not None:
         await asyncio.to_thread(broker.start)
-    # let the backlog drain before stopping
+    # stop the shoppers, then let the backlog drain before stopping the agent
+    await agent.supervisor.stop(["simulated-store"])
     deadline = time.monotonic() + 15
     while cfg.mqtt.url and agent.status()["outbox"]["depth"] > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
