@@ -132,7 +132,9 @@ class BleSource:
 
     def _presence(self, events: list[PresenceEvent]) -> None:
         for ev in events:
-            self.emit("o2o.ble.presence", {"id": ev.key, "action": ev.kind, **ev.data})
+            # "at": when it happened (the last sighting, for an exit), not when it was reported
+            self.emit("o2o.ble.presence", {"id": ev.key, "action": ev.kind,
+                                           "at": round(ev.time, 3), **ev.data})
 
     # --- time ----------------------------------------------------------------------------
 
