@@ -21,17 +21,24 @@ class DailySalt:
         self._clock = clock
         self._day = -1
         self._salt = b""
+        self._cache: dict[str, str] = {}  # today's pseudonyms; forgotten with the salt
 
     def current(self) -> bytes:
         day = int(self._clock() // 86400)
         if day != self._day:
             self._day = day
             self._salt = os.urandom(32)
+            self._cache = {}
         return self._salt
 
     def pseudonym(self, address: str) -> str:
-        digest = hashlib.blake2b(address.upper().encode(), key=self.current(), digest_size=8)
-        return digest.hexdigest()
+        salt = self.current()
+        p = self._cache.get(address)
+        if p is None:
+            p = hashlib.blake2b(address.upper().encode(), key=salt, digest_size=8).hexdigest()
+            if len(self._cache) < 100_000:
+                self._cache[address] = p
+        return p
 
 
 class FootfallCounter:

@@ -62,18 +62,24 @@ class RssiSmoother:
         self._last = Smoothed(0.0, 0.0, False)
 
     def update(self, t: float, rssi: float) -> Smoothed:
+        """The smoothed value after this sample; `spread` is filled in by `spread()`."""
         recent = self._recent
-        if len(recent) >= 3:
-            mid = median(recent)
-            if abs(rssi - mid) > self.max_jump_db:
-                recent.append(rssi)  # remembered, so a real lasting change is accepted later
-                self._last = Smoothed(self._last.rssi, self._last.spread, True)
-                return self._last
+        if len(recent) >= 3 and abs(rssi - median(recent)) > self.max_jump_db:
+            recent.append(rssi)  # remembered, so a real lasting change is accepted later
+            self._last = Smoothed(self._last.rssi, 0.0, True)
+            return self._last
         recent.append(rssi)
-        mid = median(recent)
-        spread = 1.4826 * median(abs(r - mid) for r in recent) if len(recent) > 1 else 0.0
-        self._last = Smoothed(self._filter(t, rssi), spread, False)
+        self._last = Smoothed(self._filter(t, rssi), 0.0, False)
         return self._last
+
+    def spread(self) -> float:
+        """Robust spread (scaled median absolute deviation) of the recent raw samples, in dB.
+        Computed only when asked: it is needed for reports, not for every advert."""
+        recent = self._recent
+        if len(recent) < 2:
+            return 0.0
+        mid = median(recent)
+        return 1.4826 * median(abs(r - mid) for r in recent)
 
 
 def distance_m(rssi: float, tx_power_1m: float, path_loss_exponent: float = 2.0) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.presence.rssi import RssiSmoother, distance_with_uncertainty
+from agent.presence.rssi import RssiSmoother, distance_m, distance_with_uncertainty
 from agent.presence.zones import ZoneClassifier
 
 
@@ -77,16 +77,17 @@ class PresenceTracker:
             tr.last_seen = t
         tr.sightings += 1
         sm = tr.smoother.update(t, rssi)
-        d, low, high = distance_with_uncertainty(sm.rssi, sm.spread, tx_power_1m,
-                                                 cfg.path_loss_exponent)
+        d = distance_m(sm.rssi, tx_power_1m, cfg.path_loss_exponent)
         zone = tr.zones.update(d)
-        data = {"zone": zone, "distance_m": round(d, 2),
-                "distance_range_m": [round(low, 2), round(high, 2)],
-                "rssi": round(sm.rssi, 1), **tr.extra}
-        if tr.sightings == 1:
-            events.append(PresenceEvent("enter", key, t, data))
-        elif zone != tr.zone:
-            events.append(PresenceEvent("zone", key, t, data))
+        if tr.sightings == 1 or zone != tr.zone:
+            # the report (with its uncertainty) is built only when something happened
+            _, low, high = distance_with_uncertainty(sm.rssi, tr.smoother.spread(),
+                                                     tx_power_1m, cfg.path_loss_exponent)
+            data = {"zone": zone, "distance_m": round(d, 2),
+                    "distance_range_m": [round(low, 2), round(high, 2)],
+                    "rssi": round(sm.rssi, 1), **tr.extra}
+            kind = "enter" if tr.sightings == 1 else "zone"
+            events.append(PresenceEvent(kind, key, t, data))
         tr.zone = zone
         return events
 
