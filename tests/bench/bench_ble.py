@@ -125,7 +125,7 @@ def _cpu_share(rate: int, seconds: float) -> dict[str, Any]:
     async def main() -> None:
         fake = FakeBlueZ(bus.address)
         await fake.start()
-        proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config",  # noqa: S603
+        proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config",
                                  str(cfg)], env=env, stderr=subprocess.DEVNULL)
         try:
             while not fake.discovering:
