@@ -35,6 +35,13 @@ _BEACON_ID_RE = re.compile(
 )
 
 
+def _check_uuids(values: list[str]) -> str | None:
+    for v in values:
+        if not _UUID_RE.match(v):
+            return f"lowercase UUIDs like 'b9407f30-f5f8-466e-aff9-25556b57fe6d' ({v!r} is not one)"
+    return None
+
+
 def _check_beacon_ids(values: list[str]) -> str | None:
     for v in values:
         if not _BEACON_ID_RE.match(v):
@@ -197,9 +204,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("ble", "health_interval_s"): _positive,
     ("ble", "silent_after_s"): _positive,
     ("ble", "beacons"): lambda v: _check_beacon_ids(v),
-    ("ble", "app_uuids"): lambda v: next((f"UUIDs like 'b9407f30-f5f8-466e-aff9-25556b57fe6d'"
-                                          f" ({u!r} is not one)" for u in v
-                                          if not _UUID_RE.match(u)), None),
+    ("ble", "app_uuids"): lambda v: _check_uuids(v),
 }
 
 

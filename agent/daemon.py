@@ -29,22 +29,23 @@ Capture = Callable[[str, Any], "Future[list[Committed]]"]
 SourceFactory = Callable[[Capture], Awaitable[None]]
 
 
-def _release_freed_memory() -> None:
-    """Hand freed heap back to the OS (glibc only). A long drain allocates and frees large
-    batch buffers from several threads; without this the heap keeps its high-water mark."""
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None on other C libraries."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        return getattr(ctypes.CDLL("libc.so.6"), "malloc_trim", None)
     except OSError:
-        return
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is not None:
-        trim(0)
+        return None
 
 
 async def _housekeeping() -> None:
+    # Hand freed heap back to the OS: a long drain allocates and frees large batch buffers
+    # from several threads, and without this the heap keeps its high-water mark.
+    trim = _malloc_trim()
+    if trim is None:
+        return
     while True:
         await asyncio.sleep(HOUSEKEEPING_S)
-        _release_freed_memory()
+        trim(0)
 
 
 class Agent:

@@ -56,6 +56,7 @@ class PrivateBroker:
 
     program = ""
     package = ""
+    start_timeout = 20.0  # seconds until the port must be open
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.exe = _find(self.program, self.package)
@@ -75,7 +76,8 @@ class PrivateBroker:
     def environment(self) -> dict[str, str] | None:
         return None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        timeout = self.start_timeout if timeout is None else timeout
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - fixed program, our own arguments
                 self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
@@ -194,6 +196,7 @@ class PrivateRabbitMQ(PrivateBroker):
 
     program = "rabbitmq-server"
     package = "rabbitmq-server"
+    start_timeout = 120.0  # an Erlang node takes its time to boot
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         super().__init__(workdir, port)
@@ -230,5 +233,3 @@ class PrivateRabbitMQ(PrivateBroker):
             "HOME": str(self.workdir),
         }
 
-    def start(self, timeout: float = 120.0) -> None:
-        super().start(timeout)

@@ -143,9 +143,9 @@ class BleSource:
         self.footfall.close_visits(now)
         for key in self.registered:
             last = self._last_heard.get(key)
-            overdue = last is not None and now - last > self.cfg.silent_after_s
-            if overdue and key not in self._silent:
-                assert last is not None
+            if last is None or key in self._silent:
+                continue
+            if now - last > self.cfg.silent_after_s:
                 self._silent.add(key)
                 self.emit("o2o.ble.beacon.health", {
                     "beacon": key, "status": "silent", "silent_for_s": round(now - last, 1),

@@ -48,7 +48,6 @@ class OneEuroFilter:
 @dataclass
 class Smoothed:
     rssi: float
-    spread: float  # robust spread of recent raw samples (dB), for the distance uncertainty
     rejected: bool  # this sample was an outlier and did not move the estimate
 
 
@@ -59,17 +58,17 @@ class RssiSmoother:
         self._recent: deque[float] = deque(maxlen=window)
         self.max_jump_db = max_jump_db
         self._filter = OneEuroFilter(**filter_args)
-        self._last = Smoothed(0.0, 0.0, False)
+        self._last = Smoothed(0.0, False)
 
     def update(self, t: float, rssi: float) -> Smoothed:
-        """The smoothed value after this sample; `spread` is filled in by `spread()`."""
+        """The smoothed value after this sample (the spread is asked for separately)."""
         recent = self._recent
         if len(recent) >= 3 and abs(rssi - median(recent)) > self.max_jump_db:
             recent.append(rssi)  # remembered, so a real lasting change is accepted later
-            self._last = Smoothed(self._last.rssi, 0.0, True)
+            self._last = Smoothed(self._last.rssi, True)
             return self._last
         recent.append(rssi)
-        self._last = Smoothed(self._filter(t, rssi), 0.0, False)
+        self._last = Smoothed(self._filter(t, rssi), False)
         return self._last
 
     def spread(self) -> float:

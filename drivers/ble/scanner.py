@@ -19,7 +19,6 @@ from typing import Any, Literal, Protocol
 
 from agent.uplink.backoff import Backoff
 from drivers.ble.capture import Advert, parse_capture_line
-from drivers.ble.decoders import EDDYSTONE_UUID
 from drivers.errors import DriverError
 
 AdvertCallback = Callable[[Advert], None]
@@ -198,5 +197,5 @@ def advert_line(adv: Advert) -> str:
     return json.dumps(adv.as_json(), separators=(",", ":"))
 
 
-__all__ = ["EDDYSTONE_UUID", "BeaconScanner", "BleakBeaconScanner", "ReplayScanner",
+__all__ = ["BeaconScanner", "BleakBeaconScanner", "ReplayScanner",
            "advert_line"]
