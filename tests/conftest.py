@@ -62,6 +62,14 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what="") 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
 
 
+def emit_lines(cfg: Path, lines: list[str]) -> list[str]:
+    """`o2o-edge emit` with JSON lines on stdin; returns the committed ids."""
+    res = subprocess.run([*CLI, "emit", "--config", str(cfg)], input="\n".join(lines),
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
+
+
 class AgentProcess:
     """`o2o-edge run` as a real child process."""
 

@@ -22,6 +22,7 @@ from simulators.brokers import (
     PrivateNats,
     PrivateRabbitMQ,
 )
+from simulators.fake_bluez import BusUnavailable, PrivateBus
 
 
 class Subscriber:
@@ -112,6 +113,19 @@ def nats(tmp_path: Path) -> Iterator[PrivateBroker]:
 @pytest.fixture
 def rabbit(tmp_path: Path) -> Iterator[PrivateBroker]:
     yield from running_broker(PrivateRabbitMQ, tmp_path / "rabbit")
+
+
+@pytest.fixture
+def bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBus]:
+    """A private dbus-daemon used as the system bus (what bleak connects to)."""
+    try:
+        b = PrivateBus()
+    except BusUnavailable as exc:
+        pytest.skip(str(exc))
+    b.start()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", b.address)
+    yield b
+    b.stop()
 
 
 @pytest.fixture

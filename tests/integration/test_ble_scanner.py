@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,9 @@ from drivers.ble.decoders import decode_advert
 from drivers.ble.models import EddystoneURL, IBeacon
 from drivers.ble.scanner import BleakBeaconScanner, ReplayScanner, advert_line
 from simulators.ble_frames import encode
-from simulators.fake_bluez import BusUnavailable, FakeBlueZ, PrivateBus, wait_until
+from simulators.fake_bluez import FakeBlueZ, PrivateBus, wait_until
 
 BEACON = IBeacon("b9407f30-f5f8-466e-aff9-25556b57fe6d", 3, 4, -59)
-
-
-@pytest.fixture
-def bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBus]:
-    try:
-        b = PrivateBus()
-    except BusUnavailable as exc:
-        pytest.skip(str(exc))
-    b.start()
-    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", b.address)
-    yield b
-    b.stop()
 
 
 async def _advertise_until(fake: FakeBlueZ, heard: list[Advert], n: int) -> None:

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from drivers.ble.decoders import decode_advert
 from drivers.ble.models import EddystoneTLM, IBeacon
 from simulators.ble_frames import encode
-from simulators.fake_bluez import BusUnavailable, FakeBlueZ, PrivateBus, wait_until
-
-
-@pytest.fixture
-def bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBus]:
-    try:
-        b = PrivateBus()
-    except BusUnavailable as exc:
-        pytest.skip(str(exc))
-    b.start()
-    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", b.address)
-    yield b
-    b.stop()
+from simulators.fake_bluez import FakeBlueZ, PrivateBus, wait_until
 
 
 def test_bleak_active_scan_hears_the_fake_beacons(bus: PrivateBus) -> None:

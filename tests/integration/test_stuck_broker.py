@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 from simulators.brokers import free_port
-from tests.conftest import AgentProcess, wait_for, write_config
-from tests.integration.test_uplink import emit_lines
+from tests.conftest import AgentProcess, emit_lines, wait_for, write_config
 
 
 class WithholdingBroker:

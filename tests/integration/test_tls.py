@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from simulators.brokers import BrokerUnavailable, PrivateMosquitto
 from simulators.pki import TestCA
-from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
+from tests.conftest import AgentProcess, emit_lines, wait_for, write_config
 
 
 def tls_broker(tmp_path: Path, ca: TestCA, mutual: bool) -> PrivateMosquitto:
@@ -27,10 +26,7 @@ def tls_broker(tmp_path: Path, ca: TestCA, mutual: bool) -> PrivateMosquitto:
 
 
 def emit(cfg: Path, n: int) -> None:
-    lines = "\n".join(json.dumps({"type": "o2o.nfc.tap", "data": {"i": i}}) for i in range(n))
-    res = subprocess.run([*CLI, "emit", "--config", str(cfg)], input=lines, text=True,
-                         capture_output=True, cwd=ROOT, timeout=60)
-    assert res.returncode == 0, res.stderr
+    emit_lines(cfg, [json.dumps({"type": "o2o.nfc.tap", "data": {"i": i}}) for i in range(n)])
 
 
 @pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mtls"])

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from simulators.brokers import PrivateMosquitto, PrivateNats, free_port
-from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
+from tests.conftest import AgentProcess, emit_lines, wait_for, write_config
 from tests.integration.conftest import Subscriber
 
 TOPIC = "o2o/v1/store-1/dev-1/#"
-
-
-def emit_lines(cfg: Path, lines: list[str]) -> list[str]:
-    res = subprocess.run([*CLI, "emit", "--config", str(cfg)], input="\n".join(lines),
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert res.returncode == 0, res.stderr
-    return res.stdout.split()
 
 
 def test_events_reach_broker_with_birth_and_death(
