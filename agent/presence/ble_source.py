@@ -25,6 +25,8 @@ from drivers.ble.scanner import BeaconScanner
 
 Emit = Callable[[str, Any], object]
 TICK_S = 1.0
+IDENTITY_CACHE = 4096  # distinct beacon frames remembered (cleared when full)
+_REGISTERED, _APP = "registered", "app"
 
 
 def beacon_key(beacon: Beacon) -> str | None:
@@ -56,6 +58,7 @@ class BleSource:
         # Eddystone TLM frames come from the same address as the beacon's UID frames
         self._key_by_address: dict[str, str] = {}
         self._last_heard: dict[str, float] = {}
+        self._identities: dict[tuple[Any, ...], tuple[Beacon, str, str]] = {}
         self._last_health: dict[str, float] = {}
         self._silent: set[str] = set()
         self.counts = {"adverts": 0, "beacon_frames": 0, "anonymous": 0}
@@ -87,30 +90,48 @@ class BleSource:
             self._capture_now = max(self._capture_now, adv.t)
         now = self.now()
         self.counts["adverts"] += 1
-        beacon = decode_advert(adv.manufacturer_data, adv.service_data)
-        key = None
+        beacon, key, role = self._identify(adv)
         if beacon is not None:
             self.counts["beacon_frames"] += 1
-            key = beacon_key(beacon)
-            if key in self.registered:
+            if role == _REGISTERED:
                 self._key_by_address[adv.address] = key
                 self._registered_seen(now, key, adv, beacon)
+                return
+            if role == _APP and isinstance(beacon, IBeacon):
+                self._presence(self.presence.sighting(now, key, adv.rssi, beacon.tx_power,
+                                                      {"kind": "app"}))
                 return
             if isinstance(beacon, EddystoneTLM):
                 owner = self._key_by_address.get(adv.address)
                 if owner is not None:
                     self._health(now, owner, beacon)
                     return
-            if isinstance(beacon, IBeacon) and beacon.uuid in self.app_uuids:
-                self._presence(self.presence.sighting(
-                    now, f"app:{beacon.uuid}:{beacon.major}:{beacon.minor}", adv.rssi,
-                    beacon.tx_power, {"kind": "app"}))
-                return
         self.counts["anonymous"] += 1
         summary = self.footfall.sighting(now, adv.address)
         if summary is not None:
             self.emit("o2o.ble.footfall", {**summary,
                                            "dwell_histogram": dict(self.footfall.dwell_histogram)})
+
+    def _identify(self, adv: Advert) -> tuple[Beacon | None, str, str]:
+        """(beacon frame or None, identity, role). A beacon repeats the same frame several
+        times a second, so frames that do not change are decoded once and remembered."""
+        frame = (tuple(adv.manufacturer_data.items()), tuple(adv.service_data.items()))
+        known = self._identities.get(frame)
+        if known is not None:
+            return known
+        beacon = decode_advert(adv.manufacturer_data, adv.service_data)
+        if beacon is None:
+            return None, "", ""
+        key, role = beacon_key(beacon) or "", ""
+        if key in self.registered:
+            role = _REGISTERED
+        elif isinstance(beacon, IBeacon) and beacon.uuid in self.app_uuids:
+            key, role = f"app:{beacon.uuid}:{beacon.major}:{beacon.minor}", _APP
+        if not isinstance(beacon, EddystoneTLM):  # telemetry changes with every frame
+            if len(self._identities) >= IDENTITY_CACHE:
+                self._identities.clear()
+            self._identities[frame] = (beacon, key, role)
+        return beacon, key, role
 
     def _registered_seen(self, now: float, key: str, adv: Advert, beacon: Beacon) -> None:
         self._last_heard[key] = now

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from statistics import median
 
 
+def _median(values: deque[float]) -> float:
+    """statistics.median without its generality (this runs for every advert)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 class OneEuroFilter:
     """Casiez et al.'s 1-euro filter: an exponential smoother whose cutoff frequency rises with
     the speed of the signal. Times in seconds; irregular sampling is fine."""
@@ -21,25 +28,21 @@ class OneEuroFilter:
         self.min_cutoff = min_cutoff
         self.beta = beta
         self.d_cutoff = d_cutoff
+        self._tau_d = 1.0 / (2 * math.pi * d_cutoff)
         self._x: float | None = None
         self._dx = 0.0
         self._t = 0.0
 
-    @staticmethod
-    def _alpha(cutoff: float, dt: float) -> float:
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau / dt)
-
     def __call__(self, t: float, x: float) -> float:
+        # alpha = 1 / (1 + tau / dt) with tau = 1 / (2 pi cutoff), written out: runs per advert
         if self._x is None:
             self._x, self._t = x, t
             return x
         dt = max(t - self._t, 1e-3)
-        dx = (x - self._x) / dt
-        a_d = self._alpha(self.d_cutoff, dt)
-        self._dx = a_d * dx + (1 - a_d) * self._dx
+        a_d = 1.0 / (1.0 + self._tau_d / dt)
+        self._dx = a_d * (x - self._x) / dt + (1 - a_d) * self._dx
         cutoff = self.min_cutoff + self.beta * abs(self._dx)
-        a = self._alpha(cutoff, dt)
+        a = 1.0 / (1.0 + 1.0 / (2 * math.pi * cutoff * dt))
         self._x = a * x + (1 - a) * self._x
         self._t = t
         return self._x
@@ -63,7 +66,7 @@ class RssiSmoother:
     def update(self, t: float, rssi: float) -> Smoothed:
         """The smoothed value after this sample (the spread is asked for separately)."""
         recent = self._recent
-        if len(recent) >= 3 and abs(rssi - median(recent)) > self.max_jump_db:
+        if len(recent) >= 3 and abs(rssi - _median(recent)) > self.max_jump_db:
             recent.append(rssi)  # remembered, so a real lasting change is accepted later
             self._last = Smoothed(self._last.rssi, True)
             return self._last
@@ -77,7 +80,7 @@ class RssiSmoother:
         recent = self._recent
         if len(recent) < 2:
             return 0.0
-        mid = median(recent)
+        mid = _median(recent)
         return 1.4826 * median(abs(r - mid) for r in recent)
 
 

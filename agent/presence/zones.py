@@ -25,18 +25,19 @@ class ZoneClassifier:
         return NEAR if d < self.bounds[1] else FAR
 
     def update(self, distance: float) -> str:
+        zone = self.zone
+        # the common case first, without a call: still inside the current zone's bounds
+        if zone == NEAR and self.bounds[0] <= distance < self.bounds[1]:
+            return zone
         raw = self._raw(distance)
-        if self.zone is None or raw == self.zone:
+        if zone is None or raw == zone:
             self.zone = raw
             return raw
-        current = _ORDER.index(self.zone)
-        target = _ORDER.index(raw)
-        if target > current:  # moving away: must pass the outer bound of the zone by margin
-            bound = self.bounds[current]
-            if distance >= bound * (1 + self.margin):
-                self.zone = raw
-        else:  # coming closer: must pass the inner bound of the zone by margin
-            bound = self.bounds[current - 1]
-            if distance < bound * (1 - self.margin):
-                self.zone = raw
-        return self.zone
+        current = _ORDER.index(zone)
+        if _ORDER.index(raw) > current:  # moving away: must pass the zone's outer bound by margin
+            if distance >= self.bounds[current] * (1 + self.margin):
+                zone = raw
+        elif distance < self.bounds[current - 1] * (1 - self.margin):  # closer: the inner bound
+            zone = raw
+        self.zone = zone
+        return zone

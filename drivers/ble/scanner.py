@@ -112,10 +112,13 @@ class BleakBeaconScanner:
         def callback(device: Any, adv: Any) -> None:
             self.adverts += 1
             self._last_advert = self.clock()
+            # bleak builds fresh dicts for every advert, so they are handed on without a copy
+            service_data = adv.service_data
+            if service_data:
+                service_data = {k.lower(): v for k, v in service_data.items()}
             on_advert(Advert(
-                time.time(), device.address, int(adv.rssi), adv.tx_power, adv.local_name,
-                dict(adv.manufacturer_data), {k.lower(): v for k, v in adv.service_data.items()},
-                list(adv.service_uuids),
+                time.time(), device.address, adv.rssi, adv.tx_power, adv.local_name,
+                adv.manufacturer_data, service_data, adv.service_uuids,
             ))
 
         while True:

@@ -29,6 +29,7 @@ from drivers.ble.models import (
     IBeacon,
 )
 from simulators.ble_frames import encode
+from tests.bench.ble_cpu import cpu_share
 
 
 def _ibeacons(n: int, rng: random.Random) -> list[tuple[dict[int, bytes], dict[str, bytes]]]:
@@ -94,75 +95,6 @@ def _pipeline(n: int, rng: random.Random) -> dict[str, Any]:
             "goal": ">= 100000"}
 
 
-def _cpu_share(rate: int, seconds: float) -> dict[str, Any]:
-    """CPU share of one core used by a real agent process (bleak, fake BlueZ on a private
-    bus) while `rate` adverts/s arrive; the same agent idle is the baseline."""
-    import os
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    from agent.bus.client import BusClient
-    from simulators.fake_bluez import FakeBlueZ, PrivateBus
-
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu_s(pid: int) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
-
-    bus = PrivateBus()
-    bus.start()
-    tmp = Path(tempfile.mkdtemp(prefix="o2o-cpu-"))
-    cfg = tmp / "config.toml"
-    uuid_ = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"
-    cfg.write_text(f'[device]\nstore = "bench"\nid = "cpu"\n[outbox]\npath = "{tmp}/o.db"\n'
-                   f'[mqtt]\nurl = ""\n[bus]\nsocket = "{tmp}/a.sock"\n'
-                   f'[ble]\nenabled = true\nmode = "active"\napp_uuids = ["{uuid_}"]\n')
-    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address)
-    result: dict[str, Any] = {}
-
-    async def main() -> None:
-        fake = FakeBlueZ(bus.address)
-        await fake.start()
-        proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config",
-                                 str(cfg)], env=env, stderr=subprocess.DEVNULL)
-        try:
-            while not fake.discovering:
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(2)
-            c0, w0 = cpu_s(proc.pid), time.monotonic()
-            await asyncio.sleep(seconds / 2)
-            idle = (cpu_s(proc.pid) - c0) / (time.monotonic() - w0)
-            frames = [encode(IBeacon(uuid_, i % 50, i % 7, -59)) for i in range(200)]
-            addresses = [f"4A:00:00:00:{i // 256:02X}:{i % 256:02X}" for i in range(200)]
-            c0, w0 = cpu_s(proc.pid), time.monotonic()
-            sent = 0
-            while time.monotonic() - w0 < seconds:
-                due = int(rate * (time.monotonic() - w0))  # catch up: a steady `rate`
-                while sent < due:
-                    fake.advertise(addresses[sent % 200], -60, *frames[sent % 200])
-                    sent += 1
-                await asyncio.sleep(0.005)
-            wall = time.monotonic() - w0
-            busy = (cpu_s(proc.pid) - c0) / wall
-            with BusClient(tmp / "a.sock") as c:
-                heard = c.status()["ble"]["adverts"]
-            result.update({"adverts_s_sent": round(sent / wall), "agent_heard": heard,
-                           "cpu_share_loaded": round(busy, 3), "cpu_share_idle": round(idle, 3),
-                           "goal": "<= 0.15 at 2000 adverts/s"})
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            await fake.stop()
-
-    try:
-        asyncio.run(main())
-    finally:
-        bus.stop()
-    return result
-
-
 def _rate(fn: Any, items: list[Any], repeat: int = 5) -> float:
     best = 0.0
     for _ in range(repeat):
@@ -180,6 +112,8 @@ def main() -> int:
     ap.add_argument("--cpu-rate", type=int, default=2000, help="adverts/s for the CPU share")
     ap.add_argument("--cpu-seconds", type=float, default=20.0,
                     help="seconds of load for the CPU share (0 skips it)")
+    ap.add_argument("--cpu-rounds", type=int, default=3,
+                    help="rounds of agent and bare bleak, interleaved, for the CPU share")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     rng = random.Random(7)
@@ -204,7 +138,7 @@ def main() -> int:
                                    "ratio": round(ours / theirs, 2), "goal": ">= 1.0"})
     results["pipeline"] = _pipeline(args.adverts, rng)
     if args.cpu_seconds > 0:
-        results["cpu"] = _cpu_share(args.cpu_rate, args.cpu_seconds)
+        results["cpu"] = cpu_share(args.cpu_rate, args.cpu_seconds, args.cpu_rounds)
     mixed = _mixed(args.adverts, rng)
     results["mixed_store"] = {"ours_adverts_s": round(_rate(lambda f: decode_advert(f[0], f[1]),
                                                             mixed))}
