@@ -113,6 +113,13 @@ class BleConfig:
     # iBeacon proximity UUIDs advertised by the opted-in shopper app
     app_uuids: list[str] = dataclasses.field(default_factory=list)
     path_loss_exponent: float = 2.0
+    # proximity zones: immediate < immediate_m <= near < near_m <= far; leaving a zone needs
+    # the distance to pass its bound by zone_margin (0.2 = 20 %) for zone_hold_s seconds,
+    # so a shopper standing on a boundary does not flap between zones
+    immediate_m: float = 0.5
+    near_m: float = 3.0
+    zone_margin: float = 0.2
+    zone_hold_s: float = 3.0
     health_interval_s: float = 300.0
     silent_after_s: float = 300.0
     low_battery_mv: int = 2500
@@ -201,6 +208,10 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("ble", "replay_speed"): _non_negative,
     ("ble", "watchdog_s"): _positive,
     ("ble", "path_loss_exponent"): lambda v: None if 1.0 <= v <= 6.0 else "1.0 to 6.0",
+    ("ble", "immediate_m"): _positive,
+    ("ble", "near_m"): _positive,
+    ("ble", "zone_margin"): lambda v: None if 0 <= v < 1 else "0 to 0.99",
+    ("ble", "zone_hold_s"): _non_negative,
     ("ble", "health_interval_s"): _positive,
     ("ble", "silent_after_s"): _positive,
     ("ble", "beacons"): lambda v: _check_beacon_ids(v),
@@ -315,6 +326,8 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"{cfg.source}: [mqtt] {key} = {path!r} does not exist")
     if m.backoff_max_s < m.backoff_min_s:
         raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
+    if cfg.ble.near_m <= cfg.ble.immediate_m:
+        raise ConfigError(f"{cfg.source}: [ble] near_m must be greater than immediate_m")
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:

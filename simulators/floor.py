@@ -129,6 +129,11 @@ class StoreFloor:
             m, s = encode(src.app) if src.app is not None else _NOT_A_BEACON
             yield Advert(t, src.address(t), rssi, None, None, m, s, list(s))
 
+    def distance(self, walker: Walker, t: float) -> float | None:
+        """How far `walker` really is from the receiver at `t` (None: not in the store)."""
+        pos = walker.position(t)
+        return None if pos is None else math.dist(pos, self.receiver)
+
     def truth(self) -> dict[str, tuple[float, float]]:
         """App users' true (enter, leave) times, keyed as the agent keys them."""
         return {f"app:{w.app.uuid}:{w.app.major}:{w.app.minor}": (w.enters, w.leaves)

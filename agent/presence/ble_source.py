@@ -53,7 +53,9 @@ class BleSource:
         self.clock = clock
         self.registered = set(cfg.beacons)
         self.app_uuids = set(cfg.app_uuids)
-        self.presence = PresenceTracker(PresenceConfig(path_loss_exponent=cfg.path_loss_exponent))
+        self.presence = PresenceTracker(PresenceConfig(
+            path_loss_exponent=cfg.path_loss_exponent, immediate_m=cfg.immediate_m,
+            near_m=cfg.near_m, zone_margin=cfg.zone_margin, zone_hold_s=cfg.zone_hold_s))
         self.footfall = FootfallCounter(DailySalt(self.now))
         # Eddystone TLM frames come from the same address as the beacon's UID frames
         self._key_by_address: dict[str, str] = {}

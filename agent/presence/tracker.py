@@ -24,6 +24,7 @@ class PresenceConfig:
     immediate_m: float = 0.5
     near_m: float = 3.0
     zone_margin: float = 0.2
+    zone_hold_s: float = 3.0
 
 
 @dataclass
@@ -67,7 +68,8 @@ class PresenceTracker:
         tr = self._tracks.get(key)
         if tr is None:
             tr = _Track(t, t, cfg.initial_interval_s, RssiSmoother(),
-                        ZoneClassifier(cfg.immediate_m, cfg.near_m, cfg.zone_margin),
+                        ZoneClassifier(cfg.immediate_m, cfg.near_m, cfg.zone_margin,
+                                       cfg.zone_hold_s),
                         extra=dict(extra or {}))
             self._tracks[key] = tr
         else:
@@ -78,7 +80,7 @@ class PresenceTracker:
         tr.sightings += 1
         sm = tr.smoother.update(t, rssi)
         d = distance_m(sm.rssi, tx_power_1m, cfg.path_loss_exponent)
-        zone = tr.zones.update(d)
+        zone = tr.zones.update(d, t)
         if tr.sightings == 1 or zone != tr.zone:
             # the report (with its uncertainty) is built only when something happened
             _, low, high = distance_with_uncertainty(sm.rssi, tr.smoother.spread(),

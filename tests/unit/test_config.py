@@ -55,6 +55,8 @@ def test_env_names_config_file(tmp_path: Path) -> None:
         ('[mqtt]\nurl = "mqtt://broker.example.com:1883"\n', "plaintext to a non-loopback host"),
         ('[mqtt]\nurl = "mqtts://broker.example.com"\ncert_file = "/x"\n', "must be set together"),
         ('[mqtt]\nurl = "mqtts://b.example.com"\nca_file = "/nonexistent/ca.pem"\n', "does not exist"),
+        ("[ble]\nimmediate_m = 4.0\n", "[ble] near_m must be greater than immediate_m"),
+        ("[ble]\nzone_margin = 1.5\n", "[ble] zone_margin = 1.5 is not allowed; use 0 to 0.99"),
         ("[device\n", "not valid TOML"),
         ('device = "x"\n', "device must be a table"),
     ],

@@ -43,7 +43,7 @@ def test_log_distance_model() -> None:
 
 
 def test_zone_hysteresis_does_not_flap_on_a_boundary() -> None:
-    z = ZoneClassifier(immediate_m=0.5, near_m=3.0, margin=0.2)
+    z = ZoneClassifier(immediate_m=0.5, near_m=3.0, margin=0.2, hold_s=0)
     assert z.update(2.0) == NEAR
     # wobbling around 3 m stays near until it is clearly beyond
     assert [z.update(d) for d in (2.9, 3.1, 2.95, 3.3, 3.7)] == [NEAR] * 4 + [FAR]
@@ -53,6 +53,16 @@ def test_zone_hysteresis_does_not_flap_on_a_boundary() -> None:
     assert z.update(5.0) == FAR
     with pytest.raises(ValueError):
         ZoneClassifier(immediate_m=3, near_m=1)
+
+
+def test_a_new_zone_must_hold_before_it_is_taken() -> None:
+    z = ZoneClassifier(immediate_m=0.5, near_m=3.0, margin=0.2, hold_s=3.0)
+    assert z.update(2.0, 0.0) == NEAR
+    # beyond the margin, but not for long enough: a spike of noise
+    assert [z.update(d, t) for d, t in ((4.0, 1.0), (4.0, 2.0), (2.0, 3.0))] == [NEAR] * 3
+    # the count starts again after the dip and the zone changes once it has held 3 s
+    assert [z.update(4.0, t) for t in (4.0, 5.0, 6.0, 7.0)] == [NEAR, NEAR, NEAR, FAR]
+    assert z.update(3.4, 8.0) == FAR  # inside the margin: staying
 
 
 def test_enter_zone_exit_with_dwell_and_learned_interval() -> None:
@@ -83,8 +93,8 @@ def test_slow_beacon_gets_a_longer_exit_time() -> None:
 def test_walking_closer_reports_zone_changes() -> None:
     tr = PresenceTracker()
     events = []
-    for i in range(60):  # from ~10 m to ~0.3 m
-        rssi = -79 + i * 0.5
+    for i in range(70):  # from ~10 m to ~0.3 m, then standing there for 5 s
+        rssi = -79 + min(i, 59) * 0.5
         events += tr.sighting(i * 0.5, "app-7", round(rssi), -59)
     kinds = [(e.kind, e.data["zone"]) for e in events]
     assert kinds[0] == ("enter", FAR)
