@@ -69,6 +69,9 @@ def _summary(adv: Advert) -> str:
     return kind + " " + " ".join(f"{k}={v}" for k, v in j.items())
 
 
+FORGET_S = 60.0
+
+
 def cmd_ble_scan(args: argparse.Namespace) -> int:
     scanner = _scanner(args)
     table: dict[str, tuple[int, float, str]] = {}
@@ -79,6 +82,8 @@ def cmd_ble_scan(args: argparse.Namespace) -> int:
     def tick() -> None:
         st = scanner.status()
         now = time.monotonic()
+        for address in [a for a, (_, seen, _) in table.items() if now - seen > FORGET_S]:
+            del table[address]  # gone (or a phone that changed its address)
         lines = [f"{len(table)} devices  scanner: {st['state']} ({st['mode']})"
                  + (f"  last error: {st['last_error']}" if st["last_error"] else "")]
         rows = sorted(table.items(), key=lambda kv: -kv[1][0])[: args.rows]
@@ -95,7 +100,8 @@ def add_parser(sub: Any) -> None:
     bsub = p.add_subparsers(dest="ble_command", metavar="ACTION", required=True)
     for name, handler, text in (
         ("record", cmd_ble_record, "append live adverts to FILE as capture lines"),
-        ("scan", cmd_ble_scan, "print a table of what is heard, every second"),
+        ("scan", cmd_ble_scan, "print a table of what is heard, every second (devices "
+                               "unheard for a minute drop off)"),
     ):
         q = bsub.add_parser(name, help=text)
         if name == "record":

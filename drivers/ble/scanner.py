@@ -36,12 +36,15 @@ class _WatchdogTimeout(Exception):
 
 
 def _passive_patterns() -> list[Any]:
-    """BlueZ advertisement monitor patterns for the frames we decode: Apple's iBeacon prefix
-    in manufacturer data, and Eddystone's 16-bit service UUID (both little-endian ids)."""
+    """BlueZ advertisement monitor patterns (ids little-endian as on air): anything under
+    Apple's company id (iBeacon, and the "nearby" frames iPhones send, which anonymous
+    footfall counts), AltBeacon's 0xBEAC code under any company id, and Eddystone's 16-bit
+    service UUID. Phones that send none of these are only heard by an active scan."""
     from bleak.args.bluez import OrPattern
     from bleak.assigned_numbers import AdvertisementDataType as T
 
-    return [OrPattern(0, T.MANUFACTURER_SPECIFIC_DATA, b"\x4c\x00\x02\x15"),
+    return [OrPattern(0, T.MANUFACTURER_SPECIFIC_DATA, b"\x4c\x00"),
+            OrPattern(2, T.MANUFACTURER_SPECIFIC_DATA, b"\xbe\xac"),
             OrPattern(0, T.SERVICE_DATA_UUID16, b"\xaa\xfe")]
 
 

@@ -171,10 +171,12 @@ def test_cli_ble_record_then_decode(bus: PrivateBus, tmp_path: Path) -> None:
 
 
 def test_passive_mode_with_or_patterns(bus: PrivateBus) -> None:
-    """Passive scanning through BlueZ's advertisement monitor: only beacon frames arrive."""
-    from drivers.ble.models import EddystoneTLM
+    """Passive scanning through BlueZ's advertisement monitor: beacon frames and Apple's
+    (for footfall) arrive, other devices' adverts are filtered out by BlueZ."""
+    from drivers.ble.models import AltBeacon, EddystoneTLM
 
     tlm = EddystoneTLM(3000, 20.0, 5, 50.0)
+    alt = AltBeacon("11" * 20, -60, 0, 0x0118)
 
     async def main() -> tuple[BleakBeaconScanner, list[Advert], list[bool]]:
         fake = FakeBlueZ(bus.address)
@@ -187,11 +189,14 @@ def test_passive_mode_with_or_patterns(bus: PrivateBus) -> None:
         for _ in range(5):
             delivered.append(fake.advertise("C3:00:00:00:00:01", -60, *encode(BEACON)))
             delivered.append(fake.advertise("C3:00:00:00:00:02", -60, *encode(tlm)))
-            # a phone's "nearby" frame: no pattern matches, so BlueZ would not pass it on
-            delivered.append(fake.advertise("C3:00:00:00:00:03", -60,
+            delivered.append(fake.advertise("C3:00:00:00:00:04", -60, *encode(alt)))
+            # an iPhone's "nearby" frame: under Apple's id, so it arrives (footfall)
+            delivered.append(fake.advertise("5A:00:00:00:00:03", -60,
                                             {76: b"\x10\x05\x03\x1c\x0b\x1e\x0f"}, {}))
+            # a device with other manufacturer data: no pattern matches, BlueZ drops it
+            delivered.append(fake.advertise("5A:00:00:00:00:05", -60, {6: b"\x01\x09\x20"}, {}))
             await asyncio.sleep(0.02)
-        await wait_until(lambda: len(heard) >= 10, 10)
+        await wait_until(lambda: len(heard) >= 20, 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -201,6 +206,8 @@ def test_passive_mode_with_or_patterns(bus: PrivateBus) -> None:
     scanner, heard, delivered = asyncio.run(main())
     assert scanner.status()["mode"] == "passive"
     assert not scanner.status()["passive_unavailable"]
-    assert delivered.count(False) == 5  # every phone frame filtered out
-    assert {a.address for a in heard} == {"C3:00:00:00:00:01", "C3:00:00:00:00:02"}
-    assert {decode_advert(a.manufacturer_data, a.service_data) for a in heard} == {BEACON, tlm}
+    assert delivered.count(False) == 5  # every frame of the other device filtered out
+    assert {a.address for a in heard} == {"C3:00:00:00:00:01", "C3:00:00:00:00:02",
+                                          "C3:00:00:00:00:04", "5A:00:00:00:00:03"}
+    assert {decode_advert(a.manufacturer_data, a.service_data)
+            for a in heard} == {BEACON, tlm, alt, None}
