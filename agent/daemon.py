@@ -82,7 +82,7 @@ class Agent:
             scanner = ReplayScanner(Path(b.replay), speed=b.replay_speed)
         else:
             scanner = BleakBeaconScanner(adapter=b.adapter or None, mode=b.mode,  # type: ignore[arg-type]
-                                         watchdog_s=b.watchdog_s)
+                                         watchdog_s=b.watchdog_s, expect_adverts=bool(b.beacons))
         return BleSource(b, scanner, self.capture, capture_time=bool(b.replay))
 
     def _on_commit(self, committed: list[Committed]) -> None:

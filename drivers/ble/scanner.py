@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from agent.uplink.backoff import Backoff
+from drivers.ble.bluez_probe import BluezProbe
 from drivers.ble.capture import Advert, parse_capture_line
 from drivers.errors import DriverError
 
@@ -31,8 +32,8 @@ class BeaconScanner(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-class _WatchdogTimeout(Exception):
-    pass
+class _ScanLost(Exception):
+    """The scan runs no more or hears nothing although it should: restart it."""
 
 
 def _passive_patterns() -> list[Any]:
@@ -48,12 +49,17 @@ def _passive_patterns() -> list[Any]:
             OrPattern(0, T.SERVICE_DATA_UUID16, b"\xaa\xfe")]
 
 
+STOP_TIMEOUT_S = 5.0
+
+
 class BleakBeaconScanner:
     def __init__(
         self,
         adapter: str | None = None,
         mode: Mode = "auto",
         watchdog_s: float = 60.0,
+        expect_adverts: bool = True,
+        probe_s: float = 5.0,
         backoff_min_s: float = 1.0,
         backoff_max_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -61,6 +67,10 @@ class BleakBeaconScanner:
         self.adapter = adapter
         self.mode = mode
         self.watchdog_s = watchdog_s
+        # silence restarts the scan only when something should be heard (the store's own
+        # beacons); an empty shop at night is quiet for hours and that is fine
+        self.expect_adverts = expect_adverts
+        self.probe_s = probe_s
         self.clock = clock
         self._backoff = Backoff(backoff_min_s, backoff_max_s)
         self.state = "starting"
@@ -76,6 +86,8 @@ class BleakBeaconScanner:
             "state": self.state, "mode": self.mode_in_use or self.mode,
             "passive_unavailable": self._passive_refused, "last_error": self.last_error,
             "restarts": self.restarts, "adverts": self.adverts,
+            "last_advert_s_ago": round(self.clock() - self._last_advert, 1)
+            if self.adverts else None,
         }
 
     def _make(self, mode: str, callback: Any) -> Any:
@@ -96,21 +108,25 @@ class BleakBeaconScanner:
         modes = ["passive", "active"] if self.mode == "auto" else [self.mode]
         if self.mode == "auto" and self._passive_refused:
             modes = ["active"]
+        refused = ""
         for mode in modes:
             scanner = self._make(mode, callback)
             try:
                 await scanner.start()
             except (BleakError, OSError, ValueError) as exc:
                 if mode == "passive" and self.mode == "auto":
-                    self._passive_refused = f"{type(exc).__name__}: {exc}"
+                    refused = f"{type(exc).__name__}: {exc}"
                     continue
-                raise
+                raise  # active failed too: the adapter or BlueZ, not passive scanning
+            if refused:
+                self._passive_refused = refused  # remembered: this BlueZ cannot scan passively
             self.mode_in_use = mode
             return scanner
         raise RuntimeError("no scanning mode could be started")  # pragma: no cover
 
     async def run(self, on_advert: AdvertCallback) -> None:
-        from bleak.exc import BleakError
+
+        probe = BluezProbe(self.adapter)
 
         def callback(device: Any, adv: Any) -> None:
             self.adverts += 1
@@ -124,29 +140,49 @@ class BleakBeaconScanner:
                 adv.manufacturer_data, service_data, adv.service_uuids,
             ))
 
+        try:
+            await self._scan_forever(callback, probe)
+        finally:
+            probe.close()
+
+    async def _scan_forever(self, callback: Any, probe: BluezProbe) -> None:
+        from bleak.exc import BleakError
+
         while True:
             scanner = None
             try:
                 scanner = await self._start(callback)
+                owner = await probe.owner()
                 self.state = "scanning"
                 self._last_advert = self.clock()
-                started = self.clock()
+                started = probed = self.clock()
                 while True:
-                    await asyncio.sleep(min(1.0, self.watchdog_s / 4))
+                    await asyncio.sleep(min(1.0, self.watchdog_s / 4, self.probe_s))
                     now = self.clock()
-                    if now - self._last_advert > self.watchdog_s:
-                        raise _WatchdogTimeout(
+                    if self.expect_adverts and now - self._last_advert > self.watchdog_s:
+                        raise _ScanLost(
                             f"nothing heard for {self.watchdog_s:.0f}s; restarting the scan")
+                    if now - probed >= self.probe_s:
+                        probed = now
+                        problem = await probe.problem(owner, self.mode_in_use == "active")
+                        if problem:
+                            raise _ScanLost(f"{problem}; restarting the scan")
                     if now - started > self.watchdog_s:
                         self._backoff.reset()  # a scan that works this long is healthy
-            except (BleakError, OSError, ValueError, _WatchdogTimeout) as exc:
+            except _ScanLost as exc:
+                self.last_error = str(exc)
+                self.state = "retrying"
+                self.restarts += 1
+            except (BleakError, OSError, ValueError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.state = "retrying"
                 self.restarts += 1
             finally:
                 if scanner is not None:
-                    with contextlib.suppress(BleakError, OSError, ValueError, AttributeError):
-                        await scanner.stop()
+                    # a BlueZ that has gone away may never answer: do not wait for it forever
+                    with contextlib.suppress(BleakError, OSError, ValueError, AttributeError,
+                                             TimeoutError):
+                        await asyncio.wait_for(scanner.stop(), STOP_TIMEOUT_S)
             await asyncio.sleep(self._backoff.next_delay())
 
 

@@ -64,6 +64,70 @@ def test_auto_mode_falls_back_to_active_and_survives_an_unplugged_adapter(
     assert all(a.address == "C3:00:00:00:00:01" and a.rssi == -61 for a in heard)
 
 
+def test_scanner_survives_power_off_a_bluetoothd_restart_and_a_stuck_scan(
+    bus: PrivateBus,
+) -> None:
+    async def main() -> tuple[BleakBeaconScanner, list[str]]:
+        fake = FakeBlueZ(bus.address)
+        await fake.start()
+        # BlueZ is asked every 0.2 s; silence counts after 3 s
+        scanner = BleakBeaconScanner(mode="auto", watchdog_s=3, probe_s=0.2,
+                                     backoff_min_s=0.05, backoff_max_s=0.2)
+        heard: list[Advert] = []
+        task = asyncio.create_task(scanner.run(heard.append))
+        await wait_until(lambda: fake.monitoring, 10)
+        await _advertise_until(fake, heard, 3)
+        errors = []
+        # staff switch Bluetooth off and on again
+        fake.set_powered(False)
+        await wait_until(lambda: scanner.restarts >= 1, 10)
+        errors.append(scanner.last_error)
+        fake.set_powered(True)
+        await _advertise_until(fake, heard, 3)
+        # bluetoothd restarts: org.bluez leaves the bus and comes back with a fresh state
+        await fake.stop()
+        restarts = scanner.restarts
+        fake = FakeBlueZ(bus.address)
+        await fake.start()
+        await wait_until(lambda: scanner.restarts > restarts, 10)
+        errors.append(scanner.last_error)
+        await _advertise_until(fake, heard, 3)
+        # the scan runs but nothing arrives although beacons are expected: the watchdog
+        restarts = scanner.restarts
+        await wait_until(lambda: scanner.restarts > restarts, 10)
+        errors.append(scanner.last_error)
+        await _advertise_until(fake, heard, 3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await fake.stop()
+        return scanner, errors
+
+    scanner, errors = asyncio.run(main())
+    assert scanner.status()["state"] == "scanning" and scanner.status()["mode"] == "passive"
+    assert "powered off" in errors[0]
+    assert "bluetoothd was restarted" in errors[1] or "not running" in errors[1]
+    assert "nothing heard for 3s" in errors[2]
+
+
+def test_silence_is_fine_when_no_beacons_are_expected(bus: PrivateBus) -> None:
+    async def main() -> BleakBeaconScanner:
+        fake = FakeBlueZ(bus.address)
+        await fake.start()
+        scanner = BleakBeaconScanner(mode="active", watchdog_s=0.4, expect_adverts=False)
+        task = asyncio.create_task(scanner.run(lambda adv: None))
+        await wait_until(lambda: fake.discovering, 10)
+        await asyncio.sleep(2.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await fake.stop()
+        return scanner
+
+    st = asyncio.run(main()).status()
+    assert st["state"] == "scanning" and st["restarts"] == 0 and st["last_advert_s_ago"] is None
+
+
 def test_no_bus_at_all_is_retried_not_fatal(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/nothing.sock")
