@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.config import BleConfig
@@ -90,7 +90,7 @@ class BleSource:
             if adv.t - self._capture_now >= TICK_S and self._capture_now:
                 self.tick(adv.t)  # recorded time moves on: let exits and silence happen
             self._capture_now = max(self._capture_now, adv.t)
-        now = self.now()
+        now = self._capture_now if self.capture_time else self.clock()
         self.counts["adverts"] += 1
         beacon, key, role = self._identify(adv)
         if beacon is not None:
@@ -153,8 +153,8 @@ class BleSource:
                 "beacon": key, "status": "low-battery" if low else "ok", **tlm.as_json(),
             })
 
-    def _presence(self, events: list[PresenceEvent]) -> None:
-        for ev in events:
+    def _presence(self, events: Sequence[PresenceEvent]) -> None:
+        for ev in events:  # usually none
             # "at": when it happened (the last sighting, for an exit), not when it was reported
             self.emit("o2o.ble.presence", {"id": ev.key, "action": ev.kind,
                                            "at": round(ev.time, 3), **ev.data})

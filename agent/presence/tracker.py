@@ -8,6 +8,7 @@ ignores long gaps, which are what an exit looks like).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ class PresenceConfig:
     near_m: float = 3.0
     zone_margin: float = 0.2
     zone_hold_s: float = 3.0
+    # RSSI is taken at most this often per identity: a beacon at 10 Hz sends samples that
+    # differ only by noise within a few hundred ms, and on a Pi with many fast advertisers
+    # smoothing every one of them is most of the CPU the agent spends
+    sample_interval_s: float = 0.25
 
 
 @dataclass
@@ -36,6 +41,7 @@ class _Track:
     zones: ZoneClassifier
     zone: str = ""
     sightings: int = 0
+    last_sample: float = float("-inf")
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -45,6 +51,9 @@ class PresenceEvent:
     key: str
     time: float
     data: dict[str, Any]
+
+
+_NOTHING: tuple[PresenceEvent, ...] = ()
 
 
 class PresenceTracker:
@@ -61,10 +70,10 @@ class PresenceTracker:
 
     def sighting(
         self, t: float, key: str, rssi: int, tx_power_1m: int, extra: dict[str, Any] | None = None
-    ) -> list[PresenceEvent]:
-        """A heard advert. `tx_power_1m` is the beacon's calibrated power at 1 m."""
+    ) -> Sequence[PresenceEvent]:
+        """A heard advert. `tx_power_1m` is the beacon's calibrated power at 1 m. The list
+        of what happened is empty for almost every advert (and then not a new object)."""
         cfg = self.cfg
-        events: list[PresenceEvent] = []
         tr = self._tracks.get(key)
         if tr is None:
             tr = _Track(t, t, cfg.initial_interval_s, RssiSmoother(),
@@ -78,6 +87,9 @@ class PresenceTracker:
                 tr.interval = 0.8 * tr.interval + 0.2 * gap
             tr.last_seen = t
         tr.sightings += 1
+        if t - tr.last_sample < cfg.sample_interval_s:
+            return _NOTHING  # heard (that is what presence needs); RSSI taken recently
+        tr.last_sample = t
         sm = tr.smoother.update(t, rssi)
         d = distance_m(sm.rssi, tx_power_1m, cfg.path_loss_exponent)
         zone = tr.zones.update(d, t)
@@ -89,9 +101,9 @@ class PresenceTracker:
                     "distance_range_m": [round(low, 2), round(high, 2)],
                     "rssi": round(sm.rssi, 1), **tr.extra}
             kind = "enter" if tr.sightings == 1 else "zone"
-            events.append(PresenceEvent(kind, key, t, data))
-        tr.zone = zone
-        return events
+            tr.zone = zone
+            return (PresenceEvent(kind, key, t, data),)
+        return _NOTHING
 
     def tick(self, now: float) -> list[PresenceEvent]:
         """Exits of everything not heard for its exit time."""

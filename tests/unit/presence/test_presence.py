@@ -127,3 +127,14 @@ def test_footfall_counts_devices_per_minute_without_addresses() -> None:
     assert "AA:BB" not in json.dumps(summary)
     assert ff.close_visits(1_795_000_020.0 + 200) == 5
     assert sum(ff.dwell_histogram.values()) == 5
+
+
+def test_fast_advertisers_are_heard_every_time_but_sampled_four_times_a_second() -> None:
+    tr = PresenceTracker(PresenceConfig(min_exit_s=0.5, interval_factor=5.0))
+    for i in range(30):  # 10 Hz for 3 s
+        tr.sighting(i * 0.1, "beacon", -60, -59)
+    track = tr._tracks["beacon"]
+    assert track.interval == pytest.approx(0.1, abs=0.02)  # learned from every advert
+    assert track.last_sample == pytest.approx(2.7)  # every third advert: 0, 0.3, ... 2.7 s
+    (gone,) = tr.tick(3.5)
+    assert gone.kind == "exit" and gone.data["sightings"] == 30
