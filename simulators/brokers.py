@@ -233,3 +233,16 @@ class PrivateRabbitMQ(PrivateBroker):
             "HOME": str(self.workdir),
         }
 
+
+    def queues(self) -> str:
+        """`rabbitmqctl list_queues` of this node (name, messages ready and unacknowledged,
+        consumers): what a failing test reports about where messages went."""
+        ctl = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
+        try:
+            res = subprocess.run(  # noqa: S603 - fixed program, our own arguments
+                [str(ctl), "-n", self.node, "list_queues", "name", "messages_ready",
+                 "messages_unacknowledged", "consumers"],
+                env=self.environment(), capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"rabbitmqctl failed: {exc}"
+        return (res.stdout + res.stderr).strip()

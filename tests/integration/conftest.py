@@ -35,6 +35,8 @@ class Subscriber:
         self.retained: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.connected = threading.Event()  # set when the subscription is confirmed
+        self.errors: list[str] = []  # messages it could not read (reported by failing tests)
+        self.received = 0
         if v5:
             self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv5)
@@ -70,11 +72,25 @@ class Subscriber:
             with self.lock:
                 self.retained[msg.topic] = msg.payload
             return
-        batch = json.loads(msg.payload)
+        self.received += 1
+        try:
+            batch = json.loads(msg.payload)
+            ids = [ev["id"] for ev in batch]
+        except (ValueError, TypeError, KeyError) as exc:
+            # kept, not raised: an exception here would stop paho's network thread
+            self.errors.append(f"{msg.topic}: {exc}: {msg.payload[:200]!r}")
+            return
         with self.lock:
-            for ev in batch:
-                self.ids[ev["id"]] += 1
-                self.events[ev["id"]] = ev
+            for ev_id, ev in zip(ids, batch, strict=True):
+                self.ids[ev_id] += 1
+                self.events[ev_id] = ev
+
+    def health(self) -> str:
+        """What a failing test says about this subscriber."""
+        thread = getattr(self.client, "_thread", None)
+        return (f"subscriber: {self.received} messages, connected={self.connected.is_set()}, "
+                f"network thread alive={thread is not None and thread.is_alive()}, "
+                f"errors={self.errors[:3]}")
 
     def unique(self) -> set[str]:
         with self.lock:

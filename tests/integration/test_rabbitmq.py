@@ -7,13 +7,13 @@ import threading
 from pathlib import Path
 
 from agent.bus.client import BusClient
-from simulators.brokers import PrivateBroker
+from simulators.brokers import PrivateRabbitMQ
 from tests.conftest import AgentProcess, wait_for, write_config
 from tests.integration.conftest import Subscriber
 
 
 def test_rabbitmq_mqtt_plugin_drains_and_survives_a_crash(
-    tmp_path: Path, rabbit: PrivateBroker, agent_factory: list[AgentProcess],
+    tmp_path: Path, rabbit: PrivateRabbitMQ, agent_factory: list[AgentProcess],
     subscribers: list[Subscriber],
 ) -> None:
     # RabbitMQ 3.10's plugin speaks MQTT 3.1.1; a clean_session=false subscriber gets a
@@ -50,7 +50,8 @@ def test_rabbitmq_mqtt_plugin_drains_and_survives_a_crash(
              what=lambda: f"every committed id upstream (emitted {killed_at} at the kill): "
                           f"missing positions {_ranges(committed, sub.unique())}, "
                           f"{len(set(committed) - sub.unique())} "
-                          f"of {len(committed)} missing, {sub.duplicates()} duplicates")
+                          f"of {len(committed)} missing, {sub.duplicates()} duplicates; "
+                          f"{sub.health()}; queues: {rabbit.queues()}")
     print(f"\nRabbitMQ SIGKILL: {len(committed)} committed, all received, "
           f"{sub.duplicates()} duplicates")
     assert agent.stop() == 0
