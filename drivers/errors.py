@@ -10,6 +10,7 @@ class DriverReason(enum.Enum):
     ADAPTER_MISSING = "adapter-missing"
     ADAPTER_OFF = "adapter-off"
     BACKEND = "backend"
+    BAD_NDEF = "bad-ndef"
 
 
 class DriverError(Exception):

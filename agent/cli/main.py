@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
                     '{"error": ...} for a line that is not valid capture JSON.',
     )
     q.set_defaults(handler=decode.cmd_decode_ble)
+    q = dsub.add_parser(
+        "ndef", help="an NDEF message in hex -> its records as JSON (exit 2 if malformed)",
+        description="Decodes an NDEF message (as read from a tag) given in hex, or '-' to read "
+                    "the hex from stdin; spaces, colons and newlines are ignored.",
+    )
+    q.add_argument("hex", help="the message in hex, or - for stdin")
+    q.set_defaults(handler=decode.cmd_decode_ndef)
 
     p = sub.add_parser(
         "demo", help="a simulated store: the agent with simulated sources, syncing to a broker "

@@ -144,3 +144,34 @@ def test_demo_with_private_broker_outage_syncs_everything() -> None:
     captured = int(words[words.index("captured") + 1])
     received = int(words[words.index("received") - 1])
     assert "0 still buffered" in last and captured == received > 100, last
+
+
+def test_decode_ndef_prints_records_or_one_line_error() -> None:
+    from drivers.nfc.ndef_encode import smartposter_message
+
+    msg = smartposter_message("https://shop.example/p/1", {"en": "Shoes", "de": "Schuhe"})
+    res = subprocess.run([*CLI, "decode", "ndef", msg.hex()], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"records": [{
+        "type": "smartposter", "uri": "https://shop.example/p/1",
+        "titles": {"en": "Shoes", "de": "Schuhe"}}]}
+    # hex on stdin, with the spaces and colons a reader tool prints
+    spaced = ":".join(f"{b:02x}" for b in msg[:20]) + "\n" + " ".join(f"{b:02x}" for b in msg[20:])
+    res = subprocess.run([*CLI, "decode", "ndef", "-"], input=spaced, capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0 and json.loads(res.stdout)["records"][0]["type"] == "smartposter"
+    # a tag whose text carries a terminal escape sequence is printed escaped
+    from drivers.nfc.ndef_encode import message, text_payload
+
+    hostile = message([(1, b"T", text_payload("\x1b]0;owned\x07\u009b31m"))])
+    res = subprocess.run([*CLI, "decode", "ndef", hostile.hex()], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0 and "\x1b" not in res.stdout and "\u009b" not in res.stdout
+    assert json.loads(res.stdout)["records"][0]["text"].startswith("\x1b]0;owned")
+    for bad, says in ((msg[:-3].hex(), "cut short"), ("zz", "not hex")):
+        res = subprocess.run([*CLI, "decode", "ndef", bad], capture_output=True, text=True,
+                             cwd=ROOT, timeout=60)
+        assert res.returncode == 2 and res.stdout == ""
+        assert res.stderr.startswith("o2o-edge: malformed NDEF: ") and says in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr

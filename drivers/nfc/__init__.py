@@ -1,0 +1,1 @@
+"""NFC: pure NDEF decoding and encoding, and tag readers (nfcpy) behind a Protocol."""
