@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -76,6 +77,7 @@ class BleakBeaconScanner:
         self.state = "starting"
         self.mode_in_use = ""
         self.last_error = ""
+        self.recent_errors: deque[str] = deque(maxlen=5)  # the cause is often not the last one
         self.restarts = 0
         self.adverts = 0
         self._last_advert = 0.0
@@ -85,7 +87,8 @@ class BleakBeaconScanner:
         return {
             "state": self.state, "mode": self.mode_in_use or self.mode,
             "passive_unavailable": self._passive_refused, "last_error": self.last_error,
-            "restarts": self.restarts, "adverts": self.adverts,
+            "recent_errors": list(self.recent_errors), "restarts": self.restarts,
+            "adverts": self.adverts,
             "last_advert_s_ago": round(self.clock() - self._last_advert, 1)
             if self.adverts else None,
         }
@@ -145,6 +148,12 @@ class BleakBeaconScanner:
         finally:
             probe.close()
 
+    def _failed(self, why: str) -> None:
+        self.last_error = why
+        self.recent_errors.append(why)
+        self.state = "retrying"
+        self.restarts += 1
+
     async def _scan_forever(self, callback: Any, probe: BluezProbe) -> None:
         from bleak.exc import BleakError
 
@@ -170,13 +179,9 @@ class BleakBeaconScanner:
                     if now - started > self.watchdog_s:
                         self._backoff.reset()  # a scan that works this long is healthy
             except _ScanLost as exc:
-                self.last_error = str(exc)
-                self.state = "retrying"
-                self.restarts += 1
+                self._failed(str(exc))
             except (BleakError, OSError, ValueError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.state = "retrying"
-                self.restarts += 1
+                self._failed(f"{type(exc).__name__}: {exc}")
             finally:
                 if scanner is not None:
                     # a BlueZ that has gone away may never answer: do not wait for it forever
