@@ -50,6 +50,32 @@ def _check_beacon_ids(values: list[str]) -> str | None:
     return None
 
 
+def _check_domains(values: list[str]) -> str | None:
+    for v in values:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", v):
+            return f"lowercase ASCII domain names like 'shop.example' ({v!r} is not one)"
+    return None
+
+
+def _check_pattern(v: str) -> str | None:
+    try:
+        re.compile(v)
+    except re.error as exc:
+        return f"a regular expression ({exc})"
+    return None
+
+
+def _check_public_keys(values: list[str]) -> str | None:
+    from agent.keys import parse_public_key
+
+    for v in values:
+        try:
+            parse_public_key(v)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
 def _state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "o2o-edge"
@@ -126,6 +152,19 @@ class BleConfig:
 
 
 @dataclass(frozen=True)
+class QrConfig:
+    decoder: str = "robust"  # robust (zxing-cpp with retries), zxing, zbar, opencv
+    # link domains a QR code may send a shopper to (subdomains included); others are rejected
+    domains: list[str] = dataclasses.field(default_factory=list)
+    product_paths: list[str] = dataclasses.field(
+        default_factory=lambda: ["/p/", "/product/", "/products/"])
+    loyalty_pattern: str = "LOY[0-9]{8,16}"
+    # Ed25519 public keys (raw 32 bytes, hex or base64) that sign pickup codes
+    pickup_public_keys: list[str] = dataclasses.field(default_factory=list)
+    debounce_s: float = 3.0  # the same code again within this time is the same scan
+
+
+@dataclass(frozen=True)
 class BusConfig:
     socket: Path = dataclasses.field(default_factory=lambda: _runtime_dir() / "agent.sock")
 
@@ -137,6 +176,7 @@ class Config:
     mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
     bus: BusConfig = dataclasses.field(default_factory=BusConfig)
     ble: BleConfig = dataclasses.field(default_factory=BleConfig)
+    qr: QrConfig = dataclasses.field(default_factory=QrConfig)
     source: str = "built-in defaults"
 
     @property
@@ -150,6 +190,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MqttConfig,
     "bus": BusConfig,
     "ble": BleConfig,
+    "qr": QrConfig,
 }
 
 
@@ -216,6 +257,12 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("ble", "silent_after_s"): _positive,
     ("ble", "beacons"): lambda v: _check_beacon_ids(v),
     ("ble", "app_uuids"): lambda v: _check_uuids(v),
+    ("qr", "decoder"): lambda v: None if v in ("robust", "zxing", "zbar", "opencv") else
+    '"robust", "zxing", "zbar" or "opencv"',
+    ("qr", "domains"): _check_domains,
+    ("qr", "loyalty_pattern"): _check_pattern,
+    ("qr", "pickup_public_keys"): _check_public_keys,
+    ("qr", "debounce_s"): _non_negative,
 }
 
 

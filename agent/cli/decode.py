@@ -1,5 +1,5 @@
-"""`o2o-edge decode ble` (capture lines on stdin, one output line each) and
-`o2o-edge decode ndef HEX|-` (one NDEF message)."""
+"""`o2o-edge decode ble` (capture lines on stdin, one output line each),
+`o2o-edge decode ndef HEX|-` (one NDEF message) and `o2o-edge decode qr FILE...` (images)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,34 @@ def cmd_decode_ndef(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(decoded))  # \u-escaped: a hostile tag cannot send escape codes to a terminal
     return 0
+
+
+def cmd_decode_qr(args: argparse.Namespace) -> int:
+    import time
+
+    import cv2
+
+    from agent.config import load_config
+    from agent.qr_policy import qr_policy
+    from drivers.qr.classify import classify
+    from drivers.qr.decoders import make_decoder
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # we say it ourselves
+    cfg = load_config(args.config)
+    policy = qr_policy(cfg)
+    decoder = make_decoder(args.decoder or cfg.qr.decoder)
+    failed = False
+    for name in args.files:
+        grey = cv2.imread(name, cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            failed = True
+            print(json.dumps({"file": name, "error": "cannot read it as an image (missing, "
+                                                     "unreadable or not PNG/JPEG/BMP/...)"}))
+            continue
+        codes = []
+        for code in decoder.decode(grey):
+            verdict = classify(code.payload, policy, time.time())
+            codes.append({"payload": code.payload.decode("utf-8", "replace"),
+                          "class": verdict.cls, "reason": verdict.reason})
+        print(json.dumps({"file": name, "codes": codes}), flush=True)
+    return 1 if failed else 0

@@ -100,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("hex", help="the message in hex, or - for stdin")
     q.set_defaults(handler=decode.cmd_decode_ndef)
+    q = dsub.add_parser(
+        "qr", help="image files -> one JSON line each: the codes found and their class",
+        description="Finds QR codes in each image and classifies them with the [qr] policy of "
+                    "the configuration (allowlisted domains, pickup keys). One line per file: "
+                    '{"file", "codes": [{"payload", "class", "reason"}]} or {"file", "error"}; '
+                    "exit 1 if any file could not be read.",
+    )
+    q.add_argument("files", nargs="+", metavar="FILE")
+    q.add_argument("--config", help="configuration file (default: the usual search)")
+    q.add_argument("--decoder", choices=["robust", "zxing", "zbar", "opencv"],
+                   help="decoder (default: [qr] decoder)")
+    q.set_defaults(handler=decode.cmd_decode_qr)
 
     p = sub.add_parser(
         "demo", help="a simulated store: the agent with simulated sources, syncing to a broker "

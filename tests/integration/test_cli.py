@@ -6,6 +6,7 @@ import json
 import stat
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,35 @@ def test_decode_ndef_prints_records_or_one_line_error() -> None:
         assert res.returncode == 2 and res.stdout == ""
         assert res.stderr.startswith("o2o-edge: malformed NDEF: ") and says in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_decode_qr_classifies_each_file_and_goes_on_after_a_bad_one(tmp_path: Path) -> None:
+    import qrcode
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.keys import public_key_text
+    from drivers.qr.pickup import make_code
+
+    key = Ed25519PrivateKey.generate()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[device]\nstore = "store-1"\n[qr]\ndomains = ["shop.example"]\n'
+                   f'pickup_public_keys = ["{public_key_text(key.public_key())}"]\n')
+    pickup = make_code(key, "A-1001", int(time.time()) + 3600, "store-1")
+    files = {"product.png": "https://shop.example/p/77?utm_source=poster",
+             "pickup.png": pickup, "evil.png": "https://shop.example@evil.example/"}
+    for name, text in files.items():
+        qrcode.make(text).save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    names = [str(tmp_path / n) for n in ("product.png", "broken.png", "pickup.png", "evil.png")]
+    res = subprocess.run([*CLI, "decode", "qr", *names, "--config", str(cfg)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 1  # one file could not be read; the others were still decoded
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [x["file"] for x in lines] == names
+    assert lines[0]["codes"] == [{"payload": files["product.png"], "class": "product",
+                                  "reason": None}]
+    assert "cannot read it as an image" in lines[1]["error"]
+    assert [(c["class"], c["reason"]) for c in lines[2]["codes"]] == [("pickup", None)]
+    assert [(c["class"], c["reason"]) for c in lines[3]["codes"]] == [("rejected",
+                                                                       "userinfo-in-url")]
+    assert res.stderr == ""

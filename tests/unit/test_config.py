@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,13 @@ def test_show_masks_secrets(tmp_path: Path) -> None:
     assert "hunter2" not in shown
     assert 'password = "********"' in shown
     assert config_as_dict(cfg, mask_secrets=False)["mqtt"]["password"] == "hunter2"
+
+
+def test_the_readme_configuration_reference_is_a_valid_configuration(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    cfg = load_config(cfg_file(tmp_path, block), {})
+    documented = set(re.findall(r"^\[(\w+)\]", block, re.M))
+    assert documented == {f.name for f in dataclasses.fields(cfg) if f.name != "source"}
