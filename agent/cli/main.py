@@ -26,7 +26,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent.cli import ble, commands, decode, demo
+    from agent.cli import ble, commands, decode, demo, qr
 
     parser = argparse.ArgumentParser(
         prog="o2o-edge",
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(handler=commands.cmd_config_show)
 
     ble.add_parser(sub)
+    qr.add_parser(sub)
 
     p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
     dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)

@@ -208,3 +208,44 @@ def test_decode_qr_classifies_each_file_and_goes_on_after_a_bad_one(tmp_path: Pa
     assert [(c["class"], c["reason"]) for c in lines[3]["codes"]] == [("rejected",
                                                                        "userinfo-in-url")]
     assert res.stderr == ""
+
+
+def test_qr_keygen_make_and_decode_round_trip(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=120)
+
+    key = tmp_path / "pickup.pem"
+    res = cli("qr", "keygen", str(key))
+    assert res.returncode == 0 and stat.S_IMODE(key.stat().st_mode) == 0o600
+    config_line = res.stdout.strip().split("  #")[0]
+    assert config_line.startswith("pickup_public_keys = [")
+    assert cli("qr", "keygen", str(key)).returncode == 2  # never overwrites a signing key
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[device]\nstore = "store-1"\n[qr]\ndomains = ["shop.example"]\n'
+                   f"{config_line}\n")
+    res = cli("qr", "make", "--pickup", "A-2002", "--key", str(key), "--store", "store-1",
+              "--valid", "2h", "--out", str(tmp_path / "pickup.png"))
+    assert res.returncode == 0 and res.stdout.startswith("O2OP1:")
+    res = cli("qr", "make", "--url", "https://shop.example/sale?utm_source=old&x=1",
+              "--source", "poster", "--medium", "qr", "--campaign", "bf",
+              "--out", str(tmp_path / "campaign.png"))
+    assert res.stdout.strip() == ("https://shop.example/sale?x=1&utm_source=poster"
+                                  "&utm_medium=qr&utm_campaign=bf")
+    res = cli("decode", "qr", str(tmp_path / "pickup.png"), str(tmp_path / "campaign.png"),
+              "--config", str(cfg))
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [(c["class"], c["reason"]) for x in lines for c in x["codes"]] == [
+        ("pickup", None), ("campaign", None)]
+    res = cli("qr", "make", "--url", "https://shop.example/", "--out", str(tmp_path / "c.svg"))
+    assert ET.parse(tmp_path / "c.svg").getroot().tag.endswith("svg")  # noqa: S314
+    res = cli("qr", "make", "--url", "https://shop.example/")
+    assert "█" in res.stdout and res.stdout.strip().endswith("https://shop.example/")
+    for bad, says in ((["--pickup", "A-1"], "needs --key"),
+                      (["--url", "javascript:alert(1)"], "https URL"),
+                      (["--pickup", "A 1", "--key", str(key)], "order id"),
+                      (["--pickup", "A-1", "--key", str(key), "--valid", "soon"], "duration")):
+        res = cli("qr", "make", *bad)
+        assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr
