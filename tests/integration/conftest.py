@@ -36,6 +36,7 @@ class Subscriber:
         self.lock = threading.Lock()
         self.connected = threading.Event()  # set when the subscription is confirmed
         self.errors: list[str] = []  # messages it could not read (reported by failing tests)
+        self.subscribed = False
         self.received = 0
         if v5:
             self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -58,13 +59,21 @@ class Subscriber:
         self.client.loop_start()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if not rc.is_failure:
+        if rc.is_failure:
+            return
+        if flags.session_present and self.subscribed:
+            # the broker kept the session and its subscription: subscribing again would
+            # replace it, and some brokers (NATS's MQTT on JetStream) then skip what was
+            # queued for it in the meantime
+            self.connected.set()
+        else:
             client.subscribe(self.topic, qos=1)
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
         # ready only once the broker confirmed the subscription: before that, a broker may
         # acknowledge a publish that it routes nowhere (RabbitMQ does)
         if all(not c.is_failure for c in codes):
+            self.subscribed = True
             self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:

@@ -63,7 +63,7 @@ def test_nats_jetstream_sigkill_loses_nothing(
                                               agent_factory, subscribers)
     wait_for(lambda: committed <= sub.unique(), 120,
              what=lambda: f"every committed id upstream: {len(committed - sub.unique())} missing, "
-                          f"{agent.status()['uplink']}")
+                          f"{agent.status()['uplink']}; {sub.health()}")
     print(f"\nNATS SIGKILL x{ROUNDS}: {len(committed)} committed, all received, "
           f"{sub.duplicates()} duplicates")
     assert agent.stop() == 0
@@ -75,7 +75,9 @@ def test_mosquitto_sigterm_restart_loses_nothing(
 ) -> None:
     committed, sub, agent = _run_broker_kills(tmp_path, mosquitto, "5", False,
                                               agent_factory, subscribers)
-    wait_for(lambda: committed <= sub.unique(), 120, what="every committed id upstream")
+    wait_for(lambda: committed <= sub.unique(), 120,
+             what=lambda: f"every committed id upstream: {len(committed - sub.unique())} "
+                          f"missing; {sub.health()}")
     print(f"\nmosquitto SIGTERM x{ROUNDS}: {len(committed)} committed, all received, "
           f"{sub.duplicates()} duplicates")
     assert agent.stop() == 0
