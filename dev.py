@@ -6,6 +6,7 @@
                                     check and the test suite (ARGS go to pytest)
     python3 dev.py bench [ARGS...]  agent core benchmarks with their baselines
     python3 dev.py bench-ble [ARGS...]  BLE decode benchmark against ibeacon-ble
+    python3 dev.py bench-qr [ARGS...]   QR decoding against pyzbar, zxing-cpp and OpenCV
 
 Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
 """
@@ -91,7 +92,7 @@ def ensure_venv(extras: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble"):
+    if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble", "bench-qr"):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -102,7 +103,8 @@ def main(argv: list[str]) -> int:
     ensure_debian_packages(DEBIAN_TEST_PACKAGES)
     if what.startswith("bench"):
         ensure_venv("[test,bench]")
-        module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble"}[what]
+        module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble",
+                  "bench-qr": "tests.bench.bench_qr"}[what]
         return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
     run([str(PY), "-m", "ruff", "check", "."])

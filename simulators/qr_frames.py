@@ -55,10 +55,12 @@ def make_frame(payload: str, size: tuple[int, int], effects: tuple[str, ...],
     w, h = size
     img = _background(rng, h, w)
     code = cv2.cvtColor(_code(payload), cv2.COLOR_GRAY2BGR)
-    side = int(min(w, h) * rng.uniform(0.35, 0.7))
+    side = int(min(w, h) * rng.uniform(0.3, 0.55))
     code = cv2.resize(code, (side, side), interpolation=cv2.INTER_AREA)
     src = np.array([[0, 0], [side, 0], [side, side], [0, side]], dtype=np.float32)
-    cx, cy = rng.uniform(side * 0.6, w - side * 0.6), rng.uniform(side * 0.6, h - side * 0.6)
+    # the whole code stays in the frame, turned and skewed: half its diagonal plus jitter
+    margin = side * 0.85
+    cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
     angle = rng.uniform(0, 2 * np.pi)
     corners = []
     for k in range(4):
