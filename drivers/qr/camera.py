@@ -1,0 +1,143 @@
+"""Frames from a camera (a V4L2 device by index or path) or from a video / image-sequence
+file (the simulator), read in a thread of their own.
+
+The consumer always gets the newest frame: a one-frame slot that the capture thread
+overwrites, counting the frames nobody looked at (`dropped`). Frames are turned grey,
+cropped to a region of interest and scaled down in the capture thread, so the decoder gets
+exactly what it needs. A camera that is missing or goes away, or a file that ends, is
+reported in `status()` and opened again with backoff (a file is replayed when `loop`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agent.uplink.backoff import Backoff
+
+
+@dataclass(frozen=True)
+class Grabbed:
+    grey: Any  # uint8 H x W
+    seq: int  # frames read since start, this one included
+    t: float  # time.time() when it was read
+
+
+def open_capture(source: str) -> Any:
+    """cv2.VideoCapture for "0", "/dev/video0" (V4L2) or a file / "frames_%04d.png"."""
+    import cv2
+
+    if re.fullmatch(r"\d+", source):
+        return cv2.VideoCapture(int(source), cv2.CAP_V4L2)
+    if source.startswith("/dev/video"):
+        return cv2.VideoCapture(source, cv2.CAP_V4L2)
+    return cv2.VideoCapture(source)
+
+
+class FrameGrabber:
+    def __init__(self, source: str, roi: tuple[int, int, int, int] | None = None,
+                 max_width: int = 0, loop: bool = False, fps_limit: float = 0.0,
+                 backoff_min_s: float = 0.5, backoff_max_s: float = 30.0) -> None:
+        """`roi` = (x, y, w, h) in camera pixels; `max_width` scales larger frames down;
+        `fps_limit` paces a file to that rate (a camera paces itself)."""
+        self.source = source
+        self.roi = roi
+        self.max_width = max_width
+        self.loop = loop
+        self.fps_limit = fps_limit
+        self._backoff = Backoff(backoff_min_s, backoff_max_s)
+        self._cond = threading.Condition()
+        self._slot: Grabbed | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.state = "starting"
+        self.last_error = ""
+        self.frames = 0
+        self.dropped = 0
+        self.opens = 0
+
+    # --- consumer side -------------------------------------------------------------------
+
+    def start(self) -> FrameGrabber:
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def get(self, timeout: float | None = None) -> Grabbed | None:
+        """The newest frame not yet taken, waiting up to `timeout`; None if none came."""
+        with self._cond:
+            if self._slot is None:
+                self._cond.wait_for(lambda: self._slot is not None or self._stop.is_set(),
+                                    timeout)
+            frame, self._slot = self._slot, None
+            return frame
+
+    def status(self) -> dict[str, Any]:
+        return {"source": self.source, "state": self.state, "frames": self.frames,
+                "dropped": self.dropped, "opens": self.opens, "last_error": self.last_error}
+
+    # --- capture thread ------------------------------------------------------------------
+
+    def _prepare(self, frame: Any) -> Any:
+        import cv2
+
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        if self.roi is not None:
+            x, y, w, h = self.roi
+            grey = grey[y:y + h, x:x + w]
+        if self.max_width and grey.shape[1] > self.max_width:
+            scale = self.max_width / grey.shape[1]
+            grey = cv2.resize(grey, (self.max_width, max(1, int(grey.shape[0] * scale))),
+                              interpolation=cv2.INTER_AREA)
+        return grey
+
+    def _put(self, grey: Any) -> None:
+        self.frames += 1
+        with self._cond:
+            if self._slot is not None:
+                self.dropped += 1  # the consumer is slower than the camera: newest wins
+            self._slot = Grabbed(grey, self.frames, time.time())
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            cap = open_capture(self.source)
+            self.opens += 1
+            try:
+                if not cap.isOpened():
+                    self.state = "missing"
+                    self.last_error = f"cannot open {self.source!r} (no such camera or file)"
+                else:
+                    self._read_all(cap)
+            finally:
+                cap.release()
+            if self.state == "ended" and not self.loop:
+                return
+            self._stop.wait(self._backoff.next_delay())
+
+    def _read_all(self, cap: Any) -> None:
+        self.state = "capturing"
+        period = 1.0 / self.fps_limit if self.fps_limit > 0 else 0.0
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                is_file = not (self.source.isdigit() or self.source.startswith("/dev/video"))
+                self.state = "ended" if is_file else "lost"
+                self.last_error = "end of file" if is_file else "the camera stopped giving frames"
+                return
+            self._backoff.reset()
+            self._put(self._prepare(frame))
+            if period:
+                next_due += period
+                self._stop.wait(max(0.0, next_due - time.monotonic()))
