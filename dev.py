@@ -23,12 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("O2O_EDGE_VENV", ROOT / ".venv"))
 PY = VENV / "bin" / "python"
-# what the tests talk to: real brokers, a real D-Bus daemon, the QR decoder's library
+# what the tests talk to: real brokers, a real D-Bus daemon, the QR decoder's library,
+# libusb for nfcpy's USB reader path (its "no reader" answers)
 DEBIAN_TEST_PACKAGES = {
     "mosquitto": "/usr/sbin/mosquitto",
     "nats-server": "/usr/sbin/nats-server",
     "dbus": "/usr/bin/dbus-daemon",
     "libzbar0": None,
+    "libusb-1.0-0": None,
 }
 
 

@@ -76,6 +76,25 @@ def _check_public_keys(values: list[str]) -> str | None:
     return None
 
 
+_UID_ENTRY_RE = re.compile(r"^(?:[0-9a-fA-F]{8}|[0-9a-fA-F]{14}|[0-9a-fA-F]{16}|[0-9a-fA-F]{20})"
+                           r"(?:=[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63})?$")
+NFC_TARGETS = ("106A", "106B", "212F", "424F")
+
+
+def _check_uid_entries(values: list[str]) -> str | None:
+    for v in values:
+        if not _UID_ENTRY_RE.match(v):
+            return ("a tag UID in hex (4, 7, 8 or 10 bytes), optionally '=label', like "
+                    f"'04a1b2c3d4e5f6=aisle-3-coffee' ({v!r} is not one)")
+    return None
+
+
+def _check_targets(values: list[str]) -> str | None:
+    if not values or any(v not in NFC_TARGETS for v in values):
+        return f"a non-empty list of {', '.join(NFC_TARGETS)}"
+    return None
+
+
 def _state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "o2o-edge"
@@ -165,6 +184,19 @@ class QrConfig:
 
 
 @dataclass(frozen=True)
+class NfcConfig:
+    enabled: bool = False
+    # usb, usb:VVVV:PPPP, usb:BUS:DEV, tty:USB0:pn532, or udp:HOST:PORT (the simulator)
+    reader: str = "usb"
+    targets: list[str] = dataclasses.field(default_factory=lambda: ["106A", "212F"])
+    debounce_s: float = 1.0  # a tag back within this time of leaving is the same tap
+    # tags whose UID may appear in events: "UIDHEX" or "UIDHEX=label"; any other UID is
+    # replaced by a keyed hash under a salt that changes every UTC day
+    shelf_tags: list[str] = dataclasses.field(default_factory=list)
+    loyalty_cards: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class BusConfig:
     socket: Path = dataclasses.field(default_factory=lambda: _runtime_dir() / "agent.sock")
 
@@ -177,6 +209,7 @@ class Config:
     bus: BusConfig = dataclasses.field(default_factory=BusConfig)
     ble: BleConfig = dataclasses.field(default_factory=BleConfig)
     qr: QrConfig = dataclasses.field(default_factory=QrConfig)
+    nfc: NfcConfig = dataclasses.field(default_factory=NfcConfig)
     source: str = "built-in defaults"
 
     @property
@@ -191,6 +224,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "bus": BusConfig,
     "ble": BleConfig,
     "qr": QrConfig,
+    "nfc": NfcConfig,
 }
 
 
@@ -263,6 +297,12 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("qr", "loyalty_pattern"): _check_pattern,
     ("qr", "pickup_public_keys"): _check_public_keys,
     ("qr", "debounce_s"): _non_negative,
+    ("nfc", "reader"): lambda v: None if re.fullmatch(r"(usb|tty|com|udp)(:[^\s]*)?", v) else
+    '"usb", "usb:VVVV:PPPP", "usb:BUS:DEV", "tty:PORT:DRIVER" or "udp:HOST:PORT"',
+    ("nfc", "targets"): _check_targets,
+    ("nfc", "debounce_s"): _non_negative,
+    ("nfc", "shelf_tags"): _check_uid_entries,
+    ("nfc", "loyalty_cards"): _check_uid_entries,
 }
 
 

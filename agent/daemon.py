@@ -69,6 +69,7 @@ class Agent:
         self.uplink = Uplink(cfg, self.writer, self.bootid) if cfg.mqtt.url else None
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status)
         self.ble = self._make_ble() if cfg.ble.enabled else None
+        self.nfc = self._make_nfc() if cfg.nfc.enabled else None
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
 
@@ -84,6 +85,14 @@ class Agent:
             scanner = BleakBeaconScanner(adapter=b.adapter or None, mode=b.mode,  # type: ignore[arg-type]
                                          watchdog_s=b.watchdog_s, expect_adverts=bool(b.beacons))
         return BleSource(b, scanner, self.capture, capture_time=bool(b.replay))
+
+    def _make_nfc(self) -> Any:
+        from agent.nfc_source import NfcSource
+        from drivers.nfc.reader import NfcpyReader
+
+        n = self.cfg.nfc
+        reader = NfcpyReader(n.reader, targets=tuple(n.targets), debounce_s=n.debounce_s)
+        return NfcSource(self.cfg, reader, self.capture)
 
     def _on_commit(self, committed: list[Committed]) -> None:
         if self.uplink is not None:
@@ -102,6 +111,8 @@ class Agent:
             self.supervisor.spawn("uplink", self.uplink.run)
         if self.ble is not None:
             self.supervisor.spawn("ble", self.ble.run)
+        if self.nfc is not None:
+            self.supervisor.spawn("nfc", self.nfc.run)
         for name, factory in self.sources.items():
             self.supervisor.spawn(name, lambda f=factory: f(self.capture))  # type: ignore[misc]
         self.capture("o2o.agent.started", {
@@ -167,6 +178,7 @@ class Agent:
             "uplink": self.uplink.status() if self.uplink else {"state": "disabled"},
             "components": self.supervisor.snapshot(),
             **({"ble": self.ble.status()} if self.ble is not None else {}),
+            **({"nfc": self.nfc.status()} if self.nfc is not None else {}),
             "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients,
                     "subscribers": self.bus.subscriber_count},
         }

@@ -11,6 +11,13 @@ class DriverReason(enum.Enum):
     ADAPTER_OFF = "adapter-off"
     BACKEND = "backend"
     BAD_NDEF = "bad-ndef"
+    NO_READER = "no-reader"
+    NO_TAG = "no-tag"
+    TAG_NOT_NDEF = "tag-not-ndef"
+    TAG_READ_ONLY = "tag-read-only"
+    TAG_TOO_SMALL = "tag-too-small"
+    CANNOT_LOCK = "cannot-lock"
+    WRITE_FAILED = "write-failed"
 
 
 class DriverError(Exception):
