@@ -7,6 +7,7 @@
     python3 dev.py bench [ARGS...]  agent core benchmarks with their baselines
     python3 dev.py bench-ble [ARGS...]  BLE decode benchmark against ibeacon-ble
     python3 dev.py bench-qr [ARGS...]   QR decoding against pyzbar, zxing-cpp and OpenCV
+    python3 dev.py bench-nfc [ARGS...]  NFC tag on the reader -> event committed, vs bare nfcpy
 
 Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
 """
@@ -94,7 +95,8 @@ def ensure_venv(extras: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble", "bench-qr"):
+    if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble", "bench-qr",
+                                       "bench-nfc"):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -106,7 +108,7 @@ def main(argv: list[str]) -> int:
     if what.startswith("bench"):
         ensure_venv("[test,bench]")
         module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble",
-                  "bench-qr": "tests.bench.bench_qr"}[what]
+                  "bench-qr": "tests.bench.bench_qr", "bench-nfc": "tests.bench.bench_nfc"}[what]
         return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
     run([str(PY), "-m", "ruff", "check", "."])

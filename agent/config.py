@@ -172,6 +172,14 @@ class BleConfig:
 
 @dataclass(frozen=True)
 class QrConfig:
+    enabled: bool = False
+    # a V4L2 camera by index ("0") or path ("/dev/video0"), or a video file / PNG sequence
+    # ("frames_%04d.png") for the simulated store
+    camera: str = "0"
+    roi: str = ""  # "x,y,width,height" in camera pixels: only this part is searched
+    max_width: int = 1280  # larger frames are scaled down before decoding (0: never)
+    fps_limit: float = 0.0  # pace a file to this rate (a camera paces itself)
+    loop: bool = False  # replay a file from the start when it ends
     decoder: str = "robust"  # robust (zxing-cpp with retries), zxing, zbar, opencv
     # link domains a QR code may send a shopper to (subdomains included); others are rejected
     domains: list[str] = dataclasses.field(default_factory=list)
@@ -297,6 +305,10 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("qr", "loyalty_pattern"): _check_pattern,
     ("qr", "pickup_public_keys"): _check_public_keys,
     ("qr", "debounce_s"): _non_negative,
+    ("qr", "roi"): lambda v: None if v == "" or re.fullmatch(r"\d+,\d+,[1-9]\d*,[1-9]\d*", v)
+    else '"" (the whole frame) or "x,y,width,height" in pixels, like "320,120,640,480"',
+    ("qr", "max_width"): lambda v: None if v == 0 or v >= 160 else "0 (never) or at least 160",
+    ("qr", "fps_limit"): _non_negative,
     ("nfc", "reader"): lambda v: None if re.fullmatch(r"(usb|tty|com|udp)(:[^\s]*)?", v) else
     '"usb", "usb:VVVV:PPPP", "usb:BUS:DEV", "tty:PORT:DRIVER" or "udp:HOST:PORT"',
     ("nfc", "targets"): _check_targets,

@@ -70,6 +70,7 @@ class Agent:
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status)
         self.ble = self._make_ble() if cfg.ble.enabled else None
         self.nfc = self._make_nfc() if cfg.nfc.enabled else None
+        self.qr = self._make_qr() if cfg.qr.enabled else None
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
 
@@ -94,6 +95,11 @@ class Agent:
         reader = NfcpyReader(n.reader, targets=tuple(n.targets), debounce_s=n.debounce_s)
         return NfcSource(self.cfg, reader, self.capture)
 
+    def _make_qr(self) -> Any:
+        from agent.qr_source import QrSource
+
+        return QrSource(self.cfg, self.capture)
+
     def _on_commit(self, committed: list[Committed]) -> None:
         if self.uplink is not None:
             self.uplink.notify_committed(committed)
@@ -113,6 +119,8 @@ class Agent:
             self.supervisor.spawn("ble", self.ble.run)
         if self.nfc is not None:
             self.supervisor.spawn("nfc", self.nfc.run)
+        if self.qr is not None:
+            self.supervisor.spawn("qr", self.qr.run)
         for name, factory in self.sources.items():
             self.supervisor.spawn(name, lambda f=factory: f(self.capture))  # type: ignore[misc]
         self.capture("o2o.agent.started", {
@@ -179,6 +187,7 @@ class Agent:
             "components": self.supervisor.snapshot(),
             **({"ble": self.ble.status()} if self.ble is not None else {}),
             **({"nfc": self.nfc.status()} if self.nfc is not None else {}),
+            **({"qr": self.qr.status()} if self.qr is not None else {}),
             "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients,
                     "subscribers": self.bus.subscriber_count},
         }
