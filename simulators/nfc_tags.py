@@ -130,6 +130,21 @@ def _loopback_device(port: int, present: Callable[[], bool]) -> Any:
     return dev
 
 
+def play(emu: TagEmulator, script: list[tuple[float, EmulatedTag | None]],
+         stop: threading.Event | None = None) -> None:
+    """Put tags on the reader and take them away at the given seconds from now, in order:
+    (at_s, tag) presents a tag, (at_s, None) takes it away."""
+    stop = stop or threading.Event()
+    t0 = time.monotonic()
+    for at, tag in script:
+        if stop.wait(max(0.0, t0 + at - time.monotonic())):
+            return
+        if tag is None:
+            emu.remove()
+        else:
+            emu.present(tag)
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -118,6 +118,30 @@ def _when(ts: float | None) -> str:
     return "-" if not ts else time.strftime("%H:%M:%S", time.localtime(ts))
 
 
+def _hardware_lines(st: dict[str, Any]) -> list[str]:
+    """One line per touchpoint driver with its state, and the last problem with its fix."""
+    lines = []
+    if "ble" in st:
+        sc = st["ble"]["scanner"]
+        lines.append(f"ble        {sc.get('state')}  adverts={st['ble'].get('adverts', 0)}")
+        if sc.get("recent_errors"):
+            lines.append(f"           {sc['recent_errors'][-1]}")
+    if "nfc" in st:
+        r = st["nfc"]["reader"]
+        lines.append(f"nfc        {r.get('state')}  {r.get('reader')}  taps={st['nfc']['taps']}"
+                     f"  malformed={st['nfc']['malformed_ndef']}")
+        if r.get("recent_errors"):
+            lines.append(f"           {r['recent_errors'][-1]}")
+    if "qr" in st:
+        q, cam = st["qr"], st["qr"]["camera"]
+        lines.append(f"qr         {cam.get('state')}  {cam.get('source')}  scans={q['scans']}"
+                     f"  rejected={q['rejected']}  decode {q.get('decode_ms_avg')} ms"
+                     f"  dropped frames={cam.get('dropped')}")
+        if cam.get("last_error") and cam.get("state") != "capturing":
+            lines.append(f"           {cam['last_error']}")
+    return lines
+
+
 def format_status(st: dict[str, Any]) -> str:
     a, o, u = st["agent"], st["outbox"], st["uplink"]
     lines = [
@@ -133,6 +157,7 @@ def format_status(st: dict[str, Any]) -> str:
     for label, err in (("uplink", u.get("last_error")), ("outbox", o.get("last_error"))):
         if err:
             lines.append(f"last error {label}: {err}")
+    lines += _hardware_lines(st)
     lines.append("components")
     for name, h in st["components"].items():
         extra = f"  restarts={h['restarts']}" if h["restarts"] else ""

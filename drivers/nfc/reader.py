@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TARGETS = ("106A", "212F")  # ISO 14443-A (NTAG, Ultralight, Type 4A) and FeliCa
 PRESENCE_POLL_S = 0.1
+# nfcpy's UDP driver (the simulator) waits a whole second per technology for a tag to answer;
+# an emulated tag on loopback answers in milliseconds, so the simulated reader waits this long
+# instead and senses about as often as a USB reader does. USB readers are not affected.
+UDP_SENSE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,41 @@ def open_problem(path: str, exc: BaseException | None) -> str:
             "reader to its path (usb, usb:VVVV:PPPP, tty:USB0:pn532)")
 
 
-def open_reader(path: str) -> Any:
-    """An opened nfc.ContactlessFrontend, or DriverError(NO_READER) saying what to do."""
+def _quick_udp_sense(device: Any, wait_s: float) -> None:
+    """Cap the UDP driver's waits while it senses for a tag (see UDP_SENSE_S)."""
+    import nfc.clf.udp
+
+    class QuickSenseUdp(nfc.clf.udp.Device):  # type: ignore[misc]
+        sensing = False
+
+        def _recv_data(self, timeout: float | None, *brty: str) -> Any:
+            if self.sensing and timeout is not None:
+                timeout = min(timeout, wait_s)
+            return super()._recv_data(timeout, *brty)
+
+        def _sense(self, how: Any, target: Any) -> Any:
+            self.sensing = True
+            try:
+                return how(target)
+            finally:
+                self.sensing = False
+
+        def sense_tta(self, target: Any) -> Any:
+            return self._sense(super().sense_tta, target)
+
+        def sense_ttb(self, target: Any) -> Any:
+            return self._sense(super().sense_ttb, target)
+
+        def sense_ttf(self, target: Any) -> Any:
+            return self._sense(super().sense_ttf, target)
+
+    if type(device) is nfc.clf.udp.Device:
+        device.__class__ = QuickSenseUdp
+
+
+def open_reader(path: str, udp_sense_s: float | None = UDP_SENSE_S) -> Any:
+    """An opened nfc.ContactlessFrontend, or DriverError(NO_READER) saying what to do.
+    `udp_sense_s`: see UDP_SENSE_S (None keeps nfcpy's own wait)."""
     import nfc
 
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
@@ -84,6 +121,8 @@ def open_reader(path: str) -> Any:
         ok, problem = False, exc
     if not ok:
         raise DriverError(DriverReason.NO_READER, open_problem(path, problem))
+    if udp_sense_s is not None and path.startswith("udp"):
+        _quick_udp_sense(clf.device, udp_sense_s)
     return clf
 
 
@@ -123,8 +162,10 @@ def still_there(tag: Any) -> bool:
 class NfcpyReader:
     def __init__(self, path: str = "usb", targets: tuple[str, ...] = DEFAULT_TARGETS,
                  interval_s: float = 0.1, debounce_s: float = 1.0,
-                 backoff_min_s: float = 1.0, backoff_max_s: float = 30.0) -> None:
+                 backoff_min_s: float = 1.0, backoff_max_s: float = 30.0,
+                 udp_sense_s: float | None = UDP_SENSE_S) -> None:
         self.path = path
+        self.udp_sense_s = udp_sense_s
         self.targets = targets
         self.interval_s = interval_s
         self.debounce_s = debounce_s
@@ -173,7 +214,7 @@ class NfcpyReader:
 
     def _open(self) -> bool:
         try:
-            self._clf = open_reader(self.path)
+            self._clf = open_reader(self.path, self.udp_sense_s)
         except DriverError as exc:
             self._problem("no-reader", str(exc))
             return False

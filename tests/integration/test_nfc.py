@@ -20,7 +20,15 @@ from agent.nfc_source import NfcSource
 from drivers.nfc.ndef import decode_message
 from drivers.nfc.ndef_encode import smartposter_message, uri_message
 from drivers.nfc.reader import NfcpyReader
-from simulators.nfc_tags import EmulatedTag, TagEmulator, felica, free_udp_port, ntag213, type4a
+from simulators.nfc_tags import (
+    EmulatedTag,
+    TagEmulator,
+    felica,
+    free_udp_port,
+    ntag213,
+    play,
+    type4a,
+)
 from tests.conftest import CLI, ROOT, AgentProcess, wait_for
 
 SHELF_UID = bytes.fromhex("04a1b2c3d4e5f6")
@@ -118,6 +126,20 @@ def test_held_tag_is_one_tap_wobble_is_debounced_and_a_new_tap_counts(
         assert len(h.taps()) == 2 and len(taps) == 2
         st = h.reader.status()
         assert st["taps"] == 2 and st["debounced"] == 1 and st["state"] == "tag-present"
+
+
+def test_a_scripted_sequence_of_taps(emulator: TagEmulator) -> None:
+    a = ntag213(SHELF_UID, POSTER)
+    b = type4a(bytes.fromhex("04e1e2e3e4e5e6"), uri_message(LINK))
+    script = [(0.0, a), (1.0, None), (2.0, b), (3.0, None), (3.3, b), (4.0, None), (5.5, a),
+              (6.5, None)]
+    with Harness(emulator.port, debounce_s=1.0) as h:
+        play(emulator, script)
+        time.sleep(1.0)
+        taps = h.taps()
+        st = h.reader.status()
+    assert [t["tag_type"] for t in taps] == ["Type2Tag", "Type4Tag", "Type2Tag"]
+    assert st["debounced"] == 1 and st["state"] == "ready"
 
 
 def test_malformed_and_hostile_content_is_reported_never_passed_on(

@@ -92,9 +92,10 @@ def test_codes_shown_to_the_camera_become_one_classified_scan_each(
     assert st["scans"] == 5 and st["debounced"] > 5 * 20 and st["frames_decoded"] > 0
 
 
-def test_missing_camera_is_reported_and_the_agent_goes_on(
+def test_missing_camera_and_reader_are_reported_and_the_agent_goes_on(
         tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
-    cfg = _config(tmp_path, str(tmp_path / "no-such-camera.avi"), Ed25519PrivateKey.generate())
+    cfg = _config(tmp_path, str(tmp_path / "no-such-camera.avi"), Ed25519PrivateKey.generate(),
+                  extra='[nfc]\nenabled = true\nreader = "usb:054c:06c3"\n')
     agent = AgentProcess(cfg)
     agent_factory.append(agent)
     agent.start()
@@ -103,5 +104,14 @@ def test_missing_camera_is_reported_and_the_agent_goes_on(
     st = agent.status()
     assert st["qr"]["camera"]["state"] == "missing"
     assert "cannot open" in st["qr"]["camera"]["last_error"]
-    assert st["components"]["qr"]["state"] == "running"
+    assert st["nfc"]["reader"]["state"] == "no-reader"
+    assert st["components"]["qr"]["state"] == st["components"]["nfc"]["state"] == "running"
+    # the agent still takes events
+    res = subprocess.run([*CLI, "emit", "--config", str(cfg), "--type", "o2o.kiosk.view"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    human = subprocess.run([*CLI, "status", "--config", str(cfg)], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60).stdout
+    assert "qr         missing" in human and "cannot open" in human
+    assert "nfc        no-reader  usb:054c:06c3" in human and "lsusb" in human
     assert agent.stop() == 0
