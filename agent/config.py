@@ -205,6 +205,19 @@ class NfcConfig:
 
 
 @dataclass(frozen=True)
+class KioskConfig:
+    # orders, appointments and loyalty cards that check-in is answered from
+    store_db: Path = dataclasses.field(default_factory=lambda: _state_dir() / "store.db")
+    content_dir: str = ""  # the content bundle; "" = the built-in sample
+    language: str = "en"  # the language a fresh session starts in
+    idle_s: float = 45.0  # no touch for this long: the session is wiped
+    idle_warning_s: float = 15.0  # "Are you still there?" shown this long before
+    early_checkin_min: float = 30.0  # appointment check-in opens this many minutes before
+    staff_pin_hash: str = ""  # from 'o2o-edge kiosk pin'; "" = staff mode closed
+    serve: str = "127.0.0.1:8765"  # where 'o2o-edge kiosk --serve' listens by default
+
+
+@dataclass(frozen=True)
 class BusConfig:
     socket: Path = dataclasses.field(default_factory=lambda: _runtime_dir() / "agent.sock")
 
@@ -218,6 +231,7 @@ class Config:
     ble: BleConfig = dataclasses.field(default_factory=BleConfig)
     qr: QrConfig = dataclasses.field(default_factory=QrConfig)
     nfc: NfcConfig = dataclasses.field(default_factory=NfcConfig)
+    kiosk: KioskConfig = dataclasses.field(default_factory=KioskConfig)
     source: str = "built-in defaults"
 
     @property
@@ -233,6 +247,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "ble": BleConfig,
     "qr": QrConfig,
     "nfc": NfcConfig,
+    "kiosk": KioskConfig,
 }
 
 
@@ -315,6 +330,15 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("nfc", "debounce_s"): _non_negative,
     ("nfc", "shelf_tags"): _check_uid_entries,
     ("nfc", "loyalty_cards"): _check_uid_entries,
+    ("kiosk", "language"): lambda v: None if re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", v)
+    else "a language code like 'en' or 'de'",
+    ("kiosk", "idle_s"): lambda v: None if 10 <= v <= 3600 else "10 to 3600 seconds",
+    ("kiosk", "idle_warning_s"): lambda v: None if 5 <= v <= 120 else "5 to 120 seconds",
+    ("kiosk", "early_checkin_min"): _non_negative,
+    ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
+    "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
+    ("kiosk", "serve"): lambda v: None if re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v) else
+    '"HOST:PORT", like "127.0.0.1:8765"',
 }
 
 
@@ -425,6 +449,8 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"{cfg.source}: [mqtt] {key} = {path!r} does not exist")
     if m.backoff_max_s < m.backoff_min_s:
         raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
+    if cfg.kiosk.idle_warning_s >= cfg.kiosk.idle_s:
+        raise ConfigError(f"{cfg.source}: [kiosk] idle_warning_s must be less than idle_s")
     if cfg.ble.near_m <= cfg.ble.immediate_m:
         raise ConfigError(f"{cfg.source}: [ble] near_m must be greater than immediate_m")
 

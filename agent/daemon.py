@@ -67,12 +67,38 @@ class Agent:
             on_commit=self._on_commit,
         )
         self.uplink = Uplink(cfg, self.writer, self.bootid) if cfg.mqtt.url else None
-        self.bus = BusServer(cfg.bus.socket, self.writer, self.status)
+        self.store_db: Any = None
+        self.checkin: Any = None
+        self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops())
         self.ble = self._make_ble() if cfg.ble.enabled else None
         self.nfc = self._make_nfc() if cfg.nfc.enabled else None
         self.qr = self._make_qr() if cfg.qr.enabled else None
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
+
+    def _kiosk_ops(self) -> dict[str, Any]:
+        """Check-in answers for the kiosk, from the store's orders and appointments."""
+        from agent.checkin import CheckinService, StoreDb
+
+        def service() -> CheckinService:
+            if self.checkin is None:  # opened on first use: a headless agent never needs it
+                self.store_db = StoreDb(self.cfg.kiosk.store_db)
+                self.checkin = CheckinService(self.store_db, self.cfg.device.store,
+                                              self.capture, self.cfg.kiosk.early_checkin_min)
+            svc: CheckinService = self.checkin
+            return svc
+
+        def check_in(msg: dict[str, Any]) -> dict[str, Any]:
+            req = msg.get("request")
+            return {"result": service().checkin(req if isinstance(req, dict) else {})}
+
+        def queue(msg: dict[str, Any]) -> dict[str, Any]:
+            return {"queue": service().db.queue()}
+
+        def handover(msg: dict[str, Any]) -> dict[str, Any]:
+            return {"result": service().handover(str(msg.get("order")))}
+
+        return {"checkin": check_in, "queue": queue, "handover": handover}
 
     def _make_ble(self) -> Any:
         from agent.presence.ble_source import BleSource
@@ -147,6 +173,8 @@ class Agent:
             await self.uplink.stop()
         await self.supervisor.stop()
         await asyncio.to_thread(self.writer.stop)
+        if self.store_db is not None:
+            self.store_db.close()
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 self._reader.close()

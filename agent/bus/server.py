@@ -40,9 +40,13 @@ def _error(req: Any, reason: str, message: str) -> dict[str, Any]:
 
 class BusServer:
     def __init__(
-        self, path: Path, writer: OutboxWriter, status: Callable[[], dict[str, Any]]
+        self, path: Path, writer: OutboxWriter, status: Callable[[], dict[str, Any]],
+        ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
     ) -> None:
+        """`ops`: further request handlers by op name (check-in for the kiosk); each takes the
+        request and returns the reply's fields, and runs in a worker thread."""
         self.path = path
+        self.ops = ops or {}
         self.writer = writer
         self.status = status
         self.clients = 0
@@ -178,8 +182,14 @@ class BusServer:
         if op == "subscribe":
             await self._subscribe(req, reader, writer)
             return None
-        return _error(req, "bus-protocol",
-                      f"unknown op {op!r}; use one of: emit, status, subscribe, ping")
+        handler = self.ops.get(op) if isinstance(op, str) else None
+        if handler is not None:
+            try:
+                return {"req": req, "ok": True, **await asyncio.to_thread(handler, msg)}
+            except AgentError as exc:
+                return _error(req, exc.reason.value, str(exc))
+        known = ", ".join(["emit", "status", "subscribe", "ping", *self.ops])
+        return _error(req, "bus-protocol", f"unknown op {op!r}; use one of: {known}")
 
     async def _emit(self, req: Any, msg: dict[str, Any]) -> dict[str, Any]:
         raw = msg.get("events")

@@ -1,0 +1,118 @@
+"""The store's check-in data: orders to pick up, appointments, loyalty cards.
+
+A separate SQLite file from the outbox (`[kiosk] store_db`): it is reference data that
+upstream sync or `o2o-edge orders import` replaces, not events. Names are first names only —
+what the kiosk may show.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY,
+    code TEXT UNIQUE,            -- the short code a shopper can type
+    first_name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'preparing',  -- preparing, ready, collected, cancelled
+    eta_min INTEGER NOT NULL DEFAULT 3,
+    store TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL,
+    checked_in_at REAL,
+    handed_over_at REAL
+);
+CREATE TABLE IF NOT EXISTS appointments (
+    appt_id TEXT PRIMARY KEY,
+    code TEXT UNIQUE,
+    first_name TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL,            -- epoch seconds
+    service TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL,
+    checked_in_at REAL
+);
+CREATE TABLE IF NOT EXISTS loyalty (
+    card TEXT PRIMARY KEY,       -- a loyalty code (QR) or a card's UID (NFC), lowercase hex
+    first_name TEXT NOT NULL DEFAULT '',
+    points INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
+"""
+
+ORDER_STATUSES = ("preparing", "ready", "collected", "cancelled")
+
+
+class StoreDb:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return dict(row) if row is not None else None
+
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM orders WHERE order_id = ?", (order_id,))
+
+    def order_by_code(self, code: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM orders WHERE code = ?", (code.upper(),))
+
+    def appointment_by_code(self, code: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM appointments WHERE code = ?", (code.upper(),))
+
+    def loyalty(self, card: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM loyalty WHERE card = ?", (card.lower(),))
+
+    def mark(self, table: str, key: str, column: str) -> None:
+        """Set a check-in time column to now for one order or appointment."""
+        keys = {"orders": "order_id", "appointments": "appt_id"}
+        if table not in keys or column not in ("checked_in_at", "handed_over_at"):
+            raise ValueError(f"cannot mark {table}.{column}")
+        with self._lock:
+            self._db.execute(f"UPDATE {table} SET {column} = ? WHERE {keys[table]} = ?",  # noqa: S608
+                             (time.time(), key))
+            if column == "handed_over_at":
+                self._db.execute("UPDATE orders SET status = 'collected' WHERE order_id = ?",
+                                 (key,))
+
+    def queue(self) -> list[dict[str, Any]]:
+        """Orders checked in and not yet handed over, longest waiting first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT order_id, first_name, status, checked_in_at FROM orders "
+                "WHERE checked_in_at IS NOT NULL AND handed_over_at IS NULL "
+                "AND status != 'cancelled' ORDER BY checked_in_at").fetchall()
+        return [dict(r) for r in rows]
+
+    def replace(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """Insert or update rows (an import); check-in state of existing rows is kept."""
+        cols = {"orders": ("order_id", "code", "first_name", "status", "eta_min", "store"),
+                "appointments": ("appt_id", "code", "first_name", "at", "service"),
+                "loyalty": ("card", "first_name", "points")}[table]
+        now = time.time()
+        sql = (f"INSERT INTO {table} ({', '.join(cols)}, updated) "  # noqa: S608
+               f"VALUES ({', '.join('?' for _ in cols)}, ?) ON CONFLICT({cols[0]}) DO UPDATE SET "
+               + ", ".join(f"{c} = excluded.{c}" for c in (*cols[1:], "updated")))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(sql, [(*(r[c] for c in cols), now) for r in rows])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return len(rows)

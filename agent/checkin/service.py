@@ -1,0 +1,115 @@
+"""Answers to the kiosk's check-in requests, and the events that record them.
+
+Requests (from the local bus, op "checkin"):
+  {"kind": "pickup", "code": "K7Q2M9"}              typed at the kiosk
+  {"kind": "pickup", "order": "A-1042", "via": "qr"} a pickup code the agent already verified
+  {"kind": "appointment", "code": "..."}
+  {"kind": "loyalty", "card": "LOY0012345678"} or {"kind": "loyalty", "card": "<tag UID>"}
+Answer: {"outcome": ..., "name": first name, and what the message needs (minutes, time,
+points)}. Outcomes: pickup.ok, pickup.ready, appointment.ok, loyalty.ok, not-found, already,
+too-early, other-store, invalid. Each answer is recorded as `o2o.kiosk.checkin` with the
+kind, outcome, the order or appointment id and how it came — never the shopper's name.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.checkin.db import StoreDb
+
+Emit = Callable[[str, Any], object]
+_CODE = re.compile(r"[A-Za-z0-9]{4,10}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+VIAS = ("code", "qr", "nfc")
+
+
+class CheckinService:
+    def __init__(self, db: StoreDb, store: str, emit: Emit, early_min: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.store = store
+        self.emit = emit
+        self.early_s = early_min * 60
+        self.clock = clock
+
+    def checkin(self, req: dict[str, Any]) -> dict[str, Any]:
+        kind = req.get("kind")
+        via = req.get("via") if req.get("via") in VIAS else "code"
+        if kind == "pickup":
+            result, ref = self._pickup(req)
+        elif kind == "appointment":
+            result, ref = self._appointment(req)
+        elif kind == "loyalty":
+            result, ref = self._loyalty(req)
+        else:
+            return {"outcome": "invalid", "error": 'kind must be "pickup", "appointment" or '
+                                                  '"loyalty"'}
+        self.emit("o2o.kiosk.checkin", {"kind": kind, "outcome": result["outcome"],
+                                        "via": via, **ref})
+        return result
+
+    def _code(self, req: dict[str, Any]) -> str | None:
+        code = req.get("code")
+        if isinstance(code, str) and _CODE.fullmatch(code.strip()):
+            return code.strip().upper()
+        return None
+
+    def _pickup(self, req: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        order_id = req.get("order")
+        if isinstance(order_id, str) and _ID.fullmatch(order_id):
+            order = self.db.order(order_id)
+        else:
+            code = self._code(req)
+            if code is None:
+                return {"outcome": "invalid"}, {}
+            order = self.db.order_by_code(code)
+        if order is None or order["status"] == "cancelled":
+            return {"outcome": "not-found"}, {}
+        ref = {"order": order["order_id"]}
+        name = order["first_name"]
+        if order["store"] and order["store"] != self.store:
+            return {"outcome": "other-store", "name": name}, ref
+        if order["status"] == "collected" or order["handed_over_at"]:
+            return {"outcome": "already", "name": name}, ref
+        if order["checked_in_at"] is None:
+            self.db.mark("orders", order["order_id"], "checked_in_at")
+        if order["status"] == "ready":
+            return {"outcome": "pickup.ready", "name": name}, ref
+        return {"outcome": "pickup.ok", "name": name, "minutes": order["eta_min"]}, ref
+
+    def _appointment(self, req: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        code = self._code(req)
+        if code is None:
+            return {"outcome": "invalid"}, {}
+        appt = self.db.appointment_by_code(code)
+        if appt is None:
+            return {"outcome": "not-found"}, {}
+        ref = {"appointment": appt["appt_id"]}
+        at = time.strftime("%H:%M", time.localtime(appt["at"]))
+        if self.clock() < appt["at"] - self.early_s:
+            return {"outcome": "too-early", "name": appt["first_name"], "time": at}, ref
+        if appt["checked_in_at"] is None:
+            self.db.mark("appointments", appt["appt_id"], "checked_in_at")
+        return {"outcome": "appointment.ok", "name": appt["first_name"], "time": at}, ref
+
+    def _loyalty(self, req: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        card = req.get("card")
+        if not isinstance(card, str) or not _ID.fullmatch(card):
+            return {"outcome": "invalid"}, {}
+        row = self.db.loyalty(card)
+        if row is None:
+            return {"outcome": "not-found"}, {}
+        return {"outcome": "loyalty.ok", "name": row["first_name"], "points": row["points"]}, {}
+
+    def handover(self, order_id: str) -> dict[str, Any]:
+        order = self.db.order(order_id) if isinstance(order_id, str) else None
+        if order is None:
+            return {"outcome": "not-found"}
+        self.db.mark("orders", order_id, "handed_over_at")
+        waited = self.clock() - order["checked_in_at"] if order["checked_in_at"] else None
+        self.emit("o2o.kiosk.handover", {"order": order_id, "waited_s":
+                                         round(waited, 1) if waited is not None else None})
+        return {"outcome": "handed-over"}
