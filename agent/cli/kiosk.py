@@ -1,0 +1,60 @@
+"""`o2o-edge kiosk`: the touch kiosk in this terminal, or served to a browser with
+textual-serve (one kiosk process per browser connection); `kiosk pin` makes the staff PIN's
+hash for the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import shlex
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    from agent.cli import kiosk as me
+
+    p = sub.add_parser("kiosk", help="the touch kiosk (terminal, or --serve for a browser)")
+    p.add_argument("--config", help="configuration file (default: the usual search)")
+    p.add_argument("--serve", nargs="?", const="", metavar="HOST:PORT",
+                   help="serve the kiosk over HTTP for Chromium --kiosk (default [kiosk] serve, "
+                        "127.0.0.1:8765)")
+    p.set_defaults(handler=me.cmd_kiosk)
+    ksub = p.add_subparsers(dest="kiosk_command", metavar="ACTION")
+    q = ksub.add_parser("pin", help="hash a staff PIN for [kiosk] staff_pin_hash")
+    q.add_argument("--pin", help="the PIN (default: asked for, not echoed)")
+    q.set_defaults(handler=me.cmd_kiosk_pin)
+
+
+def cmd_kiosk(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+
+    cfg = load_config(args.config)
+    if args.serve is not None:
+        from textual_serve.server import Server
+
+        where = args.serve or cfg.kiosk.serve
+        host, _, port = where.rpartition(":")
+        command = [sys.executable, "-m", "agent.cli.main", "kiosk"]
+        if args.config:
+            command += ["--config", args.config]
+        Server(shlex.join(command), host=host.strip("[]"), port=int(port),
+               title="o2o-edge kiosk").serve()
+        return 0
+    from kiosk.app import KioskApp
+
+    KioskApp(cfg).run()
+    return 0
+
+
+def cmd_kiosk_pin(args: argparse.Namespace) -> int:
+    from kiosk.pin import hash_pin
+
+    pin = args.pin or getpass.getpass("staff PIN (4-12 digits): ")
+    try:
+        hashed = hash_pin(pin)
+    except ValueError as exc:
+        print(f"o2o-edge kiosk: {exc}", file=sys.stderr)
+        return 2
+    print(f'[kiosk]\nstaff_pin_hash = "{hashed}"')
+    return 0

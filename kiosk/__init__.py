@@ -1,0 +1,1 @@
+"""The touch kiosk: a Textual app for shoppers and staff, a client of the agent's local bus."""

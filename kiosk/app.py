@@ -1,0 +1,285 @@
+"""The kiosk app: screens for shoppers, the link to the agent, the session and its idle reset.
+
+Locked down for a public screen: no command palette, no quit key (ctrl+q / ctrl+c do
+nothing), nothing that leads to a shell; systemd stops it with a signal. Hardware events
+(taps, scans, presence) arrive from the agent as Messages and start the matching flow from
+any shopper screen. A session — language, typed codes, open screens — is wiped after
+`[kiosk] idle_s` without a touch, after an "Are you still there?" warning.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import events, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.message import Message
+
+from agent.config import Config
+from kiosk.content import Bundle, load_bundle
+from kiosk.errors import KioskError
+from kiosk.i18n import Translator, load_catalogues
+from kiosk.link import AgentLink
+from kiosk.pin import PinGate
+from kiosk.routing import route_event
+from kiosk.screens.attract import AttractScreen
+from kiosk.screens.checkin import CheckinScreen
+from kiosk.screens.content import ContentScreen
+from kiosk.screens.idle import IdleWarning
+from kiosk.screens.privacy import PrivacyScreen
+from kiosk.screens.result import ResultScreen
+from kiosk.screens.staff import StaffScreen
+from kiosk.screens.staff_pin import StaffPinScreen
+from kiosk.screens.survey import SurveyScreen
+from kiosk.stats import TodayStats
+from kiosk.widgets.agent_banner import AgentBanner
+from kiosk.widgets.shopper_bar import ShopperBar
+
+SAMPLE_CONTENT = Path(__file__).resolve().parent / "sample_content"
+IDLE_TICK_S = 1.0
+
+
+class KioskApp(App[None]):
+    CSS_PATH = "theme.tcss"
+    TITLE = "o2o-edge kiosk"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "nothing", show=False, priority=True),
+        Binding("ctrl+c", "nothing", show=False, priority=True),
+        Binding("ctrl+p", "nothing", show=False, priority=True),
+    ]
+
+    class AgentEvent(Message):
+        def __init__(self, event: dict[str, Any]) -> None:
+            super().__init__()
+            self.event = event
+
+    class AgentState(Message):
+        def __init__(self, up: bool, reason: str) -> None:
+            super().__init__()
+            self.up = up
+            self.reason = reason
+
+    def __init__(self, cfg: Config, clock: Callable[[], float] = time.monotonic,
+                 connect: bool = True) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.clock = clock
+        self.catalogues = load_catalogues()
+        self.translator = Translator(self.catalogues, cfg.kiosk.language)
+        self.content_problem = ""
+        self.bundle = self._first_bundle()
+        self.agent_up = False
+        self.link = AgentLink(cfg.bus.socket, self._on_link_event, self._on_link_state)
+        self.connect = connect
+        self.last_touch = clock()
+        self.session_started = clock()
+        self.idle_warning: IdleWarning | None = None
+        self.pin_gate = PinGate(cfg.kiosk.staff_pin_hash, clock)
+        self.stats = TodayStats()
+        self.shown: list[tuple[float, str]] = []  # (monotonic time, what) for benchmarks
+
+    # --- content -------------------------------------------------------------------------
+
+    def _first_bundle(self) -> Bundle:
+        folder = Path(self.cfg.kiosk.content_dir) if self.cfg.kiosk.content_dir else None
+        if folder is not None:
+            try:
+                return load_bundle(folder)
+            except KioskError as exc:
+                self.content_problem = str(exc)
+        return load_bundle(SAMPLE_CONTENT)
+
+    def reload_content(self) -> str:
+        """Load the bundle again; a bad one is refused and the last good one stays."""
+        if not self.cfg.kiosk.content_dir:
+            return "built-in sample content"
+        try:
+            self.bundle = load_bundle(Path(self.cfg.kiosk.content_dir))
+        except KioskError as exc:
+            self.content_problem = str(exc)
+            return self.content_problem
+        self.content_problem = ""
+        return f"content version {self.bundle.version} loaded"
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(AttractScreen())
+        self.set_interval(IDLE_TICK_S, self.idle_tick)
+        if self.connect:
+            self.run_worker(self.link.run(), name="agent-link", exit_on_error=False)
+
+    def action_nothing(self) -> None:
+        """Bound to the keys that would quit: a public kiosk does not quit."""
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.MouseDown | events.Key):
+            self.touch()
+        await super().on_event(event)
+
+    # --- the agent ------------------------------------------------------------------------
+
+    def _on_link_event(self, event: dict[str, Any]) -> None:
+        self.post_message(self.AgentEvent(event))
+
+    def _on_link_state(self, up: bool, reason: str) -> None:
+        self.post_message(self.AgentState(up, reason))
+
+    def on_kiosk_app_agent_state(self, message: AgentState) -> None:
+        self.agent_up = message.up
+        for screen in self.screen_stack:
+            for banner in screen.query(AgentBanner):
+                banner.display = not message.up
+
+    def on_kiosk_app_agent_event(self, message: AgentEvent) -> None:
+        self.stats.add(message.event)
+        if self.in_staff_mode():
+            if isinstance(self.screen, StaffScreen) and message.event.get("type") in (
+                    "o2o.nfc.tap", "o2o.qr.scan"):
+                self.screen.hardware_event(message.event)
+            return
+        action = route_event(message.event, self.bundle)
+        if action is None:
+            return
+        kind, arg = action
+        if kind == "page":
+            self.open_page(arg["page"], arg["medium"])
+        elif kind == "checkin":
+            self.check_in(arg["request"], via=arg["via"])
+        elif kind == "result":
+            self.show_result(arg["outcome"], {})
+
+    def record(self, event_type: str, data: dict[str, Any]) -> None:
+        """A kiosk event for the agent's outbox (queued while the agent is down)."""
+        self.run_worker(self.link.emit(event_type, data), group="emit", exit_on_error=False)
+
+    # --- navigation ------------------------------------------------------------------------
+
+    def in_staff_mode(self) -> bool:
+        return any(getattr(s, "staff", False) for s in self.screen_stack)
+
+    def _to_base(self) -> None:
+        while len(self.screen_stack) > 2:  # the default screen and the attract screen stay
+            self.pop_screen()
+
+    def home(self) -> None:
+        self._to_base()
+        self.mark_shown("attract")
+
+    def go(self, target: str) -> None:
+        if target in ("pickup", "appointment"):
+            self.push_screen(CheckinScreen(target))
+        elif target == "browse":
+            pages = self.bundle.attract or tuple(self.bundle.pages)
+            self.open_page(pages[0], "touch")
+        elif target == "privacy":
+            self.push_screen(PrivacyScreen())
+        elif target == "survey":
+            after = getattr(self.screen, "outcome", "")
+            self._to_base()
+            self.push_screen(SurveyScreen(after))
+        elif target == "staff":
+            self.push_screen(StaffPinScreen())
+        self.mark_shown(target)
+
+    def open_page(self, page_id: str, medium: str) -> None:
+        page = self.bundle.pages.get(page_id)
+        if page is None:
+            return
+        self._to_base()
+        self.push_screen(ContentScreen(page, medium))
+        self.mark_shown(f"page:{page_id}")
+        self.record("o2o.kiosk.view", {"page": page.id, "campaign": page.campaign,
+                                       "medium": medium, "language": self.translator.language})
+
+    @work(group="checkin")
+    async def check_in(self, request: dict[str, Any], via: str) -> None:
+        try:
+            reply = await self.link.request({"op": "checkin",
+                                              "request": {**request, "via": via}})
+            result = dict(reply.get("result") or {})
+        except KioskError:
+            result = {"outcome": "unavailable"}
+        outcome = str(result.pop("outcome", "invalid"))
+        self.show_result(outcome, result)
+
+    def show_result(self, outcome: str, values: dict[str, Any]) -> None:
+        self._to_base()
+        self.push_screen(ResultScreen(outcome, values))
+        self.mark_shown(f"result:{outcome}")
+
+    def mark_shown(self, what: str) -> None:
+        self.shown.append((time.monotonic(), what))
+        del self.shown[:-100]
+
+    # --- language and staff ---------------------------------------------------------------
+
+    def language_choices(self) -> list[tuple[str, str]]:
+        return [(c, self.translator.name(c)) for c in self.translator.languages]
+
+    async def on_shopper_bar_language_picked(self, message: ShopperBar.LanguagePicked) -> None:
+        if message.code in self.catalogues and message.code != self.translator.language:
+            self.translator.language = message.code
+            for screen in self.screen_stack[1:]:
+                await screen.recompose()
+
+    def on_shopper_bar_staff_called(self, message: ShopperBar.StaffCalled) -> None:
+        self.record("o2o.kiosk.assist", {"screen": getattr(self.screen, "name_for_events", "")})
+        self.notify(self.translator("staff.called"), timeout=6)
+
+    def enter_staff_mode(self) -> None:
+        self._to_base()
+        self.push_screen(StaffScreen())
+        self.record("o2o.kiosk.staff", {"action": "enter"})
+        self.mark_shown("staff")
+
+    def leave_staff_mode(self) -> None:
+        self.record("o2o.kiosk.staff", {"action": "leave"})
+        self.home()
+
+    # --- idle reset ---------------------------------------------------------------------------
+
+    def touch(self) -> None:
+        self.last_touch = self.clock()
+
+    async def idle_tick(self) -> None:
+        idle = self.clock() - self.last_touch
+        k = self.cfg.kiosk
+        at_rest = len(self.screen_stack) <= 2 and self.translator.language == k.language
+        if at_rest or self.in_staff_mode():
+            self.touch()
+            return
+        if idle >= k.idle_s:
+            await self.reset_session("idle")
+        elif idle >= k.idle_s - k.idle_warning_s:
+            left = max(1, round(k.idle_s - idle))
+            if self.idle_warning is None:
+                self.idle_warning = IdleWarning(left)
+                self.push_screen(self.idle_warning, self._warning_closed)
+            else:
+                self.idle_warning.count(left)
+        elif self.idle_warning is not None:  # touched while the warning was up
+            self.idle_warning.dismiss(True)
+
+    def _warning_closed(self, stay: bool | None) -> None:
+        self.idle_warning = None
+        self.touch()
+
+    async def reset_session(self, why: str) -> None:
+        if self.idle_warning is not None:
+            self.idle_warning = None
+        while len(self.screen_stack) > 2:
+            await self.pop_screen()
+        if self.translator.language != self.cfg.kiosk.language:
+            self.translator.language = self.cfg.kiosk.language
+            await self.screen.recompose()
+        self.record("o2o.kiosk.session", {
+            "ended": why, "duration_s": round(self.clock() - self.session_started, 1)})
+        self.session_started = self.clock()
+        self.touch()
+        self.mark_shown("attract")

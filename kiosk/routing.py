@@ -1,0 +1,76 @@
+"""Which flow a hardware event starts at the kiosk (pure: event + bundle -> action).
+
+- an NFC tap on a registered loyalty card: a loyalty check-in with the card;
+- an NFC tag or a QR code that a content page opens on (by the tag's UID, or the link it
+  carries): that page, with how it was opened as the hand-off's medium;
+- a verified pickup QR code: a pickup check-in for its order; a loyalty QR code: a loyalty
+  check-in; a pickup code that is expired, for another store or forged: its result at once;
+- a beacon zone a page opens on (presence of the opted-in app or a registered beacon).
+Anything else (a rejected link, a bank card tapped by mistake) starts nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiosk.content import Bundle
+
+Action = tuple[str, dict[str, Any]]
+PICKUP_REJECTIONS = {"pickup-expired": "expired", "pickup-other-store": "other-store",
+                     "pickup-bad-signature": "invalid", "pickup-unknown-key": "invalid",
+                     "pickup-malformed": "invalid"}
+
+
+def _page(bundle: Bundle, how: str, key: str, medium: str) -> Action | None:
+    page = bundle.page_for(how, key)
+    return ("page", {"page": page.id, "medium": medium}) if page else None
+
+
+def link_key(host: str, path: str) -> str:
+    return f"{host.lower()}{path or '/'}"
+
+
+def _nfc(data: dict[str, Any], bundle: Bundle) -> Action | None:
+    tag = data.get("tag") or {}
+    if tag.get("kind") == "loyalty":
+        return ("checkin", {"request": {"kind": "loyalty", "card": tag.get("id", "")},
+                            "via": "nfc"})
+    found = _page(bundle, "nfc", str(tag.get("id", "")), "nfc")
+    if found:
+        return found
+    for rec in data.get("records") or []:
+        if rec.get("class") in ("product", "campaign"):
+            found = _page(bundle, "qr", link_key(rec.get("host", ""), rec.get("path", "")),
+                          "nfc")
+            if found:
+                return found
+    return None
+
+
+def _qr(data: dict[str, Any], bundle: Bundle) -> Action | None:
+    cls = data.get("class")
+    if cls == "pickup":
+        return ("checkin", {"request": {"kind": "pickup", "order": data.get("order", "")},
+                            "via": "qr"})
+    if cls == "loyalty":
+        return ("checkin", {"request": {"kind": "loyalty", "card": data.get("card", "")},
+                            "via": "qr"})
+    if cls in ("product", "campaign"):
+        return _page(bundle, "qr", link_key(data.get("host", ""), data.get("path", "")), "qr")
+    if cls == "rejected" and data.get("reason") in PICKUP_REJECTIONS:
+        return ("result", {"outcome": PICKUP_REJECTIONS[data["reason"]]})
+    return None
+
+
+def route_event(event: dict[str, Any], bundle: Bundle) -> Action | None:
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return None
+    kind = event.get("type")
+    if kind == "o2o.nfc.tap":
+        return _nfc(data, bundle)
+    if kind == "o2o.qr.scan":
+        return _qr(data, bundle)
+    if kind == "o2o.ble.presence" and data.get("action") in ("enter", "zone"):
+        return _page(bundle, "zone", f"{data.get('id')}:{data.get('zone')}", "beacon")
+    return None

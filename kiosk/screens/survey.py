@@ -1,0 +1,50 @@
+"""One tap: how was the visit? Five faces (or 0-10 for an NPS question), or no thanks."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Static
+
+from kiosk.content import text_in
+from kiosk.screens.base import ShopperScreen
+
+FACES = ("😞", "🙁", "😐", "🙂", "😀")
+THANKS_S = 2.0
+
+
+class SurveyScreen(ShopperScreen):
+    name_for_events = "survey"
+
+    def __init__(self, after: str) -> None:
+        super().__init__(classes="survey")
+        self.after = after  # what the shopper just did, e.g. "pickup.ok"
+        self.answered = False
+
+    def body(self) -> ComposeResult:
+        survey = self.kiosk.bundle.survey
+        question = text_in(survey.question, self.kiosk.translator.language)
+        yield Static(question or self.t("survey.question"), id="question", markup=False)
+        if self.answered:
+            yield Static(self.t("survey.thanks"), id="thanks", markup=False)
+            return
+        with Horizontal(id="scores"):
+            if survey.scale == 5:
+                for i, face in enumerate(FACES, start=1):
+                    yield Button(face, id=f"score-{i}", classes="score")
+            else:
+                for i in range(11):
+                    yield Button(str(i), id=f"score-{i}", classes="score nps")
+        yield Button(self.t("survey.skip"), id="skip")
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        bid = event.button.id or ""
+        if bid == "skip":
+            self.kiosk.home()
+        elif bid.startswith("score-") and not self.answered:
+            self.answered = True
+            self.kiosk.record("o2o.kiosk.survey", {
+                "score": int(bid.removeprefix("score-")), "scale": self.kiosk.bundle.survey.scale,
+                "after": self.after})
+            await self.recompose()
+            self.set_timer(THANKS_S, self.kiosk.home)
