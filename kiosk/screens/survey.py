@@ -1,4 +1,4 @@
-"""One tap: how was the visit? Five faces (or 0-10 for an NPS question), or no thanks."""
+"""One tap: how was the visit? One to five stars (or 0-10 for an NPS question), or no thanks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from textual.widgets import Button, Static
 from kiosk.content import text_in
 from kiosk.screens.base import ShopperScreen
 
-FACES = ("😞", "🙁", "😐", "🙂", "😀")
+# stars, not emoji faces: terminal and xterm.js fonts draw ★ everywhere, faces often as boxes
+STARS = tuple("★" * n for n in range(1, 6))
 THANKS_S = 2.0
 
 
@@ -30,8 +31,8 @@ class SurveyScreen(ShopperScreen):
             return
         with Horizontal(id="scores"):
             if survey.scale == 5:
-                for i, face in enumerate(FACES, start=1):
-                    yield Button(face, id=f"score-{i}", classes="score")
+                for i, stars in enumerate(STARS, start=1):
+                    yield Button(stars, id=f"score-{i}", classes="score")
             else:
                 for i in range(11):
                     yield Button(str(i), id=f"score-{i}", classes="score nps")

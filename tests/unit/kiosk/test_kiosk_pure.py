@@ -46,7 +46,7 @@ def test_a_new_language_is_a_new_file(tmp_path: Path) -> None:
     assert t("result.pickup.ok", name="Anna") == \
         "Thanks, Anna — your order is on its way, about {minutes} min."
     (tmp_path / "xx.json").write_text('{"staff.call": "x"}')
-    with pytest.raises(KioskError, match="needs \"language.name\""):
+    with pytest.raises(KioskError, match=r"needs \"language\.name\""):
         load_catalogues(tmp_path)
 
 
