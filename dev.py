@@ -8,6 +8,7 @@
     python3 dev.py bench-ble [ARGS...]  BLE decode benchmark against ibeacon-ble
     python3 dev.py bench-qr [ARGS...]   QR decoding against pyzbar, zxing-cpp and OpenCV
     python3 dev.py bench-nfc [ARGS...]  NFC tag on the reader -> event committed, vs bare nfcpy
+    python3 dev.py bench-kiosk [ARGS...]  tap/scan -> kiosk screen painted; kiosk RSS
 
 Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
 """
@@ -25,13 +26,14 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("O2O_EDGE_VENV", ROOT / ".venv"))
 PY = VENV / "bin" / "python"
 # what the tests talk to: real brokers, a real D-Bus daemon, the QR decoder's library,
-# libusb for nfcpy's USB reader path (its "no reader" answers)
+# libusb for nfcpy's USB reader path (its "no reader" answers), Chromium for the served kiosk
 DEBIAN_TEST_PACKAGES = {
     "mosquitto": "/usr/sbin/mosquitto",
     "nats-server": "/usr/sbin/nats-server",
     "dbus": "/usr/bin/dbus-daemon",
     "libzbar0": None,
     "libusb-1.0-0": None,
+    "chromium": "/usr/bin/chromium",  # the served kiosk's test, as on the store's screen
 }
 
 
@@ -96,7 +98,7 @@ def ensure_venv(extras: str) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble", "bench-qr",
-                                       "bench-nfc"):
+                                       "bench-nfc", "bench-kiosk"):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -108,7 +110,8 @@ def main(argv: list[str]) -> int:
     if what.startswith("bench"):
         ensure_venv("[test,bench]")
         module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble",
-                  "bench-qr": "tests.bench.bench_qr", "bench-nfc": "tests.bench.bench_nfc"}[what]
+                  "bench-qr": "tests.bench.bench_qr", "bench-nfc": "tests.bench.bench_nfc",
+                  "bench-kiosk": "tests.bench.bench_kiosk"}[what]
         return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
     run([str(PY), "-m", "ruff", "check", "."])

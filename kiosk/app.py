@@ -79,9 +79,12 @@ class KioskApp(App[None]):
         self.last_touch = clock()
         self.session_started = clock()
         self.idle_warning: IdleWarning | None = None
+        self.content_screen: ContentScreen | None = None  # one card, filled in place
         self.pin_gate = PinGate(cfg.kiosk.staff_pin_hash, clock)
         self.stats = TodayStats()
-        self.shown: list[tuple[float, str]] = []  # (monotonic time, what) for benchmarks
+        # (monotonic time, what) when a screen change was on screen: tests and benchmarks
+        self.shown: list[tuple[float, str]] = []
+        self.on_shown: Callable[[float, str], None] | None = None
 
     # --- content -------------------------------------------------------------------------
 
@@ -110,6 +113,12 @@ class KioskApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(AttractScreen())
+        self.mark_shown("attract")
+        # which display and content this kiosk runs with, for staff and remote support
+        self.record("o2o.kiosk.started", {
+            "cols": self.size.width, "rows": self.size.height, "language":
+            self.translator.language, "content_version": self.bundle.version,
+            "content_problem": self.content_problem or None})
         self.set_interval(IDLE_TICK_S, self.idle_tick)
         if self.connect:
             self.run_worker(self.link.run(), name="agent-link", exit_on_error=False)
@@ -191,8 +200,13 @@ class KioskApp(App[None]):
         page = self.bundle.pages.get(page_id)
         if page is None:
             return
-        self._to_base()
-        self.push_screen(ContentScreen(page, medium))
+        if self.content_screen is None:
+            self.content_screen = ContentScreen(page, medium)
+            self.install_screen(self.content_screen, name="content")
+        self.content_screen.show(page, medium)
+        if self.screen is not self.content_screen:
+            self._to_base()
+            self.push_screen("content")
         self.mark_shown(f"page:{page_id}")
         self.record("o2o.kiosk.view", {"page": page.id, "campaign": page.campaign,
                                        "medium": medium, "language": self.translator.language})
@@ -214,8 +228,13 @@ class KioskApp(App[None]):
         self.mark_shown(f"result:{outcome}")
 
     def mark_shown(self, what: str) -> None:
-        self.shown.append((time.monotonic(), what))
-        del self.shown[:-100]
+        def painted() -> None:
+            now = time.monotonic()
+            self.shown.append((now, what))
+            del self.shown[:-100]
+            if self.on_shown is not None:
+                self.on_shown(now, what)
+        self.call_after_refresh(painted)
 
     # --- language and staff ---------------------------------------------------------------
 
@@ -225,8 +244,14 @@ class KioskApp(App[None]):
     async def on_shopper_bar_language_picked(self, message: ShopperBar.LanguagePicked) -> None:
         if message.code in self.catalogues and message.code != self.translator.language:
             self.translator.language = message.code
-            for screen in self.screen_stack[1:]:
-                await screen.recompose()
+            await self._recompose_all()
+
+    async def _recompose_all(self) -> None:
+        for screen in self.screen_stack[1:]:
+            await screen.recompose()
+        card = self.content_screen
+        if card is not None and card.is_mounted and card not in self.screen_stack:
+            await card.recompose()
 
     def on_shopper_bar_staff_called(self, message: ShopperBar.StaffCalled) -> None:
         self.record("o2o.kiosk.assist", {"screen": getattr(self.screen, "name_for_events", "")})
@@ -277,7 +302,7 @@ class KioskApp(App[None]):
             await self.pop_screen()
         if self.translator.language != self.cfg.kiosk.language:
             self.translator.language = self.cfg.kiosk.language
-            await self.screen.recompose()
+            await self._recompose_all()
         self.record("o2o.kiosk.session", {
             "ended": why, "duration_s": round(self.clock() - self.session_started, 1)})
         self.session_started = self.clock()

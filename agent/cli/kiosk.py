@@ -8,6 +8,7 @@ import argparse
 import getpass
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -31,15 +32,21 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     if args.serve is not None:
+        import textual_serve
         from textual_serve.server import Server
+
+        import kiosk
 
         where = args.serve or cfg.kiosk.serve
         host, _, port = where.rpartition(":")
         command = [sys.executable, "-m", "agent.cli.main", "kiosk"]
         if args.config:
             command += ["--config", args.config]
+        # textual-serve's own scripts and fonts, our page (no fonts from the internet)
         Server(shlex.join(command), host=host.strip("[]"), port=int(port),
-               title="o2o-edge kiosk").serve()
+               title="o2o-edge kiosk",
+               statics_path=Path(textual_serve.__file__).parent / "static",
+               templates_path=Path(kiosk.__file__).parent / "web").serve()
         return 0
     from kiosk.app import KioskApp
 

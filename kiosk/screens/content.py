@@ -1,5 +1,9 @@
 """A content card: title, text, offer and price, and — on request — the QR hand-off that
-takes the page to the shopper's phone, tagged with where it came from."""
+takes the page to the shopper's phone, tagged with where it came from.
+
+One card screen lives for the whole session and is filled in place (`show`): a shopper
+tapping one shelf tag after another changes a few texts, not a whole screen — a new screen
+per tap costs a full compose and two full repaints (about 100 ms here against 10 ms)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ class ContentScreen(ShopperScreen):
         self.page = page
         self.medium = medium
         self.shown_qr = False
+        self._qr_for: str | None = None  # the link the mounted QR code shows
 
     @property
     def url(self) -> str:
@@ -29,32 +34,62 @@ class ContentScreen(ShopperScreen):
                            k.cfg.device.store, k.cfg.device.id)
 
     def body(self) -> ComposeResult:
-        lang = self.kiosk.translator.language
-        p = self.page
         with Horizontal(classes="top-row"):
             yield Button(self.t("common.back"), id="back")
-            yield Static(text_in(p.title, lang), id="title", markup=False)
+            yield Static("", id="title", markup=False)
         with Horizontal(id="card"):
             with Vertical(id="card-text"):
-                if p.offer:
-                    yield Static(text_in(p.offer, lang), id="offer", markup=False)
-                if p.text:
-                    yield Static(text_in(p.text, lang), id="text", markup=False)
-                if p.price:
-                    yield Static(self.t("content.price", price=p.price), id="price",
-                                 markup=False)
-                if p.link and not self.shown_qr:
-                    yield Button(self.t("content.handoff"), id="handoff", variant="success")
-            if p.link and self.shown_qr:
-                with Vertical(id="handoff-box"):
-                    yield QrView(self.url, id="handoff-qr")
-                    yield Static(self.t("content.handoff"), id="handoff-label", markup=False)
+                yield Static("", id="offer", markup=False)
+                yield Static("", id="text", markup=False)
+                yield Static("", id="price", markup=False)
+                yield Button(self.t("content.handoff"), id="handoff", variant="success")
+            with Vertical(id="handoff-box"):
+                yield Static(self.t("content.handoff"), id="handoff-label", markup=False)
 
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
+    def on_mount(self) -> None:
+        self.fill()
+
+    async def recompose(self) -> None:
+        self._qr_for = None  # a new language: everything is composed anew
+        await super().recompose()
+        self.fill()
+
+    def on_screen_resume(self) -> None:
+        self.fill()
+
+    def show(self, page: Page, medium: str) -> None:
+        self.page, self.medium, self.shown_qr = page, medium, False
+        if self.is_mounted:
+            self.fill()
+
+    def fill(self) -> None:
+        lang = self.kiosk.translator.language
+        p = self.page
+
+        def put(selector: str, text: str) -> None:
+            widget = self.query_one(selector, Static)
+            widget.update(text)
+            widget.display = bool(text)
+
+        put("#title", text_in(p.title, lang))
+        put("#offer", text_in(p.offer, lang))
+        put("#text", text_in(p.text, lang))
+        put("#price", self.t("content.price", price=p.price) if p.price else "")
+        self.query_one("#handoff", Button).display = bool(p.link) and not self.shown_qr
+        box = self.query_one("#handoff-box")
+        box.display = self.shown_qr
+        want = self.url if self.shown_qr else None
+        if want != self._qr_for:
+            box.query(QrView).remove()
+            if want is not None:
+                box.mount(QrView(want, id="handoff-qr"), before=0)
+            self._qr_for = want
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "back":
             self.kiosk.home()
         elif event.button.id == "handoff":
             self.shown_qr = True
-            await self.recompose()
+            self.fill()
             self.kiosk.record("o2o.kiosk.handoff", {
                 "page": self.page.id, "campaign": self.page.campaign, "medium": self.medium})
