@@ -9,6 +9,7 @@ any shopper screen. A session — language, typed codes, open screens — is wip
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +45,7 @@ IDLE_TICK_S = 1.0
 
 
 class KioskApp(App[None]):
-    CSS_PATH = "theme.tcss"
+    CSS_PATH = Path(__file__).resolve().parent / "theme.tcss"  # absolute: subclasses live elsewhere
     TITLE = "o2o-edge kiosk"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -114,6 +115,9 @@ class KioskApp(App[None]):
     def on_mount(self) -> None:
         self.push_screen(AttractScreen())
         self.mark_shown("attract")
+        # what is alive after start-up lives as long as the kiosk: keep it out of the
+        # collector's scans, which otherwise walk it all on every full collection
+        self.call_after_refresh(gc.freeze)
         # which display and content this kiosk runs with, for staff and remote support
         self.record("o2o.kiosk.started", {
             "cols": self.size.width, "rows": self.size.height, "language":
@@ -155,6 +159,7 @@ class KioskApp(App[None]):
         action = route_event(message.event, self.bundle)
         if action is None:
             return
+        self.touch()  # a tap or a scan is the shopper at work, as much as a touch
         kind, arg = action
         if kind == "page":
             self.open_page(arg["page"], arg["medium"])
@@ -175,6 +180,7 @@ class KioskApp(App[None]):
     def _to_base(self) -> None:
         while len(self.screen_stack) > 2:  # the default screen and the attract screen stay
             self.pop_screen()
+        self.idle_warning = None  # popped with the rest
 
     def home(self) -> None:
         self._to_base()
@@ -288,8 +294,8 @@ class KioskApp(App[None]):
                 self.push_screen(self.idle_warning, self._warning_closed)
             else:
                 self.idle_warning.count(left)
-        elif self.idle_warning is not None:  # touched while the warning was up
-            self.idle_warning.dismiss(True)
+        elif self.idle_warning is not None and self.idle_warning in self.screen_stack:
+            self.idle_warning.dismiss(True)  # touched while the warning was up
 
     def _warning_closed(self, stay: bool | None) -> None:
         self.idle_warning = None

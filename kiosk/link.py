@@ -1,10 +1,10 @@
 """The kiosk's connection to the agent's local bus (Unix socket, JSON lines).
 
 One connection subscribes to committed events (taps, scans, presence) and hands them to the
-app; requests (check-in, emit) each use a short connection of their own, so a slow answer
-never holds up the event stream. When the agent is down the link says so (`on_state`),
-keeps the kiosk's own events in a bounded memory queue, and reconnects by itself with
-backoff; what was queued is sent once the agent is back.
+app; requests (check-in, emit) share a second one, kept open, so a slow answer never holds up
+the event stream and a request costs no new connection. When the agent is down the link
+says so (`on_state`), keeps the kiosk's own events in a bounded memory queue, and reconnects
+by itself with backoff; what was queued is sent once the agent is back.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class AgentLink:
         self._pending: deque[dict[str, Any]] = deque(maxlen=PENDING_LIMIT)
         self._req = itertools.count(1)
         self._flushing = asyncio.Lock()
+        self._requesting = asyncio.Lock()
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.counts = {"events_in": 0, "emitted": 0, "queued_while_down": 0, "reconnects": 0}
 
     def _set(self, up: bool, reason: str) -> None:
@@ -83,29 +85,36 @@ class AgentLink:
             await asyncio.sleep(self._backoff.next_delay())
 
     async def request(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """One request and its reply; KioskError(AGENT_DOWN) if the agent cannot answer."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket), limit=MAX_LINE),
-                REQUEST_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
-            raise KioskError(KioskReason.AGENT_DOWN, f"the agent is not reachable ({exc})") \
-                from None
-        try:
-            writer.write(json.dumps({**obj, "req": next(self._req)}).encode() + b"\n")
-            await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_S)
-            reply = json.loads(line) if line else None
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise KioskError(KioskReason.AGENT_DOWN, f"the agent did not answer ({exc})") \
-                from None
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        """One request and its reply over the request connection (opened when needed, kept
+        for the next one); KioskError(AGENT_DOWN) if the agent cannot answer."""
+        async with self._requesting:  # one request at a time on the shared connection
+            try:
+                if self._conn is None:
+                    self._conn = await asyncio.wait_for(
+                        asyncio.open_unix_connection(str(self.socket), limit=MAX_LINE),
+                        REQUEST_TIMEOUT_S)
+                reader, writer = self._conn
+                writer.write(json.dumps({**obj, "req": next(self._req)}).encode() + b"\n")
+                await writer.drain()
+                line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_S)
+                if not line:
+                    raise ConnectionError("the agent closed the connection")
+                reply = json.loads(line)
+            except (OSError, TimeoutError, ValueError) as exc:
+                await self._drop()
+                raise KioskError(KioskReason.AGENT_DOWN,
+                                 f"the agent did not answer ({exc})") from None
         if not isinstance(reply, dict) or not reply.get("ok"):
             raise KioskError(KioskReason.AGENT_DOWN, f"the agent refused: {reply}")
         return reply
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            _, writer = self._conn
+            self._conn = None
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Send a kiosk event; kept for later if the agent is down (never raises)."""

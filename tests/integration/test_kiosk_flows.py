@@ -257,6 +257,19 @@ def test_idle_warning_can_be_extended_then_the_session_is_wiped(store: Store) ->
             assert app.translator.language == "en"  # the session is gone, language too
             assert str(app.screen.query_one("#go-pickup").label) == "Pick up an order"
             assert len(app.screen_stack) == 2
+            # a tap on the reader is activity too: it answers the warning
+            await until(pilot, lambda: app.agent_up)
+            store.emit("o2o.nfc.tap", {"tag": {"id": "04a1b2c3d4e5f6", "kind": "shelf"}})
+            await until(pilot, lambda: isinstance(app.screen, ContentScreen))
+            now[0] += 31
+            await app.idle_tick()
+            await until(pilot, lambda: isinstance(app.screen, IdleWarning))
+            store.emit("o2o.qr.scan", {"class": "product", "host": "shop.example",
+                                       "path": "/p/rain-jacket"})
+            await until(pilot, lambda: isinstance(app.screen, ContentScreen)
+                        and app.screen.page.id == "rain-jacket")
+            await app.idle_tick()
+            assert app.idle_warning is None and isinstance(app.screen, ContentScreen)
             await asyncio.sleep(0.3)
     asyncio.run(run())
     ended = [e["data"] for e in store.events() if e["type"] == "o2o.kiosk.session"]
