@@ -16,6 +16,7 @@ from typing import Any
 from agent import __version__
 from agent.config import Config
 from agent.envelope import make_pending, new_id, source_uri
+from agent.notify import Notifier
 from agent.outbox import Committed, OutboxReader, OutboxWriter
 from agent.supervisor import Supervisor
 from agent.uplink.drain import Uplink
@@ -75,6 +76,7 @@ class Agent:
         self.qr = self._make_qr() if cfg.qr.enabled else None
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
+        self.notifier = Notifier()
 
     def _kiosk_ops(self) -> dict[str, Any]:
         """Check-in answers for the kiosk, from the store's orders and appointments."""
@@ -156,13 +158,24 @@ class Agent:
                  self.cfg.device.store, self.cfg.device.id, self.cfg.bus.socket,
                  self.cfg.outbox.path)
         self.ready.set()
+        self.notifier.ready(f"running: store {self.cfg.device.store}, device "
+                            f"{self.cfg.device.id}")
+        self.supervisor.spawn("watchdog", lambda: self.notifier.watchdog(self.health_problem))
         self.supervisor.spawn("housekeeping", _housekeeping)
         try:
             await stop.wait()
         finally:
             await self.shutdown()
 
+    def health_problem(self) -> str | None:
+        """Why the agent should be restarted, or None. Runs on the event loop, so a loop that
+        is blocked never gets here — which is the other half of the watchdog."""
+        if not self.writer.alive:
+            return "the outbox writer thread has stopped"
+        return None
+
     async def shutdown(self) -> None:
+        self.notifier.stopping()
         await self.supervisor.stop([n for n in self.sources])
         await self.bus.stop()
         # give batches already in flight a moment to be acknowledged, then say goodbye

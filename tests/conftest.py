@@ -73,10 +73,11 @@ def emit_lines(cfg: Path, lines: list[str]) -> list[str]:
 class AgentProcess:
     """`o2o-edge run` as a real child process."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.socket = config.parent / "agent.sock"
         self.log = config.parent / "agent.log"
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -84,6 +85,7 @@ class AgentProcess:
             self.proc = subprocess.Popen(
                 [*CLI, "run", "--config", str(self.config)], stdout=log,
                 stderr=subprocess.STDOUT, cwd=ROOT,
+                env={**os.environ, **self.env} if self.env else None,
             )
         from agent.bus.client import BusClient
         from agent.errors import AgentError

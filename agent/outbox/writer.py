@@ -130,6 +130,10 @@ class OutboxWriter:
             self._thread.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def queue_depth(self) -> int:
         return self._q.qsize()
 
