@@ -34,6 +34,8 @@ DEBIAN_TEST_PACKAGES = {
     "libzbar0": None,
     "libusb-1.0-0": None,
     "chromium": "/usr/bin/chromium",  # the served kiosk's test, as on the store's screen
+    "cage": "/usr/bin/cage",  # the kiosk browser unit names it: systemd-analyze verify checks
+    "systemd": "/usr/bin/systemd-analyze",
 }
 
 
