@@ -26,7 +26,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent.cli import ble, commands, decode, demo, kiosk, nfc, orders, qr
+    from agent.cli import ble, commands, decode, demo, doctor, kiosk, nfc, orders, qr
 
     parser = argparse.ArgumentParser(
         prog="o2o-edge",
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     nfc.add_parser(sub)
     orders.add_parser(sub)
     kiosk.add_parser(sub)
+    doctor.add_parser(sub)
 
     p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
     dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)

@@ -111,8 +111,9 @@ def open_reader(path: str, udp_sense_s: float | None = UDP_SENSE_S) -> Any:
     import nfc
 
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        # nfcpy sets itself to INFO on import and narrates every open and sense
-        logging.getLogger("nfc").setLevel(logging.WARNING)
+        # nfcpy sets itself to INFO on import, narrates every open and sense and logs each
+        # failed open as an ERROR; what matters reaches status() and our own log instead
+        logging.getLogger("nfc").setLevel(logging.CRITICAL)
     clf = nfc.ContactlessFrontend()
     try:
         ok = clf.open(path)
