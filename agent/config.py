@@ -218,6 +218,12 @@ class KioskConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = "127.0.0.1:9464"  # Prometheus metrics; "" turns the endpoint off
+    telemetry_interval_s: float = 60.0  # health on MQTT …/telemetry; 0 turns it off
+
+
+@dataclass(frozen=True)
 class BusConfig:
     socket: Path = dataclasses.field(default_factory=lambda: _runtime_dir() / "agent.sock")
 
@@ -232,6 +238,7 @@ class Config:
     qr: QrConfig = dataclasses.field(default_factory=QrConfig)
     nfc: NfcConfig = dataclasses.field(default_factory=NfcConfig)
     kiosk: KioskConfig = dataclasses.field(default_factory=KioskConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     source: str = "built-in defaults"
 
     @property
@@ -248,6 +255,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "qr": QrConfig,
     "nfc": NfcConfig,
     "kiosk": KioskConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -337,6 +345,10 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("kiosk", "early_checkin_min"): _non_negative,
     ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
     "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
+    ("metrics", "listen"): lambda v: None if v == "" or re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v)
+    else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
+    ("metrics", "telemetry_interval_s"): lambda v: None if v == 0 or v >= 5 else
+    "0 (off) or at least 5 seconds",
     ("kiosk", "serve"): lambda v: None if re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v) else
     '"HOST:PORT", like "127.0.0.1:8765"',
 }

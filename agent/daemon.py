@@ -77,6 +77,10 @@ class Agent:
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
         self.notifier = Notifier()
+        from agent.metrics import AgentCollector
+
+        self.metrics = AgentCollector(self.status)
+        self._metrics_server: Any = None
 
     def _kiosk_ops(self) -> dict[str, Any]:
         """Check-in answers for the kiosk, from the store's orders and appointments."""
@@ -129,6 +133,7 @@ class Agent:
         return QrSource(self.cfg, self.capture)
 
     def _on_commit(self, committed: list[Committed]) -> None:
+        self.metrics.count_committed([c.type for c in committed])
         if self.uplink is not None:
             self.uplink.notify_committed(committed)
         self.bus.publish_committed(committed)
@@ -157,6 +162,7 @@ class Agent:
         log.info("agent %s up: store=%s device=%s bus=%s outbox=%s", __version__,
                  self.cfg.device.store, self.cfg.device.id, self.cfg.bus.socket,
                  self.cfg.outbox.path)
+        self._start_observability()
         self.ready.set()
         self.notifier.ready(f"running: store {self.cfg.device.store}, device "
                             f"{self.cfg.device.id}")
@@ -166,6 +172,20 @@ class Agent:
             await stop.wait()
         finally:
             await self.shutdown()
+
+    def _start_observability(self) -> None:
+        from agent.metrics import publish_telemetry, serve
+
+        m = self.cfg.metrics
+        if m.listen:
+            try:
+                self._metrics_server = serve(self.metrics, m.listen)
+            except OSError as exc:  # a taken port must not keep the agent from capturing
+                log.warning("metrics endpoint %s not started: %s", m.listen, exc)
+        if self.uplink is not None and m.telemetry_interval_s:
+            uplink = self.uplink
+            self.supervisor.spawn("telemetry", lambda: publish_telemetry(
+                self.status, uplink.publish_telemetry, m.telemetry_interval_s))
 
     def health_problem(self) -> str | None:
         """Why the agent should be restarted, or None. Runs on the event loop, so a loop that
@@ -186,6 +206,9 @@ class Agent:
             await self.uplink.stop()
         await self.supervisor.stop()
         await asyncio.to_thread(self.writer.stop)
+        if self._metrics_server is not None:
+            await asyncio.to_thread(self._metrics_server.shutdown)
+            self._metrics_server.server_close()
         if self.store_db is not None:
             self.store_db.close()
         if self._reader is not None:

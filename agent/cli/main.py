@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from agent import __version__
 from agent.errors import AgentError
@@ -15,6 +17,22 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class JournalFormatter(logging.Formatter):
+    """One line per record with the syslog priority journald reads from a "<N>" prefix, so
+    `journalctl -p warning` works; journald stamps the time itself."""
+
+    PRIORITY: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+        logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).replace("\n", " | ")  # one record, one journal line
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{record.name}: {text}"
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -134,11 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler_ = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):  # stderr goes to journald (run by systemd)
+        handler_.setFormatter(JournalFormatter())
+    else:
+        handler_.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        handlers=[handler_])
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -46,6 +46,7 @@ class Committed(NamedTuple):
     priority: int
     created: float
     body: str
+    type: str = ""
 
 
 @dataclass(slots=True)
@@ -269,7 +270,7 @@ class OutboxWriter:
     def _committed(self, rows: list[InsertRow], first_n: int) -> list[Committed]:
         seq0 = self.seq - len(rows)
         return [
-            Committed(first_n + i, r[0], seq0 + i + 1, r[1], r[3], r[6])
+            Committed(first_n + i, r[0], seq0 + i + 1, r[1], r[3], r[6], r[2])
             for i, r in enumerate(rows)
         ]
 

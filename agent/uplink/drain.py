@@ -288,6 +288,10 @@ class Uplink:
         if self.link is not None:
             await asyncio.to_thread(self.link.stop)
 
+    def publish_telemetry(self, payload: bytes) -> None:
+        if self.link is not None:
+            self.link.publish_telemetry(payload)
+
     def status(self) -> dict[str, Any]:
         link = self.link
         return {

@@ -240,6 +240,11 @@ class MqttLink:
             return None
         return int(info.mid)
 
+    def publish_telemetry(self, payload: bytes) -> None:
+        """Health for fleet monitoring: QoS 0, only while connected (never buffered)."""
+        if self.state == "connected":
+            self.client.publish(f"{self.cfg.topic_base}/telemetry", payload, qos=0)
+
     def stop(self, timeout: float = 5.0) -> None:
         """Say goodbye (retained offline state) when connected, then disconnect."""
         if self.state == "connected":

@@ -117,3 +117,39 @@ def test_no_pings_while_the_loop_is_blocked_or_the_writer_is_dead(
         loop.call_soon_threadsafe(stop.set)
         runner.join(15)
         loop.close()
+
+
+def test_logs_to_journald_carry_the_priority(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import CLI, ROOT
+
+    cfg = write_config(tmp_path / "config.toml", url="mqtt://127.0.0.1:9")
+    proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "JOURNAL_STREAM": "8:12345"})
+    _wait(lambda: (tmp_path / "agent.sock").exists(), 20, "agent up")
+    time.sleep(1.0)  # let the uplink fail to connect once
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    lines = err.splitlines()
+    assert any(line.startswith("<6>agent.daemon: agent ") and " up: store=store-1" in line
+               for line in lines), err
+    assert any(line.startswith("<6>agent.uplink.link: uplink: cannot reach broker")
+               for line in lines), err
+    assert all(line.startswith("<") for line in lines), err  # one record, one line
+    # levels map to syslog priorities; a traceback stays on the record's one line
+    from agent.cli.main import JournalFormatter
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import logging
+        import sys
+
+        rec = logging.LogRecord("agent.x", logging.WARNING, __file__, 1, "outbox %s", ("full",),
+                                sys.exc_info())
+    text = JournalFormatter().format(rec)
+    assert text.startswith("<4>agent.x: outbox full | Traceback") and "\n" not in text
