@@ -38,44 +38,61 @@ def _bluez_version() -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def _ask_bluez(adapter: str) -> tuple[str, str]:
+    """(owner of org.bluez on the system bus, problem) through the scanner's own probe."""
+    import asyncio
+
+    from drivers.ble.bluez_probe import BluezProbe
+
+    async def ask() -> tuple[str, str]:
+        probe = BluezProbe(adapter or None)
+        try:
+            owner = await probe.owner()
+            return owner, (await probe.problem(owner, active=False)) if owner else ""
+        finally:
+            probe.close()
+
+    return asyncio.run(ask())
+
+
 def check_bluetooth(cfg: Config) -> list[Finding]:
     if not cfg.ble.enabled:
         return [skip("bluetooth", "[ble] is not enabled")]
     found: list[Finding] = []
+    owner, problem = _ask_bluez(cfg.ble.adapter)
     version = _bluez_version()
-    cmdline = _bluetoothd()
-    if cmdline is None:
+    shown = f"{version[0]}.{version[1]}" if version else "(version unknown)"
+    if not owner:
         found.append(fail("bluetooth", "BlueZ (bluetoothd) is not running",
                           "apt-get install bluez, then systemctl enable --now bluetooth"))
+        return found
+    found.append(ok("bluetooth", f"BlueZ {shown} answers on the system bus"))
+    cmdline = _bluetoothd() or []
+    experimental = any(a in ("-E", "--experimental") for a in cmdline) or re.search(
+        r"^\s*Experimental\s*=\s*true", _read("/etc/bluetooth/main.conf"), re.M | re.I)
+    if version is not None and version < BLUEZ_PASSIVE_MIN:
+        found.append(warn("bluetooth-passive", f"BlueZ {shown} has no passive scanning; the "
+                          "agent scans actively", "upgrade BlueZ to 5.56 or newer"))
+    elif not experimental:
+        found.append(warn(
+            "bluetooth-passive", "passive scanning needs BlueZ's experimental features; the "
+            "agent falls back to active scanning",
+            "set 'Experimental = true' in /etc/bluetooth/main.conf and restart bluetooth"))
     else:
-        shown = f"{version[0]}.{version[1]}" if version else "unknown version"
-        found.append(ok("bluetooth", f"BlueZ {shown} is running"))
-        experimental = any(a in ("-E", "--experimental") for a in cmdline) or re.search(
-            r"^\s*Experimental\s*=\s*true", _read("/etc/bluetooth/main.conf"), re.M | re.I)
-        if version is not None and version < BLUEZ_PASSIVE_MIN:
-            found.append(warn("bluetooth-passive", f"BlueZ {shown} has no passive scanning; "
-                              "the agent scans actively", "upgrade BlueZ to 5.56 or newer"))
-        elif not experimental:
-            found.append(warn(
-                "bluetooth-passive", "passive scanning needs BlueZ's experimental features; "
-                "the agent falls back to active scanning",
-                "set 'Experimental = true' in /etc/bluetooth/main.conf and restart bluetooth"))
-        else:
-            found.append(ok("bluetooth-passive", "passive scanning is available"))
-    adapters = sorted(p.name for p in (SYS / "class/bluetooth").glob("hci*"))
-    if not adapters:
-        found.append(fail("bluetooth-adapter", "no Bluetooth adapter", "check the Pi's "
-                          "Bluetooth is enabled (no dtoverlay=disable-bt) or plug in a USB "
-                          "adapter"))
+        found.append(ok("bluetooth-passive", "passive scanning is available"))
+    if problem == "no Bluetooth adapter" or problem.endswith("is gone"):
+        found.append(fail("bluetooth-adapter", problem, "check the Pi's Bluetooth is enabled "
+                          "(no dtoverlay=disable-bt) or plug in a USB adapter"))
+    elif problem.endswith("is powered off"):
+        blocked = any(_read(str(p)).strip() == "bluetooth" and "1" in (
+            _read(str(p.parent / "soft")) + _read(str(p.parent / "hard")))
+            for p in (SYS / "class/rfkill").glob("rfkill*/type"))
+        found.append(fail("bluetooth-adapter", problem, "rfkill unblock bluetooth" if blocked
+                          else "bluetoothctl power on (and AutoEnable=true in main.conf)"))
+    elif problem:
+        found.append(fail("bluetooth-adapter", problem, "systemctl restart bluetooth"))
     else:
-        blocked = [p.parent.name for p in (SYS / "class/rfkill").glob("rfkill*/type")
-                   if _read(str(p)).strip() == "bluetooth"
-                   and "1" in (_read(str(p.parent / "soft")) + _read(str(p.parent / "hard")))]
-        if blocked:
-            found.append(fail("bluetooth-adapter", f"{adapters[0]} is blocked by rfkill",
-                              "rfkill unblock bluetooth"))
-        else:
-            found.append(ok("bluetooth-adapter", f"adapter {', '.join(adapters)} present"))
+        found.append(ok("bluetooth-adapter", "the adapter is present and powered"))
     return found
 
 

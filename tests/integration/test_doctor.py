@@ -91,3 +91,23 @@ def test_broker_problems_and_config_problems(tmp_path: Path) -> None:
     rc, found = doctor(bad)
     assert rc == 2 and found["config"]["level"] == "fail" and "[mqtt] url" in \
         found["config"]["message"]
+
+
+def test_bluetooth_verdicts_against_bluez_on_the_bus(tmp_path: Path, bus: Any) -> None:
+    from simulators.bluez_player import FakeBlueZThread
+
+    cfg = write_config(tmp_path / "config.toml", url="", extra="[ble]\nenabled = true\n")
+    rc, found = doctor(cfg)  # nothing owns org.bluez on this bus yet
+    assert rc == 1 and found["bluetooth"]["level"] == "fail"
+    assert "not running" in found["bluetooth"]["message"]
+    with FakeBlueZThread(bus.address) as bluez:
+        rc, found = doctor(cfg)
+        assert rc == 0 and found["bluetooth"]["level"] == "ok"  # warnings alone pass
+        assert found["bluetooth-adapter"] == {
+            "check": "bluetooth-adapter", "level": "ok",
+            "message": "the adapter is present and powered", "fix": ""}
+        bluez.call(bluez.fake.set_powered, False)
+        rc, found = doctor(cfg)
+        assert rc == 1 and found["bluetooth-adapter"]["level"] == "fail"
+        assert found["bluetooth-adapter"]["message"] == "adapter hci0 is powered off"
+        assert "power on" in found["bluetooth-adapter"]["fix"]
