@@ -98,8 +98,16 @@ class StoreDb:
                 "AND status != 'cancelled' ORDER BY checked_in_at").fetchall()
         return [dict(r) for r in rows]
 
+    def snapshot(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """The table becomes exactly `rows`, in one transaction (check-in state of the rows
+        that stay is kept)."""
+        return self._write(table, rows, exact=True)
+
     def replace(self, table: str, rows: list[dict[str, Any]]) -> int:
         """Insert or update rows (an import); check-in state of existing rows is kept."""
+        return self._write(table, rows, exact=False)
+
+    def _write(self, table: str, rows: list[dict[str, Any]], exact: bool) -> int:
         cols = {"orders": ("order_id", "code", "first_name", "status", "eta_min", "store"),
                 "appointments": ("appt_id", "code", "first_name", "at", "service"),
                 "loyalty": ("card", "first_name", "points")}[table]
@@ -107,9 +115,14 @@ class StoreDb:
         sql = (f"INSERT INTO {table} ({', '.join(cols)}, updated) "  # noqa: S608
                f"VALUES ({', '.join('?' for _ in cols)}, ?) ON CONFLICT({cols[0]}) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in (*cols[1:], "updated")))
+        keep = [r[cols[0]] for r in rows]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if exact:
+                    marks = ",".join("?" for _ in keep) or "NULL"
+                    self._db.execute(f"DELETE FROM {table} WHERE {cols[0]} "  # noqa: S608
+                                     f"NOT IN ({marks})", keep)
                 self._db.executemany(sql, [(*(r[c] for c in cols), now) for r in rows])
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -1,0 +1,145 @@
+"""Signed downstream documents: the one format everything from upstream comes in.
+
+    {"o2o": "doc/1", "kind": "orders", "store": "berlin-01", "device": "all",
+     "version": 42, "issued": 1796000000, "expires": 1796086400, "body": {...},
+     "key_id": "3f2a9c01", "sig": "<base64 Ed25519 signature>"}
+
+The signature covers the canonical JSON of every other field (keys sorted, no spaces, UTF-8),
+so no field can be changed or added unseen. A document is refused — with a reason that is
+counted and reported, and never applied — when it is oversized, not JSON, not this format,
+unsigned, signed by a key that is not trusted, badly signed, for another store or device,
+not yet valid or expired, or not newer than the version already applied for its kind and
+scope (a replay of the same document included). Key rotation is a "keys" document signed
+with a key trusted now, naming the keys to trust from then on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+FORMAT = "doc/1"
+KINDS = ("config", "content", "orders", "appointments", "keys", "cmd")
+MAX_BYTES = 2 * 1024 * 1024
+CLOCK_SKEW_S = 300.0  # a document "issued" a little in the future is still fine
+
+
+class DocRefused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Doc:
+    kind: str
+    store: str
+    device: str  # a device id, or "all"
+    version: int
+    issued: float
+    expires: float
+    body: Any
+    key_id: str
+
+    @property
+    def scope(self) -> str:
+        return "all" if self.device == "all" else "device"
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:8]
+
+
+def canonical(doc: Mapping[str, Any]) -> bytes:
+    fields = {k: v for k, v in doc.items() if k != "sig"}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def sign(private: Ed25519PrivateKey, kind: str, store: str, device: str, version: int,
+         issued: float, expires: float, body: Any) -> bytes:
+    """A signed document, as upstream (and the tests) make them."""
+    doc: dict[str, Any] = {"o2o": FORMAT, "kind": kind, "store": store, "device": device,
+                           "version": version, "issued": issued, "expires": expires,
+                           "body": body, "key_id": key_id(private.public_key())}
+    doc["sig"] = base64.b64encode(private.sign(canonical(doc))).decode()
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _field(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DocRefused("malformed", f"field {name!r} is missing or of the wrong type")
+    return value
+
+
+def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device: str,
+           now: float, applied: Mapping[tuple[str, str], int]) -> Doc:
+    """The document in `raw` if it may be applied here and now, else DocRefused.
+
+    `keys`: trusted keys by key id; `applied`: the version applied last per (kind, scope).
+    """
+    if len(raw) > MAX_BYTES:
+        raise DocRefused("oversized", f"{len(raw)} bytes, at most {MAX_BYTES}")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DocRefused("malformed", f"not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("o2o") != FORMAT:
+        raise DocRefused("malformed", f"not an {FORMAT} document")
+    sig = doc.get("sig")
+    if not isinstance(sig, str) or not sig:
+        raise DocRefused("unsigned", "no signature")
+    kid = _field(doc, "key_id", str)
+    key = keys.get(kid)
+    if key is None:
+        raise DocRefused("unknown-key", f"signed with key {kid!r}, which is not trusted here")
+    try:
+        key.verify(base64.b64decode(sig, validate=True), canonical(doc))
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise DocRefused("bad-signature", "the signature does not match the document") \
+            from None
+    kind = _field(doc, "kind", str)
+    if kind not in KINDS:
+        raise DocRefused("malformed", f"unknown kind {kind!r}")
+    d = Doc(kind, _field(doc, "store", str), _field(doc, "device", str),
+            _field(doc, "version", int), float(_field(doc, "issued", (int, float))),
+            float(_field(doc, "expires", (int, float))), doc.get("body"), kid)
+    if d.store != store or d.device not in ("all", device):
+        raise DocRefused("not-for-us", f"for {d.store}/{d.device}, this is {store}/{device}")
+    if d.issued > now + CLOCK_SKEW_S:
+        raise DocRefused("not-yet-valid", f"issued {d.issued - now:.0f} s in the future")
+    if d.expires <= now:
+        raise DocRefused("expired", f"expired {now - d.expires:.0f} s ago")
+    last = applied.get((d.kind, d.scope))
+    if last is not None and d.version <= last:
+        reason = "replayed" if d.version == last else "older-version"
+        raise DocRefused(reason, f"version {d.version}, version {last} is applied")
+    return d
+
+
+def rotated_keys(doc: Doc) -> dict[str, Ed25519PublicKey]:
+    """The keys a verified "keys" document trusts from now on."""
+    from agent.keys import parse_public_key
+
+    body = doc.body
+    if not isinstance(body, dict) or not isinstance(body.get("keys"), list) or not body["keys"]:
+        raise DocRefused("malformed", 'a keys document needs {"keys": ["<public key>", ...]}')
+    out = {}
+    for text in body["keys"]:
+        try:
+            k = parse_public_key(str(text))
+        except ValueError as exc:
+            raise DocRefused("malformed", str(exc)) from None
+        out[key_id(k)] = k
+    return out

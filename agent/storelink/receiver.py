@@ -1,0 +1,78 @@
+"""Downstream documents from the broker: verified, applied, cached — or refused, counted
+and reported. A document that fails to apply leaves the last good state in place."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from agent.keys import parse_public_key
+from agent.storelink.cache import LinkCache
+from agent.storelink.docs import Doc, DocRefused, key_id, rotated_keys, verify
+
+log = logging.getLogger(__name__)
+Emit = Callable[[str, Any], object]
+Applier = Callable[[Doc], None]
+
+
+class DocReceiver:
+    def __init__(self, store: str, device: str, pinned: list[str], cache: LinkCache,
+                 appliers: dict[str, Applier], emit: Emit,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.device = device
+        self.cache = cache
+        self.appliers = appliers
+        self.emit = emit
+        self.clock = clock
+        self.pinned = {key_id(k): k for k in map(parse_public_key, pinned)}
+        self.refused: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.last_refusal = ""
+
+    def trusted(self) -> dict[str, Ed25519PublicKey]:
+        """The pinned keys until a rotation was accepted; the rotated set after."""
+        rotated = self.cache.keys()
+        if rotated:
+            return {kid: parse_public_key(text) for kid, text in rotated.items()}
+        return dict(self.pinned)
+
+    def status(self) -> dict[str, Any]:
+        return {"applied": {f"{k}/{s}": v for (k, s), v in self.cache.applied().items()},
+                "accepted": dict(self.accepted), "refused": dict(self.refused),
+                "last_refusal": self.last_refusal, "trusted_keys": sorted(self.trusted())}
+
+    def handle(self, topic: str, raw: bytes) -> Doc | None:
+        kind_hint = topic.rsplit("/", 1)[-1]
+        try:
+            doc = verify(raw, self.trusted(), self.store, self.device, self.clock(),
+                         self.cache.applied())
+            if doc.kind != kind_hint and not topic.split("/")[-2] == "cmd":
+                raise DocRefused("malformed", f"a {doc.kind} document on the {kind_hint} topic")
+            if doc.kind == "keys":
+                new = rotated_keys(doc)
+                self.cache.replace_keys({kid: k.public_bytes(Encoding.Raw, PublicFormat.Raw)
+                                         .hex() for kid, k in new.items()})
+            else:
+                applier = self.appliers.get(doc.kind)
+                if applier is None:
+                    raise DocRefused("unsupported", f"no {doc.kind} documents on this agent yet")
+                applier(doc)
+        except DocRefused as exc:
+            self.refused[exc.reason] += 1
+            self.last_refusal = f"{topic}: {exc}"
+            log.warning("refused a document on %s: %s", topic, exc)
+            self.emit("o2o.link.refused", {"topic": topic, "reason": exc.reason,
+                                           "detail": str(exc)[:300]})
+            return None
+        self.cache.store(doc.kind, doc.scope, doc.version, raw)
+        self.accepted[doc.kind] += 1
+        self.emit("o2o.link.applied", {"kind": doc.kind, "scope": doc.scope,
+                                       "version": doc.version})
+        return doc
