@@ -218,6 +218,13 @@ class KioskConfig:
 
 
 @dataclass(frozen=True)
+class LinkConfig:
+    # Ed25519 public keys (hex or base64) that sign documents from upstream; none = the
+    # agent takes no documents (orders, content, config) from the broker
+    public_keys: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: str = "127.0.0.1:9464"  # Prometheus metrics; "" turns the endpoint off
     telemetry_interval_s: float = 60.0  # health on MQTT …/telemetry; 0 turns it off
@@ -239,6 +246,7 @@ class Config:
     nfc: NfcConfig = dataclasses.field(default_factory=NfcConfig)
     kiosk: KioskConfig = dataclasses.field(default_factory=KioskConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    link: LinkConfig = dataclasses.field(default_factory=LinkConfig)
     source: str = "built-in defaults"
 
     @property
@@ -256,6 +264,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "nfc": NfcConfig,
     "kiosk": KioskConfig,
     "metrics": MetricsConfig,
+    "link": LinkConfig,
 }
 
 
@@ -345,6 +354,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("kiosk", "early_checkin_min"): _non_negative,
     ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
     "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
+    ("link", "public_keys"): _check_public_keys,
     ("metrics", "listen"): lambda v: None if v == "" or re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v)
     else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
     ("metrics", "telemetry_interval_s"): lambda v: None if v == 0 or v >= 5 else

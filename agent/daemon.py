@@ -70,10 +70,12 @@ class Agent:
         self.uplink = Uplink(cfg, self.writer, self.bootid) if cfg.mqtt.url else None
         self.store_db: Any = None
         self.checkin: Any = None
+        self.link_receiver: Any = None
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops())
         self.ble = self._make_ble() if cfg.ble.enabled else None
         self.nfc = self._make_nfc() if cfg.nfc.enabled else None
         self.qr = self._make_qr() if cfg.qr.enabled else None
+        self._make_link()
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
         self.notifier = Notifier()
@@ -88,7 +90,7 @@ class Agent:
 
         def service() -> CheckinService:
             if self.checkin is None:  # opened on first use: a headless agent never needs it
-                self.store_db = StoreDb(self.cfg.kiosk.store_db)
+                self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
                 self.checkin = CheckinService(self.store_db, self.cfg.device.store,
                                               self.capture, self.cfg.kiosk.early_checkin_min)
             svc: CheckinService = self.checkin
@@ -105,6 +107,25 @@ class Agent:
             return {"result": service().handover(str(msg.get("order")))}
 
         return {"checkin": check_in, "queue": queue, "handover": handover}
+
+    def _make_link(self) -> None:
+        """Documents from upstream, when keys to check them are pinned and there is a broker."""
+        from agent.checkin import StoreDb
+        from agent.storelink.apply import store_data_appliers
+        from agent.storelink.cache import LinkCache
+        from agent.storelink.receiver import DocReceiver
+
+        if self.uplink is None or not self.cfg.link.public_keys:
+            return
+        self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
+        d = self.cfg.device
+        self.link_receiver = DocReceiver(
+            d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
+            store_data_appliers(self.store_db), self.capture)
+        self.uplink.downstream = self.link_receiver.handle
+        self.uplink.downstream_topics = [
+            f"o2o/v1/{d.store}/{scope}/{kind}" for scope in (d.id, "all")
+            for kind in ("config", "content", "orders", "appointments", "keys")]
 
     def _make_ble(self) -> Any:
         from agent.presence.ble_source import BleSource
@@ -252,6 +273,7 @@ class Agent:
             **({"ble": self.ble.status()} if self.ble is not None else {}),
             **({"nfc": self.nfc.status()} if self.nfc is not None else {}),
             **({"qr": self.qr.status()} if self.qr is not None else {}),
+            **({"link": self.link_receiver.status()} if self.link_receiver else {}),
             "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients,
                     "subscribers": self.bus.subscriber_count},
         }

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,9 @@ class Uplink:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.reader: OutboxReader | None = None
         self.link: MqttLink | None = None
+        # downstream documents (the store link): topic filters and who takes the messages
+        self.downstream: Callable[[str, bytes], object] | None = None
+        self.downstream_topics: list[str] = []
         self.bootid = bootid
         self.max_bytes = cfg.mqtt.batch_max_bytes
         self._max_events = cfg.mqtt.batch_max_events
@@ -176,6 +180,8 @@ class Uplink:
                 reset=lambda: self._post(self._on_reset),
             ),
         )
+        self.link.downstream = self.downstream
+        self.link.downstream_topics = self.downstream_topics
         self.link.start()
         try:
             while True:

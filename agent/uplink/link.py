@@ -76,6 +76,8 @@ class MqttLink:
         self._rebuild = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(cfg.mqtt.backoff_min_s, cfg.mqtt.backoff_max_s)
+        self.downstream: Callable[[str, bytes], object] | None = None
+        self.downstream_topics: list[str] = []
         self.client = self._make_client()
 
     # --- setup -------------------------------------------------------------------------
@@ -104,6 +106,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     def _state_payload(self, state: str) -> bytes:
@@ -139,6 +142,10 @@ class MqttLink:
             max_packet = int(props.MaximumPacketSize)
         # birth: retained so that anyone subscribing later sees the device state
         client.publish(self.state_topic, self._state_payload("online"), qos=1, retain=True)
+        if self.downstream is not None and self.downstream_topics:
+            # every time: a broker that lost the session must learn them again; retained
+            # documents arrive right after
+            client.subscribe([(t, 1) for t in self.downstream_topics])
         log.info("uplink connected to %s:%s (session present: %s)", self.host, self.port,
                  bool(flags.session_present))
         self.cb.connected(bool(flags.session_present), max_packet)
@@ -154,6 +161,14 @@ class MqttLink:
         if was == "connected":
             log.warning("uplink disconnected: %s", rc)
         self.cb.disconnected(self.last_error)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
+        if self.downstream is None:
+            return
+        try:
+            self.downstream(msg.topic, bytes(msg.payload))
+        except Exception:  # a bad document must not take the connection thread down
+            log.exception("downstream message on %s not handled", msg.topic)
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any

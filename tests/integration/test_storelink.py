@@ -1,0 +1,117 @@
+"""The store link against a real broker: signed orders applied from a retained document, each
+refusal case refused and counted (never applied), key rotation, and after a restart without a
+broker the store still checks in from what was cached; a retained old document replayed by the
+broker later changes nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.bus.client import BusClient
+from agent.keys import public_key_text
+from agent.storelink.docs import sign
+from tests.conftest import AgentProcess, wait_for, write_config
+
+KEY = Ed25519PrivateKey.generate()
+
+
+def doc(kind: str, version: int, body: Any, key: Ed25519PrivateKey = KEY, **over: Any) -> bytes:
+    now = time.time()
+    args: dict[str, Any] = {"kind": kind, "store": "store-1", "device": "all",
+                            "version": version, "issued": now - 5, "expires": now + 3600,
+                            "body": body}
+    args.update(over)
+    return sign(key, **args)
+
+
+def snapshot(version: int, name: str, key: Ed25519PrivateKey = KEY, **over: Any) -> bytes:
+    return doc("orders", version, {"mode": "snapshot", "rows": [
+        {"order_id": "A-1042", "code": "K7Q2M9", "first_name": name, "status": "ready"}]},
+        key=key, **over)
+
+
+def publish(broker: Any, topic: str, payload: bytes, retain: bool = False) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"upstream-{time.monotonic_ns()}")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+    c.loop_stop()
+    c.disconnect()
+
+
+def checkin(tmp_path: Path) -> dict[str, Any]:
+    with BusClient(tmp_path / "agent.sock") as bus:
+        reply = bus.request({"op": "checkin", "request": {"kind": "pickup", "code": "K7Q2M9"}})
+    return dict(reply["result"])
+
+
+def link_status(agent: AgentProcess) -> dict[str, Any]:
+    return dict(agent.status()["link"])
+
+
+def test_signed_documents_over_a_real_broker(tmp_path: Path, mosquitto: Any,
+                                            agent_factory: list[AgentProcess]) -> None:
+    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
+             f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
+    orders_topic = "o2o/v1/store-1/all/orders"
+    publish(mosquitto, orders_topic, snapshot(1, "Anna"), retain=True)
+    publish(mosquitto, "o2o/v1/store-1/dev-1/appointments", json.dumps(
+        {"o2o": "doc/1", "kind": "appointments", "body": {}}).encode(), retain=True)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    wait_for(lambda: link_status(agent)["applied"].get("orders/all") == 1, 20,
+             what=lambda: f"orders applied: {link_status(agent)}")
+    wait_for(lambda: link_status(agent)["refused"].get("unsigned") == 1, 10)
+    assert checkin(tmp_path) == {"outcome": "pickup.ready", "name": "Anna"}
+
+    other = Ed25519PrivateKey.generate()
+    bad = {
+        "replayed": snapshot(1, "Mallory"),
+        "older-version": snapshot(0, "Mallory"),
+        "expired": snapshot(5, "Mallory", expires=time.time() - 1),
+        "unknown-key": snapshot(5, "Mallory", key=other),
+        "not-for-us": snapshot(5, "Mallory", store="store-9"),
+        "malformed": b"{\"o2o\": \"doc/1\", oops",
+    }
+    for payload in bad.values():
+        publish(mosquitto, orders_topic, payload)
+    wait_for(lambda: all(link_status(agent)["refused"].get(r) == 1 for r in bad), 20,
+             what=lambda: f"refusals: {link_status(agent)['refused']}")
+    assert checkin(tmp_path)["name"] == "Anna"  # nothing of Mallory applied
+
+    # key rotation, signed by the pinned key; then only the new key is trusted
+    publish(mosquitto, "o2o/v1/store-1/all/keys", doc("keys", 1, {"keys": [public_key_text(
+        other.public_key())]}))
+    wait_for(lambda: link_status(agent)["applied"].get("keys/all") == 1, 10)
+    publish(mosquitto, orders_topic, snapshot(2, "Ben", key=other))
+    wait_for(lambda: link_status(agent)["applied"].get("orders/all") == 2, 10)
+    assert checkin(tmp_path)["name"] == "Ben"
+    assert agent.stop() == 0
+
+    # offline: no broker configured; the cached orders still answer
+    offline = write_config(tmp_path / "config.toml", url="", extra=extra)
+    agent2 = AgentProcess(offline)
+    agent_factory.append(agent2)
+    agent2.start()
+    assert checkin(tmp_path)["name"] == "Ben"
+    assert agent2.stop() == 0
+    # back online: the broker hands out the old retained version 1 — signed with the key
+    # that was rotated out (the rotation survived the restarts) — which changes nothing
+    agent3 = AgentProcess(write_config(tmp_path / "config.toml", url=mosquitto.url,
+                                       extra=extra))
+    agent_factory.append(agent3)
+    agent3.start()
+    wait_for(lambda: link_status(agent3)["refused"].get("unknown-key", 0) >= 1, 20,
+             what=lambda: f"old retained document refused: {link_status(agent3)}")
+    assert link_status(agent3)["applied"] == {"orders/all": 2, "keys/all": 1}
+    assert checkin(tmp_path)["name"] == "Ben"
+    assert agent3.stop() == 0
