@@ -71,6 +71,9 @@ class Agent:
         self.store_db: Any = None
         self.checkin: Any = None
         self.link_receiver: Any = None
+        self.link_commands: Any = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops())
         self.ble = self._make_ble() if cfg.ble.enabled else None
         self.nfc = self._make_nfc() if cfg.nfc.enabled else None
@@ -122,10 +125,57 @@ class Agent:
         self.link_receiver = DocReceiver(
             d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
             store_data_appliers(self.store_db), self.capture)
-        self.uplink.downstream = self.link_receiver.handle
+        from agent.storelink.commands import Commands
+
+        self.link_commands = Commands(self.link_receiver, self.uplink.publish_reply,
+                                      self._command_handlers())
+        receiver, commands = self.link_receiver, self.link_commands
+
+        def downstream(topic: str, raw: bytes, response: str, correlation: bytes) -> None:
+            if topic.rsplit("/", 2)[-2] == "cmd":
+                # on the event loop: commands read the agent's state, which lives there
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.call_soon_threadsafe(commands.handle, topic, raw, response,
+                                                    correlation)
+            else:
+                receiver.handle(topic, raw)
+
+        self.uplink.downstream = downstream
         self.uplink.downstream_topics = [
             f"o2o/v1/{d.store}/{scope}/{kind}" for scope in (d.id, "all")
-            for kind in ("config", "content", "orders", "appointments", "keys")]
+            for kind in ("config", "content", "orders", "appointments", "keys", "cmd/+")]
+
+    def _command_handlers(self) -> dict[str, Any]:
+        """What upstream may ask; each runs on the MQTT thread and answers at once."""
+        from agent.storelink.commands import parse_level
+
+        def flush(args: dict[str, Any]) -> dict[str, Any]:
+            if self.uplink is not None:
+                self.uplink.flush()
+            return {"outbox_depth": self.status()["outbox"].get("depth")}
+
+        def set_log_level(args: dict[str, Any]) -> dict[str, Any]:
+            logging.getLogger().setLevel(parse_level(args))
+            return {"level": str(args["level"]).lower()}
+
+        def restart(args: dict[str, Any]) -> dict[str, Any]:
+            # stop cleanly; systemd (Restart=always) starts the agent again
+            if self._stop is not None and self._loop is not None:
+                self._loop.call_later(0.5, self._stop.set)
+            return {"restarting": True}
+
+        def reload_content(args: dict[str, Any]) -> dict[str, Any]:
+            self.capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
+            return {"asked": "kiosk"}
+
+        return {
+            "ping": lambda args: {"pong": True, "bootid": self.bootid},
+            "status": lambda args: self.status(),
+            "flush": flush,
+            "set-log-level": set_log_level,
+            "restart": restart,
+            "reload-content": reload_content,
+        }
 
     def _make_ble(self) -> Any:
         from agent.presence.ble_source import BleSource
@@ -164,6 +214,7 @@ class Agent:
         return self.writer.submit([make_pending(event_type, data, time.time())])
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop, self._loop = stop, asyncio.get_running_loop()
         await asyncio.to_thread(self.writer.start)
         self._reader = OutboxReader(self.cfg.outbox.path)
         await self.bus.start()

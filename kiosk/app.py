@@ -151,6 +151,10 @@ class KioskApp(App[None]):
 
     def on_kiosk_app_agent_event(self, message: AgentEvent) -> None:
         self.stats.add(message.event)
+        if message.event.get("type") == "o2o.link.command" and \
+                (message.event.get("data") or {}).get("name") == "reload-content":
+            self.notify(self.reload_content(), severity="information")
+            return
         if self.in_staff_mode():
             if isinstance(self.screen, StaffScreen) and message.event.get("type") in (
                     "o2o.nfc.tap", "o2o.qr.scan"):

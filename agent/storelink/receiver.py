@@ -48,13 +48,38 @@ class DocReceiver:
                 "accepted": dict(self.accepted), "refused": dict(self.refused),
                 "last_refusal": self.last_refusal, "trusted_keys": sorted(self.trusted())}
 
-    def handle(self, topic: str, raw: bytes) -> Doc | None:
-        kind_hint = topic.rsplit("/", 1)[-1]
+    def check(self, topic: str, raw: bytes) -> Doc | DocRefused:
+        """The verified document, or the refusal (already counted and recorded)."""
+        parts = topic.split("/")
         try:
             doc = verify(raw, self.trusted(), self.store, self.device, self.clock(),
                          self.cache.applied())
-            if doc.kind != kind_hint and not topic.split("/")[-2] == "cmd":
-                raise DocRefused("malformed", f"a {doc.kind} document on the {kind_hint} topic")
+            expected = "cmd" if len(parts) >= 2 and parts[-2] == "cmd" else parts[-1]
+            if doc.kind != expected:
+                raise DocRefused("malformed", f"a {doc.kind} document on the {expected} topic")
+        except DocRefused as exc:
+            self.refuse(topic, exc)
+            return exc
+        return doc
+
+    def refuse(self, topic: str, exc: DocRefused) -> None:
+        self.refused[exc.reason] += 1
+        self.last_refusal = f"{topic}: {exc}"
+        log.warning("refused a document on %s: %s", topic, exc)
+        self.emit("o2o.link.refused", {"topic": topic, "reason": exc.reason,
+                                       "detail": str(exc)[:300]})
+
+    def accept(self, topic: str, doc: Doc, raw: bytes) -> None:
+        self.cache.store(doc.kind, doc.scope, doc.version, raw)
+        self.accepted[doc.kind] += 1
+        self.emit("o2o.link.applied", {"kind": doc.kind, "scope": doc.scope,
+                                       "version": doc.version})
+
+    def handle(self, topic: str, raw: bytes) -> Doc | None:
+        doc = self.check(topic, raw)
+        if isinstance(doc, DocRefused):
+            return None
+        try:
             if doc.kind == "keys":
                 new = rotated_keys(doc)
                 self.cache.replace_keys({kid: k.public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -65,14 +90,7 @@ class DocReceiver:
                     raise DocRefused("unsupported", f"no {doc.kind} documents on this agent yet")
                 applier(doc)
         except DocRefused as exc:
-            self.refused[exc.reason] += 1
-            self.last_refusal = f"{topic}: {exc}"
-            log.warning("refused a document on %s: %s", topic, exc)
-            self.emit("o2o.link.refused", {"topic": topic, "reason": exc.reason,
-                                           "detail": str(exc)[:300]})
+            self.refuse(topic, exc)
             return None
-        self.cache.store(doc.kind, doc.scope, doc.version, raw)
-        self.accepted[doc.kind] += 1
-        self.emit("o2o.link.applied", {"kind": doc.kind, "scope": doc.scope,
-                                       "version": doc.version})
+        self.accept(topic, doc, raw)
         return doc

@@ -54,7 +54,7 @@ class Uplink:
         self.reader: OutboxReader | None = None
         self.link: MqttLink | None = None
         # downstream documents (the store link): topic filters and who takes the messages
-        self.downstream: Callable[[str, bytes], object] | None = None
+        self.downstream: Callable[[str, bytes, str, bytes], object] | None = None
         self.downstream_topics: list[str] = []
         self.bootid = bootid
         self.max_bytes = cfg.mqtt.batch_max_bytes
@@ -297,6 +297,14 @@ class Uplink:
     def publish_telemetry(self, payload: bytes) -> None:
         if self.link is not None:
             self.link.publish_telemetry(payload)
+
+    def publish_reply(self, topic: str, correlation: bytes, payload: bytes) -> None:
+        if self.link is not None:
+            self.link.publish_reply(topic, correlation, payload)
+
+    def flush(self) -> None:
+        """Drain now (a command from upstream), from any thread."""
+        self._post(self._wake.set)
 
     def status(self) -> dict[str, Any]:
         link = self.link

@@ -76,7 +76,8 @@ class MqttLink:
         self._rebuild = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(cfg.mqtt.backoff_min_s, cfg.mqtt.backoff_max_s)
-        self.downstream: Callable[[str, bytes], object] | None = None
+        # (topic, payload, response topic, correlation data) of each downstream message
+        self.downstream: Callable[[str, bytes, str, bytes], object] | None = None
         self.downstream_topics: list[str] = []
         self.client = self._make_client()
 
@@ -165,8 +166,11 @@ class MqttLink:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
         if self.downstream is None:
             return
+        props = getattr(msg, "properties", None)
+        response = str(getattr(props, "ResponseTopic", "") or "")
+        correlation = bytes(getattr(props, "CorrelationData", b"") or b"")
         try:
-            self.downstream(msg.topic, bytes(msg.payload))
+            self.downstream(msg.topic, bytes(msg.payload), response, correlation)
         except Exception:  # a bad document must not take the connection thread down
             log.exception("downstream message on %s not handled", msg.topic)
 
@@ -254,6 +258,14 @@ class MqttLink:
             self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
             return None
         return int(info.mid)
+
+    def publish_reply(self, topic: str, correlation: bytes, payload: bytes) -> None:
+        """An answer to a command: QoS 1 to the request's response topic."""
+        props = None
+        if self.v5 and correlation:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = correlation
+        self.client.publish(topic, payload, qos=1, properties=props)
 
     def publish_telemetry(self, payload: bytes) -> None:
         """Health for fleet monitoring: QoS 0, only while connected (never buffered)."""

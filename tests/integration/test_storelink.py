@@ -115,3 +115,100 @@ def test_signed_documents_over_a_real_broker(tmp_path: Path, mosquitto: Any,
     assert link_status(agent3)["applied"] == {"orders/all": 2, "keys/all": 1}
     assert checkin(tmp_path)["name"] == "Ben"
     assert agent3.stop() == 0
+
+
+class Requester:
+    """An upstream operator: MQTT 5 requests with a response topic and correlation data."""
+
+    def __init__(self, broker: Any) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self._props = lambda corr: _props(Properties, PacketTypes, corr)
+        self.answers: dict[bytes, dict[str, Any]] = {}
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator",
+                             protocol=mqtt.MQTTv5)
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", broker.port)
+        self.c.subscribe("ops/replies", qos=1)
+        self.c.subscribe("o2o/v1/store-1/dev-1/events", qos=1)
+        self.events = ""
+        self.c.loop_start()
+        time.sleep(0.3)
+
+    def _on_message(self, c: Any, u: Any, msg: Any) -> None:
+        if msg.topic.endswith("/events"):
+            self.events += msg.payload.decode()
+            return
+        corr = bytes(getattr(msg.properties, "CorrelationData", b"") or b"")
+        self.answers[corr] = json.loads(msg.payload)
+
+    def ask(self, name: str, payload: bytes, corr: bytes, device: str = "dev-1") -> dict[str, Any]:
+        self.c.publish(f"o2o/v1/store-1/{device}/cmd/{name}", payload, qos=1,
+                       properties=self._props(corr)).wait_for_publish(10)
+        wait_for(lambda: corr in self.answers, 10, what=f"answer to {name}")
+        return self.answers[corr]
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def _props(Properties: Any, PacketTypes: Any, corr: bytes) -> Any:
+    p = Properties(PacketTypes.PUBLISH)
+    p.ResponseTopic = "ops/replies"
+    p.CorrelationData = corr
+    return p
+
+
+def test_commands_request_response(tmp_path: Path, mosquitto: Any,
+                                   agent_factory: list[AgentProcess]) -> None:
+    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
+             f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    ops = Requester(mosquitto)
+    version = int(time.time() * 1000)  # commands count up like any document
+
+    def cmd(name: str, args: dict[str, Any] | None = None, **over: Any) -> bytes:
+        nonlocal version
+        version += 1
+        return doc("cmd", version, {"name": over.pop("signed_name", name), "args": args or {}},
+                   device=over.pop("device", "dev-1"), **over)
+
+    try:
+        ping = ops.ask("ping", cmd("ping"), b"c1")
+        assert ping["ok"] and ping["command"] == "ping" and ping["result"]["pong"] is True
+        st = ops.ask("status", cmd("status"), b"c2")
+        assert st["ok"] and st["result"]["agent"]["store"] == "store-1"
+        fleet = ops.ask("ping", cmd("ping", device="all"), b"c2b", device="all")
+        assert fleet["ok"]  # a command for every device of the store
+        assert ops.ask("set-log-level", cmd("set-log-level", {"level": "debug"}), b"c3")["ok"]
+        bad = ops.ask("set-log-level", cmd("set-log-level", {"level": "loud"}), b"c4")
+        assert not bad["ok"] and "level must be one of" in bad["error"]
+        flush = ops.ask("flush", cmd("flush"), b"c5")
+        assert flush["ok"] and "outbox_depth" in flush["result"]
+        unknown = ops.ask("reboot-now", cmd("reboot-now"), b"c6")
+        assert not unknown["ok"] and unknown["error"].startswith("unknown command; known:")
+        moved = ops.ask("restart", cmd("restart", signed_name="ping"), b"c7")
+        assert not moved["ok"] and "signed name" in moved["error"]
+        replay = cmd("ping")
+        assert ops.ask("ping", replay, b"c8")["ok"]
+        again = ops.ask("ping", replay, b"c9")
+        assert not again["ok"] and again["error"].startswith("replayed")
+        forged = ops.ask("ping", cmd("ping", key=Ed25519PrivateKey.generate()), b"c10")
+        assert not forged["ok"] and forged["error"].startswith("unknown-key")
+        refused = ops.ask("status", cmd("status"), b"c10b")["result"]["link"]["refused"]
+        assert refused == {"malformed": 1, "replayed": 1, "unknown-key": 1}
+        assert ops.ask("reload-content", cmd("reload-content"), b"c11")["ok"]
+        # the kiosk hears it as an event (it reloads its content bundle)
+        wait_for(lambda: '"type":"o2o.link.command"' in ops.events.replace(" ", ""), 10,
+                 what="the reload-content event upstream")
+        restart = ops.ask("restart", cmd("restart"), b"c12")
+        assert restart["ok"] and restart["result"] == {"restarting": True}
+        assert agent.proc is not None and agent.proc.wait(30) == 0  # systemd starts it again
+    finally:
+        ops.close()
