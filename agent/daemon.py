@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import hashlib
+import json
 import logging
 import os
 import time
@@ -168,7 +170,25 @@ class Agent:
             self.capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
             return {"asked": "kiosk"}
 
+        def erase_subject(args: dict[str, Any]) -> dict[str, Any]:
+            from agent.checkin import StoreDb
+            from agent.storelink.commands import CommandError
+
+            subject = args.get("subject")
+            if not isinstance(subject, str) or not 1 <= len(subject) <= 128 \
+                    or not subject.isprintable():
+                raise CommandError("subject must be the identifier to erase (1-128 characters)")
+            outbox = self.writer.erase([json.dumps(subject)]).result(timeout=30)
+            self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
+            removed = {"outbox_events": outbox, **self.store_db.erase_subject(subject)}
+            # the record of the erasure names the subject only by a hash
+            self.capture("o2o.privacy.erased", {
+                "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],
+                "removed": removed})
+            return {"removed": removed}
+
         return {
+            "erase-subject": erase_subject,
             "ping": lambda args: {"pong": True, "bootid": self.bootid},
             "status": lambda args: self.status(),
             "flush": flush,

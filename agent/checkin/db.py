@@ -7,6 +7,7 @@ what the kiosk may show.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -88,6 +89,33 @@ class StoreDb:
             if column == "handed_over_at":
                 self._db.execute("UPDATE orders SET status = 'collected' WHERE order_id = ?",
                                  (key,))
+
+    def erase_subject(self, subject: str) -> dict[str, int]:
+        """Remove a data subject (a loyalty card, an order or appointment id) from every
+        table here, cached upstream documents that mention it included; says how much."""
+        needle = json.dumps(subject)
+        removed: dict[str, int] = {}
+        with self._lock:
+            self._db.execute("PRAGMA secure_delete = ON")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for table, where, args in (
+                        ("loyalty", "card = ?", (subject.lower(),)),
+                        ("orders", "order_id = ? OR code = ?", (subject, subject.upper())),
+                        ("appointments", "appt_id = ? OR code = ?", (subject, subject.upper()))):
+                    cur = self._db.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
+                    removed[table] = cur.rowcount
+                has_docs = self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'link_docs'").fetchone()
+                removed["cached_documents"] = self._db.execute(
+                    "UPDATE link_docs SET raw = x'' WHERE instr(raw, ?) > 0",
+                    (needle.encode(),)).rowcount if has_docs else 0
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
 
     def queue(self) -> list[dict[str, Any]]:
         """Orders checked in and not yet handed over, longest waiting first."""

@@ -233,6 +233,23 @@ class OutboxStore:
                 self._count_drops(tally)
         return tally
 
+    def erase(self, needles: Sequence[str]) -> int:
+        """Delete every waiting event whose body mentions any of `needles` (a data subject's
+        identifiers, as they appear in JSON); returns how many. The freed pages are then
+        overwritten (secure_delete), so nothing of them stays in the file."""
+        if not needles:
+            return 0
+        with self._immediate() as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            rows = []
+            for needle in needles:
+                rows += conn.execute("DELETE FROM events WHERE instr(body, ?) > 0 "
+                                     "RETURNING size", (needle,)).fetchall()
+            self._bump(-sum(size + ROW_OVERHEAD for (size,) in rows), -len(rows))
+        # old page images in the write-ahead log would still hold them
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(rows)
+
     def vacuum_some(self, pages: int = 2048) -> None:
         # incremental_vacuum only runs to completion through executescript
         self.conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")

@@ -61,6 +61,12 @@ class _Ack:
     rowids: Sequence[int]
 
 
+@dataclass(slots=True)
+class _Erase:
+    needles: list[str]
+    fut: Future[int]
+
+
 _STOP = object()
 
 
@@ -97,6 +103,7 @@ class OutboxWriter:
         self._notices: list[PendingEvent] = []
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._erasures: list[_Erase] = []
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._closed = False
@@ -117,6 +124,13 @@ class OutboxWriter:
             fut.set_exception(AgentError(Reason.OUTBOX_CLOSED, "the outbox is shutting down"))
             return fut
         self._q.put(_Submit(events, fut))
+        return fut
+
+    def erase(self, needles: list[str]) -> Future[int]:
+        """Delete the waiting events that mention any of `needles` (a data subject's
+        erasure); done in the writer thread, between commits."""
+        fut: Future[int] = Future()
+        self._q.put(_Erase(needles, fut))
         return fut
 
     def ack(self, generation: int, rowids: Sequence[int]) -> None:
@@ -193,6 +207,13 @@ class OutboxWriter:
                 last_report = now
             if submits or acks or self._notices:
                 self._commit(submits, acks)
+            while self._erasures:  # after the commit: what was just written is erased too
+                job = self._erasures.pop(0)
+                try:
+                    assert self._store is not None
+                    job.fut.set_result(self._store.erase(job.needles))
+                except Exception as exc:  # reported to the caller, the writer goes on
+                    job.fut.set_exception(exc)
             if now >= next_maintenance:
                 self._maintenance()
                 next_maintenance = now + MAINTENANCE_S
@@ -213,6 +234,8 @@ class OutboxWriter:
             if isinstance(item, _Submit):
                 submits.append(item)
                 count += len(item.events)
+            elif isinstance(item, _Erase):
+                self._erasures.append(item)
             elif item.generation == self.generation:
                 acks.extend(item.rowids)
             if count >= MAX_TXN_EVENTS or time.monotonic() >= deadline:

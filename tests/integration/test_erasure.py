@@ -1,0 +1,72 @@
+"""erase-subject: a subject's events still waiting in the outbox, its loyalty card and the
+cached upstream documents that mention it are removed, the answer says how much, and a scan
+of every database file (WAL included) finds nothing of the subject afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from pathlib import Path
+from typing import Any
+
+from agent.bus.client import BusClient
+from agent.checkin import StoreDb
+from agent.config import load_config
+from agent.daemon import Agent
+from agent.storelink.cache import LinkCache
+from tests.conftest import wait_for, write_config
+
+SUBJECT = "loy0012345678"
+
+
+def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
+    cfg = load_config(str(write_config(tmp_path / "config.toml", url="",
+                                       extra=f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'
+                                             '[metrics]\nlisten = ""\n')))
+    db = StoreDb(tmp_path / "store.db")
+    db.replace("loyalty", [{"card": SUBJECT, "first_name": "Gil", "points": 5},
+                           {"card": "loy0099999999", "first_name": "Ida", "points": 1}])
+    db.close()
+    cache = LinkCache(tmp_path / "store.db")
+    cache.store("loyalty", "all", 3, b'{"rows":[{"card":"' + SUBJECT.encode() + b'"}]}')
+    cache.store("orders", "all", 4, b'{"rows":[{"order_id":"A-1"}]}')
+    cache.close()
+    agent = Agent(cfg)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    runner = threading.Thread(target=lambda: loop.run_until_complete(agent.run(stop)),
+                              daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: (tmp_path / "agent.sock").exists(), 20, what="agent up")
+        with BusClient(tmp_path / "agent.sock") as bus:
+            bus.emit([{"type": "o2o.kiosk.checkin", "data": {"card": SUBJECT, "n": i}}
+                      for i in range(3)])
+            bus.emit([{"type": "o2o.kiosk.view", "data": {"page": "p", "n": i}}
+                      for i in range(2)])
+        done: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+        def erase() -> None:
+            try:
+                done.set_result(agent._command_handlers()["erase-subject"](
+                    {"subject": SUBJECT}))
+            except Exception as exc:
+                done.set_exception(exc)
+        loop.call_soon_threadsafe(erase)
+        result = done.result(timeout=30)
+        assert result == {"removed": {"outbox_events": 3, "loyalty": 1, "orders": 0,
+                                      "appointments": 0, "cached_documents": 1}}
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        runner.join(15)
+        loop.close()
+    files = [p for p in tmp_path.iterdir() if p.name.startswith(("outbox.db", "store.db"))]
+    assert {p.name for p in files} >= {"outbox.db", "store.db"}
+    for p in files:
+        assert SUBJECT.encode() not in p.read_bytes(), p.name
+    # the rest is still there
+    db = StoreDb(tmp_path / "store.db")
+    assert db.loyalty("loy0099999999") is not None
+    db.close()
+    assert LinkCache(tmp_path / "store.db").document("orders", "all") is not None
