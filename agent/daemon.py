@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 3.0
 HOUSEKEEPING_S = 10.0
+KPI_FLUSH_S = 5.0  # hourly roll-ups reach the database at most this late
 
 Capture = Callable[[str, Any], "Future[list[Committed]]"]
 SourceFactory = Callable[[Capture], Awaitable[None]]
@@ -84,9 +85,11 @@ class Agent:
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
         self.notifier = Notifier()
+        from agent.kpi import Kpis
         from agent.metrics import AgentCollector
 
         self.metrics = AgentCollector(self.status)
+        self.kpis = Kpis(cfg.kiosk.store_db)
         self._metrics_server: Any = None
 
     def _kiosk_ops(self) -> dict[str, Any]:
@@ -105,13 +108,22 @@ class Agent:
             req = msg.get("request")
             return {"result": service().checkin(req if isinstance(req, dict) else {})}
 
+        def kpis(msg: dict[str, Any]) -> dict[str, Any]:
+            from agent.kpi import now_day, summary
+
+            self.kpis.flush()
+            asked = msg.get("day")
+            day = asked if isinstance(asked, int) else now_day()
+            hourly = self.kpis.day(day)
+            return {"day": day, "hourly": hourly, "summary": summary(hourly)}
+
         def queue(msg: dict[str, Any]) -> dict[str, Any]:
             return {"queue": service().db.queue()}
 
         def handover(msg: dict[str, Any]) -> dict[str, Any]:
             return {"result": service().handover(str(msg.get("order")))}
 
-        return {"checkin": check_in, "queue": queue, "handover": handover}
+        return {"checkin": check_in, "queue": queue, "handover": handover, "kpis": kpis}
 
     def _make_link(self) -> None:
         """Documents from upstream, when keys to check them are pinned and there is a broker."""
@@ -225,6 +237,7 @@ class Agent:
 
     def _on_commit(self, committed: list[Committed]) -> None:
         self.metrics.count_committed([c.type for c in committed])
+        self.kpis.add_bodies([(c.type, c.created, c.body) for c in committed])
         if self.uplink is not None:
             self.uplink.notify_committed(committed)
         self.bus.publish_committed(committed)
@@ -260,6 +273,7 @@ class Agent:
                             f"{self.cfg.device.id}")
         self.supervisor.spawn("watchdog", lambda: self.notifier.watchdog(self.health_problem))
         self.supervisor.spawn("housekeeping", _housekeeping)
+        self.supervisor.spawn("kpis", self._flush_kpis)
         try:
             await stop.wait()
         finally:
@@ -278,6 +292,11 @@ class Agent:
             uplink = self.uplink
             self.supervisor.spawn("telemetry", lambda: publish_telemetry(
                 self.status, uplink.publish_telemetry, m.telemetry_interval_s))
+
+    async def _flush_kpis(self) -> None:
+        while True:
+            await asyncio.sleep(KPI_FLUSH_S)
+            await asyncio.to_thread(self.kpis.flush)
 
     def health_problem(self) -> str | None:
         """Why the agent should be restarted, or None. Runs on the event loop, so a loop that
@@ -298,6 +317,7 @@ class Agent:
             await self.uplink.stop()
         await self.supervisor.stop()
         await asyncio.to_thread(self.writer.stop)
+        await asyncio.to_thread(self.kpis.close)
         if self._metrics_server is not None:
             await asyncio.to_thread(self._metrics_server.shutdown)
             self._metrics_server.server_close()

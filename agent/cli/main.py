@@ -44,7 +44,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent.cli import ble, commands, decode, demo, doctor, kiosk, nfc, orders, qr
+    from agent.cli import ble, commands, decode, demo, doctor, kiosk, nfc, orders, qr, report
 
     parser = argparse.ArgumentParser(
         prog="o2o-edge",
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     orders.add_parser(sub)
     kiosk.add_parser(sub)
     doctor.add_parser(sub)
+    report.add_parser(sub)
 
     p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
     dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)

@@ -1,0 +1,138 @@
+"""Local KPIs: hourly roll-ups of what the store's touchpoints did, kept in the store's
+SQLite so they survive restarts and the outbox draining.
+
+Counted from committed events (the commit hook adds up in memory; a flush every few seconds
+writes them): taps, scans by class, check-ins and successful ones, content views and
+hand-offs (the conversion), survey answers and their sum, presence exits and dwell, peak
+anonymous footfall per minute. `o2o-edge report` prints a day and can write an HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kpi_hourly (
+    hour INTEGER NOT NULL,      -- epoch seconds of the hour's start (UTC)
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (hour, metric)
+);
+"""
+SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
+TYPES = {"o2o.nfc.tap", "o2o.qr.scan", "o2o.kiosk.checkin", "o2o.kiosk.view",
+         "o2o.kiosk.handoff", "o2o.kiosk.survey", "o2o.ble.presence", "o2o.ble.footfall"}
+
+
+def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
+    """The (metric, amount) pairs one event adds to its hour."""
+    d = data if isinstance(data, dict) else {}
+    if event_type == "o2o.nfc.tap":
+        return [("taps", 1)]
+    if event_type == "o2o.qr.scan":
+        return [("scans", 1), (f"scans.{d.get('class', 'unknown')}", 1)]
+    if event_type == "o2o.kiosk.checkin":
+        ok = d.get("outcome") in SUCCESS
+        return [("checkins", 1.0), *([("checkins.ok", 1.0)] if ok else [])]
+    if event_type == "o2o.kiosk.view":
+        return [("views", 1)]
+    if event_type == "o2o.kiosk.handoff":
+        return [("handoffs", 1)]
+    if event_type == "o2o.kiosk.survey" and isinstance(d.get("score"), int | float):
+        return [("survey.answers", 1), ("survey.sum", float(d["score"]))]
+    if event_type == "o2o.ble.presence" and d.get("action") == "exit":
+        return [("visits", 1), ("dwell_s.sum", float(d.get("dwell_s") or 0))]
+    if event_type == "o2o.ble.footfall":
+        return [("footfall.peak_per_min", float(d.get("devices") or 0))]
+    return []
+
+
+class Kpis:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()  # the pending counts
+        self._db_lock = threading.Lock()  # the connection (flush and reads come from threads)
+        self._pending: dict[tuple[int, str], float] = {}
+        self._peaks: dict[tuple[int, str], float] = {}
+
+    def add_bodies(self, items: list[tuple[str, float, str]]) -> None:
+        """(type, created, body) of committed events; called from the writer thread."""
+        for etype, created, body in items:
+            if etype not in TYPES:
+                continue
+            try:
+                data = json.loads(body).get("data")
+            except (ValueError, AttributeError):
+                continue
+            hour = int(created // 3600 * 3600)
+            with self._lock:
+                for metric, amount in metrics_of(etype, data):
+                    if metric.endswith("peak_per_min"):
+                        key = (hour, metric)
+                        self._peaks[key] = max(self._peaks.get(key, 0.0), amount)
+                    else:
+                        key = (hour, metric)
+                        self._pending[key] = self._pending.get(key, 0.0) + amount
+
+    def flush(self) -> int:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            peaks, self._peaks = self._peaks, {}
+        if not pending and not peaks:
+            return 0
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO UPDATE "
+                "SET value = value + excluded.value",
+                [(h, m, v) for (h, m), v in pending.items()])
+            self._db.executemany(
+                "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO UPDATE "
+                "SET value = max(value, excluded.value)",
+                [(h, m, v) for (h, m), v in peaks.items()])
+            self._db.execute("COMMIT")
+        return len(pending) + len(peaks)
+
+    def day(self, day_start: int) -> dict[str, list[float]]:
+        """Metric -> 24 hourly values for the UTC day starting at `day_start`."""
+        with self._db_lock:
+            rows = self._db.execute("SELECT hour, metric, value FROM kpi_hourly WHERE "
+                                    "hour >= ? AND hour < ?",
+                                    (day_start, day_start + 86400)).fetchall()
+        out: dict[str, list[float]] = {}
+        for hour, metric, value in rows:
+            out.setdefault(metric, [0.0] * 24)[(hour - day_start) // 3600] = value
+        return out
+
+    def close(self) -> None:
+        self.flush()
+        with self._db_lock:
+            self._db.close()
+
+
+def summary(day: dict[str, list[float]]) -> dict[str, Any]:
+    total = {m: sum(v) for m, v in day.items()}
+    out: dict[str, Any] = {m: round(v, 2) for m, v in sorted(total.items())
+                           if not m.endswith((".sum", "peak_per_min"))}
+    if total.get("views"):
+        out["conversion.view_to_handoff"] = round(total.get("handoffs", 0) / total["views"], 3)
+    if total.get("survey.answers"):
+        out["survey.average"] = round(total["survey.sum"] / total["survey.answers"], 2)
+    if total.get("visits"):
+        out["dwell_s.average"] = round(total["dwell_s.sum"] / total["visits"], 1)
+    if "footfall.peak_per_min" in day:
+        out["footfall.peak_per_min"] = max(day["footfall.peak_per_min"])
+    return out
+
+
+def now_day() -> int:
+    return int(time.time() // 86400 * 86400)

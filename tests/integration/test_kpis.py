@@ -1,0 +1,63 @@
+"""Local KPIs: events through the agent process become hourly roll-ups that survive a
+restart, answer on the bus, and print and render with `o2o-edge report`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from agent.bus.client import BusClient
+from agent.checkin import StoreDb
+from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
+
+
+def test_hourly_rollups_and_report(tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
+    cfg = write_config(tmp_path / "config.toml", url="",
+                       extra=f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'
+                             '[metrics]\nlisten = ""\n')
+    db = StoreDb(tmp_path / "store.db")
+    db.replace("orders", [{"order_id": "A-1", "code": "K7Q2M9", "first_name": "Anna",
+                           "status": "ready", "eta_min": 0, "store": ""}])
+    db.close()
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    events = (
+        [("o2o.nfc.tap", {"tag": {"kind": "shelf"}})] * 3
+        + [("o2o.qr.scan", {"class": "product"})] * 2 + [("o2o.qr.scan", {"class": "rejected"})]
+        + [("o2o.kiosk.view", {"page": "p"})] * 4 + [("o2o.kiosk.handoff", {"page": "p"})]
+        + [("o2o.kiosk.survey", {"score": 5}), ("o2o.kiosk.survey", {"score": 3})]
+        + [("o2o.ble.presence", {"action": "exit", "dwell_s": 120}),
+           ("o2o.ble.presence", {"action": "exit", "dwell_s": 60}),
+           ("o2o.ble.presence", {"action": "enter"})]
+        + [("o2o.ble.footfall", {"devices": 4}), ("o2o.ble.footfall", {"devices": 7})])
+    with BusClient(tmp_path / "agent.sock") as bus:
+        bus.emit([{"type": t, "data": d} for t, d in events])
+        for code in ("K7Q2M9", "NOPE00"):
+            bus.request({"op": "checkin", "request": {"kind": "pickup", "code": code}})
+
+        def summary() -> dict[str, object]:
+            return dict(bus.request({"op": "kpis"})["summary"])
+        wait_for(lambda: summary().get("checkins") == 2, 20, what=lambda: str(summary()))
+        s = summary()
+    assert s == {
+        "checkins": 2, "checkins.ok": 1, "handoffs": 1, "scans": 3, "scans.product": 2,
+        "scans.rejected": 1, "survey.answers": 2, "taps": 3, "views": 4, "visits": 2,
+        "conversion.view_to_handoff": 0.25, "survey.average": 4.0, "dwell_s.average": 90.0,
+        "footfall.peak_per_min": 7.0}
+    assert agent.stop() == 0
+    # after the restart (and with the agent stopped) the report reads the same numbers
+    res = subprocess.run([*CLI, "report", "--json", "--config", str(cfg), "--html",
+                          str(tmp_path / "day.html")], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["summary"] == s
+    page = (tmp_path / "day.html").read_text()
+    assert page.count("<svg") >= 10 and "conversion.view_to_handoff" in page
+    text = subprocess.run([*CLI, "report", "--config", str(cfg)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60).stdout
+    assert "taps                         3" in text and "by hour:" in text
+    bad = subprocess.run([*CLI, "report", "--day", "yesterday", "--config", str(cfg)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
