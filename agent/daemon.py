@@ -289,9 +289,14 @@ class Agent:
             except OSError as exc:  # a taken port must not keep the agent from capturing
                 log.warning("metrics endpoint %s not started: %s", m.listen, exc)
         if self.uplink is not None and m.telemetry_interval_s:
+            from agent.kpi import now_day, summary
+
             uplink = self.uplink
+
+            def with_kpis() -> dict[str, Any]:
+                return {**self.status(), "kpis_today": summary(self.kpis.day(now_day()))}
             self.supervisor.spawn("telemetry", lambda: publish_telemetry(
-                self.status, uplink.publish_telemetry, m.telemetry_interval_s))
+                with_kpis, uplink.publish_telemetry, m.telemetry_interval_s))
 
     async def _flush_kpis(self) -> None:
         while True:

@@ -100,9 +100,10 @@ def serve(collector: AgentCollector, listen: str) -> Any:
 
 
 def telemetry(st: dict[str, Any]) -> dict[str, Any]:
-    """The health document published on …/telemetry."""
+    """The health document published on …/telemetry (with today's KPIs when given)."""
     o, u = st["outbox"], st["uplink"]
-    return {"time": round(time.time(), 3), "bootid": st["agent"]["bootid"],
+    extra = {"kpis_today": st["kpis_today"]} if "kpis_today" in st else {}
+    return {**extra, "time": round(time.time(), 3), "bootid": st["agent"]["bootid"],
             "uptime_s": st["agent"]["uptime_s"], "outbox_depth": o.get("depth"),
             "outbox_oldest_age_s": o.get("oldest_age_s"), "dropped": o.get("dropped_this_boot"),
             "uplink_connects": u.get("connects"), "sent": u.get("acked_events"),

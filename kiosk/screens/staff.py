@@ -89,30 +89,41 @@ class StaffScreen(Screen[None]):
         self.refresh_data()
         self.set_interval(REFRESH_S, self.refresh_data)
 
-    def show_today(self) -> None:
+    def show_today(self, agent: dict[str, Any] | None = None) -> None:
+        """Today's numbers: the agent's hourly roll-ups (they survive restarts) when it
+        answers, else what this kiosk has seen since it started."""
         stats = self.kiosk.stats
+        summary = agent["summary"] if agent else {}
+        hourly = agent["hourly"] if agent else {}
         for kind in ("taps", "scans", "checkins", "views"):
-            label = f"{kind}: {stats.total(kind)}"
-            if kind == "views" and stats.conversion() is not None:
-                label += f" (hand-off {stats.conversion():.0%})"
+            total = int(summary.get(kind, 0)) if agent else stats.total(kind)
+            conversion = summary.get("conversion.view_to_handoff") if agent \
+                else stats.conversion()
+            label = f"{kind}: {total}"
+            if kind == "views" and conversion is not None:
+                label += f" (hand-off {conversion:.0%})"
             self.query_one(f"#kpi-{kind}", Static).update(label)
-            self.query_one(f"#spark-{kind}", Sparkline).data = stats.hourly[kind]
-        avg = stats.survey_average()
+            series = hourly.get(kind, [0.0] * 24) if agent else stats.hourly[kind]
+            self.query_one(f"#spark-{kind}", Sparkline).data = series
+        avg = summary.get("survey.average") if agent else stats.survey_average()
+        answers = int(summary.get("survey.answers", 0)) if agent else len(stats.scores)
         top = 10 if self.kiosk.bundle.survey.scale == 11 else 5
         self.query_one("#kpi-survey", Static).update(
-            f"survey: {avg} / {top} ({len(stats.scores)} answers)" if avg is not None
+            f"survey: {avg} / {top} ({answers} answers)" if avg is not None
             else "survey: no answers yet")
 
     @work(exclusive=True, group="staff-refresh")
     async def refresh_data(self) -> None:
-        self.show_today()
         health = self.query_one("#health", Static)
         try:
             queue = (await self.kiosk.link.request({"op": "queue"}))["queue"]
             status = (await self.kiosk.link.request({"op": "status"}))["status"]
+            kpis = await self.kiosk.link.request({"op": "kpis"})
         except KioskError as exc:
+            self.show_today()
             health.update(f"agent: not reachable ({exc})")
             return
+        self.show_today(kpis)
         health.update("\n".join(health_lines(status)))
         table = self.query_one("#queue", DataTable)
         table.clear()

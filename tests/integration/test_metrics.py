@@ -77,6 +77,8 @@ telemetry_interval_s = 5
         doc = got[-1]
         assert doc["outbox_depth"] == 0 and doc["uplink_connects"] == 1
         assert doc["sent"] >= 8 and "bootid" in doc
+        wait_for(lambda: got[-1].get("kpis_today", {}).get("views") == 7, 15,
+                 what=lambda: f"today's KPIs in telemetry: {got[-1]}")
     finally:
         sub.loop_stop()
         sub.disconnect()
