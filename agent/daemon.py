@@ -77,7 +77,11 @@ class Agent:
         self.link_commands: Any = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops())
+        from agent.attribution import Visits
+
+        self.visits = Visits()
+        self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops(),
+                             enrich=self.visits.observe)
         self.ble = self._make_ble() if cfg.ble.enabled else None
         self.nfc = self._make_nfc() if cfg.nfc.enabled else None
         self.qr = self._make_qr() if cfg.qr.enabled else None
@@ -243,7 +247,9 @@ class Agent:
         self.bus.publish_committed(committed)
 
     def capture(self, event_type: str, data: Any) -> Future[list[Committed]]:
-        """Entry point for in-process sources; never waits on the uplink."""
+        """Entry point for in-process sources; never waits on the uplink. Events are linked
+        to the campaign and the shopper-app visit they belong to on the way."""
+        data = self.visits.observe(event_type, data)
         return self.writer.submit([make_pending(event_type, data, time.time())])
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -42,11 +42,13 @@ class BusServer:
     def __init__(
         self, path: Path, writer: OutboxWriter, status: Callable[[], dict[str, Any]],
         ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+        enrich: Callable[[str, Any], Any] | None = None,
     ) -> None:
         """`ops`: further request handlers by op name (check-in for the kiosk); each takes the
         request and returns the reply's fields, and runs in a worker thread."""
         self.path = path
         self.ops = ops or {}
+        self.enrich = enrich  # adds campaign/visit to events on their way in
         self.writer = writer
         self.status = status
         self.clients = 0
@@ -205,7 +207,10 @@ class BusServer:
                 if not isinstance(ev, dict) or "type" not in ev:
                     raise AgentError(Reason.INVALID_EVENT,
                                      f"event {i}: must be an object with \"type\" and \"data\"")
-                pending.append(make_pending(ev["type"], ev.get("data"), now,
+                data = ev.get("data")
+                if self.enrich is not None and isinstance(ev["type"], str):
+                    data = self.enrich(ev["type"], data)
+                pending.append(make_pending(ev["type"], data, now,
                                             ev.get("priority"), _valid_id(ev.get("id"))))
         except AgentError as exc:
             return _error(req, exc.reason.value, str(exc))

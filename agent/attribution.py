@@ -1,0 +1,97 @@
+"""Attribution: which online campaign brought a visit, and which events belong to it.
+
+Events that carry a campaign say so at the top level (`campaign`: the utm_campaign of a
+scanned or tapped link, or the content page's campaign at the kiosk). A visit is an opted-in
+shopper app's presence, from enter to exit, known only by the app's own identifier: while
+exactly one such visit is at the kiosk (zone "immediate", else the only one "near"), taps,
+scans, check-ins and kiosk events are linked to it (`visit`), and the first campaign seen in
+the visit becomes the visit's (`visit_campaign`), named by every later event of it — the exit
+included. Nothing is guessed when two apps are equally close.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.envelope import new_id
+
+LINKED = ("o2o.nfc.tap", "o2o.qr.scan", "o2o.kiosk.")
+
+
+@dataclass
+class Visit:
+    id: str
+    app: str
+    started: float
+    zone: str
+    campaign: str | None = None
+
+
+def campaign_of(event_type: str, data: dict[str, Any]) -> str | None:
+    if event_type == "o2o.qr.scan":
+        value = (data.get("utm") or {}).get("campaign")
+    elif event_type == "o2o.nfc.tap":
+        value = next(((r.get("utm") or {}).get("campaign") for r in data.get("records") or []
+                      if isinstance(r, dict) and (r.get("utm") or {}).get("campaign")), None)
+    elif event_type.startswith("o2o.kiosk."):
+        value = data.get("campaign")
+    else:
+        value = None
+    return str(value)[:100] if value else None
+
+
+class Visits:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.open: dict[str, Visit] = {}
+        self._lock = threading.Lock()
+
+    def _at_kiosk(self) -> Visit | None:
+        for zones in (("immediate",), ("immediate", "near")):
+            close = [v for v in self.open.values() if v.zone in zones]
+            if len(close) == 1:
+                return close[0]
+            if len(close) > 1:
+                return None  # two apps equally close: do not guess
+        return None
+
+    def observe(self, event_type: str, data: Any) -> Any:
+        """The event's data with campaign and visit added where they apply."""
+        if not isinstance(data, dict):
+            return data
+        with self._lock:
+            if event_type == "o2o.ble.presence" and data.get("kind") == "app":
+                return self._presence(data)
+            if not event_type.startswith(LINKED):
+                return data
+            out = dict(data)
+            campaign = campaign_of(event_type, data)
+            if campaign:
+                out["campaign"] = campaign
+            visit = self._at_kiosk()
+            if visit is not None:
+                if campaign and visit.campaign is None:
+                    visit.campaign = campaign
+                out["visit"] = visit.id
+                if visit.campaign:
+                    out["visit_campaign"] = visit.campaign
+            return out
+
+    def _presence(self, data: dict[str, Any]) -> dict[str, Any]:
+        app, action = str(data.get("id")), data.get("action")
+        visit = self.open.get(app)
+        if action == "enter" or visit is None:
+            visit = Visit(new_id(), app, self.clock(), str(data.get("zone") or "far"))
+            self.open[app] = visit
+        elif data.get("zone"):
+            visit.zone = str(data["zone"])
+        out = {**data, "visit": visit.id}
+        if visit.campaign:
+            out["visit_campaign"] = visit.campaign
+        if action == "exit":
+            del self.open[app]
+        return out
