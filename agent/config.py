@@ -225,6 +225,12 @@ class LinkConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    # orders, appointments, loyalty cards and KPI roll-ups older than this are deleted
+    retention_days: float = 90.0
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: str = "127.0.0.1:9464"  # Prometheus metrics; "" turns the endpoint off
     telemetry_interval_s: float = 60.0  # health on MQTT …/telemetry; 0 turns it off
@@ -247,6 +253,7 @@ class Config:
     kiosk: KioskConfig = dataclasses.field(default_factory=KioskConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     link: LinkConfig = dataclasses.field(default_factory=LinkConfig)
+    privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     source: str = "built-in defaults"
 
     @property
@@ -265,6 +272,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "kiosk": KioskConfig,
     "metrics": MetricsConfig,
     "link": LinkConfig,
+    "privacy": PrivacyConfig,
 }
 
 
@@ -355,6 +363,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
     "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
     ("link", "public_keys"): _check_public_keys,
+    ("privacy", "retention_days"): lambda v: None if 1 <= v <= 3650 else "1 to 3650 days",
     ("metrics", "listen"): lambda v: None if v == "" or re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v)
     else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
     ("metrics", "telemetry_interval_s"): lambda v: None if v == 0 or v >= 5 else

@@ -78,8 +78,10 @@ class Agent:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         from agent.attribution import Visits
+        from agent.privacy import Privacy
 
         self.visits = Visits()
+        self.privacy = Privacy(cfg.kiosk.store_db)
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops(),
                              enrich=self.visits.observe)
         self.ble = self._make_ble() if cfg.ble.enabled else None
@@ -142,7 +144,8 @@ class Agent:
         d = self.cfg.device
         self.link_receiver = DocReceiver(
             d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
-            store_data_appliers(self.store_db), self.capture)
+            {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent},
+            self.capture)
         from agent.storelink.commands import Commands
 
         self.link_commands = Commands(self.link_receiver, self.uplink.publish_reply,
@@ -161,7 +164,8 @@ class Agent:
         self.uplink.downstream = downstream
         self.uplink.downstream_topics = [
             f"o2o/v1/{d.store}/{scope}/{kind}" for scope in (d.id, "all")
-            for kind in ("config", "content", "orders", "appointments", "keys", "cmd/+")]
+            for kind in ("config", "content", "orders", "appointments", "consent", "keys",
+                         "cmd/+")]
 
     def _command_handlers(self) -> dict[str, Any]:
         """What upstream may ask; each runs on the MQTT thread and answers at once."""
@@ -249,6 +253,10 @@ class Agent:
     def capture(self, event_type: str, data: Any) -> Future[list[Committed]]:
         """Entry point for in-process sources; never waits on the uplink. Events are linked
         to the campaign and the shopper-app visit they belong to on the way."""
+        if not self.privacy.allows(event_type, data):
+            done: Future[list[Committed]] = Future()
+            done.set_result([])  # consent withdrawn: not reported at all
+            return done
         data = self.visits.observe(event_type, data)
         return self.writer.submit([make_pending(event_type, data, time.time())])
 
@@ -280,6 +288,7 @@ class Agent:
         self.supervisor.spawn("watchdog", lambda: self.notifier.watchdog(self.health_problem))
         self.supervisor.spawn("housekeeping", _housekeeping)
         self.supervisor.spawn("kpis", self._flush_kpis)
+        self.supervisor.spawn("retention", self._retention)
         try:
             await stop.wait()
         finally:
@@ -303,6 +312,16 @@ class Agent:
                 return {**self.status(), "kpis_today": summary(self.kpis.day(now_day()))}
             self.supervisor.spawn("telemetry", lambda: publish_telemetry(
                 with_kpis, uplink.publish_telemetry, m.telemetry_interval_s))
+
+    async def _retention(self) -> None:
+        """The daily sweep of every local table (the first one shortly after start)."""
+        await asyncio.sleep(60)
+        while True:
+            removed = await asyncio.to_thread(self.privacy.sweep,
+                                              self.cfg.privacy.retention_days)
+            if any(removed.values()):
+                self.capture("o2o.privacy.retention", {"removed": removed})
+            await asyncio.sleep(86400)
 
     async def _flush_kpis(self) -> None:
         while True:
@@ -329,6 +348,7 @@ class Agent:
         await self.supervisor.stop()
         await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.kpis.close)
+        self.privacy.close()
         if self._metrics_server is not None:
             await asyncio.to_thread(self._metrics_server.shutdown)
             self._metrics_server.server_close()
@@ -376,6 +396,8 @@ class Agent:
             **({"nfc": self.nfc.status()} if self.nfc is not None else {}),
             **({"qr": self.qr.status()} if self.qr is not None else {}),
             **({"link": self.link_receiver.status()} if self.link_receiver else {}),
+            "privacy": {"withdrawn": len(self.privacy.withdrawn),
+                        "withheld_events": self.privacy.withheld},
             "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients,
                     "subscribers": self.bus.subscriber_count},
         }

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 FORMAT = "doc/1"
-KINDS = ("config", "content", "orders", "appointments", "keys", "cmd")
+KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd")
 MAX_BYTES = 2 * 1024 * 1024
 CLOCK_SKEW_S = 300.0  # a document "issued" a little in the future is still fine
 

@@ -1,0 +1,64 @@
+"""Consent withdrawn stops an identifier being reported; the retention sweep empties every
+local table of what is older than the limit and keeps the rest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.checkin import StoreDb
+from agent.kpi import Kpis
+from agent.privacy import Privacy
+from agent.storelink.docs import Doc, DocRefused
+
+APP = "app:2f23:77:3"
+
+
+def consent(mode: str, rows: list[dict[str, str]]) -> Doc:
+    return Doc("consent", "s", "all", 1, 0.0, 1e12, {"mode": mode, "rows": rows}, "k")
+
+
+def test_withdrawn_consent_withholds_presence_and_survives_restart(tmp_path: Path) -> None:
+    p = Privacy(tmp_path / "store.db")
+    enter = {"id": APP, "action": "enter", "kind": "app", "zone": "near"}
+    assert p.allows("o2o.ble.presence", enter)
+    p.apply_consent(consent("increment", [{"subject": APP, "state": "withdrawn"}]))
+    assert not p.allows("o2o.ble.presence", enter) and p.withheld == 1
+    assert p.allows("o2o.ble.presence", {**enter, "id": "app:other"})
+    assert p.allows("o2o.ble.footfall", {"devices": 3})  # counting stays anonymous
+    p.close()
+    again = Privacy(tmp_path / "store.db")
+    assert APP in again.withdrawn
+    again.apply_consent(consent("snapshot", [{"subject": APP, "state": "granted"}]))
+    assert again.allows("o2o.ble.presence", enter)
+    with pytest.raises(DocRefused, match="granted or withdrawn"):
+        again.apply_consent(consent("increment", [{"subject": APP, "state": "maybe"}]))
+
+
+def test_retention_sweep(tmp_path: Path) -> None:
+    db = StoreDb(tmp_path / "store.db")
+    now = time.time()
+    db.replace("orders", [{"order_id": "A-1", "code": None, "first_name": "", "status":
+                           "ready", "eta_min": 0, "store": ""}])
+    db.replace("appointments", [
+        {"appt_id": "P-old", "code": None, "first_name": "", "at": now - 100 * 86400,
+         "service": ""},
+        {"appt_id": "P-new", "code": None, "first_name": "", "at": now + 3600, "service": ""}])
+    db.close()
+    k = Kpis(tmp_path / "store.db")
+    k.add_bodies([("o2o.nfc.tap", now - 100 * 86400, '{"data":{}}'),
+                  ("o2o.nfc.tap", now, '{"data":{}}')])
+    k.close()
+    p = Privacy(tmp_path / "store.db")
+    assert p.sweep(90, now=now) == {"orders": 0, "appointments": 1, "kpi_hourly": 1,
+                                    "loyalty": 0}  # only what is 100 days old
+    db = StoreDb(tmp_path / "store.db")
+    assert db.order("A-1") is not None
+    db.close()
+    later = p.sweep(90, now=now + 91 * 86400)  # 91 days on, the rest is old too
+    assert later == {"orders": 1, "appointments": 1, "kpi_hourly": 1, "loyalty": 0}
+    db = StoreDb(tmp_path / "store.db")
+    assert db.order("A-1") is None
+    db.close()
