@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -222,6 +223,9 @@ class LinkConfig:
     # Ed25519 public keys (hex or base64) that sign documents from upstream; none = the
     # agent takes no documents (orders, content, config) from the broker
     public_keys: list[str] = dataclasses.field(default_factory=list)
+    # a remote config runs on trial after the restart that applies it: without an uplink
+    # connection within this time it is rolled back
+    config_trial_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,8 @@ class Config:
     link: LinkConfig = dataclasses.field(default_factory=LinkConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     source: str = "built-in defaults"
+    path: str = ""  # the file it came from ("" for the built-in defaults)
+    remote_version: int | None = None  # the remote overlay's version, when one is applied
 
     @property
     def topic_base(self) -> str:
@@ -363,6 +369,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
     "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
     ("link", "public_keys"): _check_public_keys,
+    ("link", "config_trial_s"): lambda v: None if 5 <= v <= 3600 else "5 to 3600 seconds",
     ("privacy", "retention_days"): lambda v: None if 1 <= v <= 3650 else "1 to 3650 days",
     ("metrics", "listen"): lambda v: None if v == "" or re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v)
     else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
@@ -496,8 +503,42 @@ def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | Non
     return None
 
 
-def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Load and validate the configuration; raises ConfigError saying what to fix."""
+REMOTE_SECTIONS = frozenset({"mqtt", "ble", "qr", "nfc", "kiosk", "metrics", "privacy"})
+
+
+def remote_config_paths() -> tuple[Path, Path]:
+    """(applied, pending) remote configuration overlays, in the agent's state directory."""
+    base = _state_dir()
+    return base / "remote-config.json", base / "remote-config.pending.json"
+
+
+def read_overlay(path: Path) -> tuple[int, dict[str, dict[str, Any]]] | None:
+    try:
+        doc = json.loads(path.read_text())
+        return int(doc["version"]), dict(doc["sections"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def merge_overlay(doc: dict[str, Any], sections: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's document with remote sections laid over it, key by key; the device's
+    identity, the outbox and the bus stay as the file says."""
+    merged = {name: dict(value) if isinstance(value, dict) else value
+              for name, value in doc.items()}
+    for name, values in sections.items():
+        if name not in REMOTE_SECTIONS:
+            raise ConfigError(f"remote config: [{name}] cannot be set remotely; allowed: "
+                              + ", ".join(sorted(REMOTE_SECTIONS)))
+        if not isinstance(values, dict):
+            raise ConfigError(f"remote config: {name} must be a table")
+        merged.setdefault(name, {}).update(values)
+    return merged
+
+
+def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None,
+                overlay: tuple[int, Mapping[str, Any]] | None = None) -> Config:
+    """Load and validate the configuration (with a remote overlay laid over it when given);
+    raises ConfigError saying what to fix."""
     env = os.environ if env is None else env
     path = find_config_file(explicit, env)
     doc: dict[str, Any] = {}
@@ -513,6 +554,9 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
             raise ConfigError(f"{path}: config file not readable (check its permissions)") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if overlay is not None:
+        doc = merge_overlay(doc, overlay[1])
+        origin += f" + remote config v{overlay[0]}"
     for name, value in doc.items():
         if name not in _SECTIONS:
             allowed = ", ".join(f"[{s}]" for s in _SECTIONS)
@@ -520,7 +564,8 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
         if not isinstance(value, dict):
             raise ConfigError(f"{origin}: {name} must be a table ([{name}])")
     sections = {name: _build_section(name, doc.get(name, {}), origin, env) for name in _SECTIONS}
-    cfg = Config(source=origin, **sections)
+    cfg = Config(source=origin, path=str(path) if path else "",
+                 remote_version=overlay[0] if overlay else None, **sections)
     _cross_checks(cfg)
     return cfg
 

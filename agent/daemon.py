@@ -53,10 +53,13 @@ async def _housekeeping() -> None:
 
 
 class Agent:
-    def __init__(self, cfg: Config, sources: dict[str, SourceFactory] | None = None) -> None:
+    def __init__(self, cfg: Config, sources: dict[str, SourceFactory] | None = None,
+                 trial: bool = False) -> None:
+        """`trial`: cfg carries a remote config not yet proven; see _config_trial."""
         from agent.bus.server import BusServer  # bus imports the writer; keep startup light
 
         self.cfg = cfg
+        self.trial = trial
         self.bootid = new_id()
         self.started = time.time()
         self.sources = sources or {}
@@ -144,7 +147,8 @@ class Agent:
         d = self.cfg.device
         self.link_receiver = DocReceiver(
             d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
-            {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent},
+            {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
+             "config": self._apply_remote_config},
             self.capture)
         from agent.storelink.commands import Commands
 
@@ -167,6 +171,60 @@ class Agent:
             for kind in ("config", "content", "orders", "appointments", "consent", "keys",
                          "cmd/+")]
 
+    def _apply_remote_config(self, doc: Any) -> None:
+        """Validate a config document like the local file and stage it; the agent restarts
+        into it on trial (_config_trial keeps it or rolls it back)."""
+        import json as _json
+
+        from agent.config import load_config, remote_config_paths
+        from agent.errors import ConfigError
+        from agent.storelink.docs import DocRefused
+
+        body = doc.body
+        if not isinstance(body, dict) or not isinstance(body.get("sections"), dict):
+            raise DocRefused("malformed", 'a config document needs {"sections": {...}}')
+        try:
+            load_config(self.cfg.path or None, overlay=(doc.version, body["sections"]))
+        except ConfigError as exc:
+            raise DocRefused("malformed", f"the configuration would not load: {exc}") from None
+        _, pending = remote_config_paths()
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pending.with_suffix(".tmp")
+        tmp.write_text(_json.dumps({"version": doc.version, "sections": body["sections"]}))
+        tmp.replace(pending)
+        self.capture("o2o.link.config", {"version": doc.version, "state": "restarting"})
+        self._restart_soon()
+
+    def _restart_soon(self) -> None:
+        # a clean stop; systemd (Restart=always) starts the agent again
+        if self._stop is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.call_later, 0.5, self._stop.set)
+
+    async def _config_trial(self) -> None:
+        """A remote config on trial: kept once the uplink connects, rolled back (and the
+        agent restarted into the last good one) if it does not within config_trial_s."""
+        from agent.config import remote_config_paths
+
+        applied, pending = remote_config_paths()
+        deadline = time.monotonic() + self.cfg.link.config_trial_s
+        while time.monotonic() < deadline:
+            if self.uplink is not None and self.uplink.status()["state"] == "connected":
+                if pending.exists():
+                    pending.replace(applied)
+                self.capture("o2o.link.config", {"version": self.cfg.remote_version,
+                                                 "state": "applied"})
+                log.info("remote config v%s applied", self.cfg.remote_version)
+                return
+            await asyncio.sleep(0.2)
+        why = self.uplink.status()["last_error"] if self.uplink else "no uplink configured"
+        if pending.exists():
+            pending.replace(pending.with_suffix(".rolled-back"))
+        log.warning("remote config v%s rolled back: no uplink within %.0f s (%s)",
+                    self.cfg.remote_version, self.cfg.link.config_trial_s, why)
+        self.capture("o2o.link.config", {"version": self.cfg.remote_version,
+                                         "state": "rolled-back", "reason": why or "no connection"})
+        self._restart_soon()
+
     def _command_handlers(self) -> dict[str, Any]:
         """What upstream may ask; each runs on the MQTT thread and answers at once."""
         from agent.storelink.commands import parse_level
@@ -181,9 +239,7 @@ class Agent:
             return {"level": str(args["level"]).lower()}
 
         def restart(args: dict[str, Any]) -> dict[str, Any]:
-            # stop cleanly; systemd (Restart=always) starts the agent again
-            if self._stop is not None and self._loop is not None:
-                self._loop.call_later(0.5, self._stop.set)
+            self._restart_soon()
             return {"restarting": True}
 
         def reload_content(args: dict[str, Any]) -> dict[str, Any]:
@@ -289,6 +345,8 @@ class Agent:
         self.supervisor.spawn("housekeeping", _housekeeping)
         self.supervisor.spawn("kpis", self._flush_kpis)
         self.supervisor.spawn("retention", self._retention)
+        if self.trial:
+            self.supervisor.spawn("config-trial", self._config_trial)
         try:
             await stop.wait()
         finally:
@@ -388,6 +446,8 @@ class Agent:
                 "device": self.cfg.device.id,
                 "uptime_s": round(time.time() - self.started, 1),
                 "config": self.cfg.source,
+                "config_version": self.cfg.remote_version,
+                "config_trial": self.trial,
             },
             "outbox": outbox,
             "uplink": self.uplink.status() if self.uplink else {"state": "disabled"},

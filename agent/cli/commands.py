@@ -5,29 +5,54 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 import time
 from typing import Any, TextIO
 
 from agent.bus.client import BusClient
-from agent.config import load_config, render_toml
-from agent.errors import AgentError, Reason
+from agent.config import (
+    Config,
+    load_config,
+    read_overlay,
+    remote_config_paths,
+    render_toml,
+)
+from agent.errors import AgentError, ConfigError, Reason
+
+log = logging.getLogger(__name__)
 
 EMIT_CHUNK = 500
+
+
+def _load_with_remote(explicit: str | None) -> tuple[Config, bool]:
+    """The configuration with the remote overlay: a pending one on trial (True) if there is
+    one and it loads, else the applied one, else the file alone."""
+    applied, pending = remote_config_paths()
+    for path, trial in ((pending, True), (applied, False)):
+        overlay = read_overlay(path) if path.exists() else None
+        if overlay is None:
+            continue
+        try:
+            return load_config(explicit, overlay=overlay), trial
+        except ConfigError as exc:
+            log.warning("remote config %s not usable (%s); set aside", path.name, exc)
+            path.replace(path.with_suffix(".refused"))
+    return load_config(explicit), False
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Agent
 
-    cfg = load_config(args.config)
+    cfg, trial = _load_with_remote(args.config)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Agent(cfg).run(stop)
+        await Agent(cfg, trial=trial).run(stop)
 
     asyncio.run(main())
     return 0

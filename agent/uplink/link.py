@@ -118,6 +118,7 @@ class MqttLink:
                 "version": __version__,
                 "store": self.cfg.device.store,
                 "device": self.cfg.device.id,
+                "config_version": self.cfg.remote_version,
                 "time": time.time(),
             },
             separators=(",", ":"),

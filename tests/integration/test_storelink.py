@@ -212,3 +212,58 @@ def test_commands_request_response(tmp_path: Path, mosquitto: Any,
         assert agent.proc is not None and agent.proc.wait(30) == 0  # systemd starts it again
     finally:
         ops.close()
+
+
+def test_remote_config_applied_on_trial_and_rolled_back_when_the_broker_is_dead(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    import subprocess
+
+    from tests.conftest import CLI, ROOT
+
+    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
+             f'config_trial_s = 5\n[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
+
+    def run() -> AgentProcess:  # what systemd does after each clean stop
+        agent = AgentProcess(cfg)
+        agent_factory.append(agent)
+        agent.start()
+        return agent
+
+    def exited(agent: AgentProcess) -> None:
+        assert agent.proc is not None and agent.proc.wait(30) == 0
+
+    topic = "o2o/v1/store-1/dev-1/config"
+    agent = run()
+    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    publish(mosquitto, topic, doc("config", 1, {"sections": {"ble": {"zone_hold_s": 5.0}}},
+                                  device="dev-1"))
+    exited(agent)  # it restarts into the new config
+    agent = run()
+    wait_for(lambda: agent.status()["agent"]["config_trial"] is True, 10)
+    wait_for(lambda: (tmp_path / "state/o2o-edge/remote-config.json").exists(), 20,
+             what="the trial passed")
+    st = agent.status()["agent"]
+    assert st["config_version"] == 1 and "+ remote config v1" in st["config"]
+
+    # a config that would not even load is refused before anything happens
+    publish(mosquitto, topic, doc("config", 2, {"sections": {"device": {"store": "x"}}},
+                                  device="dev-1"))
+    wait_for(lambda: agent.status()["link"]["refused"].get("malformed") == 1, 10)
+    # a config that cuts the device off: tried, rolled back, back on the last good one
+    publish(mosquitto, topic, doc("config", 3, {"sections": {"mqtt": {
+        "url": "mqtt://127.0.0.1:9"}}}, device="dev-1"))
+    exited(agent)
+    agent = run()
+    assert agent.status()["agent"]["config_version"] == 3
+    exited(agent)  # no connection within config_trial_s: rolled back and stopped
+    res = subprocess.run([*CLI, "outbox", "export", "--config", str(cfg)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    states = [json.loads(line)["data"] for line in res.stdout.splitlines()
+              if json.loads(line)["type"] == "o2o.link.config"]
+    assert states[-1]["state"] == "rolled-back" and states[-1]["version"] == 3
+    agent = run()
+    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    st = agent.status()["agent"]
+    assert st["config_version"] == 1 and st["config_trial"] is False
+    assert agent.stop() == 0

@@ -110,4 +110,5 @@ def test_the_readme_configuration_reference_is_a_valid_configuration(tmp_path: P
     (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
     cfg = load_config(cfg_file(tmp_path, block), {})
     documented = set(re.findall(r"^\[(\w+)\]", block, re.M))
-    assert documented == {f.name for f in dataclasses.fields(cfg) if f.name != "source"}
+    assert documented == {f.name for f in dataclasses.fields(cfg)
+                          if f.name not in ("source", "path", "remote_version")}
