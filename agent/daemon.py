@@ -148,7 +148,7 @@ class Agent:
         self.link_receiver = DocReceiver(
             d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
             {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
-             "config": self._apply_remote_config},
+             "config": self._apply_remote_config, "content": self._apply_content},
             self.capture)
         from agent.storelink.commands import Commands
 
@@ -194,6 +194,13 @@ class Agent:
         tmp.replace(pending)
         self.capture("o2o.link.config", {"version": doc.version, "state": "restarting"})
         self._restart_soon()
+
+    def _apply_content(self, doc: Any) -> None:
+        from agent.storelink.content import install_bundle
+
+        where = install_bundle(doc, self.cfg.kiosk.store_db.parent / "content")
+        log.info("content v%s installed in %s", doc.version, where)
+        self.capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
 
     def _restart_soon(self) -> None:
         # a clean stop; systemd (Restart=always) starts the agent again

@@ -89,8 +89,15 @@ class KioskApp(App[None]):
 
     # --- content -------------------------------------------------------------------------
 
+    def content_folder(self) -> Path | None:
+        """[kiosk] content_dir, else the bundle the agent got from upstream, else None."""
+        if self.cfg.kiosk.content_dir:
+            return Path(self.cfg.kiosk.content_dir)
+        delivered = self.cfg.kiosk.store_db.parent / "content" / "current"
+        return delivered if (delivered / "manifest.json").exists() else None
+
     def _first_bundle(self) -> Bundle:
-        folder = Path(self.cfg.kiosk.content_dir) if self.cfg.kiosk.content_dir else None
+        folder = self.content_folder()
         if folder is not None:
             try:
                 return load_bundle(folder)
@@ -100,10 +107,11 @@ class KioskApp(App[None]):
 
     def reload_content(self) -> str:
         """Load the bundle again; a bad one is refused and the last good one stays."""
-        if not self.cfg.kiosk.content_dir:
+        folder = self.content_folder()
+        if folder is None:
             return "built-in sample content"
         try:
-            self.bundle = load_bundle(Path(self.cfg.kiosk.content_dir))
+            self.bundle = load_bundle(folder)
         except KioskError as exc:
             self.content_problem = str(exc)
             return self.content_problem

@@ -267,3 +267,45 @@ def test_remote_config_applied_on_trial_and_rolled_back_when_the_broker_is_dead(
     st = agent.status()["agent"]
     assert st["config_version"] == 1 and st["config_trial"] is False
     assert agent.stop() == 0
+
+
+def test_content_bundle_delivered_signed_with_file_hashes(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    import base64
+    import hashlib
+
+    from agent.config import load_config
+    from kiosk.app import KioskApp
+
+    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
+             f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    picture = b"\x89PNG fake picture bytes"
+
+    def bundle(version: int, title: str, data: bytes, digest: bytes | None = None) -> bytes:
+        return doc("content", version, {
+            "manifest": {"version": version, "pages": [{"id": "p", "title": {"en": title}}]},
+            "files": {"img/p.png": {"sha256": hashlib.sha256(digest or data).hexdigest(),
+                                    "data_b64": base64.b64encode(data).decode()}}})
+
+    topic = "o2o/v1/store-1/all/content"
+    publish(mosquitto, topic, bundle(1, "Delivered", picture), retain=True)
+    current = tmp_path / "content" / "current"
+    wait_for(lambda: (current / "manifest.json").exists(), 20, what="bundle installed")
+    assert (current / "img/p.png").read_bytes() == picture
+    assert KioskApp(load_config(str(cfg)), connect=False).bundle.pages["p"].title == {
+        "en": "Delivered"}
+    # a file that does not match its signed hash: refused whole, the old bundle stays
+    publish(mosquitto, topic, bundle(2, "Tampered", b"other bytes", digest=picture))
+    wait_for(lambda: link_status(agent)["refused"].get("bad-file-hash") == 1, 10)
+    publish(mosquitto, topic, doc("content", 3, {"manifest": {"version": 3, "pages": []}}))
+    wait_for(lambda: link_status(agent)["refused"].get("malformed") == 1, 10)
+    assert current.resolve().name == "v1"
+    assert agent.stop() == 0
+    # offline after a reboot the kiosk still shows what was delivered
+    offline = load_config(str(write_config(tmp_path / "config.toml", url="", extra=extra)))
+    assert KioskApp(offline, connect=False).bundle.version == 1
