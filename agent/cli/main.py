@@ -44,7 +44,19 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent.cli import ble, commands, decode, demo, doctor, kiosk, nfc, orders, qr, report
+    from agent.cli import (
+        ble,
+        collect,
+        commands,
+        decode,
+        demo,
+        doctor,
+        kiosk,
+        nfc,
+        orders,
+        qr,
+        report,
+    )
 
     parser = argparse.ArgumentParser(
         prog="o2o-edge",
@@ -107,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     kiosk.add_parser(sub)
     doctor.add_parser(sub)
     report.add_parser(sub)
+    collect.add_parser(sub)
 
     p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
     dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)

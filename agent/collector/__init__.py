@@ -1,0 +1,1 @@
+"""The reference collector: the upstream end of the uplink for tests and demos."""
