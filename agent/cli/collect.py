@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
                                        "a database, deduplicated, with gap and duplicate "
                                        "reports")
     p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://HOST:PORT")
-    p.add_argument("--db", required=True, help="sqlite:///PATH")
+    p.add_argument("--db", required=True, help="sqlite:///PATH or postgresql://USER@HOST/DB")
     p.add_argument("--topic", default="o2o/v1/+/+/events")
     p.add_argument("--client-id", default="o2o-collector",
                    help="its persistent session's name (default o2o-collector)")

@@ -1,102 +1,137 @@
 """Where the collector keeps events: idempotent by event id, with what is needed to find gaps
 and duplicates per device and boot (`source`, `bootid`, `seq`).
 
-SQLite now (`sqlite:///path/to/events.db`); the same table on PostgreSQL is next.
+`sqlite:///path/to/events.db` or `postgresql://user@host:5432/db` — the same tables and the
+same statements (ON CONFLICT works in both); only placeholders and transactions differ.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    bootid TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    time TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_boot ON events (source, bootid, seq);
-CREATE TABLE IF NOT EXISTS duplicates (source TEXT, bootid TEXT, n INTEGER,
-                                       PRIMARY KEY (source, bootid));
-"""
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY, source TEXT NOT NULL, bootid TEXT NOT NULL, seq BIGINT NOT NULL,
+        type TEXT NOT NULL, time TEXT NOT NULL, body TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS events_boot ON events (source, bootid, seq)",
+    """CREATE TABLE IF NOT EXISTS duplicates (source TEXT NOT NULL, bootid TEXT NOT NULL,
+        n BIGINT NOT NULL, PRIMARY KEY (source, bootid))""",
+)
 
 
 class EventStore:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "sqlite":
-            raise ValueError(f"--db: sqlite:///PATH (PostgreSQL comes next), not {url!r}")
-        path = Path(parts.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self.kind = parts.scheme
+        if parts.scheme == "sqlite":
+            path = Path(parts.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db: Any = sqlite3.connect(str(path), check_same_thread=False,
+                                            isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._mark = "?"
+        elif parts.scheme in ("postgresql", "postgres"):
+            import psycopg
+
+            try:
+                self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                raise ValueError(f"--db {url!r}: cannot connect ({exc})") from None
+            self._mark = "%s"
+        else:
+            raise ValueError(f"--db: sqlite:///PATH or postgresql://USER@HOST/DB, not {url!r}")
         self._lock = threading.Lock()
+        for statement in TABLES:
+            self._db.execute(statement)
         self.bad_messages = 0
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._mark)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self.kind == "sqlite":
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        else:
+            with self._db.transaction():
+                yield
 
     def close(self) -> None:
         self._db.close()
 
     def add_batch(self, payload: bytes) -> tuple[int, int]:
-        """Store a CloudEvents batch; (new events, duplicates). A batch that is not one is
-        counted and kept out (the broker would only send it again)."""
+        """Store a CloudEvents batch; (new events, duplicates). A message that is not a batch
+        is counted and kept out (the broker would only send it again)."""
         try:
             events = json.loads(payload)
             if isinstance(events, dict):
                 events = [events]
-            rows = [(e["id"], e["source"], e["bootid"], int(e["seq"]), e["type"], e["time"],
-                     json.dumps(e, separators=(",", ":"))) for e in events]
+            rows = [(str(e["id"]), str(e["source"]), str(e["bootid"]), int(e["seq"]),
+                     str(e["type"]), str(e["time"]), json.dumps(e, separators=(",", ":")))
+                    for e in events]
         except (ValueError, KeyError, TypeError):
             self.bad_messages += 1
             return 0, 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        insert = self._sql("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (id) DO NOTHING")
+        count_dupes = self._sql("INSERT INTO duplicates VALUES (?, ?, ?) ON CONFLICT "
+                                "(source, bootid) DO UPDATE SET n = duplicates.n + excluded.n")
+        with self._lock, self._transaction():
             new = 0
             dupes: dict[tuple[str, str], int] = {}
             for row in rows:
-                if self._db.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                    row).rowcount:
+                if self._db.execute(insert, row).rowcount:
                     new += 1
                 else:
-                    key = (row[1], row[2])
-                    dupes[key] = dupes.get(key, 0) + 1
+                    dupes[(row[1], row[2])] = dupes.get((row[1], row[2]), 0) + 1
             for (source, bootid), n in dupes.items():
-                self._db.execute("INSERT INTO duplicates VALUES (?, ?, ?) ON CONFLICT(source, "
-                                 "bootid) DO UPDATE SET n = n + excluded.n", (source, bootid, n))
-            self._db.execute("COMMIT")
+                self._db.execute(count_dupes, (source, bootid, n))
         return new, sum(dupes.values())
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        return list(self._db.execute(self._sql(sql), args).fetchall())
 
     def report(self) -> list[dict[str, Any]]:
         """Per device and boot: events, seq range, the missing seq ranges, duplicates."""
+        out = []
         with self._lock:
-            boots = self._db.execute(
-                "SELECT source, bootid, count(*), min(seq), max(seq) FROM events "
-                "GROUP BY source, bootid ORDER BY source, min(rowid)").fetchall()
-            out = []
+            boots = self._rows("SELECT source, bootid, count(*), min(seq), max(seq) FROM events "
+                               "GROUP BY source, bootid ORDER BY source, bootid")
             for source, bootid, n, lo, hi in boots:
-                seqs = [r[0] for r in self._db.execute(
-                    "SELECT seq FROM events WHERE source = ? AND bootid = ? ORDER BY seq",
-                    (source, bootid))]
+                seqs = [r[0] for r in self._rows("SELECT seq FROM events WHERE source = ? AND "
+                                                 "bootid = ? ORDER BY seq", (source, bootid))]
                 gaps, expect = [], 1
                 for s in seqs:
                     if s > expect:
                         gaps.append([expect, s - 1])
                     expect = s + 1
-                dup = self._db.execute("SELECT n FROM duplicates WHERE source = ? AND "
-                                       "bootid = ?", (source, bootid)).fetchone()
-                out.append({"source": source, "bootid": bootid, "events": n, "first_seq": lo,
-                            "last_seq": hi, "gaps": gaps, "duplicates": dup[0] if dup else 0})
+                dup = self._rows("SELECT n FROM duplicates WHERE source = ? AND bootid = ?",
+                                 (source, bootid))
+                out.append({"source": source, "bootid": bootid, "events": int(n),
+                            "first_seq": int(lo), "last_seq": int(hi), "gaps": gaps,
+                            "duplicates": int(dup[0][0]) if dup else 0})
         return out
 
     def count(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+            return int(self._rows("SELECT count(*) FROM events")[0][0])
+
+    def bodies(self, bootid: str, limit: int) -> list[str]:
+        """The first `limit` events of a boot as stored (for re-sending in tests)."""
+        with self._lock:
+            return [r[0] for r in self._rows("SELECT body FROM events WHERE bootid = ? "
+                                             "ORDER BY seq LIMIT ?", (bootid, limit))]

@@ -8,19 +8,40 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.collector.store import EventStore
 from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for, write_config
 
 
-def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any,
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'collected.db'}"
+        return
+    psycopg = pytest.importorskip("psycopg", reason="pip install psycopg[binary]")
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"o2o_collect_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
+            c.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 to test against ({exc})")
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any, db_url: str,
                                             agent_factory: list[AgentProcess]) -> None:
-    db = f"sqlite:///{tmp_path / 'collected.db'}"
+    db = db_url
     collector = subprocess.Popen([*CLI, "collect", "--broker", mosquitto.url, "--db", db,
                                   "--client-id", "test-collector"], cwd=ROOT,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -53,12 +74,11 @@ def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any,
         assert boot["gaps"] == [] and boot["duplicates"] == 0
         # upstream receives a batch twice (a PUBACK lost on the way), and a device that lost
         # events: both show in the report
-        again = store._db.execute("SELECT body FROM events WHERE bootid = ? ORDER BY seq "
-                                  "LIMIT 2", (boot["bootid"],)).fetchall()
+        again = store.bodies(boot["bootid"], 2)
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="resender")
         pub.connect("127.0.0.1", mosquitto.port)
         pub.loop_start()
-        batch = "[" + ",".join(r[0] for r in again) + "]"
+        batch = "[" + ",".join(again) + "]"
         pub.publish("o2o/v1/store-1/dev-1/events", batch, qos=1).wait_for_publish(10)
         gap = [{"id": f"X{n}", "source": "o2o-edge://store-1/dev-9", "bootid": "B9", "seq": n,
                 "type": "o2o.kiosk.view", "time": "2026-11-30T00:00:00Z", "data": {}}
@@ -82,7 +102,8 @@ def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any,
     res = subprocess.run([*CLI, "collect", "--db", db, "--report"], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 0 and len(json.loads(res.stdout)) == 3
+    store.close()
     bad = subprocess.run([sys.executable, "-m", "agent.cli.main", "collect", "--db",
-                          "postgres://x", "--report"], capture_output=True, text=True,
+                          "mysql://x", "--report"], capture_output=True, text=True,
                          cwd=ROOT, timeout=60)
-    assert bad.returncode == 2 and "sqlite:///PATH" in bad.stderr
+    assert bad.returncode == 2 and "sqlite:///PATH or postgresql://" in bad.stderr
