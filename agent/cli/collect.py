@@ -27,6 +27,8 @@ def add_parser(sub: Any) -> None:
                    help="its persistent session's name (default o2o-collector)")
     p.add_argument("--shared", metavar="GROUP",
                    help="join a shared subscription ($share/GROUP/...) where the broker has them")
+    p.add_argument("--protocol", choices=["5", "3.1.1"], default="5",
+                   help="MQTT version (3.1.1 for NATS' MQTT; default 5)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run)")
     p.add_argument("--report", action="store_true", help="print the report and exit")
     p.set_defaults(handler=me.cmd_collect)
@@ -51,8 +53,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
         return 0
     parts = urlsplit(args.broker)
     topic = f"$share/{args.shared}/{args.topic}" if args.shared else args.topic
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=args.client_id,
-                         protocol=mqtt.MQTTv5)
+    v5 = args.protocol == "5"
+    client = (mqtt.Client(CallbackAPIVersion.VERSION2, client_id=args.client_id,
+                          protocol=mqtt.MQTTv5) if v5 else
+              mqtt.Client(CallbackAPIVersion.VERSION2, client_id=args.client_id,
+                          protocol=mqtt.MQTTv311, clean_session=False))
     stats = {"new": 0, "duplicates": 0}
 
     def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -66,10 +71,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     client.on_connect = on_connect
     client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 86400
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, clean_start=False,
-                   properties=props)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 1883
+    if v5:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 86400  # the broker keeps what comes while we are away
+        client.connect(host, port, clean_start=False, properties=props)
+    else:
+        client.connect(host, port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     client.loop_start()

@@ -126,9 +126,12 @@ class EventStore:
                             "duplicates": int(dup[0][0]) if dup else 0})
         return out
 
-    def count(self) -> int:
+    def count(self, event_type: str | None = None) -> int:
         with self._lock:
-            return int(self._rows("SELECT count(*) FROM events")[0][0])
+            if event_type is None:
+                return int(self._rows("SELECT count(*) FROM events")[0][0])
+            return int(self._rows("SELECT count(*) FROM events WHERE type = ?",
+                                  (event_type,))[0][0])
 
     def bodies(self, bootid: str, limit: int) -> list[str]:
         """The first `limit` events of a boot as stored (for re-sending in tests)."""

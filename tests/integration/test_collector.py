@@ -107,3 +107,35 @@ def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any, db_u
                           "mysql://x", "--report"], capture_output=True, text=True,
                          cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "sqlite:///PATH or postgresql://" in bad.stderr
+
+
+def test_collector_on_nats_mqtt_311(tmp_path: Path, nats: Any,
+                                    agent_factory: list[AgentProcess]) -> None:
+    db = f"sqlite:///{tmp_path / 'nats.db'}"
+    collector = subprocess.Popen([*CLI, "collect", "--broker", nats.url, "--db", db,
+                                  "--protocol", "3.1.1", "--client-id", "nats-collector"],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+    store = EventStore(db)
+    try:
+        cfg = write_config(tmp_path / "config.toml", url=nats.url, protocol="3.1.1")
+        agent = AgentProcess(cfg)
+        agent_factory.append(agent)
+        agent.start()
+        # the collector's session starts when it subscribes: probe until something arrives
+        def probed() -> bool:
+            emit_lines(cfg, [json.dumps({"type": "o2o.probe", "data": {}})])
+            time.sleep(0.2)
+            return store.count() >= 1
+        wait_for(probed, 30, what="the collector on NATS")
+        emit_lines(cfg, [json.dumps({"type": "o2o.kiosk.view", "data": {"i": i}})
+                         for i in range(100)])
+        wait_for(lambda: store.count("o2o.kiosk.view") == 100, 30,
+                 what=lambda: f"{store.count('o2o.kiosk.view')} of 100 views")
+        assert agent.stop() == 0
+        assert all(r["duplicates"] == 0 for r in store.report())
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        _, err = collector.communicate(timeout=30)
+        store.close()
+    assert "Traceback" not in err, err
