@@ -10,12 +10,13 @@ anonymous footfall per minute. `o2o-edge report` prints a day and can write an H
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from agent.localdb import immediate, open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kpi_hourly (
@@ -55,10 +56,7 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
 
 class Kpis:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self._db = open_db(path, SCHEMA)
         self._lock = threading.Lock()  # the pending counts
         self._db_lock = threading.Lock()  # the connection (flush and reads come from threads)
         self._pending: dict[tuple[int, str], float] = {}
@@ -89,17 +87,15 @@ class Kpis:
             peaks, self._peaks = self._peaks, {}
         if not pending and not peaks:
             return 0
-        with self._db_lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
+        with self._db_lock, immediate(self._db) as db:
+            db.executemany(
                 "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO UPDATE "
                 "SET value = value + excluded.value",
                 [(h, m, v) for (h, m), v in pending.items()])
-            self._db.executemany(
+            db.executemany(
                 "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO UPDATE "
                 "SET value = max(value, excluded.value)",
                 [(h, m, v) for (h, m), v in peaks.items()])
-            self._db.execute("COMMIT")
         return len(pending) + len(peaks)
 
     def day(self, day_start: int) -> dict[str, list[float]]:

@@ -12,12 +12,12 @@ counting salts never leave memory).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from agent.localdb import immediate, open_db
 from agent.storelink.docs import Doc, DocRefused
 
 SCHEMA = """
@@ -32,10 +32,7 @@ STATES = ("granted", "withdrawn")
 
 class Privacy:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self._db = open_db(path, SCHEMA)
         self._lock = threading.Lock()
         self.withdrawn = self._load()
         self.withheld = 0
@@ -62,14 +59,11 @@ class Privacy:
                 raise DocRefused("malformed", f"row {i + 1}: needs a subject and a state of "
                                               "granted or withdrawn")
             rows.append((r["subject"], r["state"], time.time()))
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, immediate(self._db) as db:
             if body["mode"] == "snapshot":
-                self._db.execute("DELETE FROM consent")
-            self._db.executemany("INSERT INTO consent VALUES (?, ?, ?) ON CONFLICT(subject) "
-                                 "DO UPDATE SET state = excluded.state, since = excluded.since",
-                                 rows)
-            self._db.execute("COMMIT")
+                db.execute("DELETE FROM consent")
+            db.executemany("INSERT INTO consent VALUES (?, ?, ?) ON CONFLICT(subject) "
+                           "DO UPDATE SET state = excluded.state, since = excluded.since", rows)
         self.withdrawn = self._load()
 
     def allows(self, event_type: str, data: Any) -> bool:
@@ -85,14 +79,12 @@ class Privacy:
         """Delete what is older than the retention limit from every local table."""
         cutoff = (now or time.time()) - retention_days * 86400
         removed = {}
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, immediate(self._db) as db:
             for table, column in (("orders", "updated"), ("appointments", "at"),
                                   ("kpi_hourly", "hour"), ("loyalty", "updated")):
-                exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                                          "AND name = ?", (table,)).fetchone()
+                exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = ?", (table,)).fetchone()
                 if exists:
-                    removed[table] = self._db.execute(
+                    removed[table] = db.execute(
                         f"DELETE FROM {table} WHERE {column} < ?", (cutoff,)).rowcount  # noqa: S608
-            self._db.execute("COMMIT")
         return removed

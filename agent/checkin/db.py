@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.localdb import immediate, open_db
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     order_id TEXT PRIMARY KEY,
@@ -49,14 +51,9 @@ ORDER_STATUSES = ("preparing", "ready", "collected", "cancelled")
 class StoreDb:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_db(path, SCHEMA)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -97,23 +94,18 @@ class StoreDb:
         removed: dict[str, int] = {}
         with self._lock:
             self._db.execute("PRAGMA secure_delete = ON")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._db) as db:
                 for table, where, args in (
                         ("loyalty", "card = ?", (subject.lower(),)),
                         ("orders", "order_id = ? OR code = ?", (subject, subject.upper())),
                         ("appointments", "appt_id = ? OR code = ?", (subject, subject.upper()))):
-                    cur = self._db.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
+                    cur = db.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
                     removed[table] = cur.rowcount
-                has_docs = self._db.execute(
+                has_docs = db.execute(
                     "SELECT 1 FROM sqlite_master WHERE name = 'link_docs'").fetchone()
-                removed["cached_documents"] = self._db.execute(
+                removed["cached_documents"] = db.execute(
                     "UPDATE link_docs SET raw = x'' WHERE instr(raw, ?) > 0",
                     (needle.encode(),)).rowcount if has_docs else 0
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 
@@ -144,16 +136,10 @@ class StoreDb:
                f"VALUES ({', '.join('?' for _ in cols)}, ?) ON CONFLICT({cols[0]}) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in (*cols[1:], "updated")))
         keep = [r[cols[0]] for r in rows]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if exact:
-                    marks = ",".join("?" for _ in keep) or "NULL"
-                    self._db.execute(f"DELETE FROM {table} WHERE {cols[0]} "  # noqa: S608
-                                     f"NOT IN ({marks})", keep)
-                self._db.executemany(sql, [(*(r[c] for c in cols), now) for r in rows])
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, immediate(self._db) as db:
+            if exact:
+                marks = ",".join("?" for _ in keep) or "NULL"
+                db.execute(f"DELETE FROM {table} WHERE {cols[0]} "  # noqa: S608
+                           f"NOT IN ({marks})", keep)
+            db.executemany(sql, [(*(r[c] for c in cols), now) for r in rows])
         return len(rows)

@@ -4,10 +4,11 @@ rotation. After a reboot, or with the broker gone, the store works from these.""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from agent.localdb import immediate, open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS link_docs (
@@ -28,13 +29,8 @@ CREATE TABLE IF NOT EXISTS link_keys (
 
 class LinkCache:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_db(path, SCHEMA)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -63,9 +59,7 @@ class LinkCache:
         return dict(rows)
 
     def replace_keys(self, keys: dict[str, str]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM link_keys")
-            self._db.executemany("INSERT INTO link_keys VALUES (?, ?, ?)",
-                                 [(k, v, time.time()) for k, v in keys.items()])
-            self._db.execute("COMMIT")
+        with self._lock, immediate(self._db) as db:
+            db.execute("DELETE FROM link_keys")
+            db.executemany("INSERT INTO link_keys VALUES (?, ?, ?)",
+                           [(k, v, time.time()) for k, v in keys.items()])
