@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +72,26 @@ def emit_lines(cfg: Path, lines: list[str]) -> list[str]:
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     return res.stdout.split()
+
+
+@contextlib.contextmanager
+def agent_in_thread(cfg: Any) -> Iterator[tuple[Any, asyncio.AbstractEventLoop]]:
+    """The agent in this process on an event loop of its own thread (to block its loop or
+    call its handlers on it); stopped and joined on the way out."""
+    from agent.daemon import Agent
+
+    agent = Agent(cfg)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    runner = threading.Thread(target=lambda: loop.run_until_complete(agent.run(stop)),
+                              daemon=True)
+    runner.start()
+    try:
+        yield agent, loop
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        runner.join(15)
+        loop.close()
 
 
 class AgentProcess:

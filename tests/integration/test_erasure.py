@@ -4,18 +4,15 @@ of every database file (WAL included) finds nothing of the subject afterwards.""
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import threading
 from pathlib import Path
 from typing import Any
 
 from agent.bus.client import BusClient
 from agent.checkin import StoreDb
 from agent.config import load_config
-from agent.daemon import Agent
 from agent.storelink.cache import LinkCache
-from tests.conftest import wait_for, write_config
+from tests.conftest import agent_in_thread, wait_for, write_config
 
 SUBJECT = "loy0012345678"
 
@@ -32,13 +29,7 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
     cache.store("loyalty", "all", 3, b'{"rows":[{"card":"' + SUBJECT.encode() + b'"}]}')
     cache.store("orders", "all", 4, b'{"rows":[{"order_id":"A-1"}]}')
     cache.close()
-    agent = Agent(cfg)
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    runner = threading.Thread(target=lambda: loop.run_until_complete(agent.run(stop)),
-                              daemon=True)
-    runner.start()
-    try:
+    with agent_in_thread(cfg) as (agent, loop):
         wait_for(lambda: (tmp_path / "agent.sock").exists(), 20, what="agent up")
         with BusClient(tmp_path / "agent.sock") as bus:
             bus.emit([{"type": "o2o.kiosk.checkin", "data": {"card": SUBJECT, "n": i}}
@@ -57,10 +48,6 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
         result = done.result(timeout=30)
         assert result == {"removed": {"outbox_events": 3, "loyalty": 1, "orders": 0,
                                       "appointments": 0, "cached_documents": 1}}
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        runner.join(15)
-        loop.close()
     files = [p for p in tmp_path.iterdir() if p.name.startswith(("outbox.db", "store.db"))]
     assert {p.name for p in files} >= {"outbox.db", "store.db"}
     for p in files:

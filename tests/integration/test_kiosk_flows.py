@@ -30,28 +30,18 @@ from kiosk.screens.result import ResultScreen
 from kiosk.screens.survey import SurveyScreen
 from kiosk.widgets.agent_banner import AgentBanner
 from kiosk.widgets.qr_view import QrView
-from tests.conftest import CLI, ROOT, AgentProcess
+from tests.conftest import CLI, ROOT, AgentProcess, write_config
 
 SIZE = (120, 44)
 
 
 class Store:
-    def __init__(self, tmp_path: Path, factory: list[AgentProcess]) -> None:
+    def __init__(self, tmp_path: Path, factory: list[AgentProcess], kiosk: str = "") -> None:
+        """`kiosk`: more [kiosk] lines for the configuration."""
         self.dir = tmp_path
-        self.cfg_path = tmp_path / "config.toml"
-        self.cfg_path.write_text(f"""
-[device]
-store = "store-1"
-id = "kiosk-2"
-[outbox]
-path = "{tmp_path / 'outbox.db'}"
-[mqtt]
-url = ""
-[bus]
-socket = "{tmp_path / 'agent.sock'}"
-[kiosk]
-store_db = "{tmp_path / 'store.db'}"
-""")
+        self.cfg_path = write_config(tmp_path / "config.toml", url="", device="kiosk-2",
+                                     extra=f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'
+                                           f"{kiosk}")
         db = StoreDb(tmp_path / "store.db")
         db.replace("orders", [{"order_id": "A-1042", "code": "K7Q2M9", "first_name": "Anna",
                                "status": "preparing", "eta_min": 3, "store": "store-1"}])

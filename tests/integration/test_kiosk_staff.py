@@ -20,13 +20,12 @@ from tests.integration.test_kiosk_flows import SIZE, Store, until
 
 def test_staff_pin_lockout_queue_handover_and_reader_test(
         tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
-    store = Store(tmp_path, agent_factory)
     content = tmp_path / "content"
     content.mkdir()
     (content / "manifest.json").write_text(json.dumps({"version": 3, "pages": [
         {"id": "only", "title": {"en": "The only page"}}]}))
-    with store.cfg_path.open("a") as f:
-        f.write(f'staff_pin_hash = "{hash_pin("2468")}"\ncontent_dir = "{content}"\n')
+    store = Store(tmp_path, agent_factory,
+                  kiosk=f'staff_pin_hash = "{hash_pin("2468")}"\ncontent_dir = "{content}"\n')
     store.agent.start()
     with BusClient(tmp_path / "agent.sock") as bus:
         bus.request({"op": "checkin", "request": {"kind": "pickup", "code": "K7Q2M9"}})

@@ -29,7 +29,7 @@ from simulators.nfc_tags import (
     play,
     type4a,
 )
-from tests.conftest import CLI, ROOT, AgentProcess, wait_for
+from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
 
 SHELF_UID = bytes.fromhex("04a1b2c3d4e5f6")
 LINK = "https://shop.example/p/42?utm_source=shelf&utm_campaign=autumn"
@@ -276,17 +276,7 @@ def test_write_with_no_tag_or_no_reader_says_what_to_do(tmp_path: Path) -> None:
 
 def test_agent_turns_taps_into_events_in_the_outbox(
         tmp_path: Path, emulator: TagEmulator, agent_factory: list[AgentProcess]) -> None:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-[device]
-store = "store-1"
-id = "dev-1"
-[outbox]
-path = "{tmp_path / 'outbox.db'}"
-[mqtt]
-url = ""
-[bus]
-socket = "{tmp_path / 'agent.sock'}"
+    cfg = write_config(tmp_path / "config.toml", url="", extra=f"""
 [qr]
 domains = ["shop.example"]
 [nfc]

@@ -16,21 +16,11 @@ from agent.keys import public_key_text
 from drivers.qr.pickup import make_code
 from simulators.camera_files import blank, write_video
 from simulators.qr_frames import make_frame
-from tests.conftest import CLI, ROOT, AgentProcess, wait_for
+from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
 
 
 def _config(tmp_path: Path, camera: str, key: Ed25519PrivateKey, extra: str = "") -> Path:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-[device]
-store = "store-1"
-id = "dev-1"
-[outbox]
-path = "{tmp_path / 'outbox.db'}"
-[mqtt]
-url = ""
-[bus]
-socket = "{tmp_path / 'agent.sock'}"
+    return write_config(tmp_path / "config.toml", url="", extra=f"""
 [qr]
 enabled = true
 camera = "{camera}"
@@ -40,7 +30,6 @@ pickup_public_keys = ["{public_key_text(key.public_key())}"]
 debounce_s = 3.0
 {extra}
 """)
-    return cfg
 
 
 def _export(cfg: Path) -> tuple[str, list[dict]]:  # type: ignore[type-arg]

@@ -22,6 +22,12 @@ from tests.conftest import AgentProcess, wait_for, write_config
 KEY = Ed25519PrivateKey.generate()
 
 
+def link_extra(tmp_path: Path, link: str = "") -> str:
+    """[link] trusting KEY (plus `link` lines) and the store's database in tmp_path."""
+    return (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n{link}'
+            f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+
+
 def doc(kind: str, version: int, body: Any, key: Ed25519PrivateKey = KEY, **over: Any) -> bytes:
     now = time.time()
     args: dict[str, Any] = {"kind": kind, "store": "store-1", "device": "all",
@@ -58,8 +64,7 @@ def link_status(agent: AgentProcess) -> dict[str, Any]:
 
 def test_signed_documents_over_a_real_broker(tmp_path: Path, mosquitto: Any,
                                             agent_factory: list[AgentProcess]) -> None:
-    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
-             f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    extra = link_extra(tmp_path)
     cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
     orders_topic = "o2o/v1/store-1/all/orders"
     publish(mosquitto, orders_topic, snapshot(1, "Anna"), retain=True)
@@ -163,8 +168,7 @@ def _props(Properties: Any, PacketTypes: Any, corr: bytes) -> Any:
 
 def test_commands_request_response(tmp_path: Path, mosquitto: Any,
                                    agent_factory: list[AgentProcess]) -> None:
-    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
-             f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    extra = link_extra(tmp_path)
     cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
     agent = AgentProcess(cfg)
     agent_factory.append(agent)
@@ -220,8 +224,7 @@ def test_remote_config_applied_on_trial_and_rolled_back_when_the_broker_is_dead(
 
     from tests.conftest import CLI, ROOT
 
-    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
-             f'config_trial_s = 5\n[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    extra = link_extra(tmp_path, "config_trial_s = 5\n")
     cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
 
     def run() -> AgentProcess:  # what systemd does after each clean stop
@@ -277,8 +280,7 @@ def test_content_bundle_delivered_signed_with_file_hashes(
     from agent.config import load_config
     from kiosk.app import KioskApp
 
-    extra = (f'[link]\npublic_keys = ["{public_key_text(KEY.public_key())}"]\n'
-             f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+    extra = link_extra(tmp_path)
     cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
     agent = AgentProcess(cfg)
     agent_factory.append(agent)

@@ -4,7 +4,6 @@ no pings while the event loop is blocked or the outbox writer is dead."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import socket
 import threading
@@ -16,8 +15,7 @@ import pytest
 
 from agent.bus.client import BusClient
 from agent.config import load_config
-from agent.daemon import Agent
-from tests.conftest import AgentProcess, write_config
+from tests.conftest import AgentProcess, agent_in_thread, write_config
 
 
 class NotifySocket:
@@ -91,13 +89,7 @@ def test_no_pings_while_the_loop_is_blocked_or_the_writer_is_dead(
     monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
     monkeypatch.setenv("WATCHDOG_USEC", "200000")
     cfg = load_config(str(write_config(tmp_path / "config.toml", url="")))
-    agent = Agent(cfg)
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    runner = threading.Thread(target=lambda: loop.run_until_complete(agent.run(stop)),
-                              daemon=True)
-    runner.start()
-    try:
+    with agent_in_thread(cfg) as (agent, loop):
         _wait(lambda: len(notify.lines("WATCHDOG=1")) >= 3, 20, "pings")
         loop.call_soon_threadsafe(time.sleep, 1.0)  # the event loop is stuck for a second
         blocked_at = time.monotonic()
@@ -113,10 +105,6 @@ def test_no_pings_while_the_loop_is_blocked_or_the_writer_is_dead(
         assert not [t for t in notify.lines("WATCHDOG=1") if t > dead_at + 0.2]
         assert any("unhealthy: the outbox writer thread has stopped" in line
                    for _, line in notify.got)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        runner.join(15)
-        loop.close()
 
 
 def test_logs_to_journald_carry_the_priority(tmp_path: Path) -> None:
