@@ -123,6 +123,7 @@ class OutboxConfig:
     max_bytes: int = 256 * 1024 * 1024
     ttl_days: float = 14.0
     group_commit_ms: int = 50
+    reserve_mb: int = 8  # disk space held back for a full disk (0: none)
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("device", "id"): _check_name,
     ("outbox", "max_bytes"): lambda v: None if v >= 1024 * 1024 else "at least 1048576 (1 MiB)",
     ("outbox", "ttl_days"): _positive,
+    ("outbox", "reserve_mb"): lambda v: None if 0 <= v <= 1024 else "0 (none) to 1024 MiB",
     ("outbox", "group_commit_ms"): lambda v: None if 0 <= v <= 1000 else "0 to 1000",
     ("mqtt", "url"): _check_url,
     ("mqtt", "protocol"): _check_protocol,

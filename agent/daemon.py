@@ -61,7 +61,7 @@ class Agent:
         self.cfg = cfg
         self.trial = trial
         self.bootid = new_id()
-        self.started = time.time()
+        self.started = time.monotonic()  # uptime must not follow clock steps
         self.sources = sources or {}
         self.supervisor = Supervisor()
         self.writer = OutboxWriter(
@@ -72,7 +72,9 @@ class Agent:
             bootid=self.bootid,
             group_commit_ms=cfg.outbox.group_commit_ms,
             on_commit=self._on_commit,
+            reserve_bytes=cfg.outbox.reserve_mb * 1024 * 1024,
         )
+        self.writer.reserve.install()  # any of the agent's databases may give it up
         self.uplink = Uplink(cfg, self.writer, self.bootid) if cfg.mqtt.url else None
         self.store_db: Any = None
         self.checkin: Any = None
@@ -443,6 +445,8 @@ class Agent:
             "last_error": w.last_error,
             "quarantined": w.quarantined,
             "dropped_this_boot": dict(w.drops.count),
+            "reserve": {"held": w.reserve.held, "bytes": w.reserve.size,
+                        "releases": w.reserve.releases},
         })
         return {
             "agent": {
@@ -451,7 +455,7 @@ class Agent:
                 "bootid": self.bootid,
                 "store": self.cfg.device.store,
                 "device": self.cfg.device.id,
-                "uptime_s": round(time.time() - self.started, 1),
+                "uptime_s": round(time.monotonic() - self.started, 1),
                 "config": self.cfg.source,
                 "config_version": self.cfg.remote_version,
                 "config_trial": self.trial,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,7 @@ from agent.uplink.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
+STOP_TIMEOUT_S = 10.0  # longest the agent waits for components on the way out
 HEALTHY_AFTER_S = 30.0  # a component that ran this long has its backoff reset
 
 
@@ -60,13 +60,19 @@ class Supervisor:
             h.restarts += 1
             await asyncio.sleep(delay)
 
-    async def stop(self, names: list[str] | None = None) -> None:
-        targets = [t for n, t in self._tasks.items() if names is None or n in names]
-        for t in targets:
+    async def stop(self, names: list[str] | None = None, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Cancel the components and wait for them, at most `timeout`: one that hangs in a
+        driver call must not keep the agent (and systemd) waiting; it is named in the log."""
+        targets = {n: t for n, t in self._tasks.items() if names is None or n in names}
+        for t in targets.values():
             t.cancel()
-        for t in targets:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if not targets:
+            return
+        _, pending = await asyncio.wait(targets.values(), timeout=timeout)
+        for name, t in targets.items():
+            if t in pending:
+                log.warning("component %s did not stop within %.0fs; leaving it behind",
+                            name, timeout)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -11,11 +11,11 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from drivers.ble.capture import Advert
-from drivers.ble.models import Beacon, IBeacon
+from drivers.ble.models import Beacon, EddystoneTLM, IBeacon
 from simulators.ble_frames import encode
 
 # a phone's "nearby" frame: Apple manufacturer data that is not a beacon
@@ -32,6 +32,16 @@ class FixedBeacon:
     y: float
     interval_s: float = 1.0
     tx_power_1m: int = -59
+    # Eddystone beacons interleave telemetry: every `tlm_every`-th frame is a TLM frame
+    # reporting `battery_mv(t)` (0: no telemetry)
+    tlm_every: int = 0
+    battery_mv: Callable[[float], int] | None = None
+
+    def frame_at(self, t: float, n: int) -> Beacon:
+        if self.tlm_every and n % self.tlm_every == self.tlm_every - 1:
+            mv = self.battery_mv(t) if self.battery_mv is not None else 3000
+            return EddystoneTLM(mv, 21.5, n, max(0.0, t))
+        return self.frame
 
 
 @dataclass
@@ -101,6 +111,7 @@ class StoreFloor:
         rng = random.Random(self.seed)  # noqa: S311 - simulation, reproducible by seed
         heap: list[tuple[float, int]] = []
         sources: list[FixedBeacon | Walker] = [*self.beacons, *self.walkers]
+        sent = [0] * len(sources)
         for i, src in enumerate(sources):
             start = max(t0, src.enters) if isinstance(src, Walker) else t0
             heapq.heappush(heap, (start + rng.uniform(0, src.interval_s), i))
@@ -113,8 +124,9 @@ class StoreFloor:
             if isinstance(src, FixedBeacon):
                 heapq.heappush(heap, (t + src.interval_s + jitter, i))
                 rssi = self.rssi(rng, src.tx_power_1m, src.x, src.y)
+                sent[i] += 1
                 if rssi is not None:
-                    m, s = encode(src.frame)
+                    m, s = encode(src.frame_at(t, sent[i]))
                     yield Advert(t, src.address, rssi, None, None, m, s, list(s))
                 continue
             if t > src.leaves:

@@ -29,6 +29,9 @@ def add_parser(sub: Any) -> None:
                    help="join a shared subscription ($share/GROUP/...) where the broker has them")
     p.add_argument("--protocol", choices=["5", "3.1.1"], default="5",
                    help="MQTT version (3.1.1 for NATS' MQTT; default 5)")
+    p.add_argument("--session-expiry", type=int, default=86400, metavar="S",
+                   help="how long the broker keeps the session and its messages while the "
+                        "collector is away (MQTT 5; default 86400)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run)")
     p.add_argument("--report", action="store_true", help="print the report and exit")
     p.set_defaults(handler=me.cmd_collect)
@@ -74,7 +77,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     host, port = parts.hostname or "127.0.0.1", parts.port or 1883
     if v5:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 86400  # the broker keeps what comes while we are away
+        props.SessionExpiryInterval = args.session_expiry  # kept while we are away
         client.connect(host, port, clean_start=False, properties=props)
     else:
         client.connect(host, port)

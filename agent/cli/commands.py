@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
 import signal
@@ -46,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Agent
 
     cfg, trial = _load_with_remote(args.config)
+    # `kill -USR2 <pid>`: every thread's stack into the log, for an agent that seems stuck
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -49,13 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         collect,
         commands,
         decode,
-        demo,
         doctor,
         kiosk,
         nfc,
         orders,
         qr,
         report,
+        scenario,
     )
 
     parser = argparse.ArgumentParser(
@@ -150,16 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder (default: [qr] decoder)")
     q.set_defaults(handler=decode.cmd_decode_qr)
 
-    p = sub.add_parser(
-        "demo", help="a simulated store: the agent with simulated sources, syncing to a broker "
-                     "on localhost or a private one",
-    )
-    p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
-    p.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
-    p.add_argument("--broker", help="mqtt://HOST:PORT to use instead of finding one")
-    p.add_argument("--private", action="store_true",
-                   help="always start a private mosquitto (and show an outage halfway)")
-    p.set_defaults(handler=demo.cmd_demo)
+    scenario.add_parsers(sub)
     return parser
 
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending, render, source_json
 from agent.errors import AgentError, Reason
+from agent.outbox.reserve import DiskReserve
 from agent.outbox.store import (
     DropTally,
     InsertRow,
@@ -82,8 +83,12 @@ class OutboxWriter:
         group_commit_ms: int = 50,
         on_commit: Callable[[list[Committed]], None] | None = None,
         clock: Callable[[], float] = time.time,
+        reserve_bytes: int = 0,
     ) -> None:
         self.path = path
+        # released when the disk is full, before any event is dropped or refused
+        self.reserve = DiskReserve(path.with_name(path.name + ".reserve"), reserve_bytes)
+        self._reserve_reported = 0
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self.source = source
@@ -161,6 +166,7 @@ class OutboxWriter:
         self._store = store
         if moved is not None:
             self._note_quarantine(moved, why)
+        self.reserve.take()
 
     def _note_quarantine(self, moved: Path, why: str) -> None:
         self.generation += 1
@@ -202,6 +208,7 @@ class OutboxWriter:
             elif first is not None:
                 stopping = self._collect(first, submits, acks)
             now = time.monotonic()
+            self._note_reserve()
             if self._unreported and now - last_report >= REPORT_INTERVAL_S:
                 self._notices.append(self._drop_report())
                 last_report = now
@@ -303,6 +310,8 @@ class OutboxWriter:
             try:
                 return self._store.transact(rows, acks)
             except sqlite3.DatabaseError as exc:
+                if is_disk_full(exc) and self.reserve.release():
+                    continue
                 if is_disk_full(exc) and attempt < 2:
                     self.last_error = f"disk full while writing the outbox: {exc}"
                     log.warning("%s; dropping lowest-priority events to make room", exc)
@@ -348,6 +357,16 @@ class OutboxWriter:
         self._unreported.merge(tally)
         self._store.count_refused(len(rows))
 
+    def _note_reserve(self) -> None:
+        """Tell upstream when the disk reserve was given up (here or by another writer)."""
+        if self.reserve.releases > self._reserve_reported:
+            self._reserve_reported = self.reserve.releases
+            self.last_error = ("the disk is full: the outbox's reserve was released; free disk "
+                               "space on the device")
+            self._notices.append(make_pending(
+                "o2o.agent.outbox.reserve", {"status": "released", "bytes": self.reserve.size},
+                self.clock(), PRIORITY_CRITICAL))
+
     def _drop_report(self) -> PendingEvent:
         t, self._unreported = self._unreported, DropTally()
         data = {
@@ -367,6 +386,11 @@ class OutboxWriter:
                 self.drops.merge(tally)
                 self._unreported.merge(tally)
             self._store.vacuum_some()
+            if self.reserve.size and not self.reserve.held and self.reserve.take():
+                log.warning("the disk has room again: the outbox's reserve is taken again")
+                self._notices.append(make_pending(
+                    "o2o.agent.outbox.reserve", {"status": "taken", "bytes": self.reserve.size},
+                    self.clock(), PRIORITY_CRITICAL))
         except sqlite3.DatabaseError as exc:
             self.last_error = f"outbox maintenance failed: {exc}"
             log.warning("%s", self.last_error)

@@ -68,6 +68,7 @@ class Uplink:
         self._wake = asyncio.Event()
         self._connected = False
         self._connected_since: float | None = None
+        self._connected_mono = 0.0
         self._resend: list[Batch] = []
         # one reader thread: rows are read there and freed here; a pool of threads would
         # spread them over several malloc arenas and grow RSS on long drains
@@ -95,7 +96,8 @@ class Uplink:
 
     def _on_connected(self, session_present: bool, max_packet: int | None) -> None:
         self._connected = True
-        self._connected_since = time.time()
+        self._connected_since = time.time()  # events created before it are historical
+        self._connected_mono = time.monotonic()  # for durations: clock steps must not count
         limit = self.cfg.mqtt.batch_max_bytes
         if max_packet:
             limit = min(limit, max_packet - MQTT_FIXED_OVERHEAD)
@@ -103,7 +105,7 @@ class Uplink:
         self._wake.set()
 
     def _on_disconnected(self, why: str) -> None:
-        lived = time.time() - self._connected_since if self._connected_since else None
+        lived = time.monotonic() - self._connected_mono if self._connected_since else None
         self._connected = False
         self._connected_since = None
         if lived is None or lived > QUICK_DROP_S or not self._inflight:
@@ -255,7 +257,7 @@ class Uplink:
             return
         now = time.monotonic()
         limit = self.cfg.mqtt.ack_timeout_s
-        if time.time() - self._connected_since < limit:
+        if time.monotonic() - self._connected_mono < limit:
             return  # the re-sends of this connection still have time
         stuck = [mid for mid, t in self._sent_at.items() if now - t > limit]
         if not stuck or self.link is None:

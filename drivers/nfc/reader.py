@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from agent.uplink.backoff import Backoff
 from drivers.errors import DriverError, DriverReason
+from drivers.nfc.udp_timing import steady_udp
 
 log = logging.getLogger(__name__)
 
@@ -73,38 +74,6 @@ def open_problem(path: str, exc: BaseException | None) -> str:
             "reader to its path (usb, usb:VVVV:PPPP, tty:USB0:pn532)")
 
 
-def _quick_udp_sense(device: Any, wait_s: float) -> None:
-    """Cap the UDP driver's waits while it senses for a tag (see UDP_SENSE_S)."""
-    import nfc.clf.udp
-
-    class QuickSenseUdp(nfc.clf.udp.Device):  # type: ignore[misc]
-        sensing = False
-
-        def _recv_data(self, timeout: float | None, *brty: str) -> Any:
-            if self.sensing and timeout is not None:
-                timeout = min(timeout, wait_s)
-            return super()._recv_data(timeout, *brty)
-
-        def _sense(self, how: Any, target: Any) -> Any:
-            self.sensing = True
-            try:
-                return how(target)
-            finally:
-                self.sensing = False
-
-        def sense_tta(self, target: Any) -> Any:
-            return self._sense(super().sense_tta, target)
-
-        def sense_ttb(self, target: Any) -> Any:
-            return self._sense(super().sense_ttb, target)
-
-        def sense_ttf(self, target: Any) -> Any:
-            return self._sense(super().sense_ttf, target)
-
-    if type(device) is nfc.clf.udp.Device:
-        device.__class__ = QuickSenseUdp
-
-
 def open_reader(path: str, udp_sense_s: float | None = UDP_SENSE_S) -> Any:
     """An opened nfc.ContactlessFrontend, or DriverError(NO_READER) saying what to do.
     `udp_sense_s`: see UDP_SENSE_S (None keeps nfcpy's own wait)."""
@@ -122,8 +91,8 @@ def open_reader(path: str, udp_sense_s: float | None = UDP_SENSE_S) -> Any:
         ok, problem = False, exc
     if not ok:
         raise DriverError(DriverReason.NO_READER, open_problem(path, problem))
-    if udp_sense_s is not None and path.startswith("udp"):
-        _quick_udp_sense(clf.device, udp_sense_s)
+    if path.startswith("udp"):
+        steady_udp(clf.device, udp_sense_s)
     return clf
 
 
@@ -133,7 +102,7 @@ def read_tag(clf: Any, target: Any) -> tuple[Any, TagRead] | None:
     import nfc.clf
     import nfc.tag
 
-    started = time.time()
+    started = time.monotonic()
     tag = nfc.tag.activate(clf, target)
     if tag is None:
         return None
@@ -146,8 +115,8 @@ def read_tag(clf: Any, target: Any) -> tuple[Any, TagRead] | None:
         error = f"read-incomplete: the tag did not answer the whole read ({exc})"
     return tag, TagRead(
         uid=bytes(tag.identifier), tag_type=tag.type, product=str(tag.product), ndef=ndef,
-        capacity=capacity, writeable=writeable, error=error, sensed_at=started,
-        read_s=time.time() - started)
+        capacity=capacity, writeable=writeable, error=error, sensed_at=time.time(),
+        read_s=time.monotonic() - started)
 
 
 def still_there(tag: Any) -> bool:
@@ -199,7 +168,27 @@ class NfcpyReader:
             loop.call_soon_threadsafe(on_tap, read)
 
         self._stop.clear()
-        worker = asyncio.ensure_future(asyncio.to_thread(self._loop, deliver))
+        # a thread of its own, not the event loop's executor: a driver call that never
+        # returns must not keep the agent's shutdown waiting for it
+        worker: asyncio.Future[None] = loop.create_future()
+
+        def settle(exc: BaseException | None) -> None:
+            if not worker.done():
+                if exc is None:
+                    worker.set_result(None)
+                else:
+                    worker.set_exception(exc)
+
+        def work() -> None:
+            outcome: BaseException | None = None
+            try:
+                self._loop(deliver)
+            except BaseException as exc:  # handed to the awaiting task
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(settle, outcome)
+
+        threading.Thread(target=work, name="nfc-reader", daemon=True).start()
         try:
             await asyncio.shield(worker)
         finally:

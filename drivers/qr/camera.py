@@ -27,7 +27,8 @@ class Grabbed:
 
 
 def open_capture(source: str) -> Any:
-    """cv2.VideoCapture for "0", "/dev/video0" (V4L2) or a file / "frames_%04d.png"."""
+    """cv2.VideoCapture for "0", "/dev/video0" (V4L2), a network camera (http://, rtsp://)
+    or a file / "frames_%04d.png"."""
     import cv2
 
     if re.fullmatch(r"\d+", source):
@@ -35,6 +36,12 @@ def open_capture(source: str) -> Any:
     if source.startswith("/dev/video"):
         return cv2.VideoCapture(source, cv2.CAP_V4L2)
     return cv2.VideoCapture(source)
+
+
+def is_live(source: str) -> bool:
+    """A camera (local device or network stream), as opposed to a recorded file: when it
+    stops giving frames it is lost and reopened, not finished."""
+    return source.isdigit() or source.startswith("/dev/video") or "://" in source
 
 
 class FrameGrabber:
@@ -132,7 +139,7 @@ class FrameGrabber:
         while not self._stop.is_set():
             ok, frame = cap.read()
             if not ok or frame is None:
-                is_file = not (self.source.isdigit() or self.source.startswith("/dev/video"))
+                is_file = not is_live(self.source)
                 self.state = "ended" if is_file else "lost"
                 self.last_error = "end of file" if is_file else "the camera stopped giving frames"
                 return

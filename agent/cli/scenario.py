@@ -1,0 +1,216 @@
+"""`o2o-edge scenario FILE`, `o2o-edge soak` and `o2o-edge demo`: a simulated store — the real
+agent and kiosk on the hardware simulators — playing a store day, checked against what the
+day must leave upstream."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sqlite3
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import simulators
+
+SCENARIOS = Path(simulators.__file__).resolve().parent / "scenarios"
+BROKER_CHOICES = "mosquitto, nats, rabbitmq (private), mqtt://HOST:PORT or none"
+
+
+def add_parsers(sub: Any) -> None:
+    from agent.cli import scenario as me
+
+    p = sub.add_parser("scenario", help="play a store day (scenario file) on the simulators "
+                                        "and check what reached the collector")
+    p.add_argument("file", type=Path, help="the scenario (TOML), e.g. "
+                                           "simulators/scenarios/store_day.toml")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    p.set_defaults(handler=me.cmd_scenario)
+
+    p = sub.add_parser("soak", help="a long generated store day at high speed: RSS, open "
+                                    "files, outbox depth and loss over time, with a plot")
+    p.add_argument("--hours", type=float, default=8.0, help="store hours (default 8)")
+    p.add_argument("--no-faults", action="store_true", help="no broker/network faults")
+    p.add_argument("--out", type=Path, default=Path("soak"),
+                   help="folder for soak.svg, samples.csv and summary.json (default ./soak)")
+    _common(p)
+    p.set_defaults(handler=me.cmd_soak)
+
+    p = sub.add_parser("demo", help="a simulated store morning: the real agent and kiosk on the "
+                                    "simulators, with a live view, syncing to a broker on "
+                                    "localhost or a private one")
+    p.add_argument("--scenario", type=Path, default=SCENARIOS / "demo_morning.toml")
+    p.add_argument("--speed", type=float, help="store seconds per wall second (default: the "
+                                               "scenario's)")
+    p.add_argument("--broker", help=f"{BROKER_CHOICES} (default: 127.0.0.1:1883 if a broker "
+                                    "answers there, else a private mosquitto, else none)")
+    p.add_argument("--private", action="store_true", help="always start a private mosquitto")
+    p.add_argument("--workdir", type=Path, help="keep the run's files here")
+    p.set_defaults(handler=me.cmd_demo)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", default="mosquitto", help=f"{BROKER_CHOICES} "
+                                                          "(default mosquitto)")
+    p.add_argument("--speed", type=float, help="store seconds per wall second")
+    p.add_argument("--workdir", type=Path, help="keep the run's files here (default: a "
+                                                "temporary folder, removed)")
+
+
+@contextlib.contextmanager
+def _workdir(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="o2o-edge-store-") as tmp:
+        yield Path(tmp)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from simulators.scenario.model import ScenarioError, load
+    from simulators.scenario.runner import Runner
+
+    try:
+        sc = load(args.file)
+        with _workdir(args.workdir) as wd:
+            out = Runner(sc, wd, args.broker, progress=None if args.json else _print,
+                         speed=args.speed).run()
+    except ScenarioError as exc:
+        print(f"o2o-edge scenario: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"expected": out.expected.as_json(), "problems": out.problems,
+                          "events_upstream": len(out.received.events),
+                          "final_seq": out.final_seq, "late_s": out.late_s,
+                          "wall_s": out.wall_s}))
+    else:
+        _verdict(out.problems, len(out.received.events))
+    return 1 if out.problems else 0
+
+
+def _verdict(problems: list[str], events: int) -> None:
+    if not problems:
+        print(f"all as expected: {events} events, each once, no seq gaps, every check-in "
+              "confirmed, no Bluetooth address upstream")
+    for p in problems:
+        print(f"PROBLEM: {p}")
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from simulators.scenario.generate import store_day
+    from simulators.scenario.model import ScenarioError
+    from simulators.scenario.runner import Runner
+    from simulators.scenario.soak import plot_svg, soak
+
+    sc = store_day(args.hours, args.speed or 300.0, faults=not args.no_faults)
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with _workdir(args.workdir) as wd:
+            res = soak(Runner(sc, wd, args.broker, progress=None))
+    except ScenarioError as exc:
+        print(f"o2o-edge soak: {exc}", file=sys.stderr)
+        return 2
+    summary = res.summary()
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (args.out / "samples.csv").open("w") as fh:
+        fh.write("store_h,rss_mib,open_files,outbox_depth,uplink\n")
+        for s in res.samples:
+            fh.write(f"{s.store_h},{s.rss_mib},{s.fds},{s.depth},{s.uplink}\n")
+    plot_svg(res.samples, args.out / "soak.svg",
+             f"o2o-edge soak: {args.hours:g} store hours at {sc.speed:g}x, "
+             f"{summary['events_upstream']} events")
+    print(json.dumps(summary, indent=2))
+    print(f"plot: {args.out / 'soak.svg'}")
+    return 1 if res.outcome.problems else 0
+
+
+def _pick_broker(args: argparse.Namespace) -> str:
+    from simulators.brokers import port_open
+
+    if args.broker:
+        return str(args.broker)
+    if not args.private and port_open("127.0.0.1", 1883):
+        return "mqtt://127.0.0.1:1883"
+    import shutil
+
+    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+        return "mosquitto"
+    return "none"
+
+
+class _LiveView:
+    """A status line every two wall seconds: the store's clock, the outbox, the uplink and
+    what the collector has."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="live-view", daemon=True)
+
+    def _upstream(self) -> str:
+        db = self.runner.stage.collector_db
+        if self.runner.stage.link is None:
+            return "no broker: buffering"
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=1)) as conn:
+                n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        except sqlite3.Error:
+            n = 0
+        return f"{n} upstream"
+
+    def _run(self) -> None:
+        while not self.stop.wait(2.0):
+            if not self.runner.t0 or self.runner.stage.agent is None:
+                continue
+            with contextlib.suppress(Exception):
+                st = self.runner.stage.status()
+                o, u = st["outbox"], st["uplink"]
+                h = self.runner.sc.opens_h * 3600 + self.runner.store_time()
+                print(f"   [{int(h // 3600):02d}:{int(h % 3600 // 60):02d}] committed "
+                      f"{o['seq']:4d} · outbox {o['depth']:3d} waiting · uplink "
+                      f"{u['state']:<12} · {self._upstream()}", flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from simulators.scenario.model import ScenarioError, load
+    from simulators.scenario.runner import Runner
+
+    broker = _pick_broker(args)
+    try:
+        sc = load(args.scenario)
+    except ScenarioError as exc:
+        print(f"o2o-edge demo: {exc}", file=sys.stderr)
+        return 2
+    print(f"demo: {sc.store}/{sc.device}, {sc.hours:g} store hours at "
+          f"{args.speed or sc.speed:g}x; broker: {broker}", flush=True)
+    if broker == "none":
+        print("demo: no broker here (apt-get install mosquitto for one): the agent keeps "
+              "every event in its outbox", flush=True)
+    with _workdir(args.workdir) as wd:
+        runner = Runner(sc, wd, broker, progress=lambda line: _print(f"demo: {line}"),
+                        speed=args.speed)
+        view = _LiveView(runner)
+        view.thread.start()
+        try:
+            out = runner.run()
+        except KeyboardInterrupt:
+            print("demo: stopped; everything it started is stopped too", flush=True)
+            return 130
+        except ScenarioError as exc:
+            print(f"o2o-edge demo: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            view.stop.set()
+            view.thread.join(5)
+    _verdict(out.problems, len(out.received.events))
+    return 1 if out.problems else 0

@@ -1,0 +1,149 @@
+"""What a scenario must leave upstream, worked out from the scenario alone, and the check of
+what a collector received against it.
+
+What a fault takes away is part of the expectation: a tap on a reader that is unplugged is
+never read, a code shown to a camera that is gone is never seen (the shopper then types the
+pickup code instead). Nothing else may be missing, and nothing may arrive twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulators.scenario.model import Scenario
+
+LOW_BATTERY_MV = 2500
+CONFIRMED = ("pickup.ok", "pickup.ready")  # on its way / waiting at the counter
+_MAC = re.compile(r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b")
+
+
+@dataclass
+class Expected:
+    taps: Counter[str] = field(default_factory=Counter)  # "shelf:label", "unregistered"
+    scans: Counter[str] = field(default_factory=Counter)  # by class
+    checkins: dict[str, str] = field(default_factory=dict)  # order -> via
+    surveys: Counter[int] = field(default_factory=Counter)
+    app_users: set[str] = field(default_factory=set)  # presence ids that must enter
+    low_battery: set[str] = field(default_factory=set)  # beacon keys
+    lost_taps: int = 0  # taps on an unplugged reader
+    unseen_codes: int = 0  # codes shown to a camera that was gone
+
+    def as_json(self) -> dict[str, Any]:
+        return {"taps": dict(self.taps), "scans": dict(self.scans), "checkins": self.checkins,
+                "surveys": {str(k): v for k, v in self.surveys.items()},
+                "app_users": sorted(self.app_users), "low_battery": sorted(self.low_battery),
+                "lost_taps": self.lost_taps, "unseen_codes": self.unseen_codes}
+
+
+def checkin_via(sc: Scenario, at: float, via: str) -> str:
+    """How a check-in really happens: a code meant for a camera that is gone gets typed."""
+    return "code" if via == "qr" and sc.during("camera-gone", at) else via
+
+
+def expected(sc: Scenario) -> Expected:
+    ex = Expected()
+    for tap in sc.taps:
+        if sc.during("nfc-unplugged", tap.at):
+            ex.lost_taps += 1
+            continue
+        tag = sc.tags[tap.tag]
+        ex.taps["unregistered" if tag.role == "unknown" else f"{tag.role}:{tag.name}"] += 1
+    for scan in sc.scans:
+        if sc.during("camera-gone", scan.at):
+            ex.unseen_codes += 1
+        else:
+            ex.scans[scan.expect] += 1
+    for ck in sc.checkins:
+        via = checkin_via(sc, ck.at, ck.via)
+        if ck.via == "qr" and via == "code":
+            ex.unseen_codes += 1
+        if via == "qr":
+            ex.scans["pickup"] += 1
+        ex.checkins[ck.order] = via
+        if ck.score:
+            ex.surveys[ck.score] += 1
+    ex.app_users = {f"app:{sc.app_uuid}:1:{s.app}" for s in sc.shoppers if s.app}
+    ex.low_battery = {f"eddystone-uid:{b.namespace}:{b.instance}" for b in sc.beacons
+                      if min(b.battery_mv) < LOW_BATTERY_MV}
+    return ex
+
+
+@dataclass
+class Received:
+    """What the collector holds, reduced to what the expectation speaks of."""
+
+    events: list[dict[str, Any]]
+    report: list[dict[str, Any]]
+
+    def of(self, event_type: str) -> list[dict[str, Any]]:
+        return [e["data"] for e in self.events if e["type"] == event_type]
+
+
+def _tap_key(data: dict[str, Any]) -> str:
+    tag = data.get("tag", {})
+    kind = tag.get("kind", "?")
+    return "unregistered" if kind == "unregistered" else f"{kind}:{tag.get('label', '')}"
+
+
+def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
+          final_seq: dict[str, int]) -> list[str]:
+    """Every way `got` differs from what the scenario must leave; [] when it is all there.
+    `addresses`: the Bluetooth addresses that were on air; `final_seq`: per boot id, the
+    last seq the agent committed."""
+    problems: list[str] = []
+    taps = Counter(_tap_key(d) for d in got.of("o2o.nfc.tap"))
+    if taps != ex.taps:
+        problems.append(f"taps: expected {dict(ex.taps)}, got {dict(taps)}")
+    scans = Counter(d.get("class", "?") for d in got.of("o2o.qr.scan"))
+    if scans != ex.scans:
+        problems.append(f"scans: expected {dict(ex.scans)}, got {dict(scans)}")
+    pickups = [d for d in got.of("o2o.kiosk.checkin") if d.get("kind") == "pickup"]
+    checkins = {d.get("order", ""): d.get("via", "") for d in pickups
+                if d.get("outcome") in CONFIRMED}
+    if checkins != ex.checkins:
+        problems.append(f"check-ins confirmed: expected {ex.checkins}, got {checkins}")
+    failed = [d for d in pickups if d.get("outcome") not in CONFIRMED]
+    if failed:
+        problems.append(f"check-ins not confirmed: {failed}")
+    surveys = Counter(int(d.get("score", 0)) for d in got.of("o2o.kiosk.survey"))
+    if surveys != ex.surveys:
+        problems.append(f"surveys: expected {dict(ex.surveys)}, got {dict(surveys)}")
+    entered = {d["id"] for d in got.of("o2o.ble.presence") if d.get("action") == "enter"}
+    if ex.app_users - entered:
+        problems.append(f"app users never seen arriving: {sorted(ex.app_users - entered)}")
+    low = {d["beacon"] for d in got.of("o2o.ble.beacon.health")
+           if d.get("status") == "low-battery"}
+    if ex.low_battery - low:
+        problems.append(f"low batteries not reported: {sorted(ex.low_battery - low)}")
+    problems += check_delivery(got, final_seq)
+    text = json.dumps(got.events)
+    leaked = sorted(a for a in addresses if a.lower() in text.lower())
+    if leaked or _MAC.search(text):
+        problems.append(f"Bluetooth addresses upstream: {leaked or _MAC.findall(text)[:5]}")
+    return problems
+
+
+def check_delivery(got: Received, final_seq: dict[str, int]) -> list[str]:
+    """Exactly once, no gap: per boot, seq 1..last, each once; and the agent's last commit
+    of each boot is there."""
+    problems = []
+    for rep in got.report:
+        if rep["gaps"]:
+            problems.append(f"seq gaps in boot {rep['bootid']}: {rep['gaps']}")
+        if rep["first_seq"] != 1 or rep["events"] != rep["last_seq"]:
+            problems.append(f"boot {rep['bootid']}: {rep['events']} events for seq "
+                            f"{rep['first_seq']}..{rep['last_seq']}")
+    seen = {r["bootid"]: r["last_seq"] for r in got.report}
+    for boot, last in final_seq.items():
+        if seen.get(boot, 0) < last:
+            problems.append(f"boot {boot}: the agent committed up to seq {last}, the collector "
+                            f"has up to {seen.get(boot, 0)}")
+    ids = Counter(e["id"] for e in got.events)
+    twice = [i for i, n in ids.items() if n > 1]
+    if twice:
+        problems.append(f"events stored twice: {twice[:5]}")
+    return problems

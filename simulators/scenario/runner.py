@@ -1,0 +1,408 @@
+"""Plays a scenario on a `Stage`: the store floor's radio through the fake BlueZ in the
+scenario's time (`speed` store seconds per wall second), and one timeline at the counter —
+taps on the reader, codes shown to the camera, check-ins typed on the kiosk (Pilot), and
+the faults starting and ending — in scenario order, so what a fault takes away is exactly
+what the expectation says. At the end the backlog is drained, the agent and the collector
+are stopped, and what reached the collector is checked against the expectation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.collector.store import EventStore
+from agent.config import load_config
+from drivers.ble.models import EddystoneUID, IBeacon
+from drivers.nfc.ndef_encode import smartposter_message, uri_message
+from drivers.qr.pickup import make_code
+from simulators.bluez_player import FakeBlueZThread
+from simulators.camera_files import blank
+from simulators.fake_bluez import FakeBlueZ
+from simulators.floor import FixedBeacon, StoreFloor, Walker
+from simulators.nfc_tags import EmulatedTag, TagEmulator, felica, ntag213, type4a
+from simulators.scenario import shopper
+from simulators.scenario.expected import Expected, Received, check, checkin_via, expected
+from simulators.scenario.model import Fault, Scenario, Tag
+from simulators.scenario.stage import Stage
+
+SHOW_S = 1.2  # a code is held in front of the camera this long (wall time)
+TAP_S = 0.8  # a tag lies on the reader this long
+
+
+@dataclass
+class Outcome:
+    expected: Expected
+    received: Received
+    problems: list[str]
+    final_seq: dict[str, int]
+    addresses: set[str]
+    log: list[str] = field(default_factory=list)
+    late_s: float = 0.0  # how far the counter fell behind the scenario's clock at worst
+    wall_s: float = 0.0
+
+
+def build_floor(sc: Scenario) -> StoreFloor:
+    """Beacons and shoppers as radio. Intervals are in store time and chosen so the agent
+    hears ~10 frames/s per beacon and ~20/s per phone in wall time."""
+    beacons = []
+    for i, b in enumerate(sc.beacons):
+        lo, hi = b.battery_mv
+
+        def curve(t: float, lo: int = lo, hi: int = hi, length: float = sc.length_s) -> int:
+            return round(lo + (hi - lo) * min(1.0, max(0.0, t / length)))
+
+        beacons.append(FixedBeacon(b.name, f"C3:00:00:00:00:{i + 1:02X}",
+                                   EddystoneUID(b.namespace, b.instance, -20), b.x, b.y,
+                                   interval_s=sc.speed / 10, tx_power_1m=-59, tlm_every=5,
+                                   battery_mv=curve))
+    where = {b.name: (b.x, b.y) for b in sc.beacons}
+    walkers = []
+    for n, s in enumerate(sc.shoppers):
+        stops = len(s.walk)
+        span = s.minutes * 60
+        if stops > 1:  # from beacon to beacon, half a metre beside each
+            path = [(s.at + span * k / (stops - 1), where[name][0] + 0.5, where[name][1])
+                    for k, name in enumerate(s.walk)]
+        else:
+            path = [(s.at, *where[s.walk[0]]), (s.at + span, *where[s.walk[0]])]
+        app = IBeacon(sc.app_uuid, 1, s.app, -59) if s.app else None
+        walkers.append(Walker(f"shopper-{n}", path, app=app, interval_s=sc.speed / 20,
+                              rotate_s=900, seed=n))
+    return StoreFloor(receiver=(0.0, 0.0), beacons=beacons, walkers=walkers, drop_rate=0.05,
+                      noise_db=2.0, seed=7)
+
+
+def tag_for(tag: Tag) -> EmulatedTag:
+    uid = bytes.fromhex(tag.uid)
+    ndef = b""
+    if tag.uri and tag.title:
+        ndef = smartposter_message(tag.uri, {"en": tag.title})
+    elif tag.uri:
+        ndef = uri_message(tag.uri)
+    if tag.type == "felica":
+        return felica(uid, ndef)
+    if tag.type == "type4a":
+        return type4a(uid, ndef)
+    return ntag213(uid, ndef)
+
+
+def code_frame(text: str) -> Any:
+    """A 640x480 camera frame with `text` as a QR code held in the middle."""
+    import cv2
+    import numpy as np
+    import qrcode
+
+    qr = qrcode.QRCode(border=4, box_size=6)
+    qr.add_data(text)
+    img = qr.make_image(fill_color="black", back_color="white").get_image().convert("L")
+    side = 360
+    code = cv2.resize(np.array(img, dtype=np.uint8), (side, side),
+                      interpolation=cv2.INTER_NEAREST)
+    frame = blank((640, 480))
+    y, x = (480 - side) // 2, (640 - side) // 2
+    frame[y:y + side, x:x + side] = cv2.cvtColor(code, cv2.COLOR_GRAY2BGR)
+    return frame
+
+
+class Runner:
+    def __init__(self, sc: Scenario, workdir: Path, broker: str = "mosquitto",
+                 progress: Callable[[str], None] | None = None,
+                 speed: float | None = None) -> None:
+        if speed:
+            sc.speed = speed
+        self.sc = sc
+        self.stage = Stage(sc, workdir, broker)
+        self.progress = progress or (lambda line: None)
+        self.log: list[str] = []
+        self.floor = build_floor(sc)
+        self.addresses: set[str] = set()
+        self.t0 = 0.0  # monotonic time of the store's opening
+        self.late = 0.0
+        self.radio = False
+        self.interrupted = threading.Event()
+        self._filler: Path | None = None
+
+    # --- time and stopping -----------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # not an exception thrown into whatever runs: every loop below looks at this flag,
+        # so the stage is always stopped from a known place
+        self.interrupted.set()
+
+    def _check_interrupt(self) -> None:
+        if self.interrupted.is_set():
+            raise KeyboardInterrupt
+
+    async def _sleep_until(self, wall: float) -> None:
+        while not self.interrupted.is_set():
+            delay = wall - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(min(delay, 0.2))
+
+    def wall(self, t: float) -> float:
+        return self.t0 + t / self.sc.speed
+
+    def store_time(self) -> float:
+        return (time.monotonic() - self.t0) * self.sc.speed
+
+    def say(self, t: float, what: str) -> None:
+        h = self.sc.opens_h * 3600 + t
+        line = f"{int(h // 3600):02d}:{int(h % 3600 // 60):02d} {what}"
+        self.log.append(line)
+        self.progress(line)
+
+    # --- the whole run -------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        """Play the scenario; SIGINT or SIGTERM stop it cleanly (everything the stage
+        started is stopped) and raise KeyboardInterrupt."""
+        started = time.monotonic()
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.stage.start()
+            self._check_interrupt()
+            self.radio = self.stage.bluez is not None
+            for note in self.stage.notes:
+                self.say(0, note)
+            received, final_seq = asyncio.run(self._play())
+            self._check_interrupt()
+        finally:
+            self.stage.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        ex = expected(self.sc)
+        if not self.radio:  # nobody to hear the beacons and phones on this machine
+            ex.app_users, ex.low_battery = set(), set()
+        problems = check(self.sc, ex, received, self.addresses, final_seq)
+        return Outcome(ex, received, problems, final_seq, self.addresses, self.log,
+                       round(self.late, 2), round(time.monotonic() - started, 1))
+
+    async def _play(self) -> tuple[Received, dict[str, int]]:
+        from kiosk.app import KioskApp
+
+        app = KioskApp(load_config(str(self.stage.cfg_path)))
+        async with app.run_test(size=(120, 44)) as pilot:
+            await shopper.until(pilot, lambda: app.agent_up, 30, "the agent link")
+            self.t0 = time.monotonic() + 0.5
+            bluez = self.stage.bluez
+            radio = None if bluez is None else asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._radio(bluez), bluez._loop))
+            await self._counter(pilot, app)
+            if radio is not None:
+                if not self.interrupted.is_set():
+                    self.say(self.sc.length_s, "store closes; waiting for the radio to finish")
+                await radio
+            if self.interrupted.is_set():
+                return Received([], []), {}
+            final_seq = await asyncio.to_thread(self._drain)
+            await shopper.go_home(pilot, app)
+        await asyncio.to_thread(self.stage.stop_agent)
+        await asyncio.to_thread(self.stage.stop_collector)
+        return self._received(), final_seq
+
+    # --- the radio -----------------------------------------------------------------------
+
+    async def _radio(self, bluez: FakeBlueZThread) -> None:
+        """Runs on the fake BlueZ's own loop; a bluetoothd restart swaps `bluez.fake`."""
+        restarts = [f.at for f in self.sc.faults_of("bluetoothd-restart")]
+        for adv in self.floor.adverts(0.0, self.sc.length_s):
+            t = adv.t or 0.0
+            while restarts and restarts[0] <= t:
+                restarts.pop(0)
+                await self._restart_bluez(bluez)
+            await self._sleep_until(self.wall(t))
+            if self.interrupted.is_set():
+                return
+            if bluez.fake.advertise(adv.address, adv.rssi, adv.manufacturer_data,
+                                    adv.service_data):
+                self.addresses.add(adv.address)
+
+    async def _restart_bluez(self, bluez: FakeBlueZThread) -> None:
+        assert self.stage.dbus is not None
+        await bluez.fake.stop()
+        bluez.fake = FakeBlueZ(self.stage.dbus.address)
+        await bluez.fake.start()
+
+    # --- the counter: taps, codes, check-ins and faults in scenario order ----------------
+
+    def _timeline(self) -> list[tuple[float, int, str, Any]]:
+        sc = self.sc
+        items: list[tuple[float, int, str, Any]] = []
+        for f in sc.faults:
+            items.append((f.at, 0, "fault-start", f))
+            if f.minutes:
+                items.append((f.end, 0, "fault-end", f))
+        items += [(tp.at, 1, "tap", tp) for tp in sc.taps]
+        items += [(s.at, 1, "scan", s) for s in sc.scans]
+        items += [(c.at, 1, "checkin", c) for c in sc.checkins]
+        return sorted(items, key=lambda x: (x[0], x[1]))
+
+    async def _counter(self, pilot: Any, app: Any) -> None:
+        for t, _, kind, item in self._timeline():
+            self.late = max(self.late, time.monotonic() - self.wall(t))
+            await self._sleep_until(self.wall(t))
+            if self.interrupted.is_set():
+                return
+            if kind == "fault-start":
+                await asyncio.to_thread(self._fault, item, True)
+            elif kind == "fault-end":
+                await asyncio.to_thread(self._fault, item, False)
+            elif kind == "tap":
+                await self._tap(t, item.tag)
+            elif kind == "scan":
+                text = item.text or make_code(self.stage.pickup_key, item.pickup,
+                                              self._expiry(), self.sc.store)
+                await self._show(t, text, f"code shown ({item.expect})")
+            else:
+                await self._checkin(pilot, app, t, item)
+
+    def _expiry(self) -> int:
+        # valid through the day, whatever the clock faults do to the agent's clock
+        return int(time.time() + self.sc.length_s + 86400)
+
+    async def _tap(self, t: float, name: str) -> None:
+        if self.sc.during("nfc-unplugged", t):
+            self.say(t, f"tap {name}: the reader is unplugged, nothing happens")
+            return
+        emu = self.stage.nfc
+        assert emu is not None
+        emu.present(tag_for(self.sc.tags[name]))
+        await asyncio.sleep(TAP_S)
+        emu.remove()
+        await asyncio.sleep(0.5)  # longer than the reader's debounce
+        self.say(t, f"tap {name}")
+
+    async def _show(self, t: float, text: str, what: str) -> None:
+        cam = self.stage.camera
+        assert cam is not None
+        if self.sc.during("camera-gone", t):
+            self.say(t, f"{what}: the camera is gone, nobody reads it")
+            return
+        cam.show(code_frame(text), SHOW_S)
+        await asyncio.sleep(SHOW_S + 0.3)
+        self.say(t, what)
+
+    async def _checkin(self, pilot: Any, app: Any, t: float, ck: Any) -> None:
+        order = self.sc.orders[ck.order]
+        via = checkin_via(self.sc, t, ck.via)
+        if via == "qr":
+            await shopper.go_home(pilot, app)
+            await self._show(t, make_code(self.stage.pickup_key, order.id, self._expiry(),
+                                          self.sc.store), f"pickup code of {order.id} shown")
+        else:
+            await shopper.type_pickup_code(pilot, app, order.code)
+        said = await shopper.finish_checkin(pilot, app, ck.score)
+        self.say(t, f"check-in {order.id} via {via}: {said}")
+
+    # --- faults --------------------------------------------------------------------------
+
+    def _fault(self, f: Fault, starting: bool) -> None:
+        st = self.stage
+        what = {
+            "broker-down": (st.broker.stop if st.broker else None,
+                            st.broker.start if st.broker else None),
+            "network-cut": (st.link.cut if st.link else None,
+                            st.link.restore if st.link else None),
+            "nfc-unplugged": (self._unplug_nfc, self._plug_nfc),
+            "camera-gone": (st.camera.unplug if st.camera else None,
+                            st.camera.plug if st.camera else None),
+            "disk-full": (self._fill_disk, self._free_disk),
+            "clock-jump": (lambda: self._jump(f.shift_min), None),
+            "bluetoothd-restart": (None, None),  # on the radio's loop, in its time
+        }[f.kind]
+        action = what[0] if starting else what[1]
+        if action is not None:
+            action()
+        detail = f" by {f.shift_min:+g} min" if f.kind == "clock-jump" else ""
+        self.say(f.at if starting else f.end,
+                 f"FAULT {f.kind}{detail} {'begins' if starting else 'ends'}")
+
+    def _unplug_nfc(self) -> None:
+        if self.stage.nfc is not None:
+            self.stage.nfc.stop()
+            self.stage.nfc = None
+
+    def _plug_nfc(self) -> None:
+        self.stage.nfc = TagEmulator(self.stage.nfc_port).start()
+
+    def _fill_disk(self) -> None:
+        self._filler = self.stage.state / "filler"
+        chunk = b"\0" * (1 << 20)
+        with self._filler.open("wb") as fh:
+            try:
+                while True:
+                    fh.write(chunk)
+                    fh.flush()
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        with contextlib.suppress(OSError), self._filler.open("ab") as fh:  # the last bytes
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+
+    def _free_disk(self) -> None:
+        if self._filler is not None:
+            self._filler.unlink(missing_ok=True)
+
+    def _jump(self, minutes: float) -> None:
+        self.stage.clock_offset += minutes * 60
+        self.stage.clock_file.write_text(f"{self.stage.clock_offset}\n")
+
+    # --- the end -------------------------------------------------------------------------
+
+    def _collected(self, bootid: str) -> int:
+        try:
+            with contextlib.closing(sqlite3.connect(self.stage.collector_db, timeout=5)) as db:
+                return int(db.execute("SELECT count(*) FROM events WHERE bootid = ?",
+                                      (bootid,)).fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    def _drain(self, timeout: float = 120) -> dict[str, int]:
+        """Wait until everything the agent committed is in the collector (with no broker:
+        until it is all committed to the outbox)."""
+        deadline = time.monotonic() + timeout
+        st = self.stage.status()
+        while time.monotonic() < deadline and not self.interrupted.is_set():
+            st = self.stage.status()
+            seq, boot = st["outbox"]["seq"], st["agent"]["bootid"]
+            if self.stage.link is None and st["outbox"]["queued"] == 0:
+                self.say(self.store_time(), f"no broker: {st['outbox']['depth']} events "
+                                            "buffered in the outbox")
+                return {boot: seq}
+            if st["outbox"]["depth"] == 0 and self._collected(boot) >= seq:
+                self.say(self.store_time(), f"drained: {seq} events upstream")
+                return {boot: seq}
+            time.sleep(0.3)
+        self.say(self.store_time(), f"not drained after {timeout:.0f}s: {st['outbox']}")
+        return {st["agent"]["bootid"]: st["outbox"]["seq"]}
+
+    def _received(self) -> Received:
+        if self.stage.link is None:  # nothing went upstream: judge what the outbox kept
+            with contextlib.closing(sqlite3.connect(self.stage.state / "outbox.db")) as db:
+                bodies = [body for (body,) in db.execute("SELECT body FROM events ORDER BY n")]
+            buffered = EventStore(f"sqlite:///{self.stage.collector_db}")
+            buffered.add_batch(("[" + ",".join(bodies) + "]").encode())
+            buffered.close()
+        store = EventStore(f"sqlite:///{self.stage.collector_db}")
+        try:
+            report = store.report()
+        finally:
+            store.close()
+        with contextlib.closing(sqlite3.connect(self.stage.collector_db)) as db:
+            events = [json.loads(body) for (body,) in db.execute("SELECT body FROM events")]
+        return Received(events, report)

@@ -1,0 +1,72 @@
+"""A shopper at the kiosk, played with Textual's Pilot on the real kiosk app: typing a pickup
+code on the keypad, waiting for the verdict after showing a code to the camera, answering
+the one-tap survey. Each step waits for the screen it needs, so a slow agent makes the
+shopper wait, as a person would, instead of pressing buttons that are not there yet."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kiosk.app import KioskApp
+from kiosk.screens.attract import AttractScreen
+from kiosk.screens.checkin import CheckinScreen
+from kiosk.screens.result import ResultScreen
+from kiosk.screens.survey import SurveyScreen
+
+
+class ShopperError(RuntimeError):
+    pass
+
+
+async def until(pilot: Any, cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise ShopperError(f"the kiosk did not show {what} within {timeout:.0f}s")
+        await pilot.pause(0.02)
+    await pilot.pause()  # let the new screen finish mounting before anything is pressed
+
+
+async def go_home(pilot: Any, app: KioskApp) -> None:
+    if not isinstance(app.screen, AttractScreen):
+        app.home()
+        await until(pilot, lambda: isinstance(app.screen, AttractScreen), 10, "the home screen")
+
+
+async def type_pickup_code(pilot: Any, app: KioskApp, code: str) -> None:
+    """Type the code and, like a person reading the display, fix it before sending if a
+    key press did not land."""
+    await go_home(pilot, app)
+    await pilot.click("#go-pickup")
+    await until(pilot, lambda: isinstance(app.screen, CheckinScreen), 10, "the keypad")
+    screen = app.screen
+    assert isinstance(screen, CheckinScreen)
+    for _ in range(3):
+        for key in code:
+            await pilot.click(f"#key-{key}")
+        await pilot.pause()
+        if screen.code == code:
+            break
+        await pilot.click("#key-clear")
+        await pilot.pause()
+    else:
+        raise ShopperError(f"the keypad shows {screen.code!r} after typing {code!r} three times")
+    await pilot.click("#key-submit")
+
+
+async def finish_checkin(pilot: Any, app: KioskApp, score: int, timeout: float = 30) -> str:
+    """Wait for the verdict, go on to the survey and answer it (0: skip). Returns what the
+    kiosk said."""
+    await until(pilot, lambda: isinstance(app.screen, ResultScreen), timeout, "a check-in result")
+    said = str(app.screen.query_one("#message").render())
+    if not app.screen.query("#done"):
+        return said
+    await pilot.click("#done")
+    await until(pilot, lambda: isinstance(app.screen, (SurveyScreen, AttractScreen)), 10,
+                "the survey")
+    if isinstance(app.screen, SurveyScreen):
+        await pilot.click(f"#score-{score}" if score else "#skip")
+    await pilot.pause(0.1)
+    return said

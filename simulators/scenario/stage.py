@@ -1,0 +1,301 @@
+"""The simulated store a scenario plays on: a private broker behind a cuttable link, a private
+D-Bus with the fake BlueZ, the nfcpy UDP tag emulator, the network camera, a state
+directory (a small tmpfs of its own when the scenario fills the disk), a wall-clock offset
+file, the agent as a child process configured for all of it, and the reference collector.
+
+Everything is started by `Stage.start()` and stopped by `Stage.stop()`, whatever state it
+is in; nothing outlives the stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.bus.client import BusClient
+from agent.errors import AgentError
+from agent.keys import public_key_text
+from simulators.bluez_player import FakeBlueZThread
+from simulators.brokers import PrivateBroker, PrivateMosquitto, PrivateNats, PrivateRabbitMQ
+from simulators.camera_stream import CameraStream
+from simulators.fake_bluez import BusUnavailable, PrivateBus
+from simulators.netcut import NetworkCut
+from simulators.nfc_tags import TagEmulator, free_udp_port
+from simulators.scenario.model import Scenario, ScenarioError
+
+BROKERS: dict[str, tuple[type[PrivateBroker], str]] = {
+    "mosquitto": (PrivateMosquitto, "5"),
+    "nats": (PrivateNats, "3.1.1"),
+    "rabbitmq": (PrivateRabbitMQ, "3.1.1"),
+}
+CLOCKSHIFT = Path(__file__).resolve().parent.parent / "clockshift"
+DISK_MB = 24
+
+
+def _wait(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(AgentError, OSError, KeyError):
+            if pred():
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Stage:
+    def __init__(self, sc: Scenario, workdir: Path, broker: str = "mosquitto") -> None:
+        """`broker`: a private one started here (mosquitto, nats, rabbitmq), a running one
+        (mqtt://HOST:PORT, MQTT 5) or "none" (the agent buffers, nothing is collected)."""
+        if broker not in BROKERS and broker != "none" and not broker.startswith("mqtt://"):
+            raise ScenarioError(f"broker {broker!r}: one of {', '.join(BROKERS)}, "
+                                "mqtt://HOST:PORT or none")
+        self.sc = sc
+        self.dir = workdir
+        self.broker_kind = broker
+        self.protocol = BROKERS[broker][1] if broker in BROKERS else "5"
+        self.broker_url = broker if broker.startswith("mqtt://") else ""
+        self.state = workdir / "state"
+        self.cfg_path = workdir / "config.toml"
+        self.clock_file = workdir / "clock-offset"
+        self.collector_db = workdir / "collector.db"
+        self.pickup_key = Ed25519PrivateKey.generate()
+        self.broker: PrivateBroker | None = None
+        self.link: NetworkCut | None = None
+        self.dbus: PrivateBus | None = None
+        self.bluez: FakeBlueZThread | None = None
+        self.nfc_port = free_udp_port()
+        self.nfc: TagEmulator | None = None
+        self.camera: CameraStream | None = None
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.collector: subprocess.Popen[bytes] | None = None
+        self.tmpfs = False
+        self.clock_offset = 0.0
+        self.notes: list[str] = []  # what this machine cannot simulate
+
+    # --- start ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(exist_ok=True)
+        if self.sc.faults_of("disk-full"):
+            self._mount_tmpfs()
+        self.clock_file.write_text("0\n")
+        if self.broker_kind in BROKERS:
+            (self.dir / "broker").mkdir(exist_ok=True)
+            self.broker = BROKERS[self.broker_kind][0](self.dir / "broker")
+            self.broker.start()
+            self.broker_url = self.broker.url
+        if self.broker_url:
+            parts = urlsplit(self.broker_url)
+            self.link = NetworkCut(parts.hostname or "127.0.0.1", parts.port or 1883).start()
+        try:
+            self.dbus = PrivateBus()
+        except BusUnavailable as exc:
+            self.notes.append(f"no beacons: {exc}")
+        else:
+            self.dbus.start()
+            self.bluez = FakeBlueZThread(self.dbus.address)
+            self.bluez.__enter__()
+        self.nfc = TagEmulator(self.nfc_port).start()
+        self.camera = CameraStream().start()
+        self._seed_orders()
+        self.write_config()
+        if self.broker_url:
+            self.start_collector()
+        self.start_agent()
+
+    def _mount_tmpfs(self) -> None:
+        if os.geteuid() != 0:
+            raise ScenarioError("the disk-full fault needs a private tmpfs for the agent's "
+                                "state: run as root, or remove the fault")
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0700",  # noqa: S603,S607
+                              "o2o-scenario", str(self.state)], capture_output=True, text=True,
+                             check=False)
+        if res.returncode != 0:
+            raise ScenarioError(f"cannot mount a tmpfs for the disk-full fault: "
+                                f"{res.stderr.strip()}")
+        self.tmpfs = True
+
+    def _seed_orders(self) -> None:
+        from agent.checkin import StoreDb
+
+        db = StoreDb(self.state / "store.db")
+        db.replace("orders", [{"order_id": o.id, "code": o.code, "first_name": o.first_name,
+                               "status": "ready", "eta_min": o.eta_min,
+                               "store": self.sc.store} for o in self.sc.orders.values()])
+        db.close()
+
+    def write_config(self) -> None:
+        sc = self.sc
+        shelf = [f"{t.uid}={t.name}" for t in sc.tags.values() if t.role == "shelf"]
+        cards = [f"{t.uid}={t.name}" for t in sc.tags.values() if t.role == "loyalty"]
+        targets = ["106A"] + (["212F"] if any(t.type == "felica" for t in sc.tags.values())
+                              else [])
+        beacons = [f"eddystone-uid:{b.namespace}:{b.instance}" for b in sc.beacons]
+        # beacon health in the scenario's time: one report per store hour
+        health_s = max(1.0, 3600 / sc.speed)
+        self.cfg_path.write_text(f"""
+[device]
+store = "{sc.store}"
+id = "{sc.device}"
+[outbox]
+path = "{self.state / 'outbox.db'}"
+max_bytes = {8 * 1024 * 1024}
+[mqtt]
+url = "{self.link.url if self.link else ''}"
+protocol = "{self.protocol}"
+keepalive_s = 5
+ack_timeout_s = 5
+backoff_min_s = 0.2
+backoff_max_s = 2
+[bus]
+socket = "{self.dir / 'agent.sock'}"
+[metrics]
+listen = ""
+telemetry_interval_s = 0
+[ble]
+enabled = {str(self.bluez is not None).lower()}
+beacons = {beacons}
+app_uuids = ["{sc.app_uuid}"]
+health_interval_s = {health_s}
+silent_after_s = {max(30.0, 4 * health_s)}
+[nfc]
+enabled = true
+reader = "udp:127.0.0.1:{self.nfc_port}"
+targets = {targets}
+debounce_s = 0.3
+shelf_tags = {shelf}
+loyalty_cards = {cards}
+[qr]
+enabled = true
+camera = "{self.camera.url if self.camera else ''}"
+domains = ["shop.example"]
+pickup_public_keys = ["{public_key_text(self.pickup_key.public_key())}"]
+debounce_s = 1.0
+[kiosk]
+store_db = "{self.state / 'store.db'}"
+idle_s = 600
+idle_warning_s = 30
+""")
+
+    def agent_env(self) -> dict[str, str]:
+        path = os.pathsep.join([str(CLOCKSHIFT), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep)
+        env = {**os.environ, "PYTHONPATH": path, "O2O_SIM_CLOCK_FILE": str(self.clock_file)}
+        if self.dbus is not None:
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = self.dbus.address
+        return env
+
+    def start_agent(self) -> None:
+        with (self.dir / "agent.log").open("ab") as log:
+            self.agent = subprocess.Popen(  # noqa: S603 - our own program
+                [sys.executable, "-m", "agent.cli.main", "run", "--config", str(self.cfg_path)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.agent_env())
+
+        def ready() -> bool:
+            assert self.agent is not None
+            if self.agent.poll() is not None:
+                raise ScenarioError("the agent exited: "
+                                    + (self.dir / "agent.log").read_text()[-2000:])
+            st = self.status()
+            return bool((self.bluez is None or st["ble"]["scanner"]["state"] == "scanning")
+                        and st["nfc"]["reader"]["state"] == "ready"
+                        and st["qr"]["camera"]["state"] == "capturing"
+                        and (not self.link or st["uplink"]["state"] == "connected"))
+
+        _wait(ready, 60, "the agent's touchpoints and uplink")
+
+    def start_collector(self) -> None:
+        with (self.dir / "collector.log").open("ab") as log:
+            self.collector = subprocess.Popen(  # noqa: S603 - our own program
+                [sys.executable, "-m", "agent.cli.main", "collect", "--broker",
+                 self.broker_url, "--db", f"sqlite:///{self.collector_db}",
+                 "--client-id", f"scenario-collector-{os.getpid()}-{id(self)}",
+                 "--protocol", self.protocol,
+                 "--topic", f"o2o/v1/{self.sc.store}/{self.sc.device}/events",
+                 # on a broker that is not ours, leave no session behind for long
+                 "--session-expiry", "86400" if self.broker else "120"],
+                stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(0.5)
+        if self.collector.poll() is not None:
+            raise ScenarioError("the collector exited: "
+                                + (self.dir / "collector.log").read_text()[-2000:])
+
+    # --- while running -------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        with BusClient(self.dir / "agent.sock", timeout=10) as c:
+            return c.status()
+
+    def agent_pid(self) -> int:
+        assert self.agent is not None
+        return self.agent.pid
+
+    # --- stop ----------------------------------------------------------------------------
+
+    def stop_agent(self) -> int:
+        if self.agent is None or self.agent.poll() is not None:
+            return self.agent.returncode if self.agent else 0
+        self.agent.terminate()
+        try:
+            return self.agent.wait(30)
+        except subprocess.TimeoutExpired:
+            self.agent.send_signal(signal.SIGUSR2)  # its threads' stacks into its log
+            time.sleep(1)
+            self.agent.kill()
+            self.agent.wait(5)
+            raise ScenarioError("the agent did not stop within 30 s of SIGTERM; its log ends: "
+                                + (self.dir / "agent.log").read_text()[-6000:]) from None
+
+    def stop_collector(self) -> None:
+        if self.collector is not None and self.collector.poll() is None:
+            self.collector.terminate()
+            try:
+                self.collector.wait(20)
+            except subprocess.TimeoutExpired:
+                self.collector.kill()
+                self.collector.wait(5)
+
+    def stop(self) -> None:
+        steps = [self.stop_agent, self.stop_collector]
+        if self.camera is not None:
+            steps.append(self.camera.stop)
+        if self.nfc is not None:
+            steps.append(self.nfc.stop)
+        if self.bluez is not None:
+            bluez = self.bluez
+            steps.append(lambda: bluez.__exit__(None, None, None))
+        if self.dbus is not None:
+            steps.append(self.dbus.stop)
+        if self.link is not None:
+            steps.append(self.link.stop)
+        if self.broker is not None:
+            steps.append(self.broker.stop)
+        if self.tmpfs:
+            steps.append(self._unmount)
+        for step in steps:
+            with contextlib.suppress(Exception):
+                step()
+        self.agent = self.collector = None
+        self.camera = self.nfc = self.bluez = self.dbus = self.link = self.broker = None
+
+    def _unmount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.state)], check=False,  # noqa: S603,S607
+                       capture_output=True)
+        self.tmpfs = False
