@@ -48,12 +48,13 @@ class BusUnavailable(RuntimeError):
 class PrivateBus:
     """A dbus-daemon of our own, on a unix socket in a temporary directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Path | None = None) -> None:
+        """`parent`: where its folder goes (default: the temporary directory)."""
         exe = shutil.which("dbus-daemon") or "/usr/bin/dbus-daemon"
         if not os.access(exe, os.X_OK):
             raise BusUnavailable("dbus-daemon is not installed (apt-get install dbus)")
         self.exe = exe
-        self._dir = tempfile.mkdtemp(prefix="o2o-dbus-")
+        self._dir = tempfile.mkdtemp(prefix="o2o-dbus-", dir=parent)
         self.socket = Path(self._dir) / "bus.sock"
         self.address = f"unix:path={self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_TXN_EVENTS = 20_000
 MAINTENANCE_S = 30.0
+RESERVE_RETRY_S = 5.0  # after the reserve was released: how often to try taking it again
 REPORT_INTERVAL_S = 5.0
 
 
@@ -88,7 +89,9 @@ class OutboxWriter:
         self.path = path
         # released when the disk is full, before any event is dropped or refused
         self.reserve = DiskReserve(path.with_name(path.name + ".reserve"), reserve_bytes)
-        self._reserve_reported = 0
+        self._reserve_seen = 0  # releases already told upstream
+        self._reserve_out = False  # released and not taken again yet
+        self._next_reserve_try = 0.0
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self.source = source
@@ -197,6 +200,8 @@ class OutboxWriter:
             timeout = max(0.05, next_maintenance - time.monotonic())
             if self._unreported:
                 timeout = min(timeout, REPORT_INTERVAL_S)
+            if self._reserve_out:
+                timeout = min(timeout, RESERVE_RETRY_S)
             try:
                 first = self._q.get(timeout=timeout)
             except queue.Empty:
@@ -208,7 +213,7 @@ class OutboxWriter:
             elif first is not None:
                 stopping = self._collect(first, submits, acks)
             now = time.monotonic()
-            self._note_reserve()
+            self._note_reserve(now)
             if self._unreported and now - last_report >= REPORT_INTERVAL_S:
                 self._notices.append(self._drop_report())
                 last_report = now
@@ -357,15 +362,26 @@ class OutboxWriter:
         self._unreported.merge(tally)
         self._store.count_refused(len(rows))
 
-    def _note_reserve(self) -> None:
-        """Tell upstream when the disk reserve was given up (here or by another writer)."""
-        if self.reserve.releases > self._reserve_reported:
-            self._reserve_reported = self.reserve.releases
+    def _note_reserve(self, now: float) -> None:
+        """Tell upstream when the disk reserve was given up (here or by another writer), and
+        take it again, trying every few seconds, once the disk has room."""
+        if self.reserve.releases > self._reserve_seen:
+            self._reserve_seen = self.reserve.releases
+            self._reserve_out = True
+            self._next_reserve_try = now + RESERVE_RETRY_S
             self.last_error = ("the disk is full: the outbox's reserve was released; free disk "
                                "space on the device")
             self._notices.append(make_pending(
                 "o2o.agent.outbox.reserve", {"status": "released", "bytes": self.reserve.size},
                 self.clock(), PRIORITY_CRITICAL))
+        elif self._reserve_out and now >= self._next_reserve_try:
+            self._next_reserve_try = now + RESERVE_RETRY_S
+            if self.reserve.take():
+                self._reserve_out = False
+                log.warning("the disk has room again: the outbox's reserve is taken again")
+                self._notices.append(make_pending(
+                    "o2o.agent.outbox.reserve", {"status": "taken", "bytes": self.reserve.size},
+                    self.clock(), PRIORITY_CRITICAL))
 
     def _drop_report(self) -> PendingEvent:
         t, self._unreported = self._unreported, DropTally()
@@ -386,11 +402,6 @@ class OutboxWriter:
                 self.drops.merge(tally)
                 self._unreported.merge(tally)
             self._store.vacuum_some()
-            if self.reserve.size and not self.reserve.held and self.reserve.take():
-                log.warning("the disk has room again: the outbox's reserve is taken again")
-                self._notices.append(make_pending(
-                    "o2o.agent.outbox.reserve", {"status": "taken", "bytes": self.reserve.size},
-                    self.clock(), PRIORITY_CRITICAL))
         except sqlite3.DatabaseError as exc:
             self.last_error = f"outbox maintenance failed: {exc}"
             log.warning("%s", self.last_error)

@@ -54,7 +54,7 @@ def store_day(hours: float, speed: float, seed: int = 1, faults: bool = True) ->
             sc.checkins.append(Checkin(base + minute * 60, oid, via, rng.choice([0, 3, 4, 5])))
         if faults and h % 3 == 1:
             kind = "broker-down" if h % 6 == 1 else "network-cut"
-            sc.faults.append(Fault(base + 25 * 60, kind, 8.0))
+            sc.faults.append(Fault(base + 20 * 60, kind, 25.0))
     for lane in (sc.taps, sc.scans, sc.checkins, sc.shoppers, sc.faults):
         lane.sort(key=lambda x: x.at)
     return sc

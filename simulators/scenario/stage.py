@@ -105,7 +105,7 @@ class Stage:
             parts = urlsplit(self.broker_url)
             self.link = NetworkCut(parts.hostname or "127.0.0.1", parts.port or 1883).start()
         try:
-            self.dbus = PrivateBus()
+            self.dbus = PrivateBus(self.dir)
         except BusUnavailable as exc:
             self.notes.append(f"no beacons: {exc}")
         else:

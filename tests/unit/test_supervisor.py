@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+
+import pytest
 
 from agent.supervisor import Supervisor
 from agent.uplink.backoff import Backoff
@@ -41,3 +45,29 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
     assert max(delays[5:]) > 2.0  # it does grow
     b.reset()
     assert b.next_delay() <= 0.5
+
+
+def test_stop_does_not_wait_forever_for_a_component_that_hangs_on_its_way_out(
+        caplog: pytest.LogCaptureFixture) -> None:
+
+    async def stuck_cleanup() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(30)  # a driver call that takes far too long to return
+
+    async def main() -> float:
+        sup = Supervisor()
+        sup.spawn("camera", stuck_cleanup)
+        await asyncio.sleep(0.01)
+        t = time.monotonic()
+        await sup.stop(timeout=0.2)
+        took = time.monotonic() - t
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()  # the second cancellation ends the stuck cleanup
+        return took
+
+    with caplog.at_level(logging.WARNING, logger="agent.supervisor"):
+        took = asyncio.run(main())
+    assert took < 5
+    assert "component camera did not stop within 0s" in caplog.text
