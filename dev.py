@@ -37,6 +37,12 @@ DEBIAN_TEST_PACKAGES = {
     "cage": "/usr/bin/cage",  # the kiosk browser unit names it: systemd-analyze verify checks
     "systemd": "/usr/bin/systemd-analyze",
 }
+# the demo's simulated store: a private broker (unless one answers on localhost) and the
+# private D-Bus its fake BlueZ lives on
+DEBIAN_DEMO_PACKAGES = {
+    "mosquitto": "/usr/sbin/mosquitto",
+    "dbus": "/usr/bin/dbus-daemon",
+}
 
 
 def run(cmd: list[str], **kw: object) -> None:
@@ -62,7 +68,7 @@ def ensure_debian_packages(packages: dict[str, str | None]) -> None:
         return
     if os.geteuid() != 0:
         print(f"missing Debian packages {missing}: run 'sudo apt-get install {' '.join(missing)}'"
-              " (tests that need them will be skipped, saying why)")
+              " (what needs them is skipped, saying why)")
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-q"], env=env)
@@ -106,6 +112,7 @@ def main(argv: list[str]) -> int:
     what, rest = argv[0], argv[1:]
     os.chdir(ROOT)
     if what == "demo":
+        ensure_debian_packages(DEBIAN_DEMO_PACKAGES)
         ensure_venv("")
         os.execv(str(VENV / "bin" / "o2o-edge"), ["o2o-edge", "demo", *rest])  # noqa: S606
     ensure_debian_packages(DEBIAN_TEST_PACKAGES)

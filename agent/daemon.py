@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,6 +51,18 @@ async def _housekeeping() -> None:
     while True:
         await asyncio.sleep(HOUSEKEEPING_S)
         trim(0)
+
+
+# remote config sections applied while running (the touchpoints that read them restart);
+# the others (mqtt, kiosk, metrics) restart the agent, a new [mqtt] on trial
+LIVE_SECTIONS = frozenset({"ble", "nfc", "qr", "privacy"})
+SOURCE_SECTIONS = {"ble": {"ble"}, "nfc": {"nfc", "qr"}, "qr": {"qr"}}
+
+
+def changed_sections(old: Config, new: Config) -> set[str]:
+    return {f.name for f in dataclasses.fields(Config)
+            if f.name not in ("source", "path", "remote_version")
+            and getattr(old, f.name) != getattr(new, f.name)}
 
 
 class Agent:
@@ -186,16 +199,53 @@ class Agent:
         if not isinstance(body, dict) or not isinstance(body.get("sections"), dict):
             raise DocRefused("malformed", 'a config document needs {"sections": {...}}')
         try:
-            load_config(self.cfg.path or None, overlay=(doc.version, body["sections"]))
+            new = load_config(self.cfg.path or None, overlay=(doc.version, body["sections"]))
         except ConfigError as exc:
             raise DocRefused("malformed", f"the configuration would not load: {exc}") from None
-        _, pending = remote_config_paths()
-        pending.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pending.with_suffix(".tmp")
+        applied, pending = remote_config_paths()
+        changed = changed_sections(self.cfg, new)
+        live = (changed <= LIVE_SECTIONS and not pending.exists() and self._loop is not None
+                and self._stop is not None)
+        target = applied if live else pending
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
         tmp.write_text(_json.dumps({"version": doc.version, "sections": body["sections"]}))
-        tmp.replace(pending)
-        self.capture("o2o.link.config", {"version": doc.version, "state": "restarting"})
-        self._restart_soon()
+        tmp.replace(target)
+        if not live:  # the uplink or the agent's own wiring changes: restart on trial
+            self.capture("o2o.link.config", {"version": doc.version, "state": "restarting",
+                                             "sections": sorted(changed)})
+            self._restart_soon()
+            return
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._apply_live(new, changed), self._loop).result(60)
+
+    async def _apply_live(self, new: Config, changed: set[str]) -> None:
+        """Swap sections that are safe to change while running: the touchpoints they feed
+        are restarted with the new settings; the uplink, the outbox and the bus go on."""
+        self.cfg = dataclasses.replace(
+            self.cfg, source=new.source, remote_version=new.remote_version,
+            **{name: getattr(new, name) for name in changed})
+        restarted = []
+        for name, needs in SOURCE_SECTIONS.items():
+            if not changed & needs:
+                continue
+            await self.supervisor.stop([name])
+            self.supervisor.forget(name)
+            source = getattr(self, f"_make_{name}")() if getattr(self.cfg, name).enabled else None
+            setattr(self, name, source)
+            if source is not None:
+                self.supervisor.spawn(name, source.run)
+            restarted.append(name)
+        if self.uplink is not None:
+            self.uplink.cfg = self.cfg
+            if self.uplink.link is not None:
+                self.uplink.link.announce(self.cfg)
+        log.info("remote config v%s applied live: %s changed%s", new.remote_version,
+                 ", ".join(sorted(changed)) or "nothing",
+                 f"; restarted {', '.join(restarted)}" if restarted else "")
+        self.capture("o2o.link.config", {"version": new.remote_version, "state": "applied",
+                                         "live": True, "sections": sorted(changed),
+                                         "restarted": restarted})
 
     def _apply_content(self, doc: Any) -> None:
         from agent.storelink.content import install_bundle

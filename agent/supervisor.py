@@ -74,6 +74,11 @@ class Supervisor:
                 log.warning("component %s did not stop within %.0fs; leaving it behind",
                             name, timeout)
 
+    def forget(self, name: str) -> None:
+        """Drop a stopped component from the books (it was replaced or switched off)."""
+        self._tasks.pop(name, None)
+        self.health.pop(name, None)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             name: {"state": h.state, "last_error": h.last_error, "restarts": h.restarts,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agent.clock import SteadyClock
 from agent.config import BleConfig
 from agent.presence.anonymous import DailySalt, FootfallCounter
 from agent.presence.tracker import PresenceConfig, PresenceEvent, PresenceTracker
@@ -42,21 +43,26 @@ def beacon_key(beacon: Beacon) -> str | None:
 
 class BleSource:
     def __init__(self, cfg: BleConfig, scanner: BeaconScanner, emit: Emit,
-                 clock: Callable[[], float] = time.time, capture_time: bool = False) -> None:
+                 clock: SteadyClock | None = None, capture_time: bool = False,
+                 wall: Callable[[], float] = time.time) -> None:
         """`capture_time`: time follows the adverts' own timestamps (replaying a recorded
-        day), so presence, silence and footfall come out as they happened."""
+        day), so presence, silence and footfall come out as they happened. Live, presence,
+        silence and health are timed on a clock that NTP steps do not move; the times in
+        events are on the wall clock."""
         self.cfg = cfg
         self.capture_time = capture_time
         self._capture_now = 0.0
         self.scanner = scanner
         self.emit = emit
-        self.clock = clock
+        self.clock = clock or SteadyClock(wall=wall)
+        self._wall = wall
         self.registered = set(cfg.beacons)
         self.app_uuids = set(cfg.app_uuids)
         self.presence = PresenceTracker(PresenceConfig(
             path_loss_exponent=cfg.path_loss_exponent, immediate_m=cfg.immediate_m,
             near_m=cfg.near_m, zone_margin=cfg.zone_margin, zone_hold_s=cfg.zone_hold_s))
-        self.footfall = FootfallCounter(DailySalt(self.now))
+        # the salt changes with the calendar day: the wall clock's, even when it steps
+        self.footfall = FootfallCounter(DailySalt(self.now if capture_time else wall))
         # Eddystone TLM frames come from the same address as the beacon's UID frames
         self._key_by_address: dict[str, str] = {}
         self._last_heard: dict[str, float] = {}
@@ -156,8 +162,9 @@ class BleSource:
     def _presence(self, events: Sequence[PresenceEvent]) -> None:
         for ev in events:  # usually none
             # "at": when it happened (the last sighting, for an exit), not when it was reported
+            at = ev.time if self.capture_time else self.clock.to_wall(ev.time)
             self.emit("o2o.ble.presence", {"id": ev.key, "action": ev.kind,
-                                           "at": round(ev.time, 3), **ev.data})
+                                           "at": round(at, 3), **ev.data})
 
     # --- time ----------------------------------------------------------------------------
 

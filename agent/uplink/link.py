@@ -268,6 +268,14 @@ class MqttLink:
             props.CorrelationData = correlation
         self.client.publish(topic, payload, qos=1, properties=props)
 
+    def announce(self, cfg: Config) -> None:
+        """A configuration applied while connected: the retained birth says so at once
+        (its [mqtt] section is the one this link already uses)."""
+        self.cfg = cfg
+        if self.state == "connected":
+            self.client.publish(self.state_topic, self._state_payload("online"), qos=1,
+                                retain=True)
+
     def publish_telemetry(self, payload: bytes) -> None:
         """Health for fleet monitoring: QoS 0, only while connected (never buffered)."""
         if self.state == "connected":

@@ -48,11 +48,11 @@ def test_a_full_store_day_with_every_fault_reaches_the_collector_exactly_once(
     assert len(out.final_seq) == 1 and next(iter(out.final_seq.values())) == len(got.events)
 
 
-@pytest.mark.parametrize("broker", ["mosquitto", "nats", "rabbitmq"])
+# Mosquitto is the full day's broker above, with an outage and a network cut of its own
+@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
 def test_broker_matrix_a_morning_with_an_outage_and_a_network_cut(
         tmp_path: Path, broker: str) -> None:
-    program, package = {"mosquitto": ("mosquitto", "mosquitto"),
-                        "nats": ("nats-server", "nats-server"),
+    program, package = {"nats": ("nats-server", "nats-server"),
                         "rabbitmq": ("rabbitmq-server", "rabbitmq-server")}[broker]
     need(program, package)
     faults = [Fault(8 * 60, "network-cut", 7.0)]
@@ -61,8 +61,3 @@ def test_broker_matrix_a_morning_with_an_outage_and_a_network_cut(
     out = _play(tmp_path, "short_visit.toml", broker, faults)
     assert out.expected.checkins == {"B-2001": "code", "B-2002": "qr"}
     assert len(out.received.events) == next(iter(out.final_seq.values()))
-
-
-def test_without_a_broker_every_event_is_kept_in_the_outbox(tmp_path: Path) -> None:
-    out = _play(tmp_path, "short_visit.toml", "none")
-    assert out.received.events and out.expected.checkins

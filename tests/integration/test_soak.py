@@ -1,4 +1,4 @@
-"""The CI-sized soak: `o2o-edge soak` plays a generated three-hour store day with a broker
+"""The CI-sized soak: `o2o-edge soak` plays a generated two-hour store day with a broker
 outage and a network cut at high speed, samples the agent process and plots it. The long
 version is the same command with more hours (see the README)."""
 
@@ -17,14 +17,14 @@ def test_ci_sized_soak_loses_nothing_and_leaks_neither_memory_nor_files(tmp_path
     need("mosquitto", "mosquitto")
     need("dbus-daemon", "dbus")
     out = tmp_path / "soak"
-    res = subprocess.run([*CLI, "soak", "--hours", "3", "--speed", "450", "--out", str(out)],
+    res = subprocess.run([*CLI, "soak", "--hours", "2", "--speed", "450", "--out", str(out)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["problems"] == [] and summary["events_upstream"] > 30
     with (out / "samples.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == summary["samples"] >= 12
+    assert len(rows) == summary["samples"] >= 8
     # the outage and the cut were seen, and the backlog they left drained
     assert {r["uplink"] for r in rows} - {"connected"}, "no sample saw the uplink down"
     assert int(rows[-1]["outbox_depth"]) == 0

@@ -5,7 +5,9 @@ broker later changes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,19 @@ def publish(broker: Any, topic: str, payload: bytes, retain: bool = False) -> No
     c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
     c.loop_stop()
     c.disconnect()
+
+
+def retained(broker: Any, topic: str) -> dict[str, Any]:
+    got: list[bytes] = []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"reader-{time.monotonic_ns()}")
+    c.on_message = lambda cl, u, msg: got.append(bytes(msg.payload))
+    c.connect("127.0.0.1", broker.port)
+    c.subscribe(topic, qos=1)
+    c.loop_start()
+    wait_for(lambda: bool(got), 10, what=f"retained {topic}")
+    c.loop_stop()
+    c.disconnect()
+    return dict(json.loads(got[-1]))
 
 
 def checkin(tmp_path: Path) -> dict[str, Any]:
@@ -239,8 +254,9 @@ def test_remote_config_applied_on_trial_and_rolled_back_when_the_broker_is_dead(
     topic = "o2o/v1/store-1/dev-1/config"
     agent = run()
     wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
-    publish(mosquitto, topic, doc("config", 1, {"sections": {"ble": {"zone_hold_s": 5.0}}},
-                                  device="dev-1"))
+    # [metrics] is not applied live: the agent restarts into it
+    publish(mosquitto, topic, doc("config", 1, {"sections": {"metrics": {
+        "telemetry_interval_s": 30.0}}}, device="dev-1"))
     exited(agent)  # it restarts into the new config
     agent = run()
     wait_for(lambda: agent.status()["agent"]["config_trial"] is True, 10)
@@ -311,3 +327,54 @@ def test_content_bundle_delivered_signed_with_file_hashes(
     # offline after a reboot the kiosk still shows what was delivered
     offline = load_config(str(write_config(tmp_path / "config.toml", url="", extra=extra)))
     assert KioskApp(offline, connect=False).bundle.version == 1
+
+
+def test_remote_config_for_a_touchpoint_is_applied_live_without_a_restart(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    from simulators.nfc_tags import TagEmulator, free_udp_port, ntag213
+
+    uid = "04a1b2c3d4e5f6"
+    with TagEmulator(free_udp_port()) as emu:
+        nfc = (f'[nfc]\nenabled = true\nreader = "udp:127.0.0.1:{emu.port}"\n'
+               f'targets = ["106A"]\nshelf_tags = ["{uid}=coffee-old"]\n')
+        cfg = write_config(tmp_path / "config.toml", url=mosquitto.url,
+                           extra=link_extra(tmp_path) + nfc)
+        agent = AgentProcess(cfg)
+        agent_factory.append(agent)
+        agent.start()
+
+        taps: list[dict[str, Any]] = []
+
+        def listen() -> None:
+            with contextlib.suppress(Exception), BusClient(tmp_path / "agent.sock") as bus:
+                for event in bus.subscribe():  # committed events, live
+                    if event["type"] == "o2o.nfc.tap":
+                        taps.append(event["data"]["tag"])
+
+        threading.Thread(target=listen, daemon=True).start()
+
+        def tap() -> dict[str, Any]:
+            before = len(taps)
+            emu.present(ntag213(bytes.fromhex(uid)))
+            wait_for(lambda: len(taps) > before, 20, what="a tap")
+            emu.remove()
+            return taps[-1]
+
+        wait_for(lambda: agent.status()["nfc"]["reader"]["state"] == "ready", 20)
+        wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+        bootid = agent.status()["agent"]["bootid"]
+        first = tap()
+        publish(mosquitto, "o2o/v1/store-1/dev-1/config", doc("config", 4, {"sections": {
+            "nfc": {"shelf_tags": [f"{uid}=coffee-new"]}}}, device="dev-1"))
+        wait_for(lambda: agent.status()["agent"]["config_version"] == 4, 20,
+                 what="the config applied")
+        wait_for(lambda: agent.status()["nfc"]["reader"]["state"] == "ready", 20)
+        second = tap()
+        birth = retained(mosquitto, "o2o/v1/store-1/dev-1/state")
+        st = agent.status()["agent"]
+        assert agent.stop() == 0
+    assert st["bootid"] == bootid and agent.proc is not None  # the same process throughout
+    assert first.get("label") == "coffee-old" and second.get("label") == "coffee-new", \
+        (first, second)
+    assert (tmp_path / "state/o2o-edge/remote-config.json").exists()  # kept for a restart
+    assert birth["config_version"] == 4 and birth["bootid"] == bootid  # announced at once
