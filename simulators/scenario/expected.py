@@ -28,6 +28,7 @@ class Expected:
     checkins: dict[str, str] = field(default_factory=dict)  # order -> via
     surveys: Counter[int] = field(default_factory=Counter)
     app_users: set[str] = field(default_factory=set)  # presence ids that must enter
+    withheld: set[str] = field(default_factory=set)  # app users who withdrew consent
     low_battery: set[str] = field(default_factory=set)  # beacon keys
     lost_taps: int = 0  # taps on an unplugged reader
     unseen_codes: int = 0  # codes shown to a camera that was gone
@@ -35,7 +36,8 @@ class Expected:
     def as_json(self) -> dict[str, Any]:
         return {"taps": dict(self.taps), "scans": dict(self.scans), "checkins": self.checkins,
                 "surveys": {str(k): v for k, v in self.surveys.items()},
-                "app_users": sorted(self.app_users), "low_battery": sorted(self.low_battery),
+                "app_users": sorted(self.app_users), "withheld": sorted(self.withheld),
+                "low_battery": sorted(self.low_battery),
                 "lost_taps": self.lost_taps, "unseen_codes": self.unseen_codes}
 
 
@@ -66,7 +68,13 @@ def expected(sc: Scenario) -> Expected:
         ex.checkins[ck.order] = via
         if ck.score:
             ex.surveys[ck.score] += 1
-    ex.app_users = {f"app:{sc.app_uuid}:1:{s.app}" for s in sc.shoppers if s.app}
+    for s in (s for s in sc.shoppers if s.app):
+        key = f"app:{sc.app_uuid}:1:{s.app}"
+        states = {sc.consent_at(s.app, t) for t in (s.at, s.at + s.minutes * 60)}
+        if states == {"withdrawn"}:  # withdrawn before the visit and all through it
+            ex.withheld.add(key)
+        elif states == {"granted"}:
+            ex.app_users.add(key)
     ex.low_battery = {f"eddystone-uid:{b.namespace}:{b.instance}" for b in sc.beacons
                       if min(b.battery_mv) < LOW_BATTERY_MV}
     return ex
@@ -115,6 +123,10 @@ def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
     entered = {d["id"] for d in got.of("o2o.ble.presence") if d.get("action") == "enter"}
     if ex.app_users - entered:
         problems.append(f"app users never seen arriving: {sorted(ex.app_users - entered)}")
+    reported = {d.get("id") for d in got.of("o2o.ble.presence")}
+    if ex.withheld & reported:
+        problems.append(f"reported although consent was withdrawn: "
+                        f"{sorted(ex.withheld & reported)}")
     low = {d["beacon"] for d in got.of("o2o.ble.beacon.health")
            if d.get("status") == "low-battery"}
     if ex.low_battery - low:

@@ -1,7 +1,8 @@
 """A store day as a scenario file (TOML): the store, its beacons with their battery curves,
 shopper-app users walking between them, anonymous phones, shelf tags and loyalty cards,
 orders, and what happens at which time — taps, codes shown to the camera, check-ins at the
-kiosk with a survey, and faults. Times are "HH:MM" on the store's day.
+kiosk with a survey, consent withdrawn or granted from upstream, and faults. Times are
+"HH:MM" on the store's day.
 
 `load(path)` reads and checks a file; every problem is named by its place
 ("tap[3].tag: no tag 'shelf-x' in [tags]").
@@ -84,6 +85,13 @@ class Checkin:
 
 
 @dataclass(frozen=True)
+class Consent:
+    at: float
+    app: int  # the opted-in app's identifier (its iBeacon minor)
+    state: str  # "granted" or "withdrawn", sent as a signed consent document
+
+
+@dataclass(frozen=True)
 class Fault:
     at: float
     kind: str
@@ -113,6 +121,7 @@ class Scenario:
     taps: list[Tap] = field(default_factory=list)
     scans: list[Scan] = field(default_factory=list)
     checkins: list[Checkin] = field(default_factory=list)
+    consents: list[Consent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
 
     @property
@@ -124,6 +133,14 @@ class Scenario:
 
     def during(self, kind: str, t: float) -> bool:
         return any(f.covers(t) for f in self.faults_of(kind))
+
+    def consent_at(self, app: int, t: float) -> str:
+        """The app user's consent at time t: the last document sent before, else granted."""
+        state = "granted"
+        for c in self.consents:
+            if c.app == app and c.at <= t:
+                state = c.state
+        return state
 
 
 def _clock(value: Any, where: str) -> float:
@@ -245,6 +262,12 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if ck.via not in ("code", "qr") or not 0 <= ck.score <= 5:
             raise ScenarioError(f"{where}: via is code or qr, score 0 (none) to 5")
         sc.checkins.append(ck)
+    for where, c in r.items("consent"):
+        consent = Consent(r.time(c, where), _get(c, "app", int, where),
+                          _get(c, "state", str, where))
+        if consent.state not in ("granted", "withdrawn"):
+            raise ScenarioError(f"{where}.state: granted or withdrawn")
+        sc.consents.append(consent)
     for where, f in r.items("fault"):
         kind = _get(f, "kind", str, where)
         if kind not in FAULTS:
@@ -256,7 +279,7 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if kind not in ("clock-jump", "bluetoothd-restart") and fault.minutes <= 0:
             raise ScenarioError(f"{where}.minutes: how long the fault lasts")
         sc.faults.append(fault)
-    for lane in (sc.taps, sc.scans, sc.checkins, sc.shoppers, sc.faults):
+    for lane in (sc.taps, sc.scans, sc.checkins, sc.shoppers, sc.consents, sc.faults):
         lane.sort(key=lambda x: x.at)
     return sc
 

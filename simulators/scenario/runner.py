@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import json
 import signal
@@ -130,6 +131,7 @@ class Runner:
         self.t0 = 0.0  # monotonic time of the store's opening
         self.late = 0.0
         self.radio = False
+        self.stage_had_link = False
         self.interrupted = threading.Event()
         self._filler: Path | None = None
 
@@ -175,6 +177,7 @@ class Runner:
             self.stage.start()
             self._check_interrupt()
             self.radio = self.stage.bluez is not None
+            self.stage_had_link = bool(self.stage.broker_url)
             for note in self.stage.notes:
                 self.say(0, note)
             received, final_seq = asyncio.run(self._play())
@@ -183,7 +186,9 @@ class Runner:
             self.stage.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        ex = expected(self.sc)
+        # with no broker, upstream's consent documents never reach the store
+        ex = expected(self.sc if self.stage_had_link else
+                      dataclasses.replace(self.sc, consents=[]))
         if not self.radio:  # nobody to hear the beacons and phones on this machine
             ex.app_users, ex.low_battery = set(), set()
         problems = check(self.sc, ex, received, self.addresses, final_seq)
@@ -248,6 +253,8 @@ class Runner:
         items += [(tp.at, 1, "tap", tp) for tp in sc.taps]
         items += [(s.at, 1, "scan", s) for s in sc.scans]
         items += [(c.at, 1, "checkin", c) for c in sc.checkins]
+        if self.stage.broker_url:  # upstream can only reach the store through a broker
+            items += [(c.at, 1, "consent", c) for c in sc.consents]
         return sorted(items, key=lambda x: (x[0], x[1]))
 
     async def _counter(self, pilot: Any, app: Any) -> None:
@@ -266,6 +273,11 @@ class Runner:
                 text = item.text or make_code(self.stage.pickup_key, item.pickup,
                                               self._expiry(), self.sc.store)
                 await self._show(t, text, f"code shown ({item.expect})")
+            elif kind == "consent":
+                await asyncio.to_thread(self.stage.publish_doc, "consent", {
+                    "mode": "increment", "rows": [{"subject": f"app:{self.sc.app_uuid}:1:"
+                                                   f"{item.app}", "state": item.state}]})
+                self.say(t, f"upstream: app user {item.app} consent {item.state}")
             else:
                 await self._checkin(pilot, app, t, item)
 

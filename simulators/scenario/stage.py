@@ -68,6 +68,8 @@ class Stage:
         self.clock_file = workdir / "clock-offset"
         self.collector_db = workdir / "collector.db"
         self.pickup_key = Ed25519PrivateKey.generate()
+        self.link_key = Ed25519PrivateKey.generate()  # upstream's: signs consent documents
+        self._doc_versions: dict[str, int] = {}
         self.broker: PrivateBroker | None = None
         self.link: NetworkCut | None = None
         self.dbus: PrivateBus | None = None
@@ -188,6 +190,8 @@ camera = "{self.camera.url if self.camera else ''}"
 domains = ["shop.example"]
 pickup_public_keys = ["{public_key_text(self.pickup_key.public_key())}"]
 debounce_s = 1.0
+[link]
+public_keys = ["{public_key_text(self.link_key.public_key())}"]
 [kiosk]
 store_db = "{self.state / 'store.db'}"
 idle_s = 600
@@ -242,6 +246,41 @@ idle_warning_s = 30
     def status(self) -> dict[str, Any]:
         with BusClient(self.dir / "agent.sock", timeout=10) as c:
             return c.status()
+
+    def publish_doc(self, kind: str, body: Any, timeout: float = 60) -> None:
+        """What upstream does: a signed document for this store, retained, QoS 1, straight to
+        the broker (not over the store's link, which may be cut); retried while the broker is
+        down. Issued a while back so that a clock step on the device does not make it early."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from agent.storelink.docs import sign
+
+        version = self._doc_versions[kind] = self._doc_versions.get(kind, 0) + 1
+        now = time.time()
+        raw = sign(self.link_key, kind=kind, store=self.sc.store, device="all", version=version,
+                   issued=now - 6 * 3600, expires=now + 86400, body=body)
+        parts = urlsplit(self.broker_url)
+        deadline = time.monotonic() + timeout
+        while True:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                 client_id=f"scenario-upstream-{time.monotonic_ns()}",
+                                 protocol=mqtt.MQTTv311 if self.protocol == "3.1.1"
+                                 else mqtt.MQTTv5)
+            try:
+                client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+                client.loop_start()
+                client.publish(f"o2o/v1/{self.sc.store}/all/{kind}", raw, qos=1,
+                               retain=True).wait_for_publish(10)
+                return
+            except (OSError, RuntimeError, ValueError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            finally:
+                client.loop_stop()
+                with contextlib.suppress(Exception):
+                    client.disconnect()
 
     def agent_pid(self) -> int:
         assert self.agent is not None

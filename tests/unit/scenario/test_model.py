@@ -153,3 +153,52 @@ def test_check_names_what_differs_and_any_address_upstream() -> None:
     problems = check(sc, expected(sc), leaky, {"C3:00:00:00:00:01"}, {"B": 3})
     assert any("low batteries not reported" in p for p in problems)
     assert any("Bluetooth addresses upstream: ['C3:00:00:00:00:01']" in p for p in problems)
+
+
+def test_consent_withdrawn_before_a_visit_means_the_app_user_is_never_reported() -> None:
+    sc = scenario("""
+[[shopper]]
+at = "09:30"
+app = 5
+walk = ["door"]
+minutes = 10
+[[shopper]]
+at = "10:30"
+app = 6
+walk = ["door"]
+minutes = 10
+[[shopper]]
+at = "11:00"
+app = 7
+walk = ["door"]
+minutes = 20
+[[consent]]
+at = "09:10"
+app = 5
+state = "withdrawn"
+[[consent]]
+at = "10:00"
+app = 6
+state = "withdrawn"
+[[consent]]
+at = "10:20"
+app = 6
+state = "granted"
+[[consent]]
+at = "11:10"
+app = 7
+state = "withdrawn"
+""")
+    ex = expected(sc)
+    key = "app:2f234454-cf6d-4a0f-adf2-f4911ba9ffa6:1:{}".format
+    assert ex.withheld == {key(5)}
+    assert ex.app_users == {key(6)}  # granted again before the visit
+    # 7 withdrew during the visit: reported until then, so neither promised nor forbidden
+    report = [{"bootid": "B", "gaps": [], "first_seq": 1, "last_seq": 2, "events": 2,
+               "duplicates": 0}]
+    got = Received([_event(1, "o2o.ble.presence", {"id": key(6), "action": "enter"}),
+                    _event(2, "o2o.ble.presence", {"id": key(5), "action": "enter"})], report)
+    assert f"reported although consent was withdrawn: ['{key(5)}']" in check(
+        sc, ex, got, set(), {"B": 2})
+    assert not any("withdrawn" in p for p in check(sc, ex, Received(got.events[:1], report),
+                                                   set(), {"B": 2}))
