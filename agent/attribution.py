@@ -81,6 +81,11 @@ class Visits:
                     out["visit_campaign"] = visit.campaign
             return out
 
+    def forget(self, subject: str) -> int:
+        """Drop the open visit of an app identifier (erasure); how many were dropped."""
+        with self._lock:
+            return 1 if self.open.pop(subject, None) is not None else 0
+
     def _presence(self, data: dict[str, Any]) -> dict[str, Any]:
         app, action = str(data.get("id")), data.get("action")
         visit = self.open.get(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import dataclasses
@@ -315,7 +316,11 @@ class Agent:
                 raise CommandError("subject must be the identifier to erase (1-128 characters)")
             outbox = self.writer.erase([json.dumps(subject)]).result(timeout=30)
             self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
-            removed = {"outbox_events": outbox, **self.store_db.erase_subject(subject)}
+            removed = {"outbox_events": outbox, **self.store_db.erase_subject(subject),
+                       "consent_records": self.privacy.erase(subject),
+                       "open_visits": self.visits.forget(subject),
+                       "presence_tracks": self._on_loop(
+                           lambda: self.ble.presence.forget(subject) if self.ble else 0)}
             # the record of the erasure names the subject only by a hash
             self.capture("o2o.privacy.erased", {
                 "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],
@@ -331,6 +336,27 @@ class Agent:
             "restart": restart,
             "reload-content": reload_content,
         }
+
+    def _on_loop(self, fn: Callable[[], int]) -> int:
+        """Run `fn` on the event loop (where the touchpoints' state lives) and wait for it;
+        directly when already there or when the loop is not running."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop or not loop.is_running():
+            return fn()
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                done.set_result(fn())
+            except Exception as exc:  # handed back to the caller
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(call)
+        return done.result(timeout=30)
 
     def _make_ble(self) -> Any:
         from agent.presence.ble_source import BleSource

@@ -3,6 +3,7 @@ limit on every local table.
 
 Consent arrives from upstream as signed "consent" documents ({"mode": "snapshot" or
 "increment", "rows": [{"subject": "<app identifier>", "state": "granted" or "withdrawn"}]}).
+Records are kept under a keyed hash of the identifier, never the identifier itself.
 An identifier whose consent is withdrawn is no longer reported: its presence events are
 withheld (counted) — the device then only counts as anonymous footfall, like anyone who never
 opted in. Retention: orders, appointments and KPI roll-ups older than [privacy]
@@ -12,6 +13,10 @@ counting salts never leave memory).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -22,25 +27,72 @@ from agent.storelink.docs import Doc, DocRefused
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS consent (
-    subject TEXT PRIMARY KEY,
-    state TEXT NOT NULL,          -- granted, withdrawn
+    subject TEXT PRIMARY KEY,     -- HMAC-SHA256 of the identifier under the device's key
+    state TEXT NOT NULL,          -- granted, withdrawn (erased subjects stay withdrawn)
     since REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS privacy_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 STATES = ("granted", "withdrawn")
+_HASHED = re.compile(r"[0-9a-f]{64}")
 
 
 class Privacy:
+    """Consent records never hold an identifier: only its keyed hash (the key is this
+    device's, made once), so the table can say "do not report this one" — even after the
+    subject was erased — without naming anybody."""
+
     def __init__(self, path: Path) -> None:
         self._db = open_db(path, SCHEMA)
         self._lock = threading.Lock()
+        self._key = self._device_key()
+        self._migrate_plain_subjects()
         self.withdrawn = self._load()
         self.withheld = 0
+
+    def _device_key(self) -> bytes:
+        with self._lock, immediate(self._db) as db:
+            row = db.execute("SELECT value FROM privacy_meta WHERE name = 'key'").fetchone()
+            if row is not None:
+                return bytes(row[0])
+            key = os.urandom(32)
+            db.execute("INSERT INTO privacy_meta VALUES ('key', ?)", (key,))
+            return key
+
+    def key_of(self, subject: str) -> str:
+        return hmac.new(self._key, subject.encode(), hashlib.sha256).hexdigest()
+
+    def _migrate_plain_subjects(self) -> None:
+        """Records written before identifiers were hashed are hashed in place."""
+        with self._lock:
+            rows = self._db.execute("SELECT subject, state, since FROM consent").fetchall()
+            plain = [r for r in rows if not _HASHED.fullmatch(r[0])]
+            if not plain:
+                return
+            self._db.execute("PRAGMA secure_delete = ON")
+            with immediate(self._db) as db:
+                for subject, state, since in plain:
+                    db.execute("DELETE FROM consent WHERE subject = ?", (subject,))
+                    db.execute("INSERT OR REPLACE INTO consent VALUES (?, ?, ?)",
+                               (self.key_of(subject), state, since))
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _load(self) -> set[str]:
         with self._lock:
             rows = self._db.execute("SELECT subject FROM consent WHERE state = 'withdrawn'")
             return {r[0] for r in rows}
+
+    def erase(self, subject: str) -> int:
+        """Forget a subject: its consent record becomes an anonymous "withdrawn" (so it is
+        not reported again unless upstream grants consent anew). Returns 1 if it had one."""
+        key = self.key_of(subject)
+        with self._lock, immediate(self._db) as db:
+            had = db.execute("SELECT 1 FROM consent WHERE subject = ?", (key,)).fetchone()
+            db.execute("INSERT INTO consent VALUES (?, 'withdrawn', ?) ON CONFLICT(subject) "
+                       "DO UPDATE SET state = 'withdrawn', since = excluded.since",
+                       (key, time.time()))
+        self.withdrawn = self._load()
+        return 1 if had else 0
 
     def close(self) -> None:
         with self._lock:
@@ -58,7 +110,7 @@ class Privacy:
                     or not r["subject"] or r.get("state") not in STATES:
                 raise DocRefused("malformed", f"row {i + 1}: needs a subject and a state of "
                                               "granted or withdrawn")
-            rows.append((r["subject"], r["state"], time.time()))
+            rows.append((self.key_of(r["subject"]), r["state"], time.time()))
         with self._lock, immediate(self._db) as db:
             if body["mode"] == "snapshot":
                 db.execute("DELETE FROM consent")
@@ -70,7 +122,8 @@ class Privacy:
         """False for a presence event of an identifier whose consent is withdrawn."""
         if event_type != "o2o.ble.presence" or not isinstance(data, dict):
             return True
-        if data.get("kind") == "app" and str(data.get("id")) in self.withdrawn:
+        if data.get("kind") == "app" and self.withdrawn \
+                and self.key_of(str(data.get("id"))) in self.withdrawn:
             self.withheld += 1
             return False
         return True

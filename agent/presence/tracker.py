@@ -105,6 +105,10 @@ class PresenceTracker:
             return (PresenceEvent(kind, key, t, data),)
         return _NOTHING
 
+    def forget(self, key: str) -> int:
+        """Drop what is known of an identity (erasure), without reporting an exit."""
+        return 1 if self._tracks.pop(key, None) is not None else 0
+
     def tick(self, now: float) -> list[PresenceEvent]:
         """Exits of everything not heard for its exit time."""
         gone: list[PresenceEvent] = []

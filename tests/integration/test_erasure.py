@@ -12,9 +12,11 @@ from agent.bus.client import BusClient
 from agent.checkin import StoreDb
 from agent.config import load_config
 from agent.storelink.cache import LinkCache
+from agent.storelink.docs import Doc
 from tests.conftest import agent_in_thread, wait_for, write_config
 
 SUBJECT = "loy0012345678"
+APP = "app:2f234454-cf6d-4a0f-adf2-f4911ba9ffa6:1:9"
 
 
 def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
@@ -34,6 +36,10 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
         with BusClient(tmp_path / "agent.sock") as bus:
             bus.emit([{"type": "o2o.kiosk.checkin", "data": {"card": SUBJECT, "n": i}}
                       for i in range(3)])
+            # an opted-in app user with a consent record and presence waiting upstream
+            bus.emit([{"type": "o2o.ble.presence", "data": {"id": APP, "action": a,
+                                                            "kind": "app", "zone": "near"}}
+                      for a in ("enter", "zone")])
             bus.emit([{"type": "o2o.kiosk.view", "data": {"page": "p", "n": i}}
                       for i in range(2)])
         done: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
@@ -47,11 +53,26 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
         loop.call_soon_threadsafe(erase)
         result = done.result(timeout=30)
         assert result == {"removed": {"outbox_events": 3, "loyalty": 1, "orders": 0,
-                                      "appointments": 0, "cached_documents": 1}}
+                                      "appointments": 0, "cached_documents": 1,
+                                      "consent_records": 0, "open_visits": 0,
+                                      "presence_tracks": 0}}
+        # the app user: from another thread, as a command from upstream arrives
+        agent.privacy.apply_consent(Doc("consent", "store-1", "all", 1, 0.0, 1e12, {
+            "mode": "increment", "rows": [{"subject": APP, "state": "granted"}]}, "k"))
+        app = agent._command_handlers()["erase-subject"]({"subject": APP})
+        assert app == {"removed": {"outbox_events": 2, "loyalty": 0, "orders": 0,
+                                   "appointments": 0, "cached_documents": 0,
+                                   "consent_records": 1, "open_visits": 1,
+                                   "presence_tracks": 0}}
+        # heard again by the agent's own scanner: not reported again
+        loop.call_soon_threadsafe(agent.capture, "o2o.ble.presence",
+                                  {"id": APP, "action": "enter", "kind": "app"})
+        wait_for(lambda: agent.privacy.withheld == 1, 10, what="the presence withheld")
     files = [p for p in tmp_path.iterdir() if p.name.startswith(("outbox.db", "store.db"))]
     assert {p.name for p in files} >= {"outbox.db", "store.db"}
     for p in files:
         assert SUBJECT.encode() not in p.read_bytes(), p.name
+        assert APP.encode() not in p.read_bytes(), p.name
     # the rest is still there
     db = StoreDb(tmp_path / "store.db")
     assert db.loyalty("loy0099999999") is not None

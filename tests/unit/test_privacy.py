@@ -30,7 +30,7 @@ def test_withdrawn_consent_withholds_presence_and_survives_restart(tmp_path: Pat
     assert p.allows("o2o.ble.footfall", {"devices": 3})  # counting stays anonymous
     p.close()
     again = Privacy(tmp_path / "store.db")
-    assert APP in again.withdrawn
+    assert again.key_of(APP) in again.withdrawn
     again.apply_consent(consent("snapshot", [{"subject": APP, "state": "granted"}]))
     assert again.allows("o2o.ble.presence", enter)
     with pytest.raises(DocRefused, match="granted or withdrawn"):
@@ -62,3 +62,29 @@ def test_retention_sweep(tmp_path: Path) -> None:
     db = StoreDb(tmp_path / "store.db")
     assert db.order("A-1") is None
     db.close()
+
+
+def test_consent_records_never_name_the_subject_and_erasure_keeps_it_unreported(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    # a record from before identifiers were hashed is hashed in place on open
+    db = sqlite3.connect(tmp_path / "store.db")
+    db.execute("CREATE TABLE consent (subject TEXT PRIMARY KEY, state TEXT NOT NULL, "
+               "since REAL NOT NULL)")
+    db.execute("INSERT INTO consent VALUES (?, 'withdrawn', 1.0)", ("app:old:1:1",))
+    db.commit()
+    db.close()
+    p = Privacy(tmp_path / "store.db")
+    assert not p.allows("o2o.ble.presence", {"id": "app:old:1:1", "kind": "app"})
+    p.apply_consent(consent("increment", [{"subject": APP, "state": "granted"}]))
+    enter = {"id": APP, "action": "enter", "kind": "app"}
+    assert p.allows("o2o.ble.presence", enter)
+    assert p.erase(APP) == 1 and p.erase("app:never:1:1") == 0
+    assert not p.allows("o2o.ble.presence", enter)  # erased: not reported again
+    p.close()
+    raw = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith("store.db"))
+    assert b"app:old" not in raw and APP.encode() not in raw and b"app:never" not in raw
+    # the key is the device's: another device cannot tell who a record is about
+    other = Privacy(tmp_path / "other.db")
+    assert other.key_of(APP) != Privacy(tmp_path / "store.db").key_of(APP)
