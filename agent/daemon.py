@@ -165,7 +165,7 @@ class Agent:
             d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
             {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
              "config": self._apply_remote_config, "content": self._apply_content},
-            self.capture)
+            self.capture, on_waiting=self._fetch_blobs)
         from agent.storelink.commands import Commands
 
         self.link_commands = Commands(self.link_receiver, self.uplink.publish_reply,
@@ -173,7 +173,9 @@ class Agent:
         receiver, commands = self.link_receiver, self.link_commands
 
         def downstream(topic: str, raw: bytes, response: str, correlation: bytes) -> None:
-            if topic.rsplit("/", 2)[-2] == "cmd":
+            if topic.rsplit("/", 2)[-2] == "blob":
+                self._blob_arrived(topic.rsplit("/", 1)[-1], raw)
+            elif topic.rsplit("/", 2)[-2] == "cmd":
                 # on the event loop: commands read the agent's state, which lives there
                 if self._loop is not None and not self._loop.is_closed():
                     self._loop.call_soon_threadsafe(commands.handle, topic, raw, response,
@@ -248,10 +250,40 @@ class Agent:
                                          "live": True, "sections": sorted(changed),
                                          "restarted": restarted})
 
+    def _content_blobs(self) -> Any:
+        from agent.storelink.blobs import BlobStore
+
+        return BlobStore(self.cfg.kiosk.store_db.parent / "content")
+
+    def _fetch_blobs(self) -> None:
+        """Subscribe to the content files the waiting bundles still need, and only those."""
+        if self.uplink is None or self.link_receiver is None:
+            return
+        base = f"o2o/v1/{self.cfg.device.store}/all/blob"
+        self.uplink.want_topics({f"{base}/{sha}" for sha in self.link_receiver.needed()})
+
+    def _blob_arrived(self, sha: str, raw: bytes) -> None:
+        """A content file by hash (MQTT thread): kept if it is one a waiting bundle needs
+        and hashes right, then the bundle is tried again."""
+        from agent.storelink.docs import DocRefused
+
+        receiver = self.link_receiver
+        if receiver is None or sha not in receiver.needed():
+            return  # not asked for (or already here): a retained blob of another bundle
+        try:
+            self._content_blobs().put(sha, raw)
+        except DocRefused as exc:
+            receiver.refuse(f"o2o/v1/{self.cfg.device.store}/all/blob/{sha}", exc)
+            return
+        receiver.retry_deferred()
+        self._fetch_blobs()
+
     def _apply_content(self, doc: Any) -> None:
         from agent.storelink.content import install_bundle
 
-        where = install_bundle(doc, self.cfg.kiosk.store_db.parent / "content")
+        # DocDeferred: the receiver keeps the bundle waiting and calls _fetch_blobs
+        where = install_bundle(doc, self.cfg.kiosk.store_db.parent / "content",
+                               self._content_blobs())
         log.info("content v%s installed in %s", doc.version, where)
         self.capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
 

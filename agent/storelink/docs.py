@@ -39,6 +39,15 @@ class DocRefused(Exception):
         self.reason = reason
 
 
+class DocDeferred(Exception):
+    """A good document that cannot be applied yet: it waits for what it names (content
+    files by hash). Not refused, not recorded as applied; tried again when they arrive."""
+
+    def __init__(self, needs: list[str], detail: str) -> None:
+        super().__init__(detail)
+        self.needs = needs
+
+
 @dataclass(frozen=True)
 class Doc:
     kind: str

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.keys import parse_public_key
 from agent.storelink.cache import LinkCache
-from agent.storelink.docs import Doc, DocRefused, key_id, rotated_keys, verify
+from agent.storelink.docs import Doc, DocDeferred, DocRefused, key_id, rotated_keys, verify
 
 log = logging.getLogger(__name__)
 Emit = Callable[[str, Any], object]
@@ -24,17 +24,22 @@ Applier = Callable[[Doc], None]
 class DocReceiver:
     def __init__(self, store: str, device: str, pinned: list[str], cache: LinkCache,
                  appliers: dict[str, Applier], emit: Emit,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_waiting: Callable[[], None] | None = None) -> None:
+        """`on_waiting`: called when what the waiting documents need has changed."""
         self.store = store
         self.device = device
         self.cache = cache
         self.appliers = appliers
         self.emit = emit
         self.clock = clock
+        self.on_waiting = on_waiting
         self.pinned = {key_id(k): k for k in map(parse_public_key, pinned)}
         self.refused: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
         self.last_refusal = ""
+        # documents waiting for what they name: (kind, scope) -> (topic, raw, needs)
+        self.deferred: dict[tuple[str, str], tuple[str, bytes, list[str]]] = {}
 
     def trusted(self) -> dict[str, Ed25519PublicKey]:
         """The pinned keys until a rotation was accepted; the rotated set after."""
@@ -46,7 +51,9 @@ class DocReceiver:
     def status(self) -> dict[str, Any]:
         return {"applied": {f"{k}/{s}": v for (k, s), v in self.cache.applied().items()},
                 "accepted": dict(self.accepted), "refused": dict(self.refused),
-                "last_refusal": self.last_refusal, "trusted_keys": sorted(self.trusted())}
+                "last_refusal": self.last_refusal, "trusted_keys": sorted(self.trusted()),
+                "waiting": {f"{k}/{s}": len(needs)
+                            for (k, s), (_, _, needs) in self.deferred.items()}}
 
     def check(self, topic: str, raw: bytes) -> Doc | DocRefused:
         """The verified document, or the refusal (already counted and recorded)."""
@@ -90,7 +97,28 @@ class DocReceiver:
                     raise DocRefused("unsupported", f"no {doc.kind} documents on this agent yet")
                 applier(doc)
         except DocRefused as exc:
+            self.deferred.pop((doc.kind, doc.scope), None)
             self.refuse(topic, exc)
             return None
+        except DocDeferred as exc:
+            first = (doc.kind, doc.scope) not in self.deferred
+            self.deferred[(doc.kind, doc.scope)] = (topic, raw, exc.needs)
+            if first:
+                log.info("%s v%s waits: %s", doc.kind, doc.version, exc)
+                self.emit("o2o.link.waiting", {"kind": doc.kind, "scope": doc.scope,
+                                               "version": doc.version, "needs": len(exc.needs)})
+            if self.on_waiting is not None:
+                self.on_waiting()
+            return None
+        self.deferred.pop((doc.kind, doc.scope), None)
         self.accept(topic, doc, raw)
         return doc
+
+    def needed(self) -> set[str]:
+        """What the waiting documents still need (content files by hash)."""
+        return {n for _, _, needs in self.deferred.values() for n in needs}
+
+    def retry_deferred(self) -> None:
+        """Try the waiting documents again (something they need has arrived)."""
+        for topic, raw, _ in list(self.deferred.values()):
+            self.handle(topic, raw)

@@ -56,6 +56,7 @@ class Uplink:
         # downstream documents (the store link): topic filters and who takes the messages
         self.downstream: Callable[[str, bytes, str, bytes], object] | None = None
         self.downstream_topics: list[str] = []
+        self.extra_topics: set[str] = set()
         self.bootid = bootid
         self.max_bytes = cfg.mqtt.batch_max_bytes
         self._max_events = cfg.mqtt.batch_max_events
@@ -184,6 +185,7 @@ class Uplink:
         )
         self.link.downstream = self.downstream
         self.link.downstream_topics = self.downstream_topics
+        self.link.extra_topics = set(self.extra_topics)
         self.link.start()
         try:
             while True:
@@ -307,6 +309,12 @@ class Uplink:
     def flush(self) -> None:
         """Drain now (a command from upstream), from any thread."""
         self._post(self._wake.set)
+
+    def want_topics(self, topics: set[str]) -> None:
+        """See MqttLink.want_topics; kept here too for a link made later."""
+        self.extra_topics = set(topics)
+        if self.link is not None:
+            self.link.want_topics(self.extra_topics)
 
     def status(self) -> dict[str, Any]:
         link = self.link

@@ -79,6 +79,7 @@ class MqttLink:
         # (topic, payload, response topic, correlation data) of each downstream message
         self.downstream: Callable[[str, bytes, str, bytes], object] | None = None
         self.downstream_topics: list[str] = []
+        self.extra_topics: set[str] = set()  # wanted for a while (content blobs)
         self.client = self._make_client()
 
     # --- setup -------------------------------------------------------------------------
@@ -147,7 +148,8 @@ class MqttLink:
         if self.downstream is not None and self.downstream_topics:
             # every time: a broker that lost the session must learn them again; retained
             # documents arrive right after
-            client.subscribe([(t, 1) for t in self.downstream_topics])
+            client.subscribe([(t, 1) for t in
+                              [*self.downstream_topics, *sorted(self.extra_topics)]])
         log.info("uplink connected to %s:%s (session present: %s)", self.host, self.port,
                  bool(flags.session_present))
         self.cb.connected(bool(flags.session_present), max_packet)
@@ -267,6 +269,17 @@ class MqttLink:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.CorrelationData = correlation
         self.client.publish(topic, payload, qos=1, properties=props)
+
+    def want_topics(self, topics: set[str]) -> None:
+        """Downstream topics wanted for a while (content files being fetched): subscribed
+        now and on every connect until no longer wanted."""
+        new, gone = topics - self.extra_topics, self.extra_topics - topics
+        self.extra_topics = set(topics)
+        if self.state == "connected" and self.downstream is not None:
+            if new:
+                self.client.subscribe([(t, 1) for t in sorted(new)])
+            if gone:
+                self.client.unsubscribe(sorted(gone))
 
     def announce(self, cfg: Config) -> None:
         """A configuration applied while connected: the retained birth says so at once

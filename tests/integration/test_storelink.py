@@ -378,3 +378,47 @@ def test_remote_config_for_a_touchpoint_is_applied_live_without_a_restart(
         (first, second)
     assert (tmp_path / "state/o2o-edge/remote-config.json").exists()  # kept for a restart
     assert birth["config_version"] == 4 and birth["bootid"] == bootid  # announced at once
+
+
+def test_large_content_files_come_by_hash_once_and_the_bundle_waits_for_them(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    import hashlib
+    import os
+
+    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=link_extra(tmp_path))
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    video = os.urandom(3 * 1024 * 1024)  # more than a document may carry
+    sha = hashlib.sha256(video).hexdigest()
+    blob_topic = f"o2o/v1/store-1/all/blob/{sha}"
+    current = tmp_path / "content" / "current"
+
+    def bundle(version: int, size: int = len(video)) -> bytes:
+        return doc("content", version, {
+            "manifest": {"version": version, "pages": [{"id": "p", "title": {"en": "Film"}}]},
+            "files": {"media/loop.mp4": {"sha256": sha, "size": size}}})
+
+    publish(mosquitto, "o2o/v1/store-1/all/content", bundle(1), retain=True)
+    wait_for(lambda: link_status(agent)["waiting"] == {"content/all": 1}, 20,
+             what=lambda: f"the bundle waiting: {link_status(agent)}")
+    assert not current.exists()
+    # a blob that does not hash to its name is refused, the bundle keeps waiting
+    publish(mosquitto, blob_topic, video[:-1] + b"\0", retain=True)
+    wait_for(lambda: link_status(agent)["refused"].get("bad-file-hash") == 1, 10)
+    assert link_status(agent)["waiting"] == {"content/all": 1}
+    publish(mosquitto, blob_topic, video, retain=True)
+    wait_for(lambda: (current / "media/loop.mp4").exists(), 20, what="bundle installed")
+    assert (current / "media/loop.mp4").read_bytes() == video
+    assert link_status(agent)["waiting"] == {}
+    # the next bundle names the same file: installed at once from what the device has
+    publish(mosquitto, blob_topic, b"", retain=True)  # upstream cleared the retained blob
+    publish(mosquitto, "o2o/v1/store-1/all/content", bundle(2), retain=True)
+    wait_for(lambda: current.resolve().name == "v2", 20, what="v2 installed")
+    assert (current / "media/loop.mp4").read_bytes() == video
+    # a manifest whose size disagrees with the file the device has: refused
+    publish(mosquitto, "o2o/v1/store-1/all/content", bundle(3, size=5))
+    wait_for(lambda: link_status(agent)["refused"].get("bad-file-hash") == 2, 10)
+    assert current.resolve().name == "v2"
+    assert agent.stop() == 0
