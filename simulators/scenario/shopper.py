@@ -20,11 +20,13 @@ class ShopperError(RuntimeError):
     pass
 
 
-async def until(pilot: Any, cond: Callable[[], bool], timeout: float, what: str) -> None:
+async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 10.0,
+                what: str = "") -> None:
+    """Wait (letting the app run) until `cond` holds; ShopperError after `timeout`."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise ShopperError(f"the kiosk did not show {what} within {timeout:.0f}s")
+            raise ShopperError(f"the kiosk did not show {what or cond} within {timeout:.0f}s")
         await pilot.pause(0.02)
     await pilot.pause()  # let the new screen finish mounting before anything is pressed
 

@@ -9,7 +9,7 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +30,7 @@ from kiosk.screens.result import ResultScreen
 from kiosk.screens.survey import SurveyScreen
 from kiosk.widgets.agent_banner import AgentBanner
 from kiosk.widgets.qr_view import QrView
+from simulators.scenario.shopper import until
 from tests.conftest import CLI, ROOT, AgentProcess, write_config
 
 SIZE = (120, 44)
@@ -71,16 +72,6 @@ def store(tmp_path: Path, agent_factory: list[AgentProcess]) -> Iterator[Store]:
     s = Store(tmp_path, agent_factory)
     s.agent.start()
     yield s
-
-
-async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 10.0,
-                what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.02)
-    await pilot.pause()  # let the new screen finish mounting before anything is clicked
 
 
 def message_text(app: KioskApp) -> str:

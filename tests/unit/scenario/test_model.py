@@ -156,22 +156,11 @@ def test_check_names_what_differs_and_any_address_upstream() -> None:
 
 
 def test_consent_withdrawn_before_a_visit_means_the_app_user_is_never_reported() -> None:
-    sc = scenario("""
-[[shopper]]
-at = "09:30"
-app = 5
-walk = ["door"]
-minutes = 10
-[[shopper]]
-at = "10:30"
-app = 6
-walk = ["door"]
-minutes = 10
-[[shopper]]
-at = "11:00"
-app = 7
-walk = ["door"]
-minutes = 20
+    shoppers = "".join(f'[[shopper]]\nat = "{at}"\napp = {app}\nwalk = ["door"]\n'
+                       f"minutes = {minutes}\n"
+                       for at, app, minutes in (("09:30", 5, 10), ("10:30", 6, 10),
+                                                ("11:00", 7, 20)))
+    sc = scenario(shoppers + """
 [[consent]]
 at = "09:10"
 app = 5
