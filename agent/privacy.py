@@ -133,11 +133,20 @@ class Privacy:
         cutoff = (now or time.time()) - retention_days * 86400
         removed = {}
         with self._lock, immediate(self._db) as db:
-            for table, column in (("orders", "updated"), ("appointments", "at"),
-                                  ("kpi_hourly", "hour"), ("loyalty", "updated")):
+            for table, column, extra in (
+                    ("orders", "updated", ""), ("appointments", "at", ""),
+                    ("kpi_hourly", "hour", ""), ("loyalty", "updated", ""),
+                    # a granted consent is what anybody without a record has; a withdrawal
+                    # stays, or the device would report that person again
+                    ("consent", "since", " AND state = 'granted'"),
+                    # cached upstream documents with people in them (names, codes); the
+                    # device's keys, config and content stay whatever their age
+                    ("link_docs", "applied_at",
+                     " AND kind IN ('orders', 'appointments', 'consent', 'loyalty')")):
                 exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                                     "AND name = ?", (table,)).fetchone()
                 if exists:
                     removed[table] = db.execute(
-                        f"DELETE FROM {table} WHERE {column} < ?", (cutoff,)).rowcount  # noqa: S608
+                        f"DELETE FROM {table} WHERE {column} < ?{extra}",  # noqa: S608
+                        (cutoff,)).rowcount
         return removed

@@ -226,6 +226,11 @@ def test_commands_request_response(tmp_path: Path, mosquitto: Any,
         # the kiosk hears it as an event (it reloads its content bundle)
         wait_for(lambda: '"type":"o2o.link.command"' in ops.events.replace(" ", ""), 10,
                  what="the reload-content event upstream")
+        erased = ops.ask("erase-subject", cmd("erase-subject", {"subject": "A-1042"}), b"c11b")
+        assert erased["ok"] and erased["result"]["removed"]["outbox_events"] >= 0 \
+            and set(erased["result"]["removed"]) >= {"orders", "consent_records"}
+        nobody = ops.ask("erase-subject", cmd("erase-subject"), b"c11c")
+        assert not nobody["ok"] and "subject must be" in nobody["error"]
         restart = ops.ask("restart", cmd("restart"), b"c12")
         assert restart["ok"] and restart["result"] == {"restarting": True}
         assert agent.proc is not None and agent.proc.wait(30) == 0  # systemd starts it again

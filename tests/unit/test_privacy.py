@@ -11,6 +11,7 @@ import pytest
 from agent.checkin import StoreDb
 from agent.kpi import Kpis
 from agent.privacy import Privacy
+from agent.storelink.cache import LinkCache
 from agent.storelink.docs import Doc, DocRefused
 
 APP = "app:2f23:77:3"
@@ -51,14 +52,28 @@ def test_retention_sweep(tmp_path: Path) -> None:
     k.add_bodies([("o2o.nfc.tap", now - 100 * 86400, '{"data":{}}'),
                   ("o2o.nfc.tap", now, '{"data":{}}')])
     k.close()
+    cache = LinkCache(tmp_path / "store.db")  # cached upstream documents, stamped now
+    cache.store("orders", "all", 1, b'{"rows":[{"first_name":"Anna"}]}')
+    cache.store("config", "all", 1, b'{"sections":{}}')
+    cache.close()
     p = Privacy(tmp_path / "store.db")
+    p.apply_consent(consent("increment", [{"subject": APP, "state": "withdrawn"},
+                                          {"subject": "app:g:1:1", "state": "granted"}]))
     assert p.sweep(90, now=now) == {"orders": 0, "appointments": 1, "kpi_hourly": 1,
-                                    "loyalty": 0}  # only what is 100 days old
+                                    "loyalty": 0, "consent": 0,
+                                    "link_docs": 0}  # only what is 100 days old
     db = StoreDb(tmp_path / "store.db")
     assert db.order("A-1") is not None
     db.close()
     later = p.sweep(90, now=now + 91 * 86400)  # 91 days on, the rest is old too
-    assert later == {"orders": 1, "appointments": 1, "kpi_hourly": 1, "loyalty": 0}
+    # ... but a withdrawal stays, and so does the device's own configuration
+    assert later == {"orders": 1, "appointments": 1, "kpi_hourly": 1, "loyalty": 0,
+                     "consent": 1, "link_docs": 1}
+    assert p.key_of(APP) in Privacy(tmp_path / "store.db").withdrawn  # read back from disk
+    cache = LinkCache(tmp_path / "store.db")
+    assert cache.document("config", "all") is not None
+    assert cache.document("orders", "all") is None
+    cache.close()
     db = StoreDb(tmp_path / "store.db")
     assert db.order("A-1") is None
     db.close()
