@@ -7,10 +7,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sqlite3
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,10 +96,10 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return 1 if out.problems else 0
 
 
-def _verdict(problems: list[str], events: int) -> None:
+def _verdict(problems: list[str], events: int, where: str = "upstream") -> None:
     if not problems:
-        print(f"all as expected: {events} events, each once, no seq gaps, every check-in "
-              "confirmed, no Bluetooth address upstream")
+        print(f"all as expected: {events} events {where}, each once, no seq gaps, every "
+              f"check-in confirmed, no Bluetooth address")
     for p in problems:
         print(f"PROBLEM: {p}")
 
@@ -148,40 +146,8 @@ def _pick_broker(args: argparse.Namespace) -> str:
     return "none"
 
 
-class _LiveView:
-    """A status line every two wall seconds: the store's clock, the outbox, the uplink and
-    what the collector has."""
-
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="live-view", daemon=True)
-
-    def _upstream(self) -> str:
-        db = self.runner.stage.collector_db
-        if self.runner.stage.link is None:
-            return "no broker: buffering"
-        try:
-            with contextlib.closing(sqlite3.connect(db, timeout=1)) as conn:
-                n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        except sqlite3.Error:
-            n = 0
-        return f"{n} upstream"
-
-    def _run(self) -> None:
-        while not self.stop.wait(2.0):
-            if not self.runner.t0 or self.runner.stage.agent is None:
-                continue
-            with contextlib.suppress(Exception):
-                st = self.runner.stage.status()
-                o, u = st["outbox"], st["uplink"]
-                h = self.runner.sc.opens_h * 3600 + self.runner.store_time()
-                print(f"   [{int(h // 3600):02d}:{int(h % 3600 // 60):02d}] committed "
-                      f"{o['seq']:4d} · outbox {o['depth']:3d} waiting · uplink "
-                      f"{u['state']:<12} · {self._upstream()}", flush=True)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
+    from agent.cli.live_view import LiveView
     from simulators.scenario.model import ScenarioError, load
     from simulators.scenario.runner import Runner
 
@@ -199,8 +165,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with _workdir(args.workdir) as wd:
         runner = Runner(sc, wd, broker, progress=lambda line: _print(f"demo: {line}"),
                         speed=args.speed)
-        view = _LiveView(runner)
-        view.thread.start()
+        view = LiveView(runner)
+        view.start()
         try:
             out = runner.run()
         except KeyboardInterrupt:
@@ -210,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"o2o-edge demo: {exc}", file=sys.stderr)
             return 2
         finally:
-            view.stop.set()
-            view.thread.join(5)
-    _verdict(out.problems, len(out.received.events))
+            view.close()
+    _verdict(out.problems, len(out.received.events),
+             "upstream" if broker != "none" else "kept in the outbox")
     return 1 if out.problems else 0

@@ -149,6 +149,7 @@ def test_demo_without_a_broker_keeps_every_event_in_the_outbox() -> None:
               if "· outbox" in line]
     assert depths and depths[-1] > 0 and "no broker: buffering" in out
     assert out.strip().splitlines()[-1].startswith("all as expected: ")
+    assert "agent #" in out and "scan: product" in out  # the events, as committed
 
 
 def test_demo_stops_cleanly_on_ctrl_c_and_leaves_nothing_running(tmp_path: Path) -> None:
