@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.localdb import immediate, open_db
+from agent.localdb import immediate, open_db, retry_when_full
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kpi_hourly (
@@ -81,21 +81,30 @@ class Kpis:
                         key = (hour, metric)
                         self._pending[key] = self._pending.get(key, 0.0) + amount
 
+    @retry_when_full
     def flush(self) -> int:
         with self._lock:
             pending, self._pending = self._pending, {}
             peaks, self._peaks = self._peaks, {}
         if not pending and not peaks:
             return 0
-        with self._db_lock, immediate(self._db) as db:
-            db.executemany(
-                "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO UPDATE "
-                "SET value = value + excluded.value",
-                [(h, m, v) for (h, m), v in pending.items()])
-            db.executemany(
-                "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO UPDATE "
-                "SET value = max(value, excluded.value)",
-                [(h, m, v) for (h, m), v in peaks.items()])
+        try:
+            with self._db_lock, immediate(self._db) as db:
+                db.executemany(
+                    "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO "
+                    "UPDATE SET value = value + excluded.value",
+                    [(h, m, v) for (h, m), v in pending.items()])
+                db.executemany(
+                    "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO "
+                    "UPDATE SET value = max(value, excluded.value)",
+                    [(h, m, v) for (h, m), v in peaks.items()])
+        except BaseException:
+            with self._lock:  # not written: counted again with the next flush
+                for key, amount in pending.items():
+                    self._pending[key] = self._pending.get(key, 0.0) + amount
+                for key, amount in peaks.items():
+                    self._peaks[key] = max(self._peaks.get(key, 0.0), amount)
+            raise
         return len(pending) + len(peaks)
 
     def day(self, day_start: int) -> dict[str, list[float]]:

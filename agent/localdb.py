@@ -6,12 +6,17 @@ the kiosk's reads)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from agent.outbox.reserve import release_reserve
 from agent.outbox.store import is_disk_full
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def open_db(path: Path, schema: str) -> sqlite3.Connection:
@@ -25,27 +30,31 @@ def open_db(path: Path, schema: str) -> sqlite3.Connection:
 
 @contextlib.contextmanager
 def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction that takes the lock up front and rolls back on any error.
-
-    A commit that fails because the disk is full releases the agent's disk reserve (see
-    agent/outbox/reserve.py) and is tried once more: a check-in must not fail for want of
-    the space the reserve holds for exactly that."""
+    """A write transaction that takes the lock up front and rolls back on any error."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-    try:
-        db.execute("COMMIT")
-    except sqlite3.OperationalError as exc:
-        if db.in_transaction and is_disk_full(exc) and release_reserve():
-            try:
-                db.execute("COMMIT")
-                return
-            except sqlite3.OperationalError:
-                pass
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+
+
+def retry_when_full(fn: Callable[P, T]) -> Callable[P, T]:
+    """A write that meets a full disk releases the agent's disk reserve (see
+    agent/outbox/reserve.py) and is made once more: a check-in or a roll-up must not fail for
+    want of the space the reserve holds for exactly that. (SQLite may already have rolled the
+    transaction back, so the whole write is repeated, not just its commit.)"""
+
+    @functools.wraps(fn)
+    def write(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            release_reserve()  # False if the outbox gave it up already: room may be back
+        return fn(*args, **kwargs)
+
+    return write

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.localdb import immediate, open_db
+from agent.localdb import immediate, open_db, retry_when_full
 from agent.storelink.docs import Doc, DocRefused
 
 SCHEMA = """
@@ -82,6 +82,7 @@ class Privacy:
             rows = self._db.execute("SELECT subject FROM consent WHERE state = 'withdrawn'")
             return {r[0] for r in rows}
 
+    @retry_when_full
     def erase(self, subject: str) -> int:
         """Forget a subject: its consent record becomes an anonymous "withdrawn" (so it is
         not reported again unless upstream grants consent anew). Returns 1 if it had one."""
@@ -98,6 +99,7 @@ class Privacy:
         with self._lock:
             self._db.close()
 
+    @retry_when_full
     def apply_consent(self, doc: Doc) -> None:
         body = doc.body
         if not isinstance(body, dict) or body.get("mode") not in ("snapshot", "increment") \
@@ -128,6 +130,7 @@ class Privacy:
             return False
         return True
 
+    @retry_when_full
     def sweep(self, retention_days: float, now: float | None = None) -> dict[str, int]:
         """Delete what is older than the retention limit from every local table."""
         cutoff = (now or time.time()) - retention_days * 86400

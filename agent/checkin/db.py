@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.localdb import immediate, open_db
+from agent.localdb import immediate, open_db, retry_when_full
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -75,6 +75,7 @@ class StoreDb:
     def loyalty(self, card: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM loyalty WHERE card = ?", (card.lower(),))
 
+    @retry_when_full
     def mark(self, table: str, key: str, column: str) -> None:
         """Set a check-in time column to now for one order or appointment."""
         keys = {"orders": "order_id", "appointments": "appt_id"}
@@ -87,6 +88,7 @@ class StoreDb:
                 self._db.execute("UPDATE orders SET status = 'collected' WHERE order_id = ?",
                                  (key,))
 
+    @retry_when_full
     def erase_subject(self, subject: str) -> dict[str, int]:
         """Remove a data subject (a loyalty card, an order or appointment id) from every
         table here, cached upstream documents that mention it included; says how much."""
@@ -127,6 +129,7 @@ class StoreDb:
         """Insert or update rows (an import); check-in state of existing rows is kept."""
         return self._write(table, rows, exact=False)
 
+    @retry_when_full
     def _write(self, table: str, rows: list[dict[str, Any]], exact: bool) -> int:
         cols = {"orders": ("order_id", "code", "first_name", "status", "eta_min", "store"),
                 "appointments": ("appt_id", "code", "first_name", "at", "service"),

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from agent.localdb import immediate, open_db
+from agent.localdb import immediate, open_db, retry_when_full
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS link_docs (
@@ -46,6 +46,7 @@ class LinkCache:
                                    (kind, scope)).fetchone()
         return bytes(row[0]) if row else None
 
+    @retry_when_full
     def store(self, kind: str, scope: str, version: int, raw: bytes) -> None:
         with self._lock:
             self._db.execute(
@@ -58,6 +59,7 @@ class LinkCache:
             rows = self._db.execute("SELECT key_id, public_key FROM link_keys").fetchall()
         return dict(rows)
 
+    @retry_when_full
     def replace_keys(self, keys: dict[str, str]) -> None:
         with self._lock, immediate(self._db) as db:
             db.execute("DELETE FROM link_keys")

@@ -81,3 +81,35 @@ def test_other_writers_release_the_installed_reserve(tmp_path: Path) -> None:
     assert r.take()
     assert release_reserve() and not r.held
     assert not release_reserve()
+
+
+def test_a_roll_up_that_meets_a_full_disk_gives_up_the_reserve_and_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    from collections.abc import Iterator
+
+    from agent import kpi as kpi_mod
+    from agent.kpi import Kpis
+
+    reserve = DiskReserve(tmp_path / "r", 1 << 16).install()
+    assert reserve.take()
+    k = Kpis(tmp_path / "store.db")
+    now = time.time()
+    k.add_bodies([("o2o.nfc.tap", now, '{"data":{}}')] * 3)
+    real = kpi_mod.immediate
+    full = {"left": 1}
+
+    @contextlib.contextmanager
+    def filling(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        with real(db) as conn:
+            yield conn
+            if full["left"]:  # the commit finds the disk full; SQLite rolls back
+                full["left"] -= 1
+                raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(kpi_mod, "immediate", filling)
+    assert k.flush() > 0
+    assert not reserve.held and reserve.releases == 1
+    day = k.day(int(now // 86400 * 86400))
+    k.close()
+    assert sum(day["taps"]) == 3  # written by the second try, not lost with the first
