@@ -41,9 +41,11 @@ class QrSource:
         self.cfg = cfg
         self.emit = emit
         self.clock = clock
+        # a camera that comes back is looked for every few seconds at most: trying to open
+        # one is cheap, and until it is open nobody's code can be read
         self.grabber = grabber or FrameGrabber(q.camera, roi=parse_roi(q.roi),
                                                max_width=q.max_width, loop=q.loop,
-                                               fps_limit=q.fps_limit)
+                                               fps_limit=q.fps_limit, backoff_max_s=5.0)
         self.decoder = decoder or make_decoder(q.decoder)
         self.policy = qr_policy(cfg)
         self._seen: dict[bytes, float] = {}

@@ -69,6 +69,11 @@ class CameraStream:
         with self._lock:
             self._showing = (self._jpeg(frame), time.monotonic() + seconds)
 
+    def hide(self) -> None:
+        """Take away what is shown: the empty counter again."""
+        with self._lock:
+            self._showing = None
+
     def unplug(self) -> None:
         self._plugged.clear()
 

@@ -37,8 +37,9 @@ from simulators.scenario.expected import Expected, Received, check, checkin_via,
 from simulators.scenario.model import Fault, Scenario, Tag
 from simulators.scenario.stage import Stage
 
-SHOW_S = 1.2  # a code is held in front of the camera this long (wall time)
-TAP_S = 0.8  # a tag lies on the reader this long
+# A shopper holds a tag on the reader or a code in front of the camera until the agent has
+# taken it (a touchpoint coming back from a fault may need a moment), at most this long
+HOLD_MAX_S = 10.0
 
 
 @dataclass
@@ -291,11 +292,12 @@ class Runner:
             return
         emu = self.stage.nfc
         assert emu is not None
+        before = await self._count("nfc", "taps")
         emu.present(tag_for(self.sc.tags[name]))
-        await asyncio.sleep(TAP_S)
+        taken = await self._taken("nfc", "taps", before)
         emu.remove()
         await asyncio.sleep(0.5)  # longer than the reader's debounce
-        self.say(t, f"tap {name}")
+        self.say(t, f"tap {name}" + ("" if taken else " (not read: the shopper gave up)"))
 
     async def _show(self, t: float, text: str, what: str) -> None:
         cam = self.stage.camera
@@ -303,9 +305,25 @@ class Runner:
         if self.sc.during("camera-gone", t):
             self.say(t, f"{what}: the camera is gone, nobody reads it")
             return
-        cam.show(code_frame(text), SHOW_S)
-        await asyncio.sleep(SHOW_S + 0.3)
-        self.say(t, what)
+        before = await self._count("qr", "scans")
+        cam.show(code_frame(text), HOLD_MAX_S)
+        taken = await self._taken("qr", "scans", before)
+        cam.hide()
+        await asyncio.sleep(0.3)
+        self.say(t, what + ("" if taken else " (not read: the shopper gave up)"))
+
+    async def _count(self, part: str, counter: str) -> int:
+        st = await asyncio.to_thread(self.stage.status)
+        return int(st[part][counter])
+
+    async def _taken(self, part: str, counter: str, before: int) -> bool:
+        """Wait, as a person would, until the agent has taken what is shown."""
+        deadline = time.monotonic() + HOLD_MAX_S
+        while time.monotonic() < deadline and not self.interrupted.is_set():
+            if await self._count(part, counter) > before:
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
     async def _checkin(self, pilot: Any, app: Any, t: float, ck: Any) -> None:
         order = self.sc.orders[ck.order]
