@@ -28,6 +28,7 @@ from drivers.ble.models import EddystoneUID, IBeacon
 from drivers.nfc.ndef_encode import smartposter_message, uri_message
 from drivers.qr.pickup import make_code
 from simulators.bluez_player import FakeBlueZThread
+from simulators.brokers import PrivateBroker
 from simulators.camera_files import blank
 from simulators.fake_bluez import FakeBlueZ
 from simulators.floor import FixedBeacon, StoreFloor, Walker
@@ -118,7 +119,7 @@ def code_frame(text: str) -> Any:
 
 
 class Runner:
-    def __init__(self, sc: Scenario, workdir: Path, broker: str = "mosquitto",
+    def __init__(self, sc: Scenario, workdir: Path, broker: str | PrivateBroker = "mosquitto",
                  progress: Callable[[str], None] | None = None,
                  speed: float | None = None) -> None:
         if speed:

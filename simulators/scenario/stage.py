@@ -52,14 +52,21 @@ def _wait(pred: Any, timeout: float, what: str) -> None:
 
 
 class Stage:
-    def __init__(self, sc: Scenario, workdir: Path, broker: str = "mosquitto") -> None:
-        """`broker`: a private one started here (mosquitto, nats, rabbitmq), a running one
+    def __init__(self, sc: Scenario, workdir: Path,
+                 broker: str | PrivateBroker = "mosquitto") -> None:
+        """`broker`: a private one started here (mosquitto, nats, rabbitmq), one of ours
+        already running (a PrivateBroker: used, not stopped at the end), a running one
         (mqtt://HOST:PORT, MQTT 5) or "none" (the agent buffers, nothing is collected)."""
+        self.sc = sc
+        self.dir = workdir
+        self.owns_broker = not isinstance(broker, PrivateBroker)
+        self.broker: PrivateBroker | None = None
+        if isinstance(broker, PrivateBroker):
+            self.broker = broker
+            broker = next(k for k, (cls, _) in BROKERS.items() if isinstance(self.broker, cls))
         if broker not in BROKERS and broker != "none" and not broker.startswith("mqtt://"):
             raise ScenarioError(f"broker {broker!r}: one of {', '.join(BROKERS)}, "
                                 "mqtt://HOST:PORT or none")
-        self.sc = sc
-        self.dir = workdir
         self.broker_kind = broker
         self.protocol = BROKERS[broker][1] if broker in BROKERS else "5"
         self.broker_url = broker if broker.startswith("mqtt://") else ""
@@ -70,7 +77,6 @@ class Stage:
         self.pickup_key = Ed25519PrivateKey.generate()
         self.link_key = Ed25519PrivateKey.generate()  # upstream's: signs consent documents
         self._doc_versions: dict[str, int] = {}
-        self.broker: PrivateBroker | None = None
         self.link: NetworkCut | None = None
         self.dbus: PrivateBus | None = None
         self.bluez: FakeBlueZThread | None = None
@@ -98,10 +104,11 @@ class Stage:
         if self.sc.faults_of("disk-full"):
             self._mount_tmpfs()
         self.clock_file.write_text("0\n")
-        if self.broker_kind in BROKERS:
+        if self.broker is None and self.broker_kind in BROKERS:
             (self.dir / "broker").mkdir(exist_ok=True)
             self.broker = BROKERS[self.broker_kind][0](self.dir / "broker")
             self.broker.start()
+        if self.broker is not None:
             self.broker_url = self.broker.url
         if self.broker_url:
             parts = urlsplit(self.broker_url)
@@ -324,7 +331,7 @@ idle_warning_s = 30
             steps.append(self.dbus.stop)
         if self.link is not None:
             steps.append(self.link.stop)
-        if self.broker is not None:
+        if self.broker is not None and self.owns_broker:
             steps.append(self.broker.stop)
         if self.tmpfs:
             steps.append(self._unmount)

@@ -135,9 +135,11 @@ def nats(tmp_path: Path) -> Iterator[PrivateBroker]:
     yield from running_broker(PrivateNats, tmp_path / "nats")
 
 
-@pytest.fixture
-def rabbit(tmp_path: Path) -> Iterator[PrivateBroker]:
-    yield from running_broker(PrivateRabbitMQ, tmp_path / "rabbit")
+@pytest.fixture(scope="session")
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    # one node for the session: an Erlang node takes ~20 s to boot; each test uses its own
+    # client ids and topics, and a test that crashes it starts it again
+    yield from running_broker(PrivateRabbitMQ, tmp_path_factory.mktemp("rabbit"))
 
 
 @pytest.fixture

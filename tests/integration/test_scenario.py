@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from simulators.brokers import PrivateBroker
 from simulators.scenario.model import Fault, load
 from simulators.scenario.runner import Outcome, Runner
 from tests.conftest import need
@@ -19,7 +20,8 @@ from tests.conftest import need
 SCENARIOS = Path(__file__).resolve().parents[2] / "simulators" / "scenarios"
 
 
-def _play(tmp_path: Path, name: str, broker: str = "mosquitto", faults: list[Fault] | None = None,
+def _play(tmp_path: Path, name: str, broker: str | PrivateBroker = "mosquitto",
+          faults: list[Fault] | None = None,
           speed: float | None = None) -> Outcome:
     need("dbus-daemon", "dbus")
     sc = load(SCENARIOS / name)
@@ -51,13 +53,14 @@ def test_a_full_store_day_with_every_fault_reaches_the_collector_exactly_once(
 # Mosquitto is the full day's broker above, with an outage and a network cut of its own
 @pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
 def test_broker_matrix_a_morning_with_an_outage_and_a_network_cut(
-        tmp_path: Path, broker: str) -> None:
-    program, package = {"nats": ("nats-server", "nats-server"),
-                        "rabbitmq": ("rabbitmq-server", "rabbitmq-server")}[broker]
-    need(program, package)
+        tmp_path: Path, broker: str, request: pytest.FixtureRequest) -> None:
     faults = [Fault(8 * 60, "network-cut", 7.0)]
-    if broker != "rabbitmq":  # a private Erlang node takes half a minute to boot again
+    if broker == "nats":
+        need("nats-server", "nats-server")
         faults.append(Fault(33 * 60, "broker-down", 7.0))
-    out = _play(tmp_path, "short_visit.toml", broker, faults)
+        where: str | PrivateBroker = "nats"
+    else:  # the session's node (an Erlang node takes half a minute to boot, or to reboot)
+        where = request.getfixturevalue("rabbit")
+    out = _play(tmp_path, "short_visit.toml", where, faults)
     assert out.expected.checkins == {"B-2001": "code", "B-2002": "qr"}
     assert len(out.received.events) == next(iter(out.final_seq.values()))
