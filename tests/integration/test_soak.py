@@ -25,9 +25,10 @@ def test_ci_sized_soak_loses_nothing_and_leaks_neither_memory_nor_files(tmp_path
     with (out / "samples.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == summary["samples"] >= 8
-    # the outage and the cut were seen, and the backlog they left drained
+    # the outage was seen and events waited in the outbox meanwhile (that they all arrived
+    # afterwards is the empty list of problems above)
     assert {r["uplink"] for r in rows} - {"connected"}, "no sample saw the uplink down"
-    assert int(rows[-1]["outbox_depth"]) == 0
+    assert summary["outbox_depth_max"] > 0
     # no leak: open files stay within a few of where they started, memory within 20 MiB
     assert summary["fds_max"] - summary["fds_min"] <= 8, summary
     assert summary["rss_mib_last_quarter"] - summary["rss_mib_first_quarter"] < 20, summary
