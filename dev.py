@@ -125,7 +125,10 @@ def main(argv: list[str]) -> int:
     ensure_venv("[test]")
     run([str(PY), "-m", "ruff", "check", "."])
     run([str(PY), "-m", "mypy"])
-    return subprocess.run([str(PY), "-m", "pytest", *rest]).returncode  # noqa: S603
+    # two workers, each taking whole test files (their fixtures and brokers stay together):
+    # most tests wait on brokers, radios and timers, so two halve the time even on 2 CPUs
+    workers = ["-n", "2", "--dist", "loadfile"] if "-n" not in rest else []
+    return subprocess.run([str(PY), "-m", "pytest", *workers, *rest]).returncode  # noqa: S603
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from dbus_fast.constants import PropertyAccess
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_property, method
 
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; dbus-daemon refuses longer names
+
 _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -56,6 +58,10 @@ class PrivateBus:
         self.exe = exe
         self._dir = tempfile.mkdtemp(prefix="o2o-dbus-", dir=parent)
         self.socket = Path(self._dir) / "bus.sock"
+        self._socket_dir = ""
+        if len(str(self.socket)) > SOCKET_PATH_MAX:  # deep folder: the socket goes to /tmp
+            self._socket_dir = tempfile.mkdtemp(prefix="o2o-dbus-")
+            self.socket = Path(self._socket_dir) / "bus.sock"
         self.address = f"unix:path={self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -84,6 +90,8 @@ class PrivateBus:
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 class _Adapter(ServiceInterface):

@@ -80,7 +80,7 @@ class LiveView:
             if not self.runner.t0 or self.runner.stage.agent is None:
                 continue
             with contextlib.suppress(Exception), \
-                    BusClient(self.runner.stage.dir / "agent.sock") as bus:
+                    BusClient(self.runner.stage.bus_socket) as bus:
                 for event in bus.subscribe():
                     if self.stop.is_set():
                         return

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,12 @@ class Stage:
         self.broker_url = broker if broker.startswith("mqtt://") else ""
         self.state = workdir / "state"
         self.cfg_path = workdir / "config.toml"
+        # the agent's bus socket; a unix socket path holds 108 bytes, a deep folder more
+        self.bus_socket = workdir / "agent.sock"
+        self._short_dir = ""
+        if len(str(self.bus_socket)) > 100:
+            self._short_dir = tempfile.mkdtemp(prefix="o2o-stage-")
+            self.bus_socket = Path(self._short_dir) / "agent.sock"
         self.clock_file = workdir / "clock-offset"
         self.collector_db = workdir / "collector.db"
         self.pickup_key = Ed25519PrivateKey.generate()
@@ -174,7 +182,7 @@ ack_timeout_s = 5
 backoff_min_s = 0.2
 backoff_max_s = 2
 [bus]
-socket = "{self.dir / 'agent.sock'}"
+socket = "{self.bus_socket}"
 [metrics]
 listen = ""
 telemetry_interval_s = 0
@@ -251,7 +259,7 @@ idle_warning_s = 30
     # --- while running -------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        with BusClient(self.dir / "agent.sock", timeout=10) as c:
+        with BusClient(self.bus_socket, timeout=10) as c:
             return c.status()
 
     def publish_doc(self, kind: str, body: Any, timeout: float = 60) -> None:
@@ -335,6 +343,9 @@ idle_warning_s = 30
             steps.append(self.broker.stop)
         if self.tmpfs:
             steps.append(self._unmount)
+        if self._short_dir:
+            short = self._short_dir
+            steps.append(lambda: shutil.rmtree(short, ignore_errors=True))
         for step in steps:
             with contextlib.suppress(Exception):
                 step()
