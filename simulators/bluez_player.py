@@ -40,6 +40,11 @@ class FakeBlueZThread:
             self._thread.join(10)
             self._loop.close()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the fake lives on (coroutines that touch it run there)."""
+        return self._loop
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
         """Run a coroutine on the fake's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

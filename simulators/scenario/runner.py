@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import json
 import signal
 import sqlite3
@@ -32,10 +31,11 @@ from simulators.brokers import PrivateBroker
 from simulators.camera_files import blank
 from simulators.fake_bluez import FakeBlueZ
 from simulators.floor import FixedBeacon, StoreFloor, Walker
-from simulators.nfc_tags import EmulatedTag, TagEmulator, felica, ntag213, type4a
+from simulators.nfc_tags import EmulatedTag, felica, ntag213, type4a
 from simulators.scenario import shopper
 from simulators.scenario.expected import Expected, Received, check, checkin_via, expected
-from simulators.scenario.model import Fault, Scenario, Tag
+from simulators.scenario.faults import Faults
+from simulators.scenario.model import Scenario, Tag
 from simulators.scenario.stage import Stage
 
 # A shopper holds a tag on the reader or a code in front of the camera until the agent has
@@ -135,7 +135,7 @@ class Runner:
         self.radio = False
         self.stage_had_link = False
         self.interrupted = threading.Event()
-        self._filler: Path | None = None
+        self.faults = Faults(self.stage)
 
     # --- time and stopping -----------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class Runner:
             self.t0 = time.monotonic() + 0.5
             bluez = self.stage.bluez
             radio = None if bluez is None else asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self._radio(bluez), bluez._loop))
+                asyncio.run_coroutine_threadsafe(self._radio(bluez), bluez.loop))
             await self._counter(pilot, app)
             if radio is not None:
                 if not self.interrupted.is_set():
@@ -265,10 +265,10 @@ class Runner:
             await self._sleep_until(self.wall(t))
             if self.interrupted.is_set():
                 return
-            if kind == "fault-start":
-                await asyncio.to_thread(self._fault, item, True)
-            elif kind == "fault-end":
-                await asyncio.to_thread(self._fault, item, False)
+            if kind in ("fault-start", "fault-end"):
+                starting = kind == "fault-start"
+                said = await asyncio.to_thread(self.faults.apply, item, starting)
+                self.say(item.at if starting else item.end, said)
             elif kind == "tap":
                 await self._tap(t, item.tag)
             elif kind == "scan":
@@ -337,61 +337,6 @@ class Runner:
             await shopper.type_pickup_code(pilot, app, order.code)
         said = await shopper.finish_checkin(pilot, app, ck.score)
         self.say(t, f"check-in {order.id} via {via}: {said}")
-
-    # --- faults --------------------------------------------------------------------------
-
-    def _fault(self, f: Fault, starting: bool) -> None:
-        st = self.stage
-        what = {
-            "broker-down": (st.broker.stop if st.broker else None,
-                            st.broker.start if st.broker else None),
-            "network-cut": (st.link.cut if st.link else None,
-                            st.link.restore if st.link else None),
-            "nfc-unplugged": (self._unplug_nfc, self._plug_nfc),
-            "camera-gone": (st.camera.unplug if st.camera else None,
-                            st.camera.plug if st.camera else None),
-            "disk-full": (self._fill_disk, self._free_disk),
-            "clock-jump": (lambda: self._jump(f.shift_min), None),
-            "bluetoothd-restart": (None, None),  # on the radio's loop, in its time
-        }[f.kind]
-        action = what[0] if starting else what[1]
-        if action is not None:
-            action()
-        detail = f" by {f.shift_min:+g} min" if f.kind == "clock-jump" else ""
-        self.say(f.at if starting else f.end,
-                 f"FAULT {f.kind}{detail} {'begins' if starting else 'ends'}")
-
-    def _unplug_nfc(self) -> None:
-        if self.stage.nfc is not None:
-            self.stage.nfc.stop()
-            self.stage.nfc = None
-
-    def _plug_nfc(self) -> None:
-        self.stage.nfc = TagEmulator(self.stage.nfc_port).start()
-
-    def _fill_disk(self) -> None:
-        self._filler = self.stage.state / "filler"
-        chunk = b"\0" * (1 << 20)
-        with self._filler.open("wb") as fh:
-            try:
-                while True:
-                    fh.write(chunk)
-                    fh.flush()
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-        with contextlib.suppress(OSError), self._filler.open("ab") as fh:  # the last bytes
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-
-    def _free_disk(self) -> None:
-        if self._filler is not None:
-            self._filler.unlink(missing_ok=True)
-
-    def _jump(self, minutes: float) -> None:
-        self.stage.clock_offset += minutes * 60
-        self.stage.clock_file.write_text(f"{self.stage.clock_offset}\n")
 
     # --- the end -------------------------------------------------------------------------
 
