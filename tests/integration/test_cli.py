@@ -280,3 +280,14 @@ def test_qr_keygen_make_and_decode_round_trip(tmp_path: Path) -> None:
                       (["--pickup", "A-1", "--key", str(key), "--valid", "soon"], "duration")):
         res = cli("qr", "make", *bad)
         assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr
+
+
+def test_scenario_with_a_mistake_exits_2_naming_its_place(tmp_path: Path) -> None:
+    bad = tmp_path / "day.toml"
+    bad.write_text('[store]\nid = "s"\n[[tap]]\nat = "10:00"\ntag = "nowhere"\n')
+    res = cli("scenario", str(bad), timeout=60)
+    assert res.returncode == 2
+    assert res.stderr.strip() == "o2o-edge scenario: tap[0].tag: no tag 'nowhere' in [tags]"
+    res = cli("demo", "--scenario", str(tmp_path / "missing.toml"), "--broker", "none",
+              timeout=60)
+    assert res.returncode == 2 and "cannot read the scenario" in res.stderr
