@@ -38,6 +38,7 @@ class Subscriber:
         self.errors: list[str] = []  # messages it could not read (reported by failing tests)
         self.subscribed = False
         self.received = 0
+        self.sessions_lost = 0
         if v5:
             self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv5)
@@ -61,6 +62,8 @@ class Subscriber:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
             return
+        if self.subscribed and not flags.session_present:
+            self.sessions_lost += 1  # the broker forgot us: what was queued for us is gone
         if flags.session_present and self.subscribed:
             # the broker kept the session and its subscription: subscribing again would
             # replace it, and some brokers (NATS's MQTT on JetStream) then skip what was
@@ -99,7 +102,7 @@ class Subscriber:
         thread = getattr(self.client, "_thread", None)
         return (f"subscriber: {self.received} messages, connected={self.connected.is_set()}, "
                 f"network thread alive={thread is not None and thread.is_alive()}, "
-                f"errors={self.errors[:3]}")
+                f"sessions lost by the broker={self.sessions_lost}, errors={self.errors[:3]}")
 
     def unique(self) -> set[str]:
         with self.lock:
