@@ -207,7 +207,9 @@ class Runner:
             bluez = self.stage.bluez
             radio = None if bluez is None else asyncio.wrap_future(
                 asyncio.run_coroutine_threadsafe(self._radio(bluez), bluez.loop))
+            upstream = asyncio.create_task(self._upstream())
             await self._counter(pilot, app)
+            await upstream
             if radio is not None:
                 if not self.interrupted.is_set():
                     self.say(self.sc.length_s, "store closes; waiting for the radio to finish")
@@ -255,8 +257,6 @@ class Runner:
         items += [(tp.at, 1, "tap", tp) for tp in sc.taps]
         items += [(s.at, 1, "scan", s) for s in sc.scans]
         items += [(c.at, 1, "checkin", c) for c in sc.checkins]
-        if self.stage.broker_url:  # upstream can only reach the store through a broker
-            items += [(c.at, 1, "consent", c) for c in sc.consents]
         return sorted(items, key=lambda x: (x[0], x[1]))
 
     async def _counter(self, pilot: Any, app: Any) -> None:
@@ -275,17 +275,37 @@ class Runner:
                 text = item.text or make_code(self.stage.pickup_key, item.pickup,
                                               self._expiry(), self.sc.store)
                 await self._show(t, text, f"code shown ({item.expect})")
-            elif kind == "consent":
-                await asyncio.to_thread(self.stage.publish_doc, "consent", {
-                    "mode": "increment", "rows": [{"subject": f"app:{self.sc.app_uuid}:1:"
-                                                   f"{item.app}", "state": item.state}]})
-                self.say(t, f"upstream: app user {item.app} consent {item.state}")
             else:
                 await self._checkin(pilot, app, t, item)
 
     def _expiry(self) -> int:
         # valid through the day, whatever the clock faults do to the agent's clock
         return int(time.time() + self.sc.length_s + 86400)
+
+    async def _upstream(self) -> None:
+        """Consent from upstream on the store's clock — not behind the counter, whose
+        shoppers may run late — each waited for until the agent has applied it."""
+        if not self.stage.broker_url:  # upstream reaches the store only through a broker
+            return
+        for n, c in enumerate(self.sc.consents, start=1):
+            await self._sleep_until(self.wall(c.at))
+            if self.interrupted.is_set():
+                return
+            await asyncio.to_thread(self.stage.publish_doc, "consent", {
+                "mode": "increment", "rows": [{"subject": f"app:{self.sc.app_uuid}:1:{c.app}",
+                                               "state": c.state}]})
+            applied = await self._until_applied("consent/all", n)
+            self.say(c.at, f"upstream: app user {c.app} consent {c.state}"
+                     + ("" if applied else " (not applied within 10 s)"))
+
+    async def _until_applied(self, key: str, version: int) -> bool:
+        deadline = time.monotonic() + HOLD_MAX_S
+        while time.monotonic() < deadline and not self.interrupted.is_set():
+            st = await asyncio.to_thread(self.stage.status)
+            if st.get("link", {}).get("applied", {}).get(key, 0) >= version:
+                return True
+            await asyncio.sleep(0.05)
+        return False
 
     async def _tap(self, t: float, name: str) -> None:
         if self.sc.during("nfc-unplugged", t):
