@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import ctypes
 import dataclasses
@@ -255,12 +254,15 @@ class Agent:
 
         return BlobStore(self.cfg.kiosk.store_db.parent / "content")
 
+    def _blob_topic(self, sha: str) -> str:
+        return f"o2o/v1/{self.cfg.device.store}/all/blob/{sha}"
+
     def _fetch_blobs(self) -> None:
-        """Subscribe to the content files the waiting bundles still need, and only those."""
+        """Subscribe to the content files the waiting bundles still need, and only those
+        (the receiver calls this whenever that changes)."""
         if self.uplink is None or self.link_receiver is None:
             return
-        base = f"o2o/v1/{self.cfg.device.store}/all/blob"
-        self.uplink.want_topics({f"{base}/{sha}" for sha in self.link_receiver.needed()})
+        self.uplink.want_topics({self._blob_topic(sha) for sha in self.link_receiver.needed()})
 
     def _blob_arrived(self, sha: str, raw: bytes) -> None:
         """A content file by hash (MQTT thread): kept if it is one a waiting bundle needs
@@ -273,10 +275,9 @@ class Agent:
         try:
             self._content_blobs().put(sha, raw)
         except DocRefused as exc:
-            receiver.refuse(f"o2o/v1/{self.cfg.device.store}/all/blob/{sha}", exc)
+            receiver.refuse(self._blob_topic(sha), exc)
             return
         receiver.retry_deferred()
-        self._fetch_blobs()
 
     def _apply_content(self, doc: Any) -> None:
         from agent.storelink.content import install_bundle
@@ -318,7 +319,8 @@ class Agent:
         self._restart_soon()
 
     def _command_handlers(self) -> dict[str, Any]:
-        """What upstream may ask; each runs on the MQTT thread and answers at once."""
+        """What upstream may ask; each runs on the event loop (downstream() posts commands
+        there, where the touchpoints' state lives) and answers at once."""
         from agent.storelink.commands import parse_level
 
         def flush(args: dict[str, Any]) -> dict[str, Any]:
@@ -351,8 +353,8 @@ class Agent:
             removed = {"outbox_events": outbox, **self.store_db.erase_subject(subject),
                        "consent_records": self.privacy.erase(subject),
                        "open_visits": self.visits.forget(subject),
-                       "presence_tracks": self._on_loop(
-                           lambda: self.ble.presence.forget(subject) if self.ble else 0)}
+                       "presence_tracks": self.ble.presence.forget(subject)
+                       if self.ble is not None else 0}
             # the record of the erasure names the subject only by a hash
             self.capture("o2o.privacy.erased", {
                 "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],
@@ -368,27 +370,6 @@ class Agent:
             "restart": restart,
             "reload-content": reload_content,
         }
-
-    def _on_loop(self, fn: Callable[[], int]) -> int:
-        """Run `fn` on the event loop (where the touchpoints' state lives) and wait for it;
-        directly when already there or when the loop is not running."""
-        loop = self._loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is None or running is loop or not loop.is_running():
-            return fn()
-        done: concurrent.futures.Future[int] = concurrent.futures.Future()
-
-        def call() -> None:
-            try:
-                done.set_result(fn())
-            except Exception as exc:  # handed back to the caller
-                done.set_exception(exc)
-
-        loop.call_soon_threadsafe(call)
-        return done.result(timeout=30)
 
     def _make_ble(self) -> Any:
         from agent.presence.ble_source import BleSource

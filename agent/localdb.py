@@ -12,9 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from agent.outbox.reserve import release_reserve
-from agent.outbox.store import is_disk_full
-
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -30,7 +27,9 @@ def open_db(path: Path, schema: str) -> sqlite3.Connection:
 
 @contextlib.contextmanager
 def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction that takes the lock up front and rolls back on any error."""
+    """A write transaction that takes the lock up front (a DEFERRED one would fail with
+    "database is locked" when another process writes at the same time) and rolls back on
+    any error."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
@@ -52,6 +51,10 @@ def retry_when_full(fn: Callable[P, T]) -> Callable[P, T]:
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as exc:
+            # here, not at the top: the outbox's own store uses this module
+            from agent.outbox.reserve import release_reserve
+            from agent.outbox.store import is_disk_full
+
             if not is_disk_full(exc):
                 raise
             release_reserve()  # False if the outbox gave it up already: room may be back

@@ -51,6 +51,15 @@ def _find(program: str, package: str) -> str:
     raise BrokerUnavailable(f"{program} is not installed (apt-get install {package})")
 
 
+def installed(kind: type[PrivateBroker]) -> bool:
+    """Whether this machine has the program behind `kind`."""
+    try:
+        _find(kind.program, kind.package)
+    except BrokerUnavailable:
+        return False
+    return True
+
+
 class PrivateBroker:
     """Base: a broker process with a config file in `workdir`."""
 

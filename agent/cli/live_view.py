@@ -51,8 +51,7 @@ class LiveView:
         self._threads[0].join(5)  # the event reader ends with the agent's bus
 
     def _clock(self) -> str:
-        h = self.runner.sc.opens_h * 3600 + self.runner.store_time()
-        return f"{int(h // 3600):02d}:{int(h % 3600 // 60):02d}"
+        return str(self.runner.clock_text(self.runner.store_time()))
 
     def _upstream(self) -> str:
         if self.runner.stage.link is None:

@@ -133,17 +133,13 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def _pick_broker(args: argparse.Namespace) -> str:
-    from simulators.brokers import port_open
+    from simulators.brokers import PrivateMosquitto, installed, port_open
 
     if args.broker:
         return str(args.broker)
     if not args.private and port_open("127.0.0.1", 1883):
         return "mqtt://127.0.0.1:1883"
-    import shutil
-
-    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
-        return "mosquitto"
-    return "none"
+    return "mosquitto" if installed(PrivateMosquitto) else "none"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

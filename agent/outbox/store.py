@@ -18,11 +18,12 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.errors import AgentError, Reason
+from agent.localdb import immediate
 from agent.outbox.schema import migrate
 
 ROW_OVERHEAD = 96  # index entries and row header per event, measured on the schema
@@ -165,20 +166,6 @@ class OutboxStore:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
 
-    @contextlib.contextmanager
-    def _immediate(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front: a DEFERRED one would fail with
-        "database is locked" when another process writes at the same time."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
     # --- transactions -------------------------------------------------------------------
 
     def transact(
@@ -189,7 +176,7 @@ class OutboxStore:
         Raises sqlite3 errors unchanged (the writer classifies them)."""
         tally = DropTally()
         first_n = 0
-        with self._immediate() as conn:
+        with immediate(self.conn) as conn:
             delta_bytes = 0
             delta_events = 0
             if inserts:
@@ -215,14 +202,14 @@ class OutboxStore:
     def make_room(self, nrows: int, reason: str) -> DropTally:
         """Drop the `nrows` oldest lowest-priority events (used when the disk is full)."""
         tally = DropTally()
-        with self._immediate():
+        with immediate(self.conn):
             self._drop_lowest(tally, reason, nrows)
         return tally
 
     def expire(self, now: float) -> DropTally:
         """Drop events older than the TTL."""
         tally = DropTally()
-        with self._immediate() as conn:
+        with immediate(self.conn) as conn:
             cutoff = now - self.ttl_s
             rows = conn.execute(
                 "DELETE FROM events WHERE created < ? RETURNING size, type", (cutoff,)
@@ -239,7 +226,7 @@ class OutboxStore:
         overwritten (secure_delete), so nothing of them stays in the file."""
         if not needles:
             return 0
-        with self._immediate() as conn:
+        with immediate(self.conn) as conn:
             conn.execute("PRAGMA secure_delete = ON")
             rows = []
             for needle in needles:

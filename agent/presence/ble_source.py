@@ -55,7 +55,6 @@ class BleSource:
         self.scanner = scanner
         self.emit = emit
         self.clock = clock or SteadyClock(wall=wall)
-        self._wall = wall
         self.registered = set(cfg.beacons)
         self.app_uuids = set(cfg.app_uuids)
         self.presence = PresenceTracker(PresenceConfig(

@@ -26,7 +26,7 @@ class DocReceiver:
                  appliers: dict[str, Applier], emit: Emit,
                  clock: Callable[[], float] = time.time,
                  on_waiting: Callable[[], None] | None = None) -> None:
-        """`on_waiting`: called when what the waiting documents need has changed."""
+        """`on_waiting`: called whenever what the waiting documents need changes."""
         self.store = store
         self.device = device
         self.cache = cache
@@ -97,7 +97,7 @@ class DocReceiver:
                     raise DocRefused("unsupported", f"no {doc.kind} documents on this agent yet")
                 applier(doc)
         except DocRefused as exc:
-            self.deferred.pop((doc.kind, doc.scope), None)
+            self._settled(doc)
             self.refuse(topic, exc)
             return None
         except DocDeferred as exc:
@@ -110,9 +110,15 @@ class DocReceiver:
             if self.on_waiting is not None:
                 self.on_waiting()
             return None
-        self.deferred.pop((doc.kind, doc.scope), None)
+        self._settled(doc)
         self.accept(topic, doc, raw)
         return doc
+
+    def _settled(self, doc: Doc) -> None:
+        """A document applied or refused no longer waits for anything."""
+        if self.deferred.pop((doc.kind, doc.scope), None) is not None \
+                and self.on_waiting is not None:
+            self.on_waiting()
 
     def needed(self) -> set[str]:
         """What the waiting documents still need (content files by hash)."""

@@ -161,9 +161,13 @@ class Runner:
     def store_time(self) -> float:
         return (time.monotonic() - self.t0) * self.sc.speed
 
-    def say(self, t: float, what: str) -> None:
+    def clock_text(self, t: float) -> str:
+        """Store time `t` (seconds after opening) as the store's clock, "HH:MM"."""
         h = self.sc.opens_h * 3600 + t
-        line = f"{int(h // 3600):02d}:{int(h % 3600 // 60):02d} {what}"
+        return f"{int(h // 3600):02d}:{int(h % 3600 // 60):02d}"
+
+    def say(self, t: float, what: str) -> None:
+        line = f"{self.clock_text(t)} {what}"
         self.log.append(line)
         self.progress(line)
 

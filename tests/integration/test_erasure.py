@@ -42,24 +42,29 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
                       for a in ("enter", "zone")])
             bus.emit([{"type": "o2o.kiosk.view", "data": {"page": "p", "n": i}}
                       for i in range(2)])
-        done: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
 
-        def erase() -> None:
-            try:
-                done.set_result(agent._command_handlers()["erase-subject"](
-                    {"subject": SUBJECT}))
-            except Exception as exc:
-                done.set_exception(exc)
-        loop.call_soon_threadsafe(erase)
-        result = done.result(timeout=30)
+        def erase(subject: str) -> dict[str, Any]:
+            """The command as upstream's arrives: run on the agent's event loop."""
+            done: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+            def run() -> None:
+                try:
+                    done.set_result(agent._command_handlers()["erase-subject"](
+                        {"subject": subject}))
+                except Exception as exc:
+                    done.set_exception(exc)
+            loop.call_soon_threadsafe(run)
+            return done.result(timeout=30)
+
+        result = erase(SUBJECT)
         assert result == {"removed": {"outbox_events": 3, "loyalty": 1, "orders": 0,
                                       "appointments": 0, "cached_documents": 1,
                                       "consent_records": 0, "open_visits": 0,
                                       "presence_tracks": 0}}
-        # the app user: from another thread, as a command from upstream arrives
+        # the app user, with a consent record
         agent.privacy.apply_consent(Doc("consent", "store-1", "all", 1, 0.0, 1e12, {
             "mode": "increment", "rows": [{"subject": APP, "state": "granted"}]}, "k"))
-        app = agent._command_handlers()["erase-subject"]({"subject": APP})
+        app = erase(APP)
         assert app == {"removed": {"outbox_events": 2, "loyalty": 0, "orders": 0,
                                    "appointments": 0, "cached_documents": 0,
                                    "consent_records": 1, "open_visits": 1,

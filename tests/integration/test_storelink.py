@@ -30,6 +30,18 @@ def link_extra(tmp_path: Path, link: str = "") -> str:
             f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
 
 
+def linked_agent(tmp_path: Path, broker: Any, factory: list[AgentProcess],
+                 more: str = "") -> tuple[Path, AgentProcess]:
+    """The agent trusting KEY (plus `more` config lines), started and connected to `broker`."""
+    cfg = write_config(tmp_path / "config.toml", url=broker.url,
+                       extra=link_extra(tmp_path) + more)
+    agent = AgentProcess(cfg)
+    factory.append(agent)
+    agent.start()
+    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    return cfg, agent
+
+
 def doc(kind: str, version: int, body: Any, key: Ed25519PrivateKey = KEY, **over: Any) -> bytes:
     now = time.time()
     args: dict[str, Any] = {"kind": kind, "store": "store-1", "device": "all",
@@ -183,12 +195,7 @@ def _props(Properties: Any, PacketTypes: Any, corr: bytes) -> Any:
 
 def test_commands_request_response(tmp_path: Path, mosquitto: Any,
                                    agent_factory: list[AgentProcess]) -> None:
-    extra = link_extra(tmp_path)
-    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
-    agent = AgentProcess(cfg)
-    agent_factory.append(agent)
-    agent.start()
-    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    _, agent = linked_agent(tmp_path, mosquitto, agent_factory)
     ops = Requester(mosquitto)
     version = int(time.time() * 1000)  # commands count up like any document
 
@@ -301,12 +308,8 @@ def test_content_bundle_delivered_signed_with_file_hashes(
     from agent.config import load_config
     from kiosk.app import KioskApp
 
+    cfg, agent = linked_agent(tmp_path, mosquitto, agent_factory)
     extra = link_extra(tmp_path)
-    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=extra)
-    agent = AgentProcess(cfg)
-    agent_factory.append(agent)
-    agent.start()
-    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
     picture = b"\x89PNG fake picture bytes"
 
     def bundle(version: int, title: str, data: bytes, digest: bytes | None = None) -> bytes:
@@ -342,11 +345,7 @@ def test_remote_config_for_a_touchpoint_is_applied_live_without_a_restart(
     with TagEmulator(free_udp_port()) as emu:
         nfc = (f'[nfc]\nenabled = true\nreader = "udp:127.0.0.1:{emu.port}"\n'
                f'targets = ["106A"]\nshelf_tags = ["{uid}=coffee-old"]\n')
-        cfg = write_config(tmp_path / "config.toml", url=mosquitto.url,
-                           extra=link_extra(tmp_path) + nfc)
-        agent = AgentProcess(cfg)
-        agent_factory.append(agent)
-        agent.start()
+        _, agent = linked_agent(tmp_path, mosquitto, agent_factory, nfc)
 
         taps: list[dict[str, Any]] = []
 
@@ -366,7 +365,6 @@ def test_remote_config_for_a_touchpoint_is_applied_live_without_a_restart(
             return taps[-1]
 
         wait_for(lambda: agent.status()["nfc"]["reader"]["state"] == "ready", 20)
-        wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
         bootid = agent.status()["agent"]["bootid"]
         first = tap()
         publish(mosquitto, "o2o/v1/store-1/dev-1/config", doc("config", 4, {"sections": {
@@ -390,11 +388,7 @@ def test_large_content_files_come_by_hash_once_and_the_bundle_waits_for_them(
     import hashlib
     import os
 
-    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=link_extra(tmp_path))
-    agent = AgentProcess(cfg)
-    agent_factory.append(agent)
-    agent.start()
-    wait_for(lambda: agent.status()["uplink"]["state"] == "connected", 20)
+    _, agent = linked_agent(tmp_path, mosquitto, agent_factory)
     video = os.urandom(3 * 1024 * 1024)  # more than a document may carry
     sha = hashlib.sha256(video).hexdigest()
     blob_topic = f"o2o/v1/store-1/all/blob/{sha}"
