@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from simulators.nfc_type_a import REQA, WUPA, Frame, listen_type_a
+
 log = logging.getLogger(__name__)
 
 TagKind = Literal["type2", "type3", "type4a"]
@@ -83,6 +85,11 @@ def _loopback_device(port: int, present: Callable[[], bool]) -> Any:
         socket: Any
         addr: tuple[str, int]
         rcvd_data: int
+        pending: Frame | None = None  # a REQA that ended the last session, answered next
+
+        def listen_tta(self, target: Any, timeout: float) -> Any:
+            first, self.pending = self.pending, None
+            return listen_type_a(self, target, timeout, first)
 
         def mute(self) -> None:
             pass  # keep the socket: datagrams in between are answered, not lost
@@ -205,6 +212,7 @@ class TagEmulator:
     def remove(self) -> None:
         with self._changed:
             self._tag = None
+            self._drained_for = None  # what the reader sends while it is gone is not for it
             self._changed.notify_all()
 
     @property
@@ -236,6 +244,7 @@ class TagEmulator:
 
     def _drain(self) -> None:
         """Forget datagrams sent while no tag (or another one) was on the reader."""
+        self._clf.device.pending = None
         sock = self._clf.device.socket
         if sock is None:
             return
@@ -304,5 +313,9 @@ def exchange_loop(clf: Any, first: bytes | None, handle: Any, present: Any) -> N
             rsp = None
             continue
         if cmd is None:
+            return
+        if bytes(cmd) in (REQA, WUPA) and clf.target.brty == "106A":
+            # the reader is looking for tags again: selection starts over with this frame
+            clf.device.pending = Frame(clf.target.brty, bytes(cmd), clf.target._addr)
             return
         rsp = handle(bytearray(cmd))  # nfcpy's Type 3 emulation edits commands in place

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -29,6 +30,7 @@ from simulators.nfc_tags import (
     play,
     type4a,
 )
+from simulators.nfc_type_a import cascade_levels
 from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
 
 SHELF_UID = bytes.fromhex("04a1b2c3d4e5f6")
@@ -126,6 +128,38 @@ def test_held_tag_is_one_tap_wobble_is_debounced_and_a_new_tap_counts(
         assert len(h.taps()) == 2 and len(taps) == 2
         st = h.reader.status()
         assert st["taps"] == 2 and st["debounced"] == 1 and st["state"] == "tag-present"
+
+
+def test_emulated_tag_answers_like_a_card_in_the_field(emulator: TagEmulator) -> None:
+    """Over the emulator's UDP port: a command left over from an earlier session is not an
+    activation; a REQA in the middle of a session starts selection over (the reader is
+    looking for tags again), so a tag put back is always found."""
+    emulator.present(ntag213(SHELF_UID, POSTER))
+    levels = cascade_levels(SHELF_UID)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+
+        def ask(frame: str) -> bytes | None:
+            s.sendto(f"106A {frame}".encode(), ("127.0.0.1", emulator.port))
+            try:
+                return s.recvfrom(1024)[0]
+            except TimeoutError:
+                return None
+
+        def select() -> None:
+            assert ask("26") == b"106A 4400"
+            for cmd, level in zip(("93", "95"), levels, strict=True):
+                assert ask(cmd + "20") == b"106A " + level.hex().encode()
+                assert ask(cmd + "70" + level.hex()) is not None
+
+        assert ask("3003") is None  # a READ before selection: silence
+        select()
+        assert (ask("3003") or b"").startswith(b"106A e1101200")  # the capability container
+        assert emulator.sessions == 1
+        select()  # REQA mid-session: the session ends, selection starts over at once
+        assert (ask("3003") or b"").startswith(b"106A e1101200")
+        assert emulator.sessions == 2
 
 
 def test_a_scripted_sequence_of_taps(emulator: TagEmulator) -> None:
