@@ -20,6 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "agent.cli.main"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked slow (soaks, long broker runs) only run when asked for with -m slow."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="a long run, not in the default suite: "
+                                   "python3 dev.py test -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may read /etc/o2o-edge or the user's state, or leak O2O_EDGE_* settings."""
