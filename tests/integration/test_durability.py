@@ -71,6 +71,15 @@ def _missing_by_round(rounds: list[set[str]], sub: Subscriber) -> str:
     return ", ".join(f"round {r}: {n}" for r, n in missing.items() if n) or "none"
 
 
+def _never_arrived(ids: set[str], sub: Subscriber, grace_s: float = 30.0) -> set[str]:
+    """What of `ids` the subscriber still lacks after `grace_s` for redelivery (ack_wait 2 s):
+    what the broker lost."""
+    deadline = time.monotonic() + grace_s
+    while not ids <= sub.unique() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return ids - sub.unique()
+
+
 def _assert_agent_let_go_only_on_puback(agent: AgentProcess, committed: set[str]) -> None:
     st = agent.status()
     # the agent let go of a row only after the broker's PUBACK: whatever did not arrive was
@@ -88,22 +97,17 @@ def test_nats_jetstream_sigkill_loss_is_the_brokers(
                                            agent_factory, subscribers)
     committed = set().union(*rounds)
     _assert_agent_let_go_only_on_puback(agent, committed)
-    # JetStream stores before it acknowledges, so usually all of it arrives; give redelivery
-    # (ack_wait 2 s) time before counting what the broker lost
-    deadline = time.monotonic() + 30
-    while not committed <= sub.unique() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    lost = committed - sub.unique()
+    lost = _never_arrived(committed, sub)
     print(f"\nNATS SIGKILL x{ROUNDS}: {len(committed)} committed and PUBACKed, {len(lost)} "
           f"lost by the broker (by round: {_missing_by_round(rounds, sub)}), "
           f"{sub.duplicates()} duplicates, {sub.health()}")
     assert agent.stop() == 0
 
 
-def _bare_paho_rounds(broker: PrivateBroker, hard: bool) -> tuple[set[str], Subscriber]:
+def _bare_paho_rounds(broker: PrivateBroker, hard: bool) -> tuple[set[str], int]:
     """The baseline: a bare paho QoS 1 publisher (persistent session, 20 in flight) sending
     the same ROUNDS x PER_ROUND events in batches of 500 through the same restarts; the ids
-    the broker PUBACKed."""
+    the broker PUBACKed and how many of them never arrived."""
     sub = Subscriber(broker.url, TOPIC, "collector-bare", v5=False)
     assert sub.connected.wait(15)
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bare-publisher",
@@ -126,14 +130,12 @@ def _bare_paho_rounds(broker: PrivateBroker, hard: bool) -> tuple[set[str], Subs
                     broker.restart(hard)
         wait_for(lambda: acked_mids >= sent.keys(), 120, what="the bare publisher's PUBACKs")
         acked = {i for mid in acked_mids for i in sent[mid]}
-        deadline = time.monotonic() + 30
-        while not acked <= sub.unique() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        lost = len(_never_arrived(acked, sub))
     finally:
         pub.loop_stop()
         pub.disconnect()
         sub.close()
-    return acked, sub
+    return acked, lost
 
 
 @pytest.mark.slow
@@ -148,13 +150,9 @@ def test_nats_jetstream_restarts_the_agent_against_a_bare_publisher(
                                            agent_factory, subscribers)
     committed = set().union(*rounds)
     _assert_agent_let_go_only_on_puback(agent, committed)
-    deadline = time.monotonic() + 30
-    while not committed <= sub.unique() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    agent_lost = len(committed - sub.unique())
+    agent_lost = len(_never_arrived(committed, sub))
     assert agent.stop() == 0
-    bare_acked, bare_sub = _bare_paho_rounds(nats, hard)
-    bare_lost = len(bare_acked - bare_sub.unique())
+    bare_acked, bare_lost = _bare_paho_rounds(nats, hard)
     how = "SIGKILL" if hard else "SIGTERM"
     print(f"\nNATS {how} x{ROUNDS}: agent {agent_lost} of {len(committed)} PUBACKed events "
           f"lost by the broker; bare paho {bare_lost} of {len(bare_acked)}")
