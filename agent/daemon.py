@@ -101,7 +101,7 @@ class Agent:
         self.visits = Visits()
         self.privacy = Privacy(cfg.kiosk.store_db)
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops(),
-                             enrich=self.visits.observe)
+                             enrich=self.visits.observe, allow=self.privacy.allows)
         self.ble = self._make_ble() if cfg.ble.enabled else None
         self.nfc = self._make_nfc() if cfg.nfc.enabled else None
         self.qr = self._make_qr() if cfg.qr.enabled else None

@@ -69,10 +69,11 @@ class BusClient:
             raise AgentError(kind, str(reply.get("error", "the agent refused the request")))
         return reply
 
-    def emit(self, events: Sequence[dict[str, Any]]) -> list[str]:
-        """Submit events; returns their ids once the agent has committed them."""
+    def emit(self, events: Sequence[dict[str, Any]]) -> list[str | None]:
+        """Submit events; returns their ids once the agent has committed them — None for an
+        event the agent withheld (an app user whose consent is withdrawn)."""
         reply = self.request({"op": "emit", "events": list(events)})
-        return [str(i) for i in reply["ids"]]
+        return [None if i is None else str(i) for i in reply["ids"]]
 
     def status(self) -> dict[str, Any]:
         status = self.request({"op": "status"})["status"]

@@ -2,7 +2,9 @@
 
 Requests (one JSON object per line, `req` is echoed back):
   {"op": "emit", "events": [{"type": T, "data": D, "priority"?: 0-9, "id"?: ULID}]}
-      -> {"ok": true, "ids": [...], "seqs": [...]} once the events are committed
+      -> {"ok": true, "ids": [...], "seqs": [...]} once the events are committed; an event
+         about an app user whose consent is withdrawn is not kept: null in its place, and
+         "withheld": how many
   {"op": "status"}     -> {"ok": true, "status": {...}}
   {"op": "subscribe"}  -> {"ok": true}, then {"event": {...}} for every committed event
   {"op": "ping"}       -> {"ok": true}
@@ -43,12 +45,14 @@ class BusServer:
         self, path: Path, writer: OutboxWriter, status: Callable[[], dict[str, Any]],
         ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
         enrich: Callable[[str, Any], Any] | None = None,
+        allow: Callable[[str, Any], bool] | None = None,
     ) -> None:
         """`ops`: further request handlers by op name (check-in for the kiosk); each takes the
         request and returns the reply's fields, and runs in a worker thread."""
         self.path = path
         self.ops = ops or {}
         self.enrich = enrich  # adds campaign/visit to events on their way in
+        self.allow = allow  # consent: False for an event that must not be reported
         self.writer = writer
         self.status = status
         self.clients = 0
@@ -202,12 +206,17 @@ class BusServer:
                           f"at most {MAX_EVENTS_PER_REQUEST} events per request")
         now = time.time()
         pending: list[PendingEvent] = []
+        kept: list[int] = []  # positions of the events not withheld
         try:
             for i, ev in enumerate(raw):
                 if not isinstance(ev, dict) or "type" not in ev:
                     raise AgentError(Reason.INVALID_EVENT,
                                      f"event {i}: must be an object with \"type\" and \"data\"")
                 data = ev.get("data")
+                if self.allow is not None and isinstance(ev["type"], str) \
+                        and not self.allow(ev["type"], data):
+                    continue
+                kept.append(i)
                 if self.enrich is not None and isinstance(ev["type"], str):
                     data = self.enrich(ev["type"], data)
                 pending.append(make_pending(ev["type"], data, now,
@@ -215,11 +224,17 @@ class BusServer:
         except AgentError as exc:
             return _error(req, exc.reason.value, str(exc))
         try:
-            committed = await asyncio.wrap_future(self.writer.submit(pending))
+            committed = await asyncio.wrap_future(self.writer.submit(pending)) if pending else []
         except AgentError as exc:
             return _error(req, exc.reason.value, str(exc))
-        return {"req": req, "ok": True, "ids": [c.id for c in committed],
-                "seqs": [c.seq for c in committed]}
+        ids: list[str | None] = [None] * len(raw)
+        seqs: list[int | None] = [None] * len(raw)
+        for i, c in zip(kept, committed, strict=True):
+            ids[i], seqs[i] = c.id, c.seq
+        reply: dict[str, Any] = {"req": req, "ok": True, "ids": ids, "seqs": seqs}
+        if len(kept) < len(raw):
+            reply["withheld"] = len(raw) - len(kept)
+        return reply
 
     async def _subscribe(
         self, req: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -97,8 +97,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         if args.priority is not None:
             ev["priority"] = args.priority
         with BusClient(cfg.bus.socket) as bus:
-            for event_id in bus.emit([ev]):
-                print(event_id)
+            _print_ids(bus.emit([ev]))
         return 0
     events, bad = _parse_stdin_events(sys.stdin)
     failed = 0
@@ -112,10 +111,16 @@ def cmd_emit(args: argparse.Namespace) -> int:
                     raise
                 failed += _emit_one_by_one(bus, chunk)
                 continue
-            for event_id in ids:
-                print(event_id)
+            _print_ids(ids)
             sys.stdout.flush()
     return 1 if (bad or failed) else 0
+
+
+def _print_ids(ids: list[str | None]) -> None:
+    """One line per event: its id, or "withheld" (an app user whose consent is withdrawn:
+    the agent kept nothing of it)."""
+    for event_id in ids:
+        print("withheld" if event_id is None else event_id)
 
 
 def _emit_one_by_one(bus: BusClient, chunk: list[tuple[int, dict[str, Any]]]) -> int:
@@ -123,7 +128,7 @@ def _emit_one_by_one(bus: BusClient, chunk: list[tuple[int, dict[str, Any]]]) ->
     failed = 0
     for lineno, ev in chunk:
         try:
-            print(bus.emit([ev])[0])
+            _print_ids(bus.emit([ev]))
         except AgentError as exc:
             if exc.reason is not Reason.INVALID_EVENT:
                 raise

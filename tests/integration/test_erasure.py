@@ -5,6 +5,8 @@ of every database file (WAL included) finds nothing of the subject afterwards.""
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +15,17 @@ from agent.checkin import StoreDb
 from agent.config import load_config
 from agent.storelink.cache import LinkCache
 from agent.storelink.docs import Doc
-from tests.conftest import agent_in_thread, wait_for, write_config
+from tests.conftest import CLI, agent_in_thread, wait_for, write_config
 
 SUBJECT = "loy0012345678"
 APP = "app:2f234454-cf6d-4a0f-adf2-f4911ba9ffa6:1:9"
 
 
 def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
-    cfg = load_config(str(write_config(tmp_path / "config.toml", url="",
-                                       extra=f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'
-                                             '[metrics]\nlisten = ""\n')))
+    cfg_path = write_config(tmp_path / "config.toml", url="",
+                            extra=f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'
+                                  '[metrics]\nlisten = ""\n')
+    cfg = load_config(str(cfg_path))
     db = StoreDb(tmp_path / "store.db")
     db.replace("loyalty", [{"card": SUBJECT, "first_name": "Gil", "points": 5},
                            {"card": "loy0099999999", "first_name": "Ida", "points": 1}])
@@ -73,6 +76,21 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
         loop.call_soon_threadsafe(agent.capture, "o2o.ble.presence",
                                   {"id": APP, "action": "enter", "kind": "app"})
         wait_for(lambda: agent.privacy.withheld == 1, 10, what="the presence withheld")
+        # ... or sent by a bus client (a scanner of the store's own): withheld in its place,
+        # the rest of the batch kept
+        with BusClient(tmp_path / "agent.sock") as bus:
+            reply = bus.request({"op": "emit", "events": [
+                {"type": "o2o.kiosk.view", "data": {"page": "after"}},
+                {"type": "o2o.ble.presence", "data": {"id": APP, "action": "enter",
+                                                      "kind": "app"}}]})
+        assert reply["ids"][0] and reply["ids"][1] is None and reply["withheld"] == 1
+        assert reply["seqs"][0] and reply["seqs"][1] is None
+        assert agent.privacy.withheld == 2
+        cli = subprocess.run([*CLI, "emit", "--config", str(cfg_path), "--type",
+                              "o2o.ble.presence", "--data",
+                              json.dumps({"id": APP, "action": "exit", "kind": "app"})],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert (cli.returncode, cli.stdout) == (0, "withheld\n"), cli.stderr
     files = [p for p in tmp_path.iterdir() if p.name.startswith(("outbox.db", "store.db"))]
     assert {p.name for p in files} >= {"outbox.db", "store.db"}
     for p in files:
