@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import select
 import socket
 import threading
 import time
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from drivers.nfc.udp_timing import receive
 from simulators.nfc_type_a import REQA, WUPA, Frame, listen_type_a
 
 log = logging.getLogger(__name__)
@@ -106,26 +106,7 @@ def _loopback_device(port: int, present: Callable[[], bool]) -> Any:
             return True
 
         def _recv_data(self, timeout: float | None, *brty_list: str) -> Any:
-            end = None if timeout is None else time.monotonic() + timeout
-            while end is None or time.monotonic() < end:
-                if not present():
-                    break
-                wait = _SESSION_POLL_S if end is None else min(_SESSION_POLL_S,
-                                                                max(0.0, end - time.monotonic()))
-                if not select.select([self.socket], [], [], wait)[0]:
-                    continue
-                data, addr = self.socket.recvfrom(1024)
-                if data.startswith(b"RFOFF"):
-                    raise nfc.clf.BrokenLinkError("RFOFF")
-                try:
-                    brty, hexdata = data.split()
-                except ValueError:
-                    raise nfc.clf.TransmissionError("no data") from None
-                frame = bytearray(bytes.fromhex(hexdata.decode("ascii")))
-                self.rcvd_data += len(frame)
-                if brty.decode("ascii") in brty_list:
-                    return brty.decode("ascii"), frame, addr
-            raise nfc.clf.TimeoutError("no data received")
+            return receive(self, timeout, brty_list, alive=present, poll_s=_SESSION_POLL_S)
 
         def close(self) -> None:
             if self.socket is not None:

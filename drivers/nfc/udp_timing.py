@@ -12,17 +12,26 @@ from __future__ import annotations
 import select
 import time
 from binascii import unhexlify
+from collections.abc import Callable
 from typing import Any
 
 
-def _receive(device: Any, timeout: float | None, kinds: tuple[str, ...]) -> Any:
+def receive(device: Any, timeout: float | None, kinds: tuple[str, ...],
+            alive: Callable[[], bool] | None = None, poll_s: float = 0.05) -> Any:
+    """nfcpy's UDP receive, timed on the monotonic clock: (kind, frame, address) of the next
+    frame of one of `kinds`. `alive`, when given, is looked at every `poll_s` while waiting;
+    once it is false the wait ends as a timeout (the tag emulator's tag was taken away)."""
     import nfc.clf
 
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
+        if alive is not None and not alive():
+            raise nfc.clf.TimeoutError("no data received")
         wait = None if deadline is None else deadline - time.monotonic()
         if wait is not None and wait <= 0:
             raise nfc.clf.TimeoutError("no data received")
+        if alive is not None:
+            wait = poll_s if wait is None else min(wait, poll_s)
         if not select.select([device.socket], [], [], wait)[0]:
             continue
         data, addr = device.socket.recvfrom(1024)
@@ -48,7 +57,7 @@ def steady_udp(device: Any, sense_wait_s: float | None) -> None:
         def _recv_data(self, timeout: float | None, *kinds: str) -> Any:
             if self.sensing and timeout is not None and sense_wait_s is not None:
                 timeout = min(timeout, sense_wait_s)
-            return _receive(self, timeout, kinds)
+            return receive(self, timeout, kinds)
 
         def _sense(self, how: Any, target: Any) -> Any:
             self.sensing = True

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import nfc.clf
 import pytest
 
-from drivers.nfc.udp_timing import _receive
+from drivers.nfc.udp_timing import receive
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_a_clock_step_back_does_not_stretch_the_wait(device: SimpleNamespace,
     monkeypatch.setattr(time, "time", lambda: real() - 3600)  # stepped back an hour
     t = time.monotonic()
     with pytest.raises(nfc.clf.TimeoutError):
-        _receive(device, 0.2, ("106A",))
+        receive(device, 0.2, ("106A",))
     assert time.monotonic() - t < 2
 
 
@@ -38,11 +38,20 @@ def test_frames_of_other_technologies_are_skipped_and_rf_off_breaks_the_link(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
         out.sendto(b"212F 0a0b", addr)
         out.sendto(b"106A 0102", addr)
-        kind, data, _ = _receive(device, 2.0, ("106A",))
+        kind, data, _ = receive(device, 2.0, ("106A",))
         assert (kind, bytes(data), device.rcvd_data) == ("106A", b"\x01\x02", 4)
         out.sendto(b"RFOFF", addr)
         with pytest.raises(nfc.clf.BrokenLinkError):
-            _receive(device, 2.0, ("106A",))
+            receive(device, 2.0, ("106A",))
         out.sendto(b"garbage", addr)
         with pytest.raises(nfc.clf.TransmissionError):
-            _receive(device, 2.0, ("106A",))
+            receive(device, 2.0, ("106A",))
+
+
+def test_a_wait_ends_when_alive_turns_false(device: SimpleNamespace) -> None:
+    """The tag emulator's receive: no deadline, but it stops once the tag is taken away."""
+    deadline = time.monotonic() + 0.2
+    t = time.monotonic()
+    with pytest.raises(nfc.clf.TimeoutError):
+        receive(device, None, ("106A",), alive=lambda: time.monotonic() < deadline, poll_s=0.02)
+    assert time.monotonic() - t < 2
