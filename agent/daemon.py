@@ -172,9 +172,10 @@ class Agent:
         receiver, commands = self.link_receiver, self.link_commands
 
         def downstream(topic: str, raw: bytes, response: str, correlation: bytes) -> None:
-            if topic.rsplit("/", 2)[-2] == "blob":
-                self._blob_arrived(topic.rsplit("/", 1)[-1], raw)
-            elif topic.rsplit("/", 2)[-2] == "cmd":
+            kind, name = topic.rsplit("/", 2)[-2:]
+            if kind == "blob":
+                self._blob_arrived(name, raw)
+            elif kind == "cmd":
                 # on the event loop: commands read the agent's state, which lives there
                 if self._loop is not None and not self._loop.is_closed():
                     self._loop.call_soon_threadsafe(commands.handle, topic, raw, response,

@@ -25,7 +25,7 @@ from dbus_fast.constants import PropertyAccess
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_property, method
 
-SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; dbus-daemon refuses longer names
+from simulators.sockpath import fitting_socket
 
 _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -57,11 +57,7 @@ class PrivateBus:
             raise BusUnavailable("dbus-daemon is not installed (apt-get install dbus)")
         self.exe = exe
         self._dir = tempfile.mkdtemp(prefix="o2o-dbus-", dir=parent)
-        self.socket = Path(self._dir) / "bus.sock"
-        self._socket_dir = ""
-        if len(str(self.socket)) > SOCKET_PATH_MAX:  # deep folder: the socket goes to /tmp
-            self._socket_dir = tempfile.mkdtemp(prefix="o2o-dbus-")
-            self.socket = Path(self._socket_dir) / "bus.sock"
+        self.socket, self._socket_dir = fitting_socket(Path(self._dir) / "bus.sock", "o2o-dbus-")
         self.address = f"unix:path={self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -213,12 +213,12 @@ class BusServer:
                     raise AgentError(Reason.INVALID_EVENT,
                                      f"event {i}: must be an object with \"type\" and \"data\"")
                 data = ev.get("data")
-                if self.allow is not None and isinstance(ev["type"], str) \
-                        and not self.allow(ev["type"], data):
-                    continue
+                if isinstance(ev["type"], str):  # else make_pending refuses it below
+                    if self.allow is not None and not self.allow(ev["type"], data):
+                        continue
+                    if self.enrich is not None:
+                        data = self.enrich(ev["type"], data)
                 kept.append(i)
-                if self.enrich is not None and isinstance(ev["type"], str):
-                    data = self.enrich(ev["type"], data)
                 pending.append(make_pending(ev["type"], data, now,
                                             ev.get("priority"), _valid_id(ev.get("id"))))
         except AgentError as exc:

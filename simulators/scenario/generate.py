@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 
 from simulators.scenario.model import (
+    APP_UUID,
+    NAMESPACE,
     Beacon,
     Checkin,
     Fault,
@@ -25,11 +27,10 @@ _CODE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 def store_day(hours: float, speed: float, seed: int = 1, faults: bool = True) -> Scenario:
     rng = random.Random(seed)  # noqa: S311 - simulation, reproducible by seed
     sc = Scenario(store="store-1", device="pi-soak", opens_h=0.0, hours=hours, speed=speed,
-                  app_uuid="2f234454-cf6d-4a0f-adf2-f4911ba9ffa6")
-    sc.beacons = [Beacon("door", "edd1ebeac04e5defa017", "000000000001", 1.0, 0.5, (3000, 2950)),
-                  Beacon("aisle", "edd1ebeac04e5defa017", "000000000002", 4.0, 2.0,
-                         (2900, 2700)),
-                  Beacon("till", "edd1ebeac04e5defa017", "000000000003", 2.0, 6.0, (3000, 2980))]
+                  app_uuid=APP_UUID)
+    sc.beacons = [Beacon("door", NAMESPACE, "000000000001", 1.0, 0.5, (3000, 2950)),
+                  Beacon("aisle", NAMESPACE, "000000000002", 4.0, 2.0, (2900, 2700)),
+                  Beacon("till", NAMESPACE, "000000000003", 2.0, 6.0, (3000, 2980))]
     sc.tags = {"shelf-a": Tag("shelf-a", "ntag213", "04a1b2c3d4e5f6",
                               "https://shop.example/p/autumn-coffee"),
                "shelf-b": Tag("shelf-b", "type4a", "04a1b2c3d4e5f7",
@@ -55,6 +56,5 @@ def store_day(hours: float, speed: float, seed: int = 1, faults: bool = True) ->
         if faults and h % 3 == 1:
             kind = "broker-down" if h % 6 == 1 else "network-cut"
             sc.faults.append(Fault(base + 20 * 60, kind, 25.0))
-    for lane in (sc.taps, sc.scans, sc.checkins, sc.shoppers, sc.faults):
-        lane.sort(key=lambda x: x.at)
+    sc.in_time_order()
     return sc

@@ -20,6 +20,8 @@ FAULTS = ("broker-down", "network-cut", "bluetoothd-restart", "nfc-unplugged", "
           "disk-full", "clock-jump")
 TAG_TYPES = ("ntag213", "felica", "type4a")
 _UID_LEN = {"ntag213": 7, "felica": 8, "type4a": 7}
+APP_UUID = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"  # the shopper app's iBeacon UUID
+NAMESPACE = "edd1ebeac04e5defa017"  # the store's Eddystone-UID namespace
 
 
 class ScenarioError(ValueError):
@@ -134,6 +136,12 @@ class Scenario:
     def during(self, kind: str, t: float) -> bool:
         return any(f.covers(t) for f in self.faults_of(kind))
 
+    def in_time_order(self) -> None:
+        """Sort every timed lane by its time (the runner plays them in order)."""
+        for lane in (self.taps, self.scans, self.checkins, self.shoppers, self.consents,
+                     self.faults):
+            lane.sort(key=lambda x: x.at)
+
     def consent_at(self, app: int, t: float) -> str:
         """The app user's consent at time t: the last document sent before, else granted."""
         state = "granted"
@@ -203,14 +211,13 @@ def parse(raw: dict[str, Any]) -> Scenario:
     sc = Scenario(store=_get(store, "id", str, "store", "store-1"),
                   device=_get(store, "device", str, "store", "pi-1"), opens_h=opens / 3600,
                   hours=(closes - opens) / 3600, speed=speed,
-                  app_uuid=_get(store, "app_uuid", str, "store",
-                                "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"))
+                  app_uuid=_get(store, "app_uuid", str, "store", APP_UUID))
     for where, b in r.items("beacon"):
         mv = _get(b, "battery_mv", list, where, [3000, 3000])
         if len(mv) != 2 or not all(isinstance(v, int) for v in mv):
             raise ScenarioError(f"{where}.battery_mv: give [at opening, at closing] in mV")
         inst = f"{len(sc.beacons) + 1:012x}"
-        sc.beacons.append(Beacon(_get(b, "name", str, where), "edd1ebeac04e5defa017",
+        sc.beacons.append(Beacon(_get(b, "name", str, where), NAMESPACE,
                                  _get(b, "instance", str, where, inst),
                                  _get(b, "x", float, where), _get(b, "y", float, where),
                                  (mv[0], mv[1])))
@@ -279,8 +286,7 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if kind not in ("clock-jump", "bluetoothd-restart") and fault.minutes <= 0:
             raise ScenarioError(f"{where}.minutes: how long the fault lasts")
         sc.faults.append(fault)
-    for lane in (sc.taps, sc.scans, sc.checkins, sc.shoppers, sc.consents, sc.faults):
-        lane.sort(key=lambda x: x.at)
+    sc.in_time_order()
     return sc
 
 

@@ -303,12 +303,17 @@ class Runner:
                      + ("" if applied else " (not applied within 10 s)"))
 
     async def _until_applied(self, key: str, version: int) -> bool:
+        return await self._within_hold(
+            lambda st: st.get("link", {}).get("applied", {}).get(key, 0) >= version, 0.05)
+
+    async def _within_hold(self, cond: Callable[[dict[str, Any]], bool], every: float) -> bool:
+        """Whether the agent's status meets `cond` within HOLD_MAX_S, asked every `every`
+        seconds (False if interrupted)."""
         deadline = time.monotonic() + HOLD_MAX_S
         while time.monotonic() < deadline and not self.interrupted.is_set():
-            st = await asyncio.to_thread(self.stage.status)
-            if st.get("link", {}).get("applied", {}).get(key, 0) >= version:
+            if cond(await asyncio.to_thread(self.stage.status)):
                 return True
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every)
         return False
 
     async def _tap(self, t: float, name: str) -> None:
@@ -343,12 +348,7 @@ class Runner:
 
     async def _taken(self, part: str, counter: str, before: int) -> bool:
         """Wait, as a person would, until the agent has taken what is shown."""
-        deadline = time.monotonic() + HOLD_MAX_S
-        while time.monotonic() < deadline and not self.interrupted.is_set():
-            if await self._count(part, counter) > before:
-                return True
-            await asyncio.sleep(0.1)
-        return False
+        return await self._within_hold(lambda st: int(st[part][counter]) > before, 0.1)
 
     async def _checkin(self, pilot: Any, app: Any, t: float, ck: Any) -> None:
         order = self.sc.orders[ck.order]

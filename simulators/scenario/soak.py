@@ -8,6 +8,7 @@ import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -94,7 +95,7 @@ def plot_svg(samples: list[Sample], path: Path, title: str) -> None:
     x_max = max(hours[-1], 1e-6)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w + left + 20}" '
            f'height="{top + 3 * (ph + 40) + 20}" font-family="sans-serif" font-size="12">',
-           f'<text x="{left}" y="20" font-size="14">{_esc(title)}</text>']
+           f'<text x="{left}" y="20" font-size="14">{escape(title, quote=False)}</text>']
     for i, (name, ys) in enumerate(series):
         y0 = top + i * (ph + 40)
         y_max = max([*ys, 1.0]) * 1.1
@@ -107,7 +108,8 @@ def plot_svg(samples: list[Sample], path: Path, title: str) -> None:
         pts = " ".join(f"{left + w * x / x_max:.1f},{y0 + ph - ph * y / y_max:.1f}"
                        for x, y in zip(hours, ys, strict=False))
         out.append(f'<polyline points="{pts}" fill="none" stroke="#1565c0" stroke-width="1.5"/>')
-        out.append(f'<text x="{left}" y="{y0 - 6}">{_esc(name)} (max {max([*ys, 0.0]):g})</text>')
+        label = escape(name, quote=False)
+        out.append(f'<text x="{left}" y="{y0 - 6}">{label} (max {max([*ys, 0.0]):g})</text>')
         out.append(f'<text x="{left - 6}" y="{y0 + 10}" text-anchor="end">{y_max:.0f}</text>')
         out.append(f'<text x="{left - 6}" y="{y0 + ph}" text-anchor="end">0</text>')
     y_axis = top + 3 * (ph + 40) - 25
@@ -116,6 +118,3 @@ def plot_svg(samples: list[Sample], path: Path, title: str) -> None:
     out.append("</svg>")
     path.write_text("\n".join(out) + "\n")
 
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from simulators.fake_bluez import BusUnavailable, PrivateBus
 from simulators.netcut import NetworkCut
 from simulators.nfc_tags import TagEmulator, free_udp_port
 from simulators.scenario.model import Scenario, ScenarioError
+from simulators.sockpath import fitting_socket
 
 BROKERS: dict[str, tuple[type[PrivateBroker], str]] = {
     "mosquitto": (PrivateMosquitto, "5"),
@@ -74,12 +74,7 @@ class Stage:
         self.broker_url = broker if broker.startswith("mqtt://") else ""
         self.state = workdir / "state"
         self.cfg_path = workdir / "config.toml"
-        # the agent's bus socket; a unix socket path holds 108 bytes, a deep folder more
-        self.bus_socket = workdir / "agent.sock"
-        self._short_dir = ""
-        if len(str(self.bus_socket)) > 100:
-            self._short_dir = tempfile.mkdtemp(prefix="o2o-stage-")
-            self.bus_socket = Path(self._short_dir) / "agent.sock"
+        self.bus_socket, self._short_dir = fitting_socket(workdir / "agent.sock", "o2o-stage-")
         self.clock_file = workdir / "clock-offset"
         self.collector_db = workdir / "collector.db"
         self.pickup_key = Ed25519PrivateKey.generate()

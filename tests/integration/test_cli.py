@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, ROOT, AgentProcess, write_config
+from tests.conftest import CLI, ROOT, AgentProcess, need, wait_for, write_config
 
 
 def cli(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -74,7 +74,6 @@ def test_emit_status_tail_export(cfg: Path, agent: AgentProcess, tmp_path: Path)
     reader = threading.Thread(target=lambda: got.extend(tail.stdout or []))
     reader.start()
     # make sure the subscription is in place before emitting: poll the agent's client count
-    from tests.conftest import wait_for
     wait_for(lambda: agent.status()["bus"]["subscribers"] >= 1, 20, what="tail subscribed")
     one = cli("emit", "--config", str(cfg), "--type", "o2o.kiosk.checkin",
               "--data", '{"order": "A-17"}')
@@ -134,7 +133,6 @@ def test_second_agent_on_same_socket_refuses(cfg: Path, agent: AgentProcess) -> 
 
 
 def test_demo_without_a_broker_keeps_every_event_in_the_outbox() -> None:
-    from tests.conftest import need
 
     need("dbus-daemon", "dbus")
     scenario = ROOT / "simulators" / "scenarios" / "short_visit.toml"
@@ -154,9 +152,7 @@ def test_demo_without_a_broker_keeps_every_event_in_the_outbox() -> None:
 
 def test_demo_stops_cleanly_on_ctrl_c_and_leaves_nothing_running(tmp_path: Path) -> None:
     import signal
-    import time
 
-    from tests.conftest import need
 
     need("mosquitto", "mosquitto")
     need("dbus-daemon", "dbus")
@@ -173,9 +169,12 @@ def test_demo_stops_cleanly_on_ctrl_c_and_leaves_nothing_running(tmp_path: Path)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, "".join(seen) + out
     assert "stopped; everything it started is stopped too" in out
-    time.sleep(0.5)
-    left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(work) not in left, [p for p in left.splitlines() if str(work) in p]
+
+    def left() -> list[str]:
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        return [p for p in ps.splitlines() if str(work) in p]
+
+    wait_for(lambda: not left(), 10, what=lambda: f"nothing left running: {left()}")
 
 
 def test_decode_ndef_prints_records_or_one_line_error() -> None:

@@ -15,6 +15,7 @@ from agent.envelope import make_pending
 from agent.outbox import writer as writer_mod
 from agent.outbox.reserve import DiskReserve, release_reserve
 from agent.outbox.writer import OutboxWriter
+from tests.conftest import wait_for
 
 
 def test_reserve_holds_real_blocks_and_gives_them_back(tmp_path: Path) -> None:
@@ -61,9 +62,8 @@ def test_a_full_disk_releases_the_reserve_first_and_nothing_is_dropped(
     first = w.submit([make_pending("o2o.kiosk.checkin", {"order": "A"}, 1.0)]).result(10)
     assert not w.reserve.held and w.reserve.releases == 1
     assert not w.drops.count
-    time.sleep(0.1)
     w.submit([make_pending("o2o.nfc.tap", {"n": 1}, 2.0)]).result(10)
-    time.sleep(0.1)
+    wait_for(lambda: w.reserve.held, 10, what="the reserve taken again (tried every 0.05 s)")
     w.submit([make_pending("o2o.nfc.tap", {"n": 2}, 3.0)]).result(10)
     w.stop()
     assert w.reserve.held  # taken again: the disk had room
