@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -69,7 +70,7 @@ class PrivateBus:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         for _ in range(200):
-            if self.socket.exists():
+            if self._accepts():
                 return
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
@@ -77,6 +78,18 @@ class PrivateBus:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(0.02)
         raise RuntimeError("dbus-daemon did not create its socket")
+
+    def _accepts(self) -> bool:
+        """The daemon listens: its socket file appears when it binds, a moment before it
+        accepts, and a client connecting in between is refused."""
+        if not self.socket.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
 
     def stop(self) -> None:
         if self.proc is not None:
