@@ -164,7 +164,7 @@ class Agent:
             d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
             {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
              "config": self._apply_remote_config, "content": self._apply_content},
-            self.capture, on_waiting=self._fetch_blobs)
+            self.capture, on_waiting=self._fetch_blobs, schedule=self._later)
         from agent.storelink.commands import Commands
 
         self.link_commands = Commands(self.link_receiver, self.uplink.publish_reply,
@@ -188,6 +188,12 @@ class Agent:
             f"o2o/v1/{d.store}/{scope}/{kind}" for scope in (d.id, "all")
             for kind in ("config", "content", "orders", "appointments", "consent", "keys",
                          "cmd/+")]
+
+    def _later(self, delay: float, fn: Any) -> None:
+        """Run fn on the event loop after delay seconds, from any thread (the store link's
+        rate-limited report summaries)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, fn)
 
     def _apply_remote_config(self, doc: Any) -> None:
         """Validate a config document like the local file and stage it; the agent restarts
@@ -343,19 +349,31 @@ class Agent:
 
         def erase_subject(args: dict[str, Any]) -> dict[str, Any]:
             from agent.checkin import StoreDb
+            from agent.privacy import subject_forms
+            from agent.storelink.cache import LinkCache
             from agent.storelink.commands import CommandError
 
             subject = args.get("subject")
             if not isinstance(subject, str) or not 1 <= len(subject) <= 128 \
                     or not subject.isprintable():
                 raise CommandError("subject must be the identifier to erase (1-128 characters)")
-            outbox = self.writer.erase([json.dumps(subject)]).result(timeout=30)
+            # the subject as it may be written: events are JSON with its characters as they
+            # are (not \u-escaped), in either Unicode normal form
+            forms = subject_forms(subject)
+            outbox = self.writer.erase(sorted({json.dumps(f, ensure_ascii=False)
+                                               for f in forms})).result(timeout=30)
             self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
             removed = {"outbox_events": outbox, **self.store_db.erase_subject(subject),
                        "consent_records": self.privacy.erase(subject),
                        "open_visits": self.visits.forget(subject),
                        "presence_tracks": self.ble.presence.forget(subject)
                        if self.ble is not None else 0}
+            if self.link_receiver is not None:
+                removed["cached_documents"] += self.link_receiver.cache.erase_subject(forms)
+            else:  # documents cached while the link was configured
+                cache = LinkCache(self.cfg.kiosk.store_db)
+                removed["cached_documents"] += cache.erase_subject(forms)
+                cache.close()
             # the record of the erasure names the subject only by a hash
             self.capture("o2o.privacy.erased", {
                 "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],

@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ CREATE TABLE IF NOT EXISTS consent (
 CREATE TABLE IF NOT EXISTS privacy_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 STATES = ("granted", "withdrawn")
+
+
+def subject_forms(subject: str) -> set[str]:
+    """A data subject as it may have been written: as given and in both Unicode normal forms
+    ("Zoë" typed on one system is one code point, on another two). The same one string for
+    an ASCII identifier."""
+    return {subject, unicodedata.normalize("NFC", subject),
+            unicodedata.normalize("NFD", subject)}
 _HASHED = re.compile(r"[0-9a-f]{64}")
 
 
@@ -85,15 +94,22 @@ class Privacy:
     @retry_when_full
     def erase(self, subject: str) -> int:
         """Forget a subject: its consent record becomes an anonymous "withdrawn" (so it is
-        not reported again unless upstream grants consent anew). Returns 1 if it had one."""
-        key = self.key_of(subject)
+        not reported again unless upstream grants consent anew) — the record of the subject
+        as given, and of its other Unicode normal form if there is one. Returns how many
+        records it had."""
+        keys = [self.key_of(f) for f in sorted(subject_forms(subject))]
+        given = self.key_of(subject)
+        had = 0
         with self._lock, immediate(self._db) as db:
-            had = db.execute("SELECT 1 FROM consent WHERE subject = ?", (key,)).fetchone()
-            db.execute("INSERT INTO consent VALUES (?, 'withdrawn', ?) ON CONFLICT(subject) "
-                       "DO UPDATE SET state = 'withdrawn', since = excluded.since",
-                       (key, time.time()))
+            for key in keys:
+                found = db.execute("SELECT 1 FROM consent WHERE subject = ?", (key,)).fetchone()
+                had += 1 if found else 0
+                if found or key == given:
+                    db.execute("INSERT INTO consent VALUES (?, 'withdrawn', ?) ON CONFLICT"
+                               "(subject) DO UPDATE SET state = 'withdrawn', "
+                               "since = excluded.since", (key, time.time()))
         self.withdrawn = self._load()
-        return 1 if had else 0
+        return had
 
     def close(self) -> None:
         with self._lock:

@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 from kiosk.errors import KioskError, KioskReason
 
 MANIFEST = "manifest.json"
+# names a bundle's folder holds for itself: a delivered file must not take one of them (a
+# file named manifest.json would replace the manifest that was checked)
+RESERVED_NAMES = frozenset({MANIFEST})
 MAX_MANIFEST_BYTES = 1024 * 1024
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")

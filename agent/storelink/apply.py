@@ -1,12 +1,14 @@
 """Applying verified documents: orders and appointments as full snapshots or increments,
-every row checked like an import; one bad row refuses the whole document."""
+every row checked like an import; one bad row refuses the whole document — two rows with
+one id or one code included, and a code another order already has."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from agent.checkin.db import StoreDb
-from agent.checkin.importer import check_row
+from agent.checkin.importer import KEY, check_row
 from agent.storelink.docs import Doc, DocRefused
 from agent.storelink.receiver import Applier
 
@@ -25,19 +27,39 @@ def _rows(doc: Doc, table: str) -> tuple[str, list[dict[str, Any]]]:
         row, bad = check_row(table, raw, f"row {i + 1}")
         rows.append(row)
         problems += bad
+    problems += _twice(rows, KEY[table]) + _twice(rows, "code")
     if problems:
         raise DocRefused("malformed", "; ".join(problems[:5]))
     return str(body["mode"]), rows
+
+
+def _twice(rows: list[dict[str, Any]], column: str) -> list[str]:
+    """A problem for each value of `column` (an id or a code) two rows share."""
+    first: dict[Any, int] = {}
+    out = []
+    for i, row in enumerate(rows):
+        value = row.get(column)
+        if value is None or value == "":
+            continue
+        if value in first:
+            out.append(f"row {i + 1}: {column} {str(value)[:64]!r} is row {first[value] + 1}'s too")
+        else:
+            first[value] = i
+    return out
 
 
 def store_data_appliers(db: StoreDb) -> dict[str, Applier]:
     def table_applier(table: str) -> Applier:
         def apply(doc: Doc) -> None:
             mode, rows = _rows(doc, table)
-            if mode == "snapshot":
-                db.snapshot(table, rows)
-            else:
-                db.replace(table, rows)
+            try:
+                if mode == "snapshot":
+                    db.snapshot(table, rows)
+                else:
+                    db.replace(table, rows)
+            except sqlite3.IntegrityError as exc:  # a code another row of the table has
+                raise DocRefused("conflict", f"{exc}; nothing of the document applied") \
+                    from None
         return apply
 
     return {"orders": table_applier("orders"), "appointments": table_applier("appointments")}

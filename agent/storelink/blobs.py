@@ -36,6 +36,13 @@ class BlobStore:
         except OSError:
             return None
 
+    def size(self, sha: str) -> int | None:
+        """The size of a blob this device has, or None."""
+        try:
+            return self.path(sha).stat().st_size
+        except OSError:
+            return None
+
     def put(self, sha: str, data: bytes) -> None:
         """Keep a blob that hashes to `sha`; DocRefused("bad-file-hash") otherwise."""
         if not is_sha256(sha):

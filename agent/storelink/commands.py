@@ -4,9 +4,16 @@ A command is a signed "cmd" document on `o2o/v1/{store}/{device|all}/cmd/{name}`
 names the same command — {"name": "status", "args": {...}} — so a signature cannot be moved to
 another command's topic. The answer goes to the request's response topic with its
 correlation data (MQTT 5 properties; on MQTT 3.1.1 the body may carry "response_topic" and
-"correlation" instead): {"ok": true, "command": ..., "result": {...}} or {"ok": false,
-"command": ..., "error": "..."}. A refused document is answered too when it says where to,
-with the refusal's reason; an unknown command is answered with an error, never ignored.
+"correlation" instead): {"ok": true, "command": ..., "device": ..., "result": {...}} or
+{"ok": false, "command": ..., "device": ..., "error": "..."}.
+
+The response topic is not covered by the signature (it is a property of the message, or
+comes from a request that may be forged), so the agent answers only inside its own reply
+namespace: `o2o/v1/{store}/{device}/cmd-reply/<anything>` or
+`o2o/v1/{store}/all/cmd-reply/<anything>`. A request naming any other topic (another store's
+events, the device's own state topic) is not answered at all, only counted. A refused
+document is answered with its refusal's reason and nothing else, at most a few per second
+(the rest counted); an unknown command, or one that fails, is answered with an error.
 """
 
 from __future__ import annotations
@@ -15,14 +22,22 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-from agent.storelink.docs import DocRefused
+from agent.storelink.docs import MAX_BYTES, DocRefused
 from agent.storelink.receiver import DocReceiver
+from agent.storelink.reports import Throttled, clip
 
 log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+REPLY_LEVEL: Final = "cmd-reply"
+MAX_REPLY_TOPIC: Final = 512  # characters; a request id or two under the namespace
+MAX_CORRELATION: Final = 1024  # bytes; correlation data is an id, echoed back as sent
+# refusals are answered at this rate (a burst of REFUSAL_BURST first): a flood of forged
+# requests must not turn into a flood of answers competing with the events for the uplink
+REFUSAL_ANSWERS_PER_S: Final = 5.0
+REFUSAL_BURST: Final = 20.0
 
 
 class CommandError(Exception):
@@ -31,33 +46,50 @@ class CommandError(Exception):
 
 class Commands:
     def __init__(self, receiver: DocReceiver, reply: Callable[[str, bytes, bytes], None],
-                 handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> None:
+                 handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """`reply(topic, correlation, payload)` publishes an answer; `handlers` by name."""
         self.receiver = receiver
         self.reply = reply
         self.handlers = handlers
-        self.answered = 0
+        self.clock = clock
+        self.device = receiver.device
+        self.namespaces = tuple(f"o2o/v1/{receiver.store}/{scope}/{REPLY_LEVEL}/"
+                                for scope in (receiver.device, "all"))
+        self._tokens = REFUSAL_BURST
+        self._filled = clock()
+        self._unanswerable = Throttled("o2o.link.refused", "command not answered",
+                                       receiver.emit)
+
+    @property
+    def answered(self) -> int:
+        return self.receiver.commands["answered"]
 
     def handle(self, topic: str, raw: bytes, response_topic: str, correlation: bytes) -> None:
-        name = topic.rsplit("/", 1)[-1]
+        name = clip(topic.rsplit("/", 1)[-1], 64)
         response_topic, correlation = self._fallback(raw, response_topic, correlation)
         doc = self.receiver.check(topic, raw)  # refusals are counted and recorded there
+        where = self._reply_topic(topic, response_topic, correlation)
         if isinstance(doc, DocRefused):
-            self._answer(response_topic, correlation, {"ok": False, "command": name,
-                                                        "error": str(doc)})
+            if where is not None and self._take_token():
+                self._answer(where, correlation, {"ok": False, "command": name,
+                                                  "error": doc.reason})
+            elif where is not None:
+                self.receiver.commands["refusals-not-answered"] += 1
             return
         body = doc.body if isinstance(doc.body, dict) else {}
         if body.get("name") != name:
             self.receiver.refuse(topic, DocRefused("malformed", "the signed command names "
-                                                   f"{body.get('name')!r}, the topic {name!r}"))
-            self._answer(response_topic, correlation, {
+                                                   f"{clip(str(body.get('name')), 64)!r}, "
+                                                   f"the topic {name!r}"))
+            self._answer(where, correlation, {
                 "ok": False, "command": name, "error": "the signed name is not the topic's"})
             return
         self.receiver.accept(topic, doc, raw)
         handler = self.handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self.handlers))
-            self._answer(response_topic, correlation, {
+            self._answer(where, correlation, {
                 "ok": False, "command": name, "error": f"unknown command; known: {known}"})
             return
         raw_args = body.get("args")
@@ -65,32 +97,81 @@ class Commands:
         try:
             result = handler(args)
         except CommandError as exc:
-            self._answer(response_topic, correlation, {"ok": False, "command": name,
-                                                        "error": str(exc)})
+            self._answer(where, correlation, {"ok": False, "command": name,
+                                              "error": str(exc)})
             return
-        self._answer(response_topic, correlation, {"ok": True, "command": name,
-                                                    "result": result})
+        except Exception as exc:  # answered, counted, one log line
+            self.receiver.fail(topic, doc, exc)
+            self._answer(where, correlation, {"ok": False, "command": name,
+                                              "error": f"failed: {clip(str(exc), 200)}"})
+            return
+        self._answer(where, correlation, {"ok": True, "command": name, "result": result})
+
+    def _reply_topic(self, topic: str, where: str, correlation: bytes) -> str | None:
+        """`where` if the agent may answer there, else None (counted and reported)."""
+        if not where:
+            self.receiver.commands["no-reply-topic"] += 1
+            return None
+        problem = ""
+        if len(where) > MAX_REPLY_TOPIC or len(correlation) > MAX_CORRELATION:
+            problem = "response topic or correlation data too long"
+        elif not where.startswith(self.namespaces) or any(c in where for c in "+#\0") \
+                or where.endswith("/"):
+            problem = f"the response topic is outside {self.namespaces[0]}…"
+        else:
+            try:
+                where.encode("utf-8")
+            except UnicodeEncodeError:
+                problem = "the response topic is not UTF-8"
+        if not problem:
+            return where
+        self.receiver.commands["reply-topic-refused"] += 1
+        self._unanswerable.report("reply-topic", {
+            "topic": clip(topic, 120), "reason": "reply-topic", "detail": problem,
+            "response_topic": clip(where, 120)})
+        return None
+
+    def _take_token(self) -> bool:
+        now = self.clock()
+        self._tokens = min(REFUSAL_BURST,
+                           self._tokens + (now - self._filled) * REFUSAL_ANSWERS_PER_S)
+        self._filled = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
     @staticmethod
     def _fallback(raw: bytes, topic: str, corr: bytes) -> tuple[str, bytes]:
         """MQTT 3.1.1 has no properties: the body may say where the answer goes."""
-        if topic:
+        if topic or len(raw) > MAX_BYTES:
             return topic, corr
         try:
             body = json.loads(raw).get("body") or {}
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             return "", b""
         if not isinstance(body, dict):
             return "", b""
-        return str(body.get("response_topic") or ""), str(body.get("correlation") or "").encode()
+        where, again = body.get("response_topic"), body.get("correlation")
+        try:
+            return (where if isinstance(where, str) else "",
+                    again.encode() if isinstance(again, str) else b"")
+        except UnicodeEncodeError:  # a lone surrogate: nothing to answer to
+            return "", b""
 
-    def _answer(self, topic: str, correlation: bytes, doc: dict[str, Any]) -> None:
-        if not topic:
-            log.info("command %s: no response topic, answer dropped", doc.get("command"))
+    def _answer(self, topic: str | None, correlation: bytes, doc: dict[str, Any]) -> None:
+        if topic is None:
             return
+        doc["device"] = self.device  # a command for "all" is answered by every device
         doc["time"] = round(time.time(), 3)
-        self.reply(topic, correlation, json.dumps(doc, separators=(",", ":")).encode())
-        self.answered += 1
+        try:
+            self.reply(topic, correlation, json.dumps(doc, separators=(",", ":")).encode())
+        except (ValueError, OSError, RuntimeError) as exc:  # the client refused to send it
+            self.receiver.commands["answer-failed"] += 1
+            log.warning("command %s: the answer could not be sent (%s)", doc["command"],
+                        clip(str(exc), 200))
+            return
+        self.receiver.commands["answered"] += 1
 
 
 def parse_level(args: dict[str, Any]) -> int:

@@ -11,7 +11,9 @@ if this device does not have it yet, in which case the bundle waits (DocDeferred
 installed when the last file arrives.
 
 The manifest is checked with the kiosk's own validator and every file against its hash and
-name (no absolute paths, no ".."); a bundle with any problem is refused whole. A good one is
+name (no absolute paths, no "..", not a name the bundle's own files use — `manifest.json` —
+in any case, no two names that differ only in case, no file that is also a folder of
+another: `a` and `a/b`); a bundle with any problem is refused whole. A good one is
 written to `<state>/content/v<version>/` and `<state>/content/current` is switched to it in
 one step, so the kiosk never sees half a bundle — and after a reboot, or with the broker
 gone, it serves the last one it got.
@@ -27,16 +29,53 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Final
 
 from agent.storelink.blobs import MAX_BLOB_BYTES, BlobStore, is_sha256
 from agent.storelink.docs import Doc, DocDeferred, DocRefused
+from agent.storelink.reports import clip
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}){0,3}")
 KEEP = 3  # bundles kept on disk (the current one and the two before)
+HASHES = ".hashes.json"  # which blobs a kept bundle names (for pruning)
+MAX_FILES: Final = 512  # a kiosk bundle is pages and their pictures; each by-hash file is a
+# subscription while it is fetched
+MAX_BUNDLE_BYTES: Final = 256 * 1024 * 1024  # on an SD card, kept KEEP times at most
 
 
 def content_root(state_dir: Path) -> Path:
     return state_dir / "content"
+
+
+def check_names(names: list[object]) -> None:
+    """DocRefused unless every name can be written into the bundle's folder as a file of
+    its own: allowed characters, none of the bundle's own files, no two that are one file
+    on a case-insensitive disk, no file that is another one's folder."""
+    from kiosk.content import RESERVED_NAMES
+
+    if len(names) > MAX_FILES:
+        raise DocRefused("malformed", f"{len(names)} files, at most {MAX_FILES}")
+    reserved = {n.casefold() for n in (*RESERVED_NAMES, HASHES)}
+    seen: dict[str, str] = {}
+    for name in names:
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+            raise DocRefused("malformed", f"file name {clip(repr(name), 80)} is not allowed "
+                                          "(letters, digits, '.', '_', '-'; up to 4 folders)")
+        folded = name.casefold()
+        if folded in reserved or folded.split("/", 1)[0] in reserved:
+            raise DocRefused("malformed", f"file name {name!r} is the bundle's own; "
+                                          "name the file otherwise")
+        if folded in seen:
+            raise DocRefused("malformed", f"files {seen[folded]!r} and {name!r} differ only "
+                                          "in case; one file on many disks")
+        seen[folded] = name
+    for folded, name in seen.items():
+        parts = folded.split("/")
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            if folder in seen:
+                raise DocRefused("malformed", f"{seen[folder]!r} is a file and also the "
+                                              f"folder of {name!r}")
 
 
 def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path:
@@ -51,13 +90,16 @@ def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path
         parse_manifest(body["manifest"], f"content v{doc.version}")
     except KioskError as exc:
         raise DocRefused("malformed", str(exc)) from None
-    files: dict[str, bytes] = {}
+    entries = body.get("files", {})
+    if not isinstance(entries, dict):
+        raise DocRefused("malformed", '"files" must be an object of file names')
+    check_names(list(entries))
+    files: dict[str, bytes | Path] = {}
     hashes: dict[str, str] = {}
     missing: list[str] = []
+    total = 0
     blobs = blobs or BlobStore(root)
-    for name, entry in (body.get("files") or {}).items():
-        if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-            raise DocRefused("malformed", f"file name {name!r} is not allowed")
+    for name, entry in entries.items():
         if not isinstance(entry, dict) or not is_sha256(entry.get("sha256")):
             raise DocRefused("malformed", f"{name}: needs sha256 and data_b64 or size")
         hashes[name] = entry["sha256"]
@@ -66,14 +108,18 @@ def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path
             if not isinstance(size, int) or isinstance(size, bool) \
                     or not 0 <= size <= MAX_BLOB_BYTES:
                 raise DocRefused("malformed", f"{name}: size must be 0-{MAX_BLOB_BYTES} bytes")
-            data = blobs.get(entry["sha256"])
-            if data is None:
+            total += size
+            if total > MAX_BUNDLE_BYTES:
+                raise DocRefused("oversized", f"the files add up to more than "
+                                              f"{MAX_BUNDLE_BYTES} bytes")
+            have = blobs.size(entry["sha256"])
+            if have is None:
                 missing.append(entry["sha256"])
-            elif len(data) != size:
-                raise DocRefused("bad-file-hash", f"{name}: {len(data)} bytes, the manifest "
+            elif have != size:
+                raise DocRefused("bad-file-hash", f"{name}: {have} bytes, the manifest "
                                                   f"says {size}")
             else:
-                files[name] = data
+                files[name] = blobs.path(entry["sha256"])
             continue
         try:
             data = base64.b64decode(str(entry.get("data_b64", "")), validate=True)
@@ -91,11 +137,15 @@ def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path
     staging = root / f".v{doc.version}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     (staging).mkdir(parents=True)
-    (staging / "manifest.json").write_text(json.dumps(body["manifest"], ensure_ascii=False))
-    (staging / ".hashes.json").write_text(json.dumps(hashes))
-    for name, data in files.items():
+    (staging / "manifest.json").write_text(json.dumps(body["manifest"], ensure_ascii=False),
+                                           encoding="utf-8")
+    (staging / HASHES).write_text(json.dumps(hashes))
+    for name, content in files.items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
-        (staging / name).write_bytes(data)
+        if isinstance(content, Path):  # a blob: copied, not read into memory
+            shutil.copyfile(content, staging / name)
+        else:
+            (staging / name).write_bytes(content)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     link = root / "current"
@@ -117,7 +167,7 @@ def _prune(root: Path, keep: str, blobs: BlobStore) -> None:
     wanted: set[str] = set()  # blobs a kept bundle names
     for kept in root.glob("v*"):
         try:
-            wanted.update(json.loads((kept / ".hashes.json").read_text()).values())
+            wanted.update(json.loads((kept / HASHES).read_text()).values())
         except (OSError, ValueError):
             continue
     blobs.keep_only(wanted)

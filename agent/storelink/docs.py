@@ -31,6 +31,8 @@ FORMAT = "doc/1"
 KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd")
 MAX_BYTES = 2 * 1024 * 1024
 CLOCK_SKEW_S = 300.0  # a document "issued" a little in the future is still fine
+MAX_VERSION = 2**63 - 1  # versions are kept in SQLite INTEGER columns
+MAX_TIME = 2.0**53  # "issued"/"expires": seconds, exact as a float; beyond is no time at all
 
 
 class DocRefused(Exception):
@@ -92,6 +94,13 @@ def _field(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> 
     return value
 
 
+def _time(doc: Mapping[str, Any], name: str) -> float:
+    value = _field(doc, name, (int, float))
+    if not -MAX_TIME <= value <= MAX_TIME:  # NaN and infinities fail this too
+        raise DocRefused("malformed", f"field {name!r} is not a time in seconds")
+    return float(value)
+
+
 def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device: str,
            now: float, applied: Mapping[tuple[str, str], int]) -> Doc:
     """The document in `raw` if it may be applied here and now, else DocRefused.
@@ -103,7 +112,9 @@ def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DocRefused("malformed", f"not JSON ({exc})") from None
+        raise DocRefused("malformed", f"not JSON ({str(exc)[:120]})") from None
+    except RecursionError:  # nested deeper than the parser goes: no document of ours is
+        raise DocRefused("malformed", "not JSON (nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("o2o") != FORMAT:
         raise DocRefused("malformed", f"not an {FORMAT} document")
     sig = doc.get("sig")
@@ -112,7 +123,8 @@ def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device:
     kid = _field(doc, "key_id", str)
     key = keys.get(kid)
     if key is None:
-        raise DocRefused("unknown-key", f"signed with key {kid!r}, which is not trusted here")
+        raise DocRefused("unknown-key", f"signed with key {kid[:40]!r}, which is not trusted "
+                                        "here")
     try:
         key.verify(base64.b64decode(sig, validate=True), canonical(doc))
     except (InvalidSignature, binascii.Error, ValueError):
@@ -120,12 +132,15 @@ def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device:
             from None
     kind = _field(doc, "kind", str)
     if kind not in KINDS:
-        raise DocRefused("malformed", f"unknown kind {kind!r}")
-    d = Doc(kind, _field(doc, "store", str), _field(doc, "device", str),
-            _field(doc, "version", int), float(_field(doc, "issued", (int, float))),
-            float(_field(doc, "expires", (int, float))), doc.get("body"), kid)
+        raise DocRefused("malformed", f"unknown kind {kind[:40]!r}")
+    version = _field(doc, "version", int)
+    if not 0 <= version <= MAX_VERSION:
+        raise DocRefused("malformed", f"version must be 0 to {MAX_VERSION}")
+    d = Doc(kind, _field(doc, "store", str), _field(doc, "device", str), version,
+            _time(doc, "issued"), _time(doc, "expires"), doc.get("body"), kid)
     if d.store != store or d.device not in ("all", device):
-        raise DocRefused("not-for-us", f"for {d.store}/{d.device}, this is {store}/{device}")
+        raise DocRefused("not-for-us", f"for {d.store[:64]}/{d.device[:64]}, this is "
+                                       f"{store}/{device}")
     if d.issued > now + CLOCK_SKEW_S:
         raise DocRefused("not-yet-valid", f"issued {d.issued - now:.0f} s in the future")
     if d.expires <= now:

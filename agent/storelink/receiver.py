@@ -1,9 +1,15 @@
 """Downstream documents from the broker: verified, applied, cached — or refused, counted
-and reported. A document that fails to apply leaves the last good state in place."""
+and reported. A document that fails to apply leaves the last good state in place.
+
+Every refusal and every failure to apply is counted by its reason (`status()`); the log line
+and the upstream event about each are rate-limited per reason (reports.py), since the sender
+decides how many arrive."""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from agent.keys import parse_public_key
 from agent.storelink.cache import LinkCache
 from agent.storelink.docs import Doc, DocDeferred, DocRefused, key_id, rotated_keys, verify
+from agent.storelink.reports import Schedule, Throttled, clip
 
 log = logging.getLogger(__name__)
 Emit = Callable[[str, Any], object]
@@ -25,8 +32,10 @@ class DocReceiver:
     def __init__(self, store: str, device: str, pinned: list[str], cache: LinkCache,
                  appliers: dict[str, Applier], emit: Emit,
                  clock: Callable[[], float] = time.time,
-                 on_waiting: Callable[[], None] | None = None) -> None:
-        """`on_waiting`: called whenever what the waiting documents need changes."""
+                 on_waiting: Callable[[], None] | None = None,
+                 schedule: Schedule | None = None) -> None:
+        """`on_waiting`: called whenever what the waiting documents need changes;
+        `schedule(delay, fn)`: runs the rate-limited reports' summaries on time."""
         self.store = store
         self.device = device
         self.cache = cache
@@ -37,7 +46,14 @@ class DocReceiver:
         self.pinned = {key_id(k): k for k in map(parse_public_key, pinned)}
         self.refused: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
         self.last_refusal = ""
+        self.last_failure = ""
+        self.commands: Counter[str] = Counter()  # answers to commands (commands.py)
+        self.refusals = Throttled("o2o.link.refused", "refused a document", emit, schedule)
+        self.failures = Throttled("o2o.link.failed", "could not apply a document", emit,
+                                  schedule)
         # documents waiting for what they name: (kind, scope) -> (topic, raw, needs)
         self.deferred: dict[tuple[str, str], tuple[str, bytes, list[str]]] = {}
 
@@ -51,7 +67,11 @@ class DocReceiver:
     def status(self) -> dict[str, Any]:
         return {"applied": {f"{k}/{s}": v for (k, s), v in self.cache.applied().items()},
                 "accepted": dict(self.accepted), "refused": dict(self.refused),
-                "last_refusal": self.last_refusal, "trusted_keys": sorted(self.trusted()),
+                "last_refusal": self.last_refusal, "failed": dict(self.failed),
+                "last_failure": self.last_failure, "commands": dict(self.commands),
+                "reports_suppressed": self.refusals.suppressed_total
+                + self.failures.suppressed_total,
+                "trusted_keys": sorted(self.trusted()),
                 "waiting": {f"{k}/{s}": len(needs)
                             for (k, s), (_, _, needs) in self.deferred.items()}}
 
@@ -67,14 +87,33 @@ class DocReceiver:
         except DocRefused as exc:
             self.refuse(topic, exc)
             return exc
+        except Exception as exc:  # ours (the cache), not the sender's
+            self.fail(topic, None, exc)
+            return DocRefused("internal", "the document could not be checked; see the log")
         return doc
 
     def refuse(self, topic: str, exc: DocRefused) -> None:
-        self.refused[exc.reason] += 1
-        self.last_refusal = f"{topic}: {exc}"
-        log.warning("refused a document on %s: %s", topic, exc)
-        self.emit("o2o.link.refused", {"topic": topic, "reason": exc.reason,
-                                       "detail": str(exc)[:300]})
+        with self._count_lock:  # documents on the MQTT thread, commands on the loop
+            self.refused[exc.reason] += 1
+        where = clip(topic, 120)
+        self.last_refusal = f"{where}: {clip(str(exc))}"
+        self.refusals.report(exc.reason, {"topic": where, "reason": exc.reason,
+                                          "detail": clip(str(exc))})
+
+    def fail(self, topic: str, doc: Doc | None, exc: Exception) -> None:
+        """A verified document that could not be applied for another reason than what it
+        says (the disk, the database, a fault of ours): counted, reported, not cached — the
+        same document is tried again when it comes again."""
+        reason = "storage" if isinstance(exc, (OSError, sqlite3.Error)) else "internal"
+        with self._count_lock:
+            self.failed[reason] += 1
+        detail = clip(f"{type(exc).__name__}: {exc}")
+        what = f"{doc.kind} v{doc.version}" if doc is not None else clip(topic, 120)
+        self.last_failure = f"{what}: {detail}"
+        self.failures.report(reason, {"topic": clip(topic, 120), "reason": reason,
+                                      "detail": detail,
+                                      **({"kind": doc.kind, "version": doc.version}
+                                         if doc is not None else {})})
 
     def accept(self, topic: str, doc: Doc, raw: bytes) -> None:
         self.cache.store(doc.kind, doc.scope, doc.version, raw)
@@ -110,8 +149,16 @@ class DocReceiver:
             if self.on_waiting is not None:
                 self.on_waiting()
             return None
+        except Exception as exc:  # whatever it was, it is counted and told
+            self._settled(doc)
+            self.fail(topic, doc, exc)
+            return None
         self._settled(doc)
-        self.accept(topic, doc, raw)
+        try:
+            self.accept(topic, doc, raw)
+        except Exception as exc:  # applied, but not kept as applied
+            self.fail(topic, doc, exc)
+            return None
         return doc
 
     def _settled(self, doc: Doc) -> None:

@@ -22,6 +22,7 @@ from agent.storelink.docs import sign
 from tests.conftest import AgentProcess, wait_for, write_config
 
 KEY = Ed25519PrivateKey.generate()
+REPLIES = "o2o/v1/store-1/dev-1/cmd-reply/ops"  # inside the device's reply namespace
 
 
 def link_extra(tmp_path: Path, link: str = "") -> str:
@@ -162,7 +163,7 @@ class Requester:
                              protocol=mqtt.MQTTv5)
         self.c.on_message = self._on_message
         self.c.connect("127.0.0.1", broker.port)
-        self.c.subscribe("ops/replies", qos=1)
+        self.c.subscribe(REPLIES, qos=1)
         self.c.subscribe("o2o/v1/store-1/dev-1/events", qos=1)
         self.events = ""
         self.c.loop_start()
@@ -188,7 +189,7 @@ class Requester:
 
 def _props(Properties: Any, PacketTypes: Any, corr: bytes) -> Any:
     p = Properties(PacketTypes.PUBLISH)
-    p.ResponseTopic = "ops/replies"
+    p.ResponseTopic = REPLIES
     p.CorrelationData = corr
     return p
 
