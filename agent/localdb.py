@@ -7,21 +7,48 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
+FILE_MODE: Final = 0o600  # events, the consent key, names, pickup codes: the agent's only
+DIR_MODE: Final = 0o700  # a state directory the agent makes itself (systemd makes its own)
+
+
+def create_private(path: Path) -> None:
+    """Create the database file `path` (and its directory) readable by this user only, before
+    SQLite does: SQLite would make it 0644 under a usual umask, and it gives the -wal and -shm
+    it creates later the mode of the database file. An existing file loses what others could
+    do with it; its group's access (systemd's UMask=0027 gives one) is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        with contextlib.suppress(OSError):  # not ours to change: SQLite says if it cannot open
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            if mode & 0o007:
+                os.chmod(path, mode & ~0o007)
+        return
+    os.close(fd)  # an empty file is an empty SQLite database
+
+
 def open_db(path: Path, schema: str) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA busy_timeout=5000")
-    db.executescript(schema)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(schema)
+    except BaseException:
+        db.close()  # not left to the garbage collector (Python 3.13 warns of it)
+        raise
     return db
 
 

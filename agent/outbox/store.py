@@ -14,22 +14,40 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from agent.errors import AgentError, Reason
-from agent.localdb import immediate
+from agent.localdb import create_private, immediate
+from agent.outbox.reserve import release_reserve
 from agent.outbox.schema import migrate
+
+log = logging.getLogger(__name__)
 
 ROW_OVERHEAD = 96  # index entries and row header per event, measured on the schema
 BUSY_TIMEOUT_MS = 10_000
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 SQLITE_FULL = 13
+# a full disk meets SQLite as SQLITE_FULL, or when the -shm cannot grow (the file opened
+# after a clean stop) as SQLITE_IOERR_SHMSIZE (measured on a full tmpfs)
+_FULL_IOERRS: Final = {(19 << 8) | 10}
+# Below this much free space on its disk the outbox stops growing its file: new events take
+# the pages of dropped ones (oldest lowest-priority first). A checkpoint must be able to move
+# a whole write-ahead log (1000 pages of 4 KiB) into the file; without room for it neither a
+# drop nor an acknowledged delete could ever be written again (measured: a tmpfs filled to 0
+# by the outbox could not delete one row).
+HEADROOM_BYTES: Final = 6 * 1024 * 1024
+# the open-time integrity check reads every page (~0.7 s for a 360 MiB outbox here); past
+# this it is cut short so that a huge file on a slow card cannot keep the agent from starting
+# (damage in the unread part is still met and quarantined by the first read of it)
+CHECK_BUDGET_S: Final = 20.0
 
 
 @dataclass(slots=True)
@@ -78,27 +96,84 @@ def is_corruption(exc: BaseException) -> bool:
 
 def is_disk_full(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and (code & 0xFF) == SQLITE_FULL:
+    if code is not None and ((code & 0xFF) == SQLITE_FULL or code in _FULL_IOERRS):
         return True
     return "database or disk is full" in str(exc).lower()
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
+def disk_free(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the disk holding `path`."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62  # cannot tell: SQLite's own errors will say when it is full
+    return st.f_bavail * st.f_frsize
+
+
+# --- corruption met by a reader: the writer, who owns the file, moves it aside ------------
+
+_on_corruption: dict[str, Callable[[int, str], None]] = {}
+
+
+def watch_corruption(path: Path, handler: Callable[[int, str], None] | None) -> None:
+    """`handler(inode, why)` is told of damage a reader of `path` met (None: nobody)."""
+    key = os.path.realpath(path)
+    if handler is None:
+        _on_corruption.pop(key, None)
     else:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if not readonly:
+        _on_corruption[key] = handler
+
+
+def report_corruption(path: Path, inode: int, why: str) -> bool:
+    """Tell the writer of `path` (in this process) that the file with `inode` is damaged;
+    False when no writer here owns it (the CLI, the agent stopped)."""
+    handler = _on_corruption.get(os.path.realpath(path))
+    if handler is None:
+        return False
+    handler(inode, why)
+    return True
+
+
+def inode_of(path: Path) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return -1
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The writer's connection (read-only tools use agent.outbox.reader.connect_readonly)."""
+    create_private(path)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # must precede the first table so that drained space can be handed back
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise sqlite3.OperationalError(f"cannot switch {path} to WAL (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
+    except BaseException:
+        conn.close()  # on every path: Python 3.13 warns of a connection left to the GC
+        raise
     return conn
+
+
+def integrity_problem(conn: sqlite3.Connection, budget_s: float = CHECK_BUDGET_S) -> str | None:
+    """What `PRAGMA quick_check` finds wrong (None: nothing), within `budget_s`."""
+    deadline = time.monotonic() + budget_s
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    try:
+        verdict = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        if "interrupted" not in str(exc):
+            raise
+        log.warning("the outbox's integrity check was cut short after %.0f s; the rest of the "
+                    "file is checked as it is read", budget_s)
+        return None
+    finally:
+        conn.set_progress_handler(None, 0)
+    return None if verdict == "ok" else verdict
 
 
 def quarantine(path: Path, clock: float | None = None) -> Path:
@@ -118,14 +193,49 @@ def quarantine(path: Path, clock: float | None = None) -> Path:
 
 
 class OutboxStore:
-    """Write side of the outbox. Confined to one thread (the writer)."""
+    """Write side of the outbox. Confined to one thread (the writer).
+
+    On a disk too full even to open the file (SQLite needs room for its -shm and -wal), the
+    store starts closed and tries again at each use, raising a disk-full error meanwhile: the
+    agent runs, refuses events by the full-disk policy and drains once it can."""
 
     def __init__(self, path: Path, *, max_bytes: int, ttl_s: float) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
-        self.conn = connect(path)
-        migrate(self.conn)
+        self._conn: sqlite3.Connection | None = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = connect(self.path)
+        try:
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                conn = self._connect()
+                problem = integrity_problem(conn)
+            except sqlite3.DatabaseError as exc:
+                if is_disk_full(exc):
+                    raise sqlite3.OperationalError(
+                        f"database or disk is full: cannot open the outbox {self.path} "
+                        f"({exc})") from exc
+                raise
+            if problem is not None:
+                conn.close()
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {problem}")
+            self._conn = conn
+            log.warning("the outbox %s is open again: the disk has room", self.path)
+        return self._conn
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
 
     @classmethod
     def open(
@@ -133,38 +243,60 @@ class OutboxStore:
     ) -> tuple[OutboxStore, Path | None, str]:
         """Open, checking integrity; a damaged file is moved aside and a fresh one started.
 
+        The whole file is checked (quick_check, bounded by CHECK_BUDGET_S) at every start, a
+        clean stop included: pages damaged while the agent was stopped would otherwise be met
+        only by a read in the middle of a drain. A full disk gives up the disk reserve and
+        tries again; still full, the store starts closed (see the class).
+
         Returns (store, quarantined path or None, why it was quarantined).
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A WAL left behind means the last run did not close cleanly (power cut, kill):
-        # only then is the whole file checked, which reads all of it and takes a while.
-        unclean = Path(str(path) + "-wal").exists() or not path.exists()
+        try:
+            return cls._open_checked(path, max_bytes=max_bytes, ttl_s=ttl_s)
+        except sqlite3.DatabaseError as exc:
+            if not is_disk_full(exc):
+                raise
+            if release_reserve():
+                log.warning("the outbox's disk is full at start: its reserve is released")
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    return cls._open_checked(path, max_bytes=max_bytes, ttl_s=ttl_s)
+            log.error("the outbox's disk is full: %s cannot be opened (%s); events are "
+                      "refused until there is room: free disk space on the device", path, exc)
+            store = cls.__new__(cls)
+            store.path, store.max_bytes, store.ttl_s = path, max_bytes, ttl_s
+            store._conn = None
+            return store, None, ""
+
+    @classmethod
+    def _open_checked(
+        cls, path: Path, *, max_bytes: int, ttl_s: float
+    ) -> tuple[OutboxStore, Path | None, str]:
+        store: OutboxStore | None = None
         try:
             store = cls(path, max_bytes=max_bytes, ttl_s=ttl_s)
-            if unclean:
-                verdict = store.conn.execute("PRAGMA quick_check").fetchone()[0]
-            else:  # header, schema and the counters page still have to read back
-                store.conn.execute("SELECT count(*) FROM counters").fetchone()
-                verdict = "ok"
-            if verdict != "ok":
-                store.close()
-                raise sqlite3.DatabaseError(f"integrity check failed: {verdict}")
+            problem = integrity_problem(store.conn)
+            if problem is not None:
+                raise sqlite3.DatabaseError(f"integrity check failed: {problem}")
             return store, None, ""
         except sqlite3.DatabaseError as exc:
-            # a locked or unreachable file is not damage: say so rather than move it aside.
-            # A damaged file, or one written by a newer agent, is kept aside so that capture
-            # goes on after a downgrade.
+            if store is not None:
+                store.close()  # before the file is moved: no connection is left behind
+            # a locked, unreachable or full disk is not damage: say so rather than move it
+            # aside. A damaged file, or one written by a newer agent, is kept aside so that
+            # capture goes on after a downgrade.
+            if is_disk_full(exc):
+                raise
             if isinstance(exc, sqlite3.OperationalError) and not is_corruption(exc):
                 raise AgentError(
                     Reason.OUTBOX_CORRUPT, f"cannot open outbox {path}: {exc}"
                 ) from exc
             moved = quarantine(path)
-            store = cls(path, max_bytes=max_bytes, ttl_s=ttl_s)
-            return store, moved, str(exc)
+            return cls(path, max_bytes=max_bytes, ttl_s=ttl_s), moved, str(exc)
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.close()
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
 
     # --- transactions -------------------------------------------------------------------
 
@@ -176,6 +308,8 @@ class OutboxStore:
         Raises sqlite3 errors unchanged (the writer classifies them)."""
         tally = DropTally()
         first_n = 0
+        if inserts:
+            self._check_room(inserts)
         with immediate(self.conn) as conn:
             delta_bytes = 0
             delta_events = 0
@@ -199,11 +333,37 @@ class OutboxStore:
                 self._enforce_quota(tally, drop_reason)
         return tally, first_n
 
-    def make_room(self, nrows: int, reason: str) -> DropTally:
-        """Drop the `nrows` oldest lowest-priority events (used when the disk is full)."""
+    def _check_room(self, inserts: Sequence[InsertRow]) -> None:
+        """Refuse (as a full disk) a write that would grow the file while the disk has less
+        than HEADROOM_BYTES left and the file's free pages cannot take it: the writer then
+        drops by policy (make_room) and tries again, and the new rows take the freed pages."""
+        free = disk_free(self.path.parent)
+        if free >= HEADROOM_BYTES:
+            return
+        need = sum(r[4] + ROW_OVERHEAD for r in inserts)
+        page_size, free_pages = (self.conn.execute(f"PRAGMA {p}").fetchone()[0]
+                                 for p in ("page_size", "freelist_count"))
+        # two pages over: the last leaf and an index page are filled partly
+        if free_pages * page_size >= need + 2 * page_size:
+            return
+        raise sqlite3.OperationalError(
+            f"database or disk is full: {free >> 10} KiB left on the outbox's disk, kept for "
+            "its write-ahead log")
+
+    def make_room(self, nrows: int, reason: str, *, max_priority: int = 9,
+                  need_bytes: int = 0) -> DropTally:
+        """Drop the oldest lowest-priority events, never one above `max_priority` (the new
+        events' own): at least `nrows` of them, and until `need_bytes` were freed. Used
+        when the disk is full."""
         tally = DropTally()
         with immediate(self.conn):
-            self._drop_lowest(tally, reason, nrows)
+            freed = 0
+            while nrows > 0 or freed < need_bytes:
+                got = self._drop_lowest(tally, reason, max(nrows, 256), max_priority)
+                if got == 0:
+                    break
+                freed += got
+                nrows = 0
         return tally
 
     def expire(self, now: float) -> DropTally:
@@ -238,6 +398,8 @@ class OutboxStore:
         return len(rows)
 
     def vacuum_some(self, pages: int = 2048) -> None:
+        if not self.is_open or disk_free(self.path.parent) < 2 * HEADROOM_BYTES:
+            return  # on a nearly full disk the free pages are kept for the next events
         # incremental_vacuum only runs to completion through executescript
         self.conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
 
@@ -275,11 +437,12 @@ class OutboxStore:
                 break
             used -= freed
 
-    def _drop_lowest(self, tally: DropTally, reason: str, nrows: int) -> int:
+    def _drop_lowest(self, tally: DropTally, reason: str, nrows: int,
+                     max_priority: int = 9) -> int:
         rows = self.conn.execute(
-            "DELETE FROM events WHERE n IN (SELECT n FROM events ORDER BY priority ASC, n ASC"
-            " LIMIT ?) RETURNING size, type",
-            (nrows,),
+            "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE priority <= ?"
+            " ORDER BY priority ASC, n ASC LIMIT ?) RETURNING size, type",
+            (max_priority, nrows),
         ).fetchall()
         if not rows:
             return 0
