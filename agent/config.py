@@ -14,7 +14,6 @@ import json
 import os
 import re
 import socket
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
+from agent.rundir import runtime_dir
 
 SYSTEM_CONFIG = Path("/etc/o2o-edge/config.toml")
 ENV_CONFIG = "O2O_EDGE_CONFIG"
@@ -102,8 +102,7 @@ def _state_dir() -> Path:
 
 
 def _runtime_dir() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / "o2o-edge"
+    return runtime_dir()  # per user and checked when it is under /tmp (agent/rundir.py)
 
 
 def _default_device_id() -> str:

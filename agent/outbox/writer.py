@@ -28,9 +28,11 @@ from agent.outbox.store import (
     DropTally,
     InsertRow,
     OutboxStore,
+    inode_of,
     is_corruption,
     is_disk_full,
     quarantine,
+    watch_corruption,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,14 @@ class _Ack:
 class _Erase:
     needles: list[str]
     fut: Future[int]
+
+
+@dataclass(slots=True)
+class _Damaged:
+    """A reader met damage in the outbox file with this inode."""
+
+    inode: int
+    why: str
 
 
 _STOP = object()
@@ -170,6 +180,15 @@ class OutboxWriter:
         if moved is not None:
             self._note_quarantine(moved, why)
         self.reserve.take()
+        watch_corruption(self.path, lambda inode, why: self._q.put(_Damaged(inode, why)))
+
+    def _replace_damaged(self, why: str) -> None:
+        """Move the damaged file aside and go on in a fresh one (on the writer thread)."""
+        assert self._store is not None
+        self._store.close()
+        moved = quarantine(self.path)
+        self._store = OutboxStore(self.path, max_bytes=self.max_bytes, ttl_s=self.ttl_s)
+        self._note_quarantine(moved, why)
 
     def _note_quarantine(self, moved: Path, why: str) -> None:
         self.generation += 1
@@ -248,6 +267,10 @@ class OutboxWriter:
                 count += len(item.events)
             elif isinstance(item, _Erase):
                 self._erasures.append(item)
+            elif isinstance(item, _Damaged):
+                if item.inode == inode_of(self.path):  # not a file moved aside already
+                    self._replace_damaged(f"a reader met: {item.why}")
+                    acks.clear()  # row numbers of the old file mean nothing in the new one
             elif item.generation == self.generation:
                 acks.extend(item.rowids)
             if count >= MAX_TXN_EVENTS or time.monotonic() >= deadline:
@@ -321,7 +344,11 @@ class OutboxWriter:
                     self.last_error = f"disk full while writing the outbox: {exc}"
                     log.warning("%s; dropping lowest-priority events to make room", exc)
                     try:
-                        freed = self._store.make_room(max(len(rows), 64) * 2, "disk_full")
+                        # never above the new events' priority, and enough bytes for them
+                        freed = self._store.make_room(
+                            max(len(rows), 64) * 2, "disk_full",
+                            max_priority=max((r[1] for r in rows), default=-1),
+                            need_bytes=2 * sum(r[4] for r in rows))
                     except sqlite3.DatabaseError:
                         freed = DropTally()
                     if freed:
@@ -341,12 +368,7 @@ class OutboxWriter:
                         "free disk space on the device",
                     ) from exc
                 if is_corruption(exc) and attempt < 2:
-                    self._store.close()
-                    moved = quarantine(self.path)
-                    self._store = OutboxStore(
-                        self.path, max_bytes=self.max_bytes, ttl_s=self.ttl_s
-                    )
-                    self._note_quarantine(moved, str(exc))
+                    self._replace_damaged(str(exc))
                     acks = []  # row numbers of the old file mean nothing in the new one
                     continue
                 raise AgentError(
