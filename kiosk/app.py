@@ -13,7 +13,7 @@ import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from textual import events, work
 from textual.app import App
@@ -27,6 +27,7 @@ from kiosk.i18n import Translator, load_catalogues
 from kiosk.link import AgentLink
 from kiosk.pin import PinGate
 from kiosk.routing import route_event
+from kiosk.safe_text import NAME_MAX, plain
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.checkin import CheckinScreen
 from kiosk.screens.content import ContentScreen
@@ -42,6 +43,7 @@ from kiosk.widgets.shopper_bar import ShopperBar
 
 SAMPLE_CONTENT = Path(__file__).resolve().parent / "sample_content"
 IDLE_TICK_S = 1.0
+PROBLEM_MAX: Final = 1000  # a refused bundle's reasons, as staff read them (up to ten)
 
 
 class KioskApp(App[None]):
@@ -102,7 +104,7 @@ class KioskApp(App[None]):
             try:
                 return load_bundle(folder)
             except KioskError as exc:
-                self.content_problem = str(exc)
+                self.content_problem = plain(str(exc), PROBLEM_MAX)
         return load_bundle(SAMPLE_CONTENT)
 
     def reload_content(self) -> str:
@@ -113,7 +115,7 @@ class KioskApp(App[None]):
         try:
             self.bundle = load_bundle(folder)
         except KioskError as exc:
-            self.content_problem = str(exc)
+            self.content_problem = plain(str(exc), PROBLEM_MAX)
             return self.content_problem
         self.content_problem = ""
         return f"content version {self.bundle.version} loaded"
@@ -159,9 +161,11 @@ class KioskApp(App[None]):
 
     def on_kiosk_app_agent_event(self, message: AgentEvent) -> None:
         self.stats.add(message.event)
+        data = message.event.get("data")
         if message.event.get("type") == "o2o.link.command" and \
-                (message.event.get("data") or {}).get("name") == "reload-content":
-            self.notify(self.reload_content(), severity="information")
+                isinstance(data, dict) and data.get("name") == "reload-content":
+            # the outcome quotes the bundle (its keys, its file names): never markup
+            self.notify(self.reload_content(), severity="information", markup=False)
             return
         if self.in_staff_mode():
             if isinstance(self.screen, StaffScreen) and message.event.get("type") in (
@@ -243,7 +247,7 @@ class KioskApp(App[None]):
     def show_result(self, outcome: str, values: dict[str, Any]) -> None:
         self._to_base()
         self.push_screen(ResultScreen(outcome, values))
-        self.mark_shown(f"result:{outcome}")
+        self.mark_shown(f"result:{plain(outcome, NAME_MAX)}")
 
     def mark_shown(self, what: str) -> None:
         def painted() -> None:
@@ -273,7 +277,7 @@ class KioskApp(App[None]):
 
     def on_shopper_bar_staff_called(self, message: ShopperBar.StaffCalled) -> None:
         self.record("o2o.kiosk.assist", {"screen": getattr(self.screen, "name_for_events", "")})
-        self.notify(self.translator("staff.called"), timeout=6)
+        self.notify(self.translator("staff.called"), timeout=6, markup=False)
 
     def enter_staff_mode(self) -> None:
         self._to_base()

@@ -6,7 +6,9 @@
 - a verified pickup QR code: a pickup check-in for its order; a loyalty QR code: a loyalty
   check-in; a pickup code that is expired, for another store or forged: its result at once;
 - a beacon zone a page opens on (presence of the opted-in app or a registered beacon).
-Anything else (a rejected link, a bank card tapped by mistake) starts nothing.
+Anything else (a rejected link, a bank card tapped by mistake) starts nothing, and so does
+an event whose fields have the wrong shape: any bus client can send one, and a kiosk that
+raised on it would go dark for every shopper.
 """
 
 from __future__ import annotations
@@ -21,27 +23,35 @@ PICKUP_REJECTIONS = {"pickup-expired": "expired", "pickup-other-store": "other-s
                      "pickup-malformed": "invalid"}
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _page(bundle: Bundle, how: str, key: str, medium: str) -> Action | None:
     page = bundle.page_for(how, key)
     return ("page", {"page": page.id, "medium": medium}) if page else None
 
 
-def link_key(host: str, path: str) -> str:
-    return f"{host.lower()}{path or '/'}"
+def link_key(host: Any, path: Any) -> str:
+    return f"{_str(host).lower()}{_str(path) or '/'}"
 
 
 def _nfc(data: dict[str, Any], bundle: Bundle) -> Action | None:
-    tag = data.get("tag") or {}
+    tag = _dict(data.get("tag"))
     if tag.get("kind") == "loyalty":
-        return ("checkin", {"request": {"kind": "loyalty", "card": tag.get("id", "")},
+        return ("checkin", {"request": {"kind": "loyalty", "card": _str(tag.get("id"))},
                             "via": "nfc"})
-    found = _page(bundle, "nfc", str(tag.get("id", "")), "nfc")
+    found = _page(bundle, "nfc", _str(tag.get("id")), "nfc")
     if found:
         return found
-    for rec in data.get("records") or []:
+    records = data.get("records")
+    for rec in map(_dict, records if isinstance(records, list) else []):
         if rec.get("class") in ("product", "campaign"):
-            found = _page(bundle, "qr", link_key(rec.get("host", ""), rec.get("path", "")),
-                          "nfc")
+            found = _page(bundle, "qr", link_key(rec.get("host"), rec.get("path")), "nfc")
             if found:
                 return found
     return None
@@ -50,14 +60,14 @@ def _nfc(data: dict[str, Any], bundle: Bundle) -> Action | None:
 def _qr(data: dict[str, Any], bundle: Bundle) -> Action | None:
     cls = data.get("class")
     if cls == "pickup":
-        return ("checkin", {"request": {"kind": "pickup", "order": data.get("order", "")},
+        return ("checkin", {"request": {"kind": "pickup", "order": _str(data.get("order"))},
                             "via": "qr"})
     if cls == "loyalty":
-        return ("checkin", {"request": {"kind": "loyalty", "card": data.get("card", "")},
+        return ("checkin", {"request": {"kind": "loyalty", "card": _str(data.get("card"))},
                             "via": "qr"})
     if cls in ("product", "campaign"):
-        return _page(bundle, "qr", link_key(data.get("host", ""), data.get("path", "")), "qr")
-    if cls == "rejected" and data.get("reason") in PICKUP_REJECTIONS:
+        return _page(bundle, "qr", link_key(data.get("host"), data.get("path")), "qr")
+    if cls == "rejected" and _str(data.get("reason")) in PICKUP_REJECTIONS:
         return ("result", {"outcome": PICKUP_REJECTIONS[data["reason"]]})
     return None
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 COUNTED = {"o2o.nfc.tap": "taps", "o2o.qr.scan": "scans", "o2o.kiosk.checkin": "checkins",
            "o2o.kiosk.view": "views", "o2o.kiosk.handoff": "handoffs"}
+OUTCOMES_MAX: Final = 32  # distinct check-in outcomes counted: the agent has about a dozen
+SCORE_MAX: Final = 10  # the top of the 0-10 scale; anything else is no survey answer
 
 
 class TodayStats:
@@ -22,7 +24,8 @@ class TodayStats:
     def _reset(self) -> None:
         self.day = self._day()
         self.hourly: dict[str, list[int]] = {k: [0] * 24 for k in COUNTED.values()}
-        self.scores: list[int] = []
+        self.answers = 0  # survey answers and their sum: a count, not a list that grows
+        self.score_sum = 0
         self.outcomes: Counter[str] = Counter()
 
     def _day(self) -> int:
@@ -38,9 +41,14 @@ class TodayStats:
         if kind is not None:
             self.hourly[kind][hour] += 1
         if event.get("type") == "o2o.kiosk.checkin":
-            self.outcomes[str(data.get("outcome"))] += 1
-        if event.get("type") == "o2o.kiosk.survey" and isinstance(data.get("score"), int):
-            self.scores.append(data["score"])
+            outcome = str(data.get("outcome"))[:40]
+            if outcome in self.outcomes or len(self.outcomes) < OUTCOMES_MAX:
+                self.outcomes[outcome] += 1
+        score = data.get("score")
+        if event.get("type") == "o2o.kiosk.survey" and isinstance(score, int) and \
+                not isinstance(score, bool) and 0 <= score <= SCORE_MAX:
+            self.answers += 1
+            self.score_sum += score
 
     def total(self, kind: str) -> int:
         return sum(self.hourly[kind])
@@ -50,4 +58,4 @@ class TodayStats:
         return round(self.total("handoffs") / views, 2) if views else None
 
     def survey_average(self) -> float | None:
-        return round(sum(self.scores) / len(self.scores), 1) if self.scores else None
+        return round(self.score_sum / self.answers, 1) if self.answers else None

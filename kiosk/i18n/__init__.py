@@ -3,7 +3,8 @@
 Adding a language is adding a file with the same keys as `en.json`; a key missing from a
 catalogue falls back to English, so a half-translated file still works. `{name}` placeholders
 are filled from keyword arguments; a placeholder without a value is left visible rather than
-failing in front of a shopper.
+failing in front of a shopper. The catalogues are ours; the values put into them are data (a
+first name, a price from a bundle) and go in as plain, bounded text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import KioskError, KioskReason
+from kiosk.safe_text import plain
 
 HERE = Path(__file__).resolve().parent
 FALLBACK = "en"
@@ -63,4 +65,5 @@ class Translator:
         text = self.catalogues[self.language].get(key) or self.catalogues[FALLBACK].get(key)
         if text is None:
             return key  # a missing key shows itself, so it is found and fixed
-        return string.Formatter().vformat(text, (), _Keep(values))
+        clean = {k: plain(v) for k, v in values.items()}
+        return string.Formatter().vformat(text, (), _Keep(clean))

@@ -8,6 +8,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Button, Static
 
 from kiosk.content import text_in
+from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
 
 SLIDE_S = 8.0
@@ -47,8 +48,10 @@ class AttractScreen(ShopperScreen):
         page = self.kiosk.bundle.pages[pid]
         lang = self.kiosk.translator.language
         offer = text_in(page.offer, lang)
-        self.query_one("#slide-title", Static).update(text_in(page.title, lang))
-        self.query_one("#slide-text", Static).update(offer or text_in(page.text, lang))
+        # bundle texts are data: shown literally (the widgets take no markup), cleaned, cut
+        self.query_one("#slide-title", Static).update(plain(text_in(page.title, lang)))
+        self.query_one("#slide-text", Static).update(
+            plain(offer) if offer else para(text_in(page.text, lang)))
 
     def next_slide(self) -> None:
         self.slide += 1

@@ -13,6 +13,7 @@ from textual.widgets import Button, Static
 
 from kiosk.content import Page, text_in
 from kiosk.handoff import handoff_url
+from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
 from kiosk.widgets.qr_view import QrView
 
@@ -71,9 +72,10 @@ class ContentScreen(ShopperScreen):
             widget.update(text)
             widget.display = bool(text)
 
-        put("#title", text_in(p.title, lang))
-        put("#offer", text_in(p.offer, lang))
-        put("#text", text_in(p.text, lang))
+        # bundle texts are data: shown literally (the widgets take no markup), cleaned, cut
+        put("#title", plain(text_in(p.title, lang)))
+        put("#offer", plain(text_in(p.offer, lang)))
+        put("#text", para(text_in(p.text, lang)))
         put("#price", self.t("content.price", price=p.price) if p.price else "")
         self.query_one("#handoff", Button).display = bool(p.link) and not self.shown_qr
         box = self.query_one("#handoff-box")

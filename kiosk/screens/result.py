@@ -8,6 +8,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import Button, Static
 
+from kiosk.safe_text import NAME_MAX, plain
 from kiosk.screens.base import ShopperScreen
 
 SUCCESS = ("pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok")
@@ -18,15 +19,19 @@ class ResultScreen(ShopperScreen):
 
     def __init__(self, outcome: str, values: dict[str, Any]) -> None:
         super().__init__(classes="result")
-        self.outcome = outcome
-        self.values = values
+        self.outcome = plain(outcome, NAME_MAX)
+        # a first name is a short line of data, whatever an orders import put there
+        self.values = {k: plain(v, NAME_MAX) if k == "name" else v for k, v in values.items()}
 
     @property
     def ok(self) -> bool:
         return self.outcome in SUCCESS
 
     def body(self) -> ComposeResult:
-        yield Static(self.t(f"result.{self.outcome}", **self.values), id="message",
+        key = f"result.{self.outcome}"
+        if key not in self.kiosk.catalogues["en"]:  # an answer the kiosk has no words for
+            key = "result.invalid"
+        yield Static(self.t(key, **self.values), id="message",
                      classes="ok" if self.ok else "problem", markup=False)
         yield Button(self.t("common.done"), id="done", variant="primary")
 

@@ -4,8 +4,9 @@ sparklines, and manual controls: reload content, test a reader, leave."""
 
 from __future__ import annotations
 
+import math
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from rich.text import Text
 from textual import work
@@ -15,12 +16,14 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Sparkline, Static
 
 from kiosk.errors import KioskError
+from kiosk.safe_text import NAME_MAX, cell, plain
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
 
 REFRESH_S = 2.0
 WAIT_COLOURS = ((180, "green"), (480, "yellow"))  # seconds waited -> colour; beyond: red
+QUEUE_MAX: Final = 200  # rows shown: a counter's queue, not the whole orders table
 
 
 def waiting(seconds: float) -> Text:
@@ -28,23 +31,54 @@ def waiting(seconds: float) -> Text:
     return Text(f"{int(seconds // 60)}:{int(seconds % 60):02d}", style=f"bold {colour}")
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok and math.isfinite(value) else None
+
+
 def health_lines(st: dict[str, Any]) -> list[str]:
-    u, o = st.get("uplink", {}), st.get("outbox", {})
+    """Device health for staff; every value from the agent's status is data, shown plain."""
+    u, o = _dict(st.get("uplink")), _dict(st.get("outbox"))
     lines = [f"uplink: {u.get('state')}  {u.get('url', '')}",
              f"outbox: {o.get('depth', '?')} events waiting, oldest "
-             f"{round(o.get('oldest_age_s') or 0)} s"]
+             f"{round(_number(o.get('oldest_age_s')) or 0)} s"]
     if "ble" in st:
-        lines.append(f"BLE scanner: {st['ble']['scanner'].get('state')}")
+        lines.append(f"BLE scanner: {_dict(_dict(st['ble']).get('scanner')).get('state')}")
     if "nfc" in st:
-        r = st["nfc"]["reader"]
+        r = _dict(_dict(st["nfc"]).get("reader"))
+        errors = r.get("recent_errors")
         lines.append(f"NFC reader: {r.get('state')}" + (
-            f" - {r['recent_errors'][-1]}" if r.get("recent_errors") else ""))
+            f" - {errors[-1]}" if isinstance(errors, list) and errors else ""))
     if "qr" in st:
-        cam = st["qr"]["camera"]
+        cam = _dict(_dict(st["qr"]).get("camera"))
         lines.append(f"camera: {cam.get('state')}" + (
             f" - {cam['last_error']}" if cam.get("state") != "capturing" and
             cam.get("last_error") else ""))
-    return lines
+    return [plain(line) for line in lines]
+
+
+def fill_queue(table: DataTable[Any], rows: Any, now: float) -> None:
+    """The pickup queue from the agent's answer. Names and order ids are data from orders
+    imports and documents: Text cells (a str cell is parsed as markup), cleaned and cut;
+    the row key keeps the order id as it is, for the hand-over."""
+    table.clear()
+    seen: set[str] = set()
+    for row in rows if isinstance(rows, list) else []:
+        if len(seen) >= QUEUE_MAX:
+            break
+        row = _dict(row)
+        order = row.get("order_id")
+        if not isinstance(order, str) or order in seen:
+            continue  # no id to hand over: not a row staff can act on
+        seen.add(order)
+        since = _number(row.get("checked_in_at"))
+        table.add_row(cell(order, NAME_MAX), cell(row.get("first_name"), NAME_MAX),
+                      waiting(max(0.0, now - (since if since is not None else now))),
+                      key=order)
 
 
 class StaffScreen(Screen[None]):
@@ -93,20 +127,22 @@ class StaffScreen(Screen[None]):
         """Today's numbers: the agent's hourly roll-ups (they survive restarts) when it
         answers, else what this kiosk has seen since it started."""
         stats = self.kiosk.stats
-        summary = agent["summary"] if agent else {}
-        hourly = agent["hourly"] if agent else {}
+        summary = _dict(agent.get("summary")) if agent else {}
+        hourly = _dict(agent.get("hourly")) if agent else {}
         for kind in ("taps", "scans", "checkins", "views"):
-            total = int(summary.get(kind, 0)) if agent else stats.total(kind)
-            conversion = summary.get("conversion.view_to_handoff") if agent \
+            total = int(_number(summary.get(kind)) or 0) if agent else stats.total(kind)
+            conversion = _number(summary.get("conversion.view_to_handoff")) if agent \
                 else stats.conversion()
             label = f"{kind}: {total}"
             if kind == "views" and conversion is not None:
                 label += f" (hand-off {conversion:.0%})"
             self.query_one(f"#kpi-{kind}", Static).update(label)
-            series = hourly.get(kind, [0.0] * 24) if agent else stats.hourly[kind]
-            self.query_one(f"#spark-{kind}", Sparkline).data = series
-        avg = summary.get("survey.average") if agent else stats.survey_average()
-        answers = int(summary.get("survey.answers", 0)) if agent else len(stats.scores)
+            raw = hourly.get(kind) if agent else stats.hourly[kind]
+            series = [_number(v) or 0.0 for v in raw[:24]] if isinstance(raw, list) else []
+            self.query_one(f"#spark-{kind}", Sparkline).data = series or [0.0] * 24
+        avg = _number(summary.get("survey.average")) if agent else stats.survey_average()
+        answers = int(_number(summary.get("survey.answers")) or 0) if agent \
+            else stats.answers
         top = 10 if self.kiosk.bundle.survey.scale == 11 else 5
         self.query_one("#kpi-survey", Static).update(
             f"survey: {avg} / {top} ({answers} answers)" if avg is not None
@@ -116,21 +152,16 @@ class StaffScreen(Screen[None]):
     async def refresh_data(self) -> None:
         health = self.query_one("#health", Static)
         try:
-            queue = (await self.kiosk.link.request({"op": "queue"}))["queue"]
-            status = (await self.kiosk.link.request({"op": "status"}))["status"]
+            queue = (await self.kiosk.link.request({"op": "queue"})).get("queue")
+            status = (await self.kiosk.link.request({"op": "status"})).get("status")
             kpis = await self.kiosk.link.request({"op": "kpis"})
         except KioskError as exc:
             self.show_today()
-            health.update(f"agent: not reachable ({exc})")
+            health.update(plain(f"agent: not reachable ({exc})"))
             return
         self.show_today(kpis)
-        health.update("\n".join(health_lines(status)))
-        table = self.query_one("#queue", DataTable)
-        table.clear()
-        now = time.time()
-        for row in queue:
-            table.add_row(row["order_id"], row["first_name"],
-                          waiting(now - (row["checked_in_at"] or now)), key=row["order_id"])
+        health.update("\n".join(health_lines(_dict(status))))
+        fill_queue(self.query_one("#queue", DataTable), queue, time.time())
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         bid = event.button.id
@@ -138,7 +169,7 @@ class StaffScreen(Screen[None]):
         if bid == "exit":
             self.kiosk.leave_staff_mode()
         elif bid == "reload":
-            message.update(self.kiosk.reload_content())
+            message.update(plain(self.kiosk.reload_content()))
             self.query_one("#content-problem", Static).update(self.kiosk.content_problem)
         elif bid == "test-reader":
             self.waiting_for_test = True
@@ -147,13 +178,14 @@ class StaffScreen(Screen[None]):
             table = self.query_one("#queue", DataTable)
             if table.row_count == 0:
                 return
-            order = str(table.get_row_at(table.cursor_row)[0])
+            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+            order = str(row_key.value)  # the id as the agent knows it, not as shown
             try:
                 await self.kiosk.link.request({"op": "handover", "order": order})
             except KioskError as exc:
-                message.update(f"could not record the hand-over: {exc}")
+                message.update(plain(f"could not record the hand-over: {exc}"))
                 return
-            message.update(f"{order} handed over")
+            message.update(plain(f"{order} handed over"))
             self.refresh_data()
 
     def hardware_event(self, event: dict[str, Any]) -> None:
@@ -161,11 +193,11 @@ class StaffScreen(Screen[None]):
         if not self.waiting_for_test:
             return
         self.waiting_for_test = False
-        data = event.get("data") or {}
+        data = _dict(event.get("data"))
         if event.get("type") == "o2o.nfc.tap":
-            text = (f"NFC OK: {data.get('product')} ({data.get('tag', {}).get('kind')}), "
+            text = (f"NFC OK: {data.get('product')} ({_dict(data.get('tag')).get('kind')}), "
                     f"NDEF {data.get('ndef')}, read in {data.get('read_ms')} ms")
         else:
             text = (f"camera OK: code read, class {data.get('class')}"
                     + (f" ({data.get('reason')})" if data.get("reason") else ""))
-        self.query_one("#staff-message", Static).update(text)
+        self.query_one("#staff-message", Static).update(plain(text))

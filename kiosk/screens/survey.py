@@ -7,6 +7,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
 from kiosk.content import text_in
+from kiosk.safe_text import plain
 from kiosk.screens.base import ShopperScreen
 
 # stars, not emoji faces: terminal and xterm.js fonts draw ★ everywhere, faces often as boxes
@@ -24,7 +25,7 @@ class SurveyScreen(ShopperScreen):
 
     def body(self) -> ComposeResult:
         survey = self.kiosk.bundle.survey
-        question = text_in(survey.question, self.kiosk.translator.language)
+        question = plain(text_in(survey.question, self.kiosk.translator.language))
         yield Static(question or self.t("survey.question"), id="question", markup=False)
         if self.answered:
             yield Static(self.t("survey.thanks"), id="thanks", markup=False)

@@ -13,6 +13,7 @@ from textual.widget import Widget
 _CELL = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
 # exact black on white: theme colours (an off-white "white") cost a phone's camera contrast
 _STYLE = Style(color="#000000", bgcolor="#ffffff")
+TOO_LONG = "(this link is too long for a QR code)"
 
 
 def qr_matrix(text: str, border: int = 4) -> list[list[bool]]:
@@ -41,7 +42,14 @@ class QrView(Widget):
                  classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.text = text
-        self.lines = qr_lines(qr_matrix(text))
+        from qrcode.exceptions import DataOverflowError  # qrcode loads when a code is drawn
+
+        try:
+            self.lines = qr_lines(qr_matrix(text))
+        except (ValueError, DataOverflowError):
+            # a link from a bundle longer than the largest QR code holds (about 2,300
+            # bytes): no code, rather than a kiosk that fails on the hand-off button
+            self.lines = [TOO_LONG]
 
     def get_content_width(self, container: object, viewport: object) -> int:
         return len(self.lines[0])
