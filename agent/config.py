@@ -14,13 +14,15 @@ import json
 import os
 import re
 import socket
+import stat
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from agent.config_checks import CHECKS, check_number, check_text
 from agent.errors import ConfigError
 from agent.rundir import runtime_dir
 
@@ -28,73 +30,11 @@ SYSTEM_CONFIG = Path("/etc/o2o-edge/config.toml")
 ENV_CONFIG = "O2O_EDGE_CONFIG"
 ENV_PREFIX = "O2O_EDGE_"
 SECRET_KEYS = frozenset({"password"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_BEACON_ID_RE = re.compile(
-    r"^(ibeacon:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:\d{1,5}:\d{1,5}"
-    r"|eddystone-uid:[0-9a-f]{20}:[0-9a-f]{12}|altbeacon:[0-9a-f]{40})$"
-)
-
-
-def _check_uuids(values: list[str]) -> str | None:
-    for v in values:
-        if not _UUID_RE.match(v):
-            return f"lowercase UUIDs like 'b9407f30-f5f8-466e-aff9-25556b57fe6d' ({v!r} is not one)"
-    return None
-
-
-def _check_beacon_ids(values: list[str]) -> str | None:
-    for v in values:
-        if not _BEACON_ID_RE.match(v):
-            return ("'ibeacon:<uuid>:<major>:<minor>', 'eddystone-uid:<20 hex>:<12 hex>' or "
-                    f"'altbeacon:<40 hex>', lowercase ({v!r} is not one)")
-    return None
-
-
-def _check_domains(values: list[str]) -> str | None:
-    for v in values:
-        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", v):
-            return f"lowercase ASCII domain names like 'shop.example' ({v!r} is not one)"
-    return None
-
-
-def _check_pattern(v: str) -> str | None:
-    try:
-        re.compile(v)
-    except re.error as exc:
-        return f"a regular expression ({exc})"
-    return None
-
-
-def _check_public_keys(values: list[str]) -> str | None:
-    from agent.keys import parse_public_key
-
-    for v in values:
-        try:
-            parse_public_key(v)
-        except ValueError as exc:
-            return str(exc)
-    return None
-
-
-_UID_ENTRY_RE = re.compile(r"^(?:[0-9a-fA-F]{8}|[0-9a-fA-F]{14}|[0-9a-fA-F]{16}|[0-9a-fA-F]{20})"
-                           r"(?:=[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63})?$")
-NFC_TARGETS = ("106A", "106B", "212F", "424F")
-
-
-def _check_uid_entries(values: list[str]) -> str | None:
-    for v in values:
-        if not _UID_ENTRY_RE.match(v):
-            return ("a tag UID in hex (4, 7, 8 or 10 bytes), optionally '=label', like "
-                    f"'04a1b2c3d4e5f6=aisle-3-coffee' ({v!r} is not one)")
-    return None
-
-
-def _check_targets(values: list[str]) -> str | None:
-    if not values or any(v not in NFC_TARGETS for v in values):
-        return f"a non-empty list of {', '.join(NFC_TARGETS)}"
-    return None
-
+# a config file is a few KiB; anything far larger is the wrong file (a log, a database)
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+# sockaddr_un.sun_path holds 108 bytes with its terminating NUL: a longer socket path fails
+# at bind() only, deep in the agent's start
+MAX_SOCKET_PATH: Final = 107
 
 def _state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -282,104 +222,6 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
-# --- value checks: each returns an error text or None -------------------------------------
-
-
-def _check_name(v: Any) -> str | None:
-    if not _NAME_RE.match(v):
-        return "1-64 characters of letters, digits, '_', '.', '-' (no '/', '+', '#' or spaces)"
-    return None
-
-
-def _positive(v: Any) -> str | None:
-    return None if v > 0 else "a number greater than 0"
-
-
-def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else "a number of 0 or more"
-
-
-def _check_protocol(v: Any) -> str | None:
-    return None if v in ("5", "3.1.1") else '"5" or "3.1.1"'
-
-
-def _check_url(v: Any) -> str | None:
-    if v == "":
-        return None  # uplink disabled: events stay buffered
-    parts = urlsplit(v)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        return '"mqtt://HOST:PORT" or "mqtts://HOST:PORT" (or "" to disable the uplink)'
-    try:
-        _ = parts.port
-    except ValueError:
-        return "a port between 1 and 65535"
-    return None
-
-
-_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
-    ("device", "store"): _check_name,
-    ("device", "id"): _check_name,
-    ("outbox", "max_bytes"): lambda v: None if v >= 1024 * 1024 else "at least 1048576 (1 MiB)",
-    ("outbox", "ttl_days"): _positive,
-    ("outbox", "reserve_mb"): lambda v: None if 0 <= v <= 1024 else "0 (none) to 1024 MiB",
-    ("outbox", "group_commit_ms"): lambda v: None if 0 <= v <= 1000 else "0 to 1000",
-    ("mqtt", "url"): _check_url,
-    ("mqtt", "protocol"): _check_protocol,
-    ("mqtt", "keepalive_s"): lambda v: None if 5 <= v <= 65535 else "5 to 65535",
-    ("mqtt", "session_expiry_s"): _non_negative,
-    ("mqtt", "batch_max_events"): lambda v: None if 1 <= v <= 10000 else "1 to 10000",
-    ("mqtt", "batch_max_bytes"): lambda v: None if v >= 1024 else "at least 1024",
-    ("mqtt", "inflight_window"): lambda v: None if 1 <= v <= 1000 else "1 to 1000",
-    ("mqtt", "ack_timeout_s"): lambda v: None if 1 <= v <= 3600 else "1 to 3600",
-    ("mqtt", "backoff_min_s"): _positive,
-    ("mqtt", "backoff_max_s"): _positive,
-    ("ble", "mode"): lambda v: None if v in ("auto", "active", "passive") else
-    '"auto", "active" or "passive"',
-    ("ble", "replay_speed"): _non_negative,
-    ("ble", "watchdog_s"): _positive,
-    ("ble", "path_loss_exponent"): lambda v: None if 1.0 <= v <= 6.0 else "1.0 to 6.0",
-    ("ble", "immediate_m"): _positive,
-    ("ble", "near_m"): _positive,
-    ("ble", "zone_margin"): lambda v: None if 0 <= v < 1 else "0 to 0.99",
-    ("ble", "zone_hold_s"): _non_negative,
-    ("ble", "health_interval_s"): _positive,
-    ("ble", "silent_after_s"): _positive,
-    ("ble", "beacons"): lambda v: _check_beacon_ids(v),
-    ("ble", "app_uuids"): lambda v: _check_uuids(v),
-    ("qr", "decoder"): lambda v: None if v in ("robust", "zxing", "zbar", "opencv") else
-    '"robust", "zxing", "zbar" or "opencv"',
-    ("qr", "domains"): _check_domains,
-    ("qr", "loyalty_pattern"): _check_pattern,
-    ("qr", "pickup_public_keys"): _check_public_keys,
-    ("qr", "debounce_s"): _non_negative,
-    ("qr", "roi"): lambda v: None if v == "" or re.fullmatch(r"\d+,\d+,[1-9]\d*,[1-9]\d*", v)
-    else '"" (the whole frame) or "x,y,width,height" in pixels, like "320,120,640,480"',
-    ("qr", "max_width"): lambda v: None if v == 0 or v >= 160 else "0 (never) or at least 160",
-    ("qr", "fps_limit"): _non_negative,
-    ("nfc", "reader"): lambda v: None if re.fullmatch(r"(usb|tty|com|udp)(:[^\s]*)?", v) else
-    '"usb", "usb:VVVV:PPPP", "usb:BUS:DEV", "tty:PORT:DRIVER" or "udp:HOST:PORT"',
-    ("nfc", "targets"): _check_targets,
-    ("nfc", "debounce_s"): _non_negative,
-    ("nfc", "shelf_tags"): _check_uid_entries,
-    ("nfc", "loyalty_cards"): _check_uid_entries,
-    ("kiosk", "language"): lambda v: None if re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", v)
-    else "a language code like 'en' or 'de'",
-    ("kiosk", "idle_s"): lambda v: None if 10 <= v <= 3600 else "10 to 3600 seconds",
-    ("kiosk", "idle_warning_s"): lambda v: None if 5 <= v <= 120 else "5 to 120 seconds",
-    ("kiosk", "early_checkin_min"): _non_negative,
-    ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
-    "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
-    ("link", "public_keys"): _check_public_keys,
-    ("link", "config_trial_s"): lambda v: None if 5 <= v <= 3600 else "5 to 3600 seconds",
-    ("privacy", "retention_days"): lambda v: None if 1 <= v <= 3650 else "1 to 3650 days",
-    ("metrics", "listen"): lambda v: None if v == "" or re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v)
-    else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
-    ("metrics", "telemetry_interval_s"): lambda v: None if v == 0 or v >= 5 else
-    "0 (off) or at least 5 seconds",
-    ("kiosk", "serve"): lambda v: None if re.fullmatch(r"[\w.:\[\]-]+:\d{1,5}", v) else
-    '"HOST:PORT", like "127.0.0.1:8765"',
-}
-
 
 def _type_name(t: Any) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
@@ -396,12 +238,22 @@ def _coerce(value: Any, ftype: Any, where: str) -> Any:
             return value
     elif ftype is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer past 1.8e308
+                raise ConfigError(f"{where}: {str(value)[:20]}... is out of range") from None
     elif ftype is str:
         if isinstance(value, str):
             return value
     elif ftype is Path and isinstance(value, str) and value:
-        return Path(value).expanduser()
+        problem = check_text(value)
+        if problem:
+            raise ConfigError(f"{where}: must be a path, {problem}")
+        try:
+            return Path(value).expanduser()
+        except RuntimeError:  # "~user/..." of a user this machine does not have
+            raise ConfigError(f"{where}: {value!r} names a home directory this machine does "
+                              "not know; give an absolute path") from None
     elif ftype is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     shown = f"{type(value).__name__} {value!r}"
@@ -419,10 +271,10 @@ def _from_env(raw: str, ftype: Any, where: str) -> Any:
     if ftype is list:  # comma-separated in the environment
         return [part.strip() for part in raw.split(",") if part.strip()]
     if ftype in (int, float):
-        try:
-            return ftype(raw)
+        try:  # int() also refuses more than 4,300 digits with a ValueError
+            return ftype(raw.strip())
         except ValueError:
-            raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {raw!r}") from None
+            raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {raw[:40]!r}") from None
     return _coerce(raw, ftype, where)
 
 
@@ -449,16 +301,28 @@ def _build_section(
             values[key] = _from_env(env[var], ftype, f"environment {var}")
     section = cls(**values)
     for key in types:
-        check = _CHECKS.get((name, key))
-        if check is None:
-            continue
-        problem = check(getattr(section, key))
+        value = getattr(section, key)
+        problem = _generic_problem(value)
+        if problem is None and (check := CHECKS.get((name, key))) is not None:
+            problem = check(value)
         if problem:
-            raise ConfigError(
-                f"{origin}: [{name}] {key} = {getattr(section, key)!r} is not allowed; "
-                f"use {problem}"
-            )
+            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+            raise ConfigError(f"{origin}: [{name}] {key} = {shown} is not allowed; use {problem}")
     return section
+
+
+def _generic_problem(value: Any) -> str | None:
+    """What every option of its type must be, before its own check: text without control
+    characters (they would end up in topics, paths and headers), finite numbers."""
+    if isinstance(value, str):
+        return check_text(value)
+    if isinstance(value, Path):
+        return check_text(str(value))
+    if isinstance(value, list):
+        return next((p for p in map(check_text, value) if p), None)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return check_number(value)
+    return None
 
 
 def _is_loopback(host: str) -> bool:
@@ -486,12 +350,52 @@ def _cross_checks(cfg: Config) -> None:
         path = getattr(m, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"{cfg.source}: [mqtt] {key} = {path!r} does not exist")
+    if len(bytes(cfg.bus.socket)) > MAX_SOCKET_PATH:
+        raise ConfigError(f"{cfg.source}: [bus] socket {str(cfg.bus.socket)!r} is longer than "
+                          f"{MAX_SOCKET_PATH} bytes (a limit of Unix sockets); choose a shorter "
+                          "path")
     if m.backoff_max_s < m.backoff_min_s:
         raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
     if cfg.kiosk.idle_warning_s >= cfg.kiosk.idle_s:
         raise ConfigError(f"{cfg.source}: [kiosk] idle_warning_s must be less than idle_s")
     if cfg.ble.near_m <= cfg.ble.immediate_m:
         raise ConfigError(f"{cfg.source}: [ble] near_m must be greater than immediate_m")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's TOML document; ConfigError saying what is wrong with the file otherwise."""
+    if "\0" in str(path):
+        raise ConfigError(f"{str(path)!r}: a file name cannot contain a NUL byte")
+    try:
+        # a FIFO or a device would block or stream for ever: only a regular file is read
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{path}: is a directory; give the config file inside it "
+                              "(config.toml)")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: is not a regular file; give a TOML config file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {st.st_size:,} bytes is too big for a config file "
+                              f"(at most {MAX_CONFIG_BYTES:,}); is it the right file?")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: config file not readable (check its permissions)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text; save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
@@ -546,15 +450,7 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
     origin = "built-in defaults"
     if path is not None:
         origin = str(path)
-        try:
-            with path.open("rb") as fh:
-                doc = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except PermissionError:
-            raise ConfigError(f"{path}: config file not readable (check its permissions)") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        doc = _read_toml(path)
     if overlay is not None:
         doc = merge_overlay(doc, overlay[1])
         origin += f" + remote config v{overlay[0]}"

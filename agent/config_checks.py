@@ -1,0 +1,227 @@
+"""Value checks of the configuration: each returns what is allowed (an error text) or None.
+
+Every pattern is used with fullmatch: "$" also matches before a trailing newline, so a
+`^...$` match let "dev-1\\n" through into topics and paths.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_BEACON_ID_RE = re.compile(
+    r"(ibeacon:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:\d{1,5}:\d{1,5}"
+    r"|eddystone-uid:[0-9a-f]{20}:[0-9a-f]{12}|altbeacon:[0-9a-f]{40})"
+)
+
+
+def _check_uuids(values: list[str]) -> str | None:
+    for v in values:
+        if not _UUID_RE.fullmatch(v):
+            return f"lowercase UUIDs like 'b9407f30-f5f8-466e-aff9-25556b57fe6d' ({v!r} is not one)"
+    return None
+
+
+def _check_beacon_ids(values: list[str]) -> str | None:
+    for v in values:
+        if not _BEACON_ID_RE.fullmatch(v):
+            return ("'ibeacon:<uuid>:<major>:<minor>', 'eddystone-uid:<20 hex>:<12 hex>' or "
+                    f"'altbeacon:<40 hex>', lowercase ({v!r} is not one)")
+    return None
+
+
+def _check_domains(values: list[str]) -> str | None:
+    for v in values:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", v):
+            return f"lowercase ASCII domain names like 'shop.example' ({v!r} is not one)"
+    return None
+
+
+def _check_pattern(v: str) -> str | None:
+    try:
+        re.compile(v)
+    except re.error as exc:
+        return f"a regular expression ({exc})"
+    return None
+
+
+def _check_public_keys(values: list[str]) -> str | None:
+    from agent.keys import parse_public_key
+
+    for v in values:
+        try:
+            parse_public_key(v)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
+_UID_ENTRY_RE = re.compile(r"(?:[0-9a-fA-F]{8}|[0-9a-fA-F]{14}|[0-9a-fA-F]{16}|[0-9a-fA-F]{20})"
+                           r"(?:=[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63})?")
+NFC_TARGETS = ("106A", "106B", "212F", "424F")
+
+
+def _check_uid_entries(values: list[str]) -> str | None:
+    for v in values:
+        if not _UID_ENTRY_RE.fullmatch(v):
+            return ("a tag UID in hex (4, 7, 8 or 10 bytes), optionally '=label', like "
+                    f"'04a1b2c3d4e5f6=aisle-3-coffee' ({v!r} is not one)")
+    return None
+
+
+def _check_targets(values: list[str]) -> str | None:
+    if not values or any(v not in NFC_TARGETS for v in values):
+        return f"a non-empty list of {', '.join(NFC_TARGETS)}"
+    return None
+
+# Upper bounds on durations and sizes: a value past them is a typo, and some end in an
+# OverflowError deep inside (threading's wait() refuses timeouts above ~9.2e9 s; MQTT's session
+# expiry is a 4-byte property; a packet cannot exceed 256 MiB).
+DAY_S: Final = 86400.0
+MQTT_MAX_PACKET: Final = 268_435_455  # the largest packet MQTT's variable-length header allows
+MQTT_MAX_EXPIRY: Final = 0xFFFF_FFFF  # SessionExpiryInterval is a four-byte integer
+# characters that must never reach a topic, a path, a log line or a header: C0 and C1
+# controls (NUL, newline, escape), DEL, the Unicode line/paragraph separators and lone
+# surrogates (an environment value that is not UTF-8)
+_CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+MAX_TEXT: Final = 4096  # no option needs more; a key or a path longer than this is a mistake
+
+
+def check_text(v: str) -> str | None:
+    """Any string option: printable text of sensible length (the first check of every
+    string, before its own)."""
+    if _CONTROL_RE.search(v):
+        return "text without control characters (newline, tab, NUL, escape) or invalid UTF-8"
+    if len(v) > MAX_TEXT:
+        return f"at most {MAX_TEXT} characters"
+    return None
+
+
+def check_number(v: float) -> str | None:
+    """Any number option: finite (TOML allows inf and nan; neither is a duration or a size)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "a finite number (not inf or nan)"
+    return None
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _between(lo: float, hi: float, unit: str = "") -> Callable[[Any], str | None]:
+    shown = f"{_num(lo)} to {_num(hi)}" + (f" {unit}" if unit else "")
+    return lambda v: None if lo <= v <= hi else shown
+
+
+def _above(lo: float, hi: float, unit: str = "seconds") -> Callable[[Any], str | None]:
+    """Greater than lo, up to hi."""
+    shown = f"more than {_num(lo)} and at most {_num(hi)} {unit}"
+    return lambda v: None if lo < v <= hi else shown
+
+
+def _check_name(v: Any) -> str | None:
+    if not _NAME_RE.fullmatch(v):
+        return "1-64 characters of letters, digits, '_', '.', '-' (no '/', '+', '#' or spaces)"
+    return None
+
+
+def _check_protocol(v: Any) -> str | None:
+    return None if v in ("5", "3.1.1") else '"5" or "3.1.1"'
+
+
+def _port_ok(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
+
+
+def _check_url(v: Any) -> str | None:
+    if v == "":
+        return None  # uplink disabled: events stay buffered
+    parts = urlsplit(v)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        return '"mqtt://HOST:PORT" or "mqtts://HOST:PORT" (or "" to disable the uplink)'
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return '"mqtt://HOST:PORT" or "mqtts://HOST:PORT" with a port between 1 and 65535'
+    return None
+
+
+def _check_hostport(v: str) -> bool:
+    host, sep, port = v.rpartition(":")
+    return bool(sep and re.fullmatch(r"[A-Za-z0-9_.:\[\]-]+", host, re.ASCII)) and _port_ok(port)
+
+
+CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("device", "store"): _check_name,
+    ("device", "id"): _check_name,
+    ("outbox", "max_bytes"): lambda v: None if 2**20 <= v <= 2**40 else
+    "at least 1048576 (1 MiB) and at most 1099511627776 (1 TiB)",
+    ("outbox", "ttl_days"): _above(0, 3650, "days"),
+    ("outbox", "reserve_mb"): lambda v: None if 0 <= v <= 1024 else "0 (none) to 1024 MiB",
+    ("outbox", "group_commit_ms"): lambda v: None if 0 <= v <= 1000 else "0 to 1000",
+    ("mqtt", "url"): _check_url,
+    ("mqtt", "protocol"): _check_protocol,
+    ("mqtt", "keepalive_s"): lambda v: None if 5 <= v <= 65535 else "5 to 65535",
+    ("mqtt", "session_expiry_s"): _between(0, MQTT_MAX_EXPIRY, "seconds"),
+    ("mqtt", "batch_max_events"): lambda v: None if 1 <= v <= 10000 else "1 to 10000",
+    ("mqtt", "batch_max_bytes"): _between(1024, MQTT_MAX_PACKET, "bytes"),
+    ("mqtt", "inflight_window"): lambda v: None if 1 <= v <= 1000 else "1 to 1000",
+    ("mqtt", "ack_timeout_s"): lambda v: None if 1 <= v <= 3600 else "1 to 3600",
+    ("mqtt", "backoff_min_s"): _above(0, DAY_S),
+    ("mqtt", "backoff_max_s"): _above(0, DAY_S),
+    ("ble", "mode"): lambda v: None if v in ("auto", "active", "passive") else
+    '"auto", "active" or "passive"',
+    ("ble", "replay_speed"): _between(0, 1e6),
+    ("ble", "watchdog_s"): _above(0, DAY_S),
+    ("ble", "path_loss_exponent"): lambda v: None if 1.0 <= v <= 6.0 else "1.0 to 6.0",
+    ("ble", "immediate_m"): _above(0, 1000, "metres"),
+    ("ble", "near_m"): _above(0, 1000, "metres"),
+    ("ble", "zone_margin"): lambda v: None if 0 <= v < 1 else "0 to 0.99",
+    ("ble", "zone_hold_s"): _between(0, DAY_S, "seconds"),
+    ("ble", "health_interval_s"): _above(0, DAY_S),
+    ("ble", "silent_after_s"): _above(0, 30 * DAY_S),
+    ("ble", "low_battery_mv"): _between(0, 10000, "mV"),
+    ("ble", "beacons"): lambda v: _check_beacon_ids(v),
+    ("ble", "app_uuids"): lambda v: _check_uuids(v),
+    ("qr", "decoder"): lambda v: None if v in ("robust", "zxing", "zbar", "opencv") else
+    '"robust", "zxing", "zbar" or "opencv"',
+    ("qr", "domains"): _check_domains,
+    ("qr", "loyalty_pattern"): _check_pattern,
+    ("qr", "pickup_public_keys"): _check_public_keys,
+    ("qr", "debounce_s"): _between(0, DAY_S, "seconds"),
+    ("qr", "roi"): lambda v: None if v == "" or re.fullmatch(
+        r"\d{1,5},\d{1,5},[1-9]\d{0,4},[1-9]\d{0,4}", v, re.ASCII)
+    else '"" (the whole frame) or "x,y,width,height" in pixels, like "320,120,640,480"',
+    ("qr", "max_width"): lambda v: None if v == 0 or 160 <= v <= 16384 else
+    "0 (never) or at least 160 (at most 16384)",
+    ("qr", "fps_limit"): _between(0, 1000, "frames a second"),
+    ("nfc", "reader"): lambda v: None if re.fullmatch(r"(usb|tty|com|udp)(:[^\s]*)?", v) else
+    '"usb", "usb:VVVV:PPPP", "usb:BUS:DEV", "tty:PORT:DRIVER" or "udp:HOST:PORT"',
+    ("nfc", "targets"): _check_targets,
+    ("nfc", "debounce_s"): _between(0, DAY_S, "seconds"),
+    ("nfc", "shelf_tags"): _check_uid_entries,
+    ("nfc", "loyalty_cards"): _check_uid_entries,
+    ("kiosk", "language"): lambda v: None if re.fullmatch(
+        r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", v, re.ASCII) else "a language code like 'en' or 'de'",
+    ("kiosk", "idle_s"): lambda v: None if 10 <= v <= 3600 else "10 to 3600 seconds",
+    ("kiosk", "idle_warning_s"): lambda v: None if 5 <= v <= 120 else "5 to 120 seconds",
+    ("kiosk", "early_checkin_min"): _between(0, 1440, "minutes"),
+    ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
+    "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
+    ("link", "public_keys"): _check_public_keys,
+    ("link", "config_trial_s"): lambda v: None if 5 <= v <= 3600 else "5 to 3600 seconds",
+    ("privacy", "retention_days"): lambda v: None if 1 <= v <= 3650 else "1 to 3650 days",
+    ("metrics", "listen"): lambda v: None if v == "" or _check_hostport(v)
+    else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
+    ("metrics", "telemetry_interval_s"): lambda v: None if v == 0 or 5 <= v <= DAY_S else
+    "0 (off) or 5 to 86400 seconds",
+    ("kiosk", "serve"): lambda v: None if _check_hostport(v) else
+    '"HOST:PORT" with a port from 1 to 65535, like "127.0.0.1:8765"',
+}
