@@ -13,6 +13,7 @@ import time
 from typing import Any, TextIO
 
 from agent.bus.client import BusClient
+from agent.cli.oserrors import describe
 from agent.config import (
     Config,
     load_config,
@@ -20,11 +21,23 @@ from agent.config import (
     remote_config_paths,
     render_toml,
 )
+from agent.doctor.dirs import dir_problems
 from agent.errors import AgentError, ConfigError, Reason
 
 log = logging.getLogger(__name__)
 
 EMIT_CHUNK = 500
+
+
+def _bus(cfg: Config, timeout: float | None = 30.0) -> BusClient:
+    """A client of the running agent; a socket path that cannot even be tried (under a file,
+    too long, not a socket) is one line naming it."""
+    try:
+        return BusClient(cfg.bus.socket, timeout=timeout)
+    except OSError as exc:
+        raise AgentError(Reason.BUS_UNAVAILABLE,
+                         f"cannot reach the agent at {cfg.bus.socket} ({describe(exc)}); check "
+                         f"[bus] socket in {cfg.source}") from None
 
 
 def _load_with_remote(explicit: str | None) -> tuple[Config, bool]:
@@ -47,6 +60,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Agent
 
     cfg, trial = _load_with_remote(args.config)
+    problems = dir_problems(cfg)
+    if problems:  # one line for each, and nothing started
+        raise ConfigError("; ".join(map(str, problems)) + f" (settings from {cfg.source})")
     # `kill -USR2 <pid>`: every thread's stack into the log, for an agent that seems stuck
     faulthandler.register(signal.SIGUSR2, all_threads=True)
 
@@ -96,12 +112,12 @@ def cmd_emit(args: argparse.Namespace) -> int:
         ev: dict[str, Any] = {"type": args.event_type, "data": data}
         if args.priority is not None:
             ev["priority"] = args.priority
-        with BusClient(cfg.bus.socket) as bus:
+        with _bus(cfg) as bus:
             _print_ids(bus.emit([ev]))
         return 0
     events, bad = _parse_stdin_events(sys.stdin)
     failed = 0
-    with BusClient(cfg.bus.socket) as bus:
+    with _bus(cfg) as bus:
         for i in range(0, len(events), EMIT_CHUNK):
             chunk = events[i : i + EMIT_CHUNK]
             try:
@@ -201,7 +217,7 @@ def format_status(st: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    with BusClient(cfg.bus.socket) as bus:
+    with _bus(cfg) as bus:
         st = bus.status()
     if args.json:
         print(json.dumps(st, indent=2, sort_keys=True))
@@ -213,7 +229,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_tail(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     seen = 0
-    with BusClient(cfg.bus.socket, timeout=None) as bus:
+    with _bus(cfg, timeout=None) as bus:
         for event in bus.subscribe():
             print(json.dumps(event, separators=(",", ":")), flush=True)
             seen += 1

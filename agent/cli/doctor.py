@@ -28,6 +28,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         check_agent,
         check_broker,
         check_clock,
+        check_dirs,
         check_disk,
         check_outbox,
         check_store_name,
@@ -40,7 +41,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return _report([fail("config", str(exc), "fix the file; 'o2o-edge config check' says "
                              "the same")], args.json, invalid=True)
     findings: list[Finding] = [ok("config", f"configuration from {cfg.source} is valid")]
-    for check in (check_store_name, check_broker, check_disk, check_outbox, check_agent,
+    for check in (check_store_name, check_dirs, check_broker, check_disk, check_outbox, check_agent,
                   check_bluetooth, check_nfc, check_camera, check_zbar):
         findings += check(cfg)
     findings += check_clock()

@@ -6,15 +6,19 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from agent import __version__
+from agent.cli import oserrors
 from agent.errors import AgentError
+from drivers.errors import DriverError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_SOFTWARE = 70  # sysexits' EX_SOFTWARE: an internal error, not the user's
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -156,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any("\0" in a for a in argv):  # only in-process callers can pass one (execve cannot)
+        print("o2o-edge: an argument contains a NUL byte; remove it", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     handler_ = logging.StreamHandler(sys.stderr)
     if os.environ.get("JOURNAL_STREAM"):  # stderr goes to journald (run by systemd)
@@ -173,10 +181,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as exc:
         print(f"o2o-edge: {exc}", file=sys.stderr)
         return EXIT_USAGE if exc.reason.value == "config" else EXIT_ERROR
+    except DriverError as exc:  # a reader, a camera, BlueZ: the message says what to do
+        print(f"o2o-edge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a file or a socket the user named: say which and what to do
+        print(f"o2o-edge {args.command}: {oserrors.describe(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # the last resort: a bug, and said to be one
+        if args.verbose:
+            traceback.print_exc()
+        print(f"o2o-edge {args.command}: internal error ({type(exc).__name__}: "
+              f"{str(exc)[:200]}); this is a bug, please report it with the output of "
+              "the same command run with -v", file=sys.stderr)
+        return EXIT_SOFTWARE
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ import shutil
 import sqlite3
 import ssl
 import threading
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.config import Config
 from agent.doctor import Finding, fail, ok, skip, warn
+from agent.doctor.dirs import dir_problems
+from agent.tlsopts import connect_problem
 
 STA_UNSYNC = 0x0040
 MIN_FREE = 100 * 1024 * 1024
@@ -35,7 +36,7 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> list[Finding]:
     from paho.mqtt.enums import CallbackAPIVersion
 
     from agent.errors import AgentError
-    from agent.uplink.link import _tls_context
+    from agent.tlsopts import client_tls_context
 
     parts = urlsplit(m.url)
     tls = parts.scheme == "mqtts"
@@ -47,9 +48,9 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> list[Finding]:
         client.username_pw_set(m.username, m.password or None)
     try:
         if tls:
-            client.tls_set_context(_tls_context(cfg))
+            client.tls_set_context(client_tls_context(m.ca_file, m.cert_file, m.key_file))
     except AgentError as exc:
-        return [fail("broker", str(exc), "check [mqtt] cert_file and key_file")]
+        return [fail("broker", str(exc), "check [mqtt] ca_file, cert_file and key_file")]
     answered = threading.Event()
     result: list[str] = []
 
@@ -65,7 +66,7 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> list[Finding]:
         return [fail("broker", f"the broker's certificate at {where} is not trusted "
                      f"({exc.verify_message})", "set [mqtt] ca_file to the CA that signed it")]
     except (OSError, ssl.SSLError) as exc:
-        return [fail("broker", f"cannot reach the broker at {where} ({exc})",
+        return [fail("broker", f"cannot reach the broker at {where} ({connect_problem(exc, tls)})",
                      "check [mqtt] url, the network and the firewall")]
     client.loop_start()
     try:
@@ -102,11 +103,23 @@ def check_clock() -> list[Finding]:
     return [ok("clock", "the clock is synchronised")]
 
 
+def check_dirs(cfg: Config) -> list[Finding]:
+    problems = dir_problems(cfg)
+    if problems:
+        return [fail("directories", str(p), f"fix {p.option} in the configuration, or the "
+                     "permissions of the path") for p in problems]
+    return [ok("directories", "the state and socket directories can be made and written")]
+
+
 def check_disk(cfg: Config) -> list[Finding]:
     folder = cfg.outbox.path.parent
-    probe = folder if folder.exists() else next(
-        (p for p in folder.parents if p.exists()), Path("/"))
-    free = shutil.disk_usage(probe).free
+    probe = folder
+    while not probe.is_dir() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError as exc:
+        return [skip("disk", f"cannot measure the free space at {probe} ({exc.strerror})")]
     need = max(MIN_FREE, cfg.outbox.max_bytes // 4)
     shown = f"{free / 2**20:,.0f} MiB free on {probe}"
     if free < MIN_FREE:
@@ -122,6 +135,8 @@ def check_outbox(cfg: Config) -> list[Finding]:
     path = cfg.outbox.path
     if not path.exists():
         return [ok("outbox", f"{path} does not exist yet (made at the first start)")]
+    if not path.is_file():
+        return [fail("outbox", f"{path} is not a file", "set [outbox] path to a file name")]
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
@@ -148,5 +163,8 @@ def check_agent(cfg: Config) -> list[Finding]:
             st = bus.status()
     except AgentError as exc:
         return [warn("agent", str(exc).split(";")[0], "systemctl start o2o-edge")]
+    except OSError as exc:  # a socket path that cannot be tried (under a file, not a socket)
+        return [fail("agent", f"cannot reach the agent at {cfg.bus.socket} ({exc.strerror})",
+                     "check [bus] socket")]
     up = st["uplink"].get("state")
     return [ok("agent", f"running (pid {st['agent']['pid']}), uplink {up}")]
