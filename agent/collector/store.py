@@ -13,9 +13,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+MAX_SEQ: Final = 2**63 - 1  # BIGINT
 TABLES = (
     """CREATE TABLE IF NOT EXISTS events (
         id TEXT PRIMARY KEY, source TEXT NOT NULL, bootid TEXT NOT NULL, seq BIGINT NOT NULL,
@@ -31,12 +32,21 @@ class EventStore:
         parts = urlsplit(url)
         self.kind = parts.scheme
         if parts.scheme == "sqlite":
+            if parts.path in ("", "/") or "\0" in parts.path:
+                raise ValueError(f"--db {url!r}: give sqlite:///PATH/TO/FILE.db")
             path = Path(parts.path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db: Any = sqlite3.connect(str(path), check_same_thread=False,
-                                            isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db: Any = sqlite3.connect(str(path), check_same_thread=False,
+                                                isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA busy_timeout=5000")
+                for statement in TABLES:
+                    self._db.execute(statement)
+            except (OSError, sqlite3.Error) as exc:
+                detail = getattr(exc, "strerror", None) or str(exc)
+                raise ValueError(f"--db {url!r}: cannot open {path} ({detail}); give a "
+                                 "writable file path") from None
             self._mark = "?"
         elif parts.scheme in ("postgresql", "postgres"):
             import psycopg
@@ -45,12 +55,12 @@ class EventStore:
                 self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
                 raise ValueError(f"--db {url!r}: cannot connect ({exc})") from None
+            for statement in TABLES:
+                self._db.execute(statement)
             self._mark = "%s"
         else:
             raise ValueError(f"--db: sqlite:///PATH or postgresql://USER@HOST/DB, not {url!r}")
         self._lock = threading.Lock()
-        for statement in TABLES:
-            self._db.execute(statement)
         self.bad_messages = 0
 
     def _sql(self, text: str) -> str:
@@ -83,7 +93,12 @@ class EventStore:
             rows = [(str(e["id"]), str(e["source"]), str(e["bootid"]), int(e["seq"]),
                      str(e["type"]), str(e["time"]), json.dumps(e, separators=(",", ":")))
                     for e in events]
-        except (ValueError, KeyError, TypeError):
+            # what the database itself would refuse is refused here, counted, so one such
+            # message cannot stop the collector (it would be redelivered for ever)
+            if any(not 0 <= r[3] <= MAX_SEQ or any("\0" in str(v) for v in r[:6])
+                   for r in rows):
+                raise ValueError("seq out of range or a NUL character")
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             self.bad_messages += 1
             return 0, 0
         insert = self._sql("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) "
