@@ -28,6 +28,8 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_orders_import(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from agent.checkin.db import StoreDb
     from agent.checkin.importer import ImportProblem, parse_file
     from agent.config import load_config
@@ -38,11 +40,54 @@ def cmd_orders_import(args: argparse.Namespace) -> int:
     except ImportProblem as exc:
         print(f"o2o-edge orders: {exc}", file=sys.stderr)
         return 1
-    db = StoreDb(cfg.kiosk.store_db)
     try:
+        db = StoreDb(cfg.kiosk.store_db)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"o2o-edge orders: cannot open the store database {cfg.kiosk.store_db} ({exc}); "
+              "check [kiosk] store_db and its folder's permissions; nothing was imported",
+              file=sys.stderr)
+        return 1
+    try:
+        taken = _codes_taken(db, groups)
+        if taken:
+            print("o2o-edge orders: nothing was imported; these codes belong to other rows "
+                  "already in the store's list (change them, or import those rows too):\n  "
+                  + "\n  ".join(taken[:20])
+                  + (f"\n  ... and {len(taken) - 20} more" if len(taken) > 20 else ""),
+                  file=sys.stderr)
+            return 1
         done = {kind: db.replace(kind, rows) for kind, rows in groups.items()}
+    except sqlite3.IntegrityError as exc:  # a code taken between the check and the write
+        print(f"o2o-edge orders: refused by the store database ({exc}); nothing of that "
+              "list was imported; run it again", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"o2o-edge orders: the store database {cfg.kiosk.store_db} failed ({exc}); "
+              "check the disk (o2o-edge doctor)", file=sys.stderr)
+        return 1
     finally:
         db.close()
     print("imported " + ", ".join(f"{n} {kind}" for kind, n in done.items())
           + f" into {cfg.kiosk.store_db}")
     return 0
+
+
+def _codes_taken(db: Any, groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Codes of the file that another row (another id) already has in the database: the
+    kiosk finds a row by its code, so one code must mean one row. Checked before anything
+    is written, so the orders are not imported when the appointments would fail."""
+    from agent.checkin.importer import KEY
+
+    problems = []
+    lookups = {"orders": db.order_by_code, "appointments": db.appointment_by_code}
+    for kind, rows in groups.items():
+        if kind not in lookups:
+            continue
+        key = KEY[kind]
+        for row in rows:
+            if row.get("code"):
+                other = lookups[kind](row["code"])
+                if other is not None and other[key] != row[key]:
+                    problems.append(f"{kind}: code {row['code']!r} of {row[key]!r} is "
+                                    f"{other[key]!r}'s")
+    return problems
