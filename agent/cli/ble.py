@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import re
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Final
 
 from drivers.ble.capture import Advert
 from drivers.ble.decoders import decode_advert
 from drivers.ble.scanner import BleakBeaconScanner, advert_line
+from drivers.errors import DriverError, DriverReason
 
 
 async def _run_for(scanner: BleakBeaconScanner, on_advert: Any, duration: float,
@@ -35,7 +38,47 @@ async def _run_for(scanner: BleakBeaconScanner, on_advert: Any, duration: float,
             await task
 
 
+SYSTEM_BUS_SOCKET: Final = "/run/dbus/system_bus_socket"  # where Debian's dbus listens
+
+
+def _bluez_problem(adapter: str | None) -> str:
+    """Why a scan cannot start here, with what to install or start ("" when it can): asked of
+    BlueZ first, so a machine without it gets one line instead of the scanner retrying with a
+    bare FileNotFoundError."""
+    from drivers.ble.bluez_probe import BluezProbe
+
+    async def ask() -> str:
+        probe = BluezProbe(adapter)
+        try:
+            owner = await probe.owner()
+            if not owner:
+                if "DBUS_SYSTEM_BUS_ADDRESS" not in os.environ and \
+                        not os.path.exists(SYSTEM_BUS_SOCKET):
+                    return ("the system D-Bus is not reachable (no " + SYSTEM_BUS_SOCKET
+                            + "): install and start it (apt-get install dbus; systemctl "
+                              "start dbus), then BlueZ (apt-get install bluez; systemctl "
+                              "enable --now bluetooth)")
+                return ("BlueZ (bluetoothd) is not running on the system D-Bus: apt-get "
+                        "install bluez, then systemctl enable --now bluetooth")
+            problem = await probe.problem(owner, active=False)
+            return f"{problem}: check the adapter (bluetoothctl list; rfkill)" if problem else ""
+        finally:
+            probe.close()
+
+    return asyncio.run(ask())
+
+
 def _scanner(args: argparse.Namespace) -> BleakBeaconScanner:
+    from agent.errors import ConfigError
+
+    if not 0 < args.watchdog <= 86400 or not 0 <= args.duration <= 1e9:  # also refuses nan
+        raise ConfigError("--watchdog: more than 0 and at most 86400 seconds; --duration: "
+                          "0 (until Ctrl-C) or more seconds")
+    if args.adapter is not None and not re.fullmatch(r"hci[0-9]{1,3}", args.adapter):
+        raise ConfigError(f"--adapter {args.adapter!r}: an adapter name like hci0")
+    problem = _bluez_problem(args.adapter)
+    if problem:
+        raise DriverError(DriverReason.BACKEND, f"cannot scan: {problem}")
     return BleakBeaconScanner(adapter=args.adapter, mode=args.mode, watchdog_s=args.watchdog)
 
 
@@ -73,6 +116,9 @@ FORGET_S = 60.0
 
 
 def cmd_ble_scan(args: argparse.Namespace) -> int:
+    if not 0 < args.rows <= 10000:
+        print("o2o-edge ble: --rows: 1 to 10000", file=sys.stderr)
+        return 2
     scanner = _scanner(args)
     table: dict[str, tuple[int, float, str]] = {}
 

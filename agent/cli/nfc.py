@@ -39,7 +39,14 @@ def add_parser(sub: Any) -> None:
 
 def _config(args: argparse.Namespace) -> Any:
     from agent.config import load_config
+    from agent.config_checks import CHECKS, check_text
+    from agent.errors import ConfigError
 
+    if not 0 <= args.wait <= 86400:  # also refuses nan
+        raise ConfigError(f"--wait {args.wait}: seconds from 0 to 86400")
+    if args.reader is not None and (problem := check_text(args.reader)
+                                    or CHECKS[("nfc", "reader")](args.reader)):
+        raise ConfigError(f"--reader {args.reader!r}: use {problem}")
     return load_config(args.config)
 
 
@@ -74,6 +81,8 @@ def cmd_nfc_write(args: argparse.Namespace) -> int:
                              targets=tuple(cfg.nfc.targets))
     except DriverError as exc:
         return _fail(str(exc))
+    except ValueError as exc:  # nfcpy parsing a path it cannot use (udp:HOST:1 -> "tcpmux")
+        return _fail(f"cannot open the reader {reader!r} ({exc}); check --reader / [nfc] reader")
     print(f"wrote {done.message_bytes} of {done.capacity} bytes to {done.product} "
           f"{done.uid.hex()}, read back and verified" + (", locked" if done.locked else ""))
     return 0
@@ -94,6 +103,8 @@ def cmd_nfc_read(args: argparse.Namespace) -> int:
             clf.close()
     except DriverError as exc:
         return _fail(str(exc))
+    except ValueError as exc:  # nfcpy parsing a path it cannot use (udp:HOST:1 -> "tcpmux")
+        return _fail(f"cannot open the reader {reader!r} ({exc}); check --reader / [nfc] reader")
     out: list[Any] = []
     NfcSource(cfg, NfcpyReader(reader), lambda _t, d: out.append(d)).on_tap(read)
     print(json.dumps(out[0], ensure_ascii=True))

@@ -7,13 +7,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import simulators
+from agent.cli.oserrors import describe
 
 SCENARIOS = Path(simulators.__file__).resolve().parent / "scenarios"
 BROKER_CHOICES = "mosquitto, nats, rabbitmq (private), mqtt://HOST:PORT or none"
@@ -70,16 +72,43 @@ def _workdir(path: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+MAX_SCENARIO_BYTES: Final = 1024 * 1024  # a scenario is a few KiB of TOML
+
+
+def _load(path: Path, speed: float | None) -> Any:
+    """The scenario at `path`, or ScenarioError saying what is wrong with the file: only a
+    regular file is read (a FIFO would block), of a sane size, as UTF-8."""
+    from simulators.scenario.model import ScenarioError, load
+
+    if speed is not None and not 0 < speed <= 1e6:  # also refuses nan
+        raise ScenarioError(f"--speed {speed}: store seconds per wall second, more than 0 "
+                            "and at most 1000000")
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the scenario: {describe(exc)}") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: not a scenario file (give a TOML file of at most "
+                            f"{MAX_SCENARIO_BYTES:,} bytes, like simulators/scenarios/"
+                            "store_day.toml)")
+    try:
+        return load(path)
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except RecursionError:
+        raise ScenarioError(f"{path} is not valid TOML: nested too deeply") from None
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    from simulators.scenario.model import ScenarioError, load
+    from simulators.scenario.model import ScenarioError
     from simulators.scenario.runner import Runner
 
     try:
-        sc = load(args.file)
+        sc = _load(args.file, args.speed)
         with _workdir(args.workdir) as wd:
             out = Runner(sc, wd, args.broker, progress=None if args.json else _print,
                          speed=args.speed).run()
@@ -110,6 +139,10 @@ def cmd_soak(args: argparse.Namespace) -> int:
     from simulators.scenario.runner import Runner
     from simulators.scenario.soak import plot_svg, soak
 
+    if not 0 < args.hours <= 24 * 7 or not 0 < (args.speed or 300.0) <= 1e6:
+        print("o2o-edge soak: --hours: more than 0 and at most 168; --speed: more than 0 "
+              "and at most 1000000", file=sys.stderr)
+        return 2
     sc = store_day(args.hours, args.speed or 300.0, faults=not args.no_faults)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
@@ -144,12 +177,12 @@ def _pick_broker(args: argparse.Namespace) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent.cli.live_view import LiveView
-    from simulators.scenario.model import ScenarioError, load
+    from simulators.scenario.model import ScenarioError
     from simulators.scenario.runner import Runner
 
     broker = _pick_broker(args)
     try:
-        sc = load(args.scenario)
+        sc = _load(args.scenario, args.speed)
     except ScenarioError as exc:
         print(f"o2o-edge demo: {exc}", file=sys.stderr)
         return 2
