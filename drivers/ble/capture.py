@@ -94,7 +94,7 @@ def parse_capture_line(line: str) -> Advert:
         raise _bad('"manufacturer_data" must be an object of company id -> hex')
     mfg: dict[int, bytes] = {}
     for key, value in mfg_raw.items():
-        if not key.isdigit() or not 0 <= int(key) <= 0xFFFF:
+        if not (key.isascii() and key.isdigit()) or not 0 <= int(key) <= 0xFFFF:  # "²".isdigit()
             raise _bad(f"manufacturer_data key {key!r} must be a decimal company id (0-65535)")
         mfg[int(key)] = _hex(value, f"manufacturer_data[{key}]")
     svc_raw = obj.get("service_data", {})
@@ -102,7 +102,7 @@ def parse_capture_line(line: str) -> Advert:
         raise _bad('"service_data" must be an object of UUID -> hex')
     svc: dict[str, bytes] = {}
     for key, value in svc_raw.items():
-        if not _UUID_RE.match(key):
+        if not _UUID_RE.fullmatch(key):  # "$" of the pattern also matches before a newline
             raise _bad(f"service_data key {key!r} must be a 128-bit UUID")
         svc[key.lower()] = _hex(value, f"service_data[{key}]")
     uuids = obj.get("service_uuids", [])
