@@ -11,11 +11,13 @@ hash — never the payload itself.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from agent.config import Config
 from agent.qr_policy import qr_policy
@@ -25,6 +27,36 @@ from drivers.qr.decoders import QrDecoder, make_decoder
 
 Emit = Callable[[str, Any], object]
 SEEN_LIMIT = 1024  # payloads remembered for debouncing
+# decode time buckets (seconds, upper bounds) for o2o_qr_decode_seconds: a plain frame takes
+# well under a millisecond here and a few on a Pi; the robust decoder's budget is 60 ms;
+# a second means the worker is starved
+DECODE_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class DecodeTimes:
+    """Decode times as a histogram: bucket counts, a sum and a count — constant memory
+    however long the camera runs. Written by the decode worker, read by status()."""
+
+    def __init__(self, bounds: tuple[float, ...] = DECODE_BUCKETS_S) -> None:
+        self.bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)  # the last one: above every bound
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        i = bisect.bisect_left(self.bounds, seconds)
+        with self._lock:
+            self._counts[i] += 1
+            self._sum += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        """Cumulative counts per upper bound ("+Inf" last), as Prometheus wants them."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative = list(itertools.accumulate(counts))
+        les = [repr(b) for b in self.bounds] + ["+Inf"]
+        return {"buckets": [[le, n] for le, n in zip(les, cumulative, strict=True)],
+                "sum": round(total, 6), "count": cumulative[-1]}
 
 
 def parse_roi(text: str) -> tuple[int, int, int, int] | None:
@@ -53,11 +85,13 @@ class QrSource:
         self.counts = {"frames_decoded": 0, "codes": 0, "scans": 0, "debounced": 0,
                        "rejected": 0}
         self.decode_ms_total = 0.0
+        self.decode_times = DecodeTimes()
 
     def status(self) -> dict[str, Any]:
         n = self.counts["frames_decoded"]
         return {"camera": self.grabber.status(), **self.counts,
-                "decode_ms_avg": round(self.decode_ms_total / n, 2) if n else None}
+                "decode_ms_avg": round(self.decode_ms_total / n, 2) if n else None,
+                "decode_seconds": self.decode_times.snapshot()}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,9 +116,11 @@ class QrSource:
     def on_frame(self, got: Grabbed, emit: Emit) -> None:
         started = time.perf_counter()
         codes = self.decoder.decode(got.grey)
-        ms = (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        ms = seconds * 1000
         self.counts["frames_decoded"] += 1
         self.decode_ms_total += ms
+        self.decode_times.observe(seconds)
         now = self.clock()
         for code in codes:
             self.counts["codes"] += 1
@@ -95,7 +131,9 @@ class QrSource:
                 continue
             if len(self._seen) > SEEN_LIMIT:
                 self._forget(now)
-            verdict = classify(code.payload, self.policy, now)
+            # the text the symbol declares or zxing-cpp detects (Latin-1, Shift-JIS, ...);
+            # binary content is judged by its bytes
+            verdict = classify(code.payload, self.policy, now, text=code.text)
             self.counts["scans"] += 1
             self.counts["rejected"] += verdict.cls == "rejected"
             emit("o2o.qr.scan", {**verdict.as_json(), "decode_ms": round(ms, 2),

@@ -23,6 +23,7 @@ class Frame:
     image: Any  # BGR uint8, H x W x 3
     payload: str
     effects: tuple[str, ...]
+    kind: str = "QRCode"  # zxing-cpp's name of the symbology shown
 
 
 def _code(text: str) -> Any:
@@ -106,4 +107,147 @@ def frame_set(n: int, size: tuple[int, int], hard: bool, seed: int = 0) -> list[
         else:
             effects = tuple(e for e in EFFECTS if rnd.random() < 0.25)
         frames.append(make_frame(payload, size, effects, seed * 100_003 + i))
+    return frames
+
+
+# --- variants beyond the camera-like sets: encodings, inversion, small/dim/blurred, kinds ---
+
+SUPERSAMPLE = 4  # codes are drawn 4x larger and averaged down, as a sensor integrates light
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a code is drawn and spoiled. Ranges are (low, high), drawn per frame."""
+
+    encoding: str = "utf-8"  # the bytes a QR code holds, with no ECI ("latin-1", "shift_jis")
+    kind: str = "QRCode"  # or a zxing-cpp writer format: "EAN13", "Code128", "DataMatrix"
+    writer: str = "mixed"  # "qrcode", "zxing", or "mixed" (alternating per frame)
+    inverted: bool = False  # light modules on a dark ground (a phone in dark mode)
+    module_px: tuple[float, float] = (4.0, 7.0)  # one module's side in the frame, in pixels
+    mean: tuple[float, float] | None = None  # the frame's mean brightness (dim light: ~40)
+    blur: tuple[float, float] = (0.0, 0.0)  # Gaussian sigma (focus, motion, a cheap lens)
+    noise: tuple[float, float] = (0.0, 0.0)  # sensor noise sigma, grey levels
+    jpeg: tuple[int, int] | None = None  # JPEG quality
+
+
+_TEXTS = {
+    "utf-8": ["https://shop.example/p/{n}?utm_source=qr&utm_campaign=spring-{n}",
+              "O2OP1:{n}AAAABBBBCCCCDDDDEEEEFFFFGGGGHHHHIIIIJJJJ", "LOY{n:010d}",
+              "Table {n} - ask our staff for help with your order, thank you"],
+    "latin-1": ["Crème brûlée n°{n}", "Größe {n} Ärmel", "Niño {n} ¿listo?",
+                "Ørsted {n} Æble façade"],
+    "shift_jis": ["東京駅 受取 {n}", "注文番号{n}", "ポイントカード {n}",
+                  "ご来店ありがとうございます {n}"],
+    "EAN13": ["400638{n:06d}"], "Code128": ["LOY{n:010d}"],
+    "DataMatrix": ["O2O order {n}", "Größe {n}"],
+}
+SETS: dict[str, Variant] = {
+    "inverted": Variant(inverted=True, blur=(0.0, 1.0), noise=(0.0, 8.0)),
+    "latin1": Variant(encoding="latin-1", blur=(0.0, 1.0), noise=(0.0, 8.0)),
+    "shift-jis": Variant(encoding="shift_jis", blur=(0.0, 1.0), noise=(0.0, 8.0)),
+    "small-dim": Variant(module_px=(2.0, 2.6), mean=(36.0, 44.0), noise=(2.0, 5.0)),
+    # a Gaussian of sigma 1.5-2 leaves 0.7-6 % of the contrast of 2-px modules: nothing
+    # reads that (measured: 0 of 20 for zxing-cpp and zbar), so blurred codes are 3-4 px
+    "small-dim-blurred": Variant(module_px=(3.0, 4.0), mean=(36.0, 44.0), blur=(1.5, 2.0),
+                                 noise=(2.0, 5.0)),
+    "inverted-small-dim": Variant(inverted=True, module_px=(2.2, 3.0), mean=(36.0, 44.0),
+                                  blur=(0.8, 1.5), noise=(2.0, 6.0)),
+    "latin1-blurred-jpeg": Variant(encoding="latin-1", module_px=(2.5, 4.0), blur=(1.0, 1.8),
+                                   noise=(4.0, 10.0), jpeg=(40, 70)),
+    "shift-jis-dim-noisy": Variant(encoding="shift_jis", module_px=(3.0, 5.0), mean=(36.0, 50.0),
+                                   noise=(6.0, 14.0)),
+    "ean13": Variant(kind="EAN13", writer="zxing", module_px=(2.0, 3.0), blur=(0.0, 1.0)),
+    "code128": Variant(kind="Code128", writer="zxing", module_px=(1.8, 2.6), blur=(0.0, 1.0)),
+    "datamatrix": Variant(kind="DataMatrix", writer="zxing", module_px=(3.0, 5.0),
+                          blur=(0.0, 1.0)),
+}
+
+
+def _modules(text: str, v: Variant, use_zxing: bool) -> Any:
+    """The code at one pixel per module, quiet zone included, dark on light (uint8)."""
+    if not use_zxing:
+        qr = qrcode.QRCode(border=4, box_size=1,
+                           error_correction=qrcode.constants.ERROR_CORRECT_M)
+        qr.add_data(text.encode(v.encoding))  # bytes: byte mode, no ECI, as many printers do
+        qr.make(fit=True)
+        return np.array(qr.make_image().get_image().convert("L"))
+    import zxingcpp
+
+    # zxing-cpp's writer picks the character set (and an ECI when it needs one) itself
+    barcode = zxingcpp.create_barcode(text, getattr(zxingcpp.BarcodeFormat, v.kind))
+    return np.array(zxingcpp.write_barcode_to_image(barcode, scale=1))
+
+
+def make_variant(text: str, size: tuple[int, int], v: Variant, seed: int,
+                 use_zxing: bool = False) -> Frame:
+    """One frame of `size` (w, h) showing `text` drawn and spoiled as `v` says, at any angle
+    (a linear barcode within 12 degrees of level, as a hand holds a card to a camera)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    s = SUPERSAMPLE
+    code = _modules(text, v, use_zxing or v.kind != "QRCode")
+    if v.inverted:
+        code = 255 - code
+    module = rng.uniform(*v.module_px)
+    ch, cw = code.shape
+    big = cv2.resize(code, (round(cw * module * s), round(ch * module * s)),
+                     interpolation=cv2.INTER_NEAREST)
+    angle = rng.uniform(-12, 12) if v.kind in ("EAN13", "Code128") else rng.uniform(0, 360)
+    cos, sin = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    bh, bw = big.shape[0] / s, big.shape[1] / s
+    rx, ry = (bw * cos + bh * sin) / 2 + 2, (bw * sin + bh * cos) / 2 + 2  # rotated extent
+    if 2 * rx >= w or 2 * ry >= h:
+        raise ValueError(f"a {cw}x{ch}-module code at {module:.1f} px does not fit {w}x{h}")
+    cx, cy = rng.uniform(rx, w - rx), rng.uniform(ry, h - ry)
+    m = cv2.getRotationMatrix2D((big.shape[1] / 2, big.shape[0] / 2), angle, 1.0)
+    m[:, 2] += (cx * s - big.shape[1] / 2, cy * s - big.shape[0] / 2)
+    canvas = (w * s, h * s)
+    drawn = cv2.resize(cv2.warpAffine(big, m, canvas, flags=cv2.INTER_LINEAR),
+                       size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    alpha = cv2.resize(cv2.warpAffine(np.full(big.shape, 255, np.uint8), m, canvas),
+                       size, interpolation=cv2.INTER_AREA).astype(np.float32)[..., None] / 255
+    img = _background(rng, h, w).astype(np.float32) * (1 - alpha) + drawn[..., None] * alpha
+    effects = [v.kind, v.encoding, f"module{module:.1f}px", f"angle{angle:.0f}"]
+    if v.inverted:
+        effects.append("inverted")
+    if v.blur[1] > 0:
+        sigma = rng.uniform(*v.blur)
+        img = cv2.GaussianBlur(img, (0, 0), sigma) if sigma > 0.05 else img
+        effects.append(f"blur{sigma:.1f}")
+    if v.mean is not None:
+        target = rng.uniform(*v.mean)
+        img = img * (target / max(1.0, float(img.mean())))
+        effects.append(f"mean{target:.0f}")
+    if v.noise[1] > 0:
+        sigma = rng.uniform(*v.noise)
+        img = img + rng.normal(0, sigma, img.shape)
+        effects.append(f"noise{sigma:.0f}")
+    frame = np.clip(img, 0, 255).astype(np.uint8)
+    if v.jpeg is not None:
+        quality = int(rng.integers(v.jpeg[0], v.jpeg[1] + 1))
+        _, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        effects.append(f"jpeg{quality}")
+    return Frame(frame, text, tuple(effects), v.kind)
+
+
+def _ean_check_digit(digits: str) -> str:
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits))
+    return str(-total % 10)
+
+
+def variant_set(name: str, n: int, size: tuple[int, int] = (640, 480),
+                seed: int = 0) -> list[Frame]:
+    """`n` frames of the named set (see SETS); payloads differ per frame, writers alternate
+    between qrcode and zxing-cpp's when the set says "mixed"."""
+    v = SETS[name]
+    texts = _TEXTS[v.encoding if v.kind == "QRCode" else v.kind]
+    rnd = random.Random(seed)  # noqa: S311 - simulation
+    frames = []
+    for i in range(n):
+        text = texts[i % len(texts)].format(n=rnd.randrange(10**5, 10**6))
+        if v.kind == "EAN13":
+            text += _ean_check_digit(text)
+        use_zxing = v.writer == "zxing" or (v.writer == "mixed" and i % 2 == 1)
+        frames.append(make_variant(text, size, v, seed * 100_003 + i, use_zxing))
     return frames

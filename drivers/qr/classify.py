@@ -134,15 +134,23 @@ def _classify_link(text: str, raw: bytes, policy: QrPolicy) -> Verdict:
     return Verdict("campaign", None, detail)
 
 
-def classify(raw: bytes | str, policy: QrPolicy, now: float) -> Verdict:
-    """The class of one decoded QR payload. Never raises on any input."""
+def classify(raw: bytes | str, policy: QrPolicy, now: float,
+             text: str | None = None) -> Verdict:
+    """The class of one decoded QR payload. Never raises on any input.
+
+    `raw` is what the symbol holds (its length is limited, its hash reported); `text`, when
+    the decoder knows the payload is text in some character set (a Latin-1 or Shift-JIS QR
+    code), is that text, and is what gets judged. Without it the bytes must be UTF-8."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if len(data) > policy.max_bytes:
         return _rejected("too-long", data)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return _rejected("invalid-utf8", data)
+    # a replacement character in the decoder's text: it could not decode it either, and the
+    # bytes decide
+    if text is None or "\ufffd" in text:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return _rejected("invalid-utf8", data)
     if not text.strip():
         return _rejected("empty", data)
     if looks_like_pickup(text):
