@@ -48,6 +48,7 @@ HEADROOM_BYTES: Final = 6 * 1024 * 1024
 # this it is cut short so that a huge file on a slow card cannot keep the agent from starting
 # (damage in the unread part is still met and quarantined by the first read of it)
 CHECK_BUDGET_S: Final = 20.0
+ACK_CHUNK: Final = 256  # acknowledged rows deleted per transaction on a full disk
 
 
 @dataclass(slots=True)
@@ -306,6 +307,23 @@ class OutboxStore:
         """Insert new events and delete acknowledged ones in one IMMEDIATE transaction,
         then enforce the quota. Returns the drops and the row number of the first insert.
         Raises sqlite3 errors unchanged (the writer classifies them)."""
+        try:
+            return self._transact(inserts, acks, drop_reason)
+        except sqlite3.OperationalError as exc:
+            if inserts or len(acks) <= ACK_CHUNK or not is_disk_full(exc):
+                raise
+        # A full disk: thousands of deletes in one transaction need more write-ahead log than
+        # is left (measured: 2,000 rows did not fit in 900 KiB). A few at a time, each
+        # checkpointed into place, so that the next one reuses the same room in the log.
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # earlier commits into place
+        for i in range(0, len(acks), ACK_CHUNK):
+            self._transact([], acks[i : i + ACK_CHUNK], drop_reason)
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        return DropTally(), 0
+
+    def _transact(
+        self, inserts: Sequence[InsertRow], acks: Sequence[int], drop_reason: str
+    ) -> tuple[DropTally, int]:
         tally = DropTally()
         first_n = 0
         if inserts:
@@ -350,21 +368,45 @@ class OutboxStore:
             f"database or disk is full: {free >> 10} KiB left on the outbox's disk, kept for "
             "its write-ahead log")
 
-    def make_room(self, nrows: int, reason: str, *, max_priority: int = 9,
-                  need_bytes: int = 0) -> DropTally:
-        """Drop the oldest lowest-priority events, never one above `max_priority` (the new
-        events' own): at least `nrows` of them, and until `need_bytes` were freed. Used
-        when the disk is full."""
+    def make_room(self, nrows: int, reason: str, *,
+                  incoming: Sequence[InsertRow] | None = None) -> DropTally:
+        """Drop the oldest lowest-priority events to make room on a full disk.
+
+        Without `incoming`: `nrows` of them. With it: for each priority of the new events,
+        from the lowest, events of that priority or below (never above: a burst of
+        telemetry must not push out check-ins) until twice the new events' bytes of that
+        priority are freed, a few rows at a time (a big chunk would drop more than needed)."""
         tally = DropTally()
+        need: Counter[int] = Counter()
+        if incoming is None:
+            need[9] = 0
+        else:
+            for r in incoming:
+                need[r[1]] += 2 * (r[4] + ROW_OVERHEAD)
         with immediate(self.conn):
-            freed = 0
-            while nrows > 0 or freed < need_bytes:
-                got = self._drop_lowest(tally, reason, max(nrows, 256), max_priority)
-                if got == 0:
-                    break
-                freed += got
-                nrows = 0
+            if not self._can_make_room(need):
+                return tally  # some would be refused anyway: drop nothing for this group
+            for prio in sorted(need):
+                freed = 0
+                while nrows > 0 or freed < need[prio]:
+                    got = self._drop_lowest(tally, reason, max(nrows, 16), prio)
+                    if got == 0:
+                        break
+                    freed += got
+                    nrows = 0
         return tally
+
+    def _can_make_room(self, need: Counter[int]) -> bool:
+        """Whether events of each priority or below hold the room the new ones need."""
+        wanted = 0
+        for prio in sorted(need):
+            wanted += need[prio]
+            have = self.conn.execute(
+                "SELECT coalesce(sum(size), 0) + ? * count(*) FROM events WHERE priority <= ?",
+                (ROW_OVERHEAD, prio)).fetchone()[0]
+            if have < wanted:
+                return False
+        return True
 
     def expire(self, now: float) -> DropTally:
         """Drop events older than the TTL."""
