@@ -79,6 +79,14 @@ class _Damaged:
     why: str
 
 
+class _DiskFull(AgentError):
+    """The disk is full and nothing of the new events' priority or below is left to drop."""
+
+    def __init__(self, rows: list[InsertRow], message: str) -> None:
+        super().__init__(Reason.OUTBOX_FULL, message)
+        self.rows = rows
+
+
 _STOP = object()
 
 
@@ -300,6 +308,11 @@ class OutboxWriter:
         try:
             tally, first_n = self._transact(rows, acks)
         except AgentError as exc:
+            if isinstance(exc, _DiskFull):
+                if len(submits) + (1 if notices else 0) > 1:
+                    self._commit_apart(submits, notices)
+                    return
+                self._refuse(exc.rows, "disk_full")
             self.last_error = str(exc)
             for s in submits:
                 if not s.future.done():
@@ -325,6 +338,16 @@ class OutboxWriter:
             except Exception:  # a listener must not break durability
                 log.exception("on_commit listener failed")
 
+    def _commit_apart(self, submits: list[_Submit], notices: list[PendingEvent]) -> None:
+        """A full disk refused a whole group: commit its parts one by one, the highest
+        priority first, so that a burst of telemetry with no room left below its own
+        priority does not take a check-in committed beside it down with it."""
+        if notices:
+            self._notices = notices + self._notices
+            self._commit([], [])
+        for s in sorted(submits, key=lambda s: -max((e.priority for e in s.events), default=0)):
+            self._commit([s], [])
+
     def _committed(self, rows: list[InsertRow], first_n: int) -> list[Committed]:
         seq0 = self.seq - len(rows)
         return [
@@ -334,40 +357,38 @@ class OutboxWriter:
 
     def _transact(self, rows: list[InsertRow], acks: list[int]) -> tuple[DropTally, int]:
         assert self._store is not None
-        for attempt in range(3):
+        for attempt in range(4):
             try:
                 return self._store.transact(rows, acks)
             except sqlite3.DatabaseError as exc:
                 if is_disk_full(exc) and self.reserve.release():
                     continue
-                if is_disk_full(exc) and attempt < 2:
+                if is_disk_full(exc) and acks:
+                    # acknowledged rows first, on their own (the store deletes them a few at
+                    # a time): they free room, and beside new events they may not fit
+                    with contextlib.suppress(sqlite3.DatabaseError):
+                        self._store.transact([], acks)
+                    acks = []
+                    continue
+                if is_disk_full(exc) and attempt < 3:
                     self.last_error = f"disk full while writing the outbox: {exc}"
                     log.warning("%s; dropping lowest-priority events to make room", exc)
                     try:
                         # never above the new events' priority, and enough bytes for them
-                        freed = self._store.make_room(
-                            max(len(rows), 64) * 2, "disk_full",
-                            max_priority=max((r[1] for r in rows), default=-1),
-                            need_bytes=2 * sum(r[4] for r in rows))
+                        freed = self._store.make_room(0, "disk_full", incoming=rows)
                     except sqlite3.DatabaseError:
                         freed = DropTally()
                     if freed:
                         self.drops.merge(freed)
                         self._unreported.merge(freed)
                         continue
-                    if acks:  # deleting acknowledged rows needs no new space
-                        with contextlib.suppress(sqlite3.DatabaseError):
-                            self._store.transact([], acks)
-                        acks = []
-                        continue
-                if is_disk_full(exc):
-                    self._refuse(rows, "disk_full")
-                    raise AgentError(
-                        Reason.OUTBOX_FULL,
+                if is_disk_full(exc):  # counted as refused by _commit, or split there
+                    raise _DiskFull(
+                        rows,
                         f"the outbox disk is full and nothing is left to drop ({exc}); "
                         "free disk space on the device",
                     ) from exc
-                if is_corruption(exc) and attempt < 2:
+                if is_corruption(exc) and attempt < 3:
                     self._replace_damaged(str(exc))
                     acks = []  # row numbers of the old file mean nothing in the new one
                     continue
