@@ -85,8 +85,9 @@ def _parse_stdin_events(stream: TextIO) -> tuple[list[tuple[int, dict[str, Any]]
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            print(f"o2o-edge: line {lineno}: not JSON ({exc}); skipped", file=sys.stderr)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            print(f"o2o-edge: line {lineno}: not JSON ({str(exc)[:200]}); skipped",
+                  file=sys.stderr)
             bad += 1
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
@@ -106,8 +107,9 @@ def cmd_emit(args: argparse.Namespace) -> int:
     if args.event_type:
         try:
             data = json.loads(args.data)
-        except json.JSONDecodeError as exc:
-            print(f"o2o-edge: --data is not JSON: {exc}", file=sys.stderr)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            print(f"o2o-edge: --data is not JSON the agent takes: {str(exc)[:200]}",
+                  file=sys.stderr)
             return 2
         ev: dict[str, Any] = {"type": args.event_type, "data": data}
         if args.priority is not None:
@@ -227,6 +229,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    if args.count < 0:
+        raise ConfigError("-n/--count: a number of events, 0 (no limit) or more")
     cfg = load_config(args.config)
     seen = 0
     with _bus(cfg, timeout=None) as bus:

@@ -9,17 +9,20 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-_DURATION = re.compile(r"(\d+)([smhd])")
+_DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+MAX_VALID_S: Final = 366 * 86400  # a pickup code valid longer than a year is a typo
 
 
 def parse_duration(text: str) -> int:
     m = _DURATION.fullmatch(text.strip())
-    if not m:
-        raise ValueError(f"a duration like 30m, 12h or 7d, not {text!r}")
+    if not m or len(m.group(1)) > 9 or not 0 < int(m.group(1)) * _UNIT[m.group(2)] <= MAX_VALID_S:
+        raise ValueError(f"a duration like 30m, 12h or 7d, up to 366d, not {text!r}")
     return int(m.group(1)) * _UNIT[m.group(2)]
 
 
@@ -39,7 +42,11 @@ def _write(text: str, out: str | None) -> None:
 
     code = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
     code.add_data(text)
-    code.make(fit=True)
+    try:
+        code.make(fit=True)
+    except (ValueError, qrcode.exceptions.DataOverflowError):  # past version 40
+        raise ValueError(f"{len(text):,} characters is too long for a QR code (at most about "
+                         "2,300 at this error correction); shorten the link") from None
     if not out:
         code.print_ascii(out=sys.stdout, invert=True)
         print(text)

@@ -54,7 +54,8 @@ class EventStore:
             try:
                 self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise ValueError(f"--db {url!r}: cannot connect ({exc})") from None
+                detail = " ".join(str(exc).split())  # psycopg's message spans lines
+                raise ValueError(f"--db {url!r}: cannot connect ({detail})") from None
             for statement in TABLES:
                 self._db.execute(statement)
             self._mark = "%s"
