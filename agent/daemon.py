@@ -109,6 +109,7 @@ class Agent:
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
         self.notifier = Notifier()
+        self.commit_hook_failures: dict[str, int] = {}  # by consumer (_on_commit)
         from agent.kpi import Kpis
         from agent.metrics import AgentCollector
 
@@ -417,11 +418,25 @@ class Agent:
         return QrSource(self.cfg, self.capture)
 
     def _on_commit(self, committed: list[Committed]) -> None:
-        self.metrics.count_committed([c.type for c in committed])
-        self.kpis.add_bodies([(c.type, c.created, c.body) for c in committed])
-        if self.uplink is not None:
-            self.uplink.notify_committed(committed)
-        self.bus.publish_committed(committed)
+        """Each consumer of a commit group on its own (writer thread): one that fails on an
+        odd event is counted and logged, and the others still get the whole group — the
+        uplink and the kiosk's live stream first."""
+        uplink = self.uplink
+        for name, consume in (
+            ("uplink", uplink.notify_committed if uplink is not None else None),
+            ("bus", self.bus.publish_committed),
+            ("metrics", lambda cs: self.metrics.count_committed([c.type for c in cs])),
+            ("kpis", lambda cs: self.kpis.add_bodies([(c.type, c.created, c.body)
+                                                      for c in cs])),
+        ):
+            if consume is None:
+                continue
+            try:
+                consume(committed)
+            except Exception:
+                n = self.commit_hook_failures[name] = self.commit_hook_failures.get(name, 0) + 1
+                if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th...: a bug is seen, the log not flooded
+                    log.exception("commit hook %s failed (%d times so far)", name, n)
 
     def capture(self, event_type: str, data: Any) -> Future[list[Committed]]:
         """Entry point for in-process sources; never waits on the uplink. Events are linked
@@ -552,6 +567,7 @@ class Agent:
             "queued": w.queue_depth,
             "last_error": w.last_error,
             "quarantined": w.quarantined,
+            "writer": "running" if w.alive else "stopped",
             "dropped_this_boot": dict(w.drops.count),
             "reserve": {"held": w.reserve.held, "bytes": w.reserve.size,
                         "releases": w.reserve.releases},
@@ -577,6 +593,7 @@ class Agent:
             **({"link": self.link_receiver.status()} if self.link_receiver else {}),
             "privacy": {"withdrawn": len(self.privacy.withdrawn),
                         "withheld_events": self.privacy.withheld},
-            "bus": {"socket": str(self.cfg.bus.socket), "clients": self.bus.clients,
-                    "subscribers": self.bus.subscriber_count},
+            "bus": self.bus.status_part(),
+            "commit_hooks": {"failures": dict(self.commit_hook_failures),
+                             "kpi_ignored_values": self.kpis.ignored},
         }

@@ -13,7 +13,7 @@ import random
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from agent.errors import AgentError, Reason
 
@@ -21,7 +21,13 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 MAX_DATA_BYTES = 64 * 1024
-_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*){1,7}$")
+# A type is a label of every metric and roll-up that counts it: long ones cost memory for good.
+MAX_TYPE_LEN: Final = 128
+# fullmatch, never `$`: `$` also matches before a trailing newline, and a type is pasted raw
+# into the rendered JSON (render), where a newline or a quote would break a whole batch
+_TYPE_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9][a-z0-9_-]*){1,7}")
+# The only ids render() may paste raw: ULID-like tokens (letters and digits).
+_ID_RE: Final = re.compile(r"[0-9A-Za-z]{1,64}")
 
 # Priorities: higher leaves the outbox first and is dropped last.
 PRIORITY_CRITICAL = 9
@@ -119,39 +125,101 @@ def make_pending(
     priority: int | None = None,
     event_id: str | None = None,
 ) -> PendingEvent:
-    """Validate an event from any producer; raises AgentError(INVALID_EVENT) saying why."""
+    """Validate an event from any producer; raises AgentError(INVALID_EVENT) saying why.
+    Everything that render() pastes raw is checked here, so a committed event is always
+    valid JSON that encodes as UTF-8."""
     type_priority = _KNOWN_TYPES.get(event_type) if isinstance(event_type, str) else None
     if type_priority is None:
-        if not isinstance(event_type, str) or not _TYPE_RE.match(event_type):
-            raise AgentError(
-                Reason.INVALID_EVENT,
-                f"event type {event_type!r} is not valid: use dotted lowercase words like "
-                "'o2o.kiosk.checkin'",
-            )
+        check_type(event_type)
         type_priority = default_priority(event_type)
         if len(_KNOWN_TYPES) < 10_000:
             _KNOWN_TYPES[event_type] = type_priority
     if priority is None:
         priority = type_priority
     elif isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
-        raise AgentError(Reason.INVALID_EVENT, f"priority {priority!r} is not valid: use 0 to 9")
+        raise AgentError(Reason.INVALID_EVENT,
+                         f"priority {_short(priority)} is not valid: use 0 to 9")
+    if event_id is not None and (not isinstance(event_id, str) or not _ID_RE.fullmatch(event_id)):
+        raise AgentError(Reason.INVALID_EVENT, "event id must be 1-64 letters and digits")
     try:
         data_json = _ENCODE(data)
     except (TypeError, ValueError) as exc:
-        raise AgentError(Reason.INVALID_EVENT, f"event data is not JSON: {exc}") from None
-    if len(data_json) > MAX_DATA_BYTES:
+        raise AgentError(Reason.INVALID_EVENT,
+                         f"event data is not JSON: {_short(str(exc), 200)}") from None
+    except RecursionError:
+        raise AgentError(Reason.INVALID_EVENT, "event data is nested too deeply") from None
+    size = len(data_json)
+    if not data_json.isascii():  # the common case is ASCII and costs nothing more
+        try:
+            size = len(data_json.encode())
+        except UnicodeEncodeError:
+            raise AgentError(
+                Reason.INVALID_EVENT,
+                f"event data {_surrogate_path(data)} holds a lone UTF-16 surrogate, which is "
+                "not text: send valid Unicode (UTF-8)",
+            ) from None
+    if size > MAX_DATA_BYTES:
         raise AgentError(
             Reason.INVALID_EVENT,
-            f"event data is {len(data_json)} bytes; the limit is {MAX_DATA_BYTES}",
+            f"event data is {size} bytes; the limit is {MAX_DATA_BYTES}",
         )
     return PendingEvent(event_id or new_id(), event_type, created, data_json, priority)
+
+
+def check_type(event_type: Any) -> None:
+    """Refuse an event type that is not dotted lowercase words of at most MAX_TYPE_LEN."""
+    if not isinstance(event_type, str) or len(event_type) > MAX_TYPE_LEN \
+            or not _TYPE_RE.fullmatch(event_type):
+        raise AgentError(
+            Reason.INVALID_EVENT,
+            f"event type {_short(event_type)} is not valid: use dotted lowercase words like "
+            f"'o2o.kiosk.checkin', at most {MAX_TYPE_LEN} characters",
+        )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for an error message: repr'd (escapes control characters and surrogates) and
+    cut, so a 1 MB type does not come back as a 1 MB answer."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit \
+        else repr(value[:limit]) + "..."
+    return text if len(text) <= limit + 8 else text[: limit + 5] + "..."
+
+
+def _is_text(s: str) -> bool:
+    try:
+        s.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _surrogate_path(data: Any, path: str = "") -> str:
+    """Where in `data` the string that is not valid Unicode is, as `field.sub[3]` (only
+    walked when encoding already failed)."""
+    stack: list[tuple[Any, str]] = [(data, path)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not _is_text(value):
+                return f"field {where or '(the data itself)'!r}"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                key = str(k)
+                name = f"{where}.{key}" if where else key
+                if not _is_text(key):
+                    return f"field {name!a} (its name)"
+                stack.append((v, name))
+        elif isinstance(value, list | tuple):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(value))
+    return "(somewhere)"
 
 
 def render(pending: PendingEvent, source: str, bootid: str, seq: int) -> str:
     """The committed event as CloudEvents structured JSON (one compact line).
     `source` is the source URI already as a JSON string (see `source_json`)."""
-    # Built by hand: every part but data is a validated token and data is already JSON,
-    # and this runs once per event on the hot path.
+    # Built by hand: this runs once per event on the hot path. Nothing here may break the
+    # JSON: id and type are fullmatched tokens (make_pending), data is JSON that encodes as
+    # UTF-8, bootid is our own ULID, source is json.dumps'd with ASCII escapes.
     return (
         '{"specversion":"1.0","id":"' + pending.id
         + '","source":' + source
@@ -168,4 +236,4 @@ def source_uri(store: str, device: str) -> str:
 
 
 def source_json(source: str) -> str:
-    return json.dumps(source)
+    return json.dumps(source, ensure_ascii=True)  # escapes whatever the config holds

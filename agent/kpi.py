@@ -10,12 +10,15 @@ anonymous footfall per minute. `o2o-edge report` prints a day and can write an H
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from agent.errors import AgentError, Reason
 from agent.localdb import immediate, open_db, retry_when_full
 
 SCHEMA = """
@@ -26,18 +29,46 @@ CREATE TABLE IF NOT EXISTS kpi_hourly (
     PRIMARY KEY (hour, metric)
 );
 """
+# Events come from bus clients too: an amount that is not a number, not finite or beyond any
+# real count (a dwell of 30 years, a billion devices in a minute) is ignored and counted,
+# never summed into a day that `report` then cannot show.
+MAX_AMOUNT: Final = 1e9
+# a scan's class becomes part of a metric's name: a short token, or "other"
+_CLASS_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
+# the days `day()` answers: 1970-01-01 to 9999-12-31 (what a date can show)
+MAX_DAY: Final = 253402214400
 SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
 TYPES = {"o2o.nfc.tap", "o2o.qr.scan", "o2o.kiosk.checkin", "o2o.kiosk.view",
          "o2o.kiosk.handoff", "o2o.kiosk.survey", "o2o.ble.presence", "o2o.ble.footfall"}
 
 
+class BadValue(ValueError):
+    """An event's value that a roll-up cannot add up."""
+
+
+def _amount(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadValue(f"{what} is not a number")
+    try:
+        amount = float(value)
+    except OverflowError:  # an int beyond any float
+        raise BadValue(f"{what} is too large") from None
+    if not math.isfinite(amount) or abs(amount) > MAX_AMOUNT:
+        raise BadValue(f"{what} is not a finite count")
+    return amount
+
+
 def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
-    """The (metric, amount) pairs one event adds to its hour."""
+    """The (metric, amount) pairs one event adds to its hour; BadValue for a value that is
+    not a sane number."""
     d = data if isinstance(data, dict) else {}
     if event_type == "o2o.nfc.tap":
         return [("taps", 1)]
     if event_type == "o2o.qr.scan":
-        return [("scans", 1), (f"scans.{d.get('class', 'unknown')}", 1)]
+        cls = d.get("class", "unknown")
+        if not isinstance(cls, str) or not _CLASS_RE.fullmatch(cls):
+            cls = "other"
+        return [("scans", 1), (f"scans.{cls}", 1)]
     if event_type == "o2o.kiosk.checkin":
         ok = d.get("outcome") in SUCCESS
         return [("checkins", 1.0), *([("checkins.ok", 1.0)] if ok else [])]
@@ -45,12 +76,12 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
         return [("views", 1)]
     if event_type == "o2o.kiosk.handoff":
         return [("handoffs", 1)]
-    if event_type == "o2o.kiosk.survey" and isinstance(d.get("score"), int | float):
-        return [("survey.answers", 1), ("survey.sum", float(d["score"]))]
+    if event_type == "o2o.kiosk.survey" and "score" in d:
+        return [("survey.answers", 1), ("survey.sum", _amount(d["score"], "score"))]
     if event_type == "o2o.ble.presence" and d.get("action") == "exit":
-        return [("visits", 1), ("dwell_s.sum", float(d.get("dwell_s") or 0))]
+        return [("visits", 1), ("dwell_s.sum", _amount(d.get("dwell_s") or 0, "dwell_s"))]
     if event_type == "o2o.ble.footfall":
-        return [("footfall.peak_per_min", float(d.get("devices") or 0))]
+        return [("footfall.peak_per_min", _amount(d.get("devices") or 0, "devices"))]
     return []
 
 
@@ -61,6 +92,7 @@ class Kpis:
         self._db_lock = threading.Lock()  # the connection (flush and reads come from threads)
         self._pending: dict[tuple[int, str], float] = {}
         self._peaks: dict[tuple[int, str], float] = {}
+        self.ignored = 0  # events whose values could not be added up (BadValue)
 
     def add_bodies(self, items: list[tuple[str, float, str]]) -> None:
         """(type, created, body) of committed events; called from the writer thread."""
@@ -69,16 +101,17 @@ class Kpis:
                 continue
             try:
                 data = json.loads(body).get("data")
-            except (ValueError, AttributeError):
+                hour = int(created // 3600 * 3600)
+                pairs = metrics_of(etype, data)
+            except (ValueError, AttributeError, TypeError, OverflowError, RecursionError):
+                self.ignored += 1  # one odd event: the rest of the group is still counted
                 continue
-            hour = int(created // 3600 * 3600)
             with self._lock:
-                for metric, amount in metrics_of(etype, data):
+                for metric, amount in pairs:
+                    key = (hour, metric)
                     if metric.endswith("peak_per_min"):
-                        key = (hour, metric)
                         self._peaks[key] = max(self._peaks.get(key, 0.0), amount)
                     else:
-                        key = (hour, metric)
                         self._pending[key] = self._pending.get(key, 0.0) + amount
 
     @retry_when_full
@@ -109,12 +142,19 @@ class Kpis:
 
     def day(self, day_start: int) -> dict[str, list[float]]:
         """Metric -> 24 hourly values for the UTC day starting at `day_start`."""
+        if isinstance(day_start, bool) or not isinstance(day_start, int) \
+                or not 0 <= day_start <= MAX_DAY:
+            raise AgentError(Reason.BUS_PROTOCOL,
+                             f"day must be the epoch second of a UTC day between 1970 and "
+                             f"9999, not {str(day_start)[:40]!r}")
         with self._db_lock:
             rows = self._db.execute("SELECT hour, metric, value FROM kpi_hourly WHERE "
                                     "hour >= ? AND hour < ?",
                                     (day_start, day_start + 86400)).fetchall()
         out: dict[str, list[float]] = {}
         for hour, metric, value in rows:
+            if not math.isfinite(value):  # written before values were checked: not a count
+                continue
             out.setdefault(metric, [0.0] * 24)[(hour - day_start) // 3600] = value
         return out
 
@@ -131,9 +171,10 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
     if total.get("views"):
         out["conversion.view_to_handoff"] = round(total.get("handoffs", 0) / total["views"], 3)
     if total.get("survey.answers"):
-        out["survey.average"] = round(total["survey.sum"] / total["survey.answers"], 2)
+        out["survey.average"] = round(total.get("survey.sum", 0.0) / total["survey.answers"],
+                                      2)
     if total.get("visits"):
-        out["dwell_s.average"] = round(total["dwell_s.sum"] / total["visits"], 1)
+        out["dwell_s.average"] = round(total.get("dwell_s.sum", 0.0) / total["visits"], 1)
     if "footfall.peak_per_min" in day:
         out["footfall.peak_per_min"] = max(day["footfall.peak_per_min"])
     return out

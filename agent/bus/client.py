@@ -26,6 +26,13 @@ class BusClient:
                 f"the agent is not running (nothing listening on {path}); start it with "
                 "'o2o-edge run' or 'systemctl start o2o-edge'",
             ) from exc
+        except BlockingIOError as exc:  # the listen queue is full: the agent is flooded
+            self._sock.close()
+            raise AgentError(
+                Reason.BUS_UNAVAILABLE,
+                f"the agent at {path} is not taking connections now (too many at once); "
+                "try again in a moment",
+            ) from exc
         except PermissionError as exc:
             self._sock.close()
             raise AgentError(

@@ -1,21 +1,38 @@
 """The local bus: a Unix socket speaking JSON lines, for the kiosk, the CLI and store systems.
 
 Requests (one JSON object per line, `req` is echoed back):
-  {"op": "emit", "events": [{"type": T, "data": D, "priority"?: 0-9, "id"?: ULID}]}
+  {"op": "emit", "events": [{"type": T, "data": D, "priority"?: 0-9}]}
       -> {"ok": true, "ids": [...], "seqs": [...]} once the events are committed; an event
          about an app user whose consent is withdrawn is not kept: null in its place, and
          "withheld": how many
   {"op": "status"}     -> {"ok": true, "status": {...}}
   {"op": "subscribe"}  -> {"ok": true}, then {"event": {...}} for every committed event
   {"op": "ping"}       -> {"ok": true}
-Errors: {"ok": false, "reason": R, "error": "what went wrong and what to do"}.
+Errors: {"ok": false, "reason": R, "error": "what went wrong and what to do"}; every request
+gets exactly one answer line and the connection goes on (but for a line over MAX_LINE: the
+framing is lost, the answer is the connection's last).
+
+What a client may send is bounded (agent/bus/limits.py), and every refusal is counted in
+`status` (`bus`):
+- An emit is all or nothing: one invalid event refuses the request, saying which and why
+  (type: dotted lowercase words, at most 128 characters; data: JSON of valid Unicode, at most
+  64 KiB; priority 0-9). Types under o2o.agent., o2o.privacy. and o2o.link. are the agent's
+  own record and are refused from the bus; so is a new type once bus clients have introduced
+  MAX_BUS_TYPES distinct ones in this boot.
+- Event ids are the agent's: every committed event gets a fresh ULID, so no client can make
+  an event that upstream would take for another (the same id twice means a duplicate there).
+  An event carrying an "id" is refused; put a client's own reference in its data.
+- A subscriber's backlog is bounded in bytes; a subscriber that falls behind is told
+  {"ok": false, "reason": "lagged"} and dropped (it may subscribe again).
+- At most MAX_CONNECTIONS connections: at the cap, the one idle longest (never having sent a
+  request first) is closed to make room, with {"reason": "evicted"}; when none is idle, the
+  new one is answered {"reason": "busy"} and closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import stat
@@ -24,6 +41,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.bus.edge import (
+    LAGGED,
+    Refused,
+    Stalled,
+    check_events,
+    error,
+    parse,
+    short,
+    until_eof,
+)
+from agent.bus.limits import (
+    MAX_CONNECTIONS,
+    SEND_TIMEOUT_S,
+    BusCounters,
+    Conn,
+    Subscriber,
+    close_with,
+    line,
+    pick_victim,
+)
 from agent.envelope import PendingEvent, make_pending
 from agent.errors import AgentError, Reason
 from agent.outbox import Committed, OutboxWriter
@@ -32,12 +69,8 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 1024 * 1024
 MAX_EVENTS_PER_REQUEST = 5000
-SUBSCRIBER_QUEUE = 10_000
 SOCKET_MODE = 0o660
-
-
-def _error(req: Any, reason: str, message: str) -> dict[str, Any]:
-    return {"req": req, "ok": False, "reason": reason, "error": message}
+_HIGH_WATER = 64 * 1024  # asyncio's default: above it a write waits for the peer
 
 
 class BusServer:
@@ -57,13 +90,23 @@ class BusServer:
         self.status = status
         self.clients = 0
         self.requests = 0
+        self.counters = BusCounters()
         self._server: asyncio.AbstractServer | None = None
-        self._subscribers: set[asyncio.Queue[bytes | None]] = set()
+        self._subscribers: set[Subscriber] = set()
+        self._conns: set[Conn] = set()
+        self._types: set[str] = set()  # event types bus clients introduced (MAX_BUS_TYPES)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: set[asyncio.Future[None]] = set()
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    def status_part(self) -> dict[str, Any]:
+        """The bus's part of the status document."""
+        return {"socket": str(self.path), "clients": self.clients,
+                "subscribers": len(self._subscribers), "requests": self.requests,
+                "event_types": len(self._types), **self.counters.snapshot()}
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -109,9 +152,8 @@ class BusServer:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
-        for q in list(self._subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(None)
+        for sub in list(self._subscribers):
+            sub.end()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -124,109 +166,157 @@ class BusServer:
             self._loop.call_soon_threadsafe(self._fan_out, lines)
 
     def _fan_out(self, lines: list[bytes]) -> None:
-        for q in list(self._subscribers):
-            for line in lines:
-                try:
-                    q.put_nowait(line)
-                except asyncio.QueueFull:
-                    # a subscriber that cannot keep up is told, not allowed to stall capture
-                    self._subscribers.discard(q)
-                    with contextlib.suppress(asyncio.QueueFull):
-                        q.put_nowait(b'{"ok":false,"reason":"lagged","error":"too slow"}\n')
-                    break
+        for sub in list(self._subscribers):
+            if not sub.offer(lines):
+                # a subscriber that cannot keep up is told, not allowed to stall capture
+                self._subscribers.discard(sub)
+                self.counters.lagged_subscribers += 1
 
     # --- connections ---------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Conn(writer)
+        if len(self._conns) >= MAX_CONNECTIONS and not self._make_room():
+            self.counters.refused_connections += 1
+            await close_with(writer, line(error(
+                None, "busy", f"the agent already serves {MAX_CONNECTIONS} bus connections; "
+                "close idle ones (o2o-edge status shows them) and try again")))
+            return
+        self._conns.add(conn)
         self.clients += 1
         try:
             while True:
                 try:
-                    line = await reader.readline()
+                    raw = await reader.readline()
                 except (asyncio.LimitOverrunError, ValueError):
-                    await self._send(writer, _error(None, "bus-protocol",
-                                                    f"line longer than {MAX_LINE} bytes"))
+                    self.counters.refused_requests["line-too-long"] += 1
+                    conn.closing = True
+                    await close_with(writer, line(error(
+                        None, "bus-protocol",
+                        f"request line longer than {MAX_LINE} bytes; the connection is closed")))
                     return
-                if not line:
+                if not raw:
                     return
-                if not line.strip():
+                if not raw.strip():
                     continue
                 self.requests += 1
-                reply = await self._handle(line, reader, writer)
-                if reply is None:
+                conn.busy = True
+                answer = await self._handle(raw, reader, writer, conn)
+                if answer is None:
                     return  # the connection became a subscription and has ended
-                await self._send(writer, reply)
-        except (ConnectionError, BrokenPipeError):
+                await self._send(writer, answer)
+                conn.busy = False
+                conn.requests += 1
+                conn.last_active = time.monotonic()
+        except ConnectionError:
             return
+        except Stalled:
+            self.counters.stalled_connections += 1
         finally:
             self.clients -= 1
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            self._conns.discard(conn)
+            if not conn.closing:
+                conn.closing = True
+                await close_with(writer)
 
-    async def _send(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
-        writer.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
-        await writer.drain()
+    def _make_room(self) -> bool:
+        """At the connection cap: close an idle connection for a new one, if there is one."""
+        victim = pick_victim(self._conns)
+        if victim is None:
+            return False
+        self._conns.discard(victim)
+        victim.closing = True
+        self.counters.evicted_connections += 1
+        task = asyncio.ensure_future(close_with(victim.writer, line(error(
+            None, "evicted", "closed: idle while the agent is at its connection limit; "
+                             "connect again when you have a request"))))
+        self._closing.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._closing.discard)
+        return True
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(data)
+        if writer.transport.get_write_buffer_size() > _HIGH_WATER:
+            try:  # a peer that sends requests but never reads the answers is not kept
+                await asyncio.wait_for(writer.drain(), SEND_TIMEOUT_S)
+            except TimeoutError:
+                raise Stalled from None
 
     async def _handle(
-        self, line: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> dict[str, Any] | None:
+        self, raw: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        conn: Conn,
+    ) -> bytes | None:
+        """One request's answer line (None: the connection was a subscription, now over)."""
+        req: Any = None
+        op: Any = None
         try:
-            msg = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(None, "bus-protocol", f"request is not JSON: {exc}")
-        if not isinstance(msg, dict):
-            return _error(None, "bus-protocol", "request must be a JSON object")
-        req = msg.get("req")
-        op = msg.get("op")
-        if op == "ping":
-            return {"req": req, "ok": True, "time": time.time()}
-        if op == "status":
-            return {"req": req, "ok": True, "status": self.status()}
-        if op == "emit":
-            return await self._emit(req, msg)
-        if op == "subscribe":
-            await self._subscribe(req, reader, writer)
-            return None
-        handler = self.ops.get(op) if isinstance(op, str) else None
-        if handler is not None:
-            try:
-                return {"req": req, "ok": True, **await asyncio.to_thread(handler, msg)}
-            except AgentError as exc:
-                return _error(req, exc.reason.value, str(exc))
-        known = ", ".join(["emit", "status", "subscribe", "ping", *self.ops])
-        return _error(req, "bus-protocol", f"unknown op {op!r}; use one of: {known}")
+            msg = parse(raw)
+            req = msg.get("req")
+            op = msg.get("op")
+            if op == "emit":
+                reply = await self._emit(req, msg)
+            elif op == "subscribe":
+                await self._subscribe(req, reader, writer, conn)
+                return None
+            elif op == "ping":
+                reply = {"req": req, "ok": True, "time": time.time()}
+            elif op == "status":
+                reply = {"req": req, "ok": True, "status": self.status()}
+            else:
+                handler = self.ops.get(op) if isinstance(op, str) else None
+                if handler is None:
+                    known = ", ".join(["emit", "status", "subscribe", "ping", *self.ops])
+                    raise Refused("unknown-op", "bus-protocol",
+                                   f"unknown op {short(op)}; use one of: {known}")
+                try:
+                    reply = {"req": req, "ok": True, **await asyncio.to_thread(handler, msg)}
+                except AgentError as exc:
+                    raise Refused(f"{op}:{exc.reason.value}", exc.reason.value,
+                                   str(exc)) from None
+            return line(reply)
+        except Refused as exc:
+            self.counters.refused_requests[exc.key] += 1
+            return line(error(req, exc.reason, str(exc)))
+        except (ConnectionError, Stalled):
+            raise
+        except Exception as exc:  # a bug met by a request: answered, counted, the bus goes on
+            self.counters.refused_requests["internal-error"] += 1
+            log.warning("bus request %s failed: %s: %s", short(op), type(exc).__name__,
+                        short(str(exc), 200))
+            log.debug("bus request failure", exc_info=True)
+            return line(error(req, "internal-error",
+                               f"the agent could not answer this request "
+                               f"({type(exc).__name__}); it goes on running"))
 
     async def _emit(self, req: Any, msg: dict[str, Any]) -> dict[str, Any]:
         raw = msg.get("events")
         if not isinstance(raw, list) or not raw:
-            return _error(req, "invalid-event", '"events" must be a non-empty list')
+            raise Refused("no-events", "invalid-event", '"events" must be a non-empty list')
         if len(raw) > MAX_EVENTS_PER_REQUEST:
-            return _error(req, "invalid-event",
-                          f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+            raise Refused("too-many-events", "invalid-event",
+                           f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+        new_types = check_events(raw, self._types, self.counters)
         now = time.time()
         pending: list[PendingEvent] = []
         kept: list[int] = []  # positions of the events not withheld
-        try:
-            for i, ev in enumerate(raw):
-                if not isinstance(ev, dict) or "type" not in ev:
-                    raise AgentError(Reason.INVALID_EVENT,
-                                     f"event {i}: must be an object with \"type\" and \"data\"")
-                data = ev.get("data")
-                if isinstance(ev["type"], str):  # else make_pending refuses it below
-                    if self.allow is not None and not self.allow(ev["type"], data):
-                        continue
-                    if self.enrich is not None:
-                        data = self.enrich(ev["type"], data)
-                kept.append(i)
-                pending.append(make_pending(ev["type"], data, now,
-                                            ev.get("priority"), _valid_id(ev.get("id"))))
-        except AgentError as exc:
-            return _error(req, exc.reason.value, str(exc))
+        for i, ev in enumerate(raw):
+            etype: str = ev["type"]
+            data = ev.get("data")
+            if self.allow is not None and not self.allow(etype, data):
+                continue
+            if self.enrich is not None:
+                data = self.enrich(etype, data)
+            try:
+                pending.append(make_pending(etype, data, now, ev.get("priority")))
+            except AgentError as exc:
+                self.counters.refused_events["invalid"] += 1
+                raise Refused("invalid-event", "invalid-event", f"event {i}: {exc}") from None
+            kept.append(i)
         try:
             committed = await asyncio.wrap_future(self.writer.submit(pending)) if pending else []
         except AgentError as exc:
-            return _error(req, exc.reason.value, str(exc))
+            return error(req, exc.reason.value, str(exc))
+        self._types |= new_types
         ids: list[str | None] = [None] * len(raw)
         seqs: list[int | None] = [None] * len(raw)
         for i, c in zip(kept, committed, strict=True):
@@ -237,35 +327,46 @@ class BusServer:
         return reply
 
     async def _subscribe(
-        self, req: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, req: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        conn: Conn,
     ) -> None:
-        q: asyncio.Queue[bytes | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
-        self._subscribers.add(q)
+        sub = Subscriber(writer)
+        conn.subscriber = True
+        self._subscribers.add(sub)
+        closed = asyncio.ensure_future(until_eof(reader))  # the client went away
         try:
-            await self._send(writer, {"req": req, "ok": True})
-            closed = asyncio.ensure_future(reader.read())  # EOF when the client goes away
-            try:
-                while True:
-                    getter = asyncio.ensure_future(q.get())
-                    done, _ = await asyncio.wait({getter, closed},
+            await self._send(writer, line({"req": req, "ok": True}))
+            while True:
+                if sub.ended:
+                    return
+                if sub.lagged:
+                    conn.closing = True
+                    await close_with(writer, LAGGED)
+                    return
+                if not sub.lines:
+                    waiter = asyncio.ensure_future(sub.wake.wait())
+                    done, _ = await asyncio.wait({waiter, closed},
                                                  return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
                     if closed in done:
-                        getter.cancel()
                         return
-                    line = getter.result()
-                    if line is None:
-                        return
-                    writer.write(line)
-                    await writer.drain()
-            finally:
-                closed.cancel()
+                    continue
+                writer.write(sub.take())
+                if writer.transport.get_write_buffer_size() <= _HIGH_WATER:
+                    continue
+                drain = asyncio.ensure_future(writer.drain())
+                lag = asyncio.ensure_future(sub.lag.wait())
+                done, _ = await asyncio.wait({drain, lag, closed}, timeout=SEND_TIMEOUT_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                lag.cancel()
+                if drain not in done:
+                    drain.cancel()
+                elif drain.exception() is not None:
+                    return  # the peer is gone
+                if closed in done:
+                    return
+                if not done:
+                    raise Stalled
         finally:
-            self._subscribers.discard(q)
-
-
-def _valid_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and 1 <= len(value) <= 64 and value.isascii() and value.isalnum():
-        return value
-    raise AgentError(Reason.INVALID_EVENT, "event id must be 1-64 letters and digits (a ULID)")
+            closed.cancel()
+            self._subscribers.discard(sub)

@@ -133,6 +133,8 @@ class OutboxWriter:
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._closed = False
+        self._exited = False  # the thread has left its loop: submit() fails fast
+        self.death = ""  # why the thread stopped when it was not asked to
         self._store: OutboxStore | None = None
 
     # --- API for any thread ------------------------------------------------------------
@@ -149,8 +151,31 @@ class OutboxWriter:
         if self._closed:
             fut.set_exception(AgentError(Reason.OUTBOX_CLOSED, "the outbox is shutting down"))
             return fut
+        if self._exited:  # never queue for a thread that is gone: the caller would wait for ever
+            fut.set_exception(self._gone())
+            return fut
         self._q.put(_Submit(events, fut))
+        if self._exited:  # it went while we queued: its last sweep may have missed this
+            self._fail_queued()
         return fut
+
+    def _gone(self) -> AgentError:
+        return AgentError(Reason.OUTBOX_CLOSED,
+                          f"the outbox writer has stopped ({self.death or 'stopped'}); nothing "
+                          "can be stored: restart the agent (systemctl restart o2o-edge)")
+
+    def _fail_queued(self) -> None:
+        """Answer whatever is still queued once the thread is gone (each item is taken by
+        exactly one caller of get_nowait, so two sweeps never answer the same future)."""
+        while True:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return
+            fut = item.future if isinstance(item, _Submit) else \
+                item.fut if isinstance(item, _Erase) else None
+            if fut is not None and not fut.done():
+                fut.set_exception(self._gone())
 
     def erase(self, needles: list[str]) -> Future[int]:
         """Delete the waiting events that mention any of `needles` (a data subject's
@@ -217,9 +242,21 @@ class OutboxWriter:
             self._open()
         except BaseException as exc:  # reported to start()
             self._open_error = exc
+            self._exited = True
             self._ready.set()
             return
         self._ready.set()
+        try:
+            self._loop()
+        except BaseException as exc:  # not even the loop's guard held: say so, never hang
+            self.death = f"{type(exc).__name__}: {exc}"
+            self.last_error = f"the outbox writer thread stopped: {self.death}"
+            log.critical("%s", self.last_error, exc_info=True)
+        finally:
+            self._exited = True
+            self._fail_queued()
+
+    def _loop(self) -> None:
         next_maintenance = time.monotonic() + MAINTENANCE_S
         last_report = 0.0
         stopping = False
@@ -240,22 +277,39 @@ class OutboxWriter:
             elif first is not None:
                 stopping = self._collect(first, submits, acks)
             now = time.monotonic()
-            self._note_reserve(now)
-            if self._unreported and now - last_report >= REPORT_INTERVAL_S:
-                self._notices.append(self._drop_report())
-                last_report = now
-            if submits or acks or self._notices:
-                self._commit(submits, acks)
-            while self._erasures:  # after the commit: what was just written is erased too
-                job = self._erasures.pop(0)
-                try:
-                    assert self._store is not None
-                    job.fut.set_result(self._store.erase(job.needles))
-                except Exception as exc:  # reported to the caller, the writer goes on
-                    job.fut.set_exception(exc)
-            if now >= next_maintenance:
-                self._maintenance()
-                next_maintenance = now + MAINTENANCE_S
+            try:
+                self._note_reserve(now)
+                if self._unreported and now - last_report >= REPORT_INTERVAL_S:
+                    self._notices.append(self._drop_report())
+                    last_report = now
+                if submits or acks or self._notices:
+                    self._commit(submits, acks)
+                while self._erasures:  # after the commit: what was just written is erased too
+                    job = self._erasures.pop(0)
+                    try:
+                        assert self._store is not None
+                        job.fut.set_result(self._store.erase(job.needles))
+                    except Exception as exc:  # reported to the caller, the writer goes on
+                        job.fut.set_exception(exc)
+                if now >= next_maintenance:
+                    next_maintenance = now + MAINTENANCE_S
+                    self._maintenance()
+            except Exception as exc:  # a bug met by one round: its callers told, the writer goes on
+                self.last_error = f"outbox writer: {type(exc).__name__}: {exc}"
+                log.exception("outbox writer round failed; going on")
+                for s in submits:
+                    if not s.future.done():
+                        s.future.set_exception(AgentError(
+                            Reason.OUTBOX_FULL,
+                            f"these events were not stored ({self.last_error})"))
+            except BaseException as exc:  # the thread ends (_run says why): answer this round
+                for s in submits:
+                    if not s.future.done():
+                        s.future.set_exception(AgentError(
+                            Reason.OUTBOX_CLOSED, f"the outbox writer has stopped "
+                            f"({type(exc).__name__}); these events were not stored: restart "
+                            "the agent (systemctl restart o2o-edge)"))
+                raise
         if self._unreported:
             self._notices.append(self._drop_report())
             self._commit([], [])
@@ -304,8 +358,8 @@ class OutboxWriter:
         events: list[PendingEvent] = list(notices)
         for s in submits:
             events.extend(s.events)
-        rows = self._render(events, self.seq)
         try:
+            rows = self._render(events, self.seq)
             tally, first_n = self._transact(rows, acks)
         except AgentError as exc:
             if isinstance(exc, _DiskFull):
@@ -317,6 +371,9 @@ class OutboxWriter:
             for s in submits:
                 if not s.future.done():
                     s.future.set_exception(exc)
+            return
+        except Exception as exc:  # what the store cannot take: find whose it is, keep the rest
+            self._isolate(submits, acks, notices, exc)
             return
         self.seq += len(rows)
         self.committed_total += len(rows)
@@ -337,6 +394,32 @@ class OutboxWriter:
                 self.on_commit(committed)
             except Exception:  # a listener must not break durability
                 log.exception("on_commit listener failed")
+
+    def _isolate(self, submits: list[_Submit], acks: list[int], notices: list[PendingEvent],
+                 exc: Exception) -> None:
+        """A group failed for an unexpected reason: commit each submission on its own, so
+        only the one at fault is refused (with an AgentError), and the writer goes on."""
+        log.warning("outbox commit failed (%s: %s); committing each submission on its own",
+                    type(exc).__name__, str(exc)[:200])
+        if len(submits) == 1 and not notices:
+            self.last_error = f"events refused by the outbox: {type(exc).__name__}: {exc}"
+            if not submits[0].future.done():
+                submits[0].future.set_exception(AgentError(
+                    Reason.INVALID_EVENT, f"the outbox could not store these events "
+                    f"({type(exc).__name__}: {str(exc)[:200]}); they were not kept"))
+            if acks:
+                self._commit([], acks)
+            return
+        if notices and not submits:  # our own notices cannot fail twice: drop them, said
+            self.last_error = f"agent notices not stored: {type(exc).__name__}: {exc}"
+            log.error("%s", self.last_error)
+            if acks:
+                self._commit([], acks)
+            return
+        self._notices = notices + self._notices
+        self._commit([], acks)
+        for s in submits:
+            self._commit([s], [])
 
     def _commit_apart(self, submits: list[_Submit], notices: list[PendingEvent]) -> None:
         """A full disk refused a whole group: commit its parts one by one, the highest

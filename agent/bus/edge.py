@@ -1,0 +1,102 @@
+"""The bus's edge: a request line parsed and an emit's events checked before anything looks at
+them, each refusal with its reason (what the client is told) and its key (what is counted)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from agent.bus.limits import MAX_BUS_TYPES, RESERVED_PREFIXES, BusCounters, line
+from agent.envelope import check_type
+from agent.errors import AgentError
+
+
+def error(req: Any, reason: str, message: str) -> dict[str, Any]:
+    return {"req": req, "ok": False, "reason": reason, "error": message}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# NaN and Infinity are not JSON: refused while parsing, not deep inside a handler
+_DECODE = json.JSONDecoder(parse_constant=_no_constant).decode
+LAGGED = line({"ok": False, "reason": "lagged",
+               "error": "this subscriber fell too far behind and was dropped; subscribe again"})
+
+
+class Refused(Exception):
+    """A request refused at the edge: counted under `key`, answered with `reason`."""
+
+    def __init__(self, key: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.key, self.reason = key, reason
+
+
+class Stalled(Exception):
+    """The peer does not take its answers."""
+
+
+def parse(raw: bytes) -> dict[str, Any]:
+    """A request line as a JSON object, or Refused saying what is wrong with it."""
+    try:
+        msg = _DECODE(raw.decode())
+    except UnicodeDecodeError:
+        raise Refused("not-json", "bus-protocol", "request is not UTF-8 text") from None
+    except RecursionError:
+        raise Refused("too-deep", "bus-protocol", "request is nested too deeply") from None
+    except ValueError as exc:  # not JSON, or an integer too long to convert
+        raise Refused("not-json", "bus-protocol",
+                      f"request is not JSON: {short(str(exc), 200)}") from None
+    if not isinstance(msg, dict):
+        raise Refused("not-an-object", "bus-protocol", "request must be a JSON object")
+    return msg
+
+
+async def until_eof(reader: asyncio.StreamReader) -> None:
+    """Read and drop whatever a subscriber sends, until it goes away (read() without a size
+    would keep all of it in memory)."""
+    with contextlib.suppress(Exception):
+        while await reader.read(65536):
+            pass
+
+
+def short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_events(raw: list[Any], known: set[str], counters: BusCounters) -> set[str]:
+    """What can be refused before anything is looked at (consent, visits): the shape, the
+    type, an id. Returns the types this request introduces."""
+    new: set[str] = set()
+    for i, ev in enumerate(raw):
+        key, why = "", ""
+        if not isinstance(ev, dict) or "type" not in ev:
+            key, why = "not-an-object", 'must be an object with "type" and "data"'
+        elif ev.get("id") is not None:
+            key, why = "client-id", ('"id" is not accepted: the agent gives every event a '
+                                     "unique id; put your own reference in data")
+        elif ev["type"] not in known:
+            etype = ev["type"]
+            try:
+                check_type(etype)
+            except AgentError as exc:
+                key, why = "type", str(exc)
+            else:
+                if etype.startswith(RESERVED_PREFIXES):
+                    key, why = "reserved-type", (
+                        f"type {etype!r} is the agent's own record; choose another type")
+                elif etype not in new:
+                    if len(known) + len(new) >= MAX_BUS_TYPES:
+                        key, why = "too-many-types", (
+                            f"bus clients already introduced {MAX_BUS_TYPES} event types "
+                            "since the agent started; reuse one of them")
+                    else:
+                        new.add(etype)
+        if key:
+            counters.refused_events[key] += 1
+            raise Refused("invalid-event", "invalid-event", f"event {i}: {why}")
+    return new
