@@ -167,4 +167,8 @@ def check_agent(cfg: Config) -> list[Finding]:
         return [fail("agent", f"cannot reach the agent at {cfg.bus.socket} ({exc.strerror})",
                      "check [bus] socket")]
     up = st["uplink"].get("state")
+    if st["outbox"].get("writer") == "stopped":  # answering, but storing nothing
+        return [fail("agent", f"running (pid {st['agent']['pid']}) but its outbox writer has "
+                     f"stopped: nothing is stored ({st['outbox'].get('last_error', '')})",
+                     "systemctl restart o2o-edge")]
     return [ok("agent", f"running (pid {st['agent']['pid']}), uplink {up}")]

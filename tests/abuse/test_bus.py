@@ -326,3 +326,38 @@ def test_hostile_requests_are_answered_and_capture_goes_on(
     st_ = prop_agent.status()
     assert st_["outbox"]["writer"] == "running"
     assert "Traceback" not in prop_agent.log.read_text()
+
+
+def test_a_stopped_writer_is_reported_by_status_and_doctor_and_emits_fail_fast(
+        tmp_path: Path) -> None:
+    """The writer outlives bad input now; should its thread stop anyway (a bug, memory), the
+    agent must not look healthy while storing nothing."""
+    from agent.bus.client import BusClient
+    from agent.config import load_config
+    from agent.doctor.system import check_agent
+    from agent.errors import AgentError
+    from tests.conftest import agent_in_thread
+
+    cfg = load_config(str(write_config(tmp_path / "config.toml", url="")))
+    with agent_in_thread(cfg) as (agent, _loop):
+        wait_for(lambda: agent.ready.is_set(), 20, what="agent ready")
+
+        class Stop(BaseException):
+            pass
+
+        def stop(*a: object) -> None:
+            raise Stop("simulated")
+        agent.writer._commit = stop  # type: ignore[method-assign]
+        with BusClient(cfg.bus.socket, timeout=10) as bus:
+            with pytest.raises(AgentError, match="writer has stopped"):
+                bus.emit([{"type": "o2o.kiosk.view", "data": {}}])
+            t0 = time.monotonic()
+            with pytest.raises(AgentError, match="restart the agent"):
+                bus.emit([{"type": "o2o.kiosk.view", "data": {}}])
+            assert time.monotonic() - t0 < 2  # answered at once, not after a timeout
+            st = bus.status()
+        assert st["outbox"]["writer"] == "stopped"
+        assert "stopped" in st["outbox"]["last_error"]
+        assert agent.health_problem() is not None  # what the systemd watchdog asks
+        (finding,) = check_agent(cfg)
+        assert finding.level == "fail" and "outbox writer" in finding.message, finding.as_json()
