@@ -37,6 +37,7 @@ from kiosk.screens.result import ResultScreen
 from kiosk.screens.staff import StaffScreen
 from kiosk.screens.staff_pin import StaffPinScreen
 from kiosk.screens.survey import SurveyScreen
+from kiosk.state import state_dir
 from kiosk.stats import TodayStats
 from kiosk.widgets.agent_banner import AgentBanner
 from kiosk.widgets.shopper_bar import ShopperBar
@@ -83,7 +84,11 @@ class KioskApp(App[None]):
         self.session_started = clock()
         self.idle_warning: IdleWarning | None = None
         self.content_screen: ContentScreen | None = None  # one card, filled in place
-        self.pin_gate = PinGate(cfg.kiosk.staff_pin_hash, clock)
+        # the PIN's wrong tries and lock-out are shared by every kiosk process (a served
+        # kiosk runs one per browser connection): kept in the kiosk's state directory
+        shared = state_dir()
+        self.pin_gate = PinGate(cfg.kiosk.staff_pin_hash, clock,
+                                shared / "pin-tries.json" if shared else None)
         self.stats = TodayStats()
         # (monotonic time, what) when a screen change was on screen: tests and benchmarks
         self.shown: list[tuple[float, str]] = []

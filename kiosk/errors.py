@@ -9,6 +9,7 @@ class KioskReason(enum.Enum):
     BAD_CATALOGUE = "bad-catalogue"
     BAD_CONTENT = "bad-content"
     AGENT_DOWN = "agent-down"
+    SERVE = "serve"
 
 
 class KioskError(Exception):

@@ -20,6 +20,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--serve", nargs="?", const="", metavar="HOST:PORT",
                    help="serve the kiosk over HTTP for Chromium --kiosk (default [kiosk] serve, "
                         "127.0.0.1:8765)")
+    p.add_argument("--sessions", type=int, metavar="N",
+                   help="with --serve: kiosk sessions (browser connections, each a kiosk "
+                        "process) at once, 1 to 16 (default 2: a screen, and its reload)")
     p.set_defaults(handler=me.cmd_kiosk)
     ksub = p.add_subparsers(dest="kiosk_command", metavar="ACTION")
     q = ksub.add_parser("pin", help="hash a staff PIN for [kiosk] staff_pin_hash")
@@ -33,20 +36,29 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.serve is not None:
         import textual_serve
-        from textual_serve.server import Server
 
         import kiosk
+        from kiosk import serve
 
-        where = args.serve or cfg.kiosk.serve
-        host, _, port = where.rpartition(":")
         command = [sys.executable, "-m", "agent.cli.main", "kiosk"]
         if args.config:
             command += ["--config", args.config]
-        # textual-serve's own scripts and fonts, our page (no fonts from the internet)
-        Server(shlex.join(command), host=host.strip("[]"), port=int(port),
-               title="o2o-edge kiosk",
-               statics_path=Path(textual_serve.__file__).parent / "static",
-               templates_path=Path(kiosk.__file__).parent / "web").serve()
+        sessions = serve.DEFAULT_SESSIONS if args.sessions is None else args.sessions
+        try:
+            if not 1 <= sessions <= serve.MAX_SESSIONS:
+                raise serve.ServeError(f"--sessions {sessions}: give 1 to {serve.MAX_SESSIONS} "
+                                       "(a store screen needs 1, 2 while its page reloads)")
+            host, port = serve.parse_listen(args.serve or cfg.kiosk.serve)
+            # textual-serve's own scripts and fonts, our page (no fonts from the internet)
+            server = serve.KioskServer(
+                shlex.join(command), host=host, port=port, max_sessions=sessions,
+                title="o2o-edge kiosk", statics_path=Path(textual_serve.__file__).parent / "static",
+                templates_path=Path(kiosk.__file__).parent / "web")
+            server.bind()
+        except serve.ServeError as exc:
+            print(f"o2o-edge kiosk: {exc}", file=sys.stderr)
+            return 2
+        server.serve()
         return 0
     from kiosk.app import KioskApp
 
