@@ -215,14 +215,16 @@ class RobustDecoder:
         """Ordered by frames rescued per millisecond on the simulator's hard sets."""
         cv2 = self._cv2
         h, w = grey.shape[:2]
+        flat = self._flat(grey)
+        yield cv2.GaussianBlur(flat, (0, 0), 1.0)  # glare or dim light, with noise or JPEG
+        yield cv2.GaussianBlur(grey, (0, 0), 1.2)  # noise, JPEG blocks, moire
+        # small codes, blurred: here, after the two above (first, they cost the camera-like
+        # hard sets twice the time for the same frames read)
         if min(h, w) < 400:  # a small crop: modules of a pixel or two need more pixels
             yield self._sharp2x(grey)
         else:  # small codes in a large frame: only their regions are enlarged (cost)
             for x0, y0, x1, y1 in dense_regions(cv2, grey):
                 yield self._sharp2x(grey[y0:y1, x0:x1])
-        flat = self._flat(grey)
-        yield cv2.GaussianBlur(flat, (0, 0), 1.0)  # glare or dim light, with noise or JPEG
-        yield cv2.GaussianBlur(grey, (0, 0), 1.2)  # noise, JPEG blocks, moire
         smooth = cv2.GaussianBlur(grey, (5, 5), 0)
         yield cv2.adaptiveThreshold(smooth, 255, cv2.ADAPTIVE_THRESH_MEAN_C,
                                     cv2.THRESH_BINARY, 51, 3)  # uneven light
