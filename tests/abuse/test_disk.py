@@ -1,0 +1,194 @@
+"""The disk as a hostile input: a real agent on a private tmpfs filled to the last byte, and
+an outbox file damaged while the agent is stopped or running.
+
+What a user relies on: the agent starts, serves the bus and drains its backlog upstream; new
+events are refused or dropped only by the stated policy (oldest lowest-priority first, never
+above the new events' priority), counted; `outbox stats` and `outbox export` read the buffer
+with the agent running or stopped; a damaged file is moved aside and capture goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.envelope import make_pending
+from agent.outbox import OutboxWriter
+from simulators.brokers import PrivateBroker
+from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for
+from tests.integration.conftest import Subscriber
+from tests.tmpfs import fill, free_bytes, small_tmpfs
+
+TOPIC = "o2o/v1/store-1/dev-1/events"
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_tmpfs(tmp_path / "disk", 40) as d:
+        yield d
+
+
+def config(tmp_path: Path, outbox: Path, url: str) -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"""
+[device]
+store = "store-1"
+id = "dev-1"
+
+[outbox]
+path = "{outbox}"
+reserve_mb = 1
+
+[mqtt]
+url = "{url}"
+backoff_min_s = 0.1
+backoff_max_s = 1.0
+
+[bus]
+socket = "{tmp_path / 'agent.sock'}"
+""")
+    return cfg
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def backlog(outbox: Path, n: int, pad: int = 150) -> list[str]:
+    """What an earlier run left: `n` priority-5 events, and the disk reserve it took."""
+    w = OutboxWriter(outbox, max_bytes=256 << 20, ttl_s=1e6, source="o2o-edge://store-1/dev-1",
+                     bootid="EARLIER", reserve_bytes=1 << 20)
+    w.start()
+    ids: list[str] = []
+    for k in range(0, n, 500):
+        evs = [make_pending("o2o.ble.presence", {"pad": "p" * pad, "i": k + i}, time.time(), 5)
+               for i in range(500)]
+        ids += [c.id for c in w.submit(evs).result(30)]
+    w.stop()
+    return ids
+
+
+def damage_middle(path: Path) -> None:
+    """Overwrite a few pages in the middle of the file, the header and schema left intact."""
+    size = path.stat().st_size
+    with path.open("r+b") as fh:
+        for off in range(size * 2 // 5 // 4096 * 4096, size * 3 // 5, 4096 * 8):
+            fh.seek(off)
+            fh.write(os.urandom(4096))
+
+
+def test_the_agent_starts_on_a_full_disk_keeps_check_ins_drains_and_the_cli_reads(
+        tmp_path: Path, disk: Path, mosquitto: PrivateBroker, subscribers: list[Subscriber],
+        agent_factory: list[AgentProcess]) -> None:
+    outbox = disk / "outbox.db"
+    ids = backlog(outbox, 30_000)
+    sub = Subscriber(mosquitto.url, TOPIC, "collector")
+    subscribers.append(sub)
+    assert sub.connected.wait(15)
+    mosquitto.stop()  # upstream away at first; the collector's session is kept
+    fill(disk)
+    assert free_bytes(disk) == 0
+    cfg = config(tmp_path, outbox, mosquitto.url)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()  # before: "disk I/O error" at the outbox's first pragma, exit 1, crash loop
+
+    # check-ins on the full disk are kept: older priority-5 events make room, counted
+    checkins = emit_lines(cfg, [json.dumps({"type": "o2o.kiosk.checkin", "data": {"order": i}})
+                                for i in range(50)])
+    assert len(checkins) == 50
+    out = agent.status()["outbox"]
+    dropped = out["dropped_this_boot"]
+    assert dropped.get("disk_full", 0) > 0 and not any(k.startswith("refused") for k in dropped)
+    assert out["reserve"]["releases"] == 1
+
+    # read-only tools beside the running agent, on the full disk
+    res = cli("outbox", "stats", "--json", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["by_priority"]["9"] >= 50
+    res = cli("outbox", "export", "--config", str(cfg), "-o", str(tmp_path / "running.jsonl"))
+    assert res.returncode == 0, res.stderr
+    exported = {json.loads(line)["id"]
+                for line in (tmp_path / "running.jsonl").read_text().splitlines()}
+    assert set(checkins) <= exported
+
+    # upstream back: the whole backlog leaves, deleting rows frees pages for what comes
+    t0 = time.monotonic()
+    mosquitto.start()
+    wait_for(lambda: agent.status()["outbox"]["depth"] == 0, 120,
+             what=lambda: f"the backlog drained ({agent.status()['outbox']}; {sub.health()})")
+    elapsed = time.monotonic() - t0
+    dropped_n = agent.status()["outbox"]["dropped_this_boot"]["disk_full"]
+    # every backlog event not dropped (counted) for the check-ins reaches the collector
+    wait_for(lambda: len(set(ids) - sub.unique()) == dropped_n, 60,
+             what=lambda: f"{len(set(ids) - sub.unique())} missing, {dropped_n} dropped; "
+                          f"{sub.health()}")
+    assert set(checkins) <= sub.unique()
+    lost = set(ids) - sub.unique()
+    print(f"full-disk drain: {len(ids) - len(lost)} events upstream in {elapsed:.1f} s "
+          f"({(len(ids) - len(lost)) / elapsed:.0f}/s), {len(lost)} dropped for check-ins")
+    assert agent.stop() == 0
+
+    # and with the agent stopped, the disk full again (its write-ahead log was given back)
+    fill(disk, "filler2")
+    assert free_bytes(disk) == 0
+    res = cli("outbox", "stats", "--json", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    depth = json.loads(res.stdout)["depth"]
+    assert depth < 5  # what the stop itself reported
+    res = cli("outbox", "export", "--config", str(cfg), "-o", str(tmp_path / "stopped.jsonl"))
+    assert res.returncode == 0 and f"exported {depth} events" in res.stderr, res.stderr
+
+
+def test_pages_damaged_after_a_clean_stop_are_found_at_start_and_capture_goes_on(
+        tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
+    outbox = tmp_path / "outbox.db"
+    backlog(outbox, 5000)
+    damage_middle(outbox)
+    cfg = config(tmp_path, outbox, "")
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    out = agent.status()["outbox"]
+    # before: not looked at after a clean stop (no -wal left), found only by a drain's read
+    assert len(out["quarantined"]) == 1 and ".corrupt-" in out["quarantined"][0]
+    assert "moved to" in out["last_error"]
+    (new,) = emit_lines(cfg, [json.dumps({"type": "o2o.kiosk.checkin", "data": {"o": 1}})])
+    assert agent.stop() == 0
+    res = cli("outbox", "export", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert new in {e["id"] for e in events}
+    assert "o2o.agent.outbox.quarantined" in {e["type"] for e in events}
+    assert Path(out["quarantined"][0]).exists()
+
+
+def test_damage_met_by_the_drain_while_running_is_moved_aside_and_capture_goes_on(
+        tmp_path: Path, mosquitto: PrivateBroker, subscribers: list[Subscriber],
+        agent_factory: list[AgentProcess]) -> None:
+    outbox = tmp_path / "outbox.db"
+    backlog(outbox, 5000)
+    sub = Subscriber(mosquitto.url, TOPIC, "collector")
+    subscribers.append(sub)
+    assert sub.connected.wait(15)
+    mosquitto.stop()
+    cfg = config(tmp_path, outbox, mosquitto.url)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()  # the start's check reads a sound file
+    damage_middle(outbox)  # then pages go bad under the running agent
+    mosquitto.start()  # the drain reads them
+    wait_for(lambda: agent.status()["outbox"]["quarantined"], 60,
+             what=lambda: f"the damaged outbox moved aside ({agent.status()['outbox']})")
+    out = agent.status()["outbox"]
+    assert "a reader met" in out["last_error"] and "malformed" in out["last_error"]
+    (new,) = emit_lines(cfg, [json.dumps({"type": "o2o.kiosk.checkin", "data": {"o": 2}})])
+    wait_for(lambda: new in sub.unique(), 60,
+             what=lambda: f"the check-in upstream ({agent.status()['uplink']}; {sub.health()})")
+    assert agent.stop() == 0
