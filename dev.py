@@ -36,6 +36,7 @@ DEBIAN_TEST_PACKAGES = {
     "chromium": "/usr/bin/chromium",  # the served kiosk's test, as on the store's screen
     "cage": "/usr/bin/cage",  # the kiosk browser unit names it: systemd-analyze verify checks
     "systemd": "/usr/bin/systemd-analyze",
+    "prometheus": "/usr/bin/promtool",  # checks the metrics page's names and format
 }
 # the demo's simulated store: a private broker (unless one answers on localhost) and the
 # private D-Bus its fake BlueZ lives on

@@ -1,8 +1,12 @@
 """Health as Prometheus metrics on localhost, and the same health on MQTT `…/telemetry`.
 
 Metrics are read from the agent's status when scraped (nothing extra on the capture path)
-except the per-type event counts, which the commit hook adds up. Served by prometheus-client
-on [metrics] listen (127.0.0.1:9464 by default; "" turns it off).
+except the per-type event counts, which the commit hook adds up. Served on [metrics] listen
+(127.0.0.1:9464 by default; "" turns it off) by agent/metrics_server.py, on the event loop.
+
+Names follow Prometheus' conventions (`promtool check metrics` is clean): base units
+(seconds, bytes), counters exposed with `_total`, and labels of bounded cardinality — the
+event types counted are capped, later ones are added up under "other".
 """
 
 from __future__ import annotations
@@ -10,15 +14,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from agent.metrics_server import MetricsServer, bind
+
 log = logging.getLogger(__name__)
+
+# distinct event types with a series of their own: the agent's and the kiosk's types are a
+# few dozen; whatever comes after the cap is counted under OTHER_TYPE, so a client inventing
+# types cannot grow the page (each series is kept for the agent's life)
+MAX_TYPE_SERIES: Final = 64
+MAX_TYPE_LABEL: Final = 100  # characters; a longer type is counted under OTHER_TYPE
+OTHER_TYPE: Final = "other"
 
 HEALTHY = {"scanning", "ready", "tag-present", "capturing", "finished", "ended"}
 
@@ -38,9 +57,19 @@ class AgentCollector(Collector):
     def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
         self.status = status
         self.committed: Counter[str] = Counter()
+        # counted on the outbox writer's thread, read on the loop: a new key while the page
+        # iterates would raise there
+        self._lock = threading.Lock()
+        self.endpoint: Any = None  # the MetricsServer, for its own refusal counts
 
     def count_committed(self, types: list[str]) -> None:
-        self.committed.update(types)
+        committed = self.committed
+        with self._lock:
+            for etype in types:
+                if etype not in committed and (len(committed) >= MAX_TYPE_SERIES
+                                               or len(etype) > MAX_TYPE_LABEL):
+                    etype = OTHER_TYPE
+                committed[etype] += 1
 
     def collect(self) -> Iterator[Metric]:
         st = self.status()
@@ -60,7 +89,9 @@ class AgentCollector(Collector):
                                 value=o.get("bytes", 0) or 0)
         c = CounterMetricFamily("o2o_events_committed", "Events committed to the outbox "
                                 "since start, by type", labels=["type"])
-        for etype, n in sorted(self.committed.items()):
+        with self._lock:
+            committed = sorted(self.committed.items())
+        for etype, n in committed:
             c.add_metric([etype], n)
         yield c
         d = CounterMetricFamily("o2o_events_dropped", "Events dropped by the outbox's quota "
@@ -80,22 +111,31 @@ class AgentCollector(Collector):
         for name, state in driver_states(st).items():
             drv.add_metric([name, state], 1 if state in HEALTHY else 0)
         yield drv
-        if "qr" in st and st["qr"].get("decode_ms_avg") is not None:
-            yield GaugeMetricFamily("o2o_qr_decode_ms", "Mean QR decode time per frame",
-                                    value=st["qr"]["decode_ms_avg"])
+        hist = st.get("qr", {}).get("decode_seconds")
+        if hist is not None:
+            yield HistogramMetricFamily(
+                "o2o_qr_decode_seconds", "Time to decode one camera frame",
+                buckets=[(le, n) for le, n in hist["buckets"]], sum_value=hist["sum"])
         if "nfc" in st:
             yield CounterMetricFamily("o2o_nfc_taps", "NFC taps read since start",
                                       value=st["nfc"]["taps"])
+        if self.endpoint is not None:
+            r = CounterMetricFamily("o2o_metrics_connections_refused", "Connections to this "
+                                    "endpoint let go without a page, by reason",
+                                    labels=["reason"])
+            for reason in ("busy", "evicted", "timeout", "too-large", "bad-request",
+                           "not-found", "closed", "error"):
+                r.add_metric([reason], self.endpoint.refused[reason])
+            yield r
 
 
-def serve(collector: AgentCollector, listen: str) -> Any:
-    """Start the HTTP endpoint; returns the server (shut down with .shutdown())."""
-    from prometheus_client import start_http_server
-
+def serve(collector: AgentCollector, listen: str) -> MetricsServer:
+    """Start the HTTP endpoint on the running event loop; returns the server (stopped with
+    .shutdown() and .server_close()). OSError when the address cannot be bound."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)
-    host, _, port = listen.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+    server = MetricsServer(registry, bind(listen), asyncio.get_running_loop())
+    collector.endpoint = server
     return server
 
 
