@@ -9,8 +9,10 @@ kiosk process per websocket connection, with what a public screen on a network n
 - at most `--sessions` kiosks (default 2) run at once (each is a process of ~47 MiB; a store
   screen needs one, two while the page reloads): more are answered 503;
 - the terminal size a client asks for is bounded (it is the kiosk's screen buffer);
-- refusals are counted, logged (one line per reason at most every `LOG_EVERY_S`) and shown
-  with the sessions at `GET /status` (JSON).
+- refusals are counted, logged (one line per reason at most every `LOG_EVERY_S`), shown with
+  the sessions at `GET /status` (JSON) and reported to the agent as `o2o.kiosk.serve` events
+  (at most one every `REPORT_EVERY_S`, with the refusals since the last one): they reach the
+  outbox, upstream and the agent's metrics (o2o_events_committed by type).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
 from kiosk.errors import KioskError, KioskReason
+from kiosk.link import AgentLink
 from kiosk.safe_text import plain
 
 log = logging.getLogger("o2o-edge.kiosk.serve")
@@ -45,6 +48,7 @@ ROWS: Final = (8, 200)  # rows likewise; the kiosk keeps a buffer of cols x rows
 DEFAULT_SESSIONS: Final = 2  # one screen, and a second while its page reloads
 MAX_SESSIONS: Final = 16  # each session is a kiosk process of ~47 MiB; a Pi has 1-8 GiB
 LOG_EVERY_S: Final = 10.0  # a refusal is logged at most this often per reason (then counted)
+REPORT_EVERY_S: Final = 10.0  # refusals reach the agent at most this often, summed
 
 
 class ServeError(KioskError):
@@ -119,15 +123,21 @@ class KioskServer(Server):
     """textual-serve's server with the origin check, the session cap and bounded sizes."""
 
     def __init__(self, command: str, host: str, port: int, max_sessions: int,
-                 title: str, statics_path: Path, templates_path: Path) -> None:
+                 title: str, statics_path: Path, templates_path: Path,
+                 agent_socket: Path | None = None) -> None:
         super().__init__(command, host=host, port=port, title=title,
                          statics_path=statics_path, templates_path=templates_path)
         self.max_sessions = max_sessions
         self.sessions = 0
         self.started = 0
         self.refused: Counter[str] = Counter()
+        self.reported: Counter[str] = Counter()  # what the agent has been told of
         self._logged: dict[str, float] = {}
         self._sock: socket.socket | None = None
+        self._link = AgentLink(agent_socket, lambda event: None, lambda up, why: None) \
+            if agent_socket else None
+        self._report: asyncio.Task[None] | None = None
+        self._last_report = -REPORT_EVERY_S
 
     # --- listening ------------------------------------------------------------------------
 
@@ -185,7 +195,29 @@ class KioskServer(Server):
             self._logged[reason] = now
             log.warning("kiosk websocket refused (%s, %d so far): %s", reason,
                         self.refused[reason], text)
+        if self._link is not None and (self._report is None or self._report.done()):
+            self._report = asyncio.create_task(self._report_refusals())
         return web.Response(status=status, text=text + "\n")
+
+    async def _report_refusals(self) -> None:
+        """The refusals since the last report, as one event for the agent's outbox; kept
+        for the next report while the agent cannot take it."""
+        assert self._link is not None
+        while True:
+            await asyncio.sleep(max(0.0, self._last_report + REPORT_EVERY_S
+                                    - time.monotonic()))
+            self._last_report = time.monotonic()
+            new = self.refused - self.reported
+            if not new:
+                return
+            event = {"type": "o2o.kiosk.serve", "data": {
+                "refused": dict(new), "refused_total": dict(self.refused),
+                "sessions": self.sessions, "max_sessions": self.max_sessions}}
+            try:
+                await self._link.request({"op": "emit", "events": [event]})
+            except KioskError:
+                continue  # the agent is away: tried again, with what comes meanwhile
+            self.reported.update(new)
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         origin = request.headers.get("Origin")
@@ -226,4 +258,5 @@ class KioskServer(Server):
 
     def status(self) -> dict[str, Any]:
         return {"sessions": self.sessions, "max_sessions": self.max_sessions,
-                "started": self.started, "refused": dict(self.refused)}
+                "started": self.started, "refused": dict(self.refused),
+                "reported_to_agent": dict(self.reported)}

@@ -53,7 +53,8 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
             server = serve.KioskServer(
                 shlex.join(command), host=host, port=port, max_sessions=sessions,
                 title="o2o-edge kiosk", statics_path=Path(textual_serve.__file__).parent / "static",
-                templates_path=Path(kiosk.__file__).parent / "web")
+                templates_path=Path(kiosk.__file__).parent / "web",
+                agent_socket=cfg.bus.socket)
             server.bind()
         except serve.ServeError as exc:
             print(f"o2o-edge kiosk: {exc}", file=sys.stderr)

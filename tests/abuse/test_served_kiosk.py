@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from kiosk.pin import LOCK_S, MAX_TRIES, hash_pin
 from kiosk.screens.staff import StaffScreen
 from kiosk.screens.staff_pin import StaffPinScreen
 from kiosk.serve import origin_allowed
-from tests.conftest import CLI, ROOT, wait_for, write_config
+from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
 from tests.integration.test_kiosk_flows import SIZE, until
 
 BAD_ADDRESSES = ["127.0.0.1", ":", "host:notaport", "127.0.0.1:99999", ":8765", "[::1:80"]
@@ -162,6 +163,42 @@ def test_a_websocket_from_another_origin_is_refused_and_starts_no_kiosk(
     asyncio.run(run())
     status = served.status()
     assert status["refused"] == {"origin": len(bad)} and status["started"] == 2
+
+
+def test_refusals_reach_the_agent_as_counted_events(
+        tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
+    served = Served(tmp_path)
+    agent = AgentProcess(served.cfg)
+    agent_factory.append(agent)
+    try:
+        agent.start()
+
+        async def run() -> None:
+            for origin in (None, "http://evil.example", "http://evil.example", "null"):
+                assert (await _refusal(served.url, origin))[0] == 403
+            async with aiohttp.ClientSession() as session:
+                ws = [await _open(served.url, served.url, session) for _ in range(2)]
+                assert (await _refusal(served.url, served.url))[0] == 503
+                for w in ws:
+                    await w.close()
+        asyncio.run(run())
+
+        def told() -> Counter[str]:
+            total: Counter[str] = Counter()
+            res = subprocess.run([*CLI, "outbox", "export", "--config", str(served.cfg)],
+                                 capture_output=True, text=True, cwd=ROOT, timeout=60)
+            for line in res.stdout.splitlines():
+                event = json.loads(line)
+                if event["type"] == "o2o.kiosk.serve":
+                    total.update(event["data"]["refused"])
+            return total
+
+        # the first refusal is reported at once, the rest summed within REPORT_EVERY_S
+        wait_for(lambda: told() == Counter({"origin": 4, "sessions": 1}), 30,
+                 what="the refusals in the agent's outbox")
+        assert served.status()["reported_to_agent"] == {"origin": 4, "sessions": 1}
+    finally:
+        served.stop()
 
 
 def test_origin_rule() -> None:
