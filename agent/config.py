@@ -156,6 +156,9 @@ class KioskConfig:
     early_checkin_min: float = 30.0  # appointment check-in opens this many minutes before
     staff_pin_hash: str = ""  # from 'o2o-edge kiosk pin'; "" = staff mode closed
     serve: str = "127.0.0.1:8765"  # where 'o2o-edge kiosk --serve' listens by default
+    # browser sessions 'kiosk --serve' runs at once, each a kiosk process of ~47 MiB: a
+    # screen needs one, two while its page reloads; more are refused
+    serve_sessions: int = 2
 
 
 @dataclass(frozen=True)

@@ -224,4 +224,5 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     "0 (off) or 5 to 86400 seconds",
     ("kiosk", "serve"): lambda v: None if _check_hostport(v) else
     '"HOST:PORT" with a port from 1 to 65535, like "127.0.0.1:8765"',
+    ("kiosk", "serve_sessions"): _between(1, 16, "sessions"),
 }

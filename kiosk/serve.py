@@ -6,8 +6,9 @@ kiosk process per websocket connection, with what a public screen on a network n
   served there) could otherwise drive the kiosk — answered 403, no kiosk process started.
   A client without an Origin is refused too: only a browser showing our page has business
   there (a test tool sets the header like a browser does);
-- at most `--sessions` kiosks (default 2) run at once (each is a process of ~47 MiB; a store
-  screen needs one, two while the page reloads): more are answered 503;
+- at most `[kiosk] serve_sessions` kiosks (or `--sessions`; default 2) run at once (each is
+  a process of ~47 MiB; a store screen needs one, two while the page reloads): more are
+  answered 503;
 - the terminal size a client asks for is bounded (it is the kiosk's screen buffer);
 - refusals are counted, logged (one line per reason at most every `LOG_EVERY_S`), shown with
   the sessions at `GET /status` (JSON) and reported to the agent as `o2o.kiosk.serve` events
@@ -45,7 +46,6 @@ LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 WILDCARD: Final = frozenset({"0.0.0.0", "::"})  # noqa: S104 — names, compared, not bound
 COLS: Final = (20, 400)  # terminal columns a client may ask for: a 4K screen at a small font
 ROWS: Final = (8, 200)  # rows likewise; the kiosk keeps a buffer of cols x rows cells
-DEFAULT_SESSIONS: Final = 2  # one screen, and a second while its page reloads
 MAX_SESSIONS: Final = 16  # each session is a kiosk process of ~47 MiB; a Pi has 1-8 GiB
 LOG_EVERY_S: Final = 10.0  # a refusal is logged at most this often per reason (then counted)
 REPORT_EVERY_S: Final = 10.0  # refusals reach the agent at most this often, summed
@@ -230,8 +230,8 @@ class KioskServer(Server):
         if self.sessions >= self.max_sessions:
             return self._refuse(  # type: ignore[return-value]
                 "sessions", 503,
-                f"refused: {self.sessions} kiosk sessions are open, the most this server "
-                f"allows (o2o-edge kiosk --serve --sessions); close one and reload")
+                f"refused: {self.sessions} kiosk sessions are open, the most [kiosk] "
+                f"serve_sessions allows; close one and reload")
         query = dict(request.query)
         query["width"] = str(_bounded(query.get("width"), COLS, 80))
         query["height"] = str(_bounded(query.get("height"), ROWS, 24))

@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> None:
                         "127.0.0.1:8765)")
     p.add_argument("--sessions", type=int, metavar="N",
                    help="with --serve: kiosk sessions (browser connections, each a kiosk "
-                        "process) at once, 1 to 16 (default 2: a screen, and its reload)")
+                        "process) at once, 1 to 16 (default [kiosk] serve_sessions, 2)")
     p.set_defaults(handler=me.cmd_kiosk)
     ksub = p.add_subparsers(dest="kiosk_command", metavar="ACTION")
     q = ksub.add_parser("pin", help="hash a staff PIN for [kiosk] staff_pin_hash")
@@ -43,7 +43,7 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "agent.cli.main", "kiosk"]
         if args.config:
             command += ["--config", args.config]
-        sessions = serve.DEFAULT_SESSIONS if args.sessions is None else args.sessions
+        sessions = cfg.kiosk.serve_sessions if args.sessions is None else args.sessions
         try:
             if not 1 <= sessions <= serve.MAX_SESSIONS:
                 raise serve.ServeError(f"--sessions {sessions}: give 1 to {serve.MAX_SESSIONS} "

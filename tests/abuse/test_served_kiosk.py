@@ -42,8 +42,9 @@ BAD_ADDRESSES = ["127.0.0.1", ":", "host:notaport", "127.0.0.1:99999", ":8765", 
 # --- one helper process per test: the served kiosk ------------------------------------------
 
 class Served:
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
-        self.cfg = write_config(tmp_path / "config.toml", url="")
+    def __init__(self, tmp_path: Path, *extra: str, kiosk: str = "") -> None:
+        self.cfg = write_config(tmp_path / "config.toml", url="",
+                                extra=f"[kiosk]\n{kiosk}" if kiosk else "")
         with (tmp_path / "serve.log").open("w") as log:
             self.proc = subprocess.Popen(
                 [*CLI, "kiosk", "--serve", "127.0.0.1:0", "--config", str(self.cfg), *extra],
@@ -242,6 +243,27 @@ def test_sessions_past_the_cap_are_refused_and_a_closed_one_frees_its_place(
     status = served.status()
     assert status["refused"] == {"sessions": 3} and status["started"] == 3
     wait_for(lambda: served.kiosks() == [], 30, what="the kiosks of closed sessions gone")
+
+
+def test_the_cap_is_the_kiosks_own_setting(tmp_path: Path) -> None:
+    served = Served(tmp_path, kiosk="serve_sessions = 1\n")
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            ws = await _open(served.url, served.url, session)
+            status, text = await _refusal(served.url, served.url)
+            assert status == 503 and "1 kiosk sessions are open" in text
+            await ws.close()
+    try:
+        asyncio.run(run())
+    finally:
+        served.stop()
+    for bad in (["--sessions", "0"], ["--sessions", "17"]):
+        res = subprocess.run([*CLI, "kiosk", "--serve", "127.0.0.1:0", "--config",
+                              str(served.cfg), *bad], capture_output=True, text=True, cwd=ROOT,
+                             timeout=60)
+        assert res.returncode == 2 and "give 1 to 16" in res.stderr, res
+        assert len(res.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
