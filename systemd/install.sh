@@ -48,7 +48,7 @@ if [ "$ACTION" = uninstall ]; then
           "$DESTDIR/etc/dbus-1/system.d/o2o-edge.conf" "$DESTDIR/etc/sysusers.d/o2o-edge.conf"
     rm -rf "$DESTDIR$PREFIX"
     if [ "$PURGE" = yes ]; then
-        rm -rf "$DESTDIR/etc/o2o-edge" "$DESTDIR/var/lib/o2o-edge"
+        rm -rf "$DESTDIR/etc/o2o-edge" "$DESTDIR/var/lib/o2o-edge" "$DESTDIR/var/lib/o2o-edge-kiosk"
         say "removed, with the configuration and the buffered events"
     else
         say "removed; kept /etc/o2o-edge and /var/lib/o2o-edge (--purge removes them)"
