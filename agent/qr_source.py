@@ -14,6 +14,7 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from agent.qr_policy import qr_policy
 from drivers.qr.camera import FrameGrabber, Grabbed
 from drivers.qr.classify import classify
 from drivers.qr.decoders import QrDecoder, make_decoder
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], object]
 SEEN_LIMIT = 1024  # payloads remembered for debouncing
@@ -83,7 +86,7 @@ class QrSource:
         self._seen: dict[bytes, float] = {}
         self._stop = threading.Event()
         self.counts = {"frames_decoded": 0, "codes": 0, "scans": 0, "debounced": 0,
-                       "rejected": 0}
+                       "rejected": 0, "decode_errors": 0}
         self.decode_ms_total = 0.0
         self.decode_times = DecodeTimes()
 
@@ -115,7 +118,14 @@ class QrSource:
 
     def on_frame(self, got: Grabbed, emit: Emit) -> None:
         started = time.perf_counter()
-        codes = self.decoder.decode(got.grey)
+        try:
+            codes = self.decoder.decode(got.grey)
+        except Exception:  # a decoder's bug on one odd frame must not stop the camera
+            self.counts["decode_errors"] += 1
+            if self.counts["decode_errors"] & (self.counts["decode_errors"] - 1) == 0:
+                log.exception("QR decoder failed on a frame (%d so far)",
+                              self.counts["decode_errors"])  # 1st, 2nd, 4th...: not a flood
+            return
         seconds = time.perf_counter() - started
         ms = seconds * 1000
         self.counts["frames_decoded"] += 1

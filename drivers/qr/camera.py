@@ -144,7 +144,16 @@ class FrameGrabber:
                 self.last_error = "end of file" if is_file else "the camera stopped giving frames"
                 return
             self._backoff.reset()
-            self._put(self._prepare(frame))
+            grey = self._prepare(frame)
+            if grey.size == 0:  # nothing of the picture is in the region of interest
+                h, w = frame.shape[:2]
+                self.state = "roi-outside-frame"
+                self.last_error = (f"the region of interest {self.roi} is outside the camera's "
+                                   f"{w}x{h} picture: fix [qr] roi (x,y,width,height)")
+                self.dropped += 1
+            else:
+                self.state = "capturing"
+                self._put(grey)
             if period:
                 next_due += period
                 self._stop.wait(max(0.0, next_due - time.monotonic()))

@@ -69,6 +69,9 @@ class ZxingDecoder:
         self._text_kinds = _text_kinds(zxingcpp)
 
     def decode(self, grey: Any) -> list[Code]:
+        grey = usable(grey)
+        if grey is None:
+            return []
         return _zxing_codes(self._zx.read_barcodes(grey, formats=self._formats,
                                                    text_mode=self._zx.TextMode.Plain),
                             self._text_kinds, self.name)
@@ -87,6 +90,9 @@ class ZbarDecoder:
         self._zbar = pyzbar
 
     def decode(self, grey: Any) -> list[Code]:
+        grey = usable(grey)
+        if grey is None:
+            return []
         symbols = [self._zbar.ZBarSymbol.QRCODE]
         # zbar hands over text converted to UTF-8 (its guess of the character set)
         return [Code(bytes(d.data), self.name, text_of(bytes(d.data)))
@@ -103,6 +109,9 @@ class OpenCvDecoder:
         self._error = cv2.error
 
     def decode(self, grey: Any) -> list[Code]:
+        grey = usable(grey)
+        if grey is None:
+            return []
         try:
             ok, texts, _, _ = self._detector.detectAndDecodeMulti(grey)
         except self._error:  # cv2.error on odd frames means "none found"
@@ -236,6 +245,9 @@ class RobustDecoder:
     def decode(self, grey: Any) -> list[Code]:
         cv2 = self._cv2
         deadline = time.perf_counter() + self.budget_s
+        grey = usable(grey)
+        if grey is None:
+            return []
         h, w = grey.shape[:2]
         if max(h, w) > MAX_SIDE:  # one pass over 10000x10000 took a second: bound it
             scale = MAX_SIDE / max(h, w)
@@ -285,3 +297,30 @@ def to_grey(image: Any) -> Any:
     if image.ndim == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     return image
+
+
+def usable(image: Any) -> Any | None:
+    """The frame as every decoder can take it (2-D uint8), or None when it has no pixels or
+    no sense as an image. An empty frame (a region of interest outside the picture) made
+    zxing-cpp raise ValueError and zbar ZeroDivisionError; BGR made a threshold assert."""
+    import cv2
+
+    if image.ndim not in (2, 3) or image.size == 0:
+        return None
+    if image.ndim == 3:
+        channels = image.shape[2]
+        if channels == 1:
+            image = image[:, :, 0]
+        elif channels in (3, 4):
+            if image.dtype != np.uint8:
+                image = _as_uint8(image)
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if channels == 3
+                                 else cv2.COLOR_BGRA2GRAY)
+        else:
+            return None
+    return image if image.dtype == np.uint8 else _as_uint8(image)
+
+
+def _as_uint8(image: Any) -> Any:
+    values = np.nan_to_num(image.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(values, 0, 255).astype(np.uint8)
