@@ -83,7 +83,8 @@ class MetricsServer:
         try:
             await self._answer(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
-            self.refused["closed"] += 1
+            if writer in self._conns:  # not one evicted above (counted there)
+                self.refused["closed"] += 1
         except TimeoutError:
             self.refused["timeout"] += 1
         except asyncio.LimitOverrunError:
