@@ -9,18 +9,25 @@ with the agent running or stopped; a damaged file is moved aside and capture goe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.envelope import make_pending
+from agent.errors import AgentError, Reason
 from agent.outbox import OutboxWriter
 from simulators.brokers import PrivateBroker
+from tests.abuse.conftest import ABUSE
 from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for
 from tests.integration.conftest import Subscriber
 from tests.tmpfs import fill, free_bytes, small_tmpfs
@@ -192,3 +199,79 @@ def test_damage_met_by_the_drain_while_running_is_moved_aside_and_capture_goes_o
     wait_for(lambda: new in sub.unique(), 60,
              what=lambda: f"the check-in upstream ({agent.status()['uplink']}; {sub.health()})")
     assert agent.stop() == 0
+
+
+TEST_PRIORITIES = (2, 5, 7, 9)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with small_tmpfs(tmp_path / "small", 12) as d:
+        yield d
+
+
+@ABUSE
+@given(earlier=st.lists(st.tuples(st.sampled_from(TEST_PRIORITIES), st.integers(1, 2000)),
+                       min_size=1, max_size=4),
+       left_kib=st.integers(0, 2048),
+       batches=st.lists(st.tuples(st.sampled_from(TEST_PRIORITIES), st.integers(1, 400),
+                                  st.integers(0, 2000)), min_size=1, max_size=6))
+def test_full_disk_policy_holds_for_any_mix_of_priorities_and_sizes(
+        small_disk: Path, earlier: list[tuple[int, int]], left_kib: int,
+        batches: list[tuple[int, int, int]]) -> None:
+    """Whatever arrives on a nearly full disk, each event is kept, dropped (counted by type)
+    or refused (counted, OUTBOX_FULL, nothing else); a drop of priority q happens only when
+    nothing below q that was there before is left."""
+    for f in small_disk.iterdir():
+        f.unlink()
+    path = small_disk / "outbox.db"
+    w = OutboxWriter(path, max_bytes=256 << 20, ttl_s=1e6, source="o2o-edge://s/d",
+                     bootid="P")
+    w.start()
+    committed: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    try:
+        for prio, n in earlier:  # a backlog left waiting before the disk filled up
+            etype = f"o2o.test.p{prio}"
+            evs = [make_pending(etype, {"i": i}, time.time(), prio) for i in range(n)]
+            committed[etype] += len(w.submit(evs).result(30))
+        filler = fill(small_disk)
+        os.truncate(filler, max(0, filler.stat().st_size - left_kib * 1024))
+        for prio, n, pad in batches:
+            etype = f"o2o.test.p{prio}"
+            before_drops = Counter(w.drops.by_type)
+            before = _remaining_by_priority(path)
+            evs = [make_pending(etype, {"pad": "z" * pad, "i": i}, time.time(), prio)
+                   for i in range(n)]
+            kept = 0
+            try:
+                kept = len(w.submit(evs).result(30))
+            except AgentError as exc:
+                assert exc.reason is Reason.OUTBOX_FULL, exc
+                refused[etype] += n
+            committed[etype] += kept
+            dropped = Counter(w.drops.by_type) - before_drops
+            dropped[etype] -= 0 if kept else n  # a refusal is counted by type as well
+            after = _remaining_by_priority(path)
+            after[prio] = after.get(prio, 0) - kept  # what this batch added
+            for t, k in dropped.items():
+                if k > 0 and t.startswith("o2o.test.p"):
+                    q = int(t.removeprefix("o2o.test.p"))
+                    assert not any(after.get(low, 0) > 0 and before.get(low, 0) > 0
+                                   for low in TEST_PRIORITIES if low < q), (t, before, after)
+    finally:
+        w.stop()
+    left = _remaining_by_type(path)
+    for t in set(committed) | set(refused):
+        assert committed[t] + refused[t] == left.get(t, 0) + w.drops.by_type[t], t
+
+
+def _remaining_by_type(path: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return dict(db.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
+
+
+def _remaining_by_priority(path: Path) -> dict[int, int]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return dict(db.execute("SELECT priority, count(*) FROM events "
+                               "WHERE type LIKE 'o2o.test.%' GROUP BY priority").fetchall())
