@@ -68,9 +68,10 @@ def short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def check_events(raw: list[Any], known: set[str], counters: BusCounters) -> set[str]:
+def check_events(raw: list[Any], known: set[str], counters: BusCounters) -> None:
     """What can be refused before anything is looked at (consent, visits): the shape, the
-    type, an id. Returns the types this request introduces."""
+    type, an id. The types a valid request introduces join `known` at once, so concurrent
+    requests cannot pass the cap together."""
     new: set[str] = set()
     for i, ev in enumerate(raw):
         key, why = "", ""
@@ -79,7 +80,7 @@ def check_events(raw: list[Any], known: set[str], counters: BusCounters) -> set[
         elif ev.get("id") is not None:
             key, why = "client-id", ('"id" is not accepted: the agent gives every event a '
                                      "unique id; put your own reference in data")
-        elif ev["type"] not in known:
+        elif not isinstance(ev["type"], str) or ev["type"] not in known:
             etype = ev["type"]
             try:
                 check_type(etype)
@@ -99,4 +100,4 @@ def check_events(raw: list[Any], known: set[str], counters: BusCounters) -> set[
         if key:
             counters.refused_events[key] += 1
             raise Refused("invalid-event", "invalid-event", f"event {i}: {why}")
-    return new
+    known |= new

@@ -295,7 +295,7 @@ class BusServer:
         if len(raw) > MAX_EVENTS_PER_REQUEST:
             raise Refused("too-many-events", "invalid-event",
                            f"at most {MAX_EVENTS_PER_REQUEST} events per request")
-        new_types = check_events(raw, self._types, self.counters)
+        check_events(raw, self._types, self.counters)
         now = time.time()
         pending: list[PendingEvent] = []
         kept: list[int] = []  # positions of the events not withheld
@@ -316,7 +316,6 @@ class BusServer:
             committed = await asyncio.wrap_future(self.writer.submit(pending)) if pending else []
         except AgentError as exc:
             return error(req, exc.reason.value, str(exc))
-        self._types |= new_types
         ids: list[str | None] = [None] * len(raw)
         seqs: list[int | None] = [None] * len(raw)
         for i, c in zip(kept, committed, strict=True):
