@@ -79,8 +79,8 @@ def retry_when_full(fn: Callable[P, T]) -> Callable[P, T]:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             # here, not at the top: the outbox's own store uses this module
+            from agent.outbox.dbfile import is_disk_full
             from agent.outbox.reserve import release_reserve
-            from agent.outbox.store import is_disk_full
 
             if not is_disk_full(exc):
                 raise

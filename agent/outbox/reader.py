@@ -18,14 +18,14 @@ from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import quote
 
 from agent.errors import AgentError, Reason
-from agent.outbox.store import (
+from agent.outbox.dbfile import (
     BUSY_TIMEOUT_MS,
-    Row,
     inode_of,
     is_corruption,
     is_disk_full,
     report_corruption,
 )
+from agent.outbox.store import Row
 
 Cursor = tuple[int, int]  # (priority, n) of the last row handed out
 T = TypeVar("T")
