@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -99,11 +100,15 @@ class PinGate:
             return self._mine
         try:
             raw = json.loads(self.state.read_text(encoding="utf-8"))
-            return _Tries(int(raw["failures"]), int(raw["lockouts"]),
-                          float(raw["locked_until"]))
+            tries = _Tries(int(raw["failures"]), int(raw["lockouts"]),
+                           float(raw["locked_until"]))
+            if not (0 <= tries.failures < MAX_TRIES and tries.lockouts >= 0
+                    and math.isfinite(tries.locked_until)):
+                raise ValueError("out of range")
+            return tries
         except FileNotFoundError:
             return _Tries()
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, OverflowError):
             # unreadable: treated as locked for a full period, not as a fresh start
             return _Tries(0, 1, self.clock() + LOCK_S)
 
