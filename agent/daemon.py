@@ -348,7 +348,9 @@ class Agent:
             self.capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
             return {"asked": "kiosk"}
 
-        def erase_subject(args: dict[str, Any]) -> dict[str, Any]:
+        async def erase_subject(args: dict[str, Any]) -> dict[str, Any]:
+            """Off the loop (the databases are searched and rewritten), the answer when done;
+            the open visit and presence track, which live on the loop, forgotten there."""
             from agent.checkin import StoreDb
             from agent.privacy import subject_forms
             from agent.storelink.cache import LinkCache
@@ -361,20 +363,25 @@ class Agent:
             # the subject as it may be written: events are JSON with its characters as they
             # are (not \u-escaped), in either Unicode normal form
             forms = subject_forms(subject)
-            outbox = self.writer.erase(sorted({json.dumps(f, ensure_ascii=False)
-                                               for f in forms})).result(timeout=30)
+            outbox = await asyncio.wrap_future(self.writer.erase(
+                sorted({json.dumps(f, ensure_ascii=False) for f in forms})))
             self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
-            removed = {"outbox_events": outbox, **self.store_db.erase_subject(subject),
-                       "consent_records": self.privacy.erase(subject),
+            receiver = self.link_receiver
+
+            def in_store_db() -> dict[str, int]:
+                stored = {**self.store_db.erase_subject(subject),
+                          "consent_records": self.privacy.erase(subject)}
+                cache = receiver.cache if receiver is not None \
+                    else LinkCache(self.cfg.kiosk.store_db)  # cached while the link was on
+                stored["cached_documents"] += cache.erase_subject(forms)
+                if receiver is None:
+                    cache.close()
+                return stored
+
+            removed = {"outbox_events": outbox, **await asyncio.to_thread(in_store_db),
                        "open_visits": self.visits.forget(subject),
                        "presence_tracks": self.ble.presence.forget(subject)
                        if self.ble is not None else 0}
-            if self.link_receiver is not None:
-                removed["cached_documents"] += self.link_receiver.cache.erase_subject(forms)
-            else:  # documents cached while the link was configured
-                cache = LinkCache(self.cfg.kiosk.store_db)
-                removed["cached_documents"] += cache.erase_subject(forms)
-                cache.close()
             # the record of the erasure names the subject only by a hash
             self.capture("o2o.privacy.erased", {
                 "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],

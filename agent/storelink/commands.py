@@ -18,13 +18,15 @@ document is answered with its refusal's reason and nothing else, at most a few p
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from agent.storelink.docs import MAX_BYTES, DocRefused
+from agent.storelink.docs import MAX_BYTES, Doc, DocRefused
 from agent.storelink.receiver import DocReceiver
 from agent.storelink.reports import Throttled, clip
 
@@ -46,9 +48,10 @@ class CommandError(Exception):
 
 class Commands:
     def __init__(self, receiver: DocReceiver, reply: Callable[[str, bytes, bytes], None],
-                 handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+                 handlers: dict[str, Callable[[dict[str, Any]], Any]],
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """`reply(topic, correlation, payload)` publishes an answer; `handlers` by name."""
+        """`reply(topic, correlation, payload)` publishes an answer; `handlers` by name, each
+        returning its result, or an awaitable of it (then answered when it is done)."""
         self.receiver = receiver
         self.reply = reply
         self.handlers = handlers
@@ -56,6 +59,7 @@ class Commands:
         self.device = receiver.device
         self.namespaces = tuple(f"o2o/v1/{receiver.store}/{scope}/{REPLY_LEVEL}/"
                                 for scope in (receiver.device, "all"))
+        self._running: set[asyncio.Future[None]] = set()
         self._tokens = REFUSAL_BURST
         self._filled = clock()
         self._unanswerable = Throttled("o2o.link.refused", "command not answered",
@@ -96,16 +100,35 @@ class Commands:
         args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
         try:
             result = handler(args)
-        except CommandError as exc:
+        except Exception as exc:  # answered, counted, one log line
+            self._failed(topic, doc, name, where, correlation, exc)
+            return
+        if inspect.isawaitable(result):  # a long one runs off the loop: answered when done
+            task = asyncio.ensure_future(self._finish(result, topic, doc, name, where,
+                                                      correlation))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            return
+        self._answer(where, correlation, {"ok": True, "command": name, "result": result})
+
+    async def _finish(self, result: Awaitable[dict[str, Any]], topic: str, doc: Doc,
+                      name: str, where: str | None, correlation: bytes) -> None:
+        try:
+            done = await result
+        except Exception as exc:  # answered, counted, one log line
+            self._failed(topic, doc, name, where, correlation, exc)
+            return
+        self._answer(where, correlation, {"ok": True, "command": name, "result": done})
+
+    def _failed(self, topic: str, doc: Doc, name: str, where: str | None, correlation: bytes,
+                exc: Exception) -> None:
+        if isinstance(exc, CommandError):  # the request's fault: said so, nothing to count
             self._answer(where, correlation, {"ok": False, "command": name,
                                               "error": str(exc)})
             return
-        except Exception as exc:  # answered, counted, one log line
-            self.receiver.fail(topic, doc, exc)
-            self._answer(where, correlation, {"ok": False, "command": name,
-                                              "error": f"failed: {clip(str(exc), 200)}"})
-            return
-        self._answer(where, correlation, {"ok": True, "command": name, "result": result})
+        self.receiver.fail(topic, doc, exc)
+        self._answer(where, correlation, {"ok": False, "command": name,
+                                          "error": f"failed: {clip(str(exc), 200)}"})
 
     def _reply_topic(self, topic: str, where: str, correlation: bytes) -> str | None:
         """`where` if the agent may answer there, else None (counted and reported)."""

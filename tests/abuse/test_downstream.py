@@ -7,8 +7,10 @@ a bundle cannot replace its own manifest; capture goes on and no traceback is lo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import inspect
 import json
 import threading
 import time
@@ -237,11 +239,11 @@ def test_erasure_finds_subjects_in_any_alphabet(tmp_path: Path) -> None:
 
         def erase(subject: str) -> dict[str, int]:
             """As upstream's command arrives: on the agent's event loop."""
-            done: list[dict[str, Any]] = []
-            loop.call_soon_threadsafe(lambda: done.append(
-                agent._command_handlers()["erase-subject"]({"subject": subject})))
-            wait_for(lambda: bool(done), 30, what=f"erase {subject}")
-            return dict(done[0]["removed"])
+            async def run() -> dict[str, int]:
+                result = agent._command_handlers()["erase-subject"]({"subject": subject})
+                done = await result if inspect.isawaitable(result) else result
+                return dict(done["removed"])
+            return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=30)
 
         removed = {s: erase(s) for s in subjects}
     for s in subjects:
