@@ -115,6 +115,9 @@ def _options(args: argparse.Namespace) -> tuple[str, int, bool]:
         raise ConfigError(f"--broker {args.broker!r} is plaintext to a host that is not this "
                           "machine; use mqtts:// (with --ca-file if the broker's CA is not a "
                           "system one), or --allow-insecure if you really mean it")
+    if bool(args.cert_file) != bool(args.key_file):
+        raise ConfigError("--cert-file and --key-file go together (a client certificate and "
+                          "its private key)")
     if not tls and (args.ca_file or args.cert_file or args.key_file):
         raise ConfigError("--ca-file, --cert-file and --key-file need an mqtts:// --broker")
     if not _valid_filter(args.topic):
@@ -169,6 +172,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bool) -> int:
+    from paho.mqtt.client import MQTT_LOG_ERR
     from paho.mqtt.enums import MQTTErrorCode
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -195,8 +199,15 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
         stats["new"] += new
         stats["duplicates"] += dup
 
+    def on_log(c: Any, u: Any, level: int, text: str) -> None:
+        if level == MQTT_LOG_ERR:  # why a read failed: a TLS alert, a reset
+            paho_errors.append(text)
+
     client.on_connect = on_connect
     client.on_message = on_message
+    client.on_log = on_log
+    paho_errors: list[str] = []
+    accepted = False  # a CONNACK that accepted us came at least once
     where = f"{host}:{port}"
 
     def connect() -> None:
@@ -232,8 +243,15 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
                            "client certificate")
                 break
             if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                accepted = accepted or client.is_connected()
                 attempt = 0
                 continue
+            if not accepted:  # dropped before it ever accepted us: retrying will not help
+                why = paho_errors[0] if paho_errors else "the connection was closed"
+                failure = (f"the broker at {where} closed the connection before accepting it "
+                           f"({why}); check the client certificate (--cert-file, --key-file), "
+                           "the credentials and that the port speaks MQTT")
+                break
             attempt += 1  # lost: reconnect with full jitter, as the agent does
             delay = random.uniform(0, min(BACKOFF_MAX_S, 0.5 * 2**min(attempt, 8)))  # noqa: S311
             print(f"o2o-edge collect: connection to {where} lost; retrying in {delay:.1f}s",
