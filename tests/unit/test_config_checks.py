@@ -1,0 +1,119 @@
+"""Config validation against hostile values: patterns fullmatched (a trailing newline passed
+`^...$`), control characters refused in every string option (they end up in topics, paths,
+log lines and headers), numbers finite and bounded; and the helpers the CLI uses to say what
+is wrong with a directory or a TLS file."""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from pathlib import Path
+
+import pytest
+
+from agent.config import _SECTIONS, _field_types, load_config
+from agent.config_checks import (
+    CHECKS,
+    _check_beacon_ids,
+    _check_uid_entries,
+    _check_uuids,
+)
+from agent.doctor.dirs import dir_problem
+from agent.errors import AgentError, ConfigError
+from agent.tlsopts import client_tls_context, connect_problem
+
+UUID = "b9407f30-f5f8-466e-aff9-25556b57fe6d"
+
+
+@pytest.mark.parametrize("check, value", [
+    (CHECKS[("device", "id")], "dev-1\n"),
+    (CHECKS[("device", "store")], "store-1\n"),
+    (_check_uuids, [UUID + "\n"]),
+    (_check_beacon_ids, [f"ibeacon:{UUID}:1:2\n"]),
+    (_check_uid_entries, ["04a1b2c3\n"]),
+    (CHECKS[("metrics", "listen")], "127.0.0.1:9464\n"),
+    (CHECKS[("kiosk", "serve")], "127.0.0.1:99999"),
+    (CHECKS[("qr", "roi")], "1,2,3,\u0664"),  # an Arabic-Indic digit is \d, not a pixel
+    (CHECKS[("mqtt", "url")], "mqtt://127.0.0.1:0"),
+    (CHECKS[("mqtt", "session_expiry_s")], 2**32),
+    (CHECKS[("mqtt", "batch_max_bytes")], 2**28),
+])
+def test_each_pattern_and_bound_refuses(check: object, value: object) -> None:
+    assert check(value) is not None  # type: ignore[operator]
+
+
+def _string_options() -> list[tuple[str, str, type]]:
+    out = []
+    for section, cls in _SECTIONS.items():
+        for key, ftype in _field_types(cls).items():
+            if ftype in (str, Path, list):
+                out.append((section, key, ftype))
+    return out
+
+
+@pytest.mark.parametrize("section, key, ftype", _string_options())
+@pytest.mark.parametrize("bad", ["\\n", "\\u001b[2J", "\\u007f", "\\u2028", "\\u0000"])
+def test_no_string_option_takes_a_control_character(section: str, key: str, ftype: type,
+                                                    bad: str, tmp_path: Path) -> None:
+    text = f'"/tmp/x{bad}"' if ftype is Path else f'"a{bad}"'
+    path = tmp_path / "c.toml"
+    path.write_text(f"[{section}]\n{key} = {f'[{text}]' if ftype is list else text}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(path), {})
+    assert f"[{section}] {key}" in str(exc.value) and "control characters" in str(exc.value)
+
+
+def _number_options() -> list[tuple[str, str]]:
+    return [(section, key) for section, cls in _SECTIONS.items()
+            for key, ftype in _field_types(cls).items() if ftype is float]
+
+
+@pytest.mark.parametrize("section, key", _number_options())
+@pytest.mark.parametrize("bad", ["inf", "nan", "-inf", "1e308"])
+def test_no_number_option_takes_inf_nan_or_absurd(section: str, key: str, bad: str,
+                                                 tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[{section}]\n{key} = {bad}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(path), {})
+    assert f"[{section}] {key}" in str(exc.value)
+
+
+def test_the_defaults_still_pass() -> None:
+    cfg = load_config(None, {})
+    assert dataclasses.asdict(cfg.device)
+
+
+def test_dir_problem_names_a_file_in_the_way_and_a_path_that_cannot_be_made(
+        tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    p = dir_problem("[outbox] path", tmp_path / "file" / "sub")
+    assert p is not None and f"{tmp_path / 'file'} is a file" in str(p)
+    p = dir_problem("[outbox] path", tmp_path / "file")
+    assert p is not None and "is not a directory" in str(p)
+    p = dir_problem("[bus] socket", Path("/proc/o2o-edge-test/run"))
+    assert p is not None and "cannot be created" in str(p)
+    assert dir_problem("[outbox] path", tmp_path / "new" / "deeper") is None
+    assert not (tmp_path / "new").exists()  # asking made nothing
+
+
+def test_tls_files_that_are_no_certificates_are_named(tmp_path: Path) -> None:
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(AgentError) as exc:
+        client_tls_context(str(junk))
+    assert str(junk) in str(exc.value) and "CA" in str(exc.value)
+    with pytest.raises(AgentError, match="client certificate"):
+        client_tls_context("", str(junk), str(junk))
+    with pytest.raises(AgentError, match="both"):
+        client_tls_context("", str(junk), "")
+    assert client_tls_context().verify_mode == ssl.CERT_REQUIRED  # the system CAs
+
+
+def test_connect_problems_in_plain_words() -> None:
+    import socket
+
+    assert "is this a TLS port?" in connect_problem(ConnectionResetError(104, "reset"), True)
+    assert "refused" in connect_problem(ConnectionRefusedError(111, "x"), False)
+    assert "host name not found" in connect_problem(socket.gaierror(-2, "x"), False)
+    assert "is this a TLS port?" in connect_problem(ssl.SSLEOFError(8, "EOF"), True)
