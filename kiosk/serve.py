@@ -95,7 +95,9 @@ def origin_allowed(origin: str | None, served_host: str, port: int,
         o_host, o_port = (parts.hostname or "").lower(), parts.port or 80
     except ValueError:
         return False
-    if parts.scheme != "http" or o_port != port or parts.path not in ("", "/"):
+    # an Origin is scheme://host[:port] and nothing else: anything more is no browser's
+    if parts.scheme != "http" or o_port != port or parts.path or parts.query \
+            or parts.fragment or "@" in parts.netloc or origin.endswith(("?", "#")):
         return False
     served = served_host.lower()
     allowed = {served}

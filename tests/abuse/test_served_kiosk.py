@@ -23,9 +23,12 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.config import Config, KioskConfig
 from kiosk.app import KioskApp
@@ -33,6 +36,7 @@ from kiosk.pin import LOCK_S, MAX_TRIES, hash_pin
 from kiosk.screens.staff import StaffScreen
 from kiosk.screens.staff_pin import StaffPinScreen
 from kiosk.serve import origin_allowed
+from tests.abuse.conftest import ABUSE
 from tests.conftest import CLI, ROOT, AgentProcess, wait_for, write_config
 from tests.integration.test_kiosk_flows import SIZE, until
 
@@ -207,7 +211,9 @@ def test_origin_rule() -> None:
     assert origin_allowed("http://localhost:8765", "127.0.0.1", 8765)
     assert origin_allowed("http://[::1]:8765", "::1", 8765)
     assert not origin_allowed(None, "127.0.0.1", 8765)
-    assert not origin_allowed("http://127.0.0.1:8765/x", "127.0.0.1", 8765)
+    for more in ("/x", "/", "?q", "#f"):
+        assert not origin_allowed(f"http://127.0.0.1:8765{more}", "127.0.0.1", 8765)
+    assert not origin_allowed("http://user@127.0.0.1:8765", "127.0.0.1", 8765)
     # served on every interface: the address the browser used, if it is an address
     assert origin_allowed("http://192.168.1.5:8765", "0.0.0.0", 8765, "192.168.1.5:8765")  # noqa: S104
     assert not origin_allowed("http://192.168.1.6:8765", "0.0.0.0", 8765, "192.168.1.5:8765")  # noqa: S104
@@ -215,6 +221,27 @@ def test_origin_rule() -> None:
     assert not origin_allowed("http://rebind.example:8765", "0.0.0.0", 8765,  # noqa: S104
                               "rebind.example:8765")
     assert origin_allowed("http://kiosk.lan:8765", "kiosk.lan", 8765)
+
+
+ORIGINS = st.builds(
+    lambda scheme, host, port, rest: f"{scheme}://{host}:{port}{rest}",
+    st.sampled_from(["http", "HTTP", "https", "ws", ""]),
+    st.sampled_from(["127.0.0.1", "localhost", "[::1]", "evil.example", "127.0.0.1.evil",
+                     "user@127.0.0.1", "LOCALHOST", "0.0.0.0"]),  # noqa: S104
+    st.just(8765) | st.just(8765) | st.integers(min_value=-1, max_value=70000)
+    | st.text(max_size=6),
+    st.sampled_from(["", "/", "/x", "?q", "#f", "?", "#"]))
+
+
+@ABUSE
+@given(origin=ORIGINS | ORIGINS | st.text(max_size=200))
+def test_only_the_pages_own_origin_opens_the_websocket(origin: str) -> None:
+    allowed = origin_allowed(origin, "127.0.0.1", 8765)
+    if allowed:
+        parts = urlsplit(origin)
+        assert parts.scheme == "http" and parts.port == 8765
+        assert (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+        assert not parts.path and not parts.query and "@" not in parts.netloc
 
 
 # --- sessions ------------------------------------------------------------------------------
