@@ -174,15 +174,18 @@ class Agent:
 
         def downstream(topic: str, raw: bytes, response: str, correlation: bytes) -> None:
             kind, name = topic.rsplit("/", 2)[-2:]
-            if kind == "blob":
-                self._blob_arrived(name, raw)
-            elif kind == "cmd":
-                # on the event loop: commands read the agent's state, which lives there
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.call_soon_threadsafe(commands.handle, topic, raw, response,
-                                                    correlation)
-            else:
-                receiver.handle(topic, raw)
+            try:
+                if kind == "blob":
+                    self._blob_arrived(name, raw)
+                elif kind == "cmd":
+                    # on the event loop: commands read the agent's state, which lives there
+                    if self._loop is not None and not self._loop.is_closed():
+                        commands.submit(self._loop.call_soon_threadsafe, topic, raw,
+                                        response, correlation)
+                else:
+                    receiver.handle(topic, raw)
+            except Exception as exc:  # a fault of ours (a blob the disk refused): counted
+                receiver.fail(topic, None, exc)
 
         self.uplink.downstream = downstream
         self.uplink.downstream_topics = [

@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -40,6 +41,9 @@ MAX_CORRELATION: Final = 1024  # bytes; correlation data is an id, echoed back a
 # requests must not turn into a flood of answers competing with the events for the uplink
 REFUSAL_ANSWERS_PER_S: Final = 5.0
 REFUSAL_BURST: Final = 20.0
+# commands received and not yet handled on the loop; past this a request is refused "busy"
+# at once (a flood of 2 MiB requests must not queue up in memory)
+MAX_WAITING_BYTES: Final = 8 * 1024 * 1024
 
 
 class CommandError(Exception):
@@ -60,10 +64,32 @@ class Commands:
         self.namespaces = tuple(f"o2o/v1/{receiver.store}/{scope}/{REPLY_LEVEL}/"
                                 for scope in (receiver.device, "all"))
         self._running: set[asyncio.Future[None]] = set()
+        self._waiting = 0  # bytes of requests submitted, not yet handled
+        self._waiting_lock = threading.Lock()
         self._tokens = REFUSAL_BURST
         self._filled = clock()
         self._unanswerable = Throttled("o2o.link.refused", "command not answered",
                                        receiver.emit)
+
+    def submit(self, call_soon: Callable[..., object], topic: str, raw: bytes,
+               response_topic: str, correlation: bytes) -> None:
+        """From the MQTT thread: handle the request on the loop (`call_soon` is the loop's
+        call_soon_threadsafe) — or refuse it now if too many bytes of requests wait."""
+        with self._waiting_lock:
+            busy = self._waiting + len(raw) > MAX_WAITING_BYTES
+            if not busy:
+                self._waiting += len(raw)
+        if busy:
+            self.receiver.refuse(topic, DocRefused("busy", "too many commands waiting; "
+                                                           "send it again later"))
+            return
+        call_soon(self._handle_waiting, topic, raw, response_topic, correlation)
+
+    def _handle_waiting(self, topic: str, raw: bytes, response_topic: str,
+                        correlation: bytes) -> None:
+        with self._waiting_lock:
+            self._waiting -= len(raw)
+        self.handle(topic, raw, response_topic, correlation)
 
     @property
     def answered(self) -> int:
