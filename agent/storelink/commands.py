@@ -69,7 +69,7 @@ class Commands:
         self._tokens = REFUSAL_BURST
         self._filled = clock()
         self._unanswerable = Throttled("o2o.link.refused", "command not answered",
-                                       receiver.emit)
+                                       receiver.emit, receiver.refusals.schedule)
 
     def submit(self, call_soon: Callable[..., object], topic: str, raw: bytes,
                response_topic: str, correlation: bytes) -> None:
