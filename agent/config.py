@@ -14,15 +14,14 @@ import json
 import os
 import re
 import socket
-import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from agent.config_checks import CHECKS, check_number, check_text
+from agent.config_checks import CHECKS
+from agent.config_values import coerce, from_env, generic_problem, read_toml
 from agent.errors import ConfigError
 from agent.rundir import runtime_dir
 
@@ -30,11 +29,10 @@ SYSTEM_CONFIG = Path("/etc/o2o-edge/config.toml")
 ENV_CONFIG = "O2O_EDGE_CONFIG"
 ENV_PREFIX = "O2O_EDGE_"
 SECRET_KEYS = frozenset({"password"})
-# a config file is a few KiB; anything far larger is the wrong file (a log, a database)
-MAX_CONFIG_BYTES: Final = 1024 * 1024
 # sockaddr_un.sun_path holds 108 bytes with its terminating NUL: a longer socket path fails
 # at bind() only, deep in the agent's start
 MAX_SOCKET_PATH: Final = 107
+
 
 def _state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -226,61 +224,6 @@ _SECTIONS: dict[str, type[Any]] = {
 
 
 
-def _type_name(t: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            list: "a list of strings"}.get(t, "a path string")
-
-
-def _coerce(value: Any, ftype: Any, where: str) -> Any:
-    """Check a TOML value against the field type; no silent conversions except int -> float."""
-    if ftype is bool:
-        if isinstance(value, bool):
-            return value
-    elif ftype is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif ftype is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except OverflowError:  # an integer past 1.8e308
-                raise ConfigError(f"{where}: {str(value)[:20]}... is out of range") from None
-    elif ftype is str:
-        if isinstance(value, str):
-            return value
-    elif ftype is Path and isinstance(value, str) and value:
-        problem = check_text(value)
-        if problem:
-            raise ConfigError(f"{where}: must be a path, {problem}")
-        try:
-            return Path(value).expanduser()
-        except RuntimeError:  # "~user/..." of a user this machine does not have
-            raise ConfigError(f"{where}: {value!r} names a home directory this machine does "
-                              "not know; give an absolute path") from None
-    elif ftype is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    shown = f"{type(value).__name__} {value!r}"
-    raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {shown}")
-
-
-def _from_env(raw: str, ftype: Any, where: str) -> Any:
-    if ftype is bool:
-        low = raw.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{where}: must be true or false, got {raw!r}")
-    if ftype is list:  # comma-separated in the environment
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if ftype in (int, float):
-        try:  # int() also refuses more than 4,300 digits with a ValueError
-            return ftype(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{where}: must be {_type_name(ftype)}, got {raw[:40]!r}") from None
-    return _coerce(raw, ftype, where)
-
-
 def _field_types(cls: type[Any]) -> dict[str, Any]:
     hints = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path,
              "list[str]": list}
@@ -297,35 +240,21 @@ def _build_section(
         if key not in types:
             allowed = ", ".join(sorted(types))
             raise ConfigError(f"{origin}: unknown key [{name}] {key!r}; allowed keys: {allowed}")
-        values[key] = _coerce(value, types[key], f"{origin}: [{name}] {key}")
+        values[key] = coerce(value, types[key], f"{origin}: [{name}] {key}")
     for key, ftype in types.items():
         var = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
         if var in env:
-            values[key] = _from_env(env[var], ftype, f"environment {var}")
+            values[key] = from_env(env[var], ftype, f"environment {var}")
     section = cls(**values)
     for key in types:
         value = getattr(section, key)
-        problem = _generic_problem(value)
+        problem = generic_problem(value)
         if problem is None and (check := CHECKS.get((name, key))) is not None:
             problem = check(value)
         if problem:
             shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
             raise ConfigError(f"{origin}: [{name}] {key} = {shown} is not allowed; use {problem}")
     return section
-
-
-def _generic_problem(value: Any) -> str | None:
-    """What every option of its type must be, before its own check: text without control
-    characters (they would end up in topics, paths and headers), finite numbers."""
-    if isinstance(value, str):
-        return check_text(value)
-    if isinstance(value, Path):
-        return check_text(str(value))
-    if isinstance(value, list):
-        return next((p for p in map(check_text, value) if p), None)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return check_number(value)
-    return None
 
 
 def _is_loopback(host: str) -> bool:
@@ -363,42 +292,6 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [kiosk] idle_warning_s must be less than idle_s")
     if cfg.ble.near_m <= cfg.ble.immediate_m:
         raise ConfigError(f"{cfg.source}: [ble] near_m must be greater than immediate_m")
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    """The file's TOML document; ConfigError saying what is wrong with the file otherwise."""
-    if "\0" in str(path):
-        raise ConfigError(f"{str(path)!r}: a file name cannot contain a NUL byte")
-    try:
-        # a FIFO or a device would block or stream for ever: only a regular file is read
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise ConfigError(f"{path}: is a directory; give the config file inside it "
-                              "(config.toml)")
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path}: is not a regular file; give a TOML config file")
-        if st.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: {st.st_size:,} bytes is too big for a config file "
-                              f"(at most {MAX_CONFIG_BYTES:,}); is it the right file?")
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except PermissionError:
-        raise ConfigError(f"{path}: config file not readable (check its permissions)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line}: not UTF-8 text; save the file as UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
-        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
@@ -453,7 +346,7 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
     origin = "built-in defaults"
     if path is not None:
         origin = str(path)
-        doc = _read_toml(path)
+        doc = read_toml(path)
     if overlay is not None:
         doc = merge_overlay(doc, overlay[1])
         origin += f" + remote config v{overlay[0]}"
