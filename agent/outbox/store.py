@@ -202,18 +202,21 @@ class OutboxStore:
         """Insert new events and delete acknowledged ones in one IMMEDIATE transaction,
         then enforce the quota. Returns the drops and the row number of the first insert.
         Raises sqlite3 errors unchanged (the writer classifies them)."""
-        try:
-            return self._transact(inserts, acks, drop_reason)
-        except sqlite3.OperationalError as exc:
-            if inserts or len(acks) <= ACK_CHUNK or not is_disk_full(exc):
-                raise
+        tight = not inserts and len(acks) > ACK_CHUNK
+        if not tight or disk_free(self.path.parent) >= HEADROOM_BYTES:
+            try:
+                return self._transact(inserts, acks, drop_reason)
+            except sqlite3.OperationalError as exc:
+                if not tight or not is_disk_full(exc):
+                    raise
         # A full disk: thousands of deletes in one transaction need more write-ahead log than
         # is left (measured: 2,000 rows did not fit in 900 KiB). A few at a time, each
-        # checkpointed into place, so that the next one reuses the same room in the log.
-        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # earlier commits into place
+        # checkpointed into place, so that the next one reuses the same room in the log
+        # (RESTART: it waits for a reader still on an older snapshot, which would keep the
+        # log growing — the uplink reads while these are deleted).
         for i in range(0, len(acks), ACK_CHUNK):
+            self.conn.execute("PRAGMA wal_checkpoint(RESTART)")
             self._transact([], acks[i : i + ACK_CHUNK], drop_reason)
-            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return DropTally(), 0
 
     def _transact(
