@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 # A subscriber's backlog, in bytes: a kiosk or `tail` that stops reading costs at most this
-# (plus one write chunk in the socket buffer), then it is told "lagged" and dropped.
-SUBSCRIBER_BACKLOG_BYTES: Final = 2 * 1024 * 1024
+# (plus one write chunk in the socket buffer), then it is told "lagged" and dropped. Big enough
+# for a whole commit group of ordinary events (~10,000 lines, what the old line cap allowed), so
+# a burst does not drop a kiosk that reads; the lines are shared, so many stuck subscribers
+# keep this once, plus a write chunk each.
+SUBSCRIBER_BACKLOG_BYTES: Final = 4 * 1024 * 1024
 WRITE_CHUNK_BYTES: Final = 256 * 1024  # what one write hands the socket before draining
 # Connections served at once. systemd gives the agent 1,024 descriptors; the kiosk, the CLI
 # and the agent's own files must always find one.

@@ -235,6 +235,20 @@ def test_subscriber_that_never_reads_is_dropped_and_memory_stays_bounded(
     _healthy(agent, c)
 
 
+def test_a_subscriber_that_reads_gets_a_whole_burst(agent: AgentProcess) -> None:
+    """The byte bound drops a subscriber that stopped reading, not a kiosk that reads while
+    one client commits 5,000 events at once."""
+    sub = raw(agent)
+    assert sub.ask('{"op":"subscribe"}')["ok"]
+    c = raw(agent)
+    blob = "y" * 100  # the request stays under the 1 MiB line
+    assert c.emit(*({"type": "o2o.kiosk.view", "data": {"i": i, "blob": blob}}
+                    for i in range(5000)))["ok"]
+    seen = [sub.event()["data"]["i"] for _ in range(5000)]
+    assert seen == list(range(5000))
+    assert _bus(agent)["lagged_subscribers"] == 0
+
+
 def test_connection_flood_is_capped_and_the_cli_still_gets_in(agent: AgentProcess) -> None:
     from agent.bus.client import BusClient
     from agent.bus.limits import MAX_CONNECTIONS
