@@ -153,6 +153,34 @@ def test_the_agent_starts_on_a_full_disk_keeps_check_ins_drains_and_the_cli_read
     assert res.returncode == 0 and f"exported {depth} events" in res.stderr, res.stderr
 
 
+def test_without_a_reserve_the_agent_starts_refuses_by_policy_and_opens_once_freed(
+        tmp_path: Path, disk: Path, agent_factory: list[AgentProcess]) -> None:
+    """No reserve left to give (an earlier full disk took it): the agent still starts and
+    serves the bus, says why events are refused, and keeps them once there is room."""
+    outbox = disk / "outbox.db"
+    backlog(outbox, 2000)
+    (disk / "outbox.db.reserve").unlink()
+    filler = fill(disk)
+    cfg = config(tmp_path, outbox, "")
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()  # before: exit 1, "cannot open outbox ...: disk I/O error"
+    out = agent.status()["outbox"]
+    assert "error" in out  # the buffer cannot be read yet: said, status still answers
+    res = subprocess.run([*CLI, "emit", "--config", str(cfg), "--type", "o2o.kiosk.checkin",
+                          "--data", "{}"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode != 0 and "free disk space" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert agent.status()["outbox"]["dropped_this_boot"]["refused_disk_full"] >= 1
+    filler.unlink()
+    (new,) = emit_lines(cfg, [json.dumps({"type": "o2o.kiosk.checkin", "data": {"o": 1}})])
+    wait_for(lambda: agent.status()["outbox"].get("depth", 0) >= 2001, 10,
+             what=lambda: f"the outbox read again ({agent.status()['outbox']})")
+    assert agent.stop() == 0
+    res = cli("outbox", "export", "--config", str(cfg))
+    assert new in {json.loads(line)["id"] for line in res.stdout.splitlines()}
+
+
 def test_pages_damaged_after_a_clean_stop_are_found_at_start_and_capture_goes_on(
         tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
     outbox = tmp_path / "outbox.db"
