@@ -10,7 +10,8 @@ import logging
 import signal
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Final
 
 from agent.bus.client import BusClient
 from agent.cli.oserrors import describe
@@ -27,6 +28,9 @@ from agent.errors import AgentError, ConfigError, Reason
 log = logging.getLogger(__name__)
 
 EMIT_CHUNK = 500
+# one stdin line, and one chunk of lines sent as one bus request: under the bus's 1 MiB
+# request line with room for the request around the events
+MAX_EMIT_LINE: Final = 512 * 1024
 
 
 def _bus(cfg: Config, timeout: float | None = 30.0) -> BusClient:
@@ -77,29 +81,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_stdin_events(stream: TextIO) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-    events: list[tuple[int, dict[str, Any]]] = []
-    bad = 0
-    for lineno, line in enumerate(stream, 1):
-        if not line.strip():
+def _stdin_lines(stream: BinaryIO) -> Iterator[tuple[int, str, str]]:
+    """(line number, text, problem) of each line, read at most MAX_EMIT_LINE bytes at a time:
+    a longer line is skipped to its end, so no input holds more than one line in memory."""
+    lineno = 0
+    while True:
+        raw = stream.readline(MAX_EMIT_LINE + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_EMIT_LINE and not raw.endswith(b"\n"):
+            while (rest := stream.readline(MAX_EMIT_LINE)) and not rest.endswith(b"\n"):
+                pass
+            yield lineno, "", f"longer than {MAX_EMIT_LINE:,} bytes"
             continue
         try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
-            print(f"o2o-edge: line {lineno}: not JSON ({str(exc)[:200]}); skipped",
-                  file=sys.stderr)
-            bad += 1
+            yield lineno, raw.decode("utf-8"), ""
+        except UnicodeDecodeError:
+            yield lineno, "", "not UTF-8 text"
+
+
+def _parse_line(lineno: int, line: str) -> dict[str, Any] | None:
+    """The event of one stdin line, or None after saying on stderr what is wrong with it."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+        print(f"o2o-edge: line {lineno}: not JSON ({str(exc)[:200]}); skipped", file=sys.stderr)
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        print(f'o2o-edge: line {lineno}: needs an object with "type" and "data"; skipped',
+              file=sys.stderr)
+        return None
+    ev = {"type": obj["type"], "data": obj.get("data")}
+    if "priority" in obj:
+        ev["priority"] = obj["priority"]
+    return ev
+
+
+def _stdin_chunks(stream: BinaryIO, bad: list[int]
+                  ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Chunks of at most EMIT_CHUNK events and about MAX_EMIT_LINE bytes (one bus request
+    line each), read as they come; the numbers of bad lines are appended to `bad`."""
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    size = 0
+    for lineno, line, problem in _stdin_lines(stream):
+        if problem:
+            print(f"o2o-edge: line {lineno}: {problem}; skipped", file=sys.stderr)
+        if problem or not line.strip():
+            bad += [lineno] if problem else []
             continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-            print(f'o2o-edge: line {lineno}: needs an object with "type" and "data"; skipped',
-                  file=sys.stderr)
-            bad += 1
+        ev = _parse_line(lineno, line)
+        if ev is None:
+            bad.append(lineno)
             continue
-        ev = {"type": obj["type"], "data": obj.get("data")}
-        if "priority" in obj:
-            ev["priority"] = obj["priority"]
-        events.append((lineno, ev))
-    return events, bad
+        if chunk and (len(chunk) >= EMIT_CHUNK or size + len(line) > MAX_EMIT_LINE):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((lineno, ev))
+        size += len(line)
+    if chunk:
+        yield chunk
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -117,11 +158,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
         with _bus(cfg) as bus:
             _print_ids(bus.emit([ev]))
         return 0
-    events, bad = _parse_stdin_events(sys.stdin)
+    bad: list[int] = []
     failed = 0
     with _bus(cfg) as bus:
-        for i in range(0, len(events), EMIT_CHUNK):
-            chunk = events[i : i + EMIT_CHUNK]
+        for chunk in _stdin_chunks(sys.stdin.buffer, bad):
             try:
                 ids = bus.emit([e for _, e in chunk])
             except AgentError as exc:

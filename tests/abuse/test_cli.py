@@ -10,6 +10,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,12 @@ from hypothesis import strategies as st
 from agent.cli.main import main
 from agent.keys import private_key_pem
 from tests.abuse.conftest import ABUSE
-from tests.conftest import CLI, ROOT
+from tests.conftest import CLI, ROOT, AgentProcess, write_config
+
+# the CLI in a child that reports its own peak RSS (KiB) as the last line of stderr
+MEASURED = ("import resource, sys\nfrom agent.cli.main import main\nrc = main(sys.argv[1:])\n"
+            "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+            "file=sys.stderr)\nsys.exit(rc)\n")
 
 
 @dataclass(frozen=True)
@@ -277,3 +283,29 @@ def test_random_argument_vectors_never_raise(argv: list[str], in_tmp: Path) -> N
     rc, err = _run_main(argv)
     assert isinstance(rc, int)
     assert "this is a bug" not in err, (argv, err)
+
+
+def test_emit_from_stdin_streams_and_names_each_bad_line(
+        tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
+    """Good lines committed, each bad one named by its line: too long (20 MB, never held
+    whole), not UTF-8, nested too deeply; one line each, no traceback."""
+    cfg = write_config(tmp_path / "config.toml", url="")
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    good = b'{"type": "o2o.kiosk.view", "data": {"i": 1}}\n'
+    stdin = (good + b'{"type": "o2o.kiosk.view", "data": "' + b"x" * 20_000_000 + b'"}\n'
+             + b'{"type": "o2o.kiosk.view", "data": "\xff\xfe"}\n' + b"[" * 100_000 + b"\n"
+             + good)
+    res = subprocess.run([sys.executable, "-c", MEASURED, "emit", "--config", str(cfg)],
+                         input=stdin, capture_output=True, cwd=ROOT, timeout=120)
+    err = res.stderr.decode().strip().splitlines()
+    rss_mib = int(err.pop().split()[1]) / 1024
+    assert res.returncode == 1 and len(res.stdout.decode().split()) == 2, err
+    assert [e.split(":")[1].strip() for e in err] == ["line 2", "line 3", "line 4"], err
+    assert "longer than" in err[0] and "not UTF-8" in err[1] and "not JSON" in err[2]
+    assert rss_mib < 150, f"peak RSS {rss_mib:.0f} MiB for a 20 MB line"
+    exported = subprocess.run([*CLI, "outbox", "export", "--config", str(cfg)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+    views = [e for e in map(json.loads, exported.splitlines()) if e["type"] == "o2o.kiosk.view"]
+    assert len(views) == 2  # the agent's own events aside
