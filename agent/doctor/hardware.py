@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes.util
 import re
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -126,11 +127,29 @@ def check_nfc(cfg: Config) -> list[Finding]:
     return found
 
 
+def _not_a_video_source(camera: str) -> str:
+    """Why a camera path cannot be opened without hanging or failing ("" when it may be
+    tried): OpenCV blocks for ever opening a FIFO."""
+    if camera.isdigit() or "%" in camera:  # a camera index, or a numbered image sequence
+        return ""
+    try:
+        mode = Path(camera).stat().st_mode
+    except OSError as exc:
+        return str(exc.strerror).lower()
+    if stat.S_ISREG(mode) or stat.S_ISCHR(mode):
+        return ""
+    return "it is not a video file or a camera device"
+
+
 def check_camera(cfg: Config, wait_s: float = 3.0) -> list[Finding]:
     if not cfg.qr.enabled:
         return [skip("camera", "[qr] is not enabled")]
     from drivers.qr.camera import open_capture
 
+    problem = _not_a_video_source(cfg.qr.camera)
+    if problem:
+        return [fail("camera", f"cannot open the camera {cfg.qr.camera!r}: {problem}",
+                     "set [qr] camera to a camera (0, /dev/video0) or a video file")]
     cap = open_capture(cfg.qr.camera)
     try:
         if not cap.isOpened():

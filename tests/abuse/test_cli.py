@@ -63,6 +63,7 @@ def files(d: Path) -> None:
                                     f'[bus]\nsocket = "{d}/file/agent.sock"\n')
     (d / "longsock.toml").write_text(f'[bus]\nsocket = "{d}/{"s" * 120}.sock"\n')
     (d / "cabad.toml").write_text(f'[mqtt]\nurl = "mqtts://127.0.0.1:1"\nca_file = "{d}/file"\n')
+    (d / "camfifo.toml").write_text(f'[qr]\nenabled = true\ncamera = "{d}/fifo"\n')
     (d / "binary.csv").write_bytes(os.urandom(4096))
     (d / "scenario-bin.toml").write_bytes(b"\xff\xfe" * 100)
     key = Ed25519PrivateKey.generate()
@@ -193,6 +194,11 @@ def test_doctor_names_the_bad_ca_file_and_the_unmakeable_dirs(folder: Path) -> N
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert found["directories"]["level"] == "fail"  # it said ok before
     assert f"{folder}/file" in found["directories"]["message"]
+    # a FIFO as the camera: OpenCV would block for ever opening it
+    res = subprocess.run([*CLI, "doctor", "--json", "--config", f"{folder}/camfifo.toml"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    found = {f["check"]: f for f in json.loads(res.stdout)["findings"]}
+    assert "not a video file" in found["camera"]["message"]
 
 
 def _run_main(argv: list[str]) -> tuple[int, str]:
