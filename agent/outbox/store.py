@@ -38,6 +38,7 @@ from agent.outbox.dbfile import is_disk_full as is_disk_full
 from agent.outbox.dbfile import quarantine as quarantine
 from agent.outbox.dbfile import watch_corruption as watch_corruption
 from agent.outbox.reserve import release_reserve
+from agent.outbox.salvage import salvage
 from agent.outbox.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,17 @@ class OutboxStore:
                     Reason.OUTBOX_CORRUPT, f"cannot open outbox {path}: {exc}"
                 ) from exc
             moved = quarantine(path)
-            return cls(path, max_bytes=max_bytes, ttl_s=ttl_s), moved, str(exc)
+            fresh = cls(path, max_bytes=max_bytes, ttl_s=ttl_s)
+            return fresh, moved, f"{exc}{fresh.recover(moved)}"
+
+    def recover(self, damaged: Path) -> str:
+        """Copy what still reads back in the file moved aside; says how much, for the notice."""
+        try:
+            n = salvage(self, damaged)
+        except sqlite3.DatabaseError as exc:  # the fresh file: the writer meets it next
+            log.error("recovering events from %s failed: %s", damaged, exc)
+            return ""
+        return f"; {n} events recovered from it" if n else ""
 
     def close(self) -> None:
         if self._conn is not None:

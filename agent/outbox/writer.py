@@ -221,7 +221,7 @@ class OutboxWriter:
         self._store.close()
         moved = quarantine(self.path)
         self._store = OutboxStore(self.path, max_bytes=self.max_bytes, ttl_s=self.ttl_s)
-        self._note_quarantine(moved, why)
+        self._note_quarantine(moved, why + self._store.recover(moved))
 
     def _note_quarantine(self, moved: Path, why: str) -> None:
         self.generation += 1

@@ -184,7 +184,7 @@ def test_without_a_reserve_the_agent_starts_refuses_by_policy_and_opens_once_fre
 def test_pages_damaged_after_a_clean_stop_are_found_at_start_and_capture_goes_on(
         tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
     outbox = tmp_path / "outbox.db"
-    backlog(outbox, 5000)
+    waiting = backlog(outbox, 5000)
     damage_middle(outbox)
     cfg = config(tmp_path, outbox, "")
     agent = AgentProcess(cfg)
@@ -202,13 +202,15 @@ def test_pages_damaged_after_a_clean_stop_are_found_at_start_and_capture_goes_on
     assert new in {e["id"] for e in events}
     assert "o2o.agent.outbox.quarantined" in {e["type"] for e in events}
     assert Path(out["quarantined"][0]).exists()
+    # the backlog still readable in the file moved aside waits in the new one
+    assert len(set(waiting) & {e["id"] for e in events}) > len(waiting) * 0.8
 
 
 def test_damage_met_by_the_drain_while_running_is_moved_aside_and_capture_goes_on(
         tmp_path: Path, mosquitto: PrivateBroker, subscribers: list[Subscriber],
         agent_factory: list[AgentProcess]) -> None:
     outbox = tmp_path / "outbox.db"
-    backlog(outbox, 5000)
+    waiting = backlog(outbox, 5000)
     sub = Subscriber(mosquitto.url, TOPIC, "collector")
     subscribers.append(sub)
     assert sub.connected.wait(15)
@@ -226,6 +228,9 @@ def test_damage_met_by_the_drain_while_running_is_moved_aside_and_capture_goes_o
     (new,) = emit_lines(cfg, [json.dumps({"type": "o2o.kiosk.checkin", "data": {"o": 2}})])
     wait_for(lambda: new in sub.unique(), 60,
              what=lambda: f"the check-in upstream ({agent.status()['uplink']}; {sub.health()})")
+    # what still read back in the damaged file went on upstream from the new one
+    wait_for(lambda: len(set(waiting) & sub.unique()) > len(waiting) * 0.8, 60,
+             what=lambda: f"{len(set(waiting) & sub.unique())} of the backlog upstream")
     assert agent.stop() == 0
 
 
