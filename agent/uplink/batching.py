@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from agent.outbox.store import Row
 
 _HISTORICAL = '{"historical":true,'
+MIN_BATCH_BYTES: Final = 1024  # below this a batch is all MQTT overhead
+GROW_AFTER: Final = 4  # successful messages at a lowered size before trying twice as much
+GROW_AFTER_MAX: Final = 256  # a size the broker keeps refusing is tried again this rarely
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +102,64 @@ def _split_array(payload: bytes) -> list[bytes]:
             start = i + 1
     items.append(payload[start : len(payload) - 1])
     return items
+
+
+class BatchSizer:
+    """How many events and bytes go into one message, lowered on a refusal and grown back.
+
+    A refused size is halved at once; after `grow_after` successful messages in a row the
+    size doubles again, up to the configured ceiling. A size that was refused right after
+    growing makes the next growth wait twice as long (up to GROW_AFTER_MAX messages), so a
+    broker with a fixed limit costs a refusal rarely, and a flaky one does not shrink the
+    batches for good.
+    """
+
+    def __init__(self, max_events: int, max_bytes: int) -> None:
+        self.ceiling_events = max(1, max_events)
+        self.configured_bytes = max(MIN_BATCH_BYTES, max_bytes)
+        self.ceiling_bytes = self.configured_bytes
+        self.events = self.ceiling_events
+        self.bytes = self.ceiling_bytes
+        self.grow_after = GROW_AFTER
+        self._streak = 0
+        self._grew = False  # the last change was a growth, not yet shown to work
+        self._before = (self.events, self.bytes)  # the size before the last growth
+        self.lowered = 0  # times a refusal lowered the size (reported)
+
+    def set_broker_limit(self, max_bytes: int | None) -> None:
+        """A connection's limit (the broker's Maximum Packet Size less overhead); each
+        connection sets it anew, so one broker's small limit does not outlive it."""
+        limit = self.configured_bytes
+        if max_bytes is not None:
+            limit = min(limit, max(MIN_BATCH_BYTES, max_bytes))
+        self.ceiling_bytes = limit
+        self.bytes = min(self.bytes, limit)
+
+    def refused(self, events: int, nbytes: int) -> None:
+        """A message of `events` events and `nbytes` bytes was too large: send at most half
+        of it from now on (many refusals of same-sized messages lower it once)."""
+        new_events = max(1, min(self.events, events // 2))
+        new_bytes = max(MIN_BATCH_BYTES, min(self.bytes, nbytes // 2))
+        if (new_events, new_bytes) == (self.events, self.bytes):
+            return
+        if self._grew:
+            self.grow_after = min(GROW_AFTER_MAX, self.grow_after * 2)
+        self.events, self.bytes = new_events, new_bytes
+        self._streak, self._grew = 0, False
+        self.lowered += 1
+
+    def succeeded(self, events: int = 0, nbytes: int = 0) -> None:
+        """A message of `events` events and `nbytes` bytes was taken."""
+        if self._grew and (events > self._before[0] or nbytes > self._before[1]):
+            # a message larger than the size before the last growth went through: the new
+            # size works, and growing goes on at the normal pace
+            self._grew, self.grow_after = False, GROW_AFTER
+        if self.events >= self.ceiling_events and self.bytes >= self.ceiling_bytes:
+            self._streak, self.grow_after = 0, GROW_AFTER  # full size works: all is well
+            return
+        self._streak += 1
+        if self._streak >= self.grow_after:
+            self._before = (self.events, self.bytes)
+            self.events = min(self.ceiling_events, self.events * 2)
+            self.bytes = min(self.ceiling_bytes, self.bytes * 2)
+            self._streak, self._grew = 0, True

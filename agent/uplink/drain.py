@@ -12,37 +12,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from agent.config import Config
-from agent.outbox import Committed, OutboxReader, OutboxWriter
+from agent.envelope import PRIORITY_CRITICAL, make_pending
+from agent.outbox import Committed, OutboxWriter
 from agent.outbox.reader import Cursor
-from agent.uplink.batching import Batch, build_batches, split_batch
-from agent.uplink.link import LinkCallbacks, MqttLink
+from agent.uplink.backoff import Backoff
+from agent.uplink.batching import Batch, BatchSizer, split_batch
+from agent.uplink.feed import OutboxFeed
+from agent.uplink.link import ConnInfo, LinkCallbacks, MqttLink
+from agent.uplink.refusals import Action, classify
+from agent.uplink.stats import UplinkStats
 
 log = logging.getLogger(__name__)
 
-RC_PACKET_TOO_LARGE = 0x95
-RC_QUOTA_EXCEEDED = 0x97
-RC_PAYLOAD_FORMAT = 0x99
-_TOO_LARGE = {RC_PACKET_TOO_LARGE, RC_QUOTA_EXCEEDED}
-MQTT_FIXED_OVERHEAD = 512
-QUICK_DROP_S = 5.0  # topic, properties and header of one PUBLISH
-
-
-@dataclass
-class UplinkStats:
-    published_batches: int = 0
-    published_events: int = 0
-    acked_events: int = 0
-    refused_batches: int = 0
-    split_batches: int = 0
-    rejected_too_large: int = 0
-    expired_batches: int = 0
-    last_ack: float | None = None
-    refusals: dict[int, int] = field(default_factory=dict)
+MQTT_FIXED_OVERHEAD: Final = 512  # topic, properties and header of one PUBLISH
+QUICK_DROP_S: Final = 5.0  # a connection closed this soon after sending: maybe our batch size
+REPORT_INTERVAL_S: Final = 5.0  # drops are told upstream at most this often, in one event
+IDLE_WAKE_S: Final = 1.0  # the drain looks again this often without news
 
 
 class Uplink:
@@ -51,15 +39,18 @@ class Uplink:
         self.writer = writer
         self.stats = UplinkStats()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.reader: OutboxReader | None = None
+        self.feed: OutboxFeed | None = None
         self.link: MqttLink | None = None
         # downstream documents (the store link): topic filters and who takes the messages
         self.downstream: Callable[[str, bytes, str, bytes], object] | None = None
         self.downstream_topics: list[str] = []
         self.extra_topics: set[str] = set()
         self.bootid = bootid
-        self.max_bytes = cfg.mqtt.batch_max_bytes
-        self._max_events = cfg.mqtt.batch_max_events
+        m = cfg.mqtt
+        self.sizer = BatchSizer(m.batch_max_events, m.batch_max_bytes)
+        self._window = m.inflight_window
+        # after a refusal about the connection, one message probes until one is taken
+        self._probing = False
         self._quick_drops = 0
         self._inflight: dict[int, Batch] = {}
         self._sent_at: dict[int, float] = {}
@@ -71,13 +62,14 @@ class Uplink:
         self._connected_since: float | None = None
         self._connected_mono = 0.0
         self._resend: list[Batch] = []
-        # one reader thread: rows are read there and freed here; a pool of threads would
-        # spread them over several malloc arenas and grow RSS on long drains
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-read")
         # acked rows stay hidden from re-reads until the writer has surely deleted them
         self._acked_recent: list[tuple[int, tuple[int, ...]]] = []
         self._acked_rows: set[int] = set()
+        # a refusal about the connection pauses the drain; each one in a row pauses longer
+        self._refusal_backoff = Backoff(m.backoff_min_s, m.backoff_max_s)
         self._retry_at = 0.0
+        self.last_refusal = ""
+        self._reported_at = 0.0
 
     # --- news from other threads ---------------------------------------------------------
 
@@ -95,14 +87,16 @@ class Uplink:
             self._restart_cursor = True
         self._wake.set()
 
-    def _on_connected(self, session_present: bool, max_packet: int | None) -> None:
+    def _on_connected(self, info: ConnInfo) -> None:
         self._connected = True
         self._connected_since = time.time()  # events created before it are historical
         self._connected_mono = time.monotonic()  # for durations: clock steps must not count
-        limit = self.cfg.mqtt.batch_max_bytes
-        if max_packet:
-            limit = min(limit, max_packet - MQTT_FIXED_OVERHEAD)
-        self.max_bytes = min(self.max_bytes, max(1024, limit))
+        limit = info.max_packet - MQTT_FIXED_OVERHEAD if info.max_packet else None
+        self.sizer.set_broker_limit(limit)
+        # per connection: a window halved on "receive maximum exceeded" grows back here
+        self._window = self.cfg.mqtt.inflight_window
+        if info.receive_max:
+            self._window = max(1, min(self._window, info.receive_max))
         self._wake.set()
 
     def _on_disconnected(self, why: str) -> None:
@@ -111,20 +105,21 @@ class Uplink:
         self._connected_since = None
         if lived is None or lived > QUICK_DROP_S or not self._inflight:
             return
-        if max(len(b.rowids) for b in self._inflight.values()) < 2:
+        biggest = max(self._inflight.values(), key=lambda b: len(b.payload))
+        if len(biggest.rowids) < 2:
             return
         # Dropped right after sending: brokers (mosquitto's message_size_limit, MQTT 3.1.1)
         # answer a message that is too large by closing the connection. Twice in a row,
-        # send smaller batches, and make paho forget the big ones it would re-send.
+        # send smaller batches (grown back after successes), and make paho forget the big
+        # ones it would re-send.
         self._quick_drops += 1
         if self._quick_drops < 2 or self.link is None:
             return
         self._quick_drops = 0
-        self.max_bytes = max(1024, self.max_bytes // 2)
-        self._max_events = max(1, self._max_events // 2)
+        self.sizer.refused(len(biggest.rowids), len(biggest.payload))
         self.stats.split_batches += 1
         log.warning("broker keeps closing the connection on our batches; now sending at most "
-                    "%d events / %d bytes per message", self._max_events, self.max_bytes)
+                    "%d events / %d bytes per message", self.sizer.events, self.sizer.bytes)
         self.link.rebuild()
 
     def _on_reset(self) -> None:
@@ -136,121 +131,177 @@ class Uplink:
         self._resend.clear()
         self._restart_cursor = True
 
+    def _on_oversized(self, topic: str, size: int) -> None:
+        self.stats.oversized_downstream += 1
+
     def _on_puback(self, mid: int, rc: int) -> None:
         batch = self._inflight.pop(mid, None)
         self._sent_at.pop(mid, None)
         if batch is None:
             return  # birth/death message, or a batch from before a restart of the mapping
-        self._inflight_rows.difference_update(batch.rowids)
-        if rc < 0x80:
-            self.writer.ack(batch.generation, batch.rowids)
-            self._acked_recent.append((self.writer.transactions, batch.rowids))
-            self._acked_rows.update(batch.rowids)
+        verdict = classify(rc, len(batch.rowids))
+        if verdict.action is Action.ACKED:
+            self._let_go(batch)
             self.stats.acked_events += len(batch.rowids)
-            self._quick_drops = 0
             self.stats.last_ack = time.time()
-        elif rc in _TOO_LARGE and len(batch.rowids) > 1:
+            self._quick_drops = 0
+            self.sizer.succeeded(len(batch.rowids), len(batch.payload))
+            self._refusal_backoff.reset()
+            self._probing = False
+            self._wake.set()
+            return
+        self.stats.refused(verdict)
+        if verdict.action is Action.SPLIT:
+            # its rows stay marked in flight: the halves carry them
             self.stats.split_batches += 1
+            self.sizer.refused(len(batch.rowids), len(batch.payload))
             self._resend.extend(split_batch(batch))
-            self._inflight_rows.update(r for b in self._resend for r in b.rowids)
-        elif rc in _TOO_LARGE or rc == RC_PAYLOAD_FORMAT:
+        elif verdict.action is Action.DROP:
             # one event the broker will never take: dropping it is the only way forward
-            self.stats.rejected_too_large += 1
-            log.error("broker refused one event for good (reason 0x%02x); dropping it", rc)
-            self.writer.ack(batch.generation, batch.rowids)
+            self._let_go(batch)
+            self.stats.drop(verdict.name, len(batch.rowids))
+            log.error("broker refused one event for good (reason 0x%02x, %s, %d bytes); "
+                      "dropped it, counted in status as uplink.dropped.%s", rc, verdict.name,
+                      len(batch.payload), verdict.name)
         else:
-            self.stats.refused_batches += 1
-            self.stats.refusals[rc] = self.stats.refusals.get(rc, 0) + 1
+            self._inflight_rows.difference_update(batch.rowids)
+            self._restart_cursor = True  # the rows are read again, after the pause
+            self._probing = True
+            if verdict.shrink_window:
+                self._window = max(1, self._window // 2)
+            now = time.monotonic()
+            if now >= self._retry_at:  # one step per pause, not one per refused message
+                self._retry_at = now + max(self.cfg.mqtt.backoff_min_s,
+                                           self._refusal_backoff.next_delay())
+            hint = f"; {verdict.hint}" if verdict.hint else ""
+            self.last_refusal = (f"broker refused a batch (reason code 0x{rc:02x}, "
+                                 f"{verdict.name}){hint}; kept, retrying later")
             if self.link is not None:
-                self.link.last_error = f"broker refused a batch (reason code 0x{rc:02x})"
-            self._restart_cursor = True
-            self._retry_at = time.monotonic() + 5.0  # e.g. not authorised: do not hammer
+                self.link.last_error = self.last_refusal
+            log.warning("%s", self.last_refusal)
         self._wake.set()
+
+    def _let_go(self, batch: Batch) -> None:
+        """Delete the batch's rows; hidden from re-reads until the writer surely has."""
+        self._inflight_rows.difference_update(batch.rowids)
+        self.writer.ack(batch.generation, batch.rowids)
+        self._acked_recent.append((self.writer.transactions, batch.rowids))
+        self._acked_rows.update(batch.rowids)
 
     # --- the drain task --------------------------------------------------------------------
 
     async def run(self) -> None:
+        """One life of the drain, with a link and a reader thread of its own; both are
+        stopped on the way out, so a restart by the supervisor leaks no thread and no
+        second client with the same id."""
         self.loop = asyncio.get_running_loop()
-        self.reader = OutboxReader(self.writer.path)
+        self._on_reset()
+        self._connected = False
+        self._connected_since = None
+        self._cursor = None
         generation = self.writer.generation
-        self.link = MqttLink(
+        m = self.cfg.mqtt
+        feed = self.feed = OutboxFeed(self.writer.path, m.backoff_min_s, m.backoff_max_s)
+        link = self.link = MqttLink(
             self.cfg,
             self.bootid,
             LinkCallbacks(
-                connected=lambda sp, mp: self._post(self._on_connected, sp, mp),
+                connected=lambda info: self._post(self._on_connected, info),
                 disconnected=lambda why: self._post(self._on_disconnected, why),
                 puback=lambda mid, rc: self._post(self._on_puback, mid, rc),
                 reset=lambda: self._post(self._on_reset),
+                oversized=lambda topic, size: self._post(self._on_oversized, topic, size),
             ),
         )
-        self.link.downstream = self.downstream
-        self.link.downstream_topics = self.downstream_topics
-        self.link.extra_topics = set(self.extra_topics)
-        self.link.start()
+        link.downstream = self.downstream
+        link.downstream_topics = self.downstream_topics
+        link.extra_topics = set(self.extra_topics)
+        link.start()
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_timeout())
                 self._wake.clear()
                 if self.writer.generation != generation:
                     # the outbox file was replaced: row numbers in flight mean nothing now
                     generation = self.writer.generation
-                    self.reader.close()
-                    self.reader = OutboxReader(self.writer.path)
+                    feed.reopen()
                     self._inflight_rows.clear()
+                    self._resend.clear()
                     self._cursor = None
                 self._expire_stuck()
+                self._report_drops()
                 if self._connected and time.monotonic() >= self._retry_at:
                     await self._fill_window()
         finally:
-            self.reader.close()
-            self._io.shutdown(wait=False)
+            feed.close()
+            await asyncio.to_thread(link.stop)
+
+    def _idle_timeout(self) -> float:
+        now = time.monotonic()
+        read_at = self.feed.retry_at if self.feed is not None else 0.0
+        waits = [t - now for t in (self._retry_at, read_at) if t > now]
+        return max(0.01, min([IDLE_WAKE_S, *waits]))
+
+    def _room(self) -> int:
+        return 1 if self._probing else self._window
 
     async def _fill_window(self) -> None:
-        assert self.link is not None and self.reader is not None and self.loop is not None
-        window = self.cfg.mqtt.inflight_window
-        while self._resend and len(self._inflight) < window:
-            self._send(self._resend.pop(0))
-        while self._connected and len(self._inflight) < window:
+        feed = self.feed
+        assert self.link is not None and feed is not None
+        wrapped = False  # one look back from the start per call: never a busy loop
+        while self._connected and len(self._inflight) < self._room():
+            now = time.monotonic()
+            if now < self._retry_at:
+                return
+            if self._resend:
+                if not self._send(self._resend.pop(0)):
+                    return
+                continue
+            if not feed.ready():
+                return
             if self._restart_cursor:
                 self._cursor = None
                 self._restart_cursor = False
-            free = window - len(self._inflight)
+            free = self._room() - len(self._inflight)
             # a few batches at a time: reading far ahead only costs memory
-            limit = min(free, 4) * self._max_events
+            limit = min(free, 4) * self.sizer.events
             self._forget_deleted()
             skip = self._inflight_rows | self._acked_rows
-            cursor, batches = await self.loop.run_in_executor(
-                self._io, self._read_batches, self._cursor, limit, frozenset(skip),
-                self._max_events, self.max_bytes, self.writer.generation,
-                self._connected_since,
-            )
+            got = await feed.read(self._cursor, limit, frozenset(skip),
+                                  max_events=self.sizer.events, max_bytes=self.sizer.bytes,
+                                  generation=self.writer.generation,
+                                  historical_before=self._connected_since)
+            if got is None:
+                self._cursor = None  # read from the start once the file can be read
+                return
+            cursor, batches = got
             if cursor is None:
-                if self._cursor is not None and not self._inflight:
+                if self._cursor is not None and not self._inflight and not wrapped:
                     self._cursor = None  # wrap around to catch anything skipped
+                    wrapped = True
                     continue
                 return
             self._cursor = cursor
-            if not batches:
-                continue
             for batch in batches:
                 self._inflight_rows.update(batch.rowids)
-                self._send(batch)
+                if not self._send(batch):
+                    return
 
-    def _read_batches(
-        self, cursor: Cursor | None, limit: int, skip: frozenset[int], max_events: int,
-        max_bytes: int, generation: int, historical_before: float | None,
-    ) -> tuple[Cursor | None, list[Batch]]:
-        """Runs in the reader thread: rows are read, packed and freed in the same thread,
-        so only the finished batches cross over (keeps the heap from fragmenting)."""
-        assert self.reader is not None
-        rows = self.reader.fetch(cursor, limit)
-        if not rows:
-            return None, []
-        last = (rows[-1].priority, rows[-1].n)
-        rows = [r for r in rows if r.n not in skip]
-        return last, build_batches(rows, max_events=max_events, max_bytes=max_bytes,
-                                   generation=generation, historical_before=historical_before)
+    def _report_drops(self) -> None:
+        """Events the broker refused for good, told upstream in one event per interval (the
+        report is small: it could only be refused as malformed, and then at this pace)."""
+        now = time.monotonic()
+        if not self.stats.unreported or now - self._reported_at < REPORT_INTERVAL_S:
+            return
+        self._reported_at = now
+        dropped = self.stats.take_unreported()
+        data = {"dropped": dropped, "total_dropped": dict(self.stats.dropped)}
+        try:
+            self.writer.submit([make_pending("o2o.agent.uplink.dropped", data, time.time(),
+                                             PRIORITY_CRITICAL)])
+        except Exception:  # the count in status stays; the report is best effort
+            log.warning("could not record the uplink's drop report", exc_info=True)
 
     def _expire_stuck(self) -> None:
         """A PUBACK missing for `ack_timeout_s` on a live connection: MQTT allows re-sending
@@ -282,17 +333,20 @@ class Uplink:
         if keep:
             del self._acked_recent[:keep]
 
-    def _send(self, batch: Batch) -> None:
+    def _send(self, batch: Batch) -> bool:
         assert self.link is not None
         mid = self.link.publish(batch.payload)
-        if mid is None:
+        if mid is None:  # paho refused it now: read again after a pause, not in a loop
             self._inflight_rows.difference_update(batch.rowids)
             self._restart_cursor = True
-            return
+            self._retry_at = time.monotonic() + max(self.cfg.mqtt.backoff_min_s,
+                                                    self._refusal_backoff.next_delay())
+            return False
         self._inflight[mid] = batch
         self._sent_at[mid] = time.monotonic()
         self.stats.published_batches += 1
         self.stats.published_events += len(batch.rowids)
+        return True
 
     async def stop(self) -> None:
         if self.link is not None:
@@ -324,13 +378,14 @@ class Uplink:
             "state": link.state if link else "stopped",
             "connected_since": self._connected_since,
             "connects": link.connects if link else 0,
-            "last_error": link.last_error if link else "",
+            # a damaged outbox is the more urgent news: nothing can be sent until it is fixed
+            "last_error": (self.feed.error if self.feed else "")
+            or (link.last_error if link else ""),
+            "last_refusal": self.last_refusal,
             "inflight_batches": len(self._inflight),
-            "published_events": self.stats.published_events,
-            "acked_events": self.stats.acked_events,
-            "split_batches": self.stats.split_batches,
-            "refused_batches": self.stats.refused_batches,
-            "rejected_too_large": self.stats.rejected_too_large,
-            "expired_batches": self.stats.expired_batches,
-            "last_ack": self.stats.last_ack,
+            "inflight_window": self._window,
+            "batch_max_events": self.sizer.events,
+            "batch_max_bytes": self.sizer.bytes,
+            **self.stats.snapshot(),
+            "read_errors": self.feed.errors if self.feed else 0,
         }

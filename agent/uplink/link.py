@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -28,18 +28,40 @@ from agent import __version__
 from agent.config import Config
 from agent.errors import AgentError, Reason
 from agent.uplink.backoff import Backoff
+from agent.uplink.client import MAX_DOWNSTREAM_PACKET, BoundedClient
 
 log = logging.getLogger(__name__)
 
 STABLE_S = 10.0
+# what a TLS client meets when the port speaks plain MQTT: the broker reads the ClientHello
+# as a malformed packet and closes, or answers bytes that are no TLS record
+_NOT_TLS_ERRORS: Final = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                          ssl.SSLEOFError, ssl.SSLZeroReturnError)
+_NOT_TLS_REASONS: Final = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
+                                     "UNEXPECTED_EOF_WHILE_READING", "HTTP_REQUEST",
+                                     "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnInfo:
+    session_present: bool
+    max_packet: int | None  # the broker's Maximum Packet Size (MQTT 5 CONNACK)
+    receive_max: int | None  # how many QoS 1 messages it takes unacknowledged at once
 
 
 @dataclass
 class LinkCallbacks:
-    connected: Callable[[bool, int | None], None]  # session present, broker max packet size
+    connected: Callable[[ConnInfo], None]
     disconnected: Callable[[str], None]
     puback: Callable[[int, int], None]  # mid, reason code
     reset: Callable[[], None]  # a new paho client: nothing sent before is in flight any more
+    oversized: Callable[[str, int], None] = lambda topic, size: None  # a message dropped
+
+
+def _not_a_tls_port(exc: OSError) -> bool:
+    if isinstance(exc, _NOT_TLS_ERRORS):
+        return True
+    return isinstance(exc, ssl.SSLError) and str(exc.reason or "") in _NOT_TLS_REASONS
 
 
 def _tls_context(cfg: Config) -> ssl.SSLContext:
@@ -72,6 +94,8 @@ class MqttLink:
         self.last_error = ""
         self.connects = 0
         self.connected_since: float | None = None
+        self._attempt_time = time.time()  # start of the connection the will is armed for
+        self._refused = False  # this attempt's CONNACK was a refusal
         self._stop = threading.Event()
         self._rebuild = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,15 +111,17 @@ class MqttLink:
     def _make_client(self) -> mqtt.Client:
         m = self.cfg.mqtt
         if self.v5:
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=self.cfg.device.id, protocol=mqtt.MQTTv5
+            client: mqtt.Client = BoundedClient(
+                CallbackAPIVersion.VERSION2, client_id=self.cfg.device.id, protocol=mqtt.MQTTv5,
+                on_oversized=self._on_oversized,
             )
         else:
-            client = mqtt.Client(
+            client = BoundedClient(
                 CallbackAPIVersion.VERSION2,
                 client_id=self.cfg.device.id,
                 protocol=mqtt.MQTTv311,
                 clean_session=False,
+                on_oversized=self._on_oversized,
             )
         if m.username:
             client.username_pw_set(m.username, m.password or None)
@@ -104,26 +130,31 @@ class MqttLink:
         # the drain bounds what is in flight; paho must not hold messages back on top of it
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
-        client.will_set(self.state_topic, self._state_payload("offline"), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
 
-    def _state_payload(self, state: str) -> bytes:
-        return json.dumps(
-            {
-                "state": state,
-                "bootid": self.bootid,
-                "version": __version__,
-                "store": self.cfg.device.store,
-                "device": self.cfg.device.id,
-                "config_version": self.cfg.remote_version,
-                "time": time.time(),
-            },
-            separators=(",", ":"),
-        ).encode()
+    def _state_payload(self, state: str, *, will: bool = False) -> bytes:
+        """Birth ("online"), death on a clean stop ("offline", cause "stopped") and the will
+        ("offline", cause "connection-lost"). The broker publishes the will later, at a moment
+        nobody can write into it: it carries the start of the connection it was armed for
+        (`connected_since`), and no `time`; the broker's receive time is when it went offline."""
+        doc: dict[str, Any] = {
+            "state": state,
+            "bootid": self.bootid,
+            "version": __version__,
+            "store": self.cfg.device.store,
+            "device": self.cfg.device.id,
+            "config_version": self.cfg.remote_version,
+            "connected_since": self._attempt_time,
+        }
+        if state == "offline":
+            doc["cause"] = "connection-lost" if will else "stopped"
+        if not will:
+            doc["time"] = time.time()
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     # --- paho callbacks (network thread) ------------------------------------------------
 
@@ -135,14 +166,17 @@ class MqttLink:
             if rc.value in (0x86, 0x87, 4, 5):
                 self.last_error += " (check [mqtt] username/password or the client certificate)"
             log.warning("%s", self.last_error)
+            self._refused = True
             return
         self.state = "connected"
         self.connects += 1
         self.connected_since = time.time()
         self.last_error = ""
-        max_packet = None
+        max_packet = receive_max = None
         if props is not None and hasattr(props, "MaximumPacketSize"):
             max_packet = int(props.MaximumPacketSize)
+        if props is not None and hasattr(props, "ReceiveMaximum"):
+            receive_max = int(props.ReceiveMaximum)
         # birth: retained so that anyone subscribing later sees the device state
         client.publish(self.state_topic, self._state_payload("online"), qos=1, retain=True)
         if self.downstream is not None and self.downstream_topics:
@@ -152,7 +186,7 @@ class MqttLink:
                               [*self.downstream_topics, *sorted(self.extra_topics)]])
         log.info("uplink connected to %s:%s (session present: %s)", self.host, self.port,
                  bool(flags.session_present))
-        self.cb.connected(bool(flags.session_present), max_packet)
+        self.cb.connected(ConnInfo(bool(flags.session_present), max_packet, receive_max))
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
@@ -160,7 +194,8 @@ class MqttLink:
         was = self.state
         self.state = "disconnected"
         self.connected_since = None
-        if rc.is_failure and not self._stop.is_set():
+        # the CONNACK's refusal says more than the closed connection that follows it
+        if rc.is_failure and not self._stop.is_set() and not self._refused:
             self.last_error = f"connection lost: {rc}"
         if was == "connected":
             log.warning("uplink disconnected: %s", rc)
@@ -176,6 +211,11 @@ class MqttLink:
             self.downstream(msg.topic, bytes(msg.payload), response, correlation)
         except Exception:  # a bad document must not take the connection thread down
             log.exception("downstream message on %s not handled", msg.topic)
+
+    def _on_oversized(self, topic: str, size: int) -> None:
+        log.warning("dropped a downstream message of %d bytes on %s: over the %d bytes the "
+                    "agent takes", size, topic[:200], MAX_DOWNSTREAM_PACKET)
+        self.cb.oversized(topic, size)
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any
@@ -202,15 +242,36 @@ class MqttLink:
 
     def _connect_once(self) -> None:
         m = self.cfg.mqtt
+        # armed anew for each connection, so that what it says is true of this one
+        self._attempt_time = time.time()
+        self._refused = False
+        self.client.will_set(self.state_topic, self._state_payload("offline", will=True), qos=1,
+                             retain=True)
         if self.v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = m.session_expiry_s
+            # nothing downstream is larger than a content blob: a broker must not send more
+            props.MaximumPacketSize = MAX_DOWNSTREAM_PACKET
             self.client.connect(
                 self.host, self.port, keepalive=m.keepalive_s, clean_start=False,
                 properties=props,
             )
         else:
             self.client.connect(self.host, self.port, keepalive=m.keepalive_s)
+
+    def _connect_error(self, exc: OSError) -> str:
+        where = f"{self.host}:{self.port}"
+        if self.tls and _not_a_tls_port(exc):
+            return (f"TLS handshake with {where} failed — is this a TLS port? (the server "
+                    f"does not speak TLS there: {exc}; mqtts:// needs the broker's TLS "
+                    "listener)")
+        if isinstance(exc, ssl.SSLError):
+            detail = exc.reason or str(exc)
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                detail = f"certificate verify failed: {exc.verify_message}"
+            return (f"TLS handshake with {where} failed: {detail}"
+                    " (check [mqtt] ca_file, cert_file, key_file and the broker's certificate)")
+        return f"cannot reach broker {where}: {exc}"
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -222,16 +283,8 @@ class MqttLink:
             began = time.monotonic()
             try:
                 self._connect_once()
-            except ssl.SSLError as exc:
-                detail = exc.reason or str(exc)
-                if isinstance(exc, ssl.SSLCertVerificationError):
-                    detail = f"certificate verify failed: {exc.verify_message}"
-                self.last_error = (
-                    f"TLS handshake with {self.host}:{self.port} failed: {detail}"
-                    " (check [mqtt] ca_file, cert_file, key_file and the broker's certificate)"
-                )
             except OSError as exc:
-                self.last_error = f"cannot reach broker {self.host}:{self.port}: {exc}"
+                self.last_error = self._connect_error(exc)
             else:
                 while not self._stop.is_set():
                     rc = self.client.loop(timeout=0.2)

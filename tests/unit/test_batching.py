@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 
 from agent.envelope import make_pending, render
 from agent.outbox.store import Row
-from agent.uplink.batching import build_batches, split_batch
+from agent.uplink.batching import (
+    GROW_AFTER,
+    GROW_AFTER_MAX,
+    MIN_BATCH_BYTES,
+    BatchSizer,
+    build_batches,
+    split_batch,
+)
 
 
 def rows(n: int, data: object = None, created: float = 100.0) -> list[Row]:
@@ -53,3 +60,83 @@ def test_split_keeps_every_event_once(texts: list[str]) -> None:
     assert left.rowids + right.rowids == batch.rowids
     got = json.loads(left.payload) + json.loads(right.payload)
     assert got == json.loads(batch.payload)
+
+
+# --- BatchSizer: lowered on a refusal, grown back after successes -------------------------
+
+def test_sizer_refusals_of_one_size_lower_it_once() -> None:
+    s = BatchSizer(500, 128 * 1024)
+    for _ in range(16):  # a whole window of 500-event messages refused
+        s.refused(500, 100_000)
+    assert (s.events, s.bytes) == (250, 50_000)
+    assert s.lowered == 1
+
+
+def test_sizer_grows_back_to_the_ceiling_after_a_flaky_spell() -> None:
+    s = BatchSizer(500, 128 * 1024)
+    n, size = 500, 128 * 1024
+    while n > 3:  # a flaky broker refuses every size down to 3 events
+        s.refused(n, size)
+        n, size = s.events, s.bytes
+    assert s.events == 3
+    sent = 0
+    while s.events < 500 and sent < 10_000:
+        s.succeeded()
+        sent += 1
+    assert (s.events, s.bytes) == (500, 128 * 1024)
+    assert sent <= 8 * GROW_AFTER  # 3 -> 500 in eight doublings
+
+
+def test_sizer_tries_a_refused_size_ever_more_rarely() -> None:
+    s = BatchSizer(500, 1 << 20)
+    waits, streak = [], 0  # messages sent between two refusals
+    for _ in range(5000):  # a broker that takes at most 300 events per message
+        if s.events > 300:
+            s.refused(s.events, s.bytes)
+            waits.append(streak)
+            streak = 0
+        else:
+            s.succeeded(s.events, s.bytes)
+            streak += 1
+    assert waits[1:] == sorted(waits[1:]) and waits[-1] == GROW_AFTER_MAX
+    assert len(waits) <= 5000 // GROW_AFTER_MAX + 8  # a refusal now and then, not a storm
+
+
+def test_sizer_after_a_long_flaky_spell_grows_back_at_the_normal_pace() -> None:
+    s = BatchSizer(500, 1 << 20)
+    for _ in range(1000):  # a broker that takes at most 3 events per message, for a while
+        if s.events > 3:
+            s.refused(s.events, s.bytes)
+        else:
+            s.succeeded(s.events, s.bytes)
+    assert s.events == 3 and s.grow_after == GROW_AFTER_MAX
+    sent = 0
+    while s.events < 500:  # healthy again
+        s.succeeded(s.events, s.bytes)
+        sent += 1
+    assert sent <= GROW_AFTER_MAX + 8 * GROW_AFTER
+
+
+def test_sizer_broker_limit_holds_per_connection() -> None:
+    s = BatchSizer(500, 128 * 1024)
+    s.set_broker_limit(20_000)
+    assert s.bytes == 20_000
+    s.set_broker_limit(None)  # the next broker announces nothing: the small limit is gone
+    assert s.ceiling_bytes == 128 * 1024
+    for _ in range(10 * GROW_AFTER):
+        s.succeeded()
+    assert s.bytes == 128 * 1024
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 1000), st.integers(1, 1 << 20)),
+                max_size=200))
+def test_sizer_stays_within_bounds(steps: list[tuple[bool, int, int]]) -> None:
+    s = BatchSizer(500, 128 * 1024)
+    for ok, n, size in steps:
+        if ok:
+            s.succeeded()
+        else:
+            s.refused(n, size)
+        assert 1 <= s.events <= 500
+        assert MIN_BATCH_BYTES <= s.bytes <= 128 * 1024
+        assert GROW_AFTER <= s.grow_after <= GROW_AFTER_MAX

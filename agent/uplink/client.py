@@ -1,0 +1,134 @@
+"""paho's client, refusing downstream messages too large for anything the agent accepts.
+
+MQTT 5 brokers learn our limit from the Maximum Packet Size in CONNECT and do not send more.
+MQTT 3.1.1 has no such property, and a broker can ignore it: paho would read the whole packet
+into memory (and copy it twice more) before anyone could look at its size. Here a PUBLISH whose
+announced length is over the limit is read off the socket in small chunks and thrown away, its
+size counted, and answered so that the broker does not send it again (MQTT 5: PUBACK/PUBREC
+0x83 "implementation specific", i.e. not accepted; 3.1.1 has no refusal: a plain PUBACK).
+
+And a PUBACK with a reason code MQTT 5 names only for DISCONNECT is passed on, not taken for a
+protocol error: mosquitto 2.0 answers a message over its message_size_limit with PUBACK 0x95
+(measured), which paho would answer by dropping the connection, again and again.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.storelink.blobs import MAX_BLOB_BYTES
+
+# the largest downstream message the agent takes is a content blob; its topic, packet id and
+# properties fit in the rest
+MAX_DOWNSTREAM_PACKET: Final = MAX_BLOB_BYTES + 64 * 1024
+_CHUNK: Final = 64 * 1024  # bytes read per step while throwing a message away
+_HEAD_MAX: Final = 2 + 65535 + 2  # topic length, topic, packet id: all we keep of it
+_PUBLISH: Final = 0x30
+_PUBACK: Final = 0x40
+_PUBREC: Final = 0x50
+_RC_NOT_ACCEPTED: Final = 0x83
+# the PUBACK reason codes of MQTT 5 (3.4.2.1), which paho decodes itself
+_PUBACK_CODES: Final = frozenset({0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})
+
+
+@dataclass
+class _Skip:
+    command: int
+    left: int
+    size: int
+    head: bytearray = field(default_factory=bytearray)
+
+    def take(self, data: bytes) -> None:
+        self.left -= len(data)
+        room = _HEAD_MAX - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+
+
+def _fresh_in_packet() -> Any:
+    # what paho resets its read state to after each packet (paho-mqtt 2.x)
+    return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+            "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
+
+
+class BoundedClient(mqtt.Client):
+    """`on_oversized(topic, size)` is called on the network thread for each dropped message."""
+
+    def __init__(self, *args: Any, max_incoming: int = MAX_DOWNSTREAM_PACKET,
+                 on_oversized: Callable[[str, int], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_incoming = max_incoming
+        self.on_oversized = on_oversized
+        self._skip: _Skip | None = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        pkt = self._in_packet
+        if (self._skip is None and pkt["have_remaining"] and not pkt["packet"]
+                and pkt["command"] & 0xF0 == _PUBLISH
+                and pkt["remaining_length"] > self.max_incoming):
+            # paho is about to read the body: take over before a byte of it is buffered
+            self._skip = _Skip(pkt["command"], pkt["remaining_length"], pkt["remaining_length"])
+            raise BlockingIOError  # paho answers MQTT_ERR_AGAIN and keeps its state
+        return super()._sock_recv(bufsize)
+
+    def _packet_read(self) -> MQTTErrorCode:
+        skip = self._skip
+        if skip is None:
+            return super()._packet_read()
+        for _ in range(256):  # at most 16 MiB per call: other packets get their turn
+            try:
+                data = super()._sock_recv(min(skip.left, _CHUNK))
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if not data:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            skip.take(data)
+            if skip.left <= 0:
+                self._skipped(skip)
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return MQTTErrorCode.MQTT_ERR_AGAIN
+
+    def _skipped(self, skip: _Skip) -> None:
+        self._skip = None
+        self._in_packet = _fresh_in_packet()
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        head = bytes(skip.head)
+        tlen = int.from_bytes(head[:2], "big")
+        topic = head[2 : 2 + tlen].decode("utf-8", "replace")
+        qos = (skip.command & 0x06) >> 1
+        if qos and len(head) >= 4 + tlen:
+            (mid,) = struct.unpack("!H", head[2 + tlen : 4 + tlen])
+            command = _PUBACK if qos == 1 else _PUBREC
+            if self.protocol == mqtt.MQTTv5:
+                packet = struct.pack("!BBHB", command, 3, mid, _RC_NOT_ACCEPTED)
+                self._packet_queue(command, packet, mid, 1)
+            elif qos == 1:
+                self._packet_queue(command, struct.pack("!BBH", command, 2, mid), mid, 1)
+        if self.on_oversized is not None:
+            self.on_oversized(topic, skip.size)
+
+    def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        pkt = self._in_packet["packet"]
+        if (cmd != "PUBACK" or self.protocol != mqtt.MQTTv5 or len(pkt) < 3
+                or pkt[2] in _PUBACK_CODES):
+            return super()._handle_pubackcomp(cmd)
+        (mid,) = struct.unpack("!H", pkt[:2])
+        reason = ReasonCode(PacketTypes.PUBACK)
+        reason.value = pkt[2]  # not a PUBACK code by the letter, but its meaning is plain
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                props = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+                return self._do_on_publish(mid, reason, props)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
