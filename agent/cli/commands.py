@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO, Final
 
 from agent.bus.client import BusClient
+from agent.cli.lines import bounded_lines
 from agent.cli.oserrors import describe
 from agent.config import (
     Config,
@@ -81,26 +82,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stdin_lines(stream: BinaryIO) -> Iterator[tuple[int, str, str]]:
-    """(line number, text, problem) of each line, read at most MAX_EMIT_LINE bytes at a time:
-    a longer line is skipped to its end, so no input holds more than one line in memory."""
-    lineno = 0
-    while True:
-        raw = stream.readline(MAX_EMIT_LINE + 1)
-        if not raw:
-            return
-        lineno += 1
-        if len(raw) > MAX_EMIT_LINE and not raw.endswith(b"\n"):
-            while (rest := stream.readline(MAX_EMIT_LINE)) and not rest.endswith(b"\n"):
-                pass
-            yield lineno, "", f"longer than {MAX_EMIT_LINE:,} bytes"
-            continue
-        try:
-            yield lineno, raw.decode("utf-8"), ""
-        except UnicodeDecodeError:
-            yield lineno, "", "not UTF-8 text"
-
-
 def _parse_line(lineno: int, line: str) -> dict[str, Any] | None:
     """The event of one stdin line, or None after saying on stderr what is wrong with it."""
     try:
@@ -124,7 +105,7 @@ def _stdin_chunks(stream: BinaryIO, bad: list[int]
     line each), read as they come; the numbers of bad lines are appended to `bad`."""
     chunk: list[tuple[int, dict[str, Any]]] = []
     size = 0
-    for lineno, line, problem in _stdin_lines(stream):
+    for lineno, line, problem in bounded_lines(stream, MAX_EMIT_LINE):
         if problem:
             print(f"o2o-edge: line {lineno}: {problem}; skipped", file=sys.stderr)
         if problem or not line.strip():

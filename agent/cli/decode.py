@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 
+from agent.cli.lines import bounded_lines
+from drivers.ble.capture import MAX_LINE as MAX_CAPTURE_LINE
 from drivers.ble.capture import parse_capture_line
 from drivers.ble.decoders import decode_advert
 from drivers.errors import DriverError
@@ -15,7 +19,10 @@ from drivers.nfc.ndef import decode_message
 
 def cmd_decode_ble(args: argparse.Namespace) -> int:
     out = sys.stdout
-    for lineno, line in enumerate(sys.stdin, 1):
+    for lineno, line, problem in bounded_lines(sys.stdin.buffer, 4 * MAX_CAPTURE_LINE):
+        if problem:  # too long (in UTF-8 bytes) or not UTF-8: never held whole, answered
+            out.write(json.dumps({"error": f"line {lineno}: {problem}"}) + "\n")
+            continue
         if not line.strip():
             out.write("null\n")
             continue
@@ -51,6 +58,13 @@ def cmd_decode_ndef(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regular(name: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(name).st_mode)
+    except (OSError, ValueError):  # missing, unreadable, a NUL in the name
+        return False
+
+
 def cmd_decode_qr(args: argparse.Namespace) -> int:
     import time
 
@@ -67,7 +81,8 @@ def cmd_decode_qr(args: argparse.Namespace) -> int:
     decoder = make_decoder(args.decoder or cfg.qr.decoder)
     failed = False
     for name in args.files:
-        grey = cv2.imread(name, cv2.IMREAD_GRAYSCALE)
+        # only a regular file is read: OpenCV blocks for ever on a FIFO
+        grey = cv2.imread(name, cv2.IMREAD_GRAYSCALE) if _regular(name) else None
         if grey is None:
             failed = True
             print(json.dumps({"file": name, "error": "cannot read it as an image (missing, "

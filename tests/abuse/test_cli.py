@@ -25,10 +25,11 @@ from agent.keys import private_key_pem
 from tests.abuse.conftest import ABUSE
 from tests.conftest import CLI, ROOT, AgentProcess, write_config
 
-# the CLI in a child that reports its own peak RSS (KiB) as the last line of stderr
-MEASURED = ("import resource, sys\nfrom agent.cli.main import main\nrc = main(sys.argv[1:])\n"
-            "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-            "file=sys.stderr)\nsys.exit(rc)\n")
+# the CLI in a child that reports its own peak RSS (VmHWM, KiB, since exec) as the last line
+# of stderr
+MEASURED = ("import re, sys\nfrom agent.cli.main import main\nrc = main(sys.argv[1:])\n"
+            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+            "print('maxrss_kib', hwm, file=sys.stderr)\nsys.exit(rc)\n")
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,9 @@ CASES: dict[str, Case] = {
     "scenario-binary": Case(["scenario", "{d}/scenario-bin.toml"], 2, "UTF-8"),
     "scenario-fifo": Case(["scenario", "{d}/fifo"], 2, "not a scenario file"),
     "decode-ndef-garbage": Case(["decode", "ndef", "-"], 2, "not hex", stdin=b"\xff\x00zz"),
+    "decode-qr-fifo": Case(["decode", "qr", "{d}/fifo"], 1, "", lines=0),
+    "decode-ble-huge-and-binary": Case(["decode", "ble"], 0, "", lines=0,
+                                       stdin=b"{" + b"x" * 5_000_000 + b"\n\xff\xfe\n"),
 }
 
 
