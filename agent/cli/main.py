@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -188,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except sqlite3.Error as exc:  # a database file the user's settings point at
+        print(f"o2o-edge {args.command}: database error ({exc}); check the database paths "
+              "in the configuration, their permissions and the disk ('o2o-edge doctor')",
+              file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:  # a file or a socket the user named: say which and what to do
         print(f"o2o-edge {args.command}: {oserrors.describe(exc)}", file=sys.stderr)
         return EXIT_ERROR

@@ -71,5 +71,18 @@ def dir_problem(option: str, folder: Path) -> DirProblem | None:
                                       "create it for the agent's user or choose a writable path")
 
 
+def file_problems(cfg: Config) -> list[DirProblem]:
+    """Database paths that exist but are not files (a directory given for the file)."""
+    out = []
+    for option, path in (("[outbox] path", cfg.outbox.path),
+                         ("[kiosk] store_db", cfg.kiosk.store_db)):
+        if path.is_dir() or (path.exists() and not path.is_file()):
+            out.append(DirProblem(option, path, "is not a file; give the database file's "
+                                                "name (e.g. .../outbox.db)"))
+    return out
+
+
 def dir_problems(cfg: Config) -> list[DirProblem]:
-    return [p for option, folder in agent_dirs(cfg) if (p := dir_problem(option, folder))]
+    """Everything that stops the agent from making or writing its files, one per path."""
+    found = [p for option, folder in agent_dirs(cfg) if (p := dir_problem(option, folder))]
+    return found + file_problems(cfg)

@@ -62,6 +62,7 @@ def files(d: Path) -> None:
     (d / "tilde.toml").write_text('[outbox]\npath = "~no-such-user-o2o/outbox.db"\n')
     (d / "undfile.toml").write_text(f'[outbox]\npath = "{d}/file/sub/outbox.db"\n'
                                     f'[bus]\nsocket = "{d}/file/agent.sock"\n')
+    (d / "dbdir.toml").write_text(f'[kiosk]\nstore_db = "{d}/dir"\n')
     (d / "longsock.toml").write_text(f'[bus]\nsocket = "{d}/{"s" * 120}.sock"\n')
     (d / "cabad.toml").write_text(f'[mqtt]\nurl = "mqtts://127.0.0.1:1"\nca_file = "{d}/file"\n')
     (d / "camfifo.toml").write_text(f'[qr]\nenabled = true\ncamera = "{d}/fifo"\n')
@@ -115,6 +116,9 @@ CASES: dict[str, Case] = {
                              "choose a path under a directory"),
     "run-state-in-proc": Case(["run", "--config", "{d}/empty.toml"], 2, "/proc/o2o",
                               env={"XDG_STATE_HOME": "/proc/o2o"}),
+    "run-store-db-is-a-dir": Case(["run", "--config", "{d}/dbdir.toml"], 2, "is not a file"),
+    "report-store-db-is-a-dir": Case(["report", "--config", "{d}/dbdir.toml"], 1,
+                                     "database error"),
     "doctor-ca-not-a-cert": Case(["doctor", "--config", "{d}/cabad.toml"], 1, "", lines=0),
     # the agent's socket
     "status-socket-under-file": Case(["status", "--config", "{d}/undfile.toml"], 1,
