@@ -31,6 +31,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         check_dirs,
         check_disk,
         check_outbox,
+        check_store_db,
         check_store_name,
     )
     from agent.errors import ConfigError
@@ -41,8 +42,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return _report([fail("config", str(exc), "fix the file; 'o2o-edge config check' says "
                              "the same")], args.json, invalid=True)
     findings: list[Finding] = [ok("config", f"configuration from {cfg.source} is valid")]
-    for check in (check_store_name, check_dirs, check_broker, check_disk, check_outbox, check_agent,
-                  check_bluetooth, check_nfc, check_camera, check_zbar):
+    for check in (check_store_name, check_dirs, check_broker, check_disk, check_outbox,
+                  check_store_db, check_agent, check_bluetooth, check_nfc, check_camera,
+                  check_zbar):
         findings += check(cfg)
     findings += check_clock()
     return _report(findings, args.json)

@@ -154,6 +154,27 @@ def check_outbox(cfg: Config) -> list[Finding]:
     return [ok("outbox", f"{path}: {depth} events waiting, file intact")]
 
 
+def check_store_db(cfg: Config) -> list[Finding]:
+    """The store database (orders, appointments, loyalty, consent, KPIs): the agent does not
+    start on a damaged one, so say so before it is restarted into a loop."""
+    path = cfg.kiosk.store_db
+    if not path.exists():
+        return [ok("store-db", f"{path} does not exist yet (made at the first start)")]
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        verdict = str(exc)
+    if verdict != "ok":
+        return [fail("store-db", f"{path} is damaged ({verdict})",
+                     f"stop the agent, move the file aside (mv {path} {path}.damaged), start "
+                     "it, and import the orders again (o2o-edge orders import)")]
+    return [ok("store-db", f"{path}: intact")]
+
+
 def check_agent(cfg: Config) -> list[Finding]:
     from agent.bus.client import BusClient
     from agent.errors import AgentError

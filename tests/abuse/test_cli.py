@@ -209,6 +209,20 @@ def test_doctor_names_the_bad_ca_file_and_the_unmakeable_dirs(folder: Path) -> N
     assert "not a video file" in found["camera"]["message"]
 
 
+def test_doctor_says_the_store_database_is_damaged(tmp_path: Path) -> None:
+    """The agent does not start on a damaged store database: doctor says so, with the fix."""
+    state = tmp_path / "state"
+    (state / "o2o-edge").mkdir(parents=True)
+    (state / "o2o-edge" / "store.db").write_bytes(b"not SQLite at all " * 500)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("O2O_EDGE_")}
+    env["XDG_STATE_HOME"] = str(state)
+    res = subprocess.run([*CLI, "doctor", "--json"], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=120)
+    found = {f["check"]: f for f in json.loads(res.stdout)["findings"]}
+    assert res.returncode == 1 and found["store-db"]["level"] == "fail"
+    assert "move the file aside" in found["store-db"]["fix"]
+
+
 def _run_main(argv: list[str]) -> tuple[int, str]:
     """The CLI in this process: its exit status (argparse's usage errors included) and what it
     wrote to stderr. Any other exception escapes to the test."""
