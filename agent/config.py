@@ -157,6 +157,9 @@ class KioskConfig:
     # browser sessions 'kiosk --serve' runs at once, each a kiosk process of ~47 MiB: a
     # screen needs one, two while its page reloads; more are refused
     serve_sessions: int = 2
+    # the served page's text size against its own choice from the screen (1.0): 1.25 is a
+    # quarter larger (fewer, bigger cells), 0.8 smaller; 0.5 to 2
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,9 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
     if cfg.kiosk.idle_warning_s >= cfg.kiosk.idle_s:
         raise ConfigError(f"{cfg.source}: [kiosk] idle_warning_s must be less than idle_s")
+    if not 0.5 <= cfg.kiosk.scale <= 2.0:
+        raise ConfigError(f"{cfg.source}: [kiosk] scale must be from 0.5 to 2 (1.0: the text "
+                          "size the kiosk picks for the screen)")
     if cfg.ble.near_m <= cfg.ble.immediate_m:
         raise ConfigError(f"{cfg.source}: [ble] near_m must be greater than immediate_m")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import aiohttp_jinja2
 from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server
@@ -126,9 +127,10 @@ class KioskServer(Server):
 
     def __init__(self, command: str, host: str, port: int, max_sessions: int,
                  title: str, statics_path: Path, templates_path: Path,
-                 agent_socket: Path | None = None) -> None:
+                 agent_socket: Path | None = None, scale: float = 1.0) -> None:
         super().__init__(command, host=host, port=port, title=title,
                          statics_path=statics_path, templates_path=templates_path)
+        self.scale = scale  # [kiosk] scale: the page's text size against its own choice
         self.max_sessions = max_sessions
         self.sessions = 0
         self.started = 0
@@ -186,6 +188,7 @@ class KioskServer(Server):
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
         app.router.add_get("/status", self.handle_status)
+        aiohttp_jinja2.get_env(app).globals["kiosk_scale"] = repr(float(self.scale))
         return app
 
     # --- the websocket ------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
                 shlex.join(command), host=host, port=port, max_sessions=sessions,
                 title="o2o-edge kiosk", statics_path=Path(textual_serve.__file__).parent / "static",
                 templates_path=Path(kiosk.__file__).parent / "web",
-                agent_socket=cfg.bus.socket)
+                agent_socket=cfg.bus.socket, scale=cfg.kiosk.scale)
             server.bind()
         except serve.ServeError as exc:
             print(f"o2o-edge kiosk: {exc}", file=sys.stderr)

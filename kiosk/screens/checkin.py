@@ -24,18 +24,22 @@ class CheckinScreen(ShopperScreen):
         self.code = ""
 
     def body(self) -> ComposeResult:
+        privacy = self.kiosk.bundle.privacy_url
         with Horizontal(classes="top-row"):
             yield Button(self.t("common.back"), id="back")
             yield Static(self.t(f"checkin.{self.kind}.title"), id="title", markup=False)
+            if privacy:  # where the QR code has no room beside the keypad: one tap away
+                yield Button(self.t("home.privacy"), id="privacy-more")
         yield Static(self.t(f"checkin.{self.kind}.hint"), id="hint", markup=False)
+        yield Static(self.t("privacy.notice"), id="privacy-line", markup=False)
         with Horizontal(id="checkin-main"):
             with Vertical(id="entry"):
                 yield Static(self._shown(), id="code", markup=False)
                 yield Keypad(self.t("checkin.clear"), self.t("checkin.submit"))
             with Vertical(id="privacy-notice"):
                 yield Static(self.t("privacy.notice"), markup=False)
-                if self.kiosk.bundle.privacy_url:
-                    yield QrView(self.kiosk.bundle.privacy_url, id="privacy-qr")
+                if privacy:
+                    yield QrView(privacy, id="privacy-qr")
 
     def _shown(self) -> str:
         return f"{self.t('checkin.code')}: {self.code or '_'}"
@@ -54,3 +58,5 @@ class CheckinScreen(ShopperScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "back":
             self.kiosk.home()
+        elif event.button.id == "privacy-more":
+            self.kiosk.go("privacy")

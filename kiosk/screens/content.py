@@ -7,8 +7,12 @@ per tap costs a full compose and two full repaints (about 100 ms here against 10
 
 from __future__ import annotations
 
+from typing import Final
+
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.widgets import Button, Static
 
 from kiosk.content import Page, text_in
@@ -16,6 +20,8 @@ from kiosk.handoff import handoff_url
 from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
 from kiosk.widgets.qr_view import QrView
+
+BAR_ROWS: Final = 3  # the shopper bar's height (theme.tcss)
 
 
 class ContentScreen(ShopperScreen):
@@ -35,17 +41,19 @@ class ContentScreen(ShopperScreen):
                            k.cfg.device.store, k.cfg.device.id)
 
     def body(self) -> ComposeResult:
-        with Horizontal(classes="top-row"):
-            yield Button(self.t("common.back"), id="back")
-            yield Static("", id="title", markup=False)
+        # the QR code has the card's whole height beside the text (below it in portrait):
+        # a tagged link is a 49-module code, 25 rows of half blocks
         with Horizontal(id="card"):
             with Vertical(id="card-text"):
+                with Horizontal(classes="top-row"):
+                    yield Button(self.t("common.back"), id="back")
+                    yield Static("", id="title", markup=False)
                 yield Static("", id="offer", markup=False)
                 yield Static("", id="text", markup=False)
                 yield Static("", id="price", markup=False)
                 yield Button(self.t("content.handoff"), id="handoff", variant="success")
-            with Vertical(id="handoff-box"):
                 yield Static(self.t("content.handoff"), id="handoff-label", markup=False)
+            yield Vertical(id="handoff-box")
 
     def on_mount(self) -> None:
         self.fill()
@@ -56,6 +64,7 @@ class ContentScreen(ShopperScreen):
         self.fill()
 
     def on_screen_resume(self) -> None:
+        super().on_screen_resume()
         self.fill()
 
     def show(self, page: Page, medium: str) -> None:
@@ -80,12 +89,25 @@ class ContentScreen(ShopperScreen):
         self.query_one("#handoff", Button).display = bool(p.link) and not self.shown_qr
         box = self.query_one("#handoff-box")
         box.display = self.shown_qr
+        self.query_one("#handoff-label").display = self.shown_qr
         want = self.url if self.shown_qr else None
         if want != self._qr_for:
             box.query(QrView).remove()
             if want is not None:
-                box.mount(QrView(want, id="handoff-qr"), before=0)
+                box.mount(QrView(want, id="handoff-qr"))
             self._qr_for = want
+        self._fit_qr(self.app.size)
+
+    def _fit_qr(self, size: Size) -> None:
+        """Under 26 rows (a 24-row terminal) the hand-off code and the shopper bar do not
+        both fit: the code wins while it is shown — Back, on the card, brings the bar back."""
+        codes = self.query(QrView)
+        need = min(len(d) for d in codes.first().drawings) + BAR_ROWS if codes else 0
+        self.set_class(self.shown_qr and size.height < need, "-qr-only")
+
+    def on_resize(self, event: events.Resize) -> None:
+        super().on_resize(event)
+        self._fit_qr(event.size)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "back":

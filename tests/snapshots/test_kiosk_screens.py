@@ -1,61 +1,25 @@
-"""SVG snapshots of the kiosk's main screens in English and German (pytest-textual-snapshot;
-`pytest --snapshot-update` after a deliberate change), and every screen fitting a 120x40
-kiosk without scrolling in every language."""
+"""SVG snapshots of every kiosk screen (shopper and staff) in English and German at 120x40
+and at the smallest and largest terminal sizes (pytest-textual-snapshot; `pytest
+--snapshot-update` after a deliberate change), and every screen usable without scrolling at
+every grid a store screen gives: terminals from 80x24 to 200x60, and what the served page
+makes of the common screens (about 100x26 landscape, 80x65 portrait) — every control whole,
+on screen, not under another, labels not cut, QR codes not squashed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from agent.config import Config, DeviceConfig, KioskConfig
-from kiosk.app import KioskApp
 from kiosk.i18n import load_catalogues
+from tests.snapshots.kiosk_screens import SCREENS, TERMINAL_SIZES, kiosk, problems
 
 SIZE = (120, 40)
-
-
-def kiosk(language: str) -> KioskApp:
-    app = KioskApp(Config(device=DeviceConfig(store="store-1", id="kiosk-1"),
-                          kiosk=KioskConfig(language=language)), connect=False)
-    app.agent_up = True  # the "agent down" notice has its own test
-    return app
-
-
-async def _content(pilot: Any) -> None:
-    pilot.app.open_page("autumn-coffee", "nfc")
-    await pilot.pause()
-    await pilot.click("#handoff")
-    await pilot.pause()
-
-
-async def _checkin(pilot: Any) -> None:
-    await pilot.click("#go-pickup")
-    await pilot.pause()
-    for key in "K7Q":
-        await pilot.click(f"#key-{key}")
-    await pilot.pause()
-
-
-async def _result(pilot: Any) -> None:
-    pilot.app.show_result("pickup.ok", {"name": "Anna", "minutes": 3})
-    await pilot.pause()
-
-
-async def _survey(pilot: Any) -> None:
-    pilot.app.go("survey")
-    await pilot.pause()
-
-
-async def _attract(pilot: Any) -> None:
-    await pilot.pause()
-
-
-SCREENS: dict[str, Callable[[Any], Awaitable[None]]] = {
-    "attract": _attract, "content": _content, "checkin": _checkin, "result": _result,
-    "survey": _survey}
+# the cell grids the served page makes (kiosk/web/app_index.html): 800x480, 1024x600,
+# 1280x720, 1280x800, 1920x1080, 720x1280, 1080x1920, as Chromium reported them
+SERVED_GRIDS = [(114, 26), (102, 26), (106, 26), (97, 27), (106, 27), (80, 65), (81, 67)]
+TIGHTEST = [(80, 24), (80, 65)]
 
 
 @pytest.mark.parametrize("language", ["en", "de"])
@@ -64,19 +28,56 @@ def test_screen_snapshot(snap_compare: Any, screen: str, language: str) -> None:
     assert snap_compare(kiosk(language), terminal_size=SIZE, run_before=SCREENS[screen])
 
 
+@pytest.mark.parametrize("size", [s for s in TERMINAL_SIZES if s != SIZE],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen_snapshot_at_terminal_size(snap_compare: Any, screen: str,
+                                          size: tuple[int, int]) -> None:
+    assert snap_compare(kiosk("en"), terminal_size=size, run_before=SCREENS[screen])
+
+
+def _usable(language: str, sizes: list[tuple[int, int]]) -> list[str]:
+    async def run() -> list[str]:
+        found: list[str] = []
+        for size in sizes:
+            for name, go in SCREENS.items():
+                app = kiosk(language)
+                async with app.run_test(size=size) as pilot:
+                    await go(pilot)
+                    found += [f"{size} {name} {language}: {p}" for p in problems(app)]
+        return found
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize("language", sorted(load_catalogues()))
-def test_every_screen_fits_without_scrolling(language: str) -> None:
+def test_every_screen_usable_at_the_tightest_grids(language: str) -> None:
+    found = _usable(language, TIGHTEST)
+    assert not found, "\n".join(found)
+
+
+def test_every_screen_usable_at_every_grid() -> None:
+    found = _usable("en", sorted(set(TERMINAL_SIZES + SERVED_GRIDS) - set(TIGHTEST)))
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", sorted(set(load_catalogues()) - {"en"}))
+def test_every_screen_usable_at_every_grid_every_language(language: str) -> None:
+    found = _usable(language, sorted(set(TERMINAL_SIZES + SERVED_GRIDS) - set(TIGHTEST)))
+    assert not found, "\n".join(found)
+
+
+def test_the_hand_off_code_and_the_shopper_bar_share_a_24_row_terminal() -> None:
+    """Under 26 rows the hand-off code takes the bar's rows while it is shown; Back (on the
+    card) brings the bar back."""
     async def run() -> None:
-        for name, go in SCREENS.items():
-            app = kiosk(language)
-            async with app.run_test(size=SIZE) as pilot:
-                await go(pilot)
-                body = app.screen.query_one("#body")
-                assert body.virtual_size.height <= body.size.height, (name, language)
-                for button in app.screen.query("Button"):
-                    if not button.display:
-                        continue
-                    label = str(button.label)
-                    # a label wider than its button is cut off on the screen
-                    assert len(label) <= button.content_size.width, (name, language, label)
+        app = kiosk("en")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await SCREENS["content"](pilot)
+            assert not app.screen.query_one("ShopperBar").display
+            await pilot.click("#back")
+            await pilot.pause()
+            app.open_page("rain-jacket", "touch")
+            await pilot.pause()
+            assert app.screen.query_one("ShopperBar").display
     asyncio.run(run())
