@@ -106,6 +106,20 @@ class AgentCollector(Collector):
         yield up
         yield CounterMetricFamily("o2o_uplink_connects", "MQTT connections made since start",
                                   value=u.get("connects", 0))
+        # the uplink's refusals and drops, by reason (a fixed set of MQTT 5 reason names)
+        for name, doc, key in (
+                ("o2o_uplink_refusals", "Messages the broker refused, by reason", "refusals"),
+                ("o2o_uplink_dropped", "Events the broker refused alone for good, dropped",
+                 "dropped")):
+            fam = CounterMetricFamily(name, doc, labels=["reason"])
+            for reason, n in sorted((u.get(key) or {}).items()):
+                fam.add_metric([reason], n)
+            yield fam
+        yield CounterMetricFamily("o2o_uplink_downstream_oversized", "Downstream messages over "
+                                  "the agent's size limit, dropped unread",
+                                  value=u.get("oversized_downstream", 0))
+        yield CounterMetricFamily("o2o_uplink_outbox_read_errors", "Outbox reads of the uplink "
+                                  "that failed (retried)", value=u.get("read_errors", 0))
         drv = GaugeMetricFamily("o2o_driver_up", "1 while a touchpoint driver is working",
                                 labels=["driver", "state"])
         for name, state in driver_states(st).items():

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from agent.bus.client import BusClient
 from agent.uplink.client import MAX_DOWNSTREAM_PACKET
-from simulators.brokers import PrivateMosquitto
+from simulators.brokers import PrivateMosquitto, free_port
 from tests.abuse.conftest import ABUSE
 from tests.abuse.hostile_broker import DROP, MAXIMUM_PACKET_SIZE, HostileBroker, Publish
 from tests.conftest import AgentProcess, wait_for
@@ -33,7 +34,8 @@ TEMPORARY = {0x80: "unspecified", 0x83: "implementation_specific", 0x87: "not_au
              0x93: "receive_maximum_exceeded", 0x97: "quota_exceeded"}
 
 
-def config(dirpath: Path, url: str, *, protocol: str = "5", mqtt: str = "") -> Path:
+def config(dirpath: Path, url: str, *, protocol: str = "5", mqtt: str = "",
+           extra: str = "") -> Path:
     dirpath.mkdir(parents=True, exist_ok=True)
     cfg = dirpath / "config.toml"
     cfg.write_text(f"""
@@ -51,6 +53,7 @@ protocol = "{protocol}"
 
 [bus]
 socket = "{dirpath / 'agent.sock'}"
+{extra}
 """)
     return cfg
 
@@ -160,13 +163,17 @@ def test_quota_exceeded_keeps_2000_checkins(tmp_path: Path, broker: HostileBroke
     # measured before: 0x97 was taken for "too large": split to single events, then every
     # one deleted; 2,000 check-ins gone in ~5 s, no drop counted
     broker.set_answer(lambda p: 0x97)
-    agent = start(agent_factory, config(tmp_path, broker.url))
+    port = free_port()
+    agent = start(agent_factory, config(tmp_path, broker.url,
+                                        extra=f'[metrics]\nlisten = "127.0.0.1:{port}"'))
     ids = emit(agent, 2000)
     wait_for(lambda: len(broker.refused) >= 10, 20, what="ten refusals")
     assert in_outbox(agent) >= ids
     st = uplink(agent)
     assert not st["dropped"] and st["split_batches"] == 0
     assert "quota" in st["last_error"] or "quota" in st["last_refusal"]
+    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    assert b'o2o_uplink_refusals_total{reason="quota_exceeded"}' in page
     broker.set_answer(lambda p: 0x00)
     wait_for(lambda: ids <= broker.success_ids, 30, what="all 2000 upstream")
     assert agent.stop() == 0
