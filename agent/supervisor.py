@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.uplink.backoff import Backoff
+from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
 

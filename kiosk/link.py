@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.uplink.backoff import Backoff
+from drivers.retry import Backoff
 from kiosk.errors import KioskError, KioskReason
 
 REQUEST_TIMEOUT_S = 5.0

@@ -18,12 +18,12 @@ from agent.config import Config
 from agent.envelope import PRIORITY_CRITICAL, make_pending
 from agent.outbox import Committed, OutboxWriter
 from agent.outbox.reader import Cursor
-from agent.uplink.backoff import Backoff
 from agent.uplink.batching import Batch, BatchSizer, split_batch
 from agent.uplink.feed import OutboxFeed
 from agent.uplink.link import ConnInfo, LinkCallbacks, MqttLink
 from agent.uplink.refusals import Action, classify
 from agent.uplink.stats import UplinkStats
+from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
 

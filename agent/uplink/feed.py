@@ -15,8 +15,8 @@ from pathlib import Path
 
 from agent.outbox import OutboxReader
 from agent.outbox.reader import Cursor
-from agent.uplink.backoff import Backoff
 from agent.uplink.batching import Batch, build_batches
+from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from paho.mqtt.properties import Properties
 from agent import __version__
 from agent.config import Config
 from agent.errors import AgentError, Reason
-from agent.uplink.backoff import Backoff
 from agent.uplink.client import MAX_DOWNSTREAM_PACKET, BoundedClient
+from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from agent.uplink.backoff import Backoff
 from drivers.ble.bluez_probe import BluezProbe
 from drivers.ble.capture import Advert, parse_capture_line
 from drivers.errors import DriverError
+from drivers.retry import Backoff
 
 AdvertCallback = Callable[[Advert], None]
 Mode = Literal["auto", "active", "passive"]

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent.uplink.backoff import Backoff
 from drivers.errors import DriverError, DriverReason
 from drivers.nfc.udp_timing import steady_udp
+from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent.uplink.backoff import Backoff
+from drivers.retry import Backoff
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from agent.supervisor import Supervisor
-from agent.uplink.backoff import Backoff
+from drivers.retry import Backoff
 
 
 def test_failing_component_is_restarted_and_reported() -> None:

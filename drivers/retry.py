@@ -1,5 +1,9 @@
 """Exponential backoff with full jitter: a fleet of stores reconnecting after a broker outage
-spreads out instead of arriving all at once."""
+spreads out instead of arriving all at once, and a reader or camera that keeps failing is not
+hammered.
+
+It lives in `drivers` because drivers own their retry and import nothing of the project; the
+agent (uplink, supervisor) and the kiosk (its bus link) use the same one from here."""
 
 from __future__ import annotations
 
