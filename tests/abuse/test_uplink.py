@@ -25,7 +25,14 @@ from agent.bus.client import BusClient
 from agent.uplink.client import MAX_DOWNSTREAM_PACKET
 from simulators.brokers import PrivateMosquitto, free_port
 from tests.abuse.conftest import ABUSE
-from tests.abuse.hostile_broker import DROP, MAXIMUM_PACKET_SIZE, HostileBroker, Publish
+from tests.abuse.hostile_broker import (
+    DROP,
+    IGNORE,
+    MAXIMUM_PACKET_SIZE,
+    RECEIVE_MAXIMUM,
+    HostileBroker,
+    Publish,
+)
 from tests.conftest import AgentProcess, wait_for
 
 PERMANENT = {0x95: "too_large", 0x99: "payload_format_invalid"}
@@ -147,6 +154,8 @@ def test_each_puback_reason_code(tmp_path: Path, broker: HostileBroker, rc: int,
         assert in_outbox(agent) >= ids and not uplink(agent)["dropped"]
         st = uplink(agent)
         assert TEMPORARY[rc] in st["last_refusal"] and st["refusals"][TEMPORARY[rc]] >= 3
+        if rc == 0x93:  # more in flight than the broker takes: fewer, on this connection
+            assert st["inflight_window"] < 16
     check_nothing_lost(agent, broker, ids)
     # whatever it was, once the broker takes messages everything kept goes upstream
     broker.set_answer(lambda p: 0x00)
@@ -156,6 +165,20 @@ def test_each_puback_reason_code(tmp_path: Path, broker: HostileBroker, rc: int,
     wait_for(lambda: uplink(agent)["refused_batches"] == len(broker.refused), 10)
     assert sum(counted["refusals"].values()) == counted["refused_batches"]
     assert agent.stop() == 0
+
+
+def test_receive_maximum_of_the_broker_is_respected(
+    tmp_path: Path, agent_factory: list[AgentProcess],
+) -> None:
+    with HostileBroker(answer=lambda p: IGNORE, connack_props={RECEIVE_MAXIMUM: 2}) as b:
+        agent = start(agent_factory, config(tmp_path, b.url, mqtt="batch_max_events = 5"))
+        emit(agent, 100)
+        wait_for(lambda: len(b.answered) >= 2, 10)
+        t0 = time.monotonic()
+        wait_for(lambda: time.monotonic() - t0 > 1.0, 5)
+        assert len(b.answered) == 2  # never more unacknowledged than it announced
+        assert uplink(agent)["inflight_window"] == 2
+        assert agent.stop() == 0
 
 
 def test_quota_exceeded_keeps_2000_checkins(tmp_path: Path, broker: HostileBroker,
