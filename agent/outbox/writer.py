@@ -1,5 +1,7 @@
 """The outbox writer: one thread, group commit, the only place `seq` is assigned.
 
+The full-disk path is in agent/outbox/room.py, the damage path in agent/outbox/damage.py.
+
 Producers call `submit()` from any thread and get a Future that resolves once their events are
 durable (synchronous=FULL). Whatever is queued when a transaction starts goes into it, and an
 event never waits longer than `group_commit_ms` for its transaction to start, so a power cut
@@ -9,10 +11,8 @@ transactions (`ack()`), so the writer is the only writer of this process.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,19 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending, render, source_json
+from agent.envelope import PendingEvent, render, source_json
 from agent.errors import AgentError, Reason
+from agent.outbox.damage import Damaged
 from agent.outbox.reserve import DiskReserve
-from agent.outbox.store import (
-    DropTally,
-    InsertRow,
-    OutboxStore,
-    inode_of,
-    is_corruption,
-    is_disk_full,
-    quarantine,
-    watch_corruption,
-)
+from agent.outbox.room import DiskFull, RoomPath
+from agent.outbox.store import DropTally, InsertRow, OutboxStore, inode_of
 
 log = logging.getLogger(__name__)
 
@@ -71,26 +64,10 @@ class _Erase:
     fut: Future[int]
 
 
-@dataclass(slots=True)
-class _Damaged:
-    """A reader met damage in the outbox file with this inode."""
-
-    inode: int
-    why: str
-
-
-class _DiskFull(AgentError):
-    """The disk is full and nothing of the new events' priority or below is left to drop."""
-
-    def __init__(self, rows: list[InsertRow], message: str) -> None:
-        super().__init__(Reason.OUTBOX_FULL, message)
-        self.rows = rows
-
-
 _STOP = object()
 
 
-class OutboxWriter:
+class OutboxWriter(RoomPath):
     def __init__(
         self,
         path: Path,
@@ -205,38 +182,6 @@ class OutboxWriter:
 
     # --- writer thread ------------------------------------------------------------------
 
-    def _open(self) -> None:
-        store, moved, why = OutboxStore.open(
-            self.path, max_bytes=self.max_bytes, ttl_s=self.ttl_s
-        )
-        self._store = store
-        if moved is not None:
-            self._note_quarantine(moved, why)
-        self.reserve.take()
-        watch_corruption(self.path, lambda inode, why: self._q.put(_Damaged(inode, why)))
-
-    def _replace_damaged(self, why: str) -> None:
-        """Move the damaged file aside and go on in a fresh one (on the writer thread)."""
-        assert self._store is not None
-        self._store.close()
-        moved = quarantine(self.path)
-        self._store = OutboxStore(self.path, max_bytes=self.max_bytes, ttl_s=self.ttl_s)
-        self._note_quarantine(moved, why + self._store.recover(moved))
-
-    def _note_quarantine(self, moved: Path, why: str) -> None:
-        self.generation += 1
-        self.quarantined.append(str(moved))
-        self.last_error = f"outbox unusable ({why}); moved to {moved}, started a fresh one"
-        log.error("%s", self.last_error)
-        self._notices.append(
-            make_pending(
-                "o2o.agent.outbox.quarantined",
-                {"moved_to": str(moved), "reason": why},
-                self.clock(),
-                PRIORITY_CRITICAL,
-            )
-        )
-
     def _run(self) -> None:
         try:
             self._open()
@@ -278,7 +223,7 @@ class OutboxWriter:
                 stopping = self._collect(first, submits, acks)
             now = time.monotonic()
             try:
-                self._note_reserve(now)
+                self._note_reserve(now, RESERVE_RETRY_S)
                 if self._unreported and now - last_report >= REPORT_INTERVAL_S:
                     self._notices.append(self._drop_report())
                     last_report = now
@@ -329,7 +274,7 @@ class OutboxWriter:
                 count += len(item.events)
             elif isinstance(item, _Erase):
                 self._erasures.append(item)
-            elif isinstance(item, _Damaged):
+            elif isinstance(item, Damaged):
                 if item.inode == inode_of(self.path):  # not a file moved aside already
                     self._replace_damaged(f"a reader met: {item.why}")
                     acks.clear()  # row numbers of the old file mean nothing in the new one
@@ -362,7 +307,7 @@ class OutboxWriter:
             rows = self._render(events, self.seq)
             tally, first_n = self._transact(rows, acks)
         except AgentError as exc:
-            if isinstance(exc, _DiskFull):
+            if isinstance(exc, DiskFull):
                 if len(submits) + (1 if notices else 0) > 1:
                     self._commit_apart(submits, notices)
                     return
@@ -437,97 +382,3 @@ class OutboxWriter:
             Committed(first_n + i, r[0], seq0 + i + 1, r[1], r[3], r[6], r[2])
             for i, r in enumerate(rows)
         ]
-
-    def _transact(self, rows: list[InsertRow], acks: list[int]) -> tuple[DropTally, int]:
-        assert self._store is not None
-        for attempt in range(4):
-            try:
-                return self._store.transact(rows, acks)
-            except sqlite3.DatabaseError as exc:
-                if is_disk_full(exc) and self.reserve.release():
-                    continue
-                if is_disk_full(exc) and acks:
-                    # acknowledged rows first, on their own (the store deletes them a few at
-                    # a time): they free room, and beside new events they may not fit
-                    with contextlib.suppress(sqlite3.DatabaseError):
-                        self._store.transact([], acks)
-                    acks = []
-                    continue
-                if is_disk_full(exc) and attempt < 3:
-                    self.last_error = f"disk full while writing the outbox: {exc}"
-                    log.warning("%s; dropping lowest-priority events to make room", exc)
-                    try:
-                        # never above the new events' priority, and enough bytes for them
-                        freed = self._store.make_room(0, "disk_full", incoming=rows)
-                    except sqlite3.DatabaseError:
-                        freed = DropTally()
-                    if freed:
-                        self.drops.merge(freed)
-                        self._unreported.merge(freed)
-                        continue
-                if is_disk_full(exc):  # counted as refused by _commit, or split there
-                    raise _DiskFull(
-                        rows,
-                        f"the outbox disk is full and nothing is left to drop ({exc}); "
-                        "free disk space on the device",
-                    ) from exc
-                if is_corruption(exc) and attempt < 3:
-                    self._replace_damaged(str(exc))
-                    acks = []  # row numbers of the old file mean nothing in the new one
-                    continue
-                raise AgentError(
-                    Reason.OUTBOX_FULL, f"could not write the outbox {self.path}: {exc}"
-                ) from exc
-        raise AgentError(Reason.OUTBOX_FULL, f"could not write the outbox {self.path}")
-
-    def _refuse(self, rows: list[InsertRow], reason: str) -> None:
-        assert self._store is not None
-        tally = DropTally()
-        tally.add(f"refused_{reason}", ((r[4], r[2]) for r in rows))
-        self.drops.merge(tally)
-        self._unreported.merge(tally)
-        self._store.count_refused(len(rows))
-
-    def _note_reserve(self, now: float) -> None:
-        """Tell upstream when the disk reserve was given up (here or by another writer), and
-        take it again, trying every few seconds, once the disk has room."""
-        if self.reserve.releases > self._reserve_seen:
-            self._reserve_seen = self.reserve.releases
-            self._reserve_out = True
-            self._next_reserve_try = now + RESERVE_RETRY_S
-            self.last_error = ("the disk is full: the outbox's reserve was released; free disk "
-                               "space on the device")
-            self._notices.append(make_pending(
-                "o2o.agent.outbox.reserve", {"status": "released", "bytes": self.reserve.size},
-                self.clock(), PRIORITY_CRITICAL))
-        elif self._reserve_out and now >= self._next_reserve_try:
-            self._next_reserve_try = now + RESERVE_RETRY_S
-            if self.reserve.take():
-                self._reserve_out = False
-                log.warning("the disk has room again: the outbox's reserve is taken again")
-                self._notices.append(make_pending(
-                    "o2o.agent.outbox.reserve", {"status": "taken", "bytes": self.reserve.size},
-                    self.clock(), PRIORITY_CRITICAL))
-
-    def _drop_report(self) -> PendingEvent:
-        t, self._unreported = self._unreported, DropTally()
-        data = {
-            "dropped": dict(t.count),
-            "bytes": dict(t.nbytes),
-            "by_type": dict(t.by_type),
-            "total_dropped": dict(self.drops.count),
-        }
-        log.warning("outbox dropped events: %s", data["dropped"])
-        return make_pending("o2o.agent.outbox.dropped", data, self.clock(), PRIORITY_CRITICAL)
-
-    def _maintenance(self) -> None:
-        assert self._store is not None
-        try:
-            tally = self._store.expire(self.clock())
-            if tally:
-                self.drops.merge(tally)
-                self._unreported.merge(tally)
-            self._store.vacuum_some()
-        except sqlite3.DatabaseError as exc:
-            self.last_error = f"outbox maintenance failed: {exc}"
-            log.warning("%s", self.last_error)
