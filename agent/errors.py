@@ -15,6 +15,7 @@ class Reason(enum.Enum):
     BUS_PROTOCOL = "bus-protocol"
     UPLINK = "uplink"
     TLS = "tls"
+    BAD_CONTENT = "bad-content"  # a content manifest the kiosk could not show
 
 
 class AgentError(Exception):

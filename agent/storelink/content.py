@@ -10,12 +10,12 @@ named only by hash and size is taken from the blob store (blobs.py) — fetched 
 if this device does not have it yet, in which case the bundle waits (DocDeferred) and is
 installed when the last file arrives.
 
-The manifest is checked with the kiosk's own validator and every file against its hash and
-name (no absolute paths, no "..", not a name the bundle's own files use — `manifest.json` —
-in any case, no two names that differ only in case, no file that is also a folder of
-another: `a` and `a/b`); a bundle with any problem is refused whole. A good one is
-written to `<state>/content/v<version>/` and `<state>/content/current` is switched to it in
-one step, so the kiosk never sees half a bundle — and after a reboot, or with the broker
+The manifest is checked with the kiosk's validator (agent/contracts/content_manifest.py) and
+every file against its hash and name (no absolute paths, no "..", not a name the bundle's own
+files use — `manifest.json` — in any case, no two names that differ only in case, no file that
+is also a folder of another: `a` and `a/b`); a bundle with any problem is refused whole. A
+good one is written to `<state>/content/v<version>/` and `<state>/content/current` is switched
+to it in one step, so the kiosk never sees half a bundle — and after a reboot, or with the broker
 gone, it serves the last one it got.
 """
 
@@ -31,6 +31,7 @@ import shutil
 from pathlib import Path
 from typing import Final
 
+from agent.contracts.content_manifest import RESERVED_NAMES, ManifestError, parse_manifest
 from agent.storelink.blobs import MAX_BLOB_BYTES, BlobStore, is_sha256
 from agent.storelink.docs import Doc, DocDeferred, DocRefused
 from agent.storelink.reports import clip
@@ -51,8 +52,6 @@ def check_names(names: list[object]) -> None:
     """DocRefused unless every name can be written into the bundle's folder as a file of
     its own: allowed characters, none of the bundle's own files, no two that are one file
     on a case-insensitive disk, no file that is another one's folder."""
-    from kiosk.content import RESERVED_NAMES
-
     if len(names) > MAX_FILES:
         raise DocRefused("malformed", f"{len(names)} files, at most {MAX_FILES}")
     reserved = {n.casefold() for n in (*RESERVED_NAMES, HASHES)}
@@ -79,16 +78,13 @@ def check_names(names: list[object]) -> None:
 
 
 def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path:
-    from kiosk.content import parse_manifest
-    from kiosk.errors import KioskError
-
     body = doc.body
     if not isinstance(body, dict) or not isinstance(body.get("manifest"), dict):
         raise DocRefused("malformed", 'a content document needs {"manifest": {...}, '
                                       '"files": {...}}')
     try:
         parse_manifest(body["manifest"], f"content v{doc.version}")
-    except KioskError as exc:
+    except ManifestError as exc:
         raise DocRefused("malformed", str(exc)) from None
     entries = body.get("files", {})
     if not isinstance(entries, dict):
