@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, ParamSpec, TypeVar
 
+from agent.diskfull import is_disk_full, release_reserve
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -78,10 +80,6 @@ def retry_when_full(fn: Callable[P, T]) -> Callable[P, T]:
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as exc:
-            # here, not at the top: the outbox's own store uses this module
-            from agent.outbox.dbfile import is_disk_full
-            from agent.outbox.reserve import release_reserve
-
             if not is_disk_full(exc):
                 raise
             release_reserve()  # False if the outbox gave it up already: room may be back

@@ -15,16 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from agent.diskfull import is_disk_full as is_disk_full  # the outbox's readers and writer ask here
 from agent.localdb import create_private
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-SQLITE_FULL = 13
-# a full disk meets SQLite as SQLITE_FULL, or when the -shm cannot grow (the file opened
-# after a clean stop) as SQLITE_IOERR_SHMSIZE (measured on a full tmpfs)
-_FULL_IOERRS: Final = {(19 << 8) | 10}
 # the open-time integrity check reads every page (a 360 MiB outbox, 1M events: 0.55-0.75 s
 # here from a cold cache, read through first); past this it is cut short so that a huge file
 # on a slow card cannot keep the agent from starting (damage in the unread part is met and
@@ -38,13 +35,6 @@ def is_corruption(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and ((code & 0xFF) == SQLITE_FULL or code in _FULL_IOERRS):
-        return True
-    return "database or disk is full" in str(exc).lower()
 
 
 def disk_free(path: Path) -> int:

@@ -14,16 +14,10 @@ import logging
 import os
 from pathlib import Path
 
+from agent.diskfull import install_reserve
+from agent.diskfull import release_reserve as release_reserve  # store.py's, the tests'
+
 log = logging.getLogger(__name__)
-
-
-_installed: list[DiskReserve] = []
-
-
-def release_reserve() -> bool:
-    """Release the process's disk reserve (the outbox writer's), for any writer in the agent
-    that meets a full disk; False if there is none left to release."""
-    return any(r.release() for r in _installed)
 
 
 class DiskReserve:
@@ -34,7 +28,7 @@ class DiskReserve:
 
     def install(self) -> DiskReserve:
         """Make this the reserve `release_reserve()` gives back (one per process)."""
-        _installed[:] = [self]
+        install_reserve(self)
         return self
 
     @property
