@@ -9,21 +9,36 @@ import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Sparkline, Static
+from textual.widgets import Button, DataTable, Static
 
 from kiosk.errors import KioskError
 from kiosk.safe_text import NAME_MAX, cell, plain
+from kiosk.screens.base import fit_classes
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
 
 REFRESH_S = 2.0
 WAIT_COLOURS = ((180, "green"), (480, "yellow"))  # seconds waited -> colour; beyond: red
+BARS: Final = "▁▂▃▄▅▆▇█"  # an hour's count, from none to the day's busiest
+# today's rows: the agent's roll-up key and the word staff read
+KPIS: Final = (("taps", "taps"), ("scans", "scans"), ("checkins", "check-ins"),
+               ("views", "views"))
 QUEUE_MAX: Final = 200  # rows shown: a counter's queue, not the whole orders table
+
+
+def sparkline(series: list[float]) -> str:
+    """One bar character per hour, scaled to the day's busiest hour: a column that reads
+    in any terminal font (Textual's Sparkline widget needs rows and width it rarely gets)."""
+    top = max(series, default=0.0)
+    if top <= 0:
+        return BARS[0] * len(series)
+    return "".join(BARS[min(len(BARS) - 1, max(0, round(v / top * (len(BARS) - 1))))]
+                   for v in series)
 
 
 def waiting(seconds: float) -> Text:
@@ -104,12 +119,7 @@ class StaffScreen(Screen[None]):
                 yield Static("", id="health", markup=False)
                 yield Static(self.kiosk.content_problem, id="content-problem", markup=False)
         yield Static(t("staff.today"), classes="heading", markup=False)
-        with Horizontal(id="today"):
-            for kind in ("taps", "scans", "checkins", "views"):
-                with Vertical(classes="kpi"):
-                    yield Static("", id=f"kpi-{kind}", markup=False)
-                    yield Sparkline([], id=f"spark-{kind}")
-            yield Static("", id="kpi-survey", markup=False)
+        yield DataTable(id="today", cursor_type="none", zebra_stripes=True)
         with Horizontal(id="staff-actions"):
             yield Button(t("staff.reload"), id="reload")
             yield Button(t("staff.test-reader"), id="test-reader")
@@ -119,6 +129,7 @@ class StaffScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one("#queue", DataTable)
         table.add_columns("order", "name", "waiting")
+        self.query_one("#today", DataTable).add_columns("", "today", "", "by hour, 0-23 h")
         self.show_today()
         self.refresh_data()
         self.set_interval(REFRESH_S, self.refresh_data)
@@ -129,24 +140,26 @@ class StaffScreen(Screen[None]):
         stats = self.kiosk.stats
         summary = _dict(agent.get("summary")) if agent else {}
         hourly = _dict(agent.get("hourly")) if agent else {}
-        for kind in ("taps", "scans", "checkins", "views"):
+        table = self.query_one("#today", DataTable)
+        table.clear()
+        for kind, label in KPIS:
             total = int(_number(summary.get(kind)) or 0) if agent else stats.total(kind)
             conversion = _number(summary.get("conversion.view_to_handoff")) if agent \
                 else stats.conversion()
-            label = f"{kind}: {total}"
-            if kind == "views" and conversion is not None:
-                label += f" (hand-off {conversion:.0%})"
-            self.query_one(f"#kpi-{kind}", Static).update(label)
+            note = f"hand-off {conversion:.0%}" if kind == "views" and \
+                conversion is not None else ""
             raw = hourly.get(kind) if agent else stats.hourly[kind]
             series = [_number(v) or 0.0 for v in raw[:24]] if isinstance(raw, list) else []
-            self.query_one(f"#spark-{kind}", Sparkline).data = series or [0.0] * 24
+            table.add_row(label, Text(str(total), justify="right"), note,
+                          Text(sparkline(series or [0.0] * 24), style="green"), key=kind)
         avg = _number(summary.get("survey.average")) if agent else stats.survey_average()
         answers = int(_number(summary.get("survey.answers")) or 0) if agent \
             else stats.answers
         top = 10 if self.kiosk.bundle.survey.scale == 11 else 5
-        self.query_one("#kpi-survey", Static).update(
-            f"survey: {avg} / {top} ({answers} answers)" if avg is not None
-            else "survey: no answers yet")
+        table.add_row("survey", Text(f"{avg} / {top}" if avg is not None else "-",
+                                     justify="right"),
+                      f"{answers} answers" if avg is not None else "no answers yet", "",
+                      key="survey")
 
     @work(exclusive=True, group="staff-refresh")
     async def refresh_data(self) -> None:
@@ -187,6 +200,12 @@ class StaffScreen(Screen[None]):
                 return
             message.update(plain(f"{order} handed over"))
             self.refresh_data()
+
+    def on_resize(self, event: events.Resize) -> None:
+        fit_classes(self, event.size)
+
+    def on_screen_resume(self) -> None:
+        fit_classes(self, self.app.size)
 
     def hardware_event(self, event: dict[str, Any]) -> None:
         """A tap or scan while staff mode is open: the reader test's answer."""

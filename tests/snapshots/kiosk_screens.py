@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.geometry import Region
 from textual.widget import Widget
-from textual.widgets import Button, DataTable
+from textual.widgets import Button, DataTable, Static
 
 from agent.config import Config, DeviceConfig, KioskConfig
 from kiosk.app import KioskApp
@@ -126,6 +126,16 @@ def problems(app: KioskApp) -> list[str]:
         if isinstance(widget, QrView) and widget.lines and \
                 (region.width < len(widget.lines[0]) or region.height < len(widget.lines)):
             out.append(f"{name}: the QR code is squashed or cut ({region.size})")
+    for text in app.screen.query(Static):
+        if not text.display or not all(a.display for a in text.ancestors
+                                       if isinstance(a, Widget)):
+            continue
+        words = str(text.render()).split()
+        longest = max((len(w) for w in words), default=0)
+        if words and text.region.width < min(longest, 12):
+            # a word broken over lines of a character or two: the garbled staff "Today"
+            out.append(f"#{text.id} is {text.region.width} columns wide for "
+                       f"{' '.join(words)[:30]!r}")
     for i, a in enumerate(shown):
         for b in shown[i + 1:]:
             if a.region.overlaps(b.region) and a not in b.ancestors and b not in a.ancestors:
