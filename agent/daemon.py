@@ -21,6 +21,7 @@ from agent.config import Config
 from agent.envelope import make_pending, new_id, source_uri
 from agent.notify import Notifier
 from agent.outbox import Committed, OutboxReader, OutboxWriter
+from agent.storedb_file import check_at_start
 from agent.supervisor import Supervisor
 from agent.uplink.drain import Uplink
 
@@ -98,6 +99,8 @@ class Agent:
         from agent.attribution import Visits
         from agent.privacy import Privacy
 
+        # a damaged store database is moved aside before anything opens it (a fresh one is made)
+        self.store_db_moved = check_at_start(cfg.kiosk.store_db)
         self.visits = Visits()
         self.privacy = Privacy(cfg.kiosk.store_db)
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, self._kiosk_ops(),
@@ -476,6 +479,8 @@ class Agent:
         self.capture("o2o.agent.started", {
             "version": __version__, "pid": os.getpid(), "config": self.cfg.source,
         })
+        if self.store_db_moved is not None:
+            self.writer.submit([self.store_db_moved.notice()])
         log.info("agent %s up: store=%s device=%s bus=%s outbox=%s", __version__,
                  self.cfg.device.store, self.cfg.device.id, self.cfg.bus.socket,
                  self.cfg.outbox.path)
@@ -604,6 +609,10 @@ class Agent:
             "privacy": {"withdrawn": len(self.privacy.withdrawn),
                         "withheld_events": self.privacy.withheld},
             "bus": self.bus.status_part(),
+            "store_db": {"quarantined": [str(self.store_db_moved.moved_to)]
+                         if self.store_db_moved else [],
+                         "last_error": f"moved aside at start: {self.store_db_moved.reason}"
+                         if self.store_db_moved else ""},
             "commit_hooks": {"failures": dict(self.commit_hook_failures),
                              "kpi_ignored_values": self.kpis.ignored},
         }

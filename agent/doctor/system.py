@@ -155,8 +155,8 @@ def check_outbox(cfg: Config) -> list[Finding]:
 
 
 def check_store_db(cfg: Config) -> list[Finding]:
-    """The store database (orders, appointments, loyalty, consent, KPIs): the agent does not
-    start on a damaged one, so say so before it is restarted into a loop."""
+    """The store database (orders, appointments, loyalty, consent, KPIs): the agent moves a
+    damaged one aside at its next start; say so, and what a fresh one lacks."""
     path = cfg.kiosk.store_db
     if not path.exists():
         return [ok("store-db", f"{path} does not exist yet (made at the first start)")]
@@ -170,8 +170,9 @@ def check_store_db(cfg: Config) -> list[Finding]:
         verdict = str(exc)
     if verdict != "ok":
         return [fail("store-db", f"{path} is damaged ({verdict})",
-                     f"stop the agent, move the file aside (mv {path} {path}.damaged), start "
-                     "it, and import the orders again (o2o-edge orders import)")]
+                     "restart the agent (systemctl restart o2o-edge): it will move the file "
+                     "aside and start a fresh one; then import the orders again (o2o-edge orders "
+                     "import)")]
     return [ok("store-db", f"{path}: intact")]
 
 
