@@ -23,36 +23,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from drivers.nfc.udp_timing import receive
-from simulators.nfc_type_a import REQA, WUPA, Frame, listen_type_a
+from simulators.nfc_session import SESSION_POLL_S
+from simulators.nfc_session import EmulatedTag as EmulatedTag  # where the tests and runner find it
+from simulators.nfc_type2 import serve_type2
+from simulators.nfc_type3 import serve_type3
+from simulators.nfc_type4 import serve_type4a
+from simulators.nfc_type_a import Frame, listen_type_a
 
 log = logging.getLogger(__name__)
 
-TagKind = Literal["type2", "type3", "type4a"]
-_SESSION_POLL_S = 0.05  # how often the emulator looks for remove() while it waits
 LISTEN_S = 5.0  # one listen for activation (ended early by remove())
-
-
-@dataclass
-class EmulatedTag:
-    kind: TagKind
-    uid: bytes
-    ndef: bytes = b""  # the NDEF message; replaced by what a reader writes
-    capacity: int = 0  # bytes for an NDEF message; 0 = the kind's usual size
-    read_only: bool = False
-    locked_by_reader: bool = False  # a reader set the lock bits (type2)
-    writes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.capacity:
-            self.capacity = {"type2": 142, "type3": 16 * 13, "type4a": 1022}[self.kind]
-        want = {"type2": 7, "type3": 8, "type4a": 7}[self.kind]
-        if len(self.uid) != want:
-            raise ValueError(f"a {self.kind} tag has a {want}-byte UID")
 
 
 def ntag213(uid: bytes, ndef: bytes = b"", read_only: bool = False) -> EmulatedTag:
@@ -106,7 +89,7 @@ def _loopback_device(port: int, present: Callable[[], bool]) -> Any:
             return True
 
         def _recv_data(self, timeout: float | None, *brty_list: str) -> Any:
-            return receive(self, timeout, brty_list, alive=present, poll_s=_SESSION_POLL_S)
+            return receive(self, timeout, brty_list, alive=present, poll_s=SESSION_POLL_S)
 
         def close(self) -> None:
             if self.socket is not None:
@@ -260,43 +243,11 @@ class TagEmulator:
             return  # not a RATS: a stray frame, not an activation
         self.sessions += 1
         if tag.kind == "type3":
-            from simulators.nfc_type3 import serve_type3
             serve_type3(self._clf, activated, tag, lambda: self._present(tag))
         elif tag.kind == "type4a":
-            from simulators.nfc_type4 import serve_type4a
             serve_type4a(self._clf, activated, tag, lambda: self._present(tag))
         else:
-            from simulators.nfc_type2 import serve_type2
             serve_type2(self._clf, activated, tag, lambda: self._present(tag))
 
 
 _T3_PMM = bytes.fromhex("FFFFFFFFFFFFFFFF")  # no FeliCa IC code: a plain NFC Forum Type 3 Tag
-
-
-def exchange_loop(clf: Any, first: bytes | None, handle: Any, present: Any) -> None:
-    """Answer reader commands until the reader lets go or the tag is removed.
-
-    `first` is the answer to the command that activated the tag; `handle(cmd)` returns the
-    answer to a command (None: stay mute, as a tag does on a command it does not know).
-    """
-    import nfc.clf
-
-    rsp: bytes | None = first
-    while present():
-        try:
-            cmd = clf.exchange(rsp, _SESSION_POLL_S)
-        except nfc.clf.TimeoutError:
-            rsp = None  # nothing came: answer nothing, look at present() again
-            continue
-        except nfc.clf.BrokenLinkError:
-            return  # the reader switched its field off
-        except nfc.clf.CommunicationError:
-            rsp = None
-            continue
-        if cmd is None:
-            return
-        if bytes(cmd) in (REQA, WUPA) and clf.target.brty == "106A":
-            # the reader is looking for tags again: selection starts over with this frame
-            clf.device.pending = Frame(clf.target.brty, bytes(cmd), clf.target._addr)
-            return
-        rsp = handle(bytearray(cmd))  # nfcpy's Type 3 emulation edits commands in place

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simulators.nfc_tags import EmulatedTag, exchange_loop
+from simulators.nfc_session import EmulatedTag, exchange_loop
 
 PAGES, DATA_FIRST, DATA_LAST, DYN_LOCK = 45, 4, 39, 40
 VERSION = bytes.fromhex("0004040201000F03")  # NTAG213

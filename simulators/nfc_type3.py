@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simulators.nfc_tags import EmulatedTag, exchange_loop
+from simulators.nfc_session import EmulatedTag, exchange_loop
 
 NBR, NBW = 4, 1  # blocks per Read / Write without Encryption
 

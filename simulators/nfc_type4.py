@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simulators.nfc_tags import EmulatedTag, exchange_loop
+from simulators.nfc_session import EmulatedTag, exchange_loop
 
 NDEF_AID = bytes.fromhex("D2760000850101")
 CC_FILE, NDEF_FILE = b"\xe1\x03", b"\xe1\x04"
