@@ -103,6 +103,7 @@ class Publish:
     payload: bytes
     qos: int
     ids: list[str]  # event ids of a CloudEvents batch on the events topic
+    types: list[str] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -129,6 +130,7 @@ class HostileBroker:
     port: int = 0
     connects: list[Connect] = field(default_factory=list)
     success_ids: set[str] = field(default_factory=set)
+    success_types: set[str] = field(default_factory=set)
     refused: list[tuple[int, list[str]]] = field(default_factory=list)
     answered: list[int | str] = field(default_factory=list)
     downstream_acks: list[tuple[int, int, int]] = field(default_factory=list)  # type, mid, rc
@@ -328,10 +330,13 @@ class HostileBroker:
             b.props()
         payload = b.data[b.pos :]
         ids: list[str] = []
+        types: list[str] = []
         if topic.endswith("/events"):
             with contextlib.suppress(ValueError, TypeError, KeyError):
-                ids = [e["id"] for e in json.loads(payload)]
-        pub = Publish(topic, payload, qos, ids)
+                events = json.loads(payload)
+                ids = [e["id"] for e in events]
+                types = [e["type"] for e in events]
+        pub = Publish(topic, payload, qos, ids, types)
         if topic.endswith("/state"):
             self.state_messages.append((topic, payload))
         if not qos or not topic.endswith("/events"):
@@ -349,6 +354,7 @@ class HostileBroker:
             assert isinstance(rc, int)
             if rc < 0x80:
                 self.success_ids.update(ids)
+                self.success_types.update(types)
             else:
                 self.refused.append((rc, ids))
         if c.level == 5:

@@ -161,6 +161,8 @@ def test_each_puback_reason_code(tmp_path: Path, broker: HostileBroker, rc: int,
     broker.set_answer(lambda p: 0x00)
     wait_for(lambda: not in_outbox(agent), 20, what="outbox drained after the refusals")
     check_nothing_lost(agent, broker, ids)
+    if rc in PERMANENT:  # the drops are told upstream too
+        wait_for(lambda: "o2o.agent.uplink.dropped" in broker.success_types, 20)
     counted = uplink(agent)
     wait_for(lambda: uplink(agent)["refused_batches"] == len(broker.refused), 10)
     assert sum(counted["refusals"].values()) == counted["refused_batches"]
