@@ -6,15 +6,20 @@ overwrites, counting the frames nobody looked at (`dropped`). Frames are turned 
 cropped to a region of interest and scaled down in the capture thread, so the decoder gets
 exactly what it needs. A camera that is missing or goes away, or a file that ends, is
 reported in `status()` and opened again with backoff (a file is replayed when `loop`).
+A path that is no camera and no file (a FIFO, a directory, a socket, a character device
+other than V4L2's) is never handed to OpenCV, which blocks for ever opening a FIFO: it is
+refused with the state `not-a-camera`.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from drivers.retry import Backoff
 
@@ -36,6 +41,33 @@ def open_capture(source: str) -> Any:
     if source.startswith("/dev/video"):
         return cv2.VideoCapture(source, cv2.CAP_V4L2)
     return cv2.VideoCapture(source)
+
+
+V4L2_MAJOR: Final = 81  # Linux's video4linux character devices (/dev/video*, by any link)
+NOT_A_CAMERA_FIX: Final = ("set [qr] camera to a camera (0, /dev/video0), a stream URL "
+                           "(rtsp://...) or a video file")
+
+
+def not_a_camera(source: str) -> str:
+    """Why `source` cannot be a camera ("" when it may be opened): a camera index, a URL, an
+    image-sequence pattern, a regular file, a V4L2 device, or a path not there (yet: reported
+    as missing and tried again) may be; anything else would hang or fail inside OpenCV."""
+    if source.isdigit() or "://" in source or "%" in source:
+        return ""
+    try:
+        st = os.stat(source)
+    except OSError:
+        return ""  # missing or unreadable: OpenCV's open fails at once and says "missing"
+    if stat.S_ISREG(st.st_mode):
+        return ""
+    if stat.S_ISCHR(st.st_mode):
+        if os.major(st.st_rdev) == V4L2_MAJOR or os.path.realpath(source).startswith(
+                "/dev/video"):
+            return ""
+        return "a character device that is not a video device"
+    kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")
+    return f"{kind}, not a camera or a video file"
 
 
 def is_live(source: str) -> bool:
@@ -118,6 +150,12 @@ class FrameGrabber:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            why = not_a_camera(self.source)
+            if why:  # looked at again each round: the path may become a camera later
+                self.state = "not-a-camera"
+                self.last_error = f"{self.source!r} is {why}: {NOT_A_CAMERA_FIX}"
+                self._stop.wait(self._backoff.next_delay())
+                continue
             cap = open_capture(self.source)
             self.opens += 1
             try:
