@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from drivers.errors import DriverError, DriverReason
 from drivers.nfc.udp_timing import steady_udp
@@ -74,6 +74,20 @@ def open_problem(path: str, exc: BaseException | None) -> str:
             "reader to its path (usb, usb:VVVV:PPPP, tty:USB0:pn532)")
 
 
+READER_PATHS: Final = "usb, usb:VVVV:PPPP, usb:BUS:DEV, tty:USB0:pn532 or udp:HOST:PORT"
+
+
+def bad_path(path: str, exc: BaseException) -> str:
+    """What a reader path nfcpy cannot even parse means, and what to set instead."""
+    why = str(exc)[:120]
+    hint = ""
+    if path.startswith("udp:") and path.rsplit(":", 1)[-1].isdigit() and "literal" in why:
+        hint = (" (nfcpy reads a UDP port that /etc/services names, such as 1 or 80, as that "
+                "name: use a port it does not name)")
+    return (f"the NFC reader path {path[:200]!r} is not one nfcpy can use ({why}){hint}: set "
+            f"[nfc] reader (or --reader) to {READER_PATHS}")
+
+
 def open_reader(path: str, udp_sense_s: float | None = UDP_SENSE_S) -> Any:
     """An opened nfc.ContactlessFrontend, or DriverError(NO_READER) saying what to do.
     `udp_sense_s`: see UDP_SENSE_S (None keeps nfcpy's own wait)."""
@@ -89,6 +103,11 @@ def open_reader(path: str, udp_sense_s: float | None = UDP_SENSE_S) -> Any:
         problem: OSError | None = None
     except OSError as exc:
         ok, problem = False, exc
+    except (ValueError, TypeError) as exc:
+        # nfcpy parsing a path it cannot use: "udp:HOST:1" turns the port into its service
+        # name ("tcpmux", from getnameinfo) and fails on int() of it; "udp:HOST:x" or an empty
+        # path raise ValueError, a host too long for IDNA UnicodeError, a NUL TypeError
+        raise DriverError(DriverReason.NO_READER, bad_path(path, exc)) from None
     if not ok:
         raise DriverError(DriverReason.NO_READER, open_problem(path, problem))
     if path.startswith("udp"):
