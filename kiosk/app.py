@@ -20,7 +20,6 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from agent.config import Config
 from kiosk.content import Bundle, load_bundle
 from kiosk.errors import KioskError
 from kiosk.i18n import Translator, load_catalogues
@@ -37,6 +36,7 @@ from kiosk.screens.result import ResultScreen
 from kiosk.screens.staff import StaffScreen
 from kiosk.screens.staff_pin import StaffPinScreen
 from kiosk.screens.survey import SurveyScreen
+from kiosk.settings import KioskSettings
 from kiosk.state import state_dir
 from kiosk.stats import TodayStats
 from kiosk.widgets.agent_banner import AgentBanner
@@ -68,7 +68,7 @@ class KioskApp(App[None]):
             self.up = up
             self.reason = reason
 
-    def __init__(self, cfg: Config, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, cfg: KioskSettings, clock: Callable[[], float] = time.monotonic,
                  connect: bool = True) -> None:
         super().__init__()
         self.cfg = cfg

@@ -10,6 +10,7 @@ class KioskReason(enum.Enum):
     BAD_CONTENT = "bad-content"
     AGENT_DOWN = "agent-down"
     SERVE = "serve"
+    SETTINGS = "settings"  # the [kiosk], [bus] or [device] settings (kiosk/settings.py)
 
 
 class KioskError(Exception):

@@ -9,7 +9,8 @@ import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, ClassVar, Final
 
 from agent import __version__
 from agent.cli import oserrors
@@ -22,6 +23,10 @@ EXIT_USAGE = 2
 EXIT_SOFTWARE = 70  # sysexits' EX_SOFTWARE: an internal error, not the user's
 
 Handler = Callable[[argparse.Namespace], int]
+# Commands other packages of the distribution register for themselves ("kiosk" by the kiosk;
+# "demo", "scenario", "soak" by the simulators): each entry point names a function that adds
+# its subparser. The agent imports neither package, and runs without them.
+COMMANDS_GROUP: Final = "o2o_edge.commands"
 
 
 class JournalFormatter(logging.Formatter):
@@ -55,12 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         decode,
         doctor,
-        kiosk,
         nfc,
         orders,
         qr,
         report,
-        scenario,
     )
 
     parser = argparse.ArgumentParser(
@@ -121,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_parser(sub)
     nfc.add_parser(sub)
     orders.add_parser(sub)
-    kiosk.add_parser(sub)
     doctor.add_parser(sub)
     report.add_parser(sub)
     collect.add_parser(sub)
@@ -155,8 +157,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder (default: [qr] decoder)")
     q.set_defaults(handler=decode.cmd_decode_qr)
 
-    scenario.add_parsers(sub)
+    add_registered_commands(sub)
     return parser
+
+
+def add_registered_commands(sub: Any) -> None:
+    """The commands other packages register (COMMANDS_GROUP). One whose package is not
+    installed is still listed, and says so when run, instead of being an unknown command."""
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            _add_unavailable(sub, ep, exc)
+            continue
+        register(sub)
+
+
+def _add_unavailable(sub: Any, ep: EntryPoint, exc: ImportError) -> None:
+    package = ep.value.split(".", 1)[0].split(":", 1)[0]
+    missing = isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == package
+    if missing:
+        why = (f"this command comes with the o2o-edge package '{package}', which is not "
+               "installed here; install the whole o2o-edge distribution to use it")
+    else:  # the package is there but does not load: a broken install or a bug
+        why = (f"this command's package '{package}' does not load ({type(exc).__name__}: "
+               f"{str(exc)[:200]}); reinstall o2o-edge, or report it with this line")
+    p = sub.add_parser(ep.name, help=f"(unavailable: '{package}' is not installed)" if missing
+                       else f"(unavailable: '{package}' does not load)", add_help=False)
+    p.set_defaults(any_arguments=True)
+
+    def unavailable(args: argparse.Namespace) -> int:
+        print(f"o2o-edge {ep.name}: {why}", file=sys.stderr)
+        return EXIT_ERROR
+
+    p.set_defaults(handler=unavailable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any("\0" in a for a in argv):  # only in-process callers can pass one (execve cannot)
         print("o2o-edge: an argument contains a NUL byte; remove it", file=sys.stderr)
         return EXIT_USAGE
-    args = parser.parse_args(argv)
+    # an unavailable command takes any arguments (to say what to install, not what is wrong
+    # with them); everywhere else unknown arguments are the usual usage error
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     handler_ = logging.StreamHandler(sys.stderr)
     if os.environ.get("JOURNAL_STREAM"):  # stderr goes to journald (run by systemd)
         handler_.setFormatter(JournalFormatter())

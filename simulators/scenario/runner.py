@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.collector.store import EventStore
-from agent.config import load_config
 from drivers.ble.models import EddystoneUID, IBeacon
 from drivers.nfc.ndef_encode import smartposter_message, uri_message
 from drivers.qr.pickup import make_code
+from kiosk.settings import load_settings
 from simulators.bluez_player import FakeBlueZThread
 from simulators.brokers import PrivateBroker
 from simulators.camera_files import blank
@@ -202,9 +202,9 @@ class Runner:
                        round(self.late, 2), round(time.monotonic() - started, 1))
 
     async def _play(self) -> tuple[Received, dict[str, int]]:
-        from kiosk.app import KioskApp
+        from kiosk.app import KioskApp  # Textual loads when the kiosk plays, not on import
 
-        app = KioskApp(load_config(str(self.stage.cfg_path)))
+        app = KioskApp(load_settings(str(self.stage.cfg_path)))
         async with app.run_test(size=(120, 44)) as pilot:
             await shopper.until(pilot, lambda: app.agent_up, 30, "the agent link")
             self.t0 = time.monotonic() + 0.5

@@ -194,7 +194,7 @@ state = "withdrawn"
 
 
 def test_live_view_lines_name_what_happened_without_identifiers() -> None:
-    from agent.cli.live_view import summary
+    from simulators.live_view import summary
 
     assert summary({"type": "o2o.nfc.tap", "data": {"tag": {"kind": "shelf",
                                                              "label": "coffee"}}}) \

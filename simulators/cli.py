@@ -1,6 +1,12 @@
 """`o2o-edge scenario FILE`, `o2o-edge soak` and `o2o-edge demo`: a simulated store — the real
 agent and kiosk on the hardware simulators — playing a store day, checked against what the
-day must leave upstream."""
+day must leave upstream.
+
+The simulators register these commands themselves (entry points of the group
+"o2o_edge.commands" in pyproject.toml); the agent's command line finds them there and runs
+without them when the simulators are not installed. What a command needs beyond argparse is
+imported when it runs: the runner brings OpenCV, Textual and every simulator, and
+`o2o-edge --help` should not wait for them."""
 
 from __future__ import annotations
 
@@ -16,22 +22,23 @@ from typing import Any, Final
 
 import simulators
 from agent.cli.oserrors import describe
+from simulators.live_view import LiveView
 
 SCENARIOS = Path(simulators.__file__).resolve().parent / "scenarios"
 BROKER_CHOICES = "mosquitto, nats, rabbitmq (private), mqtt://HOST:PORT or none"
 
 
-def add_parsers(sub: Any) -> None:
-    from agent.cli import scenario as me
-
+def add_scenario_parser(sub: Any) -> None:
     p = sub.add_parser("scenario", help="play a store day (scenario file) on the simulators "
                                         "and check what reached the collector")
     p.add_argument("file", type=Path, help="the scenario (TOML), e.g. "
                                            "simulators/scenarios/store_day.toml")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    p.set_defaults(handler=me.cmd_scenario)
+    p.set_defaults(handler=cmd_scenario)
 
+
+def add_soak_parser(sub: Any) -> None:
     p = sub.add_parser("soak", help="a long generated store day at high speed: RSS, open "
                                     "files, outbox depth and loss over time, with a plot")
     p.add_argument("--hours", type=float, default=8.0, help="store hours (default 8)")
@@ -39,8 +46,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("soak"),
                    help="folder for soak.svg, samples.csv and summary.json (default ./soak)")
     _common(p)
-    p.set_defaults(handler=me.cmd_soak)
+    p.set_defaults(handler=cmd_soak)
 
+
+def add_demo_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="a simulated store morning: the real agent and kiosk on the "
                                     "simulators, with a live view, syncing to a broker on "
                                     "localhost or a private one")
@@ -51,7 +60,7 @@ def add_parsers(sub: Any) -> None:
                                     "answers there, else a private mosquitto, else none)")
     p.add_argument("--private", action="store_true", help="always start a private mosquitto")
     p.add_argument("--workdir", type=Path, help="keep the run's files here")
-    p.set_defaults(handler=me.cmd_demo)
+    p.set_defaults(handler=cmd_demo)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -176,7 +185,6 @@ def _pick_broker(args: argparse.Namespace) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from agent.cli.live_view import LiveView
     from simulators.scenario.model import ScenarioError
     from simulators.scenario.runner import Runner
 

@@ -1,6 +1,11 @@
 """`o2o-edge kiosk`: the touch kiosk in this terminal, or served to a browser with
 textual-serve (one kiosk process per browser connection); `kiosk pin` makes the staff PIN's
-hash for the configuration."""
+hash for the configuration.
+
+The kiosk registers this command itself (entry point "kiosk" of the group "o2o_edge.commands"
+in pyproject.toml); the agent's command line finds it there and never imports the kiosk. It
+reads the kiosk's own settings (kiosk/settings.py), never the agent's configuration. Textual
+and textual-serve are imported when the command runs: `o2o-edge --help` should not load them."""
 
 from __future__ import annotations
 
@@ -11,10 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kiosk
+from kiosk.errors import KioskError
+from kiosk.pin import hash_pin
+from kiosk.settings import load_settings
+
 
 def add_parser(sub: Any) -> None:
-    from agent.cli import kiosk as me
-
     p = sub.add_parser("kiosk", help="the touch kiosk (terminal, or --serve for a browser)")
     p.add_argument("--config", help="configuration file (default: the usual search)")
     p.add_argument("--serve", nargs="?", const="", metavar="HOST:PORT",
@@ -23,21 +31,23 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--sessions", type=int, metavar="N",
                    help="with --serve: kiosk sessions (browser connections, each a kiosk "
                         "process) at once, 1 to 16 (default [kiosk] serve_sessions, 2)")
-    p.set_defaults(handler=me.cmd_kiosk)
+    p.set_defaults(handler=cmd_kiosk)
     ksub = p.add_subparsers(dest="kiosk_command", metavar="ACTION")
     q = ksub.add_parser("pin", help="hash a staff PIN for [kiosk] staff_pin_hash")
     q.add_argument("--pin", help="the PIN (default: asked for, not echoed)")
-    q.set_defaults(handler=me.cmd_kiosk_pin)
+    q.set_defaults(handler=cmd_kiosk_pin)
 
 
 def cmd_kiosk(args: argparse.Namespace) -> int:
-    from agent.config import load_config
-
-    cfg = load_config(args.config)
+    try:
+        cfg = load_settings(args.config)
+    except KioskError as exc:
+        print(f"o2o-edge kiosk: {exc}", file=sys.stderr)
+        return 2
     if args.serve is not None:
+        # textual-serve and aiohttp load only to serve (a terminal kiosk and --help skip them)
         import textual_serve
 
-        import kiosk
         from kiosk import serve
 
         command = [sys.executable, "-m", "agent.cli.main", "kiosk"]
@@ -61,15 +71,13 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
             return 2
         server.serve()
         return 0
-    from kiosk.app import KioskApp
+    from kiosk.app import KioskApp  # Textual loads when a kiosk runs, not for --help
 
     KioskApp(cfg).run()
     return 0
 
 
 def cmd_kiosk_pin(args: argparse.Namespace) -> int:
-    from kiosk.pin import hash_pin
-
     pin = args.pin or getpass.getpass("staff PIN (4-12 digits): ")
     try:
         hashed = hash_pin(pin)
