@@ -3,7 +3,8 @@
 
     python3 dev.py demo [ARGS...]   venv + install, then a simulated store (o2o-edge demo)
     python3 dev.py test [ARGS...]   venv + install (+ Debian packages when root), lint, type
-                                    check and the test suite (ARGS go to pytest)
+                                    check, import contracts and the test suite (ARGS go to
+                                    pytest)
     python3 dev.py bench [ARGS...]  agent core benchmarks with their baselines
     python3 dev.py bench-ble [ARGS...]  BLE decode benchmark against ibeacon-ble
     python3 dev.py bench-qr [ARGS...]   QR decoding against pyzbar, zxing-cpp and OpenCV
@@ -126,6 +127,8 @@ def main(argv: list[str]) -> int:
     ensure_venv("[test]")
     run([str(PY), "-m", "ruff", "check", "."])
     run([str(PY), "-m", "mypy"])
+    # the dependency rule: pyproject.toml's [tool.importlinter] contracts
+    run([str(VENV / "bin" / "lint-imports"), "--no-cache"])
     # two workers, each taking whole test files (their fixtures and brokers stay together):
     # most tests wait on brokers, radios and timers, so two halve the time even on 2 CPUs
     workers = ["-n", "2", "--dist", "loadfile"] if "-n" not in rest else []
