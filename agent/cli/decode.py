@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+from typing import Final
 
 from agent.cli.lines import bounded_lines
 from drivers.ble.capture import MAX_LINE as MAX_CAPTURE_LINE
@@ -15,6 +16,7 @@ from drivers.ble.capture import parse_capture_line
 from drivers.ble.decoders import decode_advert
 from drivers.errors import DriverError
 from drivers.nfc.ndef import decode_message
+from drivers.qr.imagesize import image_size
 
 
 def cmd_decode_ble(args: argparse.Namespace) -> int:
@@ -65,9 +67,29 @@ def _regular(name: str) -> bool:
         return False
 
 
+# A picture this large is refused before it is decoded: decoding allocates it whole (a 1 MB
+# PNG declaring 30000x30000 took ~900 MB); 50 MP is a 48 MP phone photo and then some
+MAX_PIXELS: Final = 50_000_000
+
+
+def _too_large(name: str) -> str:
+    """Why the image file `name` is refused unread ("" when it may be decoded)."""
+    try:
+        with open(name, "rb") as fh:
+            size = image_size(fh)
+    except OSError:
+        return ""  # imread fails on it too and says so
+    if size is None or size[0] * size[1] <= MAX_PIXELS:
+        return ""
+    return (f"the image declares {size[0]}x{size[1]} pixels, more than "
+            f"{MAX_PIXELS // 1_000_000} MP: not decoded; scale it down first")
+
+
 def cmd_decode_qr(args: argparse.Namespace) -> int:
     import time
 
+    # OpenCV's own cap for the formats not read by image_size, read once when cv2 loads
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
     import cv2
 
     from agent.config import load_config
@@ -82,11 +104,21 @@ def cmd_decode_qr(args: argparse.Namespace) -> int:
     failed = False
     for name in args.files:
         # only a regular file is read: OpenCV blocks for ever on a FIFO
-        grey = cv2.imread(name, cv2.IMREAD_GRAYSCALE) if _regular(name) else None
+        regular = _regular(name)
+        too_large = _too_large(name) if regular else ""
+        if too_large:
+            failed = True
+            print(json.dumps({"file": name, "error": too_large}))
+            continue
+        try:
+            grey = cv2.imread(name, cv2.IMREAD_GRAYSCALE) if regular else None
+        except cv2.error:  # OpenCV's pixel cap (a format image_size does not read)
+            grey = None
         if grey is None:
             failed = True
             print(json.dumps({"file": name, "error": "cannot read it as an image (missing, "
-                                                     "unreadable or not PNG/JPEG/BMP/...)"}))
+                                                     "unreadable, not PNG/JPEG/BMP/..., or "
+                                                     f"over {MAX_PIXELS // 1_000_000} MP)"}))
             continue
         codes = []
         for code in decoder.decode(grey):
