@@ -160,19 +160,22 @@ class Uplink:
             # one event the broker will never take: dropping it is the only way forward
             self._let_go(batch)
             self.stats.drop(verdict.name, len(batch.rowids))
-            log.error("broker refused one event for good (reason 0x%02x, %s, %d bytes); "
-                      "dropped it, counted in status as uplink.dropped.%s", rc, verdict.name,
-                      len(batch.payload), verdict.name)
+            if self.stats.dropped[verdict.name] == 1:  # the rest in the periodic report
+                log.error("broker refused one event for good (reason 0x%02x, %s, %d bytes); "
+                          "dropped it, counted in status as uplink.dropped.%s", rc,
+                          verdict.name, len(batch.payload), verdict.name)
         else:
             self._inflight_rows.difference_update(batch.rowids)
             self._restart_cursor = True  # the rows are read again, after the pause
             self._probing = True
+            now = time.monotonic()
+            if now < self._retry_at:
+                self._wake.set()
+                return  # the rest of a window refused at once: one pause, one line
             if verdict.shrink_window:
                 self._window = max(1, self._window // 2)
-            now = time.monotonic()
-            if now >= self._retry_at:  # one step per pause, not one per refused message
-                self._retry_at = now + max(self.cfg.mqtt.backoff_min_s,
-                                           self._refusal_backoff.next_delay())
+            self._retry_at = now + max(self.cfg.mqtt.backoff_min_s,
+                                       self._refusal_backoff.next_delay())
             hint = f"; {verdict.hint}" if verdict.hint else ""
             self.last_refusal = (f"broker refused a batch (reason code 0x{rc:02x}, "
                                  f"{verdict.name}){hint}; kept, retrying later")
@@ -297,6 +300,7 @@ class Uplink:
         self._reported_at = now
         dropped = self.stats.take_unreported()
         data = {"dropped": dropped, "total_dropped": dict(self.stats.dropped)}
+        log.warning("uplink dropped events the broker refused for good: %s", dropped)
         try:
             self.writer.submit([make_pending("o2o.agent.uplink.dropped", data, time.time(),
                                              PRIORITY_CRITICAL)])
