@@ -11,15 +11,20 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 from agent.outbox.dbfile import is_disk_full
-from agent.outbox.schema import SCHEMA_VERSION
+from agent.outbox.schema import SCHEMA_VERSION, InsertRow
 
-if TYPE_CHECKING:
-    from agent.outbox.store import InsertRow, OutboxStore
+
+class Target(Protocol):
+    """Where recovered events go: the fresh outbox's store (agent/outbox/store.py, which
+    calls salvage — so it is named by what it does, not imported)."""
+
+    def transact(self, inserts: Sequence[InsertRow], acks: Sequence[int]) -> object: ...
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +63,7 @@ def _as_insert(row: tuple[Any, ...]) -> InsertRow | None:
     return (ev_id, prio, etype, float(created), size, bootid, body)
 
 
-def salvage(store: OutboxStore, damaged: Path, budget_s: float = SALVAGE_BUDGET_S) -> int:
+def salvage(store: Target, damaged: Path, budget_s: float = SALVAGE_BUDGET_S) -> int:
     """Copy the events still readable in `damaged` into `store`; how many were copied."""
     conn = _open(damaged)
     if conn is None:

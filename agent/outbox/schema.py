@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite_utils
 
+# a row of the events table as the store inserts it: id, priority, type, created, size,
+# bootid, body
+InsertRow = tuple[str, int, str, float, int, str, str]
+
 SCHEMA_VERSION = 1
 
 

@@ -39,6 +39,7 @@ from agent.outbox.dbfile import quarantine as quarantine
 from agent.outbox.dbfile import watch_corruption as watch_corruption
 from agent.outbox.reserve import release_reserve
 from agent.outbox.salvage import salvage
+from agent.outbox.schema import InsertRow as InsertRow  # the writer's rows
 from agent.outbox.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,6 @@ class DropTally:
 
     def __bool__(self) -> bool:
         return bool(self.count)
-
-
-# id, priority, type, created, size, bootid, body
-InsertRow = tuple[str, int, str, float, int, str, str]
 
 
 class OutboxStore:
