@@ -51,6 +51,9 @@ class KioskApp(App[None]):
     CSS_PATH = Path(__file__).resolve().parent / "theme.tcss"  # absolute: subclasses live elsewhere
     TITLE = "o2o-edge kiosk"
     ENABLE_COMMAND_PALETTE = False
+    # nothing is focused by itself: a focus highlight on a touch screen reads as "already
+    # chosen" (the survey's first star looked picked); a tapped button does not stay lit
+    AUTO_FOCUS = None
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "nothing", show=False, priority=True),
         Binding("ctrl+c", "nothing", show=False, priority=True),
@@ -202,6 +205,7 @@ class KioskApp(App[None]):
         while len(self.screen_stack) > 2:  # the default screen and the attract screen stay
             self.pop_screen()
         self.idle_warning = None  # popped with the rest
+        self.screen_stack[-1].set_focus(None)  # the button that left home is not lit
 
     def home(self) -> None:
         self._to_base()
@@ -211,7 +215,7 @@ class KioskApp(App[None]):
         if target in ("pickup", "appointment"):
             self.push_screen(CheckinScreen(target))
         elif target == "browse":
-            pages = self.bundle.attract or tuple(self.bundle.pages)
+            pages = self.offer_ids()
             self.open_page(pages[0], "touch")
         elif target == "privacy":
             self.push_screen(PrivacyScreen())
@@ -222,6 +226,10 @@ class KioskApp(App[None]):
         elif target == "staff":
             self.push_screen(StaffPinScreen())
         self.mark_shown(target)
+
+    def offer_ids(self) -> tuple[str, ...]:
+        """The offers a shopper browses through: the attract loop's, else every page."""
+        return self.bundle.attract or tuple(self.bundle.pages)
 
     def open_page(self, page_id: str, medium: str) -> None:
         page = self.bundle.pages.get(page_id)
@@ -327,6 +335,7 @@ class KioskApp(App[None]):
             self.idle_warning = None
         while len(self.screen_stack) > 2:
             await self.pop_screen()
+        self.screen.set_focus(None)  # the next shopper sees nothing picked
         if self.translator.language != self.cfg.kiosk.language:
             self.translator.language = self.cfg.kiosk.language
             await self._recompose_all()

@@ -53,6 +53,16 @@ class ContentScreen(ShopperScreen):
                 yield Static("", id="price", markup=False)
                 yield Button(self.t("content.handoff"), id="handoff", variant="success")
                 yield Static(self.t("content.handoff"), id="handoff-label", markup=False)
+                # the offers, one after the other: arrows read in every language
+                with Horizontal(id="offer-nav"):
+                    prev, after = (Button("◀", id="offer-prev", classes="arrow"),
+                                   Button("▶", id="offer-next", classes="arrow"))
+                    # quick taps through the offers each count (a Button ignores presses
+                    # during its 0.2 s "pressed" look)
+                    prev.active_effect_duration = after.active_effect_duration = 0
+                    yield prev
+                    yield Static("", id="offer-at", markup=False)
+                    yield after
             yield Vertical(id="handoff-box")
 
     def on_mount(self) -> None:
@@ -86,6 +96,12 @@ class ContentScreen(ShopperScreen):
         put("#offer", plain(text_in(p.offer, lang)))
         put("#text", para(text_in(p.text, lang)))
         put("#price", self.t("content.price", price=p.price) if p.price else "")
+        offers = self.kiosk.offer_ids()
+        nav = self.query_one("#offer-nav")
+        nav.display = len(offers) > 1 and p.id in offers
+        if nav.display:
+            self.query_one("#offer-at", Static).update(
+                f"{offers.index(p.id) + 1} / {len(offers)}")
         self.query_one("#handoff", Button).display = bool(p.link) and not self.shown_qr
         box = self.query_one("#handoff-box")
         box.display = self.shown_qr
@@ -112,6 +128,11 @@ class ContentScreen(ShopperScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "back":
             self.kiosk.home()
+        elif event.button.id in ("offer-prev", "offer-next"):
+            offers = self.kiosk.offer_ids()
+            step = 1 if event.button.id == "offer-next" else -1
+            at = offers.index(self.page.id) if self.page.id in offers else 0
+            self.kiosk.open_page(offers[(at + step) % len(offers)], "touch")
         elif event.button.id == "handoff":
             self.shown_qr = True
             self.fill()

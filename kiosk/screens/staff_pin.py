@@ -1,9 +1,12 @@
 """The way into staff mode: a PIN on a digit keypad, shown as dots, with lock-out after
-repeated wrong PINs. With no PIN configured, staff mode stays closed and says how to open it."""
+repeated wrong PINs. With no PIN configured, staff mode stays closed: whoever tapped ⚙ (a
+shopper, most likely) is asked to find staff in their language, and how to set a PIN goes to
+the kiosk's log, where staff setting it up look."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+import logging
+from typing import TYPE_CHECKING, Final, cast
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -14,6 +17,11 @@ from kiosk.widgets.keypad import Keypad
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
+
+
+log = logging.getLogger("o2o-edge.kiosk")
+NO_PIN: Final = ("staff mode is closed on this kiosk: set [kiosk] staff_pin_hash to the line "
+                 "'o2o-edge kiosk pin' prints")
 
 
 class StaffPinScreen(Screen[None]):
@@ -31,14 +39,19 @@ class StaffPinScreen(Screen[None]):
             yield Static(t("staff.pin.title"), id="title", markup=False)
             yield Static("", id="pin", markup=False)
             yield Static(self._lock_text(), id="pin-message", markup=False)
-            yield Keypad(t("checkin.clear"), "OK", keys="1234567890")
+            keypad = Keypad(t("checkin.clear"), "OK", keys="1234567890")
+            keypad.display = bool(self.kiosk.pin_gate.stored)  # no PIN: nothing to type
+            yield keypad
             yield Button(t("common.back"), id="back")
+
+    def on_mount(self) -> None:
+        if not self.kiosk.pin_gate.stored:
+            log.warning(NO_PIN)
 
     def _lock_text(self) -> str:
         gate = self.kiosk.pin_gate
         if not gate.stored:
-            return ("Staff mode is closed on this kiosk: set [kiosk] staff_pin_hash with "
-                    "'o2o-edge kiosk pin'.")
+            return self.kiosk.translator("staff.pin.closed")
         left = gate.locked_for()
         return self.kiosk.translator("staff.pin.locked", seconds=round(left)) if left else ""
 
