@@ -51,6 +51,7 @@ def _check_pattern(v: str) -> str | None:
 
 
 def _check_public_keys(values: list[str]) -> str | None:
+    # cryptography loads only for a file that lists keys: every command reads the config
     from agent.keys import parse_public_key
 
     for v in values:

@@ -27,6 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.keys import parse_public_key
+
 FORMAT = "doc/1"
 KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd")
 MAX_BYTES = 2 * 1024 * 1024
@@ -154,8 +156,6 @@ def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device:
 
 def rotated_keys(doc: Doc) -> dict[str, Ed25519PublicKey]:
     """The keys a verified "keys" document trusts from now on."""
-    from agent.keys import parse_public_key
-
     body = doc.body
     if not isinstance(body, dict) or not isinstance(body.get("keys"), list) or not body["keys"]:
         raise DocRefused("malformed", 'a keys document needs {"keys": ["<public key>", ...]}')
