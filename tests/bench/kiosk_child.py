@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sys
 
-from agent.config import load_config
 from kiosk.app import KioskApp
+from kiosk.settings import load_settings
 
 
 def main() -> None:
     cfg_path, out_path = sys.argv[1], sys.argv[2]
-    app = KioskApp(load_config(cfg_path))
+    app = KioskApp(load_settings(cfg_path))  # as the kiosk command reads them
     with open(out_path, "w", buffering=1) as out:
         app.on_shown = lambda t, what: out.write(f"{t:.6f} {what}\n")
         app.run(headless=True, size=(120, 40))
