@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 MAX_TYPE_SERIES: Final = 64
 MAX_TYPE_LABEL: Final = 100  # characters; a longer type is counted under OTHER_TYPE
 OTHER_TYPE: Final = "other"
+# series per reason-labelled counter of the status (the reasons are the code's own, a few
+# dozen at most); a guard, so that no status field can grow the page
+MAX_REASON_SERIES: Final = 32
 
 HEALTHY = {"scanning", "ready", "tag-present", "capturing", "finished", "ended"}
 
@@ -120,6 +123,7 @@ class AgentCollector(Collector):
                                   value=u.get("oversized_downstream", 0))
         yield CounterMetricFamily("o2o_uplink_outbox_read_errors", "Outbox reads of the uplink "
                                   "that failed (retried)", value=u.get("read_errors", 0))
+        yield from refusal_metrics(st)
         drv = GaugeMetricFamily("o2o_driver_up", "1 while a touchpoint driver is working",
                                 labels=["driver", "state"])
         for name, state in driver_states(st).items():
@@ -141,6 +145,76 @@ class AgentCollector(Collector):
                            "not-found", "closed", "error"):
                 r.add_metric([reason], self.endpoint.refused[reason])
             yield r
+
+
+def _labelled(name: str, doc: str, label: str, counts: Any) -> CounterMetricFamily:
+    """A counter by `label` from a status mapping: its keys are the code's own reasons, yet
+    at most MAX_REASON_SERIES series of short labels, the rest added up under OTHER_TYPE."""
+    fam = CounterMetricFamily(name, doc, labels=[label])
+    if not isinstance(counts, dict):
+        return fam
+    kept: dict[str, float] = {}
+    for key, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
+        key = str(key)
+        if len(kept) >= MAX_REASON_SERIES or len(key) > MAX_TYPE_LABEL:
+            key = OTHER_TYPE
+        kept[key] = kept.get(key, 0) + (n if isinstance(n, int | float) else 0)
+    for key, n in kept.items():
+        fam.add_metric([key], n)
+    return fam
+
+
+def refusal_metrics(st: dict[str, Any]) -> Iterator[Metric]:
+    """What the agent refused, dropped, moved aside or failed at, from its status: the bus's
+    refusals, the outbox writer's state, quarantines and disk reserve, the commit hooks'
+    failures, the uplink's refused and expired batches and the store database's quarantine."""
+    b, o, u = st.get("bus") or {}, st.get("outbox") or {}, st.get("uplink") or {}
+    yield _labelled("o2o_bus_requests_refused", "Bus requests refused, by reason", "reason",
+                    b.get("refused_requests"))
+    yield _labelled("o2o_bus_events_refused", "Events refused at the bus's edge, by reason",
+                    "reason", b.get("refused_events"))
+    for name, doc, key in (
+            ("o2o_bus_connections_refused", "Bus connections refused at the connection cap",
+             "refused_connections"),
+            ("o2o_bus_connections_evicted", "Idle bus connections closed to make room",
+             "evicted_connections"),
+            ("o2o_bus_connections_stalled", "Bus connections closed for not reading answers",
+             "stalled_connections"),
+            ("o2o_bus_subscribers_lagged", "Bus subscribers dropped over their backlog cap",
+             "lagged_subscribers")):
+        yield CounterMetricFamily(name, doc, value=b.get(key, 0) or 0)
+    yield GaugeMetricFamily("o2o_bus_clients", "Bus connections open",
+                            value=b.get("clients", 0) or 0)
+    yield GaugeMetricFamily("o2o_bus_subscribers", "Bus subscribers (kiosk, tail) connected",
+                            value=b.get("subscribers", 0) or 0)
+    if "writer" in o:
+        yield GaugeMetricFamily("o2o_outbox_writer_up", "1 while the outbox writer thread "
+                                "runs (0: nothing is stored; restart the agent)",
+                                value=1 if o["writer"] == "running" else 0)
+    yield CounterMetricFamily("o2o_outbox_quarantined", "Damaged outbox files moved aside "
+                              "since start", value=len(o.get("quarantined") or ()))
+    reserve = o.get("reserve") or {}
+    if reserve:
+        yield GaugeMetricFamily("o2o_outbox_reserve_held", "1 while the disk reserve is held "
+                                "(0: released, the disk is full)",
+                                value=1 if reserve.get("held") else 0)
+        yield GaugeMetricFamily("o2o_outbox_reserve_bytes", "Size of the disk reserve",
+                                value=reserve.get("bytes", 0) or 0)
+        yield CounterMetricFamily("o2o_outbox_reserve_releases", "Times the disk reserve was "
+                                  "released for a full disk", value=reserve.get("releases", 0))
+    hooks = st.get("commit_hooks") or {}
+    yield _labelled("o2o_commit_hook_failures", "Commit groups a consumer failed on, by "
+                    "consumer", "hook", hooks.get("failures"))
+    yield CounterMetricFamily("o2o_kpi_values_ignored", "Events whose values the KPI roll-ups "
+                              "could not add up", value=hooks.get("kpi_ignored_values", 0) or 0)
+    yield CounterMetricFamily("o2o_uplink_batches_refused", "Batches the broker refused "
+                              "(PUBACK reason 0x80 or above)", value=u.get("refused_batches", 0))
+    yield CounterMetricFamily("o2o_uplink_batches_expired", "Batches not acknowledged in "
+                              "time (the uplink reconnected to have them sent again)",
+                              value=u.get("expired_batches", 0))
+    yield CounterMetricFamily("o2o_store_db_quarantined", "Damaged store databases moved "
+                              "aside at start", value=len((st.get("store_db") or {}).get(
+                                  "quarantined") or ()))
 
 
 def serve(collector: AgentCollector, listen: str) -> MetricsServer:

@@ -23,7 +23,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.metrics import MAX_TYPE_LABEL, MAX_TYPE_SERIES, OTHER_TYPE, AgentCollector, serve
+from agent.bus.client import BusClient
+from agent.errors import AgentError
+from agent.metrics import (
+    MAX_REASON_SERIES,
+    MAX_TYPE_LABEL,
+    MAX_TYPE_SERIES,
+    OTHER_TYPE,
+    AgentCollector,
+    refusal_metrics,
+    serve,
+)
 from agent.metrics_server import HEAD_TIMEOUT_S, MAX_CONNECTIONS
 from simulators.camera_files import blank, write_video
 from simulators.qr_frames import make_frame
@@ -180,6 +190,19 @@ def test_event_type_series_are_capped_and_nothing_is_lost(types: list[str]) -> N
         assert collector.committed[t] >= 2
 
 
+@ABUSE
+@given(st.dictionaries(st.text(max_size=300), st.integers(0, 10**12), max_size=200))
+def test_reason_labels_from_status_stay_bounded(reasons: dict[str, int]) -> None:
+    status = {"bus": {"refused_requests": reasons, "refused_events": reasons},
+              "commit_hooks": {"failures": reasons}}
+    for fam in refusal_metrics(status):
+        assert len(fam.samples) <= MAX_REASON_SERIES + 1, fam.name
+        assert all(len(x.labels.get("reason", x.labels.get("hook", ""))) <= MAX_TYPE_LABEL
+                   for x in fam.samples)
+        if fam.name == "o2o_bus_events_refused":
+            assert sum(x.value for x in fam.samples) == sum(reasons.values())  # none lost
+
+
 def test_the_whole_page_passes_promtool_with_the_decode_histogram(
         tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
     promtool = shutil.which("promtool")
@@ -198,6 +221,10 @@ fps_limit = 30
 domains = ["shop.example"]
 """)
     emit_lines(cfg, [json.dumps({"type": "o2o.kiosk.view", "data": {"page": "p"}})] * 3)
+    # a forged agent record: refused, counted
+    with BusClient(agent.socket, timeout=10) as bus, pytest.raises(
+            AgentError, match="agent's own record"):
+        bus.emit([{"type": "o2o.agent.started", "data": {}}])
     wait_for(lambda: agent.status()["qr"]["camera"]["state"] == "ended", 60,
              what="the video played")
     text = _scrape(port)
@@ -212,4 +239,14 @@ domains = ["shop.example"]
     assert count == frames_decoded > 0
     inf = [s for s in m["o2o_qr_decode_seconds_bucket"] if s.labels["le"] == "+Inf"]
     assert inf[0].value == count and m["o2o_qr_decode_seconds_sum"][0].value > 0
+    # the refusals and states that status shows are on the page too
+    refused = {x.labels["reason"]: x.value for x in m["o2o_bus_events_refused_total"]}
+    assert refused == {"reserved-type": 1}
+    for name, value in (("o2o_outbox_writer_up", 1), ("o2o_outbox_quarantined_total", 0),
+                        ("o2o_outbox_reserve_held", 1), ("o2o_bus_connections_refused_total", 0),
+                        ("o2o_bus_subscribers_lagged_total", 0),
+                        ("o2o_store_db_quarantined_total", 0),
+                        ("o2o_uplink_batches_refused_total", 0)):
+        assert [x.value for x in m[name]] == [value], name
+    assert "o2o_commit_hook_failures" in text and "o2o_bus_requests_refused" in text
     assert agent.stop() == 0
