@@ -11,10 +11,11 @@ from kiosk.settings import load_settings
 
 def main() -> None:
     cfg_path, out_path = sys.argv[1], sys.argv[2]
+    cols, _, rows = (sys.argv[3] if len(sys.argv) > 3 else "120x40").partition("x")
     app = KioskApp(load_settings(cfg_path))  # as the kiosk command reads them
     with open(out_path, "w", buffering=1) as out:
         app.on_shown = lambda t, what: out.write(f"{t:.6f} {what}\n")
-        app.run(headless=True, size=(120, 40))
+        app.run(headless=True, size=(int(cols), int(rows)))
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ import numpy as np
 import pytest
 from textual.widgets import Button
 
-from agent.config import load_config
 from drivers.qr.decoders import RobustDecoder
 from kiosk.app import KioskApp
 from kiosk.pin import hash_pin
+from kiosk.settings import load_settings
 from tests.conftest import ROOT, AgentProcess, need
 from tests.integration.test_kiosk_flows import Store
 from tests.snapshots.kiosk_screens import controls, problems, qr_views
@@ -175,7 +175,7 @@ async def walk(served: Served, browser: Any, size: tuple[int, int], language: st
                                  timeout=30_000)
     box = await page.locator(".xterm-screen").bounding_box()
     assert box is not None and grid
-    twin = KioskApp(load_config(str(served.store.cfg_path)), connect=False)
+    twin = KioskApp(load_settings(str(served.store.cfg_path)), connect=False)
     twin.agent_up = True
     twin.link.socket = served.shots / "twin-talks-to-nobody.sock"
     tag = f"{size[0]}x{size[1]}-{language}"

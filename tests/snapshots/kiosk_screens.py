@@ -14,8 +14,8 @@ from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Static
 
-from agent.config import Config, DeviceConfig, KioskConfig
 from kiosk.app import KioskApp
+from kiosk.settings import DeviceSection, KioskSection, KioskSettings
 from kiosk.widgets.qr_view import QrView
 
 # the sizes stores use, as cell grids: terminals, and what the served page makes of screens
@@ -23,8 +23,8 @@ TERMINAL_SIZES = [(80, 24), (120, 40), (200, 60)]
 
 
 def kiosk(language: str = "en", **kiosk_options: Any) -> KioskApp:
-    app = KioskApp(Config(device=DeviceConfig(store="store-1", id="kiosk-1"),
-                          kiosk=KioskConfig(language=language, **kiosk_options)),
+    app = KioskApp(KioskSettings(device=DeviceSection(store="store-1", id="kiosk-1"),
+                                 kiosk=KioskSection(language=language, **kiosk_options)),
                    connect=False)
     app.agent_up = True  # the "agent down" notice is shown by the screens that test it
     return app
