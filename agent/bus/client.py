@@ -53,13 +53,42 @@ class BusClient:
         self.close()
 
     def _send(self, obj: dict[str, Any]) -> None:
-        self._sock.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+        try:
+            self._sock.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+        except OSError as exc:
+            # The agent closes a connection it refuses (busy, evicted) right after saying
+            # why: that line, if it arrived, is the useful answer, not the broken pipe.
+            raise AgentError(Reason.BUS_UNAVAILABLE, self._parting_words()
+                             or f"the agent closed the connection ({exc.strerror}); "
+                             "try again in a moment") from exc
+
+    def _parting_words(self) -> str:
+        try:
+            line = self._file.readline(64 * 1024)
+            msg = json.loads(line) if line else None
+        except (OSError, ValueError):
+            return ""
+        if isinstance(msg, dict) and msg.get("ok") is False and msg.get("error"):
+            return f"the agent refused the connection: {msg['error']}"
+        return ""
 
     def _read(self) -> dict[str, Any]:
-        line = self._file.readline()
+        try:
+            line = self._file.readline()
+        except TimeoutError as exc:
+            raise AgentError(Reason.BUS_UNAVAILABLE,
+                             "the agent did not answer in time; check 'o2o-edge status' "
+                             "or its log") from exc
+        except OSError as exc:
+            raise AgentError(Reason.BUS_UNAVAILABLE,
+                             f"the agent closed the connection ({exc.strerror})") from exc
         if not line:
             raise AgentError(Reason.BUS_UNAVAILABLE, "the agent closed the connection")
-        reply = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError as exc:
+            raise AgentError(Reason.BUS_PROTOCOL,
+                             f"unexpected reply: {line[:200]!r}") from exc
         if not isinstance(reply, dict):
             raise AgentError(Reason.BUS_PROTOCOL, f"unexpected reply: {line[:200]!r}")
         return reply
