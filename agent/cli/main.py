@@ -188,7 +188,7 @@ def add_registered_commands(sub: Any) -> None:
 
 def _add_unavailable(sub: Any, ep: EntryPoint, exc: ImportError) -> None:
     package = ep.value.split(".", 1)[0].split(":", 1)[0]
-    missing = isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == package
+    missing = isinstance(exc, ModuleNotFoundError) and exc.name == package
     if missing:
         why = (f"this command comes with the o2o-edge package '{package}', which is not "
                "installed here; install the whole o2o-edge distribution to use it")
