@@ -533,11 +533,20 @@ class Agent:
             await asyncio.sleep(KPI_FLUSH_S)
             await asyncio.to_thread(self.kpis.flush)
 
+    def _store_db_problem(self) -> str:
+        if self.store_db is not None and self.store_db.damage:
+            return (f"damaged while running ({self.store_db.damage}): restart the agent "
+                    "(systemctl restart o2o-edge); it moves the file aside")
+        moved = self.store_db_moved
+        return f"moved aside at start: {moved.reason}" if moved else ""
+
     def health_problem(self) -> str | None:
         """Why the agent should be restarted, or None. Runs on the event loop, so a loop that
         is blocked never gets here — which is the other half of the watchdog."""
         if not self.writer.alive:
             return "the outbox writer thread has stopped"
+        if self.store_db is not None and self.store_db.damage:  # a restart moves it aside
+            return f"the store database is damaged ({self.store_db.damage})"
         return None
 
     async def shutdown(self) -> None:
@@ -611,8 +620,7 @@ class Agent:
             "bus": self.bus.status_part(),
             "store_db": {"quarantined": [str(self.store_db_moved.moved_to)]
                          if self.store_db_moved else [],
-                         "last_error": f"moved aside at start: {self.store_db_moved.reason}"
-                         if self.store_db_moved else ""},
+                         "last_error": self._store_db_problem()},
             "commit_hooks": {"failures": dict(self.commit_hook_failures),
                              "kpi_ignored_values": self.kpis.ignored},
         }

@@ -3,6 +3,11 @@ the store link's cached documents) checked when the agent starts, as the outbox 
 file is moved aside (`store.db.corrupt-<time>`, its -wal and -shm with it) and the agent goes on
 with a fresh one, instead of stopping (under systemd: a restart loop).
 
+Damage met later, by a query of the running agent (pages that went bad after the check), is
+marked beside the file (`store.db.damaged`) and made the agent's health problem: the watchdog
+has systemd restart it, and the start moves the marked file aside whatever its check says (a
+quick check does not compare indexes with their tables, so it may find nothing).
+
 What a fresh file lacks comes back from upstream: the store link's documents are retained on
 the broker and sent again; orders imported by hand must be imported again. Only the agent,
 which owns the file, checks and moves it — never the CLI, which may run beside it.
@@ -10,6 +15,7 @@ which owns the file, checks and moves it — never the CLI, which may run beside
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -27,6 +33,7 @@ log = logging.getLogger(__name__)
 CHECK_BUDGET_S: Final = 10.0
 BUSY_TIMEOUT_MS: Final = 5_000  # a CLI import may hold the write lock for a moment
 QUARANTINED_EVENT: Final = "o2o.agent.store_db.quarantined"
+MARK_SUFFIX: Final = ".damaged"  # beside the file: damage met while running, moved at start
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,17 @@ class MovedAside:
         return make_pending(QUARANTINED_EVENT,
                             {"moved_to": str(self.moved_to), "reason": self.reason},
                             time.time() if now is None else now, PRIORITY_CRITICAL)
+
+
+def is_damage(exc: BaseException) -> bool:
+    """An SQLite error that says the file is damaged (not locked, full or unreachable)."""
+    return is_corruption(exc)
+
+
+def mark_damaged(path: Path, why: str) -> None:
+    """Note damage met while running, for the next start to move the file aside."""
+    with contextlib.suppress(OSError):  # a full disk: the start-time check is still there
+        Path(str(path) + MARK_SUFFIX).write_text(f"met while running: {why}\n")
 
 
 def problem_of(path: Path) -> str | None:
@@ -65,10 +83,19 @@ def problem_of(path: Path) -> str | None:
 
 def check_at_start(path: Path) -> MovedAside | None:
     """Move a damaged store database aside so that a fresh one is made where it was."""
-    why = problem_of(path)
+    mark = Path(str(path) + MARK_SUFFIX)
+    try:
+        with mark.open("rb") as fh:
+            why: str | None = fh.read(300).decode(errors="replace").strip() or "marked damaged"
+    except OSError:
+        why = None
+    if why is None or not path.is_file():
+        why = problem_of(path)
     if why is None:
+        mark.unlink(missing_ok=True)
         return None
     moved = quarantine(path)
+    mark.unlink(missing_ok=True)
     log.error("store database %s unusable (%s); moved to %s, starting a fresh one: documents "
               "retained upstream come back, orders imported by hand must be imported again",
               path, why, moved)

@@ -7,14 +7,20 @@ what the kiosk may show.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agent.localdb import immediate, open_db, retry_when_full
+from agent.storedb_file import is_damage, mark_damaged
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -54,13 +60,30 @@ class StoreDb:
         self._db = open_db(path, SCHEMA)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        # damage met while running (the start-time check cannot see pages that go bad later):
+        # the agent's health then asks for a restart, which moves the file aside
+        self.damage = ""
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; damage it meets is noted before it is raised."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc) and not self.damage:
+                    self.damage = str(exc)[:200]
+                    mark_damaged(self.path, self.damage)
+                    log.error("the store database %s is damaged (%s): restart the agent; it "
+                              "moves the file aside and starts a fresh one", self.path, exc)
+                raise
 
     def close(self) -> None:
         self._db.close()
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(sql, args).fetchone()
+        with self._locked() as db:
+            row = db.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
 
     def order(self, order_id: str) -> dict[str, Any] | None:
@@ -81,12 +104,12 @@ class StoreDb:
         keys = {"orders": "order_id", "appointments": "appt_id"}
         if table not in keys or column not in ("checked_in_at", "handed_over_at"):
             raise ValueError(f"cannot mark {table}.{column}")
-        with self._lock:
-            self._db.execute(f"UPDATE {table} SET {column} = ? WHERE {keys[table]} = ?",  # noqa: S608
-                             (time.time(), key))
+        with self._locked() as db:
+            db.execute(f"UPDATE {table} SET {column} = ? WHERE {keys[table]} = ?",  # noqa: S608
+                       (time.time(), key))
             if column == "handed_over_at":
-                self._db.execute("UPDATE orders SET status = 'collected' WHERE order_id = ?",
-                                 (key,))
+                db.execute("UPDATE orders SET status = 'collected' WHERE order_id = ?",
+                           (key,))
 
     @retry_when_full
     def erase_subject(self, subject: str) -> dict[str, int]:
@@ -94,9 +117,9 @@ class StoreDb:
         table here, cached upstream documents that mention it included; says how much."""
         needle = json.dumps(subject)
         removed: dict[str, int] = {}
-        with self._lock:
-            self._db.execute("PRAGMA secure_delete = ON")
-            with immediate(self._db) as db:
+        with self._locked() as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            with immediate(conn) as db:
                 for table, where, args in (
                         ("loyalty", "card = ?", (subject.lower(),)),
                         ("orders", "order_id = ? OR code = ?", (subject, subject.upper())),
@@ -108,13 +131,13 @@ class StoreDb:
                 removed["cached_documents"] = db.execute(
                     "UPDATE link_docs SET raw = x'' WHERE instr(raw, ?) > 0",
                     (needle.encode(),)).rowcount if has_docs else 0
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 
     def queue(self) -> list[dict[str, Any]]:
         """Orders checked in and not yet handed over, longest waiting first."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._locked() as db:
+            rows = db.execute(
                 "SELECT order_id, first_name, status, checked_in_at FROM orders "
                 "WHERE checked_in_at IS NOT NULL AND handed_over_at IS NULL "
                 "AND status != 'cancelled' ORDER BY checked_in_at").fetchall()
@@ -139,7 +162,7 @@ class StoreDb:
                f"VALUES ({', '.join('?' for _ in cols)}, ?) ON CONFLICT({cols[0]}) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in (*cols[1:], "updated")))
         keep = [r[cols[0]] for r in rows]
-        with self._lock, immediate(self._db) as db:
+        with self._locked() as conn, immediate(conn) as db:
             if exact:
                 marks = ",".join("?" for _ in keep) or "NULL"
                 db.execute(f"DELETE FROM {table} WHERE {cols[0]} "  # noqa: S608

@@ -115,3 +115,52 @@ def test_a_file_that_is_no_database_is_moved_aside(tmp_path: Path) -> None:
     assert moved.moved_to.read_bytes().startswith(b"not a database")
     assert "not a database" in moved.reason
     assert moved.notice(1.0).type == QUARANTINED_EVENT
+
+
+def test_damage_met_while_running_is_said_and_the_next_start_moves_the_file_aside(
+        tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
+    from agent.bus.client import BusClient
+    from agent.errors import AgentError
+
+    store = tmp_path / "state" / "store.db"
+    store_with_orders(store)
+    cfg = config(tmp_path, store)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    assert agent.status()["store_db"] == {"quarantined": [], "last_error": ""}
+    damage_middle(store)  # pages go bad under the running agent
+    with BusClient(agent.socket, timeout=10) as bus:
+        try:
+            bus.request({"op": "queue"})  # reads every order: meets the damage
+        except AgentError as exc:
+            assert "could not answer" in str(exc)  # answered, not a dropped connection
+        else:
+            raise AssertionError("the queue was read from a damaged file")
+    part = agent.status()["store_db"]
+    assert "damaged while running" in part["last_error"]
+    assert "restart the agent" in part["last_error"]
+    assert Path(f"{store}.damaged").exists()  # for the next start
+    assert agent.stop() == 0
+
+    again = AgentProcess(cfg)
+    agent_factory.append(again)
+    again.start()
+    [moved] = again.status()["store_db"]["quarantined"]
+    assert Path(moved).exists() and not Path(f"{store}.damaged").exists()
+    with BusClient(again.socket, timeout=10) as bus:
+        assert bus.request({"op": "queue"})["queue"] == []  # a fresh file answers
+    assert again.stop() == 0
+
+
+def test_a_marked_file_is_moved_aside_whatever_its_check_says(tmp_path: Path) -> None:
+    from agent.storedb_file import mark_damaged
+
+    store = tmp_path / "store.db"
+    store_with_orders(store, 20)
+    mark_damaged(store, "database disk image is malformed")
+    assert problem_of(store) is None  # a quick check may see nothing wrong
+    moved = check_at_start(store)
+    assert moved is not None and "met while running" in moved.reason
+    assert not store.exists() and not Path(f"{store}.damaged").exists()
+    assert check_at_start(store) is None  # once
