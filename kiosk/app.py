@@ -166,6 +166,8 @@ class KioskApp(App[None]):
         for screen in self.screen_stack:
             for banner in screen.query(AgentBanner):
                 banner.display = not message.up
+        if self.content_screen is not None and self.content_screen.is_mounted:
+            self.content_screen.refit()
 
     def on_kiosk_app_agent_event(self, message: AgentEvent) -> None:
         self.stats.add(message.event)

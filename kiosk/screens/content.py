@@ -19,6 +19,7 @@ from kiosk.content import Page, text_in
 from kiosk.handoff import handoff_url
 from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
+from kiosk.widgets.agent_banner import AgentBanner
 from kiosk.widgets.qr_view import QrView
 
 BAR_ROWS: Final = 3  # the shopper bar's height (theme.tcss)
@@ -115,11 +116,19 @@ class ContentScreen(ShopperScreen):
         self._fit_qr(self.app.size)
 
     def _fit_qr(self, size: Size) -> None:
-        """Under 26 rows (a 24-row terminal) the hand-off code and the shopper bar do not
-        both fit: the code wins while it is shown — Back, on the card, brings the bar back."""
+        """Where the hand-off code and the shopper bar do not both fit (a 24-row terminal,
+        the 7" screen's grid while the agent notice is up) the code wins while it is shown:
+        Back, on the card, brings the bar back."""
         codes = self.query(QrView)
         need = min(len(d) for d in codes.first().drawings) + BAR_ROWS if codes else 0
+        banner = self.query_one(AgentBanner)
+        if banner.display:  # its text wraps to the width: as many rows as it takes
+            need += banner.get_content_height(size, size, max(1, size.width - 4))
         self.set_class(self.shown_qr and size.height < need, "-qr-only")
+
+    def refit(self) -> None:
+        """The agent notice came or went: the rows left for the code changed."""
+        self._fit_qr(self.app.size)
 
     def on_resize(self, event: events.Resize) -> None:
         super().on_resize(event)

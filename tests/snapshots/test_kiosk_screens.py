@@ -81,3 +81,23 @@ def test_the_hand_off_code_and_the_shopper_bar_share_a_24_row_terminal() -> None
             await pilot.pause()
             assert app.screen.query_one("ShopperBar").display
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("language", sorted(load_catalogues()))
+def test_screens_usable_with_the_agent_notice_at_the_served_grids(language: str) -> None:
+    """The "agent down" notice takes two rows: the keypad's last row (Check in) and the
+    hand-off code still show whole on the 7" screen's grid and every other served one."""
+    async def run() -> list[str]:
+        found: list[str] = []
+        for size in SERVED_GRIDS:
+            for name in ("checkin", "content", "privacy"):
+                app = kiosk(language)
+                async with app.run_test(size=size) as pilot:
+                    app.post_message(app.AgentState(False, "the agent is restarting"))
+                    await pilot.pause()
+                    await SCREENS[name](pilot)
+                    assert app.screen.query_one("AgentBanner").display
+                    found += [f"{size} {name}: {p}" for p in problems(app)]
+        return found
+    found = asyncio.run(run())
+    assert not found, "\n".join(found)
