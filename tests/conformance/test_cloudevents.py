@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.bus.client import BusClient
@@ -153,10 +156,11 @@ def check_event(raw: dict[str, Any], now: datetime) -> Any:
     return event
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_every_published_event_reads_with_the_cloudevents_sdk(
-        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess], protocol: str) -> None:
     key = Ed25519PrivateKey.generate()
-    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=(
+    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, protocol=protocol, extra=(
         f'[link]\npublic_keys = ["{public_key_text(key.public_key())}"]\n'
         f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'))
     collector = Collector(mosquitto.port)
@@ -198,11 +202,14 @@ def test_every_published_event_reads_with_the_cloudevents_sdk(
     received = datetime.now(UTC)
     types: set[str] = set()
     seen: set[tuple[str, str]] = set()
+    refusals: list[str] = []
     for payload, props in collector.messages:
         # the MQTT binding (3.2.1): Content Type is the media type of an event format, and a
         # receiver takes a value starting with application/cloudevents as structured mode
+        # (MQTT 3.1.1 has no properties: the JSON event format is implied)
         content_type = getattr(props, "ContentType", None)
-        assert content_type == "application/cloudevents-batch+json", content_type
+        assert content_type == ("application/cloudevents-batch+json" if protocol == "5"
+                                else None), content_type
         # structured mode MAY carry the attributes as user properties too (3.2.3); when it
         # does, the names are the attribute names unchanged
         for name, _ in getattr(props, "UserProperty", None) or []:
@@ -214,7 +221,51 @@ def test_every_published_event_reads_with_the_cloudevents_sdk(
             assert (raw["source"], raw["id"]) not in seen, "an id repeated within the source"
             seen.add((raw["source"], raw["id"]))
             types.add(event.get_type())
+            if event.get_type() == "o2o.link.refused":
+                refusals.append(json.dumps(event.get_data(), ensure_ascii=False))
             if raw["id"] in emitted:
                 assert strict_equal(event.get_data(), emitted[raw["id"]]), raw["id"]
     assert {"o2o.agent.started", "o2o.link.refused", "o2o.kiosk.survey"} <= types, types
+    assert any("store-9 " + RTL in text for text in refusals), refusals  # foreign text intact
     assert len({ev_id for _, ev_id in seen} & set(emitted)) == len(emitted) == len(tricky())
+
+
+# any JSON a bus client may send: text of any Unicode scalar value (no lone surrogates: the
+# bus refuses those), integers past 64 bits, floats down to subnormals and -0.0
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-10**40, max_value=10**40)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(st.characters(codec="utf-8")),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=8), inner, max_size=5),
+    max_leaves=30)
+# read at import: the tests' environment drops O2O_EDGE_* variables (tests/conftest.py)
+EXAMPLES = int(os.environ.get("O2O_EDGE_ABUSE_EXAMPLES", "15"))
+
+
+def test_any_json_a_client_emits_reads_back_equal_in_the_sdk(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    cfg = write_config(tmp_path / "config.toml", url=mosquitto.url)
+    collector = Collector(mosquitto.port)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+
+    @settings(max_examples=EXAMPLES, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(JSON_VALUES, min_size=1, max_size=20))
+    def round_trip(values: list[Any]) -> None:
+        with BusClient(tmp_path / "agent.sock") as bus:
+            ids = bus.emit([{"type": "o2o.kiosk.survey", "data": {"v": v}} for v in values])
+        assert None not in ids
+        wait_for(lambda: set(ids) <= set(collector.events()), 30, what="the events upstream")
+        events = collector.events()
+        now = datetime.now(UTC)
+        for ev_id, value in zip(ids, values, strict=True):
+            got = check_event(events[str(ev_id)], now).get_data()
+            assert strict_equal(got, {"v": value}), (got, value)
+
+    try:
+        round_trip()
+    finally:
+        collector.close()
+        agent.stop()
