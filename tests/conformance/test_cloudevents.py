@@ -40,6 +40,8 @@ TOPIC = "o2o/v1/store-1/dev-1/events"
 # CloudEvents 1.0, "Extension Context Attributes": lowercase letters and digits, and SHOULD
 # be at most 20 characters
 EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+# RFC 3986: a scheme, then only characters a URI may hold (unreserved, reserved, %-escapes)
+URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 CONTEXT = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema",
            "subject", "data", "data_base64"}
@@ -143,7 +145,8 @@ def check_event(raw: dict[str, Any], now: datetime) -> Any:
     assert event.get_specversion() == "1.0"
     assert isinstance(raw["id"], str) and raw["id"], raw
     assert isinstance(raw["type"], str) and raw["type"], raw
-    source = urlsplit(raw["source"])  # a URI-reference; ours is absolute
+    assert URI.fullmatch(raw["source"]), raw["source"]  # a URI-reference; ours is absolute
+    source = urlsplit(raw["source"])
     assert source.scheme == "o2o-edge" and source.netloc == "store-1", raw["source"]
     assert RFC3339.fullmatch(raw["time"]), raw["time"]
     assert abs((event.get_time() - now).total_seconds()) < 300, raw["time"]
