@@ -20,7 +20,8 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from kiosk.content import Bundle, load_bundle
+from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
+from kiosk.content import Bundle, load_bundle_and_theme
 from kiosk.errors import KioskError
 from kiosk.i18n import Translator, load_catalogues
 from kiosk.link import AgentLink
@@ -79,6 +80,7 @@ class KioskApp(App[None]):
         self.catalogues = load_catalogues()
         self.translator = Translator(self.catalogues, cfg.kiosk.language)
         self.content_problem = ""
+        self.brand: BrandTheme | None = None  # the bundle's colours (kiosk/brand.py)
         self.bundle = self._first_bundle()
         self.agent_up = False
         self.link = AgentLink(cfg.bus.socket, self._on_link_event, self._on_link_state)
@@ -110,10 +112,22 @@ class KioskApp(App[None]):
         folder = self.content_folder()
         if folder is not None:
             try:
-                return load_bundle(folder)
+                bundle, self.brand = load_bundle_and_theme(folder)
+                return bundle
             except KioskError as exc:
                 self.content_problem = plain(str(exc), PROBLEM_MAX)
-        return load_bundle(SAMPLE_CONTENT)
+        bundle, self.brand = load_bundle_and_theme(SAMPLE_CONTENT)
+        return bundle
+
+    def apply_brand(self) -> None:
+        """The bundle's colours as the app's theme, or the kiosk's own without them."""
+        if self.brand is None:
+            self.theme = DEFAULT_THEME
+            return
+        self.register_theme(self.brand.textual())  # replaces the last bundle's
+        # a re-registered theme of the same name is only picked up when switched to
+        self.theme = DEFAULT_THEME
+        self.theme = THEME_NAME
 
     def reload_content(self) -> str:
         """Load the bundle again; a bad one is refused and the last good one stays."""
@@ -121,16 +135,18 @@ class KioskApp(App[None]):
         if folder is None:
             return "built-in sample content"
         try:
-            self.bundle = load_bundle(folder)
+            self.bundle, self.brand = load_bundle_and_theme(folder)
         except KioskError as exc:
             self.content_problem = plain(str(exc), PROBLEM_MAX)
             return self.content_problem
         self.content_problem = ""
+        self.apply_brand()
         return f"content version {self.bundle.version} loaded"
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        self.apply_brand()
         self.push_screen(AttractScreen())
         self.mark_shown("attract")
         # what is alive after start-up lives as long as the kiosk: keep it out of the

@@ -37,10 +37,11 @@ from agent.contracts.content_manifest import (
     Survey,
     text_in,
 )
+from kiosk.brand import BrandTheme, parse_theme
 from kiosk.errors import KioskError, KioskReason
 
 __all__ = ["MANIFEST", "MAX_MANIFEST_BYTES", "RESERVED_NAMES", "Bundle", "Page", "Survey",
-           "load_bundle", "parse_manifest", "text_in"]
+           "load_bundle", "load_bundle_and_theme", "parse_manifest", "text_in"]
 
 
 def parse_manifest(data: Any, source: str = "") -> Bundle:
@@ -51,6 +52,11 @@ def parse_manifest(data: Any, source: str = "") -> Bundle:
 
 
 def load_bundle(folder: Path) -> Bundle:
+    return load_bundle_and_theme(folder)[0]
+
+
+def load_bundle_and_theme(folder: Path) -> tuple[Bundle, BrandTheme | None]:
+    """The bundle and its "theme" (kiosk/brand.py), refused as a whole if either is wrong."""
     path = folder / MANIFEST
     try:
         raw = path.read_bytes()
@@ -63,4 +69,8 @@ def load_bundle(folder: Path) -> Bundle:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise KioskError(KioskReason.BAD_CONTENT, f"{path}: not valid JSON ({exc})") from None
-    return parse_manifest(data, str(path))
+    bundle = parse_manifest(data, str(path))
+    theme, problems = parse_theme(data.get("theme"))
+    if problems:
+        raise KioskError(KioskReason.BAD_CONTENT, f"{path}: {'; '.join(problems)}")
+    return bundle, theme
