@@ -4,8 +4,14 @@
      "version": 42, "issued": 1796000000, "expires": 1796086400, "body": {...},
      "key_id": "3f2a9c01", "sig": "<base64 Ed25519 signature>"}
 
-The signature covers the canonical JSON of every other field (keys sorted, no spaces, UTF-8),
-so no field can be changed or added unseen. A document is refused — with a reason that is
+The signature (standard padded base64 of the Ed25519 signature; `key_id` is the first 8 hex
+digits of the SHA-256 of the raw 32-byte public key) covers every other field, so no field can
+be changed or added unseen. The signed bytes are either of two canonical forms of those fields,
+whichever the signer's language makes naturally: RFC 8785 (JCS: keys sorted by UTF-16 code
+units, numbers as ECMAScript writes them — what a JavaScript, Go or Java signer follows) or
+Python's `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` (keys by code
+point, floats as `repr`). They agree on every document without floats and without keys outside
+the Basic Multilingual Plane. A document is refused — with a reason that is
 counted and reported, and never applied — when it is oversized, not JSON, not this format,
 unsigned, signed by a key that is not trusted, badly signed, for another store or device,
 not yet valid or expired, or not newer than the version already applied for its kind and
@@ -27,6 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.contracts import jcs
+from agent.errors import AgentError
 from agent.keys import parse_public_key
 
 FORMAT = "doc/1"
@@ -79,6 +87,19 @@ def canonical(doc: Mapping[str, Any]) -> bytes:
                       allow_nan=False).encode()
 
 
+def _verifies(key: Ed25519PublicKey, signature: bytes, doc: Mapping[str, Any]) -> bool:
+    try:
+        key.verify(signature, canonical(doc))
+        return True
+    except InvalidSignature:
+        pass
+    try:  # a signer in another language: RFC 8785, costs a second check only on a mismatch
+        key.verify(signature, jcs.canonicalize({k: v for k, v in doc.items() if k != "sig"}))
+        return True
+    except (InvalidSignature, AgentError):
+        return False
+
+
 def sign(private: Ed25519PrivateKey, kind: str, store: str, device: str, version: int,
          issued: float, expires: float, body: Any) -> bytes:
     """A signed document, as upstream (and the tests) make them."""
@@ -128,10 +149,11 @@ def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device:
         raise DocRefused("unknown-key", f"signed with key {kid[:40]!r}, which is not trusted "
                                         "here")
     try:
-        key.verify(base64.b64decode(sig, validate=True), canonical(doc))
-    except (InvalidSignature, binascii.Error, ValueError):
-        raise DocRefused("bad-signature", "the signature does not match the document") \
-            from None
+        good = _verifies(key, base64.b64decode(sig, validate=True), doc)
+    except (binascii.Error, ValueError):
+        good = False
+    if not good:
+        raise DocRefused("bad-signature", "the signature does not match the document")
     kind = _field(doc, "kind", str)
     if kind not in KINDS:
         raise DocRefused("malformed", f"unknown kind {kind[:40]!r}")

@@ -3,11 +3,10 @@ makes its own Ed25519 key pair and signs store-link documents from what the READ
 agent/storelink/docs.py say; the agent trusts its public key and applies what it signed —
 a config, orders, a command — and refuses a body changed after signing.
 
-The signed bytes are Python's json.dumps(sort_keys=True, separators=(",", ":"),
-ensure_ascii=False) of the parsed fields. A signer that writes JSON the JavaScript way (also
-what RFC 8785 JCS prescribes) differs on two points, marked xfail below: key order (UTF-16
-code units against code points) and number text ("1e-7" and "0.00001" against Python's
-"1e-07" and "1e-05")."""
+The signed bytes are either Python's json.dumps(sort_keys=True, separators=(",", ":"),
+ensure_ascii=False) of the parsed fields or their RFC 8785 (JCS) form. The two differ in key
+order (UTF-16 code units against code points) and number text ("1e-7" and "0.00001" against
+Python's "1e-07" and "1e-05"): a signer writing JSON the JavaScript way is trusted too."""
 
 from __future__ import annotations
 
@@ -91,11 +90,6 @@ def test_the_node_signers_canonical_form_is_the_one_the_agent_verifies() -> None
     assert refused.value.reason == "bad-signature"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/storelink/docs.py canonical() signs Python's json.dumps(sort_keys=True) text: keys "
-    "in code-point order and numbers as Python's repr writes them; a JavaScript or RFC 8785 "
-    "(JCS) signer sorts by UTF-16 unit and writes 1e-7/0.00001, and the README (Store link) "
-    "does not say which, so its signature is refused as bad-signature"))
 @pytest.mark.parametrize("body", [{"keys": ORDERED_KEYS}, {"floats": SMALL_FLOATS}],
                          ids=["key-order", "small-numbers"])
 def test_a_javascript_signer_writing_json_its_own_way_is_trusted(body: dict[str, Any]) -> None:
