@@ -158,43 +158,21 @@ class Agent:
         from agent.checkin import StoreDb
         from agent.storelink.apply import store_data_appliers
         from agent.storelink.cache import LinkCache
-        from agent.storelink.receiver import DocReceiver
+        from agent.storelink.service import StoreLink
 
         if self.uplink is None or not self.cfg.link.public_keys:
             return
         self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
         d = self.cfg.device
-        self.link_receiver = DocReceiver(
+        link = StoreLink(
             d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
             {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
-             "config": self._apply_remote_config, "content": self._apply_content},
-            self.capture, on_waiting=self._fetch_blobs, schedule=self._later)
-        from agent.storelink.commands import Commands
-
-        self.link_commands = Commands(self.link_receiver, self.uplink.publish_reply,
-                                      self._command_handlers())
-        receiver, commands = self.link_receiver, self.link_commands
-
-        def downstream(topic: str, raw: bytes, response: str, correlation: bytes) -> None:
-            kind, name = topic.rsplit("/", 2)[-2:]
-            try:
-                if kind == "blob":
-                    self._blob_arrived(name, raw)
-                elif kind == "cmd":
-                    # on the event loop: commands read the agent's state, which lives there
-                    if self._loop is not None and not self._loop.is_closed():
-                        commands.submit(self._loop.call_soon_threadsafe, topic, raw,
-                                        response, correlation)
-                else:
-                    receiver.handle(topic, raw)
-            except Exception as exc:  # a fault of ours (a blob the disk refused): counted
-                receiver.fail(topic, None, exc)
-
-        self.uplink.downstream = downstream
-        self.uplink.downstream_topics = [
-            f"o2o/v1/{d.store}/{scope}/{kind}" for scope in (d.id, "all")
-            for kind in ("config", "content", "orders", "appointments", "consent", "keys",
-                         "cmd/+")]
+             "config": self._apply_remote_config},
+            self.cfg.kiosk.store_db.parent / "content", self.capture, self.uplink.publish_reply,
+            self._command_handlers(), self.uplink.want_topics, self._later)
+        self.link_receiver, self.link_commands = link.receiver, link.commands
+        self.uplink.downstream = link.handle
+        self.uplink.downstream_topics = link.topics()
 
     def _later(self, delay: float, fn: Any) -> None:
         """Run fn on the event loop after delay seconds, from any thread (the store link's
@@ -262,45 +240,6 @@ class Agent:
         self.capture("o2o.link.config", {"version": new.remote_version, "state": "applied",
                                          "live": True, "sections": sorted(changed),
                                          "restarted": restarted})
-
-    def _content_blobs(self) -> Any:
-        from agent.storelink.blobs import BlobStore
-
-        return BlobStore(self.cfg.kiosk.store_db.parent / "content")
-
-    def _blob_topic(self, sha: str) -> str:
-        return f"o2o/v1/{self.cfg.device.store}/all/blob/{sha}"
-
-    def _fetch_blobs(self) -> None:
-        """Subscribe to the content files the waiting bundles still need, and only those
-        (the receiver calls this whenever that changes)."""
-        if self.uplink is None or self.link_receiver is None:
-            return
-        self.uplink.want_topics({self._blob_topic(sha) for sha in self.link_receiver.needed()})
-
-    def _blob_arrived(self, sha: str, raw: bytes) -> None:
-        """A content file by hash (MQTT thread): kept if it is one a waiting bundle needs
-        and hashes right, then the bundle is tried again."""
-        from agent.storelink.docs import DocRefused
-
-        receiver = self.link_receiver
-        if receiver is None or sha not in receiver.needed():
-            return  # not asked for (or already here): a retained blob of another bundle
-        try:
-            self._content_blobs().put(sha, raw)
-        except DocRefused as exc:
-            receiver.refuse(self._blob_topic(sha), exc)
-            return
-        receiver.retry_deferred()
-
-    def _apply_content(self, doc: Any) -> None:
-        from agent.storelink.content import install_bundle
-
-        # DocDeferred: the receiver keeps the bundle waiting and calls _fetch_blobs
-        where = install_bundle(doc, self.cfg.kiosk.store_db.parent / "content",
-                               self._content_blobs())
-        log.info("content v%s installed in %s", doc.version, where)
-        self.capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
 
     def _restart_soon(self) -> None:
         # a clean stop; systemd (Restart=always) starts the agent again

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from agent.config import Config
@@ -20,6 +19,7 @@ from agent.outbox import Committed, OutboxWriter
 from agent.outbox.reader import Cursor
 from agent.uplink.batching import Batch, BatchSizer, split_batch
 from agent.uplink.feed import OutboxFeed
+from agent.uplink.inbox import Handler, Inbox
 from agent.uplink.link import ConnInfo, LinkCallbacks, MqttLink
 from agent.uplink.refusals import Action, classify
 from agent.uplink.stats import UplinkStats
@@ -42,7 +42,9 @@ class Uplink:
         self.feed: OutboxFeed | None = None
         self.link: MqttLink | None = None
         # downstream documents (the store link): topic filters and who takes the messages
-        self.downstream: Callable[[str, bytes, str, bytes], object] | None = None
+        # (topic, payload, response topic, correlation data) -> awaitable, on the loop
+        self.downstream: Handler | None = None
+        self.inbox: Inbox | None = None  # made at the first run, kept across restarts
         self.downstream_topics: list[str] = []
         self.extra_topics: set[str] = set()
         self.bootid = bootid
@@ -216,7 +218,11 @@ class Uplink:
                 oversized=lambda topic, size: self._post(self._on_oversized, topic, size),
             ),
         )
-        link.downstream = self.downstream
+        if self.downstream is not None and self.inbox is None:
+            self.inbox = Inbox(self.downstream, self._resubscribe)
+        if self.inbox is not None:
+            self.inbox.bind(self.loop)
+        link.inbox = self.inbox
         link.downstream_topics = self.downstream_topics
         link.extra_topics = set(self.extra_topics)
         link.start()
@@ -239,6 +245,8 @@ class Uplink:
         finally:
             feed.close()
             await asyncio.to_thread(link.stop)
+            if self.inbox is not None:
+                await self.inbox.close()
 
     def _idle_timeout(self) -> float:
         now = time.monotonic()
@@ -368,6 +376,10 @@ class Uplink:
         """Drain now (a command from upstream), from any thread."""
         self._post(self._wake.set)
 
+    def _resubscribe(self, topics: set[str]) -> None:
+        if self.link is not None:
+            self.link.resubscribe(topics)
+
     def want_topics(self, topics: set[str]) -> None:
         """See MqttLink.want_topics; kept here too for a link made later."""
         self.extra_topics = set(topics)
@@ -392,4 +404,5 @@ class Uplink:
             "batch_max_bytes": self.sizer.bytes,
             **self.stats.snapshot(),
             "read_errors": self.feed.errors if self.feed else 0,
+            **({"downstream": self.inbox.status()} if self.inbox is not None else {}),
         }

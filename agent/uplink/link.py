@@ -28,6 +28,7 @@ from agent import __version__
 from agent.config import Config
 from agent.errors import AgentError, Reason
 from agent.uplink.client import MAX_DOWNSTREAM_PACKET, BoundedClient
+from agent.uplink.inbox import Downstream, Inbox
 from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,8 @@ class MqttLink:
         self._rebuild = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(cfg.mqtt.backoff_min_s, cfg.mqtt.backoff_max_s)
-        # (topic, payload, response topic, correlation data) of each downstream message
-        self.downstream: Callable[[str, bytes, str, bytes], object] | None = None
+        # where downstream messages go (handed over, never handled on the network thread)
+        self.inbox: Inbox | None = None
         self.downstream_topics: list[str] = []
         self.extra_topics: set[str] = set()  # wanted for a while (content blobs)
         self.client = self._make_client()
@@ -179,7 +180,7 @@ class MqttLink:
             receive_max = int(props.ReceiveMaximum)
         # birth: retained so that anyone subscribing later sees the device state
         client.publish(self.state_topic, self._state_payload("online"), qos=1, retain=True)
-        if self.downstream is not None and self.downstream_topics:
+        if self.inbox is not None and self.downstream_topics:
             # every time: a broker that lost the session must learn them again; retained
             # documents arrive right after
             client.subscribe([(t, 1) for t in
@@ -202,15 +203,16 @@ class MqttLink:
         self.cb.disconnected(self.last_error)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
-        if self.downstream is None:
+        # handed over and back at once: the thread must go on reading PUBACKs (inbox.py)
+        if self.inbox is None:
             return
         props = getattr(msg, "properties", None)
-        response = str(getattr(props, "ResponseTopic", "") or "")
-        correlation = bytes(getattr(props, "CorrelationData", b"") or b"")
         try:
-            self.downstream(msg.topic, bytes(msg.payload), response, correlation)
-        except Exception:  # a bad document must not take the connection thread down
-            log.exception("downstream message on %s not handled", msg.topic)
+            self.inbox.offer(Downstream(
+                msg.topic, bytes(msg.payload), str(getattr(props, "ResponseTopic", "") or ""),
+                bytes(getattr(props, "CorrelationData", b"") or b""), bool(msg.retain)))
+        except Exception:  # a fault of ours must not take the connection thread down
+            log.exception("downstream message on %s not handed over", msg.topic[:200])
 
     def _on_oversized(self, topic: str, size: int) -> None:
         log.warning("dropped a downstream message of %d bytes on %s: over the %d bytes the "
@@ -328,11 +330,20 @@ class MqttLink:
         now and on every connect until no longer wanted."""
         new, gone = topics - self.extra_topics, self.extra_topics - topics
         self.extra_topics = set(topics)
-        if self.state == "connected" and self.downstream is not None:
+        if self.state == "connected" and self.inbox is not None:
             if new:
                 self.client.subscribe([(t, 1) for t in sorted(new)])
             if gone:
                 self.client.unsubscribe(sorted(gone))
+
+    def resubscribe(self, topics: set[str]) -> None:
+        """Subscribe again to topics already subscribed: the broker sends their retained
+        messages anew (those the inbox had to drop). A reconnect does the same for all."""
+        wanted = {*self.downstream_topics, *self.extra_topics}
+        # a topic that matched one of our filters: subscribing to the filter brings it back
+        filters = {f for f in wanted for t in topics if mqtt.topic_matches_sub(f, t)}
+        if self.state == "connected" and filters:
+            self.client.subscribe([(t, 1) for t in sorted(filters)])
 
     def announce(self, cfg: Config) -> None:
         """A configuration applied while connected: the retained birth says so at once

@@ -1,0 +1,121 @@
+"""The thread rule, measured on a real agent against a real broker: what a downstream document
+costs to apply (a 30 MiB content file hashed, written and installed; a remote config applied)
+happens off paho's network thread, so PUBACKs keep being read meanwhile (the events' rows
+leave the outbox as fast as before) and the keepalive holds."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.bus.client import BusClient
+from tests.conftest import AgentProcess, wait_for
+from tests.integration.test_storelink import doc, link_status, linked_agent, publish
+
+PROBE_EVERY_S = 0.04  # one event this often: a steady trickle, well under the drain's pace
+# rows normally leave the outbox within a few tens of ms of their emit; a network thread busy
+# with a 30 MiB install (hash, write, copy) holds every PUBACK for 200-400 ms more here
+MAX_LATENCY_S = 0.2
+
+
+class PubackProbe:
+    """Events emitted at a steady rate; for each, when its row left the outbox (the drain
+    deletes a row when the broker's PUBACK for it has been read)."""
+
+    def __init__(self, socket: Path, outbox: Path) -> None:
+        self.socket, self.outbox = socket, outbox
+        self.emitted: dict[str, float] = {}
+        self.gone: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._emit, daemon=True),
+                        threading.Thread(target=self._watch, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _emit(self) -> None:
+        with BusClient(self.socket) as bus:
+            k = 0
+            while not self.stop.is_set():
+                at = time.monotonic()
+                [ev_id] = bus.emit([{"type": "o2o.nfc.tap", "data": {"k": k}}])
+                assert ev_id is not None
+                with self.lock:
+                    self.emitted[ev_id] = at
+                k += 1
+                self.stop.wait(max(0.0, at + PROBE_EVERY_S - time.monotonic()))
+
+    def _watch(self) -> None:
+        db = sqlite3.connect(self.outbox, timeout=5)
+        try:
+            while not self.stop.is_set():
+                with self.lock:
+                    waiting = [i for i in self.emitted if i not in self.gone]
+                if waiting:
+                    marks = ",".join("?" * len(waiting))
+                    there = {r[0] for r in db.execute(
+                        f"SELECT id FROM events WHERE id IN ({marks})", waiting)}  # noqa: S608
+                    now = time.monotonic()
+                    with self.lock:
+                        for i in waiting:
+                            if i not in there:
+                                self.gone[i] = now
+                self.stop.wait(0.005)
+        finally:
+            db.close()
+
+    def latencies(self, start: float, end: float) -> list[float]:
+        """emit -> row gone, for the events emitted between start and end (monotonic);
+        an event whose row is still there counts as waiting until now."""
+        now = time.monotonic()
+        with self.lock:
+            return sorted(self.gone.get(i, now) - at for i, at in self.emitted.items()
+                          if start <= at <= end)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+
+def figures(lat: list[float]) -> str:
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return f"n={len(lat)} max={max(lat) * 1000:.0f} ms p99={p99 * 1000:.0f} ms"
+
+
+def test_pubacks_keep_flowing_while_a_30_mib_content_file_installs(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    _, agent = linked_agent(tmp_path, mosquitto, agent_factory)
+    video = os.urandom(30 * 1024 * 1024)
+    sha = hashlib.sha256(video).hexdigest()
+    current = tmp_path / "content" / "current"
+    bundle = doc("content", 1, {
+        "manifest": {"version": 1, "pages": [{"id": "p", "title": {"en": "Film"}}]},
+        "files": {"media/loop.mp4": {"sha256": sha, "size": len(video)}}})
+    # the file waits on the broker: the agent subscribes to it once the bundle names it
+    publish(mosquitto, f"o2o/v1/store-1/all/blob/{sha}", video, retain=True)
+    probe = PubackProbe(tmp_path / "agent.sock", tmp_path / "outbox.db")
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: len(probe.gone) >= 40, 20, what="events acknowledged before")
+        t1 = time.monotonic()
+        publish(mosquitto, "o2o/v1/store-1/all/content", bundle, retain=True)
+        wait_for(lambda: (current / "media/loop.mp4").exists(), 60, what="bundle installed")
+        t2 = time.monotonic()
+        n = len(probe.emitted)
+        wait_for(lambda: len(probe.gone) >= n + 10, 20, what="events acknowledged after")
+    finally:
+        probe.close()
+    before, during = probe.latencies(t0, t1), probe.latencies(t1, t2)
+    print(f"PUBACK latency before: {figures(before)}; during the install "
+          f"({t2 - t1:.2f} s): {figures(during)}")
+    assert link_status(agent)["waiting"] == {}
+    assert max(during) < MAX_LATENCY_S, (
+        f"PUBACKs held while the content file installed: {figures(during)} "
+        f"(before: {figures(before)})")
+    assert agent.stop() == 0
