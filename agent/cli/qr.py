@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from agent.contracts.links import with_tags
 
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -27,14 +29,12 @@ def parse_duration(text: str) -> int:
 
 
 def with_utm(url: str, tags: dict[str, str | None]) -> str:
-    """The link with utm_* parameters set (others kept; an existing utm_x replaced)."""
+    """The link with utm_* parameters set (others kept; an existing utm_x replaced), as an
+    ASCII URI so that every reader takes the same text from the code."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"a campaign link must be an https URL, not {url!r}")
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not (k.startswith("utm_") and tags.get(k[4:]))]
-    query += [(f"utm_{k}", v) for k, v in tags.items() if v]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return with_tags(url, {f"utm_{k}": v for k, v in tags.items()})
 
 
 def _write(text: str, out: str | None) -> None:

@@ -23,13 +23,9 @@ URLS = {
                     "\u00c9t\u00e9 \U0001f600 & =#%", "--source", "\u05e9\u05dc\u05d5\u05dd",
                     "--content", "\"'\\<>"],
     "long": ["--url", LONG, "--medium", "qr"],
-    "non-ascii-path": pytest.param(
-        ["--url", "https://shop.example/caf\u00e9/\u00fc?x=1", "--source", "poster"],
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "agent/cli/qr.py with_utm keeps a non-ASCII path raw and _write puts its UTF-8 "
-            "bytes in the code without an ECI, so zbar guesses Shift-JIS and reads "
-            "'caf\u77c7/\u7fb9' (ZXing guesses UTF-8); percent-encoding the path (RFC 3987 "
-            "IRI to URI) would give every reader the same ASCII text"))),
+    # an IRI: printed as its URI (host in IDNA, path percent-encoded), one text for every reader
+    "non-ascii-path": ["--url", "https://shop.example/caf\u00e9/\u00fc?x=1", "--source",
+                       "poster"],
 }
 
 
