@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
-from kiosk.content import Bundle, load_bundle_and_theme
+from kiosk.content import Bundle, load_bundle_with_look
 from kiosk.errors import KioskError
 from kiosk.i18n import Translator, load_catalogues
 from kiosk.link import AgentLink
@@ -81,6 +81,7 @@ class KioskApp(App[None]):
         self.translator = Translator(self.catalogues, cfg.kiosk.language)
         self.content_problem = ""
         self.brand: BrandTheme | None = None  # the bundle's colours (kiosk/brand.py)
+        self.images: dict[str, Any] = {}  # page id -> its picture (kiosk/images.py)
         self.bundle = self._first_bundle()
         self.agent_up = False
         self.link = AgentLink(cfg.bus.socket, self._on_link_event, self._on_link_state)
@@ -112,11 +113,11 @@ class KioskApp(App[None]):
         folder = self.content_folder()
         if folder is not None:
             try:
-                bundle, self.brand = load_bundle_and_theme(folder)
+                bundle, self.brand, self.images = load_bundle_with_look(folder)
                 return bundle
             except KioskError as exc:
                 self.content_problem = plain(str(exc), PROBLEM_MAX)
-        bundle, self.brand = load_bundle_and_theme(SAMPLE_CONTENT)
+        bundle, self.brand, self.images = load_bundle_with_look(SAMPLE_CONTENT)
         return bundle
 
     def apply_brand(self) -> None:
@@ -135,7 +136,7 @@ class KioskApp(App[None]):
         if folder is None:
             return "built-in sample content"
         try:
-            self.bundle, self.brand = load_bundle_and_theme(folder)
+            self.bundle, self.brand, self.images = load_bundle_with_look(folder)
         except KioskError as exc:
             self.content_problem = plain(str(exc), PROBLEM_MAX)
             return self.content_problem

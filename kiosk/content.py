@@ -39,9 +39,10 @@ from agent.contracts.content_manifest import (
 )
 from kiosk.brand import BrandTheme, parse_theme
 from kiosk.errors import KioskError, KioskReason
+from kiosk.images import page_images
 
 __all__ = ["MANIFEST", "MAX_MANIFEST_BYTES", "RESERVED_NAMES", "Bundle", "Page", "Survey",
-           "load_bundle", "load_bundle_and_theme", "parse_manifest", "text_in"]
+           "load_bundle", "load_bundle_with_look", "parse_manifest", "text_in"]
 
 
 def parse_manifest(data: Any, source: str = "") -> Bundle:
@@ -52,11 +53,12 @@ def parse_manifest(data: Any, source: str = "") -> Bundle:
 
 
 def load_bundle(folder: Path) -> Bundle:
-    return load_bundle_and_theme(folder)[0]
+    return load_bundle_with_look(folder)[0]
 
 
-def load_bundle_and_theme(folder: Path) -> tuple[Bundle, BrandTheme | None]:
-    """The bundle and its "theme" (kiosk/brand.py), refused as a whole if either is wrong."""
+def load_bundle_with_look(folder: Path) -> tuple[Bundle, BrandTheme | None, dict[str, Any]]:
+    """The bundle, its "theme" (kiosk/brand.py) and its pages' pictures (kiosk/images.py,
+    {page id: PIL image}), refused as a whole if any is wrong."""
     path = folder / MANIFEST
     try:
         raw = path.read_bytes()
@@ -71,6 +73,8 @@ def load_bundle_and_theme(folder: Path) -> tuple[Bundle, BrandTheme | None]:
         raise KioskError(KioskReason.BAD_CONTENT, f"{path}: not valid JSON ({exc})") from None
     bundle = parse_manifest(data, str(path))
     theme, problems = parse_theme(data.get("theme"))
-    if problems:
-        raise KioskError(KioskReason.BAD_CONTENT, f"{path}: {'; '.join(problems)}")
-    return bundle, theme
+    images, image_problems = page_images(data, folder)
+    if problems or image_problems:
+        raise KioskError(KioskReason.BAD_CONTENT,
+                         f"{path}: {'; '.join(problems + image_problems)}")
+    return bundle, theme, images

@@ -20,6 +20,7 @@ from kiosk.handoff import handoff_url
 from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
 from kiosk.widgets.agent_banner import AgentBanner
+from kiosk.widgets.image_view import ImageView
 from kiosk.widgets.qr_view import QrView
 
 BAR_ROWS: Final = 3  # the shopper bar's height (theme.tcss)
@@ -34,6 +35,7 @@ class ContentScreen(ShopperScreen):
         self.medium = medium
         self.shown_qr = False
         self._qr_for: str | None = None  # the link the mounted QR code shows
+        self._image_for: object = None  # the picture the mounted image view shows
 
     @property
     def url(self) -> str:
@@ -65,12 +67,13 @@ class ContentScreen(ShopperScreen):
                     yield Static("", id="offer-at", markup=False)
                     yield after
             yield Vertical(id="handoff-box")
+            yield Vertical(id="image-box")  # the page's picture while no code is shown
 
     def on_mount(self) -> None:
         self.fill()
 
     async def recompose(self) -> None:
-        self._qr_for = None  # a new language: everything is composed anew
+        self._qr_for = self._image_for = None  # a new language: everything composed anew
         await super().recompose()
         self.fill()
 
@@ -104,6 +107,13 @@ class ContentScreen(ShopperScreen):
             self.query_one("#offer-at", Static).update(
                 f"{offers.index(p.id) + 1} / {len(offers)}")
         self.query_one("#handoff", Button).display = bool(p.link) and not self.shown_qr
+        picture = self.kiosk.images.get(p.id)
+        pictured = self.query_one("#image-box")
+        pictured.display = picture is not None and not self.shown_qr
+        if picture is not None and self._image_for is not picture:
+            pictured.query(ImageView).remove()
+            pictured.mount(ImageView(picture, id="page-image"))
+        self._image_for = picture
         box = self.query_one("#handoff-box")
         box.display = self.shown_qr
         self.query_one("#handoff-label").display = self.shown_qr
