@@ -5,7 +5,9 @@ leave the outbox as fast as before) and the keepalive holds."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
 import os
 import sqlite3
 import threading
@@ -13,8 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.bus.client import BusClient
-from tests.conftest import AgentProcess, wait_for, write_config
+from tests.conftest import AgentProcess, agent_in_thread, wait_for, write_config
 from tests.integration.test_storelink import (
     doc,
     link_extra,
@@ -181,3 +185,61 @@ def test_pubacks_and_the_keepalive_hold_while_a_remote_config_is_applied(
     assert max(during) < MAX_LATENCY_CONFIG_S, (
         f"PUBACKs held while the config applied: {figures(during)} (before: {figures(before)})")
     assert agent.stop() == 0
+
+
+def mentions(outbox: Path, subject: str) -> int:
+    db = sqlite3.connect(outbox, timeout=10)
+    try:
+        n: int = db.execute("SELECT count(*) FROM events WHERE body LIKE ?",
+                            (f"%{subject}%",)).fetchone()[0]
+        return n
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_erase_subject_over_a_large_outbox_keeps_the_watchdog_fed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The erasure searches and rewrites the whole outbox (off the loop); the loop, which
+    feeds the systemd watchdog, goes on pinging at its pace meanwhile."""
+    from agent.config import load_config
+    from agent.envelope import make_pending
+    from agent.outbox import OutboxWriter
+    from tests.integration.test_systemd_notify import NotifySocket
+
+    rows = int(os.environ.get("O2O_ERASE_ROWS", "1000000"))
+    subject = "loy0012345678"
+    outbox = tmp_path / "outbox.db"
+    w = OutboxWriter(outbox, max_bytes=2 << 30, ttl_s=1e6, source="o2o-edge://store-1/dev-1",
+                     bootid="EARLIER", reserve_bytes=0)
+    w.start()
+    for k in range(0, rows, 5000):  # one in a thousand names the subject
+        w.submit([make_pending("o2o.kiosk.checkin", {
+            "card": subject if (k + i) % 1000 == 0 else f"loy{k + i:010d}", "pad": "p" * 120},
+            time.time(), 5) for i in range(5000)]).result(120)
+    w.stop()
+    notify = NotifySocket(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # a ping every 0.5 s
+    cfg = load_config(str(write_config(
+        tmp_path / "config.toml", url="",
+        extra=f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n[metrics]\nlisten = ""\n')))
+    try:
+        with agent_in_thread(cfg) as (agent, loop):
+            wait_for(lambda: len(notify.lines("WATCHDOG=1")) >= 3, 20, what="pings")
+            erase = agent._command_handlers()["erase-subject"]
+            assert mentions(outbox, subject) > 100
+            t1 = time.monotonic()
+            done = asyncio.run_coroutine_threadsafe(erase({"subject": subject}), loop)
+            removed = done.result(600)["removed"]
+            t2 = time.monotonic()
+            wait_for(lambda: notify.lines("WATCHDOG=1")[-1] > t2, 5, what="a ping after")
+    finally:
+        notify.close()
+    pings = [t for t in notify.lines("WATCHDOG=1") if t1 - 0.6 <= t <= t2 + 0.6]
+    gap = max(b - a for a, b in itertools.pairwise(pings))
+    print(f"erase-subject over {rows} rows took {t2 - t1:.1f} s; longest gap between "
+          f"watchdog pings: {gap * 1000:.0f} ms (pinged every 500 ms)")
+    # (the agent's size cap may take some of the oldest meanwhile: the default is smaller)
+    assert removed["outbox_events"] > 100 and mentions(outbox, subject) == 0
+    assert gap < 0.9, f"the watchdog went {gap:.2f} s without a ping during the erasure"
