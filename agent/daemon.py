@@ -182,7 +182,8 @@ class Agent:
 
     def _apply_remote_config(self, doc: Any) -> None:
         """Validate a config document like the local file and stage it; the agent restarts
-        into it on trial (_config_trial keeps it or rolls it back)."""
+        into it on trial (_config_trial keeps it or rolls it back). Runs in a worker job (the
+        store link's config lane), which waits for a live change to be made on the loop."""
         import json as _json
 
         from agent.config import load_config, remote_config_paths
@@ -272,8 +273,9 @@ class Agent:
         self._restart_soon()
 
     def _command_handlers(self) -> dict[str, Any]:
-        """What upstream may ask; each runs on the event loop (downstream() posts commands
-        there, where the touchpoints' state lives) and answers at once."""
+        """What upstream may ask; each runs on the event loop (the store link runs commands
+        there, where the touchpoints' state lives) and answers at once, or when its
+        awaitable is done (the slow ones work off the loop)."""
         from agent.storelink.commands import parse_level
 
         def flush(args: dict[str, Any]) -> dict[str, Any]:

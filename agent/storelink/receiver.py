@@ -72,8 +72,9 @@ class DocReceiver:
                 "reports_suppressed": self.refusals.suppressed_total
                 + self.failures.suppressed_total,
                 "trusted_keys": sorted(self.trusted()),
+                # a copy: a worker may add to it meanwhile (service.py applies off the loop)
                 "waiting": {f"{k}/{s}": len(needs)
-                            for (k, s), (_, _, needs) in self.deferred.items()}}
+                            for (k, s), (_, _, needs) in list(self.deferred.items())}}
 
     def check(self, topic: str, raw: bytes) -> Doc | DocRefused:
         """The verified document, or the refusal (already counted and recorded)."""
@@ -93,7 +94,7 @@ class DocReceiver:
         return doc
 
     def refuse(self, topic: str, exc: DocRefused) -> None:
-        with self._count_lock:  # documents on the MQTT thread, commands on the loop
+        with self._count_lock:  # documents in worker threads, commands on the loop
             self.refused[exc.reason] += 1
         where = clip(topic, 120)
         self.last_refusal = f"{where}: {clip(str(exc))}"
@@ -169,7 +170,7 @@ class DocReceiver:
 
     def needed(self) -> set[str]:
         """What the waiting documents still need (content files by hash)."""
-        return {n for _, _, needs in self.deferred.values() for n in needs}
+        return {n for _, _, needs in list(self.deferred.values()) for n in needs}
 
     def retry_deferred(self) -> None:
         """Try the waiting documents again (something they need has arrived)."""

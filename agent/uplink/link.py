@@ -2,8 +2,9 @@
 
 paho calls back from this thread; the callbacks given here must only hand the news over (no
 locks shared with `publish()`: holding a lock around publish while on_publish takes it
-deadlocks). paho re-sends unacknowledged QoS 1 messages after a reconnect from memory only;
-the outbox, not paho, is the source of truth.
+deadlocks). Downstream messages too are only handed over (inbox.py): while this thread is
+busy, no PUBACK is read and no PINGREQ sent. paho re-sends unacknowledged QoS 1 messages
+after a reconnect from memory only; the outbox, not paho, is the source of truth.
 """
 
 from __future__ import annotations
