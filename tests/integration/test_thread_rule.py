@@ -187,6 +187,31 @@ def test_pubacks_and_the_keepalive_hold_while_a_remote_config_is_applied(
     assert agent.stop() == 0
 
 
+def test_a_bundle_larger_than_the_inbox_installs_the_dropped_file_asked_for_again(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    """Three 30 MiB files arrive at once (retained, on subscribe): past the inbox's 80 MiB
+    one is dropped, counted, and asked for again once the others are handled."""
+    _, agent = linked_agent(tmp_path, mosquitto, agent_factory)
+    films = [os.urandom(30 * 1024 * 1024) for _ in range(3)]
+    shas = [hashlib.sha256(f).hexdigest() for f in films]
+    for sha, film in zip(shas, films, strict=True):
+        publish(mosquitto, f"o2o/v1/store-1/all/blob/{sha}", film, retain=True)
+    publish(mosquitto, "o2o/v1/store-1/all/content", doc("content", 1, {
+        "manifest": {"version": 1, "pages": [{"id": "p", "title": {"en": "Films"}}]},
+        "files": {f"media/{i}.mp4": {"sha256": sha, "size": len(films[i])}
+                  for i, sha in enumerate(shas)}}), retain=True)
+    current = tmp_path / "content" / "current"
+    wait_for(lambda: all((current / f"media/{i}.mp4").exists() for i in range(3)), 60,
+             what=lambda: f"bundle installed: {agent.status()['uplink'].get('downstream')}")
+    assert [(current / f"media/{i}.mp4").read_bytes() == films[i] for i in range(3)] == \
+        [True] * 3
+    inbox = agent.status()["uplink"]["downstream"]
+    assert inbox["dropped"].get("inbox-full-bytes", 0) >= 1, inbox
+    assert inbox["queued"] == 0 and inbox["queued_bytes"] == 0, inbox
+    assert link_status(agent)["waiting"] == {}
+    assert agent.stop() == 0
+
+
 def mentions(outbox: Path, subject: str) -> int:
     db = sqlite3.connect(outbox, timeout=10)
     try:
