@@ -34,9 +34,12 @@ class BrandTheme:
 
     def textual(self) -> Theme:
         """As a Textual theme; colours the bundle leaves out come from the kiosk's own."""
+        # warning, error and success keep the kiosk's own: "Call staff" must stand out
+        # from a brand's primary colour, and a problem must never look like a success
         return Theme(name=THEME_NAME, primary=self.primary or "#0178D4",
                      accent=self.accent or "#ffa62b", background=self.background,
-                     surface=self.surface, dark=self.dark)
+                     surface=self.surface, warning="#ffa62b", error="#ba3c5b",
+                     success="#4EBF71", dark=self.dark)
 
 
 def parse_theme(raw: Any) -> tuple[BrandTheme | None, list[str]]:

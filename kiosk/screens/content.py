@@ -112,7 +112,8 @@ class ContentScreen(ShopperScreen):
         pictured.display = picture is not None and not self.shown_qr
         if picture is not None and self._image_for is not picture:
             pictured.query(ImageView).remove()
-            pictured.mount(ImageView(picture, id="page-image"))
+            # no id: the old view is removed after this call returns, the new one is mounted now
+            pictured.mount(ImageView(picture))
         self._image_for = picture
         box = self.query_one("#handoff-box")
         box.display = self.shown_qr

@@ -8,7 +8,9 @@ each screen:
   (same layout), mapped to pixels through the size of xterm.js's screen;
 - every button is at least 48 CSS px each way (a ~9 mm fingertip);
 - every QR code on screen decodes from the screenshot, with the project's decoder and with
-  zbar, to what the kiosk meant to show.
+  zbar, to what the kiosk meant to show;
+- every product image is drawn: the screenshot's pixels in the image's box have the picture's
+  colours (mean within 25 per channel of the picture scaled to the box, and not flat).
 
 Screenshots are kept under the test's tmp dir (the path is printed). The default run covers
 every size in English; the slow run adds German and Spanish."""
@@ -32,6 +34,7 @@ from drivers.qr.decoders import RobustDecoder
 from kiosk.app import KioskApp
 from kiosk.pin import hash_pin
 from kiosk.settings import load_settings
+from kiosk.widgets.image_view import ImageView
 from tests.conftest import ROOT, AgentProcess, need
 from tests.integration.test_kiosk_flows import Store
 from tests.snapshots.kiosk_screens import controls, problems, qr_views
@@ -94,6 +97,26 @@ def decode(png: bytes, box: tuple[float, float, float, float]) -> tuple[list[str
     return ours, zbar
 
 
+def _image_drawn(png: bytes, box: tuple[float, float, float, float],
+                 view: ImageView) -> list[str]:
+    import cv2
+
+    shot = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]  # RGB
+    x, y, w, h = (round(v) for v in box)
+    seen = shot[y + 2:y + h - 2, x + 2:x + w - 2].reshape(-1, 3).astype(float)
+    cols, rows = view.cells
+    want = np.asarray(view.image.resize((cols, rows * 2))).reshape(-1, 3).astype(float)
+    if seen.size == 0:
+        return ["the product image's box is empty"]
+    drift = np.abs(seen.mean(axis=0) - want.mean(axis=0))
+    out = []
+    if drift.max() > 25:
+        out.append(f"the product image's colours are off by {drift.round()} (mean RGB)")
+    if seen.std(axis=0).max() < 10:
+        out.append("the product image's box is flat: no picture drawn")
+    return out
+
+
 class Session:
     """One browser page on the served kiosk and its headless twin at the same grid."""
 
@@ -144,6 +167,10 @@ class Session:
             if isinstance(widget, Button) and (w < TOUCH_PX or h < TOUCH_PX):
                 self.failures.append(f"{where}: {label} is {w:.0f}x{h:.0f} px, under "
                                      f"{TOUCH_PX} px")
+        for picture in twin.screen.query(ImageView):
+            if picture.display and picture.region.area:
+                self.failures += [f"{where}: {p}" for p in _image_drawn(shot, self.px(picture),
+                                                                         picture)]
         for view in qr_views(twin):
             ours, zbar = decode(shot, self.px(view))
             deadline = time.monotonic() + 5
@@ -196,6 +223,7 @@ async def walk(served: Served, browser: Any, size: tuple[int, int], language: st
             await s.check("appointment")
             await s.tap("#back")
         await s.tap("#go-browse")
+        await s.check("offer")
         await s.tap("#handoff")
         await s.check("handoff")
         await s.tap("#back")

@@ -54,9 +54,12 @@ def test_the_bundles_colours_reach_the_screen(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
-def test_without_a_theme_the_kiosk_keeps_its_own_look() -> None:
+def test_without_a_theme_the_kiosk_keeps_its_own_look(tmp_path: Path) -> None:
+    folder = tmp_path / "content"
+    _bundle(folder, None, 2)
+
     async def run() -> None:
-        app = kiosk("en")
+        app = kiosk("en", content_dir=str(folder))
         async with app.run_test(size=(100, 26)) as pilot:
             await pilot.pause()
             assert app.brand is None and app.theme == "textual-dark"

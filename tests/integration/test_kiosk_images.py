@@ -24,7 +24,7 @@ def _bundle(folder: Path, png: bytes, hashes: dict[str, str] | None) -> None:
     manifest["version"] = 2
     manifest["pages"][0]["image"] = "img/coffee.png"
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    (folder / "img").mkdir()
+    (folder / "img").mkdir(exist_ok=True)
     (folder / "img" / "coffee.png").write_bytes(png)
     if hashes is not None:
         (folder / HASHES).write_text(json.dumps(hashes))
@@ -49,7 +49,7 @@ def test_a_pages_picture_is_drawn_in_its_colours(tmp_path: Path) -> None:
             assert app.content_problem == ""
             app.open_page("autumn-coffee", "touch")
             await pilot.pause()
-            view = app.screen.query_one("#page-image", ImageView)
+            view = app.screen.query_one(ImageView)
             assert view.region.width >= 20 and problems(app) == []
             row = list(view.render_line(view.region.height // 2))
             left, right = row[0].style, row[-1].style
@@ -77,7 +77,9 @@ def test_bytes_that_do_not_match_the_hash_refuse_the_bundle(tmp_path: Path) -> N
             await pilot.pause()
             assert "pages[0].image: img/coffee.png its bytes do not match the bundle's hash" \
                 in app.content_problem
-            assert app.bundle.version == 1 and app.images == {}  # the sample stays
+            # the built-in sample stays, with its own picture, not the refused one
+            assert app.bundle.version == 1
+            assert app.images["autumn-coffee"].size == (160, 160)
     asyncio.run(run())
 
 
