@@ -82,6 +82,8 @@ def _decode_publish(header: int, packet: bytes | bytearray,
         qos = (header & 0x06) >> 1
         mid = 0
         if qos > 0:
+            if len(view) < pos + 2:
+                raise MalformedPacket("PUBLISH shorter than its packet id")
             mid = int.from_bytes(view[pos : pos + 2], "big")
             pos += 2
         properties = None
@@ -96,6 +98,7 @@ def _decode_publish(header: int, packet: bytes | bytearray,
 
 
 # paho's client calls _packet.decode_publish by its module attribute at each PUBLISH
+paho_decode_publish: Final = _packet.decode_publish  # kept: the tests compare the two
 _packet.decode_publish = _decode_publish
 
 
