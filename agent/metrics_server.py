@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import threading
 from collections import Counter
@@ -31,6 +32,12 @@ MAX_CONNECTIONS: Final = 16  # a scraper or two and a person with curl; each cos
 HEAD_TIMEOUT_S: Final = 5.0  # the whole request head, not each read: a trickle is cut off
 WRITE_TIMEOUT_S: Final = 10.0  # a client that does not read its answer
 MAX_HEAD_BYTES: Final = 8192  # a scrape request is a few hundred bytes
+# the blank line that ends a head: CRLF as HTTP says, or bare LF as common servers accept
+HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
+# after a 431 the rest of the oversized head is read and dropped before closing: closing with
+# it unread makes the kernel reset the connection, and the client loses the answer
+LINGER_S: Final = 2.0
+LINGER_BYTES: Final = 1 << 20
 
 
 class MetricsServer:
@@ -91,6 +98,10 @@ class MetricsServer:
             self.refused["too-large"] += 1
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await self._reply(writer, 431, "request head too large\n")
+            # a courtesy that the agent stopping cuts short (a cancelled handler task would
+            # be logged by asyncio's stream callback as an error)
+            with contextlib.suppress(ConnectionError, TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._discard(reader, writer), LINGER_S)
         except Exception:  # a collector that fails: the scraper hears it, the agent goes on
             log.warning("metrics page not rendered", exc_info=True)
             self.refused["error"] += 1
@@ -101,11 +112,36 @@ class MetricsServer:
             self._conns.pop(writer, None)
             writer.transport.abort()
 
+    @staticmethod
+    async def _read_head(reader: asyncio.StreamReader) -> bytes:
+        """The request head up to its blank line (LimitOverrunError past MAX_HEAD_BYTES)."""
+        buf = b""
+        while (end := HEAD_END.search(buf)) is None:
+            if len(buf) > MAX_HEAD_BYTES:
+                raise asyncio.LimitOverrunError("request head too large", len(buf))
+            chunk = await reader.read(MAX_HEAD_BYTES)
+            if not chunk:
+                raise asyncio.IncompleteReadError(buf, None)
+            buf += chunk
+        if end.start() > MAX_HEAD_BYTES:
+            raise asyncio.LimitOverrunError("request head too large", end.start())
+        return buf[:end.start()]
+
+    @staticmethod
+    async def _discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Say we are done (FIN), then drop what the client still sends, up to LINGER_BYTES,
+        until it closes."""
+        if writer.can_write_eof():
+            writer.write_eof()
+        left = LINGER_BYTES
+        while left > 0 and (chunk := await reader.read(65536)):
+            left -= len(chunk)
+
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
+        head = await asyncio.wait_for(self._read_head(reader), HEAD_TIMEOUT_S)
         if writer in self._conns:
             self._conns[writer] = True
-        parts = head.split(b"\r\n", 1)[0].split()
+        parts = head.split(b"\n", 1)[0].split()
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
             self.refused["bad-request"] += 1
             await self._reply(writer, 400, "bad request\n")
@@ -168,6 +204,8 @@ class MetricsServer:
     def server_close(self) -> None:
         """Release the socket at once (after shutdown(), or instead of it on the loop)."""
         self._closed.set()
+        if self._server is not None:  # stop listening first: a closed fd cannot be unwatched
+            self._server.close()
         with contextlib.suppress(OSError):
             self._sock.close()
 

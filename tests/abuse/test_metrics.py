@@ -175,6 +175,48 @@ def test_odd_requests_are_answered_with_a_status_and_counted() -> None:
     asyncio.run(main())
 
 
+def _ask(port: int, data: bytes) -> tuple[bytes, float]:
+    """Like a plain HTTP client: send the request, then read the answer until the server
+    closes (no half-close first, so the server must not wait for one)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks), time.monotonic() - started
+
+
+def test_lf_only_heads_are_answered_and_a_huge_head_gets_431_not_a_reset() -> None:
+    async def main() -> None:
+        collector = AgentCollector(lambda: {
+            "agent": {"version": "1", "store": "s", "device": "d", "uptime_s": 1},
+            "outbox": {}, "uplink": {}})
+        server = serve(collector, "127.0.0.1:0")
+        port = server.port
+
+        def check() -> None:
+            # bare LF line endings, as curl-like tools and netcat users send them
+            for request in (b"GET /metrics HTTP/1.1\n\n", b"GET /metrics HTTP/1.1\nHost: x\n\n",
+                            b"GET /metrics HTTP/1.1\r\nHost: x\n\r\n"):
+                answer, took = _ask(port, request)
+                assert answer.startswith(b"HTTP/1.1 200 "), (request, answer[:60])
+                assert b"o2o_agent_uptime_seconds" in answer
+                assert took < HEAD_TIMEOUT_S / 2, took  # answered at once, not at the timeout
+            # a 200 KB head: the answer is read in full (the rest of the head is drained, so
+            # the close is no reset that would throw the answer away)
+            for request in (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 200_000 + b"\r\n\r\n",
+                            b"GET /metrics HTTP/1.1\r\n" + b"H: v\r\n" * 20_000 + b"\r\n"):
+                answer, _ = _ask(port, request)
+                assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+                assert answer.endswith(b"request head too large\n")
+            assert _refused(_scrape(port), "too-large") == 2
+        await asyncio.to_thread(check)
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+    asyncio.run(main())
+
+
 @ABUSE
 @given(st.lists(st.text(min_size=1, max_size=300), max_size=400))
 def test_event_type_series_are_capped_and_nothing_is_lost(types: list[str]) -> None:
