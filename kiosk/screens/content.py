@@ -35,7 +35,6 @@ class ContentScreen(ShopperScreen):
         self.medium = medium
         self.shown_qr = False
         self._qr_for: str | None = None  # the link the mounted QR code shows
-        self._image_for: object = None  # the picture the mounted image view shows
 
     @property
     def url(self) -> str:
@@ -67,13 +66,14 @@ class ContentScreen(ShopperScreen):
                     yield Static("", id="offer-at", markup=False)
                     yield after
             yield Vertical(id="handoff-box")
-            yield Vertical(id="image-box")  # the page's picture while no code is shown
+            with Vertical(id="image-box"):  # the page's picture while no code is shown
+                yield ImageView()
 
     def on_mount(self) -> None:
         self.fill()
 
     async def recompose(self) -> None:
-        self._qr_for = self._image_for = None  # a new language: everything composed anew
+        self._qr_for = None  # a new language: everything is composed anew
         await super().recompose()
         self.fill()
 
@@ -108,13 +108,8 @@ class ContentScreen(ShopperScreen):
                 f"{offers.index(p.id) + 1} / {len(offers)}")
         self.query_one("#handoff", Button).display = bool(p.link) and not self.shown_qr
         picture = self.kiosk.images.get(p.id)
-        pictured = self.query_one("#image-box")
-        pictured.display = picture is not None and not self.shown_qr
-        if picture is not None and self._image_for is not picture:
-            pictured.query(ImageView).remove()
-            # no id: the old view is removed after this call returns, the new one is mounted now
-            pictured.mount(ImageView(picture))
-        self._image_for = picture
+        self.query_one("#image-box").display = picture is not None and not self.shown_qr
+        self.query_one(ImageView).show(picture)
         box = self.query_one("#handoff-box")
         box.display = self.shown_qr
         self.query_one("#handoff-label").display = self.shown_qr
