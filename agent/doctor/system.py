@@ -9,11 +9,13 @@ import shutil
 import sqlite3
 import ssl
 import threading
+import time
 from urllib.parse import urlsplit
 
 from agent.config import Config
 from agent.doctor import Finding, fail, ok, skip, warn
 from agent.doctor.dirs import dir_problems
+from agent.doctor.uplink import uplink_finding
 from agent.tlsopts import connect_problem
 
 STA_UNSYNC = 0x0040
@@ -188,9 +190,9 @@ def check_agent(cfg: Config) -> list[Finding]:
     except OSError as exc:  # a socket path that cannot be tried (under a file, not a socket)
         return [fail("agent", f"cannot reach the agent at {cfg.bus.socket} ({exc.strerror})",
                      "check [bus] socket")]
-    up = st["uplink"].get("state")
     if st["outbox"].get("writer") == "stopped":  # answering, but storing nothing
         return [fail("agent", f"running (pid {st['agent']['pid']}) but its outbox writer has "
                      f"stopped: nothing is stored ({st['outbox'].get('last_error', '')})",
                      "systemctl restart o2o-edge")]
-    return [ok("agent", f"running (pid {st['agent']['pid']}), uplink {up}")]
+    # running is not enough: say whether events leave (connected but refused, or stuck)
+    return [uplink_finding(st, time.time())]

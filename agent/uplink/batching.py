@@ -9,7 +9,12 @@ from typing import Final
 from agent.outbox.store import Row
 
 _HISTORICAL = '{"historical":true,'
-MIN_BATCH_BYTES: Final = 1024  # below this a batch is all MQTT overhead
+MIN_BATCH_BYTES: Final = 1024  # below this a batch is all MQTT overhead (unless the broker says so)
+# A PUBLISH besides its payload: fixed header (1) and remaining length (at most 4), the topic's
+# length (2), the packet id (2); MQTT 5 adds the properties' length and the Content Type
+# property (1 + 2 + 34 bytes) — 64 leaves room for it.
+PUBLISH_HEADER_BYTES: Final = 1 + 4 + 2 + 2
+V5_PROPERTY_BYTES: Final = 64
 GROW_AFTER: Final = 4  # successful messages at a lowered size before trying twice as much
 GROW_AFTER_MAX: Final = 256  # a size the broker keeps refusing is tried again this rarely
 
@@ -104,6 +109,11 @@ def _split_array(payload: bytes) -> list[bytes]:
     return items
 
 
+def publish_overhead(topic: str, v5: bool) -> int:
+    """Bytes a PUBLISH of events on `topic` adds to its payload (an upper bound)."""
+    return PUBLISH_HEADER_BYTES + len(topic.encode()) + (V5_PROPERTY_BYTES if v5 else 0)
+
+
 class BatchSizer:
     """How many events and bytes go into one message, lowered on a refusal and grown back.
 
@@ -125,21 +135,30 @@ class BatchSizer:
         self._grew = False  # the last change was a growth, not yet shown to work
         self._before = (self.events, self.bytes)  # the size before the last growth
         self.lowered = 0  # times a refusal lowered the size (reported)
+        # payload bytes the connected broker takes in one message (None: it said nothing)
+        self.broker_limit: int | None = None
 
     def set_broker_limit(self, max_bytes: int | None) -> None:
         """A connection's limit (the broker's Maximum Packet Size less overhead); each
-        connection sets it anew, so one broker's small limit does not outlive it."""
+        connection sets it anew, so one broker's small limit does not outlive it. The
+        broker's word beats MIN_BATCH_BYTES: a batch over its limit is never taken."""
         limit = self.configured_bytes
-        if max_bytes is not None:
-            limit = min(limit, max(MIN_BATCH_BYTES, max_bytes))
+        self.broker_limit = None if max_bytes is None else max(1, max_bytes)
+        if self.broker_limit is not None:
+            limit = min(limit, self.broker_limit)
         self.ceiling_bytes = limit
         self.bytes = min(self.bytes, limit)
+
+    def fits_broker(self, nbytes: int) -> bool:
+        """Whether a payload of `nbytes` is within the connected broker's announced limit."""
+        return self.broker_limit is None or nbytes <= self.broker_limit
 
     def refused(self, events: int, nbytes: int) -> None:
         """A message of `events` events and `nbytes` bytes was too large: send at most half
         of it from now on (many refusals of same-sized messages lower it once)."""
         new_events = max(1, min(self.events, events // 2))
-        new_bytes = max(MIN_BATCH_BYTES, min(self.bytes, nbytes // 2))
+        floor = min(MIN_BATCH_BYTES, self.ceiling_bytes)  # a broker's small limit is the floor
+        new_bytes = max(floor, min(self.bytes, nbytes // 2))
         if (new_events, new_bytes) == (self.events, self.bytes):
             return
         if self._grew:

@@ -3,6 +3,19 @@
 Runs on the asyncio loop; paho's thread only posts news to it (`call_soon_threadsafe`).
 Rows are read in drain order through a cursor; rows in flight are never re-read, and the cursor
 starts over when something of higher priority is committed or a batch has to be re-sent.
+
+One event the broker will never take must not stall every event behind it. It is dropped,
+counted in status (uplink.dropped.<reason>) and reported upstream in an
+o2o.agent.uplink.dropped event, when:
+- the broker announced a Maximum Packet Size (MQTT 5 CONNACK) and the event alone does not
+  fit: dropped before sending, as `too_large` (batches are sized under that limit, even
+  below MIN_BATCH_BYTES);
+- a PUBACK refuses it alone as too large or malformed (refusals.py);
+- the broker disconnects with 0x95 (packet too large) with it alone the largest message in
+  flight (`too_large`), or closes the connection right after it, CLOSES_BEFORE_DROP times
+  in a row, sent alone after the first (`refused_by_broker`; MQTT 3.1.1 brokers have no
+  other way to say no) — see closures.py.
+Refusals about the connection (ACL, quota) never drop anything: the events wait.
 """
 
 from __future__ import annotations
@@ -17,7 +30,8 @@ from agent.config import Config
 from agent.envelope import PRIORITY_CRITICAL, make_pending
 from agent.outbox import Committed, OutboxWriter
 from agent.outbox.reader import Cursor
-from agent.uplink.batching import Batch, BatchSizer, split_batch
+from agent.uplink.batching import Batch, BatchSizer, publish_overhead, split_batch
+from agent.uplink.closures import Close, CloseJudge
 from agent.uplink.feed import OutboxFeed
 from agent.uplink.inbox import Handler, Inbox
 from agent.uplink.link import ConnInfo, LinkCallbacks, MqttLink
@@ -27,8 +41,6 @@ from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-MQTT_FIXED_OVERHEAD: Final = 512  # topic, properties and header of one PUBLISH
-QUICK_DROP_S: Final = 5.0  # a connection closed this soon after sending: maybe our batch size
 REPORT_INTERVAL_S: Final = 5.0  # drops are told upstream at most this often, in one event
 IDLE_WAKE_S: Final = 1.0  # the drain looks again this often without news
 
@@ -53,7 +65,8 @@ class Uplink:
         self._window = m.inflight_window
         # after a refusal about the connection, one message probes until one is taken
         self._probing = False
-        self._quick_drops = 0
+        self._closes = CloseJudge()
+        self.last_drop = ""  # what was last dropped and why, for status
         self._inflight: dict[int, Batch] = {}
         self._sent_at: dict[int, float] = {}
         self._inflight_rows: set[int] = set()
@@ -93,7 +106,9 @@ class Uplink:
         self._connected = True
         self._connected_since = time.time()  # events created before it are historical
         self._connected_mono = time.monotonic()  # for durations: clock steps must not count
-        limit = info.max_packet - MQTT_FIXED_OVERHEAD if info.max_packet else None
+        limit = None
+        if info.max_packet and self.link is not None:
+            limit = info.max_packet - publish_overhead(self.link.events_topic, self.link.v5)
         self.sizer.set_broker_limit(limit)
         # per connection: a window halved on "receive maximum exceeded" grows back here
         self._window = self.cfg.mqtt.inflight_window
@@ -105,24 +120,41 @@ class Uplink:
         lived = time.monotonic() - self._connected_mono if self._connected_since else None
         self._connected = False
         self._connected_since = None
-        if lived is None or lived > QUICK_DROP_S or not self._inflight:
+        biggest = max(self._inflight.items(), key=lambda kv: len(kv[1].payload), default=None)
+        verdict = self._closes.judge(why, lived, biggest[1] if biggest else None)
+        if verdict is Close.NOTHING or biggest is None or self.link is None:
             return
-        biggest = max(self._inflight.values(), key=lambda b: len(b.payload))
-        if len(biggest.rowids) < 2:
-            return
-        # Dropped right after sending: brokers (mosquitto's message_size_limit, MQTT 3.1.1)
-        # answer a message that is too large by closing the connection. Twice in a row,
-        # send smaller batches (grown back after successes), and make paho forget the big
-        # ones it would re-send.
-        self._quick_drops += 1
-        if self._quick_drops < 2 or self.link is None:
-            return
-        self._quick_drops = 0
-        self.sizer.refused(len(biggest.rowids), len(biggest.payload))
-        self.stats.split_batches += 1
-        log.warning("broker keeps closing the connection on our batches; now sending at most "
-                    "%d events / %d bytes per message", self.sizer.events, self.sizer.bytes)
+        mid, batch = biggest
+        if verdict is Close.SHRINK:
+            # send smaller batches (grown back after successes)
+            self.sizer.refused(len(batch.rowids), len(batch.payload))
+            self.stats.split_batches += 1
+            log.warning("broker keeps closing the connection on our batches; now sending at "
+                        "most %d events / %d bytes per message", self.sizer.events,
+                        self.sizer.bytes)
+        elif verdict is Close.PROBE:
+            self._probing = True  # one message at a time: the suspect goes alone
+        else:
+            self._inflight.pop(mid, None)
+            self._sent_at.pop(mid, None)
+            self._drop(batch, verdict.value, "the broker closed the connection on it "
+                       + ("(0x95 packet too large)" if verdict is Close.DROP_TOO_LARGE else
+                          "each time it was sent (over its packet size limit?)"))
+        # paho must forget what it would re-send at once on the next connection
         self.link.rebuild()
+
+    def _drop(self, batch: Batch, reason: str, how: str) -> None:
+        """One event the broker will never take: delete it, counted, reported, said."""
+        self._let_go(batch)
+        self.stats.drop(reason, len(batch.rowids))
+        self.stats.last_refusal_at = time.time()
+        self._probing = False
+        self.last_drop = (f"dropped one event of {len(batch.payload)} bytes: {how}; counted in "
+                          f"status as uplink.dropped.{reason}")
+        if self.link is not None:
+            self.link.last_error = self.last_drop
+        if self.stats.dropped[reason] == len(batch.rowids):  # the rest in the periodic report
+            log.error("%s", self.last_drop)
 
     def _on_reset(self) -> None:
         """The link replaced its paho client: whatever was published before, including
@@ -146,7 +178,7 @@ class Uplink:
             self._let_go(batch)
             self.stats.acked_events += len(batch.rowids)
             self.stats.last_ack = time.time()
-            self._quick_drops = 0
+            self._closes.acked()
             self.sizer.succeeded(len(batch.rowids), len(batch.payload))
             self._refusal_backoff.reset()
             self._probing = False
@@ -160,12 +192,7 @@ class Uplink:
             self._resend.extend(split_batch(batch))
         elif verdict.action is Action.DROP:
             # one event the broker will never take: dropping it is the only way forward
-            self._let_go(batch)
-            self.stats.drop(verdict.name, len(batch.rowids))
-            if self.stats.dropped[verdict.name] == 1:  # the rest in the periodic report
-                log.error("broker refused one event for good (reason 0x%02x, %s, %d bytes); "
-                          "dropped it, counted in status as uplink.dropped.%s", rc,
-                          verdict.name, len(batch.payload), verdict.name)
+            self._drop(batch, verdict.name, f"the broker refused it (reason 0x{rc:02x})")
         else:
             self._inflight_rows.difference_update(batch.rowids)
             self._restart_cursor = True  # the rows are read again, after the pause
@@ -347,6 +374,14 @@ class Uplink:
 
     def _send(self, batch: Batch) -> bool:
         assert self.link is not None
+        if not self.sizer.fits_broker(len(batch.payload)):
+            # over the limit the broker announced: it would close the connection on it
+            if len(batch.rowids) > 1:
+                self._resend.extend(split_batch(batch))
+            else:
+                self._drop(batch, "too_large", "larger than the broker's maximum packet size "
+                           f"({self.sizer.broker_limit} bytes of payload)")
+            return True
         mid = self.link.publish(batch.payload)
         if mid is None:  # paho refused it now: read again after a pause, not in a loop
             self._inflight_rows.difference_update(batch.rowids)
@@ -398,6 +433,7 @@ class Uplink:
             "last_error": (self.feed.error if self.feed else "")
             or (link.last_error if link else ""),
             "last_refusal": self.last_refusal,
+            "last_drop": self.last_drop,
             "inflight_batches": len(self._inflight),
             "inflight_window": self._window,
             "batch_max_events": self.sizer.events,

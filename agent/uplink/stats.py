@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,9 @@ class UplinkStats:
     expired_batches: int = 0
     oversized_downstream: int = 0  # downstream messages over our limit, dropped unread
     last_ack: float | None = None
+    # when the broker last refused or threw out something of ours (a refusal after the last
+    # ack means nothing is getting through: doctor fails on it)
+    last_refusal_at: float | None = None
     refusals: Counter[str] = field(default_factory=Counter)  # by reason name
     dropped: Counter[str] = field(default_factory=Counter)  # events deleted without success
     unreported: Counter[str] = field(default_factory=Counter)  # drops not told upstream yet
@@ -26,6 +30,7 @@ class UplinkStats:
     def refused(self, verdict: Verdict) -> None:
         self.refused_batches += 1
         self.refusals[verdict.name] += 1
+        self.last_refusal_at = time.time()
 
     def drop(self, reason: str, events: int) -> None:
         self.dropped[reason] += events
@@ -48,4 +53,5 @@ class UplinkStats:
             "expired_batches": self.expired_batches,
             "oversized_downstream": self.oversized_downstream,
             "last_ack": self.last_ack,
+            "last_refusal_at": self.last_refusal_at,
         }

@@ -20,6 +20,7 @@ from typing import Any
 
 DROP = "drop"  # an answer: close the connection instead of a PUBACK
 IGNORE = "ignore"  # an answer: never acknowledge
+DISCONNECT_TOO_LARGE = "disconnect-0x95"  # an answer: MQTT 5 DISCONNECT "packet too large"
 
 # property id -> wire type (MQTT 5, 2.2.2.2)
 _BYTE, _TWO, _FOUR, _VARINT, _STR, _BIN, _PAIR = range(7)
@@ -351,6 +352,10 @@ class HostileBroker:
                 return False
             if rc == IGNORE:
                 return True
+            if rc == DISCONNECT_TOO_LARGE:
+                c.writer.write(b"\xe0\x02\x95\x00")  # reason 0x95, no properties
+                c.graceful = True
+                return False
             assert isinstance(rc, int)
             if rc < 0x80:
                 self.success_ids.update(ids)
