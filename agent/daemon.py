@@ -146,7 +146,7 @@ class Agent:
             return {"day": day, "hourly": hourly, "summary": summary(hourly)}
 
         def queue(msg: dict[str, Any]) -> dict[str, Any]:
-            return {"queue": service().db.queue()}
+            return service().queue(msg)  # rows bounded by "limit", with "total"
 
         def handover(msg: dict[str, Any]) -> dict[str, Any]:
             return {"result": service().handover(str(msg.get("order")))}
@@ -180,10 +180,10 @@ class Agent:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._loop.call_later, delay, fn)
 
-    def _apply_remote_config(self, doc: Any) -> None:
+    def _apply_remote_config(self, doc: Any) -> Awaitable[None] | None:
         """Validate a config document like the local file and stage it; the agent restarts
-        into it on trial (_config_trial keeps it or rolls it back). Runs in a worker job (the
-        store link's config lane), which waits for a live change to be made on the loop."""
+        into it on trial (_config_trial keeps it or rolls it back). Runs in a worker job;
+        a live change is returned, to be made on the loop (the store link awaits it there)."""
         import json as _json
 
         from agent.config import load_config, remote_config_paths
@@ -210,9 +210,8 @@ class Agent:
             self.capture("o2o.link.config", {"version": doc.version, "state": "restarting",
                                              "sections": sorted(changed)})
             self._restart_soon()
-            return
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._apply_live(new, changed), self._loop).result(60)
+            return None
+        return self._apply_live(new, changed)
 
     async def _apply_live(self, new: Config, changed: set[str]) -> None:
         """Swap sections that are safe to change while running: the touchpoints they feed

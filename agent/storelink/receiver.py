@@ -7,6 +7,8 @@ decides how many arrive."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import sqlite3
 import threading
@@ -25,7 +27,8 @@ from agent.storelink.reports import Schedule, Throttled, clip
 
 log = logging.getLogger(__name__)
 Emit = Callable[[str, Any], object]
-Applier = Callable[[Doc], None]
+# returns None, or an awaitable of the part that must run on the event loop (handle_off_loop)
+Applier = Callable[[Doc], object]
 
 
 class DocReceiver:
@@ -122,25 +125,54 @@ class DocReceiver:
         self.emit("o2o.link.applied", {"kind": doc.kind, "scope": doc.scope,
                                        "version": doc.version})
 
+    def _apply(self, doc: Doc) -> object:
+        if doc.kind == "keys":
+            new = rotated_keys(doc)
+            self.cache.replace_keys({kid: k.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+                                     for kid, k in new.items()})
+            return None
+        applier = self.appliers.get(doc.kind)
+        if applier is None:
+            raise DocRefused("unsupported", f"no {doc.kind} documents on this agent yet")
+        return applier(doc)
+
     def handle(self, topic: str, raw: bytes) -> Doc | None:
+        """Check and apply in this thread (appliers that finish on the loop need
+        handle_off_loop)."""
         doc = self.check(topic, raw)
         if isinstance(doc, DocRefused):
             return None
         try:
-            if doc.kind == "keys":
-                new = rotated_keys(doc)
-                self.cache.replace_keys({kid: k.public_bytes(Encoding.Raw, PublicFormat.Raw)
-                                         .hex() for kid, k in new.items()})
-            else:
-                applier = self.appliers.get(doc.kind)
-                if applier is None:
-                    raise DocRefused("unsupported", f"no {doc.kind} documents on this agent yet")
-                applier(doc)
-        except DocRefused as exc:
+            result = self._apply(doc)
+            if inspect.iscoroutine(result):
+                result.close()
+                raise RuntimeError(f"the {doc.kind} applier finishes on the event loop")
+        except Exception as exc:
+            self._not_applied(topic, raw, doc, exc)
+            return None
+        return self._applied(topic, doc, raw)
+
+    async def handle_off_loop(self, topic: str, raw: bytes) -> Doc | None:
+        """From the event loop: checked and applied in worker jobs (a snapshot, a content
+        install), and the part an applier returns as an awaitable (a live config change) on
+        the loop — so nothing waits for the loop from a worker."""
+        doc = await asyncio.to_thread(self.check, topic, raw)
+        if isinstance(doc, DocRefused):
+            return None
+        try:
+            result = await asyncio.to_thread(self._apply, doc)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            self._not_applied(topic, raw, doc, exc)
+            return None
+        return await asyncio.to_thread(self._applied, topic, doc, raw)
+
+    def _not_applied(self, topic: str, raw: bytes, doc: Doc, exc: Exception) -> None:
+        if isinstance(exc, DocRefused):
             self._settled(doc)
             self.refuse(topic, exc)
-            return None
-        except DocDeferred as exc:
+        elif isinstance(exc, DocDeferred):
             first = (doc.kind, doc.scope) not in self.deferred
             self.deferred[(doc.kind, doc.scope)] = (topic, raw, exc.needs)
             if first:
@@ -149,11 +181,11 @@ class DocReceiver:
                                                "version": doc.version, "needs": len(exc.needs)})
             if self.on_waiting is not None:
                 self.on_waiting()
-            return None
-        except Exception as exc:  # whatever it was, it is counted and told
+        else:  # whatever it was, it is counted and told
             self._settled(doc)
             self.fail(topic, doc, exc)
-            return None
+
+    def _applied(self, topic: str, doc: Doc, raw: bytes) -> Doc | None:
         self._settled(doc)
         try:
             self.accept(topic, doc, raw)

@@ -66,7 +66,7 @@ class StoreLink:
             elif kind == "blob":
                 await asyncio.to_thread(self.blob_arrived, name, raw)
             else:
-                await asyncio.to_thread(receiver.handle, topic, raw)
+                await receiver.handle_off_loop(topic, raw)
         except Exception as exc:  # a fault of ours (a blob the disk refused): counted
             receiver.fail(topic, None, exc)
 
