@@ -87,7 +87,9 @@ class Inbox:
                 reason = "not-running"
             elif self._count >= self.max_messages:
                 reason = "inbox-full-messages"
-            elif self._bytes + size > self.max_bytes:
+            elif self._count and self._bytes + size > self.max_bytes:
+                # an empty inbox takes any one message (paho's packet cap bounds it): one
+                # larger than the bound would otherwise be dropped and asked for forever
                 reason = "inbox-full-bytes"
             else:
                 reason = ""

@@ -108,3 +108,19 @@ def test_a_failing_handler_does_not_stop_its_lane() -> None:
         await inbox.close()
 
     asyncio.run(main())
+
+
+def test_an_empty_inbox_takes_one_message_larger_than_its_bound() -> None:
+    async def handler(topic: str, payload: bytes, response: str, corr: bytes) -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        inbox = Inbox(handler, lambda topics: None, max_bytes=100)
+        inbox.bind(asyncio.get_running_loop())
+        assert inbox.offer(msg("all/blob/aa", 500))
+        assert not inbox.offer(msg("all/orders", 10))
+        while inbox.status()["queued"]:
+            await asyncio.sleep(0.01)
+        await inbox.close()
+
+    asyncio.run(main())
