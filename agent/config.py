@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from agent.config_checks import CHECKS
+from agent.config_checks import CHECKS, check_file_paths
 from agent.config_values import coerce, from_env, generic_problem, read_toml
 from agent.errors import ConfigError
 from agent.rundir import runtime_dir
@@ -289,6 +289,11 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [bus] socket {str(cfg.bus.socket)!r} is longer than "
                           f"{MAX_SOCKET_PATH} bytes (a limit of Unix sockets); choose a shorter "
                           "path")
+    problem = check_file_paths(cfg.path, {"[outbox] path": cfg.outbox.path,
+                                          "[kiosk] store_db": cfg.kiosk.store_db},
+                               {"[bus] socket": cfg.bus.socket})
+    if problem:
+        raise ConfigError(f"{cfg.source}: {problem}")
     if m.backoff_max_s < m.backoff_min_s:
         raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
     if cfg.kiosk.idle_warning_s >= cfg.kiosk.idle_s:

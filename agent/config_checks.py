@@ -7,8 +7,10 @@ Every pattern is used with fullmatch: "$" also matches before a trailing newline
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -227,3 +229,37 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     '"HOST:PORT" with a port from 1 to 65535, like "127.0.0.1:8765"',
     ("kiosk", "serve_sessions"): _between(1, 16, "sessions"),
 }
+
+
+# SQLite's companions of a database file: a path equal to one of them shares the database
+DB_COMPANIONS: Final = ("", "-wal", "-shm", "-journal")
+
+
+def check_file_paths(config_file: str, databases: Mapping[str, Path],
+                     others: Mapping[str, Path]) -> str | None:
+    """Database paths that would destroy something: the configuration file itself, another
+    database (or its -wal/-shm), another file setting (`others`, e.g. the bus socket), or an
+    existing directory. Keys are shown as "[section] key"; the text names both."""
+    def real(p: Path | str) -> str:
+        return os.path.realpath(os.path.expanduser(str(p)))
+
+    taken: dict[str, str] = {}  # real path -> the setting that names it
+    if config_file:
+        taken[real(config_file)] = f"the configuration file {config_file}"
+    for key, path in others.items():
+        taken.setdefault(real(path), f"{key} = {str(path)!r}")
+    for key, path in databases.items():
+        base = real(path)
+        if os.path.isdir(base):
+            return (f"{key} = {str(path)!r} is a directory; it must name a database file "
+                    "(such as outbox.db) in it")
+        for suffix in DB_COMPANIONS:
+            other = taken.get(base + suffix)
+            if other is not None:
+                what = f"{key} = {str(path)!r}" + (f" (its {suffix} file)" if suffix else "")
+                return (f"{what} is the same file as {other}; each database needs a file of "
+                        "its own: point it at a new file")
+        for suffix in DB_COMPANIONS:
+            taken[base + suffix] = f"{key} = {str(path)!r}" + (f" (its {suffix} file)"
+                                                               if suffix else "")
+    return None

@@ -63,6 +63,9 @@ def files(d: Path) -> None:
     (d / "undfile.toml").write_text(f'[outbox]\npath = "{d}/file/sub/outbox.db"\n'
                                     f'[bus]\nsocket = "{d}/file/agent.sock"\n')
     (d / "dbdir.toml").write_text(f'[kiosk]\nstore_db = "{d}/dir"\n')
+    (d / "selfout.toml").write_text(f'[outbox]\npath = "{d}/selfout.toml"\n')
+    (d / "selfstore.toml").write_text(f'[kiosk]\nstore_db = "{d}/selfstore.toml"\n')
+    (d / "samedb.toml").write_text(f'[outbox]\npath = "{d}/o.db"\n[kiosk]\nstore_db = "{d}/o.db"\n')
     (d / "longsock.toml").write_text(f'[bus]\nsocket = "{d}/{"s" * 120}.sock"\n')
     (d / "cabad.toml").write_text(f'[mqtt]\nurl = "mqtts://127.0.0.1:1"\nca_file = "{d}/file"\n')
     (d / "camfifo.toml").write_text(f'[qr]\nenabled = true\ncamera = "{d}/fifo"\n')
@@ -116,9 +119,19 @@ CASES: dict[str, Case] = {
                              "choose a path under a directory"),
     "run-state-in-proc": Case(["run", "--config", "{d}/empty.toml"], 2, "/proc/o2o",
                               env={"XDG_STATE_HOME": "/proc/o2o"}),
-    "run-store-db-is-a-dir": Case(["run", "--config", "{d}/dbdir.toml"], 2, "is not a file"),
-    "report-store-db-is-a-dir": Case(["report", "--config", "{d}/dbdir.toml"], 1,
-                                     "database error"),
+    "run-store-db-is-a-dir": Case(["run", "--config", "{d}/dbdir.toml"], 2, "is a directory"),
+    "report-store-db-is-a-dir": Case(["report", "--config", "{d}/dbdir.toml"], 2,
+                                     "[kiosk] store_db = '{d}/dir' is a directory"),
+    # a database path on the config file or on another database: refused before any harm
+    "config-outbox-is-the-config": Case(["config", "check", "--config", "{d}/selfout.toml"], 2,
+                                        "[outbox] path = '{d}/selfout.toml' is the same file "
+                                        "as the configuration file"),
+    "run-store-db-is-the-config": Case(["run", "--config", "{d}/selfstore.toml"], 2,
+                                       "[kiosk] store_db = '{d}/selfstore.toml' is the same "
+                                       "file as the configuration file"),
+    "config-store-db-is-the-outbox": Case(["config", "check", "--config", "{d}/samedb.toml"], 2,
+                                          "[kiosk] store_db = '{d}/o.db' is the same file as "
+                                          "[outbox] path = '{d}/o.db'"),
     "doctor-ca-not-a-cert": Case(["doctor", "--config", "{d}/cabad.toml"], 1, "", lines=0),
     # the agent's socket
     "status-socket-under-file": Case(["status", "--config", "{d}/undfile.toml"], 1,
@@ -186,8 +199,29 @@ def test_hostile_invocation_is_one_clear_line(name: str, folder: Path) -> None:
     assert "Traceback" not in err and "this is a bug" not in err, err
     expected = case.rc if isinstance(case.rc, tuple) else (case.rc,)
     assert res.returncode in expected, (res.returncode, err)
-    assert case.says in err, err
+    assert case.says.replace("{d}", d) in err, err
     assert len(err.strip().splitlines()) <= case.lines, err
+
+
+@pytest.mark.parametrize("key", ["outbox", "kiosk"])
+def test_run_with_a_database_on_the_config_file_leaves_the_file_as_it_was(
+        tmp_path: Path, key: str) -> None:
+    # before: `run` moved config.toml aside (config.toml.corrupt-<time>), made a database in
+    # its place, and every later start failed on it
+    cfg = tmp_path / "config.toml"
+    setting = "path" if key == "outbox" else "store_db"
+    cfg.write_text(f'[{key}]\n{setting} = "{cfg}"\n[bus]\nsocket = "{tmp_path}/a.sock"\n'
+                   '[mqtt]\nurl = ""\n[metrics]\nlisten = ""\n')
+    before = cfg.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("O2O_EDGE_")}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    for argv in (["config", "check"], ["run"], ["doctor"]):
+        res = subprocess.run([*CLI, *argv, "--config", str(cfg)], capture_output=True,
+                             text=True, cwd=ROOT, env=env, timeout=60)
+        assert res.returncode == 2 or argv == ["doctor"], (argv, res.stderr)
+        assert "is the same file as the configuration file" in res.stderr + res.stdout, argv
+    assert cfg.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
 
 
 def test_doctor_names_the_bad_ca_file_and_the_unmakeable_dirs(folder: Path) -> None:

@@ -117,3 +117,47 @@ def test_connect_problems_in_plain_words() -> None:
     assert "refused" in connect_problem(ConnectionRefusedError(111, "x"), False)
     assert "host name not found" in connect_problem(socket.gaierror(-2, "x"), False)
     assert "is this a TLS port?" in connect_problem(ssl.SSLEOFError(8, "EOF"), True)
+
+
+@pytest.mark.parametrize("outbox, store_db, socket, says", [
+    ("{cfg}", "{d}/store.db", "{d}/a.sock",
+     "[outbox] path = '{cfg}' is the same file as the configuration file {cfg}"),
+    ("{d}/outbox.db", "{cfg}", "{d}/a.sock",
+     "[kiosk] store_db = '{cfg}' is the same file as the configuration file {cfg}"),
+    ("{d}/x.db", "{d}/x.db", "{d}/a.sock",
+     "[kiosk] store_db = '{d}/x.db' is the same file as [outbox] path = '{d}/x.db'"),
+    ("{d}/x.db", "{d}/x.db-wal", "{d}/a.sock",
+     "[kiosk] store_db = '{d}/x.db-wal' is the same file as [outbox] path = '{d}/x.db' "
+     "(its -wal file)"),
+    ("{d}/x.db-shm", "{d}/x.db", "{d}/a.sock",
+     "[kiosk] store_db = '{d}/x.db' (its -shm file) is the same file as [outbox] path = "
+     "'{d}/x.db-shm'"),
+    ("{d}/sub/../outbox.db", "{d}/store.db", "{d}/outbox.db",
+     "[outbox] path = '{d}/sub/../outbox.db' is the same file as [bus] socket = "
+     "'{d}/outbox.db'"),
+    ("{d}", "{d}/store.db", "{d}/a.sock", "[outbox] path = '{d}' is a directory"),
+    ("{d}/outbox.db", "{d}/sub", "{d}/a.sock", "[kiosk] store_db = '{d}/sub' is a directory"),
+])
+def test_a_database_path_that_would_destroy_a_file_is_refused_naming_both(
+        tmp_path: Path, outbox: str, store_db: str, socket: str, says: str) -> None:
+    # `config check` said OK, and `run` moved the config file aside to make a database there
+    (tmp_path / "sub").mkdir()
+    cfg = tmp_path / "config.toml"
+
+    def fmt(text: str) -> str:
+        return text.format(d=tmp_path, cfg=cfg)
+    cfg.write_text(f'[outbox]\npath = "{fmt(outbox)}"\n[kiosk]\nstore_db = "{fmt(store_db)}"\n'
+                   f'[bus]\nsocket = "{fmt(socket)}"\n')
+    before = cfg.read_bytes()
+    with pytest.raises(ConfigError) as info:
+        load_config(str(cfg), env={})
+    assert fmt(says) in str(info.value)
+    assert cfg.read_bytes() == before
+
+
+def test_distinct_database_paths_pass(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[outbox]\npath = "{tmp_path}/outbox.db"\n'
+                   f'[kiosk]\nstore_db = "{tmp_path}/store.db"\n')
+    loaded = load_config(str(cfg), env={})
+    assert loaded.outbox.path == tmp_path / "outbox.db"
