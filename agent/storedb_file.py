@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending
-from agent.outbox.dbfile import integrity_problem, is_corruption, quarantine
+from agent.outbox.dbfile import integrity_problem, is_corruption, quarantine, refuse_foreign
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CHECK_BUDGET_S: Final = 10.0
 BUSY_TIMEOUT_MS: Final = 5_000  # a CLI import may hold the write lock for a moment
 QUARANTINED_EVENT: Final = "o2o.agent.store_db.quarantined"
+KEY: Final = "[kiosk] store_db"  # the setting named when the file is refused
 MARK_SUFFIX: Final = ".damaged"  # beside the file: damage met while running, moved at start
 
 
@@ -82,7 +83,10 @@ def problem_of(path: Path) -> str | None:
 
 
 def check_at_start(path: Path) -> MovedAside | None:
-    """Move a damaged store database aside so that a fresh one is made where it was."""
+    """Move a damaged store database aside so that a fresh one is made where it was. A file
+    that is no database at all (the config file, named by mistake) is refused, never moved:
+    ConfigError, which `run` says in one line (exit 2)."""
+    refuse_foreign(path, KEY)
     mark = Path(str(path) + MARK_SUFFIX)
     try:
         with mark.open("rb") as fh:
@@ -94,7 +98,7 @@ def check_at_start(path: Path) -> MovedAside | None:
     if why is None:
         mark.unlink(missing_ok=True)
         return None
-    moved = quarantine(path)
+    moved = quarantine(path, key=KEY)
     mark.unlink(missing_ok=True)
     log.error("store database %s unusable (%s); moved to %s, starting a fresh one: documents "
               "retained upstream come back, orders imported by hand must be imported again",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from agent.diskfull import is_disk_full as is_disk_full  # the outbox's readers and writer ask here
+from agent.errors import ConfigError
 from agent.localdb import create_private
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,36 @@ _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 # quarantined when read)
 CHECK_BUDGET_S: Final = 15.0
 
+# Below the headroom free on its disk the outbox stops growing its file: new events take the
+# pages of dropped ones (oldest lowest-priority first). A checkpoint must be able to move the
+# write-ahead log's pages into the file, and the log must be able to grow to its usual size;
+# without room for both neither a drop nor an acknowledged delete could ever be written again
+# (measured: a tmpfs filled to 0 by the outbox could not delete one row). The log is
+# checkpointed every wal_pages_for(headroom) pages, a third of the headroom, so that both fit.
+HEADROOM_BYTES: Final = 6 * 1024 * 1024  # the most kept: room for a log of 1000 pages of 4 KiB
+# The least kept: on a full disk acknowledged rows are deleted a few hundred at a time
+# (store.ACK_CHUNK), each chunk checkpointed into place (256 rows of 2 KiB: ~150 pages;
+# 2,000 rows did not fit in 900 KiB).
+HEADROOM_MIN: Final = 1024 * 1024
+# A small outbox never has more than its own size in the log, so it needs less: 3 x max_bytes
+# (the file is ~1.5 x the bytes counted, and the log may hold all of it once); a small
+# dedicated partition keeps a quarter of itself, not 6 MiB of 8 (which took no event at all).
+HEADROOM_PER_MAX_BYTES: Final = 3
+HEADROOM_FS_DIVISOR: Final = 4
+PAGE_SIZE: Final = 4096  # SQLite's default page size, which the outbox keeps
+
+
+def headroom_for(max_bytes: int, fs_bytes: int) -> int:
+    """Free bytes the outbox keeps on its disk for its write-ahead log."""
+    return max(HEADROOM_MIN, min(HEADROOM_BYTES, HEADROOM_PER_MAX_BYTES * max_bytes,
+                                 fs_bytes // HEADROOM_FS_DIVISOR))
+
+
+def wal_pages_for(headroom: int) -> int:
+    """The write-ahead log's checkpoint size for `headroom`: a third of it, so the log's
+    growth and the checkpoint's both fit (1000 pages, SQLite's default, at most)."""
+    return max(64, min(1000, headroom // 3 // PAGE_SIZE))
+
 
 def is_corruption(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
@@ -37,6 +68,31 @@ def is_corruption(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+SQLITE_MAGIC: Final = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+
+
+def foreign_file(path: Path) -> bool:
+    """Whether `path` holds something that is not an SQLite database: a non-empty regular
+    file whose first 16 bytes are neither SQLite's header nor zeros (a database whose first
+    page was wiped). Such a file is someone else's (a config file named by mistake): it is
+    never moved aside, overwritten or opened as a database."""
+    try:
+        with open(path, "rb") as fh:
+            if not os.path.isfile(path):
+                return False  # a directory or a device: SQLite says what is wrong with it
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError:
+        return False  # missing or unreadable: opening it says so
+    return bool(head) and head != SQLITE_MAGIC and head.strip(b"\x00") != b""
+
+
+def refuse_foreign(path: Path, key: str) -> None:
+    """Raise (exit 2, one line) when `path` holds something that is not a database of ours."""
+    if foreign_file(path):
+        raise ConfigError(f"{path} is not an o2o-edge database (it holds something else); "
+                          f"point {key} at a new file")
+
+
 def disk_free(path: Path) -> int:
     """Bytes an unprivileged writer may still use on the disk holding `path`."""
     try:
@@ -44,6 +100,15 @@ def disk_free(path: Path) -> int:
     except OSError:
         return 1 << 62  # cannot tell: SQLite's own errors will say when it is full
     return st.f_bavail * st.f_frsize
+
+
+def disk_size(path: Path) -> int:
+    """The size of the filesystem holding `path` (what a small partition can ever hold)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62  # cannot tell: the outbox keeps its full headroom
+    return st.f_blocks * st.f_frsize
 
 
 # --- corruption met by a reader: the writer, who owns the file, moves it aside ------------
@@ -133,8 +198,10 @@ def integrity_problem(conn: sqlite3.Connection, budget_s: float = CHECK_BUDGET_S
     return None if verdict == "ok" else verdict
 
 
-def quarantine(path: Path, clock: float | None = None) -> Path:
-    """Move a damaged database (and its WAL/SHM) aside with a timestamp; return the new name."""
+def quarantine(path: Path, clock: float | None = None, key: str = "[outbox] path") -> Path:
+    """Move a damaged database (and its WAL/SHM) aside with a timestamp; return the new name.
+    Only a file that is a database (or a wiped one) is moved: anything else raises."""
+    refuse_foreign(path, key)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock))
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     i = 1

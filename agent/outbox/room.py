@@ -42,7 +42,7 @@ class RoomPath(DamagePath):
         assert self._store is not None
         for attempt in range(4):
             try:
-                return self._store.transact(rows, acks)
+                done = self._store.transact(rows, acks)
             except sqlite3.DatabaseError as exc:
                 if is_disk_full(exc) and self.reserve.release():
                     continue
@@ -78,7 +78,18 @@ class RoomPath(DamagePath):
                 raise AgentError(
                     Reason.OUTBOX_FULL, f"could not write the outbox {self.path}: {exc}"
                 ) from exc
+            else:
+                if rows:
+                    self._wrote()
+                return done
         raise AgentError(Reason.OUTBOX_FULL, f"could not write the outbox {self.path}")
+
+    def _wrote(self) -> None:
+        """New events were stored: a write error said before (a full disk, a refusal) is
+        over, so status stops saying it. A file moved aside stays said (it names where)."""
+        if self.last_error and not any(moved in self.last_error for moved in self.quarantined):
+            log.info("the outbox stores events again (after: %s)", self.last_error)
+            self.last_error = ""
 
     def _refuse(self, rows: list[InsertRow], reason: str) -> None:
         assert self._store is not None

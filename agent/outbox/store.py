@@ -7,7 +7,7 @@ Policy (documented in the README):
 - TTL: events older than `ttl_days` are dropped;
 - disk full: the disk reserve is released first; then the same drop order frees room for new
   events, never taking an event above the new ones' priority; if nothing of their priority or
-  below is left, the new events are refused with an error. Below HEADROOM_BYTES free on its
+  below is left, the new events are refused with an error. Below its headroom free on its
   disk the file stops growing (new events take the pages of dropped ones), so the write-ahead
   log always has room and acknowledged rows can always be deleted: the backlog drains.
 - damage: the whole file is checked at every start, and damage met later by a read or a write
@@ -29,7 +29,15 @@ from typing import Final
 
 from agent.errors import AgentError, Reason
 from agent.localdb import immediate
-from agent.outbox.dbfile import connect, disk_free, integrity_problem
+from agent.outbox.dbfile import (
+    connect,
+    disk_free,
+    disk_size,
+    headroom_for,
+    integrity_problem,
+    refuse_foreign,
+    wal_pages_for,
+)
 
 # re-exported: the writer takes them from here
 from agent.outbox.dbfile import inode_of as inode_of
@@ -45,12 +53,6 @@ from agent.outbox.schema import migrate
 log = logging.getLogger(__name__)
 
 ROW_OVERHEAD = 96  # index entries and row header per event, measured on the schema
-# Below this much free space on its disk the outbox stops growing its file: new events take
-# the pages of dropped ones (oldest lowest-priority first). A checkpoint must be able to move
-# a whole write-ahead log (1000 pages of 4 KiB) into the file; without room for it neither a
-# drop nor an acknowledged delete could ever be written again (measured: a tmpfs filled to 0
-# by the outbox could not delete one row).
-HEADROOM_BYTES: Final = 6 * 1024 * 1024
 ACK_CHUNK: Final = 256  # acknowledged rows deleted per transaction on a full disk
 
 
@@ -97,11 +99,13 @@ class OutboxStore:
         self.path = path
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
+        self.headroom = headroom_for(max_bytes, disk_size(path.parent))
         self._conn: sqlite3.Connection | None = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path)
         try:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {wal_pages_for(self.headroom)}")
             migrate(conn)
         except BaseException:
             conn.close()
@@ -142,8 +146,11 @@ class OutboxStore:
         only by a read in the middle of a drain. A full disk gives up the disk reserve and
         tries again; still full, the store starts closed (see the class).
 
-        Returns (store, quarantined path or None, why it was quarantined).
+        Returns (store, quarantined path or None, why it was quarantined). A file that is no
+        database at all (the config file, named by mistake) is refused (ConfigError), never
+        moved aside or written.
         """
+        refuse_foreign(path, "[outbox] path")
         try:
             return cls._open_checked(path, max_bytes=max_bytes, ttl_s=ttl_s)
         except sqlite3.DatabaseError as exc:
@@ -157,6 +164,7 @@ class OutboxStore:
                       "refused until there is room: free disk space on the device", path, exc)
             store = cls.__new__(cls)
             store.path, store.max_bytes, store.ttl_s = path, max_bytes, ttl_s
+            store.headroom = headroom_for(max_bytes, disk_size(path.parent))
             store._conn = None
             return store, None, ""
 
@@ -211,7 +219,7 @@ class OutboxStore:
         then enforce the quota. Returns the drops and the row number of the first insert.
         Raises sqlite3 errors unchanged (the writer classifies them)."""
         tight = not inserts and len(acks) > ACK_CHUNK
-        if not tight or disk_free(self.path.parent) >= HEADROOM_BYTES:
+        if not tight or disk_free(self.path.parent) >= self.headroom:
             try:
                 return self._transact(inserts, acks, drop_reason)
             except sqlite3.OperationalError as exc:
@@ -259,10 +267,10 @@ class OutboxStore:
 
     def _check_room(self, inserts: Sequence[InsertRow]) -> None:
         """Refuse (as a full disk) a write that would grow the file while the disk has less
-        than HEADROOM_BYTES left and the file's free pages cannot take it: the writer then
+        than its headroom left and the file's free pages cannot take it: the writer then
         drops by policy (make_room) and tries again, and the new rows take the freed pages."""
         free = disk_free(self.path.parent)
-        if free >= HEADROOM_BYTES:
+        if free >= self.headroom:
             return
         need = sum(r[4] + ROW_OVERHEAD for r in inserts)
         page_size, free_pages = (self.conn.execute(f"PRAGMA {p}").fetchone()[0]
@@ -346,7 +354,7 @@ class OutboxStore:
         return len(rows)
 
     def vacuum_some(self, pages: int = 2048) -> None:
-        if not self.is_open or disk_free(self.path.parent) < 2 * HEADROOM_BYTES:
+        if not self.is_open or disk_free(self.path.parent) < 2 * self.headroom:
             return  # on a nearly full disk the free pages are kept for the next events
         # incremental_vacuum only runs to completion through executescript
         self.conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")

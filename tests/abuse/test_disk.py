@@ -24,8 +24,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.envelope import make_pending
-from agent.errors import AgentError, Reason
-from agent.outbox import OutboxWriter
+from agent.errors import AgentError, ConfigError, Reason
+from agent.outbox import OutboxReader, OutboxWriter
+from agent.outbox.dbfile import quarantine
 from simulators.brokers import PrivateBroker
 from tests.abuse.conftest import ABUSE
 from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for
@@ -308,3 +309,110 @@ def _remaining_by_priority(path: Path) -> dict[int, int]:
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return dict(db.execute("SELECT priority, count(*) FROM events "
                                "WHERE type LIKE 'o2o.test.%' GROUP BY priority").fetchall())
+
+
+# --- a small dedicated partition -------------------------------------------------------------
+
+def _small_writer(path: Path, bootid: str = "B") -> OutboxWriter:
+    w = OutboxWriter(path, max_bytes=1 << 20, ttl_s=1e6, source="o2o-edge://store-1/dev-1",
+                     bootid=bootid, reserve_bytes=0)
+    w.start()
+    return w
+
+
+def _emit(w: OutboxWriter, n: int, priority: int = 5, pad: int = 200) -> list[str]:
+    evs = [make_pending("o2o.ble.presence", {"pad": "p" * pad, "i": i}, time.time(), priority)
+           for i in range(n)]
+    return [c.id for c in w.submit(evs).result(30)]
+
+
+def test_a_small_partition_takes_events_and_still_deletes_acknowledged_rows_when_full(
+        tmp_path: Path) -> None:
+    """An 8 MiB partition for a 1 MiB outbox: with 5.5 MiB free every event was refused as
+    outbox-full (6 MiB were kept free for the write-ahead log, whatever the outbox's size).
+    The headroom now follows what the outbox can hold; filled to the last byte, the disk
+    still lets acknowledged rows go, and new events take their room."""
+    with small_tmpfs(tmp_path / "part", 8) as part:
+        (part / "other").write_bytes(b"\0" * (free_bytes(part) - (5 << 20) - (512 << 10)))
+        print(f"free before: {free_bytes(part) / (1 << 20):.2f} MiB")
+        w = _small_writer(part / "outbox.db")
+        try:
+            for _ in range(20):  # 3.5 MB of events: the oldest go by the quota, counted
+                _emit(w, 500)
+            assert "refused_disk_full" not in w.drops.count and w.drops.count["quota"] > 0
+            assert w.last_error == ""
+            fill(part)
+            assert free_bytes(part) == 0
+            kept = 0  # a full disk: new events take the pages of dropped ones, or are refused
+            with contextlib.suppress(AgentError):
+                for _ in range(10):
+                    kept += len(_emit(w, 200))
+            r = OutboxReader(part / "outbox.db")
+            try:
+                rows = r.fetch(None, 100_000)
+                w.ack(w.generation, [row.n for row in rows])
+                wait_for(lambda: not r.fetch(None, 10), 20, what="acknowledged rows deleted")
+            finally:
+                r.close()
+            print(f"full disk: {kept} events kept after the fill, {len(rows)} acknowledged "
+                  f"and deleted; drops {dict(w.drops.count)}")
+            assert len(_emit(w, 500)) == 500  # the deleted rows' pages take new events
+        finally:
+            w.stop()
+
+
+def test_last_error_clears_once_events_are_stored_again(tmp_path: Path) -> None:
+    """The attacker's check: after the disk was full and space was freed, emits worked again
+    but status still said "disk is full" (outbox.last_error)."""
+    with small_tmpfs(tmp_path / "part", 8) as part:
+        path = part / "outbox.db"
+        w = _small_writer(path)
+        _emit(w, 100)
+        w.stop()
+        filler = fill(part)
+        w = _small_writer(path, bootid="B2")
+        try:
+            with pytest.raises(AgentError) as info:
+                _emit(w, 1, 9)
+            assert info.value.reason is Reason.OUTBOX_FULL
+            assert "disk is full" in w.last_error
+            filler.unlink()
+            assert len(_emit(w, 1, 9)) == 1
+            assert w.last_error == ""
+        finally:
+            w.stop()
+
+
+# --- a file that is no database ----------------------------------------------------------------
+
+def test_an_outbox_path_holding_something_else_is_refused_never_moved(tmp_path: Path) -> None:
+    """`[outbox] path` naming a file of the operator's (the config file, notes): the damage
+    path moved it aside as `<name>.corrupt-<time>` and made a database in its place. Only a
+    file that is an SQLite database, or a wiped (zero-filled) one, is ever moved aside."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the shop's opening hours\n" * 100)
+    before = notes.read_bytes()
+    cfg = config(tmp_path, notes, "")
+    cfg.write_text(cfg.read_text() + '\n[metrics]\nlisten = ""\n')
+    res = cli("run", "--config", str(cfg))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (f"o2o-edge: {notes} is not an o2o-edge database (it holds "
+                                  "something else); point [outbox] path at a new file")
+    with pytest.raises(ConfigError):  # the writer and the damage path refuse it the same way
+        OutboxWriter(notes, max_bytes=1 << 20, ttl_s=1e6, source="o2o-edge://s/d",
+                     bootid="B", reserve_bytes=0).start()
+    with pytest.raises(ConfigError):
+        quarantine(notes)
+    assert notes.read_bytes() == before
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("notes.txt")
+                and p != "notes.txt"]
+    # a wiped file (zeros where the header was) is damage: moved aside, a fresh one made
+    wiped = tmp_path / "wiped.db"
+    wiped.write_bytes(bytes(32 * 1024))
+    w = OutboxWriter(wiped, max_bytes=1 << 20, ttl_s=1e6, source="o2o-edge://s/d",
+                     bootid="B", reserve_bytes=0)
+    w.start()
+    try:
+        assert len(w.quarantined) == 1 and Path(w.quarantined[0]).read_bytes() == bytes(32 * 1024)
+    finally:
+        w.stop()

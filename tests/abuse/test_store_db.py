@@ -11,7 +11,11 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from agent.checkin import StoreDb
+from agent.errors import ConfigError
+from agent.outbox.dbfile import quarantine
 from agent.storedb_file import QUARANTINED_EVENT, check_at_start, problem_of
 from tests.conftest import CLI, ROOT, AgentProcess
 
@@ -107,14 +111,40 @@ def test_an_intact_or_missing_store_db_is_left_alone(tmp_path: Path) -> None:
     assert store.read_bytes() == before
 
 
-def test_a_file_that_is_no_database_is_moved_aside(tmp_path: Path) -> None:
+def test_a_file_that_is_no_database_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    # the config file named as store_db by mistake: moving it aside (as a damaged database)
+    # and making a database in its place destroyed it, and the next start crash-looped
+    store = tmp_path / "notes.toml"
+    content = b'[device]\nstore = "store-1"\n' * 300
+    store.write_bytes(content)
+    with pytest.raises(ConfigError, match=r"is not an o2o-edge database .*point \[kiosk\] "
+                       r"store_db at a new file"):
+        check_at_start(store)
+    with pytest.raises(ConfigError):
+        quarantine(store, key="[kiosk] store_db")
+    assert store.read_bytes() == content and os.listdir(tmp_path) == ["notes.toml"]
+
+
+def test_a_wiped_database_is_still_moved_aside(tmp_path: Path) -> None:
     store = tmp_path / "store.db"
-    store.write_bytes(b"not a database at all " * 300)
+    store.write_bytes(bytes(64 * 1024))  # zero-filled: a database whose pages were lost
     moved = check_at_start(store)
     assert moved is not None and not store.exists()
-    assert moved.moved_to.read_bytes().startswith(b"not a database")
-    assert "not a database" in moved.reason
+    assert moved.moved_to.read_bytes() == bytes(64 * 1024)
     assert moved.notice(1.0).type == QUARANTINED_EVENT
+
+
+def test_run_refuses_a_store_db_that_holds_something_else_in_one_line(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the shop's opening hours\n" * 100)
+    before = notes.read_bytes()
+    res = subprocess.run([*CLI, "run", "--config", str(config(tmp_path, notes))],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (f"o2o-edge: {notes} is not an o2o-edge database (it holds "
+                                  "something else); point [kiosk] store_db at a new file")
+    assert notes.read_bytes() == before
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("notes.txt.")]
 
 
 def test_damage_met_while_running_is_said_and_the_next_start_moves_the_file_aside(

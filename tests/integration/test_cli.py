@@ -115,7 +115,8 @@ def test_emit_status_tail_export(cfg: Path, agent: AgentProcess, tmp_path: Path)
 
 def test_corrupt_outbox_at_start_is_quarantined(cfg: Path, agent_factory: list[AgentProcess],
                                                tmp_path: Path) -> None:
-    (tmp_path / "outbox.db").write_bytes(b"\x00garbage" * 1000)
+    # damaged past SQLite's header (a file that is no database at all is refused instead)
+    (tmp_path / "outbox.db").write_bytes(b"SQLite format 3\x00" + b"\x00garbage" * 1000)
     agent = AgentProcess(cfg)
     agent_factory.append(agent)
     agent.start()
