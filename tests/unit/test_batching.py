@@ -140,3 +140,17 @@ def test_sizer_stays_within_bounds(steps: list[tuple[bool, int, int]]) -> None:
         assert 1 <= s.events <= 500
         assert MIN_BATCH_BYTES <= s.bytes <= 128 * 1024
         assert GROW_AFTER <= s.grow_after <= GROW_AFTER_MAX
+
+
+def test_sizer_honours_a_broker_limit_under_min_batch_bytes() -> None:
+    # a broker that takes 600-byte packets: a 1 KiB floor would send what it never takes
+    s = BatchSizer(500, 128 * 1024)
+    s.set_broker_limit(500)
+    assert s.bytes == 500 and not s.fits_broker(501) and s.fits_broker(500)
+    s.refused(4, 480)  # halved, down to what the broker allows, never back over it
+    assert s.bytes == 500
+    for _ in range(10 * GROW_AFTER):
+        s.succeeded()
+    assert s.bytes == 500
+    s.set_broker_limit(None)
+    assert s.fits_broker(10**6)
