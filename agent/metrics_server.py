@@ -98,10 +98,7 @@ class MetricsServer:
             self.refused["too-large"] += 1
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await self._reply(writer, 431, "request head too large\n")
-            # a courtesy that the agent stopping cuts short (a cancelled handler task would
-            # be logged by asyncio's stream callback as an error)
-            with contextlib.suppress(ConnectionError, TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._discard(reader, writer), LINGER_S)
+            await self._linger(reader, writer)
         except Exception:  # a collector that fails: the scraper hears it, the agent goes on
             log.warning("metrics page not rendered", exc_info=True)
             self.refused["error"] += 1
@@ -127,15 +124,22 @@ class MetricsServer:
             raise asyncio.LimitOverrunError("request head too large", end.start())
         return buf[:end.start()]
 
-    @staticmethod
-    async def _discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Say we are done (FIN), then drop what the client still sends, up to LINGER_BYTES,
-        until it closes."""
-        if writer.can_write_eof():
-            writer.write_eof()
-        left = LINGER_BYTES
-        while left > 0 and (chunk := await reader.read(65536)):
-            left -= len(chunk)
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After a refusal: say we are done (FIN), then drop what the client still sends,
+        up to LINGER_BYTES or LINGER_S, until it closes (the answer is not lost to a reset).
+        A courtesy: a new connection at the cap evicts it, and the agent stopping cuts it
+        short (a cancelled handler task would be logged by asyncio's stream callback)."""
+        if writer in self._conns:
+            self._conns[writer] = False  # not busy: may make room for a scraper
+
+        async def drop() -> None:
+            if writer.can_write_eof():
+                writer.write_eof()
+            left = LINGER_BYTES
+            while left > 0 and (chunk := await reader.read(65536)):
+                left -= len(chunk)
+        with contextlib.suppress(ConnectionError, TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(drop(), LINGER_S)
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await asyncio.wait_for(self._read_head(reader), HEAD_TIMEOUT_S)
@@ -145,15 +149,18 @@ class MetricsServer:
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
             self.refused["bad-request"] += 1
             await self._reply(writer, 400, "bad request\n")
+            await self._linger(reader, writer)
             return
         method, target = parts[0], parts[1].split(b"?", 1)[0]
         if method not in (b"GET", b"HEAD"):
             self.refused["bad-request"] += 1
             await self._reply(writer, 405, "only GET\n")
+            await self._linger(reader, writer)
             return
         if target not in (b"/metrics", b"/"):
             self.refused["not-found"] += 1
             await self._reply(writer, 404, "not found: the metrics are at /metrics\n")
+            await self._linger(reader, writer)
             return
         self.scrapes += 1
         body = generate_latest(self.registry)

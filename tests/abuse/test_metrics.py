@@ -210,6 +210,9 @@ def test_lf_only_heads_are_answered_and_a_huge_head_gets_431_not_a_reset() -> No
                 answer, _ = _ask(port, request)
                 assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
                 assert answer.endswith(b"request head too large\n")
+            # a refusal with more input behind it: answered, not reset
+            answer, _ = _ask(port, b"\r\n" * 100_000)
+            assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
             assert _refused(_scrape(port), "too-large") == 2
         await asyncio.to_thread(check)
         await asyncio.to_thread(server.shutdown)
