@@ -14,7 +14,7 @@ o2o.agent.uplink.dropped event, when:
 - the broker disconnects with 0x95 (packet too large) with it alone the largest message in
   flight (`too_large`), or closes the connection right after it, CLOSES_BEFORE_DROP times
   in a row, sent alone after the first (`refused_by_broker`; MQTT 3.1.1 brokers have no
-  other way to say no) — see closures.py.
+  other way to say no) — see closures.py; the handlers are in answers.py.
 Refusals about the connection (ACL, quota) never drop anything: the events wait.
 """
 
@@ -30,12 +30,12 @@ from agent.config import Config
 from agent.envelope import PRIORITY_CRITICAL, make_pending
 from agent.outbox import Committed, OutboxWriter
 from agent.outbox.reader import Cursor
+from agent.uplink.answers import BrokerAnswers
 from agent.uplink.batching import Batch, BatchSizer, publish_overhead, split_batch
-from agent.uplink.closures import Close, CloseJudge
+from agent.uplink.closures import CloseJudge
 from agent.uplink.feed import OutboxFeed
 from agent.uplink.inbox import Handler, Inbox
 from agent.uplink.link import ConnInfo, LinkCallbacks, MqttLink
-from agent.uplink.refusals import Action, classify
 from agent.uplink.stats import UplinkStats
 from drivers.retry import Backoff
 
@@ -45,7 +45,7 @@ REPORT_INTERVAL_S: Final = 5.0  # drops are told upstream at most this often, in
 IDLE_WAKE_S: Final = 1.0  # the drain looks again this often without news
 
 
-class Uplink:
+class Uplink(BrokerAnswers):
     def __init__(self, cfg: Config, writer: OutboxWriter, bootid: str) -> None:
         self.cfg = cfg
         self.writer = writer
@@ -116,46 +116,6 @@ class Uplink:
             self._window = max(1, min(self._window, info.receive_max))
         self._wake.set()
 
-    def _on_disconnected(self, why: str) -> None:
-        lived = time.monotonic() - self._connected_mono if self._connected_since else None
-        self._connected = False
-        self._connected_since = None
-        biggest = max(self._inflight.items(), key=lambda kv: len(kv[1].payload), default=None)
-        verdict = self._closes.judge(why, lived, biggest[1] if biggest else None)
-        if verdict is Close.NOTHING or biggest is None or self.link is None:
-            return
-        mid, batch = biggest
-        if verdict is Close.SHRINK:
-            # send smaller batches (grown back after successes)
-            self.sizer.refused(len(batch.rowids), len(batch.payload))
-            self.stats.split_batches += 1
-            log.warning("broker keeps closing the connection on our batches; now sending at "
-                        "most %d events / %d bytes per message", self.sizer.events,
-                        self.sizer.bytes)
-        elif verdict is Close.PROBE:
-            self._probing = True  # one message at a time: the suspect goes alone
-        else:
-            self._inflight.pop(mid, None)
-            self._sent_at.pop(mid, None)
-            self._drop(batch, verdict.value, "the broker closed the connection on it "
-                       + ("(0x95 packet too large)" if verdict is Close.DROP_TOO_LARGE else
-                          "each time it was sent (over its packet size limit?)"))
-        # paho must forget what it would re-send at once on the next connection
-        self.link.rebuild()
-
-    def _drop(self, batch: Batch, reason: str, how: str) -> None:
-        """One event the broker will never take: delete it, counted, reported, said."""
-        self._let_go(batch)
-        self.stats.drop(reason, len(batch.rowids))
-        self.stats.last_refusal_at = time.time()
-        self._probing = False
-        self.last_drop = (f"dropped one event of {len(batch.payload)} bytes: {how}; counted in "
-                          f"status as uplink.dropped.{reason}")
-        if self.link is not None:
-            self.link.last_error = self.last_drop
-        if self.stats.dropped[reason] == len(batch.rowids):  # the rest in the periodic report
-            log.error("%s", self.last_drop)
-
     def _on_reset(self) -> None:
         """The link replaced its paho client: whatever was published before, including
         anything published since the rebuild was asked for, will never be acknowledged."""
@@ -167,58 +127,6 @@ class Uplink:
 
     def _on_oversized(self, topic: str, size: int) -> None:
         self.stats.oversized_downstream += 1
-
-    def _on_puback(self, mid: int, rc: int) -> None:
-        batch = self._inflight.pop(mid, None)
-        self._sent_at.pop(mid, None)
-        if batch is None:
-            return  # birth/death message, or a batch from before a restart of the mapping
-        verdict = classify(rc, len(batch.rowids))
-        if verdict.action is Action.ACKED:
-            self._let_go(batch)
-            self.stats.acked_events += len(batch.rowids)
-            self.stats.last_ack = time.time()
-            self._closes.acked()
-            self.sizer.succeeded(len(batch.rowids), len(batch.payload))
-            self._refusal_backoff.reset()
-            self._probing = False
-            self._wake.set()
-            return
-        self.stats.refused(verdict)
-        if verdict.action is Action.SPLIT:
-            # its rows stay marked in flight: the halves carry them
-            self.stats.split_batches += 1
-            self.sizer.refused(len(batch.rowids), len(batch.payload))
-            self._resend.extend(split_batch(batch))
-        elif verdict.action is Action.DROP:
-            # one event the broker will never take: dropping it is the only way forward
-            self._drop(batch, verdict.name, f"the broker refused it (reason 0x{rc:02x})")
-        else:
-            self._inflight_rows.difference_update(batch.rowids)
-            self._restart_cursor = True  # the rows are read again, after the pause
-            self._probing = True
-            now = time.monotonic()
-            if now < self._retry_at:
-                self._wake.set()
-                return  # the rest of a window refused at once: one pause, one line
-            if verdict.shrink_window:
-                self._window = max(1, self._window // 2)
-            self._retry_at = now + max(self.cfg.mqtt.backoff_min_s,
-                                       self._refusal_backoff.next_delay())
-            hint = f"; {verdict.hint}" if verdict.hint else ""
-            self.last_refusal = (f"broker refused a batch (reason code 0x{rc:02x}, "
-                                 f"{verdict.name}){hint}; kept, retrying later")
-            if self.link is not None:
-                self.link.last_error = self.last_refusal
-            log.warning("%s", self.last_refusal)
-        self._wake.set()
-
-    def _let_go(self, batch: Batch) -> None:
-        """Delete the batch's rows; hidden from re-reads until the writer surely has."""
-        self._inflight_rows.difference_update(batch.rowids)
-        self.writer.ack(batch.generation, batch.rowids)
-        self._acked_recent.append((self.writer.transactions, batch.rowids))
-        self._acked_rows.update(batch.rowids)
 
     # --- the drain task --------------------------------------------------------------------
 
