@@ -30,12 +30,15 @@ def uplink_finding(st: dict[str, Any], now: float) -> Finding:
     head = f"running (pid {pid}), uplink {state}"
     last_ack, refused_at = up.get("last_ack"), up.get("last_refusal_at")
     why = up.get("last_refusal") or up.get("last_error") or ""
+    # refused since the last ack, connected or not (a broker may also close the connection
+    # after refusing: mosquitto does with max_queued_messages 0)
+    if depth and refused_at is not None and (last_ack is None or refused_at > last_ack):
+        return fail("agent", f"{head} but the broker refuses our events: {depth} waiting, "
+                    f"last acknowledged {_ago(now, last_ack)} ({why or up.get('refusals')})",
+                    "see the broker's reason: for not_authorized let this device publish to "
+                    "o2o/v1/STORE/DEVICE/events in the broker's ACL; `o2o-edge status` shows "
+                    "the refusals")
     if depth and state == "connected":
-        if refused_at is not None and (last_ack is None or refused_at > last_ack):
-            return fail("agent", f"{head} but the broker refuses our events: {depth} waiting, "
-                        f"last acknowledged {_ago(now, last_ack)} ({why or up.get('refusals')})",
-                        "let this device publish to its events topic in the broker's ACL "
-                        "(o2o/v1/STORE/DEVICE/events); `o2o-edge status` shows the refusals")
         since = up.get("connected_since")
         stalled = (oldest is not None and oldest > STALL_S and since is not None
                    and now - since > STALL_S

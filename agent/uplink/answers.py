@@ -78,7 +78,6 @@ class BrokerAnswers:
         """One event the broker will never take: delete it, counted, reported, said."""
         self._let_go(batch)
         self.stats.drop(reason, len(batch.rowids))
-        self.stats.last_refusal_at = time.time()
         self._probing = False
         self.last_drop = (f"dropped one event of {len(batch.payload)} bytes: {how}; counted in "
                           f"status as uplink.dropped.{reason}")

@@ -151,10 +151,16 @@ def test_doctor_fails_when_the_broker_refuses_every_batch(
         assert rc == 1
         assert "refuses our events" in found["agent"]["message"]
         assert "ACL" in found["agent"]["fix"]
+        # the ACL fixed: all goes, and doctor is content
+        broker.set_answer(lambda p: 0x00)
+        wait_for(lambda: agent.status()["outbox"]["depth"] == 0, timeout=30, what="drained")
+        rc, found = doctor(cfg)
+        assert found["agent"]["level"] == "ok", found["agent"]
         # the broker unavailable with events waiting: a warning saying so, not "ok"
         broker.refuse_connect = 0x88
         broker.drop_connections()
         wait_for(lambda: uplink(agent)["state"] != "connected", what="disconnected")
+        emit(agent, [{"type": "o2o.kiosk.checkin", "data": {}}])
         rc, found = doctor(cfg)
         assert found["agent"]["level"] == "warn", found["agent"]
         assert "events waiting" in found["agent"]["message"]

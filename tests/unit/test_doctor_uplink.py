@@ -23,6 +23,9 @@ def test_refusals_since_the_last_ack_with_events_waiting_fail() -> None:
                               last_refusal="broker refused a batch (0x87)"), NOW)
     assert f.level == "fail" and "refuses our events" in f.message and "0x87" in f.message
     assert "ACL" in f.fix
+    # a broker that closes the connection after refusing: still refusing, not just offline
+    st = status(state="disconnected", last_refusal_at=NOW - 5)
+    assert uplink_finding(st, NOW).level == "fail"
 
 
 def test_a_refusal_followed_by_acks_is_fine() -> None:
