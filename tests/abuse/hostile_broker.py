@@ -133,6 +133,8 @@ class HostileBroker:
     success_ids: set[str] = field(default_factory=set)
     success_types: set[str] = field(default_factory=set)
     refused: list[tuple[int, list[str]]] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set)  # every event id published to it
+    closed_alone: set[str] = field(default_factory=set)  # one-event messages closed on
     answered: list[int | str] = field(default_factory=list)
     downstream_acks: list[tuple[int, int, int]] = field(default_factory=list)  # type, mid, rc
     state_messages: list[tuple[str, bytes]] = field(default_factory=list)  # birth, death
@@ -347,6 +349,9 @@ class HostileBroker:
         with self.lock:
             rc = self.answer(pub)
             self.answered.append(rc)
+            self.seen_ids.update(ids)
+            if rc in (DROP, DISCONNECT_TOO_LARGE) and len(ids) == 1:
+                self.closed_alone.update(ids)
             if rc == DROP:
                 c.graceful = True
                 return False

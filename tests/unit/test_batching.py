@@ -154,3 +154,24 @@ def test_sizer_honours_a_broker_limit_under_min_batch_bytes() -> None:
     assert s.bytes == 500
     s.set_broker_limit(None)
     assert s.fits_broker(10**6)
+
+
+@given(st.integers(1, 1 << 20), st.lists(st.integers(0, 3000), min_size=1, max_size=40),
+       st.lists(st.tuples(st.booleans(), st.integers(1, 100), st.integers(1, 1 << 20)),
+                max_size=30))
+def test_batches_fit_any_broker_limit(limit: int, pads: list[int],
+                                      steps: list[tuple[bool, int, int]]) -> None:
+    # whatever the broker announces and whatever refusals came before, a message of several
+    # events is never over its limit; only a single event can be, and the drain drops it
+    s = BatchSizer(500, 128 * 1024)
+    s.set_broker_limit(limit)
+    for ok, n, size in steps:
+        if ok:
+            s.succeeded()
+        else:
+            s.refused(n, size)
+    rs = [Row(i, 5, 1.0, "B", render(make_pending("o2o.t.e", {"p": "x" * pad}, 1.0, 5),
+                                     '"o2o-edge://s/d"', "B", i))
+          for i, pad in enumerate(pads, 1)]
+    for b in build_batches(rs, max_events=s.events, max_bytes=s.bytes):
+        assert len(b.rowids) == 1 or s.fits_broker(len(b.payload))
