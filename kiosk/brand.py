@@ -12,14 +12,13 @@ whatever the theme (a phone's camera needs the contrast).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from textual.theme import Theme
 
-COLOURS: Final = ("primary", "accent", "background", "surface")
-_HEX: Final = re.compile(r"#[0-9a-fA-F]{6}", re.ASCII)
+from agent.contracts.content_manifest import check_theme
+
 THEME_NAME: Final = "o2o-bundle"  # the registered Textual theme a bundle's colours make
 DEFAULT_THEME: Final = "textual-dark"  # no theme in the bundle: the kiosk's own look
 
@@ -43,24 +42,7 @@ class BrandTheme:
 
 
 def parse_theme(raw: Any) -> tuple[BrandTheme | None, list[str]]:
-    """(the theme or None when the bundle has none, its problems as "theme.key: what")."""
-    if raw is None:
-        return None, []
-    if not isinstance(raw, dict):
-        return None, ['theme: must be an object like {"primary": "#0b5fff"}']
-    problems = [f"theme.{key}: unknown key; use {', '.join(COLOURS)} or dark"
-                for key in raw if key not in (*COLOURS, "dark")]
-    values: dict[str, Any] = {}
-    for key in COLOURS:
-        value = raw.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not _HEX.fullmatch(value):
-            problems.append(f'theme.{key}: must be a colour like "#0b5fff"')
-            continue
-        values[key] = value.lower()
-    dark = raw.get("dark", True)
-    if not isinstance(dark, bool):
-        problems.append("theme.dark: must be true or false")
-        dark = True
-    return (None if problems else BrandTheme(**values, dark=dark)), problems
+    """(the theme or None when the bundle has none, its problems as "theme.key: what");
+    the rules are the content contract's, which the agent applies before installing."""
+    values, problems = check_theme(raw)
+    return (BrandTheme(**values) if values is not None else None), problems

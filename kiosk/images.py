@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from agent.contracts.content_manifest import image_name_ok
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -24,8 +25,6 @@ MAX_IMAGE_BYTES: Final = 4 * 1024 * 1024  # a product photo for a kiosk card; mo
 MAX_PIXELS: Final = 16_000_000  # decoded size bound: a small file can declare a huge picture
 KEPT_PX: Final = 320  # the longest side kept in memory: a card shows ~50 x 25 cells of it
 HASHES: Final = ".hashes.json"  # written by agent/storelink/content.py with an installed bundle
-_NAME: Final = re.compile(
-    r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}){0,3}", re.ASCII)
 
 
 def _hashes(folder: Path) -> dict[str, str] | None:
@@ -77,7 +76,7 @@ def page_images(data: Any, folder: Path) -> tuple[dict[str, Image], list[str]]:
         if not isinstance(page, dict) or page.get("image") is None:
             continue
         name, where = page["image"], f"pages[{i}].image"
-        if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name.split("/"):
+        if not image_name_ok(name):
             problems.append(f"{where}: must be a file name in the bundle, like img/coffee.png")
             continue
         if hashes is not None and name not in hashes:

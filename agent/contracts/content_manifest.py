@@ -13,7 +13,12 @@ The content bundle: a directory with `manifest.json` describing what the kiosk s
                 "open_by": {"nfc": ["04a1b2c3d4e5f6"], "qr": ["https://shop.example/p/42"],
                             "zones": ["ibeacon:<uuid>:10:1:immediate"]}}],
      "attract": ["autumn-coffee"],
-     "survey": {"question": {"en": "How was your visit?"}, "scale": 5}}
+     "survey": {"question": {"en": "How was your visit?"}, "scale": 5},
+     "theme": {"primary": "#0b5fff", "accent": "#ffb000", "dark": true}}
+
+A page may name its picture (`"image": "img/coffee.png"`, a file of the bundle); the theme's
+colours are "#RRGGBB". Both are checked here, so the agent refuses before installing what the
+kiosk would refuse to show; the kiosk then checks the picture's bytes (kiosk/images.py).
 
 Texts are per language; English is required and is what a missing translation falls back
 to. Every problem is reported with its place in the manifest (`pages[2].title`), and a bundle
@@ -44,6 +49,42 @@ RESERVED_NAMES = frozenset({MANIFEST})
 MAX_MANIFEST_BYTES = 1024 * 1024
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+# a picture's name: relative, at most four folders deep, no "..", like the bundle's file names
+IMAGE_NAME = re.compile(
+    r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}){0,3}", re.ASCII)
+THEME_COLOURS = ("primary", "accent", "background", "surface")
+_HEX = re.compile(r"#[0-9a-fA-F]{6}", re.ASCII)
+
+
+def check_theme(raw: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """A manifest's "theme": ({colour key: "#rrggbb", "dark": bool} or None when there is
+    none, its problems as "theme.key: what")."""
+    if raw is None:
+        return None, []
+    if not isinstance(raw, dict):
+        return None, ['theme: must be an object like {"primary": "#0b5fff"}']
+    problems = [f"theme.{key}: unknown key; use {', '.join(THEME_COLOURS)} or dark"
+                for key in raw if key not in (*THEME_COLOURS, "dark")]
+    values: dict[str, Any] = {}
+    for key in THEME_COLOURS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _HEX.fullmatch(value):
+            problems.append(f'theme.{key}: must be a colour like "#0b5fff"')
+            continue
+        values[key] = value.lower()
+    dark = raw.get("dark", True)
+    if not isinstance(dark, bool):
+        problems.append("theme.dark: must be true or false")
+        dark = True
+    values["dark"] = dark
+    return (None if problems else values), problems
+
+
+def image_name_ok(name: object) -> bool:
+    return (isinstance(name, str) and IMAGE_NAME.fullmatch(name) is not None
+            and ".." not in name.split("/") and name.lower() not in RESERVED_NAMES)
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,7 @@ class Page:
     nfc: tuple[str, ...] = ()
     qr: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()
+    image: str = ""  # a file of the bundle, "" for none
 
 
 @dataclass(frozen=True)
@@ -167,6 +209,10 @@ def _page(c: _Check, raw: Any, where: str) -> Page | None:
     if not isinstance(campaign, str) or (campaign and not _ID.fullmatch(campaign)):
         c.fail(f"{where}.campaign", "must be lowercase letters, digits, '-' or '_'")
         campaign = ""
+    image = raw.get("image")
+    if image is not None and not image_name_ok(image):
+        c.fail(f"{where}.image", "must be a file name in the bundle, like img/coffee.png")
+    image = image if isinstance(image, str) and image_name_ok(image) else ""
     return Page(
         id=pid, title=c.texts(raw.get("title"), f"{where}.title"),
         text=c.texts(raw.get("text"), f"{where}.text", required=False),
@@ -174,7 +220,7 @@ def _page(c: _Check, raw: Any, where: str) -> Page | None:
         price=price, link=c.link(raw.get("link"), f"{where}.link"), campaign=campaign,
         nfc=tuple(u.lower() for u in c.strings(opens.get("nfc"), f"{where}.open_by.nfc")),
         qr=c.strings(opens.get("qr"), f"{where}.open_by.qr"),
-        zones=c.strings(opens.get("zones"), f"{where}.open_by.zones"))
+        zones=c.strings(opens.get("zones"), f"{where}.open_by.zones"), image=image)
 
 
 def parse_manifest(data: Any, source: str = "") -> Bundle:
@@ -211,6 +257,7 @@ def parse_manifest(data: Any, source: str = "") -> Bundle:
         survey = Survey(c.texts(raw_survey.get("question"), "survey.question"),
                         scale if scale in (5, 11) else 5)
     privacy = c.link(data.get("privacy_url"), "privacy_url")
+    c.problems.extend(check_theme(data.get("theme"))[1])
     index: dict[str, dict[str, str]] = {"nfc": {}, "qr": {}, "zone": {}}
     for page in pages.values():
         links = tuple(_link_key(q) for q in page.qr)

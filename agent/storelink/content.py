@@ -83,13 +83,17 @@ def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path
         raise DocRefused("malformed", 'a content document needs {"manifest": {...}, '
                                       '"files": {...}}')
     try:
-        parse_manifest(body["manifest"], f"content v{doc.version}")
+        bundle = parse_manifest(body["manifest"], f"content v{doc.version}")
     except ManifestError as exc:
         raise DocRefused("malformed", str(exc)) from None
     entries = body.get("files", {})
     if not isinstance(entries, dict):
         raise DocRefused("malformed", '"files" must be an object of file names')
     check_names(list(entries))
+    for page in bundle.pages.values():  # a picture the kiosk could not find: refused here
+        if page.image and page.image not in entries:
+            raise DocRefused("malformed", f"page {page.id!r}: its image {page.image!r} is not "
+                                          "one of the bundle's files")
     files: dict[str, bytes | Path] = {}
     hashes: dict[str, str] = {}
     missing: list[str] = []

@@ -62,3 +62,39 @@ def test_checking_a_manifest_loads_nothing_of_the_kiosk() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("look", "problem"), [
+    ({"theme": {"primary": "red"}}, 'theme.primary: must be a colour like "#0b5fff"'),
+    ({"theme": {"primary": "#0b5fff", "logo": "x"}}, "theme.logo: unknown key"),
+    ({"theme": {"dark": "yes"}}, "theme.dark: must be true or false"),
+    ({"page_image": "../secret.png"}, "pages[0].image: must be a file name in the bundle"),
+    ({"page_image": "manifest.json"}, "pages[0].image: must be a file name in the bundle"),
+])
+def test_a_bad_look_is_refused_by_the_agent_before_the_kiosk_sees_it(
+        tmp_path: Any, look: dict[str, Any], problem: str) -> None:
+    manifest: dict[str, Any] = {**GOOD, "pages": [dict(GOOD["pages"][0])]}
+    if "theme" in look:
+        manifest["theme"] = look["theme"]
+    else:
+        manifest["pages"][0]["image"] = look["page_image"]
+    doc = Doc(kind="content", store="s1", device="d1", version=1, issued=0.0, expires=0.0,
+              body={"manifest": manifest, "files": {}}, key_id="k")
+    with pytest.raises(DocRefused) as refused:
+        install_bundle(doc, tmp_path)
+    assert problem in str(refused.value)
+    with pytest.raises(KioskError) as kiosk_err:  # the kiosk says the same of it
+        kiosk_content.parse_manifest(manifest, "content v1")
+    assert problem in str(kiosk_err.value)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_page_picture_that_is_not_among_the_files_is_refused(tmp_path: Any) -> None:
+    manifest: dict[str, Any] = {**GOOD, "pages": [{**GOOD["pages"][0], "image": "img/a.png"}],
+                                "theme": {"primary": "#0B5FFF", "dark": False}}
+    assert parse_manifest(manifest).pages["coffee"].image == "img/a.png"
+    doc = Doc(kind="content", store="s1", device="d1", version=1, issued=0.0, expires=0.0,
+              body={"manifest": manifest, "files": {}}, key_id="k")
+    with pytest.raises(DocRefused) as refused:
+        install_bundle(doc, tmp_path)
+    assert "'img/a.png' is not one of the bundle's files" in str(refused.value)
