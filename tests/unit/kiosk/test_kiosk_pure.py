@@ -123,6 +123,10 @@ def test_handoff_link_tags() -> None:
     assert q == {"ref": ["1"], "utm_source": ["kiosk"], "utm_medium": ["qr"],
                  "utm_campaign": ["autumn"], "utm_content": ["s1/k2"]}
     assert "utm_medium=touch" in handoff_url("https://x.example/", "bogus", "", "s", "d")
+    # a page address with a non-ASCII path or host goes into the code as its ASCII URI
+    iri = handoff_url("https://bücher.example/café", "nfc", "été", "s1", "k2")
+    assert iri.startswith("https://xn--bcher-kva.example/caf%C3%A9?") and iri.isascii()
+    assert parse_qs(urlsplit(iri).query)["utm_campaign"] == ["été"]
 
 
 def test_pin_hash_and_lockout() -> None:
