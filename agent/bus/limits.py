@@ -67,6 +67,7 @@ class Conn:
     """One served connection, as the connection cap sees it."""
 
     writer: asyncio.StreamWriter
+    pid: int = 0  # the peer process (SO_PEERCRED), for the per-process cap
     last_active: float = field(default_factory=time.monotonic)
     requests: int = 0
     busy: bool = False  # a request is being answered

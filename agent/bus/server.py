@@ -25,8 +25,15 @@ What a client may send is bounded (agent/bus/limits.py), and every refusal is co
 - A subscriber's backlog is bounded in bytes; a subscriber that falls behind is told
   {"ok": false, "reason": "lagged"} and dropped (it may subscribe again).
 - At most MAX_CONNECTIONS connections: at the cap, the one idle longest (never having sent a
-  request first) is closed to make room, with {"reason": "evicted"}; when none is idle, the
-  new one is answered {"reason": "busy"} and closed.
+  request first) is closed to make room, with {"reason": "evicted"}; when none is idle, a
+  connection of the process holding the most is (agent/bus/fair.py); failing that the new one
+  is answered {"reason": "busy"} and closed. One process holds at most
+  MAX_CONNECTIONS_PER_PID: past it its own idle connection makes room, or it is told busy.
+- Big request lines share a byte budget while parsed and waiting on the writer (fair.py); a
+  big request that waits for it too long is answered {"reason": "busy"}: try again later.
+  Lines over THREAD_LINE_BYTES are parsed in a worker thread, so the loop keeps answering.
+- A store operation (checkin, handover, queue) that meets a full disk is answered
+  {"reason": "disk-full"} saying what to do.
 """
 
 from __future__ import annotations
@@ -35,21 +42,31 @@ import asyncio
 import contextlib
 import logging
 import os
-import stat
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.bus.edge import (
-    LAGGED,
     Refused,
     Stalled,
     check_events,
     error,
     parse,
+    parse_in_steps,
     short,
     until_eof,
+)
+from agent.bus.fair import (
+    BUDGET_BYTES,
+    MAX_CONNECTIONS_PER_PID,
+    THREAD_LINE_BYTES,
+    ByteBudget,
+    crowd_victim,
+    own_victim,
+    peer_pid,
 )
 from agent.bus.limits import (
     MAX_CONNECTIONS,
@@ -61,16 +78,19 @@ from agent.bus.limits import (
     line,
     pick_victim,
 )
+from agent.bus.reading import MAX_LINE, Cut, read_request
+from agent.bus.stream import pump, remove_stale_socket
+from agent.diskfull import is_disk_full
 from agent.envelope import PendingEvent, make_pending
-from agent.errors import AgentError, Reason
+from agent.errors import AgentError
 from agent.outbox import Committed, OutboxWriter
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 1024 * 1024
 MAX_EVENTS_PER_REQUEST = 5000
 SOCKET_MODE = 0o660
 _HIGH_WATER = 64 * 1024  # asyncio's default: above it a write waits for the peer
+_WARN_EVERY_S = 60.0  # one warning a minute per kind of failure (each one is counted)
 
 
 class BusServer:
@@ -97,6 +117,9 @@ class BusServer:
         self._types: set[str] = set()  # event types bus clients introduced (MAX_BUS_TYPES)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: set[asyncio.Future[None]] = set()
+        self.budget = ByteBudget(BUDGET_BYTES)
+        self._check_lock = threading.Lock()  # check_events/_types from worker threads
+        self._warned: dict[str, float] = {}  # failure kind -> when last logged
 
     @property
     def subscriber_count(self) -> int:
@@ -106,12 +129,13 @@ class BusServer:
         """The bus's part of the status document."""
         return {"socket": str(self.path), "clients": self.clients,
                 "subscribers": len(self._subscribers), "requests": self.requests,
-                "event_types": len(self._types), **self.counters.snapshot()}
+                "event_types": len(self._types), "budget_bytes": self.budget.used,
+                "budget_peak_bytes": self.budget.peak, **self.counters.snapshot()}
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_socket()
+        remove_stale_socket(self.path)
         old = os.umask(0o117)  # the socket is born 0660, never briefly world-writable
         try:
             self._server = await asyncio.start_unix_server(
@@ -120,32 +144,6 @@ class BusServer:
         finally:
             os.umask(old)
         os.chmod(self.path, SOCKET_MODE)
-
-    def _remove_stale_socket(self) -> None:
-        try:
-            mode = self.path.lstat().st_mode
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(mode):
-            raise AgentError(
-                Reason.BUS_UNAVAILABLE,
-                f"{self.path} exists and is not a socket; remove it or set [bus] socket",
-            )
-        import socket as _socket
-
-        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            probe.connect(str(self.path))
-        except OSError:
-            self.path.unlink()  # stale: left by an agent that died
-        else:
-            raise AgentError(
-                Reason.BUS_UNAVAILABLE,
-                f"another agent is already serving {self.path}; stop it first "
-                "(o2o-edge status shows it)",
-            )
-        finally:
-            probe.close()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -175,33 +173,34 @@ class BusServer:
     # --- connections ---------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Conn(writer)
-        if len(self._conns) >= MAX_CONNECTIONS and not self._make_room():
+        conn = Conn(writer, pid=peer_pid(writer.get_extra_info("socket")))
+        why = self._admit(conn)
+        if why:
             self.counters.refused_connections += 1
-            await close_with(writer, line(error(
-                None, "busy", f"the agent already serves {MAX_CONNECTIONS} bus connections; "
-                "close idle ones (o2o-edge status shows them) and try again")))
+            await close_with(writer, line(error(None, "busy", why)))
             return
         self._conns.add(conn)
         self.clients += 1
         try:
             while True:
                 try:
-                    raw = await reader.readline()
-                except (asyncio.LimitOverrunError, ValueError):
-                    self.counters.refused_requests["line-too-long"] += 1
+                    raw, cost = await read_request(reader, conn, self.budget)
+                except Cut as exc:
+                    self.counters.refused_requests[exc.key] += 1
                     conn.closing = True
-                    await close_with(writer, line(error(
-                        None, "bus-protocol",
-                        f"request line longer than {MAX_LINE} bytes; the connection is closed")))
+                    await close_with(writer, line(error(None, exc.reason, str(exc))))
                     return
-                if not raw:
-                    return
-                if not raw.strip():
-                    continue
+                if not raw.strip() or conn.closing:
+                    self.budget.release(cost)
+                    if raw and not conn.closing:
+                        continue  # a blank line
+                    return  # the end, or evicted mid-line: the rest of the line is not coming
                 self.requests += 1
                 conn.busy = True
-                answer = await self._handle(raw, reader, writer, conn)
+                try:
+                    answer = await self._handle(raw, reader, writer, conn)
+                finally:
+                    self.budget.release(cost)
                 if answer is None:
                     return  # the connection became a subscription and has ended
                 await self._send(writer, answer)
@@ -219,11 +218,25 @@ class BusServer:
                 conn.closing = True
                 await close_with(writer)
 
-    def _make_room(self) -> bool:
-        """At the connection cap: close an idle connection for a new one, if there is one."""
-        victim = pick_victim(self._conns)
-        if victim is None:
-            return False
+    def _admit(self, conn: Conn) -> str:
+        """Room for a new connection ("" when admitted), evicting to make it if need be."""
+        if conn.pid and sum(c.pid == conn.pid for c in self._conns) >= MAX_CONNECTIONS_PER_PID:
+            victim = own_victim(self._conns, conn.pid)
+            if victim is None:
+                return (f"process {conn.pid} already holds {MAX_CONNECTIONS_PER_PID} bus "
+                        "connections, all busy; wait for their answers or close some")
+            self._evict(victim)
+        if len(self._conns) >= MAX_CONNECTIONS:
+            victim = pick_victim(self._conns) or crowd_victim(self._conns, conn.pid)
+            if victim is None:
+                return (f"the agent already serves {MAX_CONNECTIONS} bus connections; "
+                        "close idle ones (o2o-edge status shows them) and try again")
+            self._evict(victim)
+        return ""
+
+    def _evict(self, victim: Conn) -> None:
+        """Close a connection to make room for a new one (its request, if any, is lost to
+        it: it was told, and may connect again)."""
         self._conns.discard(victim)
         victim.closing = True
         self.counters.evicted_connections += 1
@@ -232,7 +245,6 @@ class BusServer:
                              "connect again when you have a request"))))
         self._closing.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._closing.discard)
-        return True
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
@@ -249,12 +261,13 @@ class BusServer:
         """One request's answer line (None: the connection was a subscription, now over)."""
         req: Any = None
         op: Any = None
+        threaded = len(raw) > THREAD_LINE_BYTES
         try:
-            msg = parse(raw)
+            msg = await asyncio.to_thread(parse_in_steps, raw) if threaded else parse(raw)
             req = msg.get("req")
             op = msg.get("op")
             if op == "emit":
-                reply = await self._emit(req, msg)
+                reply = await self._emit(req, msg, threaded)
             elif op == "subscribe":
                 await self._subscribe(req, reader, writer, conn)
                 return None
@@ -273,6 +286,14 @@ class BusServer:
                 except AgentError as exc:
                     raise Refused(f"{op}:{exc.reason.value}", exc.reason.value,
                                    str(exc)) from None
+                except sqlite3.OperationalError as exc:
+                    if not is_disk_full(exc):
+                        raise
+                    self._warn("disk-full", "bus request %s: the disk is full", short(op))
+                    raise Refused(f"{op}:disk-full", "disk-full",
+                                   "the store database's disk is full, so this was not "
+                                   "recorded; free disk space on the device (o2o-edge doctor "
+                                   "shows where), then try again") from None
             return line(reply)
         except Refused as exc:
             self.counters.refused_requests[exc.key] += 1
@@ -281,37 +302,31 @@ class BusServer:
             raise
         except Exception as exc:  # a bug met by a request: answered, counted, the bus goes on
             self.counters.refused_requests["internal-error"] += 1
-            log.warning("bus request %s failed: %s: %s", short(op), type(exc).__name__,
-                        short(str(exc), 200))
+            self._warn(type(exc).__name__, "bus request %s failed: %s: %s", short(op),
+                       type(exc).__name__, short(str(exc), 200))
             log.debug("bus request failure", exc_info=True)
             return line(error(req, "internal-error",
                                f"the agent could not answer this request "
                                f"({type(exc).__name__}); it goes on running"))
 
-    async def _emit(self, req: Any, msg: dict[str, Any]) -> dict[str, Any]:
+    def _warn(self, kind: str, fmt: str, *args: Any) -> None:
+        """A warning, at most one a minute per kind: a client repeating a failing request
+        must not flood the journal (every one is counted in status all the same)."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -_WARN_EVERY_S) >= _WARN_EVERY_S:
+            self._warned[kind] = now
+            log.warning(fmt + " (further ones this minute are counted in status, not logged)",
+                        *args)
+
+    async def _emit(self, req: Any, msg: dict[str, Any], threaded: bool) -> dict[str, Any]:
         raw = msg.get("events")
         if not isinstance(raw, list) or not raw:
             raise Refused("no-events", "invalid-event", '"events" must be a non-empty list')
         if len(raw) > MAX_EVENTS_PER_REQUEST:
             raise Refused("too-many-events", "invalid-event",
                            f"at most {MAX_EVENTS_PER_REQUEST} events per request")
-        check_events(raw, self._types, self.counters)
-        now = time.time()
-        pending: list[PendingEvent] = []
-        kept: list[int] = []  # positions of the events not withheld
-        for i, ev in enumerate(raw):
-            etype: str = ev["type"]
-            data = ev.get("data")
-            if self.allow is not None and not self.allow(etype, data):
-                continue
-            if self.enrich is not None:
-                data = self.enrich(etype, data)
-            try:
-                pending.append(make_pending(etype, data, now, ev.get("priority")))
-            except AgentError as exc:
-                self.counters.refused_events["invalid"] += 1
-                raise Refused("invalid-event", "invalid-event", f"event {i}: {exc}") from None
-            kept.append(i)
+        pending, kept = (await asyncio.to_thread(self._prepare, raw) if threaded
+                         else self._prepare(raw))
         try:
             committed = await asyncio.wrap_future(self.writer.submit(pending)) if pending else []
         except AgentError as exc:
@@ -325,6 +340,30 @@ class BusServer:
             reply["withheld"] = len(raw) - len(kept)
         return reply
 
+    def _prepare(self, raw: list[Any]) -> tuple[list[PendingEvent], list[int]]:
+        """An emit's events checked and rendered, and the positions of those not withheld
+        (on the loop for a small request, in a worker thread for a big one)."""
+        with self._check_lock:
+            check_events(raw, self._types, self.counters)
+        now = time.time()
+        pending: list[PendingEvent] = []
+        kept: list[int] = []  # positions of the events not withheld
+        for i, ev in enumerate(raw):
+            etype: str = ev["type"]
+            data = ev.get("data")
+            if self.allow is not None and not self.allow(etype, data):
+                continue
+            if self.enrich is not None:
+                data = self.enrich(etype, data)
+            try:
+                pending.append(make_pending(etype, data, now, ev.get("priority")))
+            except AgentError as exc:
+                with self._check_lock:
+                    self.counters.refused_events["invalid"] += 1
+                raise Refused("invalid-event", "invalid-event", f"event {i}: {exc}") from None
+            kept.append(i)
+        return pending, kept
+
     async def _subscribe(
         self, req: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         conn: Conn,
@@ -335,37 +374,7 @@ class BusServer:
         closed = asyncio.ensure_future(until_eof(reader))  # the client went away
         try:
             await self._send(writer, line({"req": req, "ok": True}))
-            while True:
-                if sub.ended:
-                    return
-                if sub.lagged:
-                    conn.closing = True
-                    await close_with(writer, LAGGED)
-                    return
-                if not sub.lines:
-                    waiter = asyncio.ensure_future(sub.wake.wait())
-                    done, _ = await asyncio.wait({waiter, closed},
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    if closed in done:
-                        return
-                    continue
-                writer.write(sub.take())
-                if writer.transport.get_write_buffer_size() <= _HIGH_WATER:
-                    continue
-                drain = asyncio.ensure_future(writer.drain())
-                lag = asyncio.ensure_future(sub.lag.wait())
-                done, _ = await asyncio.wait({drain, lag, closed}, timeout=SEND_TIMEOUT_S,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                lag.cancel()
-                if drain not in done:
-                    drain.cancel()
-                elif drain.exception() is not None:
-                    return  # the peer is gone
-                if closed in done:
-                    return
-                if not done:
-                    raise Stalled
+            await pump(sub, writer, conn, closed)
         finally:
             closed.cancel()
             self._subscribers.discard(sub)

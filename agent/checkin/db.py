@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from agent.localdb import immediate, open_db, retry_when_full
 from agent.storedb_file import is_damage, mark_damaged
@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS loyalty (
 );
 """
 
+# The staff queue's rows in one answer: a reply line stays far under the kiosk's 1 MiB line
+# (a row is ~230 bytes at most, so QUEUE_MAX rows are ~230 KB) however many wait.
+QUEUE_DEFAULT: Final = 200
+QUEUE_MAX: Final = 1000
 ORDER_STATUSES = ("preparing", "ready", "collected", "cancelled")
 
 
@@ -134,14 +138,17 @@ class StoreDb:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 
-    def queue(self) -> list[dict[str, Any]]:
-        """Orders checked in and not yet handed over, longest waiting first."""
+    def queue(self, limit: int = QUEUE_DEFAULT) -> tuple[list[dict[str, Any]], int]:
+        """Orders checked in and not yet handed over, longest waiting first: at most `limit`
+        of them, and how many there are in all."""
+        where = ("FROM orders WHERE checked_in_at IS NOT NULL AND handed_over_at IS NULL "
+                 "AND status != 'cancelled'")
         with self._locked() as db:
+            total = db.execute(f"SELECT count(*) {where}").fetchone()[0]
             rows = db.execute(
-                "SELECT order_id, first_name, status, checked_in_at FROM orders "
-                "WHERE checked_in_at IS NOT NULL AND handed_over_at IS NULL "
-                "AND status != 'cancelled' ORDER BY checked_in_at").fetchall()
-        return [dict(r) for r in rows]
+                f"SELECT order_id, first_name, status, checked_in_at {where} "
+                "ORDER BY checked_in_at, order_id LIMIT ?", (limit,)).fetchall()
+        return [dict(r) for r in rows], int(total)
 
     def snapshot(self, table: str, rows: list[dict[str, Any]]) -> int:
         """The table becomes exactly `rows`, in one transaction (check-in state of the rows

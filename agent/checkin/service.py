@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.checkin.db import StoreDb
+from agent.checkin.db import QUEUE_DEFAULT, QUEUE_MAX, StoreDb
+from agent.errors import AgentError, Reason
 
 Emit = Callable[[str, Any], object]
 _CODE = re.compile(r"[A-Za-z0-9]{4,10}")
@@ -103,6 +104,17 @@ class CheckinService:
         if row is None:
             return {"outcome": "not-found"}, {}
         return {"outcome": "loyalty.ok", "name": row["first_name"], "points": row["points"]}, {}
+
+    def queue(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The staff queue (op "queue", {"limit"?: 1-QUEUE_MAX}): the orders waiting longest
+        first, at most `limit` (default QUEUE_DEFAULT), and `total` waiting."""
+        limit = req.get("limit", QUEUE_DEFAULT)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= QUEUE_MAX:
+            raise AgentError(Reason.BUS_PROTOCOL,
+                             f"limit must be a whole number from 1 to {QUEUE_MAX}, not "
+                             f"{str(limit)[:40]!r}")
+        rows, total = self.db.queue(limit)
+        return {"queue": rows, "total": total, "limit": limit}
 
     def handover(self, order_id: str) -> dict[str, Any]:
         order = self.db.order(order_id) if isinstance(order_id, str) else None

@@ -126,9 +126,13 @@ def _stdin_chunks(stream: BinaryIO, bad: list[int]
 
 def cmd_emit(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    if not args.event_type and args.data is not None:
+        print("o2o-edge emit: --data needs --type (events read from stdin carry their own "
+              "data)", file=sys.stderr)
+        return 2
     if args.event_type:
         try:
-            data = json.loads(args.data)
+            data = json.loads(args.data if args.data is not None else "{}")
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             print(f"o2o-edge: --data is not JSON the agent takes: {str(exc)[:200]}",
                   file=sys.stderr)
@@ -141,8 +145,13 @@ def cmd_emit(args: argparse.Namespace) -> int:
         return 0
     bad: list[int] = []
     failed = 0
+    sent = 0
     with _bus(cfg) as bus:
         for chunk in _stdin_chunks(sys.stdin.buffer, bad):
+            sent += len(chunk)
+            if args.priority is not None:  # for the lines that do not say their own
+                for _, e in chunk:
+                    e.setdefault("priority", args.priority)
             try:
                 ids = bus.emit([e for _, e in chunk])
             except AgentError as exc:
@@ -152,6 +161,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
                 continue
             _print_ids(ids)
             sys.stdout.flush()
+    if not sent and not bad and args.priority is not None:
+        print("o2o-edge emit: --priority without --type applies to events read from stdin, "
+              "and none came; give --type to send one event", file=sys.stderr)
+        return 2
     return 1 if (bad or failed) else 0
 
 

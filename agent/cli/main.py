@@ -90,12 +90,14 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
     p = sub.add_parser(
         "emit", help="send events to the running agent; prints each id once committed",
         description="With --type, sends one event. Without it, reads JSON objects with "
-                    "\"type\" and \"data\" from stdin, one per line.",
+                    "\"type\" and \"data\" from stdin, one per line; then --data is a "
+                    "usage error and --priority applies to the lines without their own.",
     )
     _add_config(p)
     p.add_argument("--type", dest="event_type", help="event type, e.g. o2o.kiosk.checkin")
-    p.add_argument("--data", default="{}", help="event data as JSON (default {})")
-    p.add_argument("--priority", type=int, help="0-9, higher leaves first (default by type)")
+    p.add_argument("--data", help="event data as JSON (default {}); needs --type")
+    p.add_argument("--priority", type=int, help="0-9, higher leaves first (default by type; "
+                   "without --type: for stdin lines that give none)")
     p.set_defaults(handler=commands.cmd_emit)
 
     p = sub.add_parser("status", help="uplink state, outbox depth and age, drops, last errors")

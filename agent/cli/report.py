@@ -47,7 +47,7 @@ def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
 
 def cmd_report(args: argparse.Namespace) -> int:
     from agent.config import load_config
-    from agent.kpi import Kpis, now_day, summary
+    from agent.kpi import MAX_DAY, Kpis, now_day, summary
 
     cfg = load_config(args.config)
     if args.day:
@@ -55,8 +55,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             start = int(datetime.strptime(args.day, "%Y-%m-%d").replace(tzinfo=UTC)
                         .timestamp())
         except ValueError:
-            print(f"o2o-edge report: --day must be YYYY-MM-DD, not {args.day!r}",
-                  file=sys.stderr)
+            start = -1
+        if not 0 <= start <= MAX_DAY:  # the days the store keeps KPIs for: after the epoch
+            print(f"o2o-edge report: --day must be a date YYYY-MM-DD from 1970-01-01 to "
+                  f"9999-12-31, not {args.day!r}", file=sys.stderr)
             return 2
     else:
         start = now_day()

@@ -280,11 +280,12 @@ def test_connection_flood_is_capped_and_the_cli_still_gets_in(agent: AgentProces
         wait_for(cli_gets_in, 20, interval=0.5, what="a CLI connection")
         assert time.monotonic() - started < 15
         bus = _bus(agent)
-        assert bus["refused_connections"] >= 100 - 1
-        assert bus["evicted_connections"] >= 1
+        # one process: past its own cap its idle connections make room (fair.py)
+        assert bus["refused_connections"] + bus["evicted_connections"] >= 100
         assert bus["clients"] <= MAX_CONNECTIONS
         # an evicted or refused peer was told why
-        told = idle[-1].recv(4096)
+        idle[0].settimeout(10)
+        told = idle[0].recv(4096)  # the oldest: evicted first
         assert b'"busy"' in told or b'"evicted"' in told
     finally:
         for s in idle:
