@@ -94,10 +94,10 @@ def agent(tmp_path: Path, agent_factory: list[AgentProcess]) -> AgentProcess:
     return a
 
 
-@pytest.mark.slow
 def test_many_big_emits_keep_memory_bounded_and_a_checkin_fast(agent: AgentProcess) -> None:
     """24 connections from three processes each send a 1 MB emit of 5,000 events: the agent's
-    RSS stays bounded and a lone kiosk check-in is answered within seconds meanwhile."""
+    RSS stays bounded and a lone kiosk check-in is answered within seconds meanwhile
+    (measured: RSS grew 38 MB, 130-139 MB without the budget)."""
     assert agent.proc is not None
     pid = agent.proc.pid
     before = _rss_kb(pid)
@@ -120,7 +120,7 @@ def test_many_big_emits_keep_memory_bounded_and_a_checkin_fast(agent: AgentProce
         if k.stdout is not None:
             k.stdout.close()
     grew_mb = (peak[0] - before) / 1024
-    assert grew_mb < 120, f"RSS grew {grew_mb:.0f} MB"
+    assert grew_mb < 80, f"RSS grew {grew_mb:.0f} MB"
     assert slowest < 5, f"a check-in took {slowest:.1f} s"
     bus = agent.status()["bus"]
     assert bus["budget_peak_bytes"] <= BUDGET_BYTES and bus["budget_bytes"] == 0
