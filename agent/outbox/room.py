@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+from functools import cached_property
 
 from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending
 from agent.errors import AgentError, Reason
 from agent.outbox.damage import DamagePath
+from agent.outbox.quietlog import QuietLog
 from agent.outbox.store import DropTally, InsertRow, is_corruption, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ class RoomPath(DamagePath):
     _reserve_out: bool
     _next_reserve_try: float
 
+    @cached_property
+    def _quiet(self) -> QuietLog:  # one per writer: its own disk, its own log lines
+        return QuietLog(log)
+
     def _transact(self, rows: list[InsertRow], acks: list[int]) -> tuple[DropTally, int]:
         assert self._store is not None
         for attempt in range(4):
@@ -55,7 +61,8 @@ class RoomPath(DamagePath):
                     continue
                 if is_disk_full(exc) and attempt < 3:
                     self.last_error = f"disk full while writing the outbox: {exc}"
-                    log.warning("%s; dropping lowest-priority events to make room", exc)
+                    self._quiet.warning("disk-full", "%s; dropping lowest-priority events to "
+                                        "make room", exc)
                     try:
                         # never above the new events' priority, and enough bytes for them
                         freed = self._store.make_room(0, "disk_full", incoming=rows)
@@ -128,7 +135,7 @@ class RoomPath(DamagePath):
             "by_type": dict(t.by_type),
             "total_dropped": dict(self.drops.count),
         }
-        log.warning("outbox dropped events: %s", data["dropped"])
+        self._quiet.warning("dropped", "outbox dropped events: %s", data["dropped"])
         return make_pending("o2o.agent.outbox.dropped", data, self.clock(), PRIORITY_CRITICAL)
 
     def _maintenance(self) -> None:
@@ -141,4 +148,4 @@ class RoomPath(DamagePath):
             self._store.vacuum_some()
         except sqlite3.DatabaseError as exc:
             self.last_error = f"outbox maintenance failed: {exc}"
-            log.warning("%s", self.last_error)
+            self._quiet.warning("maintenance", "%s", self.last_error)
