@@ -260,7 +260,8 @@ def _build_section(
     return section
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Plaintext MQTT is allowed without [mqtt] allow_insecure only to these hosts."""
     if host == "localhost":
         return True
     try:
@@ -274,7 +275,7 @@ def _cross_checks(cfg: Config) -> None:
     if m.url:
         parts = urlsplit(m.url)
         host = parts.hostname or ""
-        if parts.scheme == "mqtt" and not _is_loopback(host) and not m.allow_insecure:
+        if parts.scheme == "mqtt" and not is_loopback(host) and not m.allow_insecure:
             raise ConfigError(
                 f"{cfg.source}: [mqtt] url {m.url!r} is plaintext to a non-loopback host; use "
                 "mqtts:// (with ca_file) or set [mqtt] allow_insecure = true if you really mean it"

@@ -1,23 +1,11 @@
-"""The content bundle: a directory with `manifest.json` describing what the kiosk shows.
+"""The content bundle as the kiosk reads it: a folder with `manifest.json` (its format, with an
+example, is the agent's contract: agent/contracts/content_manifest.py), the bundle's theme
+(kiosk/brand.py) and its pages' pictures (kiosk/images.py).
 
-    {"version": 7,
-     "privacy_url": "https://shop.example/privacy",
-     "pages": [{"id": "autumn-coffee",
-                "title": {"en": "Autumn coffee", "de": "Herbstkaffee"},
-                "text": {"en": "..."}, "offer": {"en": "2 for 1"}, "price": "4.90 EUR",
-                "link": "https://shop.example/p/42", "campaign": "autumn",
-                "open_by": {"nfc": ["04a1b2c3d4e5f6"], "qr": ["https://shop.example/p/42"],
-                            "zones": ["ibeacon:<uuid>:10:1:immediate"]}}],
-     "attract": ["autumn-coffee"],
-     "survey": {"question": {"en": "How was your visit?"}, "scale": 5}}
-
-Texts are per language; English is required and is what a missing translation falls back
-to. Every problem is reported with its place in the manifest (`pages[2].title`), and a bundle
-with any problem is refused as a whole: the kiosk keeps showing the last good one.
-
-The schema and its checks are the agent's contract (agent/contracts/content_manifest.py), so
-the agent refuses a bundle the kiosk could not show before installing it; this module reads a
-bundle's folder and reports its problems as the kiosk's own errors.
+The schema and its checks are the contract's, so the agent refuses a bundle the kiosk could
+not show before installing it; this module reads a bundle's folder and reports its problems as
+the kiosk's own errors. A bundle with any problem is refused as a whole: the kiosk keeps showing
+the last good one.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import time
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from agent.config import is_loopback
 from agent.config_checks import MQTT_MAX_EXPIRY, check_text
 from agent.errors import AgentError, ConfigError, Reason
 
@@ -69,17 +70,6 @@ class _StoreFailed(Exception):
     """Raised out of on_message so paho does not acknowledge what was not stored."""
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _valid_filter(topic: str) -> bool:
     """An MQTT topic filter paho and the broker accept: '#' last and alone in its level, '+'
     alone in its level, no NUL, at most 65535 bytes."""
@@ -111,7 +101,7 @@ def _options(args: argparse.Namespace) -> tuple[str, int, bool]:
                           "mqtts://HOST:PORT (a port from 1 to 65535)")
     tls = parts.scheme == "mqtts"
     host = parts.hostname
-    if not tls and not _is_loopback(host) and not args.allow_insecure:
+    if not tls and not is_loopback(host) and not args.allow_insecure:
         raise ConfigError(f"--broker {args.broker!r} is plaintext to a host that is not this "
                           "machine; use mqtts:// (with --ca-file if the broker's CA is not a "
                           "system one), or --allow-insecure if you really mean it")

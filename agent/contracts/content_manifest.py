@@ -2,8 +2,6 @@
 before installing it, agent/storelink/content.py) and the kiosk (which shows it,
 kiosk/content.py): a directory with `manifest.json` describing what the kiosk shows.
 
-The content bundle: a directory with `manifest.json` describing what the kiosk shows.
-
     {"version": 7,
      "privacy_url": "https://shop.example/privacy",
      "pages": [{"id": "autumn-coffee",
