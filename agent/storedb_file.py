@@ -73,7 +73,7 @@ def problem_of(path: Path) -> str | None:
         conn = sqlite3.connect(str(path), isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            return integrity_problem(conn, CHECK_BUDGET_S, path)
+            return integrity_problem(conn, CHECK_BUDGET_S)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:

@@ -117,7 +117,7 @@ class OutboxStore:
         if self._conn is None:
             try:
                 conn = self._connect()
-                problem = integrity_problem(conn, path=self.path)
+                problem = integrity_problem(conn)
             except sqlite3.DatabaseError as exc:
                 if is_disk_full(exc):
                     raise sqlite3.OperationalError(
@@ -175,7 +175,7 @@ class OutboxStore:
         store: OutboxStore | None = None
         try:
             store = cls(path, max_bytes=max_bytes, ttl_s=ttl_s)
-            problem = integrity_problem(store.conn, path=path)
+            problem = integrity_problem(store.conn)
             if problem is not None:
                 raise sqlite3.DatabaseError(f"integrity check failed: {problem}")
             return store, None, ""

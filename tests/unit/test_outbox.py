@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,11 +134,6 @@ def _child_writer(path: str, boot: str, n: int) -> None:
     w.stop()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN DEFECT, open: with three writer processes on one outbox under CPU load, one "
-    "process's committed events were missing afterwards (seen 1 in 2 full CI runs and 3 of 8 "
-    "isolated runs with three CPU hogs; 0 of 8 on the tree before this session's outbox "
-    "changes); the agent itself writes from one process. Being fixed; see the closing note"))
 def test_several_processes_write_the_same_outbox(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     OutboxStore(path, max_bytes=10**8, ttl_s=1.0).close()
@@ -252,3 +249,26 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "o.db")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_the_start_check_never_opens_the_file_beside_sqlite(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's too: another writer process then resets the write-ahead log under this one and
+    its later commits are lost (the test above caught it under load). Opening an outbox
+    reads it through the connection only."""
+    path = tmp_path / "o.db"
+    OutboxStore(path, max_bytes=10**8, ttl_s=60.0).close()
+    real_open = os.open
+    reads: list[str] = []
+
+    def spy(file: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if str(file) == str(path) and not flags & (os.O_WRONLY | os.O_RDWR):
+            reads.append(str(file))  # a read-only descriptor of the database: not SQLite's
+        return real_open(file, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", spy)
+    store, moved, _ = OutboxStore.open(path, max_bytes=10**8, ttl_s=60.0)
+    store.close()
+    assert moved is None
+    assert reads == []
