@@ -21,9 +21,10 @@ from agent.config import Config
 from agent.envelope import make_pending, new_id, source_uri
 from agent.notify import Notifier
 from agent.outbox import Committed, OutboxReader, OutboxWriter
+from agent.services.uplink_port import UplinkPort
 from agent.storedb_file import check_at_start
 from agent.supervisor import Supervisor
-from agent.uplink.drain import Uplink
+from agent.uplink.drain import Downstream, Uplink
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Agent:
             reserve_bytes=cfg.outbox.reserve_mb * 1024 * 1024,
         )
         self.writer.reserve.install()  # any of the agent's databases may give it up
-        self.uplink = Uplink(cfg, self.writer, self.bootid) if cfg.mqtt.url else None
+        self.uplink: Uplink | None = None
         self.store_db: Any = None
         self.checkin: Any = None
         self.link_receiver: Any = None
@@ -108,7 +109,7 @@ class Agent:
         self.ble = self._make_ble() if cfg.ble.enabled else None
         self.nfc = self._make_nfc() if cfg.nfc.enabled else None
         self.qr = self._make_qr() if cfg.qr.enabled else None
-        self._make_link()
+        self._make_uplink()
         self._reader: OutboxReader | None = None
         self.ready = asyncio.Event()
         self.notifier = Notifier()
@@ -153,26 +154,31 @@ class Agent:
 
         return {"checkin": check_in, "queue": queue, "handover": handover, "kpis": kpis}
 
-    def _make_link(self) -> None:
-        """Documents from upstream, when keys to check them are pinned and there is a broker."""
+    def _make_uplink(self) -> None:
+        """The uplink, when there is a broker, and the store link taking documents from
+        upstream through it, when keys to check them are pinned."""
         from agent.checkin import StoreDb
         from agent.storelink.apply import store_data_appliers
         from agent.storelink.cache import LinkCache
         from agent.storelink.service import StoreLink
 
-        if self.uplink is None or not self.cfg.link.public_keys:
+        if not self.cfg.mqtt.url:
             return
-        self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
-        d = self.cfg.device
-        link = StoreLink(
-            d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
-            {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
-             "config": self._apply_remote_config},
-            self.cfg.kiosk.store_db.parent / "content", self.capture, self.uplink.publish_reply,
-            self._command_handlers(), self.uplink.want_topics, self._later)
-        self.link_receiver, self.link_commands = link.receiver, link.commands
-        self.uplink.downstream = link.handle
-        self.uplink.downstream_topics = link.topics()
+        downstream = None
+        port = UplinkPort()
+        if self.cfg.link.public_keys:
+            self.store_db = self.store_db or StoreDb(self.cfg.kiosk.store_db)
+            d = self.cfg.device
+            link = StoreLink(
+                d.store, d.id, self.cfg.link.public_keys, LinkCache(self.cfg.kiosk.store_db),
+                {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
+                 "config": self._apply_remote_config},
+                self.cfg.kiosk.store_db.parent / "content", self.capture, port.publish_reply,
+                self._command_handlers(), port.want_topics, self._later)
+            self.link_receiver, self.link_commands = link.receiver, link.commands
+            downstream = Downstream(tuple(link.topics()), link.handle)
+        self.uplink = Uplink(self.cfg, self.writer, self.bootid, downstream)
+        port.plug(self.uplink)
 
     def _later(self, delay: float, fn: Any) -> None:
         """Run fn on the event loop after delay seconds, from any thread (the store link's
@@ -231,9 +237,7 @@ class Agent:
                 self.supervisor.spawn(name, source.run)
             restarted.append(name)
         if self.uplink is not None:
-            self.uplink.cfg = self.cfg
-            if self.uplink.link is not None:
-                self.uplink.link.announce(self.cfg)
+            self.uplink.reconfigure(self.cfg)
         log.info("remote config v%s applied live: %s changed%s", new.remote_version,
                  ", ".join(sorted(changed)) or "nothing",
                  f"; restarted {', '.join(restarted)}" if restarted else "")

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 from agent.config import Config
@@ -45,19 +46,28 @@ REPORT_INTERVAL_S: Final = 5.0  # drops are told upstream at most this often, in
 IDLE_WAKE_S: Final = 1.0  # the drain looks again this often without news
 
 
+@dataclass(frozen=True)
+class Downstream:
+    """Who takes the downstream documents (the store link): the topic filters to subscribe
+    and the handler of each message, (topic, payload, response topic, correlation data) ->
+    awaitable, run on the loop."""
+
+    topics: tuple[str, ...]
+    handler: Handler
+
+
 class Uplink(BrokerAnswers):
-    def __init__(self, cfg: Config, writer: OutboxWriter, bootid: str) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: Config, writer: OutboxWriter, bootid: str,
+                 downstream: Downstream | None = None) -> None:
+        """`downstream`: None when nothing is taken from upstream (no keys pinned)."""
+        self.cfg = cfg  # replaced only by reconfigure()
         self.writer = writer
         self.stats = UplinkStats()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.feed: OutboxFeed | None = None
         self.link: MqttLink | None = None
-        # downstream documents (the store link): topic filters and who takes the messages
-        # (topic, payload, response topic, correlation data) -> awaitable, on the loop
-        self.downstream: Handler | None = None
+        self._downstream = downstream
         self.inbox: Inbox | None = None  # made at the first run, kept across restarts
-        self.downstream_topics: list[str] = []
         self.extra_topics: set[str] = set()
         self.bootid = bootid
         m = cfg.mqtt
@@ -85,6 +95,13 @@ class Uplink(BrokerAnswers):
         self._retry_at = 0.0
         self.last_refusal = ""
         self._reported_at = 0.0
+
+    def reconfigure(self, cfg: Config) -> None:
+        """A configuration applied while running, its [mqtt] section unchanged (a new one
+        restarts the agent): status and the retained birth message say so at once."""
+        self.cfg = cfg
+        if self.link is not None:
+            self.link.announce(cfg)
 
     # --- news from other threads ---------------------------------------------------------
 
@@ -153,12 +170,13 @@ class Uplink(BrokerAnswers):
                 oversized=lambda topic, size: self._post(self._on_oversized, topic, size),
             ),
         )
-        if self.downstream is not None and self.inbox is None:
-            self.inbox = Inbox(self.downstream, self._resubscribe)
+        downstream = self._downstream
+        if downstream is not None and self.inbox is None:
+            self.inbox = Inbox(downstream.handler, self._resubscribe)
         if self.inbox is not None:
             self.inbox.bind(self.loop)
         link.inbox = self.inbox
-        link.downstream_topics = self.downstream_topics
+        link.downstream_topics = list(downstream.topics) if downstream is not None else []
         link.extra_topics = set(self.extra_topics)
         link.start()
         try:
