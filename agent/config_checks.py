@@ -1,4 +1,5 @@
-"""Value checks of the configuration: each returns what is allowed (an error text) or None.
+"""Checks of the configuration: what each value may be (CHECKS, each returning what is
+allowed, or None), and what the values of a whole `Config` must be together (cross_checks).
 
 Every pattern is used with fullmatch: "$" also matches before a trailing newline, so a
 `^...$` match let "dev-1\\n" through into topics and paths.
@@ -6,15 +7,21 @@ Every pattern is used with fullmatch: "$" also matches before a trailing newline
 
 from __future__ import annotations
 
-import math
+import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+from agent.config_schema import Config
+from agent.contracts.settings_values import Check
+from agent.contracts.settings_values import check_number as check_number
+from agent.contracts.settings_values import check_text as check_text
+from agent.contracts.shared_settings import SHARED_CHECKS, is_hostport, shared_problem
+from agent.errors import ConfigError
+
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _BEACON_ID_RE = re.compile(
     r"(ibeacon:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:\d{1,5}:\d{1,5}"
@@ -88,49 +95,19 @@ def _check_targets(values: list[str]) -> str | None:
 DAY_S: Final = 86400.0
 MQTT_MAX_PACKET: Final = 268_435_455  # the largest packet MQTT's variable-length header allows
 MQTT_MAX_EXPIRY: Final = 0xFFFF_FFFF  # SessionExpiryInterval is a four-byte integer
-# characters that must never reach a topic, a path, a log line or a header: C0 and C1
-# controls (NUL, newline, escape), DEL, the Unicode line/paragraph separators and lone
-# surrogates (an environment value that is not UTF-8)
-_CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-MAX_TEXT: Final = 4096  # no option needs more; a key or a path longer than this is a mistake
-
-
-def check_text(v: str) -> str | None:
-    """Any string option: printable text of sensible length (the first check of every
-    string, before its own)."""
-    if _CONTROL_RE.search(v):
-        return "text without control characters (newline, tab, NUL, escape) or invalid UTF-8"
-    if len(v) > MAX_TEXT:
-        return f"at most {MAX_TEXT} characters"
-    return None
-
-
-def check_number(v: float) -> str | None:
-    """Any number option: finite (TOML allows inf and nan; neither is a duration or a size)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return "a finite number (not inf or nan)"
-    return None
-
-
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
-def _between(lo: float, hi: float, unit: str = "") -> Callable[[Any], str | None]:
+def _between(lo: float, hi: float, unit: str = "") -> Check:
     shown = f"{_num(lo)} to {_num(hi)}" + (f" {unit}" if unit else "")
     return lambda v: None if lo <= v <= hi else shown
 
 
-def _above(lo: float, hi: float, unit: str = "seconds") -> Callable[[Any], str | None]:
+def _above(lo: float, hi: float, unit: str = "seconds") -> Check:
     """Greater than lo, up to hi."""
     shown = f"more than {_num(lo)} and at most {_num(hi)} {unit}"
     return lambda v: None if lo < v <= hi else shown
-
-
-def _check_name(v: Any) -> str | None:
-    if not _NAME_RE.fullmatch(v):
-        return "1-64 characters of letters, digits, '_', '.', '-' (no '/', '+', '#' or spaces)"
-    return None
 
 
 def _check_protocol(v: Any) -> str | None:
@@ -156,14 +133,8 @@ def _check_url(v: Any) -> str | None:
     return None
 
 
-def _check_hostport(v: str) -> bool:
-    host, sep, port = v.rpartition(":")
-    return bool(sep and re.fullmatch(r"[A-Za-z0-9_.:\[\]-]+", host, re.ASCII)) and _port_ok(port)
-
-
-CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
-    ("device", "store"): _check_name,
-    ("device", "id"): _check_name,
+CHECKS: Final[dict[tuple[str, str], Check]] = {
+    **SHARED_CHECKS,
     ("outbox", "max_bytes"): lambda v: None if 2**20 <= v <= 2**40 else
     "at least 1048576 (1 MiB) and at most 1099511627776 (1 TiB)",
     ("outbox", "ttl_days"): _above(0, 3650, "days"),
@@ -211,23 +182,13 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("nfc", "debounce_s"): _between(0, DAY_S, "seconds"),
     ("nfc", "shelf_tags"): _check_uid_entries,
     ("nfc", "loyalty_cards"): _check_uid_entries,
-    ("kiosk", "language"): lambda v: None if re.fullmatch(
-        r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", v, re.ASCII) else "a language code like 'en' or 'de'",
-    ("kiosk", "idle_s"): lambda v: None if 10 <= v <= 3600 else "10 to 3600 seconds",
-    ("kiosk", "idle_warning_s"): lambda v: None if 5 <= v <= 120 else "5 to 120 seconds",
-    ("kiosk", "early_checkin_min"): _between(0, 1440, "minutes"),
-    ("kiosk", "staff_pin_hash"): lambda v: None if v == "" or v.startswith("scrypt$") else
-    "a hash made by 'o2o-edge kiosk pin' (starts with scrypt$), or \"\" to close staff mode",
     ("link", "public_keys"): _check_public_keys,
     ("link", "config_trial_s"): lambda v: None if 5 <= v <= 3600 else "5 to 3600 seconds",
     ("privacy", "retention_days"): lambda v: None if 1 <= v <= 3650 else "1 to 3650 days",
-    ("metrics", "listen"): lambda v: None if v == "" or _check_hostport(v)
+    ("metrics", "listen"): lambda v: None if v == "" or is_hostport(v)
     else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
     ("metrics", "telemetry_interval_s"): lambda v: None if v == 0 or 5 <= v <= DAY_S else
     "0 (off) or 5 to 86400 seconds",
-    ("kiosk", "serve"): lambda v: None if _check_hostport(v) else
-    '"HOST:PORT" with a port from 1 to 65535, like "127.0.0.1:8765"',
-    ("kiosk", "serve_sessions"): _between(1, 16, "sessions"),
 }
 
 
@@ -263,3 +224,42 @@ def check_file_paths(config_file: str, databases: Mapping[str, Path],
             taken[base + suffix] = f"{key} = {str(path)!r}" + (f" (its {suffix} file)"
                                                                if suffix else "")
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Plaintext MQTT is allowed without [mqtt] allow_insecure only to these hosts."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cross_checks(cfg: Config) -> None:
+    """What the values must be together, and the files they name; ConfigError naming the
+    source and the keys otherwise."""
+    m = cfg.mqtt
+    if m.url:
+        parts = urlsplit(m.url)
+        host = parts.hostname or ""
+        if parts.scheme == "mqtt" and not is_loopback(host) and not m.allow_insecure:
+            raise ConfigError(
+                f"{cfg.source}: [mqtt] url {m.url!r} is plaintext to a non-loopback host; use "
+                "mqtts:// (with ca_file) or set [mqtt] allow_insecure = true if you really mean it"
+            )
+    if bool(m.cert_file) != bool(m.key_file):
+        raise ConfigError(f"{cfg.source}: [mqtt] cert_file and key_file must be set together")
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(m, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{cfg.source}: [mqtt] {key} = {path!r} does not exist")
+    problem = shared_problem(cfg.kiosk, cfg.bus) or check_file_paths(
+        cfg.path, {"[outbox] path": cfg.outbox.path, "[kiosk] store_db": cfg.kiosk.store_db},
+        {"[bus] socket": cfg.bus.socket})
+    if problem:
+        raise ConfigError(f"{cfg.source}: {problem}")
+    if m.backoff_max_s < m.backoff_min_s:
+        raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
+    if cfg.ble.near_m <= cfg.ble.immediate_m:
+        raise ConfigError(f"{cfg.source}: [ble] near_m must be greater than immediate_m")

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import _SECTIONS, _field_types, load_config
+from agent.config import load_config
 from agent.config_checks import (
     CHECKS,
     _check_beacon_ids,
     _check_uid_entries,
     _check_uuids,
 )
+from agent.config_schema import SECTIONS
+from agent.contracts.settings_values import field_types
 from agent.doctor.dirs import dir_problem
 from agent.errors import AgentError, ConfigError
 from agent.tlsopts import client_tls_context, connect_problem
@@ -44,8 +46,8 @@ def test_each_pattern_and_bound_refuses(check: object, value: object) -> None:
 
 def _string_options() -> list[tuple[str, str, type]]:
     out = []
-    for section, cls in _SECTIONS.items():
-        for key, ftype in _field_types(cls).items():
+    for section, cls in SECTIONS.items():
+        for key, ftype in field_types(cls).items():
             if ftype in (str, Path, list):
                 out.append((section, key, ftype))
     return out
@@ -64,8 +66,8 @@ def test_no_string_option_takes_a_control_character(section: str, key: str, ftyp
 
 
 def _number_options() -> list[tuple[str, str]]:
-    return [(section, key) for section, cls in _SECTIONS.items()
-            for key, ftype in _field_types(cls).items() if ftype is float]
+    return [(section, key) for section, cls in SECTIONS.items()
+            for key, ftype in field_types(cls).items() if ftype is float]
 
 
 @pytest.mark.parametrize("section, key", _number_options())

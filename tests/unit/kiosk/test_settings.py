@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,15 +99,23 @@ def test_a_mistake_reads_as_the_agent_s_config_check_says_it(tmp_path: Path, bad
     assert str(kiosk_err.value) == str(agent_err.value)
 
 
-def test_a_file_that_is_not_a_config_file_is_one_line(tmp_path: Path) -> None:
-    for path, words in ((tmp_path, "not a config file"),
-                        (tmp_path / "missing.toml", "cannot read the config file"),
-                        (tmp_path / "latin1.toml", "line 2: not UTF-8 text")):
-        if path.name == "latin1.toml":
-            path.write_bytes(b"[kiosk]\nlanguage = '\xe9'\n")
-        with pytest.raises(KioskError) as err:
-            load_settings(str(path))
-        assert words in str(err.value) and "\n" not in str(err.value)
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: None, "config file not found"),
+    (lambda p: p.write_bytes(b"[kiosk]\nlanguage = '\xe9'\n"), "line 2: not UTF-8 text"),
+    (lambda p: os.mkfifo(p), "is not a regular file"),
+    (lambda p: p.write_bytes(b"#" * (1024 * 1024 + 1)), "too big for a config file"),
+])
+def test_a_file_that_is_not_a_config_file_is_the_agent_s_one_line(
+        tmp_path: Path, make: Any, words: str) -> None:
+    path = tmp_path / "config.toml"
+    make(path)
+    with pytest.raises(ConfigError) as agent_err:
+        load_config(str(path))
+    with pytest.raises(KioskError) as kiosk_err:
+        load_settings(str(path))
+    assert words in str(kiosk_err.value) and "\n" not in str(kiosk_err.value)
+    assert str(kiosk_err.value) == str(agent_err.value)
 
 
 def test_the_kiosk_never_loads_the_agent_s_configuration(tmp_path: Path) -> None:
