@@ -15,6 +15,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
+# Priorities (higher leaves the outbox first and is dropped last) come from the event
+# registry: one per registered type, and a family rule for types bus clients introduce.
+# Re-exported: the outbox's own notices name them from here.
+from agent.contracts.events import PRIORITY_CRITICAL as PRIORITY_CRITICAL
+from agent.contracts.events import PRIORITY_HIGH as PRIORITY_HIGH
+from agent.contracts.events import PRIORITY_LOW as PRIORITY_LOW
+from agent.contracts.events import PRIORITY_NORMAL as PRIORITY_NORMAL
+from agent.contracts.events import priority_of
 from agent.errors import AgentError, Reason
 
 SPECVERSION = "1.0"
@@ -29,26 +37,6 @@ _TYPE_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9][a-z0-9_-]*){1,7}
 # The only ids render() may paste raw: ULID-like tokens (letters and digits).
 _ID_RE: Final = re.compile(r"[0-9A-Za-z]{1,64}")
 
-# Priorities: higher leaves the outbox first and is dropped last.
-PRIORITY_CRITICAL = 9
-PRIORITY_HIGH = 7
-PRIORITY_NORMAL = 5
-PRIORITY_LOW = 2
-
-_PRIORITY_BY_PREFIX: tuple[tuple[str, int], ...] = (
-    ("o2o.agent.", PRIORITY_CRITICAL),
-    ("o2o.kiosk.checkin", PRIORITY_CRITICAL),
-    ("o2o.kiosk.assist", PRIORITY_CRITICAL),
-    ("o2o.kiosk.", PRIORITY_HIGH),
-    ("o2o.nfc.", PRIORITY_HIGH),
-    ("o2o.qr.", PRIORITY_HIGH),
-    ("o2o.ble.presence", PRIORITY_NORMAL),
-    ("o2o.ble.tlm", PRIORITY_LOW),
-    ("o2o.telemetry", PRIORITY_LOW),
-    ("o2o.ble.", PRIORITY_LOW),
-)
-
-
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 # Event types are few and repeat: validate and rank each once.
 _KNOWN_TYPES: dict[str, int] = {}
@@ -58,10 +46,7 @@ _rng = random.Random(os.urandom(32))  # noqa: S311 - uniqueness, not secrecy
 
 
 def default_priority(event_type: str) -> int:
-    for prefix, prio in _PRIORITY_BY_PREFIX:
-        if event_type.startswith(prefix):
-            return prio
-    return PRIORITY_NORMAL
+    return priority_of(event_type)
 
 
 def rfc3339_utc(ts: float) -> str:

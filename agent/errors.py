@@ -1,4 +1,7 @@
-"""The agent's one root exception, with a machine-readable reason."""
+"""The agent's one root exception, with a machine-readable reason.
+
+The reasons are also the bus's refusal codes (agent/contracts/bus.py): a refusal names one by
+its value and the client raises the same Reason, so nothing is lost on the way."""
 
 from __future__ import annotations
 
@@ -16,6 +19,12 @@ class Reason(enum.Enum):
     UPLINK = "uplink"
     TLS = "tls"
     BAD_CONTENT = "bad-content"  # a content manifest the kiosk could not show
+    # bus refusals: try again later (busy, evicted, lagged), or fix the device (disk-full)
+    BUSY = "busy"  # at the connection cap, or big requests hold the byte budget
+    EVICTED = "evicted"  # an idle connection closed to make room for a new one
+    LAGGED = "lagged"  # a subscriber that fell behind, dropped
+    DISK_FULL = "disk-full"
+    INTERNAL = "internal-error"  # a bug met by a request: answered, the agent goes on
 
 
 class AgentError(Exception):

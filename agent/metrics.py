@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from prometheus_client.core import (
@@ -28,6 +28,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from agent.contracts.status import Status, trusted
 from agent.metrics_server import MetricsServer, bind
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,13 @@ OTHER_TYPE: Final = "other"
 # dozen at most); a guard, so that no status field can grow the page
 MAX_REASON_SERIES: Final = 32
 
+# what the runtime hands over: its status() (typed Status once every builder returns one)
+StatusSource = Callable[[], Status | Mapping[str, Any]]
+
 HEALTHY = {"scanning", "ready", "tag-present", "capturing", "finished", "ended"}
 
 
-def driver_states(st: dict[str, Any]) -> dict[str, str]:
+def driver_states(st: Status) -> dict[str, str]:
     out = {}
     if "ble" in st:
         out["ble"] = str(st["ble"]["scanner"].get("state"))
@@ -57,7 +61,7 @@ def driver_states(st: dict[str, Any]) -> dict[str, str]:
 
 
 class AgentCollector(Collector):
-    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, status: StatusSource) -> None:
         self.status = status
         self.committed: Counter[str] = Counter()
         # counted on the outbox writer's thread, read on the loop: a new key while the page
@@ -75,7 +79,7 @@ class AgentCollector(Collector):
                 committed[etype] += 1
 
     def collect(self) -> Iterator[Metric]:
-        st = self.status()
+        st = trusted(self.status())
         a, o, u = st["agent"], st["outbox"], st["uplink"]
         info = GaugeMetricFamily("o2o_agent_info", "The agent's version, store and device",
                                  labels=["version", "store", "device"])
@@ -110,12 +114,13 @@ class AgentCollector(Collector):
         yield CounterMetricFamily("o2o_uplink_connects", "MQTT connections made since start",
                                   value=u.get("connects", 0))
         # the uplink's refusals and drops, by reason (a fixed set of MQTT 5 reason names)
-        for name, doc, key in (
-                ("o2o_uplink_refusals", "Messages the broker refused, by reason", "refusals"),
+        for name, doc, counts in (
+                ("o2o_uplink_refusals", "Messages the broker refused, by reason",
+                 u.get("refusals")),
                 ("o2o_uplink_dropped", "Events the broker refused alone for good, dropped",
-                 "dropped")):
+                 u.get("dropped"))):
             fam = CounterMetricFamily(name, doc, labels=["reason"])
-            for reason, n in sorted((u.get(key) or {}).items()):
+            for reason, n in sorted((counts or {}).items()):
                 fam.add_metric([reason], n)
             yield fam
         yield CounterMetricFamily("o2o_uplink_downstream_oversized", "Downstream messages over "
@@ -164,7 +169,7 @@ def _labelled(name: str, doc: str, label: str, counts: Any) -> CounterMetricFami
     return fam
 
 
-def refusal_metrics(st: dict[str, Any]) -> Iterator[Metric]:
+def refusal_metrics(st: Status) -> Iterator[Metric]:
     """What the agent refused, dropped, moved aside or failed at, from its status: the bus's
     refusals, the outbox writer's state, quarantines and disk reserve, the commit hooks'
     failures, the uplink's refused and expired batches and the store database's quarantine."""
@@ -173,16 +178,16 @@ def refusal_metrics(st: dict[str, Any]) -> Iterator[Metric]:
                     b.get("refused_requests"))
     yield _labelled("o2o_bus_events_refused", "Events refused at the bus's edge, by reason",
                     "reason", b.get("refused_events"))
-    for name, doc, key in (
+    for name, doc, count in (
             ("o2o_bus_connections_refused", "Bus connections refused at the connection cap",
-             "refused_connections"),
+             b.get("refused_connections")),
             ("o2o_bus_connections_evicted", "Idle bus connections closed to make room",
-             "evicted_connections"),
+             b.get("evicted_connections")),
             ("o2o_bus_connections_stalled", "Bus connections closed for not reading answers",
-             "stalled_connections"),
+             b.get("stalled_connections")),
             ("o2o_bus_subscribers_lagged", "Bus subscribers dropped over their backlog cap",
-             "lagged_subscribers")):
-        yield CounterMetricFamily(name, doc, value=b.get(key, 0) or 0)
+             b.get("lagged_subscribers"))):
+        yield CounterMetricFamily(name, doc, value=count or 0)
     yield GaugeMetricFamily("o2o_bus_clients", "Bus connections open",
                             value=b.get("clients", 0) or 0)
     yield GaugeMetricFamily("o2o_bus_subscribers", "Bus subscribers (kiosk, tail) connected",
@@ -193,7 +198,7 @@ def refusal_metrics(st: dict[str, Any]) -> Iterator[Metric]:
                                 value=1 if o["writer"] == "running" else 0)
     yield CounterMetricFamily("o2o_outbox_quarantined", "Damaged outbox files moved aside "
                               "since start", value=len(o.get("quarantined") or ()))
-    reserve = o.get("reserve") or {}
+    reserve = o.get("reserve")
     if reserve:
         yield GaugeMetricFamily("o2o_outbox_reserve_held", "1 while the disk reserve is held "
                                 "(0: released, the disk is full)",
@@ -227,7 +232,7 @@ def serve(collector: AgentCollector, listen: str) -> MetricsServer:
     return server
 
 
-def telemetry(st: dict[str, Any]) -> dict[str, Any]:
+def telemetry(st: Status) -> dict[str, Any]:
     """The health document published on …/telemetry (with today's KPIs when given)."""
     o, u = st["outbox"], st["uplink"]
     extra = {"kpis_today": st["kpis_today"]} if "kpis_today" in st else {}
@@ -238,11 +243,11 @@ def telemetry(st: dict[str, Any]) -> dict[str, Any]:
             "drivers": driver_states(st)}
 
 
-async def publish_telemetry(status: Callable[[], dict[str, Any]],
+async def publish_telemetry(status: StatusSource,
                             publish: Callable[[bytes], object], interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
-            publish(json.dumps(telemetry(status()), separators=(",", ":")).encode())
+            publish(json.dumps(telemetry(trusted(status())), separators=(",", ":")).encode())
         except Exception:  # telemetry must never take the agent down
             log.debug("telemetry not published", exc_info=True)

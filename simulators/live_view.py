@@ -7,30 +7,32 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from agent.bus.client import BusClient
+from agent.contracts import events as ev
 
 
-def summary(event: dict[str, Any]) -> str | None:
+def summary(event: Mapping[str, Any]) -> str | None:
     """One short line for an event worth showing; None for the rest."""
     t, d = str(event.get("type", "")), event.get("data") or {}
-    if t == "o2o.nfc.tap":
+    if t == ev.NFC_TAP:
         tag = d.get("tag", {})
         return f"tap: {tag.get('kind')} {tag.get('label', '')}".rstrip()
-    if t == "o2o.qr.scan":
+    if t == ev.QR_SCAN:
         return f"scan: {d.get('class')} {d.get('reason') or d.get('order') or ''}".rstrip()
-    if t == "o2o.kiosk.checkin":
+    if t == ev.KIOSK_CHECKIN:
         return f"check-in: {d.get('kind')} {d.get('outcome')} via {d.get('via')}"
-    if t == "o2o.kiosk.survey":
+    if t == ev.KIOSK_SURVEY:
         return f"survey: {d.get('score')} of {d.get('scale')}"
-    if t == "o2o.ble.presence" and d.get("kind") == "app" and d.get("action") != "zone":
+    if t == ev.BLE_PRESENCE and d.get("kind") == "app" and d.get("action") != "zone":
         return f"app user {d.get('action')}s: …{str(d.get('id'))[-6:]}"
-    if t == "o2o.ble.beacon.health" and d.get("status") != "ok":
+    if t == ev.BLE_BEACON_HEALTH and d.get("status") != "ok":
         return f"beacon …{str(d.get('beacon'))[-4:]}: {d.get('status')}"
-    if t == "o2o.agent.outbox.reserve":
+    if t == ev.AGENT_OUTBOX_RESERVE:
         return f"disk reserve {d.get('status')}"
-    if t.startswith("o2o.link.") or t == "o2o.privacy.erased":
+    if t.startswith(ev.LINK_PREFIX) or t == ev.PRIVACY_ERASED:
         return f"{t.removeprefix('o2o.')}: {d.get('kind') or d.get('state') or ''}".rstrip()
     return None
 

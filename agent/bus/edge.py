@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from agent.bus.limits import MAX_BUS_TYPES, RESERVED_PREFIXES, BusCounters, line
+from agent.contracts.bus import ErrorReply, error_reply
 from agent.envelope import check_type
-from agent.errors import AgentError
+from agent.errors import AgentError, Reason
 
 
-def error(req: Any, reason: str, message: str) -> dict[str, Any]:
-    return {"req": req, "ok": False, "reason": reason, "error": message}
+def error(req: Any, reason: Reason, message: str) -> ErrorReply:
+    return error_reply(req, reason, message)
 
 
 def _no_constant(name: str) -> Any:
@@ -25,14 +26,14 @@ def _no_constant(name: str) -> Any:
 
 # NaN and Infinity are not JSON: refused while parsing, not deep inside a handler
 _DECODE = json.JSONDecoder(parse_constant=_no_constant).decode
-LAGGED = line({"ok": False, "reason": "lagged",
+LAGGED = line({"ok": False, "reason": Reason.LAGGED.value,
                "error": "this subscriber fell too far behind and was dropped; subscribe again"})
 
 
 class Refused(Exception):
     """A request refused at the edge: counted under `key`, answered with `reason`."""
 
-    def __init__(self, key: str, reason: str, message: str) -> None:
+    def __init__(self, key: str, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.key, self.reason = key, reason
 
@@ -64,20 +65,20 @@ def parse_in_steps(raw: bytes) -> dict[str, Any]:
 
 def _decode(raw: bytes, decode: Callable[[str], Any]) -> dict[str, Any]:
     if raw.count(b"[") + raw.count(b"{") > MAX_CONTAINERS:
-        raise Refused("too-many-containers", "bus-protocol",
+        raise Refused("too-many-containers", Reason.BUS_PROTOCOL,
                       f"request holds more than {MAX_CONTAINERS} JSON objects and lists; "
                       "send fewer or flatter events per request")
     try:
         msg = decode(raw.decode())
     except UnicodeDecodeError:
-        raise Refused("not-json", "bus-protocol", "request is not UTF-8 text") from None
+        raise Refused("not-json", Reason.BUS_PROTOCOL, "request is not UTF-8 text") from None
     except RecursionError:
-        raise Refused("too-deep", "bus-protocol", "request is nested too deeply") from None
+        raise Refused("too-deep", Reason.BUS_PROTOCOL, "request is nested too deeply") from None
     except ValueError as exc:  # not JSON, or an integer too long to convert
-        raise Refused("not-json", "bus-protocol",
+        raise Refused("not-json", Reason.BUS_PROTOCOL,
                       f"request is not JSON: {short(str(exc), 200)}") from None
     if not isinstance(msg, dict):
-        raise Refused("not-an-object", "bus-protocol", "request must be a JSON object")
+        raise Refused("not-an-object", Reason.BUS_PROTOCOL, "request must be a JSON object")
     return msg
 
 
@@ -182,5 +183,5 @@ def check_events(raw: list[Any], known: set[str], counters: BusCounters) -> None
                         new.add(etype)
         if key:
             counters.refused_events[key] += 1
-            raise Refused("invalid-event", "invalid-event", f"event {i}: {why}")
+            raise Refused("invalid-event", Reason.INVALID_EVENT, f"event {i}: {why}")
     known |= new

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from agent.contracts import bus as proto
+from agent.contracts import events
 
 # A subscriber's backlog, in bytes: a kiosk or `tail` that stops reading costs at most this
 # (plus one write chunk in the socket buffer), then it is told "lagged" and dropped. Big enough
@@ -36,8 +39,8 @@ SEND_TIMEOUT_S: Final = 30.0
 # and the roll-ups for good (the agent's own types do not count).
 MAX_BUS_TYPES: Final = 256
 # The agent's own record (started, outbox, privacy erasure, signed documents): only the agent
-# writes these; a local client must not forge them.
-RESERVED_PREFIXES: Final = ("o2o.agent.", "o2o.privacy.", "o2o.link.")
+# writes these; a local client must not forge them (agent/contracts/events.py).
+RESERVED_PREFIXES: Final = events.RESERVED_PREFIXES
 
 
 @dataclass
@@ -87,9 +90,9 @@ def pick_victim(conns: set[Conn]) -> Conn | None:
     return min(idle, key=lambda c: (c.requests > 0, c.last_active)) if idle else None
 
 
-def line(obj: dict[str, Any]) -> bytes:
+def line(obj: Mapping[str, Any]) -> bytes:
     # ASCII escapes: whatever a client sent (lone surrogates included) comes back encodable
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return proto.encode(obj)
 
 
 async def close_with(writer: asyncio.StreamWriter, last: bytes | None = None) -> None:

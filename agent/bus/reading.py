@@ -13,8 +13,10 @@ from typing import Final
 
 from agent.bus.fair import BUDGET_WAIT_S, SMALL_LINE_BYTES, ByteBudget
 from agent.bus.limits import Conn
+from agent.contracts import bus as proto
+from agent.errors import Reason
 
-MAX_LINE: Final = 1024 * 1024
+MAX_LINE: Final = proto.MAX_LINE
 # A big line must arrive within this once it holds budget: a client that trickles one cannot
 # keep the budget from the others.
 BIG_LINE_READ_S: Final = 10.0
@@ -23,7 +25,7 @@ BIG_LINE_READ_S: Final = 10.0
 class Cut(Exception):
     """The connection ends with this answer: counted under `key`, told `reason`."""
 
-    def __init__(self, key: str, reason: str, message: str) -> None:
+    def __init__(self, key: str, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.key, self.reason = key, reason
 
@@ -47,7 +49,7 @@ async def read_request(reader: asyncio.StreamReader, conn: Conn,
         pass  # a big line: it is left in the buffer, read once it has budget
     conn.busy = True  # a request on its way: not idle, not to be evicted
     if not await budget.acquire(MAX_LINE, BUDGET_WAIT_S):
-        raise Cut("busy", "busy", "the agent is busy with other clients' big requests; this "
+        raise Cut("busy", Reason.BUSY, "the agent is busy with other clients' big requests; this "
                   "connection is closed: connect again in a few seconds, or send fewer "
                   "events per request")
     _set_limit(reader, MAX_LINE)
@@ -57,11 +59,11 @@ async def read_request(reader: asyncio.StreamReader, conn: Conn,
         raw = exc.partial
     except asyncio.LimitOverrunError:
         budget.release(MAX_LINE)
-        raise Cut("line-too-long", "bus-protocol",
+        raise Cut("line-too-long", Reason.BUS_PROTOCOL,
                   f"request line longer than {MAX_LINE} bytes; the connection is closed") from None
     except TimeoutError:
         budget.release(MAX_LINE)
-        raise Cut("slow-line", "bus-protocol",
+        raise Cut("slow-line", Reason.BUS_PROTOCOL,
                   f"a request line took over {BIG_LINE_READ_S:.0f} s to arrive; the "
                   "connection is closed") from None
     except BaseException:

@@ -80,9 +80,10 @@ from agent.bus.limits import (
 )
 from agent.bus.reading import MAX_LINE, Cut, read_request
 from agent.bus.stream import pump, remove_stale_socket
+from agent.contracts.bus import CORE_OPS, Op
 from agent.diskfull import is_disk_full
 from agent.envelope import PendingEvent, make_pending
-from agent.errors import AgentError
+from agent.errors import AgentError, Reason
 from agent.outbox import Committed, OutboxWriter
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class BusServer:
         why = self._admit(conn)
         if why:
             self.counters.refused_connections += 1
-            await close_with(writer, line(error(None, "busy", why)))
+            await close_with(writer, line(error(None, Reason.BUSY, why)))
             return
         self._conns.add(conn)
         self.clients += 1
@@ -241,7 +242,7 @@ class BusServer:
         victim.closing = True
         self.counters.evicted_connections += 1
         task = asyncio.ensure_future(close_with(victim.writer, line(error(
-            None, "evicted", "closed: idle while the agent is at its connection limit; "
+            None, Reason.EVICTED, "closed: idle while the agent is at its connection limit; "
                              "connect again when you have a request"))))
         self._closing.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._closing.discard)
@@ -266,31 +267,31 @@ class BusServer:
             msg = await asyncio.to_thread(parse_in_steps, raw) if threaded else parse(raw)
             req = msg.get("req")
             op = msg.get("op")
-            if op == "emit":
+            if op == Op.EMIT:
                 reply = await self._emit(req, msg, threaded)
-            elif op == "subscribe":
+            elif op == Op.SUBSCRIBE:
                 await self._subscribe(req, reader, writer, conn)
                 return None
-            elif op == "ping":
+            elif op == Op.PING:
                 reply = {"req": req, "ok": True, "time": time.time()}
-            elif op == "status":
+            elif op == Op.STATUS:
                 reply = {"req": req, "ok": True, "status": self.status()}
             else:
                 handler = self.ops.get(op) if isinstance(op, str) else None
                 if handler is None:
-                    known = ", ".join(["emit", "status", "subscribe", "ping", *self.ops])
-                    raise Refused("unknown-op", "bus-protocol",
+                    known = ", ".join([*CORE_OPS, *self.ops])
+                    raise Refused("unknown-op", Reason.BUS_PROTOCOL,
                                    f"unknown op {short(op)}; use one of: {known}")
                 try:
                     reply = {"req": req, "ok": True, **await asyncio.to_thread(handler, msg)}
                 except AgentError as exc:
-                    raise Refused(f"{op}:{exc.reason.value}", exc.reason.value,
+                    raise Refused(f"{op}:{exc.reason.value}", exc.reason,
                                    str(exc)) from None
                 except sqlite3.OperationalError as exc:
                     if not is_disk_full(exc):
                         raise
                     self._warn("disk-full", "bus request %s: the disk is full", short(op))
-                    raise Refused(f"{op}:disk-full", "disk-full",
+                    raise Refused(f"{op}:disk-full", Reason.DISK_FULL,
                                    "the store database's disk is full, so this was not "
                                    "recorded; free disk space on the device (o2o-edge doctor "
                                    "shows where), then try again") from None
@@ -305,7 +306,7 @@ class BusServer:
             self._warn(type(exc).__name__, "bus request %s failed: %s: %s", short(op),
                        type(exc).__name__, short(str(exc), 200))
             log.debug("bus request failure", exc_info=True)
-            return line(error(req, "internal-error",
+            return line(error(req, Reason.INTERNAL,
                                f"the agent could not answer this request "
                                f"({type(exc).__name__}); it goes on running"))
 
@@ -321,16 +322,16 @@ class BusServer:
     async def _emit(self, req: Any, msg: dict[str, Any], threaded: bool) -> dict[str, Any]:
         raw = msg.get("events")
         if not isinstance(raw, list) or not raw:
-            raise Refused("no-events", "invalid-event", '"events" must be a non-empty list')
+            raise Refused("no-events", Reason.INVALID_EVENT, '"events" must be a non-empty list')
         if len(raw) > MAX_EVENTS_PER_REQUEST:
-            raise Refused("too-many-events", "invalid-event",
+            raise Refused("too-many-events", Reason.INVALID_EVENT,
                            f"at most {MAX_EVENTS_PER_REQUEST} events per request")
         pending, kept = (await asyncio.to_thread(self._prepare, raw) if threaded
                          else self._prepare(raw))
         try:
             committed = await asyncio.wrap_future(self.writer.submit(pending)) if pending else []
         except AgentError as exc:
-            return error(req, exc.reason.value, str(exc))
+            return dict(error(req, exc.reason, str(exc)))
         ids: list[str | None] = [None] * len(raw)
         seqs: list[int | None] = [None] * len(raw)
         for i, c in zip(kept, committed, strict=True):
@@ -360,7 +361,7 @@ class BusServer:
             except AgentError as exc:
                 with self._check_lock:
                     self.counters.refused_events["invalid"] += 1
-                raise Refused("invalid-event", "invalid-event", f"event {i}: {exc}") from None
+                raise Refused("invalid-event", Reason.INVALID_EVENT, f"event {i}: {exc}") from None
             kept.append(i)
         return pending, kept
 

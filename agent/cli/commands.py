@@ -23,6 +23,7 @@ from agent.config import (
     remote_config_paths,
     render_toml,
 )
+from agent.contracts.status import Status
 from agent.doctor.dirs import dir_problems
 from agent.errors import AgentError, ConfigError, Reason
 
@@ -203,7 +204,7 @@ def _when(ts: float | None) -> str:
     return "-" if not ts else time.strftime("%H:%M:%S", time.localtime(ts))
 
 
-def _hardware_lines(st: dict[str, Any]) -> list[str]:
+def _hardware_lines(st: Status) -> list[str]:
     """One line per touchpoint driver with its state, and the last problem with its fix."""
     lines = []
     if "ble" in st:
@@ -227,7 +228,7 @@ def _hardware_lines(st: dict[str, Any]) -> list[str]:
     return lines
 
 
-def format_status(st: dict[str, Any]) -> str:
+def format_status(st: Status) -> str:
     a, o, u = st["agent"], st["outbox"], st["uplink"]
     lines = [
         f"agent      {a['version']}  store={a['store']} device={a['device']}  "

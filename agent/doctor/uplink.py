@@ -7,8 +7,9 @@ fine. Pure over the status dictionary, so each rule is tested without an agent.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
+from agent.contracts.status import Status
 from agent.doctor import Finding, fail, ok, warn
 
 # events waiting this long with no acknowledgement for as long, on a connection this old:
@@ -20,7 +21,7 @@ def _ago(now: float, t: float | None) -> str:
     return "never" if t is None else f"{max(0.0, now - t):,.0f} s ago"
 
 
-def uplink_finding(st: dict[str, Any], now: float) -> Finding:
+def uplink_finding(st: Status, now: float) -> Finding:
     """The agent check's finding from `o2o-edge status --json`'s dictionary at time `now`."""
     up = st.get("uplink", {})
     depth = int(st.get("outbox", {}).get("depth") or 0)

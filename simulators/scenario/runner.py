@@ -16,12 +16,13 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.collector.store import EventStore
+from agent.contracts.status import Status
 from drivers.ble.models import EddystoneUID, IBeacon
 from drivers.nfc.ndef_encode import smartposter_message, uri_message
 from drivers.qr.pickup import make_code
@@ -41,6 +42,12 @@ from simulators.scenario.stage import Stage
 # A shopper holds a tag on the reader or a code in front of the camera until the agent has
 # taken it (a touchpoint coming back from a fault may need a moment), at most this long
 HOLD_MAX_S = 10.0
+
+
+def _counter(st: Status, part: str, counter: str) -> int:
+    """A touchpoint's counter by section name ("nfc", "qr"), read as the mapping it is."""
+    sections: Mapping[str, Any] = st
+    return int(sections[part][counter])
 
 
 @dataclass
@@ -306,7 +313,7 @@ class Runner:
         return await self._within_hold(
             lambda st: st.get("link", {}).get("applied", {}).get(key, 0) >= version, 0.05)
 
-    async def _within_hold(self, cond: Callable[[dict[str, Any]], bool], every: float) -> bool:
+    async def _within_hold(self, cond: Callable[[Status], bool], every: float) -> bool:
         """Whether the agent's status meets `cond` within HOLD_MAX_S, asked every `every`
         seconds (False if interrupted)."""
         deadline = time.monotonic() + HOLD_MAX_S
@@ -343,12 +350,11 @@ class Runner:
         self.say(t, what + ("" if taken else " (not read: the shopper gave up)"))
 
     async def _count(self, part: str, counter: str) -> int:
-        st = await asyncio.to_thread(self.stage.status)
-        return int(st[part][counter])
+        return _counter(await asyncio.to_thread(self.stage.status), part, counter)
 
     async def _taken(self, part: str, counter: str, before: int) -> bool:
         """Wait, as a person would, until the agent has taken what is shown."""
-        return await self._within_hold(lambda st: int(st[part][counter]) > before, 0.1)
+        return await self._within_hold(lambda st: _counter(st, part, counter) > before, 0.1)
 
     async def _checkin(self, pilot: Any, app: Any, t: float, ck: Any) -> None:
         order = self.sc.orders[ck.order]

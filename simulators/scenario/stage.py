@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.bus.client import BusClient
+from agent.contracts.status import Status
 from agent.errors import AgentError
 from agent.keys import public_key_text
 from simulators.bluez_player import FakeBlueZThread
@@ -253,7 +254,7 @@ idle_warning_s = 30
 
     # --- while running -------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         with BusClient(self.bus_socket, timeout=10) as c:
             return c.status()
 

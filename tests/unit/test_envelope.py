@@ -55,4 +55,4 @@ def test_bad_data_and_priority_refused() -> None:
 
 def test_priorities_checkin_outranks_telemetry() -> None:
     assert default_priority("o2o.kiosk.checkin") > default_priority("o2o.nfc.tap")
-    assert default_priority("o2o.nfc.tap") > default_priority("o2o.ble.tlm")
+    assert default_priority("o2o.nfc.tap") > default_priority("o2o.ble.beacon.health")

@@ -1,0 +1,227 @@
+"""The status document: what the bus's `status` op answers and `o2o-edge status --json`
+prints, and what the metrics page, the telemetry message, doctor and the kiosk's staff screen
+read from it.
+
+TypedDicts (the document is built as plain dicts by each component and crosses the bus as
+JSON): mypy checks every key a reader names against these. Sections a component adds only
+when it runs (ble, nfc, qr, link, kpis_today) are NotRequired; a reader asks `in` first.
+The keys are the wire format: renaming one breaks `status --json` readers in the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NotRequired, TypedDict, cast
+
+
+class AgentInfo(TypedDict):
+    version: str
+    pid: int
+    bootid: str
+    store: str
+    device: str
+    uptime_s: float
+    config: str  # where the configuration came from
+    config_version: int | None  # the remote config applied, if any
+    config_trial: bool  # a remote config on trial (rolled back if the uplink fails)
+
+
+class Reserve(TypedDict):
+    held: bool
+    bytes: int
+    releases: int
+
+
+class OutboxStatus(TypedDict, total=False):
+    """The outbox file's figures (agent/outbox/reader.py) and its writer's; `error` alone
+    when the file could not be read."""
+
+    error: str
+    path: str
+    depth: int
+    bytes: int
+    file_bytes: int
+    free_bytes: int
+    oldest_age_s: float | None
+    by_priority: dict[str, int]
+    dropped: dict[str, int]  # by reason, in the file (since it was made)
+    seq: int
+    committed_this_boot: int
+    transactions: int
+    queued: int
+    last_error: str
+    quarantined: list[str]
+    writer: str  # "running" or "stopped" (nothing is stored: restart the agent)
+    dropped_this_boot: dict[str, int]
+    reserve: Reserve
+
+
+class DownstreamStatus(TypedDict):
+    queued: int
+    queued_bytes: int
+    dropped: dict[str, int]
+
+
+class UplinkStatus(TypedDict, total=False):
+    """agent/uplink/drain.py status() and its stats; {"state": "disabled"} without one."""
+
+    state: str  # connected, connecting, stopped, disabled, ...
+    url: str  # without credentials
+    protocol: str
+    connected_since: float | None
+    connects: int
+    last_error: str
+    last_refusal: str
+    last_drop: str
+    inflight_batches: int
+    inflight_window: int
+    batch_max_events: int
+    batch_max_bytes: int
+    published_events: int
+    acked_events: int
+    split_batches: int
+    refused_batches: int
+    refusals: dict[str, int]  # by MQTT reason name
+    dropped: dict[str, int]
+    rejected_too_large: int
+    expired_batches: int
+    oversized_downstream: int
+    last_ack: float | None
+    last_refusal_at: float | None
+    read_errors: int
+    downstream: DownstreamStatus
+
+
+class ComponentHealth(TypedDict):
+    """One supervised task (agent/supervisor.py)."""
+
+    state: str
+    last_error: str
+    restarts: int
+    since: float
+
+
+class DriverStatus(TypedDict, total=False):
+    """A touchpoint driver's own part (scanner, reader, camera); each has more of its own."""
+
+    state: str
+    mode: str
+    reader: str
+    source: str
+    last_error: str
+    recent_errors: list[str]
+    restarts: int
+    dropped: int
+    adverts: int
+
+
+class BleStatus(TypedDict, total=False):
+    scanner: DriverStatus
+    adverts: int
+    anonymous: int
+    registered_heard: int
+    silent: list[str]
+
+
+class NfcStatus(TypedDict, total=False):
+    reader: DriverStatus
+    taps: int
+    incomplete: int
+    malformed_ndef: int
+    hostile_records: int
+
+
+class Histogram(TypedDict):
+    buckets: list[tuple[str, float]]  # (upper bound in seconds as text, count up to it)
+    sum: float
+    count: int
+
+
+class QrStatus(TypedDict, total=False):
+    camera: DriverStatus
+    scans: int
+    rejected: int
+    frames_decoded: int
+    decode_ms_avg: float | None
+    decode_seconds: Histogram
+
+
+class LinkStatus(TypedDict, total=False):
+    """The store link's receiver (agent/storelink/receiver.py)."""
+
+    applied: dict[str, int]  # "kind/scope" -> version
+    accepted: dict[str, int]
+    refused: dict[str, int]
+    last_refusal: str
+    failed: dict[str, int]
+    last_failure: str
+    commands: dict[str, int]
+    reports_suppressed: int
+    trusted_keys: list[str]
+    waiting: dict[str, int]
+
+
+class PrivacyStatus(TypedDict):
+    withdrawn: int
+    withheld_events: int
+
+
+class BusStatus(TypedDict, total=False):
+    """The local bus server's part (agent/bus/server.py status_part)."""
+
+    socket: str
+    clients: int
+    subscribers: int
+    requests: int
+    event_types: int
+    budget_bytes: int
+    budget_peak_bytes: int
+    refused_requests: dict[str, int]
+    refused_events: dict[str, int]
+    refused_connections: int
+    evicted_connections: int
+    lagged_subscribers: int
+    stalled_connections: int
+
+
+class StoreDbStatus(TypedDict):
+    quarantined: list[str]
+    last_error: str
+
+
+class CommitHooks(TypedDict):
+    failures: dict[str, int]  # by consumer
+    kpi_ignored_values: int
+
+
+class Status(TypedDict):
+    agent: AgentInfo
+    outbox: OutboxStatus
+    uplink: UplinkStatus
+    components: dict[str, ComponentHealth]
+    ble: NotRequired[BleStatus]
+    nfc: NotRequired[NfcStatus]
+    qr: NotRequired[QrStatus]
+    link: NotRequired[LinkStatus]
+    privacy: PrivacyStatus
+    bus: BusStatus
+    store_db: StoreDbStatus
+    commit_hooks: CommitHooks
+    kpis_today: NotRequired[dict[str, Any]]  # added to telemetry's copy only
+
+
+def as_status(doc: object) -> Status:
+    """A status document read off the wire, checked for what every reader relies on (the
+    sections are objects); ValueError saying what is missing otherwise."""
+    if not isinstance(doc, dict):
+        raise ValueError("the status is not a JSON object")
+    for key in ("agent", "outbox", "uplink", "components"):
+        if not isinstance(doc.get(key), dict):
+            raise ValueError(f"the status has no {key!r} section")
+    return doc  # type: ignore[return-value]  # checked above; the rest is the agent's word
+
+
+def trusted(doc: Status | Mapping[str, Any]) -> Status:
+    """The agent's own document, as its components built it (no check: the producer is the
+    agent itself, and the metrics page and telemetry read it every few seconds)."""
+    return cast(Status, doc)
