@@ -88,6 +88,12 @@ def test_the_environment_overrides_as_for_the_agent(tmp_path: Path) -> None:
     '[device]\nstore = "a b"\n',
     "kiosk = 3\n",
     "[kiosk\n",
+    # the kiosk kept its own copy of these checks, and they had drifted from the agent's:
+    '[device]\nid = "-kiosk"\n',  # a name must start with a letter or a digit
+    '[kiosk]\ncontent_dir = "/srv/a\\u2028b"\n',  # a line separator is a control character
+    '[kiosk]\ncontent_dir = "/srv/a\\u0085b"\n',
+    "[kiosk]\nscale = 3.0\n",  # the agent said it in other words
+    '[kiosk]\nlanguage = "english"\n[device]\nid = "a b"\n',  # the same first mistake named
 ])
 def test_a_mistake_reads_as_the_agent_s_config_check_says_it(tmp_path: Path, bad: str) -> None:
     path = store_file(tmp_path, bad)
