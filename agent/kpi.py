@@ -5,6 +5,8 @@ Counted from committed events (the commit hook adds up in memory; a flush every 
 writes them): taps, scans by class, check-ins and successful ones, content views and
 hand-offs (the conversion), survey answers and their sum, presence exits and dwell, peak
 anonymous footfall per minute. `o2o-edge report` prints a day and can write an HTML page.
+The roll-ups are the KPI table group of the store database (agent/storedb/ owns the file
+and its schema: kpi_hourly).
 """
 
 from __future__ import annotations
@@ -19,16 +21,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.errors import AgentError, Reason
-from agent.localdb import immediate, open_db, retry_when_full
+from agent.localdb import retry_when_full
+from agent.storedb import StoreDatabase, attach
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS kpi_hourly (
-    hour INTEGER NOT NULL,      -- epoch seconds of the hour's start (UTC)
-    metric TEXT NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (hour, metric)
-);
-"""
 # Events come from bus clients too: an amount that is not a number, not finite or beyond any
 # real count (a dwell of 30 years, a billion devices in a minute) is ignored and counted,
 # never summed into a day that `report` then cannot show.
@@ -86,10 +81,9 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
 
 
 class Kpis:
-    def __init__(self, path: Path) -> None:
-        self._db = open_db(path, SCHEMA)
-        self._lock = threading.Lock()  # the pending counts
-        self._db_lock = threading.Lock()  # the connection (flush and reads come from threads)
+    def __init__(self, store: Path | StoreDatabase) -> None:
+        self._store, self._owns = attach(store)
+        self._lock = threading.Lock()  # the pending counts (the owner locks the connection)
         self._pending: dict[tuple[int, str], float] = {}
         self._peaks: dict[tuple[int, str], float] = {}
         self.ignored = 0  # events whose values could not be added up (BadValue)
@@ -122,7 +116,7 @@ class Kpis:
         if not pending and not peaks:
             return 0
         try:
-            with self._db_lock, immediate(self._db) as db:
+            with self._store.writing() as db:
                 db.executemany(
                     "INSERT INTO kpi_hourly VALUES (?, ?, ?) ON CONFLICT(hour, metric) DO "
                     "UPDATE SET value = value + excluded.value",
@@ -147,10 +141,10 @@ class Kpis:
             raise AgentError(Reason.BUS_PROTOCOL,
                              f"day must be the epoch second of a UTC day between 1970 and "
                              f"9999, not {str(day_start)[:40]!r}")
-        with self._db_lock:
-            rows = self._db.execute("SELECT hour, metric, value FROM kpi_hourly WHERE "
-                                    "hour >= ? AND hour < ?",
-                                    (day_start, day_start + 86400)).fetchall()
+        with self._store.reading() as db:
+            rows = db.execute("SELECT hour, metric, value FROM kpi_hourly WHERE "
+                              "hour >= ? AND hour < ?",
+                              (day_start, day_start + 86400)).fetchall()
         out: dict[str, list[float]] = {}
         for hour, metric, value in rows:
             if not math.isfinite(value):  # written before values were checked: not a count
@@ -158,10 +152,25 @@ class Kpis:
             out.setdefault(metric, [0.0] * 24)[(hour - day_start) // 3600] = value
         return out
 
+    @retry_when_full
+    def retention_sweep(self, cutoff: float) -> dict[str, int]:
+        """Hours that began before `cutoff`."""
+        with self._store.writing() as db:
+            n = db.execute("DELETE FROM kpi_hourly WHERE hour < ?", (cutoff,)).rowcount
+        return {"kpi_hourly": n}
+
+    def erase_rows_of(self, subject: str) -> dict[str, int]:
+        """Nothing: roll-ups are counts, they name nobody."""
+        return {}
+
     def close(self) -> None:
-        self.flush()
-        with self._db_lock:
-            self._db.close()
+        """Write what is pending; give the database back if this opened it."""
+        try:
+            self.flush()
+        finally:
+            if self._owns:
+                self._owns = False
+                self._store.close()
 
 
 def summary(day: dict[str, list[float]]) -> dict[str, Any]:

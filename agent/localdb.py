@@ -1,7 +1,6 @@
-"""Opening the store's own SQLite files (store.db: orders, link cache, KPIs, consent) the one
-way they are all used: shared across threads behind the caller's lock, autocommit with
-explicit IMMEDIATE transactions, WAL, a busy timeout for the other processes (CLI imports,
-the kiosk's reads)."""
+"""What the agent's own SQLite files (the outbox, store.db) share: made private before SQLite
+makes them, IMMEDIATE write transactions, and a write repeated once when the disk reserve
+gave back room. Opening store.db is its owner's (agent/storedb/)."""
 
 from __future__ import annotations
 
@@ -39,19 +38,6 @@ def create_private(path: Path) -> None:
                 os.chmod(path, mode & ~0o007)
         return
     os.close(fd)  # an empty file is an empty SQLite database
-
-
-def open_db(path: Path, schema: str) -> sqlite3.Connection:
-    create_private(path)
-    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(schema)
-    except BaseException:
-        db.close()  # not left to the garbage collector (Python 3.13 warns of it)
-        raise
-    return db
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The store's check-in data: orders to pick up, appointments, loyalty cards.
+"""The store's check-in data: orders to pick up, appointments, loyalty cards — the check-in
+table group of the store database (agent/storedb/, which owns the file and its schema).
 
 A separate SQLite file from the outbox (`[kiosk] store_db`): it is reference data that
 upstream sync or `o2o-edge orders import` replaces, not events. Names are first names only —
@@ -7,49 +8,13 @@ what the kiosk may show.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from agent.localdb import immediate, open_db, retry_when_full
-from agent.storedb_file import is_damage, mark_damaged
-
-log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY,
-    code TEXT UNIQUE,            -- the short code a shopper can type
-    first_name TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL DEFAULT 'preparing',  -- preparing, ready, collected, cancelled
-    eta_min INTEGER NOT NULL DEFAULT 3,
-    store TEXT NOT NULL DEFAULT '',
-    updated REAL NOT NULL,
-    checked_in_at REAL,
-    handed_over_at REAL
-);
-CREATE TABLE IF NOT EXISTS appointments (
-    appt_id TEXT PRIMARY KEY,
-    code TEXT UNIQUE,
-    first_name TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL,            -- epoch seconds
-    service TEXT NOT NULL DEFAULT '',
-    updated REAL NOT NULL,
-    checked_in_at REAL
-);
-CREATE TABLE IF NOT EXISTS loyalty (
-    card TEXT PRIMARY KEY,       -- a loyalty code (QR) or a card's UID (NFC), lowercase hex
-    first_name TEXT NOT NULL DEFAULT '',
-    points INTEGER NOT NULL DEFAULT 0,
-    updated REAL NOT NULL
-);
-"""
+from agent.localdb import retry_when_full
+from agent.storedb import StoreDatabase, attach
 
 # The staff queue's rows in one answer: a reply line stays far under the kiosk's 1 MiB line
 # (a row is ~230 bytes at most, so QUEUE_MAX rows are ~230 KB) however many wait.
@@ -59,35 +24,29 @@ ORDER_STATUSES = ("preparing", "ready", "collected", "cancelled")
 
 
 class StoreDb:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = open_db(path, SCHEMA)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        # damage met while running (the start-time check cannot see pages that go bad later):
-        # the agent's health then asks for a restart, which moves the file aside
-        self.damage = ""
+    """Orders, appointments and loyalty cards; safe from any thread (the owner's lock)."""
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
-        """The connection, under the lock; damage it meets is noted before it is raised."""
-        with self._lock:
-            try:
-                yield self._db
-            except sqlite3.DatabaseError as exc:
-                if is_damage(exc) and not self.damage:
-                    self.damage = str(exc)[:200]
-                    mark_damaged(self.path, self.damage)
-                    log.error("the store database %s is damaged (%s): restart the agent; it "
-                              "moves the file aside and starts a fresh one", self.path, exc)
-                raise
+    TABLES: Final = ("orders", "appointments", "loyalty")
+
+    def __init__(self, store: Path | StoreDatabase) -> None:
+        self._store, self._owns = attach(store)
+        self.path = self._store.path
+
+    @property
+    def damage(self) -> str:
+        """Damage the store database met while running ("" if none)."""
+        return self._store.damage
 
     def close(self) -> None:
-        self._db.close()
+        if self._owns:
+            self._owns = False
+            self._store.close()
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        with self._locked() as db:
-            row = db.execute(sql, args).fetchone()
+        with self._store.reading() as db:
+            cur = db.execute(sql, args)
+            cur.row_factory = sqlite3.Row
+            row = cur.fetchone()
         return dict(row) if row is not None else None
 
     def order(self, order_id: str) -> dict[str, Any] | None:
@@ -108,7 +67,7 @@ class StoreDb:
         keys = {"orders": "order_id", "appointments": "appt_id"}
         if table not in keys or column not in ("checked_in_at", "handed_over_at"):
             raise ValueError(f"cannot mark {table}.{column}")
-        with self._locked() as db:
+        with self._store.writing() as db:
             db.execute(f"UPDATE {table} SET {column} = ? WHERE {keys[table]} = ?",  # noqa: S608
                        (time.time(), key))
             if column == "handed_over_at":
@@ -116,26 +75,34 @@ class StoreDb:
                            (key,))
 
     @retry_when_full
-    def erase_subject(self, subject: str) -> dict[str, int]:
-        """Remove a data subject (a loyalty card, an order or appointment id) from every
-        table here, cached upstream documents that mention it included; says how much."""
-        needle = json.dumps(subject)
+    def erase_rows_of(self, subject: str) -> dict[str, int]:
+        """Remove a data subject (a loyalty card, an order or appointment id or code) from
+        the check-in tables; how many rows of each."""
         removed: dict[str, int] = {}
-        with self._locked() as conn:
-            conn.execute("PRAGMA secure_delete = ON")
-            with immediate(conn) as db:
-                for table, where, args in (
-                        ("loyalty", "card = ?", (subject.lower(),)),
-                        ("orders", "order_id = ? OR code = ?", (subject, subject.upper())),
-                        ("appointments", "appt_id = ? OR code = ?", (subject, subject.upper()))):
-                    cur = db.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
-                    removed[table] = cur.rowcount
-                has_docs = db.execute(
-                    "SELECT 1 FROM sqlite_master WHERE name = 'link_docs'").fetchone()
-                removed["cached_documents"] = db.execute(
-                    "UPDATE link_docs SET raw = x'' WHERE instr(raw, ?) > 0",
-                    (needle.encode(),)).rowcount if has_docs else 0
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self._store.erasing() as db:
+            for table, where, args in (
+                    ("loyalty", "card = ?", (subject.lower(),)),
+                    ("orders", "order_id = ? OR code = ?", (subject, subject.upper())),
+                    ("appointments", "appt_id = ? OR code = ?", (subject, subject.upper()))):
+                cur = db.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
+                removed[table] = cur.rowcount
+        return removed
+
+    def erase_subject(self, subject: str) -> dict[str, int]:
+        """erase_rows_of, with the "cached_documents" count callers from before the link
+        cache erased its own rows add that count to (always 0 here)."""
+        return {**self.erase_rows_of(subject), "cached_documents": 0}
+
+    @retry_when_full
+    def retention_sweep(self, cutoff: float) -> dict[str, int]:
+        """Orders and loyalty cards not updated since `cutoff`, appointments that were due
+        before it."""
+        removed: dict[str, int] = {}
+        with self._store.writing() as db:
+            for table, column in (("orders", "updated"), ("appointments", "at"),
+                                  ("loyalty", "updated")):
+                removed[table] = db.execute(
+                    f"DELETE FROM {table} WHERE {column} < ?", (cutoff,)).rowcount  # noqa: S608
         return removed
 
     def queue(self, limit: int = QUEUE_DEFAULT) -> tuple[list[dict[str, Any]], int]:
@@ -143,11 +110,13 @@ class StoreDb:
         of them, and how many there are in all."""
         where = ("FROM orders WHERE checked_in_at IS NOT NULL AND handed_over_at IS NULL "
                  "AND status != 'cancelled'")
-        with self._locked() as db:
+        with self._store.reading() as db:
             total = db.execute(f"SELECT count(*) {where}").fetchone()[0]
-            rows = db.execute(
+            cur = db.execute(
                 f"SELECT order_id, first_name, status, checked_in_at {where} "
-                "ORDER BY checked_in_at, order_id LIMIT ?", (limit,)).fetchall()
+                "ORDER BY checked_in_at, order_id LIMIT ?", (limit,))
+            cur.row_factory = sqlite3.Row
+            rows = cur.fetchall()
         return [dict(r) for r in rows], int(total)
 
     def snapshot(self, table: str, rows: list[dict[str, Any]]) -> int:
@@ -169,7 +138,7 @@ class StoreDb:
                f"VALUES ({', '.join('?' for _ in cols)}, ?) ON CONFLICT({cols[0]}) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in (*cols[1:], "updated")))
         keep = [r[cols[0]] for r in rows]
-        with self._locked() as conn, immediate(conn) as db:
+        with self._store.writing() as db:
             if exact:
                 marks = ",".join("?" for _ in keep) or "NULL"
                 db.execute(f"DELETE FROM {table} WHERE {cols[0]} "  # noqa: S608

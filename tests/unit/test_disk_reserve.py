@@ -89,15 +89,15 @@ def test_a_roll_up_that_meets_a_full_disk_gives_up_the_reserve_and_loses_nothing
     import contextlib
     from collections.abc import Iterator
 
-    from agent import kpi as kpi_mod
     from agent.kpi import Kpis
+    from agent.storedb import database as storedb_mod
 
     reserve = DiskReserve(tmp_path / "r", 1 << 16).install()
     assert reserve.take()
     k = Kpis(tmp_path / "store.db")
     now = time.time()
     k.add_bodies([("o2o.nfc.tap", now, '{"data":{}}')] * 3)
-    real = kpi_mod.immediate
+    real = storedb_mod.immediate
     full = {"left": 1}
 
     @contextlib.contextmanager
@@ -108,7 +108,7 @@ def test_a_roll_up_that_meets_a_full_disk_gives_up_the_reserve_and_loses_nothing
                 full["left"] -= 1
                 raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(kpi_mod, "immediate", filling)
+    monkeypatch.setattr(storedb_mod, "immediate", filling)
     assert k.flush() > 0
     assert not reserve.held and reserve.releases == 1
     day = k.day(int(now // 86400 * 86400))

@@ -1,0 +1,76 @@
+"""Where the agent keeps its state, derived in one place.
+
+The settings name two files (`[outbox] path`, `[kiosk] store_db`); everything else is placed
+beside them or in the agent's state directory, by the rules below — the same rules the agent
+followed before they were written here, so existing installations keep their files:
+- the store link's content bundles: a `content` folder beside store.db (the kiosk reads
+  `content/current` there);
+- the remote configuration overlays: `remote-config.json` (applied),
+  `remote-config.pending.json` (on trial) and `remote-config.pending.rolled-back` in the
+  state directory ($XDG_STATE_HOME/o2o-edge, or ~/.local/state/o2o-edge);
+- damage met in store.db while running: `store.db.damaged` beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # the configuration may import this module: no import of it at run time
+    from agent.config import Config
+
+APP_DIR: Final = "o2o-edge"
+MARK_SUFFIX: Final = ".damaged"  # beside store.db: damage met while running
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The agent's state directory: $XDG_STATE_HOME/o2o-edge or ~/.local/state/o2o-edge."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / APP_DIR
+
+
+def damage_mark(store_db: Path) -> Path:
+    """Beside store.db: damage met while running, for the next start to move the file aside."""
+    return Path(str(store_db) + MARK_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class StatePaths:
+    state_dir: Path
+    store_db: Path
+    outbox: Path
+
+    @classmethod
+    def of(cls, cfg: Config, env: Mapping[str, str] | None = None) -> StatePaths:
+        return cls(state_dir(env), cfg.kiosk.store_db, cfg.outbox.path)
+
+    @property
+    def content_dir(self) -> Path:
+        """The store link's content bundles (the kiosk shows `current`)."""
+        return self.store_db.parent / "content"
+
+    @property
+    def content_current(self) -> Path:
+        return self.content_dir / "current"
+
+    @property
+    def remote_config_applied(self) -> Path:
+        return self.state_dir / "remote-config.json"
+
+    @property
+    def remote_config_pending(self) -> Path:
+        """A remote configuration on trial: kept (renamed to applied) once the uplink
+        connects, else renamed to remote_config_rolled_back."""
+        return self.state_dir / "remote-config.pending.json"
+
+    @property
+    def remote_config_rolled_back(self) -> Path:
+        return self.remote_config_pending.with_suffix(".rolled-back")
+
+    @property
+    def store_db_damage_mark(self) -> Path:
+        return damage_mark(self.store_db)

@@ -1,0 +1,138 @@
+"""The store database's schema, as numbered steps (PRAGMA user_version says which ran).
+
+Step 1 is the tables every release before versioning made with `CREATE TABLE IF NOT
+EXISTS` — so a file of those releases (its tables there, user_version 0) is adopted as
+version 1 by running step 1 on it: what it has stays, what it lacks is made. A later change
+of the schema is a new step at the end, never an edit of one that shipped.
+
+Each step runs in its own IMMEDIATE transaction together with the version it sets: a step
+that fails leaves the file at the version before it, and another process (a CLI import)
+that migrated while this one waited for the lock is seen, not repeated.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    what: str
+    statements: tuple[str, ...]  # one statement each: executescript would commit first
+
+
+V1_TABLES = (
+    # check-in (agent/checkin/db.py): the store's orders, appointments and loyalty cards
+    """CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY,
+    code TEXT UNIQUE,            -- the short code a shopper can type
+    first_name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'preparing',  -- preparing, ready, collected, cancelled
+    eta_min INTEGER NOT NULL DEFAULT 3,
+    store TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL,
+    checked_in_at REAL,
+    handed_over_at REAL
+)""",
+    """CREATE TABLE IF NOT EXISTS appointments (
+    appt_id TEXT PRIMARY KEY,
+    code TEXT UNIQUE,
+    first_name TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL,            -- epoch seconds
+    service TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL,
+    checked_in_at REAL
+)""",
+    """CREATE TABLE IF NOT EXISTS loyalty (
+    card TEXT PRIMARY KEY,       -- a loyalty code (QR) or a card's UID (NFC), lowercase hex
+    first_name TEXT NOT NULL DEFAULT '',
+    points INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+)""",
+    # the store link's cache (agent/storelink/cache.py)
+    """CREATE TABLE IF NOT EXISTS link_docs (
+    kind TEXT NOT NULL,
+    scope TEXT NOT NULL,          -- "device" or "all"
+    version INTEGER NOT NULL,
+    raw BLOB NOT NULL,            -- the signed document as received
+    applied_at REAL NOT NULL,
+    PRIMARY KEY (kind, scope)
+)""",
+    """CREATE TABLE IF NOT EXISTS link_versions (
+    kind TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    version INTEGER NOT NULL,     -- the highest applied; never swept (replay protection)
+    PRIMARY KEY (kind, scope)
+)""",
+    """CREATE TABLE IF NOT EXISTS link_keys (
+    key_id TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,     -- hex
+    trusted_since REAL NOT NULL
+)""",
+    # consent (agent/consent.py)
+    """CREATE TABLE IF NOT EXISTS consent (
+    subject TEXT PRIMARY KEY,     -- HMAC-SHA256 of the identifier under the device's key
+    state TEXT NOT NULL,          -- granted, withdrawn (erased subjects stay withdrawn)
+    since REAL NOT NULL
+)""",
+    "CREATE TABLE IF NOT EXISTS privacy_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    # KPI roll-ups (agent/kpi.py)
+    """CREATE TABLE IF NOT EXISTS kpi_hourly (
+    hour INTEGER NOT NULL,      -- epoch seconds of the hour's start (UTC)
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (hour, metric)
+)""",
+    # a file from before link_versions: its cached documents' versions are the start, or a
+    # replay of an older document would be taken once the swept body is gone
+    "INSERT OR IGNORE INTO link_versions SELECT kind, scope, version FROM link_docs",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the tables of the releases before versioning (adopted as they are)",
+              V1_TABLES),
+)
+
+
+class StoreDbTooNew(ConfigError):
+    """The file was written by a newer o2o-edge: this one would misread it."""
+
+
+def version_of(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, path: Path,
+            migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the file to the last step's version; returns the version found. StoreDbTooNew
+    (one line, exit 2) for a file of a newer schema than `migrations` knows."""
+    latest = migrations[-1].version if migrations else 0
+    found = version_of(conn)
+    if found > latest:
+        raise StoreDbTooNew(
+            f"the store database {path} was written by a newer o2o-edge (schema version "
+            f"{found}; this one knows up to {latest}): install that version again, or move "
+            "the file aside to start a fresh one (orders imported by hand must then be "
+            "imported again)")
+    for step in migrations:
+        if step.version <= found:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # another process may have run this step while we waited for the write lock
+            if version_of(conn) < step.version:
+                for statement in step.statements:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {int(step.version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return found
