@@ -20,6 +20,8 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
+from agent.contracts import events as ev
+from agent.contracts.bus import CloudEvent, Op
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
 from kiosk.content import Bundle, load_bundle_with_look
 from kiosk.errors import KioskError
@@ -62,7 +64,7 @@ class KioskApp(App[None]):
     ]
 
     class AgentEvent(Message):
-        def __init__(self, event: dict[str, Any]) -> None:
+        def __init__(self, event: CloudEvent) -> None:
             super().__init__()
             self.event = event
 
@@ -154,7 +156,7 @@ class KioskApp(App[None]):
         # collector's scans, which otherwise walk it all on every full collection
         self.call_after_refresh(gc.freeze)
         # which display and content this kiosk runs with, for staff and remote support
-        self.record("o2o.kiosk.started", {
+        self.record(ev.KIOSK_STARTED, {
             "cols": self.size.width, "rows": self.size.height, "language":
             self.translator.language, "content_version": self.bundle.version,
             "content_problem": self.content_problem or None})
@@ -172,7 +174,7 @@ class KioskApp(App[None]):
 
     # --- the agent ------------------------------------------------------------------------
 
-    def _on_link_event(self, event: dict[str, Any]) -> None:
+    def _on_link_event(self, event: CloudEvent) -> None:
         self.post_message(self.AgentEvent(event))
 
     def _on_link_state(self, up: bool, reason: str) -> None:
@@ -189,14 +191,14 @@ class KioskApp(App[None]):
     def on_kiosk_app_agent_event(self, message: AgentEvent) -> None:
         self.stats.add(message.event)
         data = message.event.get("data")
-        if message.event.get("type") == "o2o.link.command" and \
+        if message.event.get("type") == ev.LINK_COMMAND and \
                 isinstance(data, dict) and data.get("name") == "reload-content":
             # the outcome quotes the bundle (its keys, its file names): never markup
             self.notify(self.reload_content(), severity="information", markup=False)
             return
         if self.in_staff_mode():
             if isinstance(self.screen, StaffScreen) and message.event.get("type") in (
-                    "o2o.nfc.tap", "o2o.qr.scan"):
+                    ev.NFC_TAP, ev.QR_SCAN):
                 self.screen.hardware_event(message.event)
             return
         action = route_event(message.event, self.bundle)
@@ -262,13 +264,13 @@ class KioskApp(App[None]):
             self._to_base()
             self.push_screen("content")
         self.mark_shown(f"page:{page_id}")
-        self.record("o2o.kiosk.view", {"page": page.id, "campaign": page.campaign,
+        self.record(ev.KIOSK_VIEW, {"page": page.id, "campaign": page.campaign,
                                        "medium": medium, "language": self.translator.language})
 
     @work(group="checkin")
     async def check_in(self, request: dict[str, Any], via: str) -> None:
         try:
-            reply = await self.link.request({"op": "checkin",
+            reply = await self.link.request({"op": Op.CHECKIN,
                                               "request": {**request, "via": via}})
             result = dict(reply.get("result") or {})
         except KioskError:
@@ -308,17 +310,17 @@ class KioskApp(App[None]):
             await card.recompose()
 
     def on_shopper_bar_staff_called(self, message: ShopperBar.StaffCalled) -> None:
-        self.record("o2o.kiosk.assist", {"screen": getattr(self.screen, "name_for_events", "")})
+        self.record(ev.KIOSK_ASSIST, {"screen": getattr(self.screen, "name_for_events", "")})
         self.notify(self.translator("staff.called"), timeout=6, markup=False)
 
     def enter_staff_mode(self) -> None:
         self._to_base()
         self.push_screen(StaffScreen())
-        self.record("o2o.kiosk.staff", {"action": "enter"})
+        self.record(ev.KIOSK_STAFF, {"action": "enter"})
         self.mark_shown("staff")
 
     def leave_staff_mode(self) -> None:
-        self.record("o2o.kiosk.staff", {"action": "leave"})
+        self.record(ev.KIOSK_STAFF, {"action": "leave"})
         self.home()
 
     # --- idle reset ---------------------------------------------------------------------------
@@ -358,7 +360,7 @@ class KioskApp(App[None]):
         if self.translator.language != self.cfg.kiosk.language:
             self.translator.language = self.cfg.kiosk.language
             await self._recompose_all()
-        self.record("o2o.kiosk.session", {
+        self.record(ev.KIOSK_SESSION, {
             "ended": why, "duration_s": round(self.clock() - self.session_started, 1)})
         self.session_started = self.clock()
         self.touch()

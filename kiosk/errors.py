@@ -9,6 +9,7 @@ class KioskReason(enum.Enum):
     BAD_CATALOGUE = "bad-catalogue"
     BAD_CONTENT = "bad-content"
     AGENT_DOWN = "agent-down"
+    AGENT_REFUSED = "agent-refused"  # its cause, a BusRefusal, carries the agent's reason
     SERVE = "serve"
     SETTINGS = "settings"  # the [kiosk], [bus] or [device] settings (kiosk/settings.py)
 

@@ -13,8 +13,10 @@ raised on it would go dark for every shopper.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from agent.contracts import events as ev
 from kiosk.content import Bundle
 
 Action = tuple[str, dict[str, Any]]
@@ -72,15 +74,15 @@ def _qr(data: dict[str, Any], bundle: Bundle) -> Action | None:
     return None
 
 
-def route_event(event: dict[str, Any], bundle: Bundle) -> Action | None:
+def route_event(event: Mapping[str, Any], bundle: Bundle) -> Action | None:
     data = event.get("data")
     if not isinstance(data, dict):
         return None
     kind = event.get("type")
-    if kind == "o2o.nfc.tap":
+    if kind == ev.NFC_TAP:
         return _nfc(data, bundle)
-    if kind == "o2o.qr.scan":
+    if kind == ev.QR_SCAN:
         return _qr(data, bundle)
-    if kind == "o2o.ble.presence" and data.get("action") in ("enter", "zone"):
+    if kind == ev.BLE_PRESENCE and data.get("action") in ("enter", "zone"):
         return _page(bundle, "zone", f"{data.get('id')}:{data.get('zone')}", "beacon")
     return None

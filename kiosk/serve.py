@@ -37,6 +37,8 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
+from agent.contracts import events as ev
+from agent.contracts.bus import Op
 from kiosk.errors import KioskError, KioskReason
 from kiosk.link import AgentLink
 from kiosk.safe_text import plain
@@ -215,11 +217,11 @@ class KioskServer(Server):
             new = self.refused - self.reported
             if not new:
                 return
-            event = {"type": "o2o.kiosk.serve", "data": {
+            event = {"type": ev.KIOSK_SERVE, "data": {
                 "refused": dict(new), "refused_total": dict(self.refused),
                 "sessions": self.sessions, "max_sessions": self.max_sessions}}
             try:
-                await self._link.request({"op": "emit", "events": [event]})
+                await self._link.request({"op": Op.EMIT, "events": [event]})
             except KioskError:
                 continue  # the agent is away: tried again, with what comes meanwhile
             self.reported.update(new)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-COUNTED = {"o2o.nfc.tap": "taps", "o2o.qr.scan": "scans", "o2o.kiosk.checkin": "checkins",
-           "o2o.kiosk.view": "views", "o2o.kiosk.handoff": "handoffs"}
+from agent.contracts import events as ev
+
+COUNTED = {ev.NFC_TAP: "taps", ev.QR_SCAN: "scans", ev.KIOSK_CHECKIN: "checkins",
+           ev.KIOSK_VIEW: "views", ev.KIOSK_HANDOFF: "handoffs"}
 OUTCOMES_MAX: Final = 32  # distinct check-in outcomes counted: the agent has about a dozen
 SCORE_MAX: Final = 10  # the top of the 0-10 scale; anything else is no survey answer
 
@@ -31,7 +33,7 @@ class TodayStats:
     def _day(self) -> int:
         return int(self.clock() // 86400)
 
-    def add(self, event: dict[str, Any]) -> None:
+    def add(self, event: Mapping[str, Any]) -> None:
         if self._day() != self.day:
             self._reset()  # a new day starts from zero
         kind = COUNTED.get(str(event.get("type")))
@@ -40,12 +42,12 @@ class TodayStats:
         hour = time.localtime(self.clock()).tm_hour
         if kind is not None:
             self.hourly[kind][hour] += 1
-        if event.get("type") == "o2o.kiosk.checkin":
+        if event.get("type") == ev.KIOSK_CHECKIN:
             outcome = str(data.get("outcome"))[:40]
             if outcome in self.outcomes or len(self.outcomes) < OUTCOMES_MAX:
                 self.outcomes[outcome] += 1
         score = data.get("score")
-        if event.get("type") == "o2o.kiosk.survey" and isinstance(score, int) and \
+        if event.get("type") == ev.KIOSK_SURVEY and isinstance(score, int) and \
                 not isinstance(score, bool) and 0 <= score <= SCORE_MAX:
             self.answers += 1
             self.score_sum += score

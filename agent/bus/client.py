@@ -194,8 +194,13 @@ class AsyncBusClient:
         return _status(await self.request({"op": Op.STATUS}))
 
     async def subscribe(self) -> AsyncIterator[CloudEvent]:
-        """The committed events, as they come; AgentError when the stream ends."""
+        """Subscribe (AgentError if refused) and return the committed events as they come;
+        the stream raises AgentError when it ends. The subscription stands once this
+        returns: no event needs to come first."""
         await self.request({"op": Op.SUBSCRIBE})
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[CloudEvent]:
         while True:
             event = proto.stream_item(await self._read(None))
             if event is not None:

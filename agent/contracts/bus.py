@@ -136,14 +136,19 @@ def reason_of(value: object) -> Reason:
         return Reason.BUS_PROTOCOL
 
 
-def refusal(reply: Mapping[str, Any]) -> AgentError:
-    """The AgentError a refusal stands for, with the agent's own reason and words."""
-    return AgentError(reason_of(reply.get("reason")),
+class BusRefusal(AgentError):
+    """The agent answered, and said no: its reason and its words (the connection is fine,
+    unless the reason is one that closes it: busy, evicted, lagged)."""
+
+
+def refusal(reply: Mapping[str, Any]) -> BusRefusal:
+    """The error a refusal stands for, with the agent's own reason and words."""
+    return BusRefusal(reason_of(reply.get("reason")),
                       str(reply.get("error") or "the agent refused the request"))
 
 
 def checked(reply: dict[str, Any]) -> dict[str, Any]:
-    """An answer that is not a refusal; the refusal raised as AgentError."""
+    """An answer that is not a refusal; the refusal raised as BusRefusal."""
     if reply.get("ok") is not True:
         raise refusal(reply)
     return reply

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.widgets import Button, Static
 
+from agent.contracts import events as ev
 from kiosk.content import Page, text_in
 from kiosk.handoff import handoff_url
 from kiosk.safe_text import para, plain
@@ -156,5 +157,5 @@ class ContentScreen(ShopperScreen):
         elif event.button.id == "handoff":
             self.shown_qr = True
             self.fill()
-            self.kiosk.record("o2o.kiosk.handoff", {
+            self.kiosk.record(ev.KIOSK_HANDOFF, {
                 "page": self.page.id, "campaign": self.page.campaign, "medium": self.medium})

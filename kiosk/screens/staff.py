@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from rich.text import Text
@@ -15,6 +16,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Static
 
+from agent.contracts import events as ev
+from agent.contracts.bus import Op
+from agent.contracts.status import Status
 from kiosk.errors import KioskError
 from kiosk.safe_text import NAME_MAX, cell, plain
 from kiosk.screens.base import fit_classes
@@ -55,9 +59,10 @@ def _number(value: Any) -> float | None:
     return float(value) if ok and math.isfinite(value) else None
 
 
-def health_lines(st: dict[str, Any]) -> list[str]:
-    """Device health for staff; every value from the agent's status is data, shown plain."""
-    u, o = _dict(st.get("uplink")), _dict(st.get("outbox"))
+def health_lines(st: Status) -> list[str]:
+    """Device health for staff; every value from the agent's status is data, shown plain
+    (a section's inner parts are read as whatever they turn out to be)."""
+    u, o = st["uplink"], st["outbox"]
     lines = [f"uplink: {u.get('state')}  {u.get('url', '')}",
              f"outbox: {o.get('depth', '?')} events waiting, oldest "
              f"{round(_number(o.get('oldest_age_s')) or 0)} s"]
@@ -165,15 +170,15 @@ class StaffScreen(Screen[None]):
     async def refresh_data(self) -> None:
         health = self.query_one("#health", Static)
         try:
-            queue = (await self.kiosk.link.request({"op": "queue"})).get("queue")
-            status = (await self.kiosk.link.request({"op": "status"})).get("status")
-            kpis = await self.kiosk.link.request({"op": "kpis"})
+            queue = (await self.kiosk.link.request({"op": Op.QUEUE})).get("queue")
+            status = await self.kiosk.link.status()
+            kpis = await self.kiosk.link.request({"op": Op.KPIS})
         except KioskError as exc:
             self.show_today()
             health.update(plain(f"agent: not reachable ({exc})"))
             return
         self.show_today(kpis)
-        health.update("\n".join(health_lines(_dict(status))))
+        health.update("\n".join(health_lines(status)))
         fill_queue(self.query_one("#queue", DataTable), queue, time.time())
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -194,7 +199,7 @@ class StaffScreen(Screen[None]):
             row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
             order = str(row_key.value)  # the id as the agent knows it, not as shown
             try:
-                await self.kiosk.link.request({"op": "handover", "order": order})
+                await self.kiosk.link.request({"op": Op.HANDOVER, "order": order})
             except KioskError as exc:
                 message.update(plain(f"could not record the hand-over: {exc}"))
                 return
@@ -207,13 +212,13 @@ class StaffScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         fit_classes(self, self.app.size)
 
-    def hardware_event(self, event: dict[str, Any]) -> None:
+    def hardware_event(self, event: Mapping[str, Any]) -> None:
         """A tap or scan while staff mode is open: the reader test's answer."""
         if not self.waiting_for_test:
             return
         self.waiting_for_test = False
         data = _dict(event.get("data"))
-        if event.get("type") == "o2o.nfc.tap":
+        if event.get("type") == ev.NFC_TAP:
             text = (f"NFC OK: {data.get('product')} ({_dict(data.get('tag')).get('kind')}), "
                     f"NDEF {data.get('ndef')}, read in {data.get('read_ms')} ms")
         else:

@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
+from agent.contracts import events as ev
 from kiosk.widgets.keypad import Keypad
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class StaffPinScreen(Screen[None]):
             locked = self._lock_text()
             message.update(locked or self.kiosk.translator("staff.pin.wrong",
                                                             left=gate.tries_left()))
-            self.kiosk.record("o2o.kiosk.staff", {"action": "pin-refused",
+            self.kiosk.record(ev.KIOSK_STAFF, {"action": "pin-refused",
                                                   "locked": bool(gate.locked_for())})
         elif len(self.pin) < 12:
             self.pin += event.key

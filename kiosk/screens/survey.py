@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
+from agent.contracts import events as ev
 from kiosk.content import text_in
 from kiosk.safe_text import plain
 from kiosk.screens.base import ShopperScreen
@@ -45,7 +46,7 @@ class SurveyScreen(ShopperScreen):
             self.kiosk.home()
         elif bid.startswith("score-") and not self.answered:
             self.answered = True
-            self.kiosk.record("o2o.kiosk.survey", {
+            self.kiosk.record(ev.KIOSK_SURVEY, {
                 "score": int(bid.removeprefix("score-")), "scale": self.kiosk.bundle.survey.scale,
                 "after": self.after})
             await self.recompose()

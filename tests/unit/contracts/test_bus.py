@@ -118,7 +118,7 @@ async def _exercise_async(path: Path) -> list[Any]:
     stream = await AsyncBusClient.connect(path, timeout=5)
     events = []
     try:
-        async for event in stream.subscribe():
+        async for event in await stream.subscribe():
             events.append(event["seq"])
     except AgentError as exc:
         out.append((events, exc.reason))

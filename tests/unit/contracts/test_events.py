@@ -20,7 +20,7 @@ REGISTRY_FILE = ROOT / "agent" / "contracts" / "events.py"
 # a whole event type (a family prefix ends with "." and is not one)
 _TYPE = re.compile(r"o2o\.[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
 # what hands an event type to the outbox or the bus: the capture callbacks the producers are
-# given (emit, capture, record), the envelope's constructor, the store link's throttled
+# given (emit, capture, record, or a private _capture), the envelope's constructor, the store link's throttled
 # reports, and a raw bus request ({"type": T, "data": D})
 _EMITTERS = {"emit", "capture", "record", "make_pending", "Throttled"}
 _CONSTANTS = {name: value for name, value in vars(events).items()
@@ -77,7 +77,7 @@ def _scan() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
                 func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else \
                     func.id if isinstance(func, ast.Name) else ""
-                if name in _EMITTERS:
+                if name.lstrip("_") in _EMITTERS:
                     found = _resolve(node.args[0], local)
             elif isinstance(node, ast.Dict):
                 for key, value in zip(node.keys, node.values, strict=True):
