@@ -15,8 +15,6 @@ the one client (agent/bus/client.py: a blocking and an asyncio face) reads with 
 here. The wire format is fixed: existing clients and store integrations speak it.
 """
 
-from __future__ import annotations
-
 import enum
 import json
 from collections.abc import Mapping

@@ -12,8 +12,6 @@ A unit test (tests/unit/contracts/test_events.py) scans the product's source: ev
 emits or reads is registered here, and every registered type is emitted somewhere.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any, Final, Literal, NamedTuple, NotRequired, TypedDict
 

@@ -6,9 +6,9 @@ TypedDicts (the document is built as plain dicts by each component and crosses t
 JSON): mypy checks every key a reader names against these. Sections a component adds only
 when it runs (ble, nfc, qr, link, kpis_today) are NotRequired; a reader asks `in` first.
 The keys are the wire format: renaming one breaks `status --json` readers in the field.
+(No `from __future__ import annotations` here or in the other contracts: TypedDict reads
+NotRequired from evaluated annotations only.)
 """
-
-from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict, cast
@@ -118,6 +118,7 @@ class DriverStatus(TypedDict, total=False):
 class BleStatus(TypedDict, total=False):
     scanner: DriverStatus
     adverts: int
+    beacon_frames: int
     anonymous: int
     registered_heard: int
     silent: list[str]
@@ -139,9 +140,12 @@ class Histogram(TypedDict):
 
 class QrStatus(TypedDict, total=False):
     camera: DriverStatus
-    scans: int
-    rejected: int
     frames_decoded: int
+    codes: int
+    scans: int
+    debounced: int
+    rejected: int
+    decode_errors: int
     decode_ms_avg: float | None
     decode_seconds: Histogram
 

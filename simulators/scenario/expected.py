@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.contracts import events as ev
 from simulators.scenario.model import Scenario
 
 LOW_BATTERY_MV = 2500
@@ -103,13 +104,13 @@ def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
     `addresses`: the Bluetooth addresses that were on air; `final_seq`: per boot id, the
     last seq the agent committed."""
     problems: list[str] = []
-    taps = Counter(_tap_key(d) for d in got.of("o2o.nfc.tap"))
+    taps = Counter(_tap_key(d) for d in got.of(ev.NFC_TAP))
     if taps != ex.taps:
         problems.append(f"taps: expected {dict(ex.taps)}, got {dict(taps)}")
-    scans = Counter(d.get("class", "?") for d in got.of("o2o.qr.scan"))
+    scans = Counter(d.get("class", "?") for d in got.of(ev.QR_SCAN))
     if scans != ex.scans:
         problems.append(f"scans: expected {dict(ex.scans)}, got {dict(scans)}")
-    pickups = [d for d in got.of("o2o.kiosk.checkin") if d.get("kind") == "pickup"]
+    pickups = [d for d in got.of(ev.KIOSK_CHECKIN) if d.get("kind") == "pickup"]
     checkins = {d.get("order", ""): d.get("via", "") for d in pickups
                 if d.get("outcome") in CONFIRMED}
     if checkins != ex.checkins:
@@ -117,17 +118,17 @@ def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
     failed = [d for d in pickups if d.get("outcome") not in CONFIRMED]
     if failed:
         problems.append(f"check-ins not confirmed: {failed}")
-    surveys = Counter(int(d.get("score", 0)) for d in got.of("o2o.kiosk.survey"))
+    surveys = Counter(int(d.get("score", 0)) for d in got.of(ev.KIOSK_SURVEY))
     if surveys != ex.surveys:
         problems.append(f"surveys: expected {dict(ex.surveys)}, got {dict(surveys)}")
-    entered = {d["id"] for d in got.of("o2o.ble.presence") if d.get("action") == "enter"}
+    entered = {d["id"] for d in got.of(ev.BLE_PRESENCE) if d.get("action") == "enter"}
     if ex.app_users - entered:
         problems.append(f"app users never seen arriving: {sorted(ex.app_users - entered)}")
-    reported = {d.get("id") for d in got.of("o2o.ble.presence")}
+    reported = {d.get("id") for d in got.of(ev.BLE_PRESENCE)}
     if ex.withheld & reported:
         problems.append(f"reported although consent was withdrawn: "
                         f"{sorted(ex.withheld & reported)}")
-    low = {d["beacon"] for d in got.of("o2o.ble.beacon.health")
+    low = {d["beacon"] for d in got.of(ev.BLE_BEACON_HEALTH)
            if d.get("status") == "low-battery"}
     if ex.low_battery - low:
         problems.append(f"low batteries not reported: {sorted(ex.low_battery - low)}")
