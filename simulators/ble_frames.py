@@ -14,6 +14,7 @@ from drivers.ble.models import (
     EddystoneURL,
     IBeacon,
 )
+from simulators.errors import FrameError as FrameError  # raised here; kept importable
 
 _SCHEMES = ("https://www.", "http://www.", "https://", "http://")  # longest first
 _SCHEME_CODE = {"http://www.": 0, "https://www.": 1, "http://": 2, "https://": 3}
@@ -23,10 +24,6 @@ _CODES = (
 )
 # try the longest expansions first so ".com/" wins over ".com"
 _BY_LENGTH = sorted(range(len(_CODES)), key=lambda i: -len(_CODES[i]))
-
-
-class FrameError(ValueError):
-    """The beacon cannot be encoded (an Eddystone URL too long or with invalid characters)."""
 
 
 def encode_url(url: str) -> bytes:

@@ -16,8 +16,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from simulators.errors import MissingProgram
 
-class BrokerUnavailable(RuntimeError):
+
+class BrokerUnavailable(MissingProgram):
     """The broker program is not installed; the message names the Debian package."""
 
 

@@ -26,6 +26,7 @@ from dbus_fast.constants import PropertyAccess
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_property, method
 
+from simulators.errors import MissingProgram
 from simulators.sockpath import fitting_socket
 
 _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
@@ -44,7 +45,7 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Confi
 """
 
 
-class BusUnavailable(RuntimeError):
+class BusUnavailable(MissingProgram):
     """dbus-daemon is not installed (apt-get install dbus)."""
 
 

@@ -30,16 +30,19 @@ LAGGED = line({"ok": False, "reason": Reason.LAGGED.value,
                "error": "this subscriber fell too far behind and was dropped; subscribe again"})
 
 
-class Refused(Exception):
+class Refused(AgentError):
     """A request refused at the edge: counted under `key`, answered with `reason`."""
 
     def __init__(self, key: str, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.key, self.reason = key, reason
+        super().__init__(reason, message)
+        self.key = key
 
 
-class Stalled(Exception):
-    """The peer does not take its answers."""
+class Stalled(AgentError):
+    """The peer does not take its answers (the connection is closed)."""
+
+    def __init__(self) -> None:
+        super().__init__(Reason.BUS_UNAVAILABLE, "the peer does not read its answers")
 
 
 # JSON objects and lists one request line may hold, counted in C (bytes.count: ~0.1 ms a MiB)

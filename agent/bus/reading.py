@@ -14,7 +14,7 @@ from typing import Final
 from agent.bus.fair import BUDGET_WAIT_S, SMALL_LINE_BYTES, ByteBudget
 from agent.bus.limits import Conn
 from agent.contracts import bus as proto
-from agent.errors import Reason
+from agent.errors import AgentError, Reason
 
 MAX_LINE: Final = proto.MAX_LINE
 # A big line must arrive within this once it holds budget: a client that trickles one cannot
@@ -22,12 +22,12 @@ MAX_LINE: Final = proto.MAX_LINE
 BIG_LINE_READ_S: Final = 10.0
 
 
-class Cut(Exception):
+class Cut(AgentError):
     """The connection ends with this answer: counted under `key`, told `reason`."""
 
     def __init__(self, key: str, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.key, self.reason = key, reason
+        super().__init__(reason, message)
+        self.key = key
 
 
 def _set_limit(reader: asyncio.StreamReader, limit: int) -> None:

@@ -16,16 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulators.errors import ScenarioError as ScenarioError  # kept importable from here
+
 FAULTS = ("broker-down", "network-cut", "bluetoothd-restart", "nfc-unplugged", "camera-gone",
           "disk-full", "clock-jump")
 TAG_TYPES = ("ntag213", "felica", "type4a")
 _UID_LEN = {"ntag213": 7, "felica": 8, "type4a": 7}
 APP_UUID = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"  # the shopper app's iBeacon UUID
 NAMESPACE = "edd1ebeac04e5defa017"  # the store's Eddystone-UID namespace
-
-
-class ScenarioError(ValueError):
-    """The scenario file cannot be used; the message names the place and the problem."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,7 @@ from kiosk.screens.attract import AttractScreen
 from kiosk.screens.checkin import CheckinScreen
 from kiosk.screens.result import ResultScreen
 from kiosk.screens.survey import SurveyScreen
-
-
-class ShopperError(RuntimeError):
-    pass
+from simulators.errors import ShopperError as ShopperError  # kept importable from here
 
 
 async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 10.0,
