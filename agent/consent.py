@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from agent.localdb import retry_when_full
-from agent.storedb import StoreDatabase, attach, subject_forms
+from agent.storedb import Repository, StoreDatabase, subject_forms
 from agent.storelink.docs import Doc, DocRefused
 
 STATES = ("granted", "withdrawn")
 _HASHED = re.compile(r"[0-9a-f]{64}")
 
 
-class Consent:
+class Consent(Repository):
     """Consent records never hold an identifier: only its keyed hash (the key is this
     device's, made once), so the table can say "do not report this one" — even after the
     subject was erased — without naming anybody."""
 
     def __init__(self, store: Path | StoreDatabase) -> None:
-        self._store, self._owns = attach(store)
+        super().__init__(store)
         self._key = self._device_key()
         self._hash_plain_subjects()
         self.withdrawn = self._load()
@@ -69,11 +69,6 @@ class Consent:
         with self._store.reading() as db:
             rows = db.execute("SELECT subject FROM consent WHERE state = 'withdrawn'")
             return {r[0] for r in rows}
-
-    def close(self) -> None:
-        if self._owns:
-            self._owns = False
-            self._store.close()
 
     @retry_when_full
     def erase(self, subject: str) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from agent.errors import AgentError, Reason
 from agent.localdb import retry_when_full
-from agent.storedb import StoreDatabase, attach
+from agent.storedb import Repository, StoreDatabase
 
 # Events come from bus clients too: an amount that is not a number, not finite or beyond any
 # real count (a dwell of 30 years, a billion devices in a minute) is ignored and counted,
@@ -80,9 +80,9 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
     return []
 
 
-class Kpis:
+class Kpis(Repository):
     def __init__(self, store: Path | StoreDatabase) -> None:
-        self._store, self._owns = attach(store)
+        super().__init__(store)
         self._lock = threading.Lock()  # the pending counts (the owner locks the connection)
         self._pending: dict[tuple[int, str], float] = {}
         self._peaks: dict[tuple[int, str], float] = {}
@@ -168,9 +168,7 @@ class Kpis:
         try:
             self.flush()
         finally:
-            if self._owns:
-                self._owns = False
-                self._store.close()
+            super().close()
 
 
 def summary(day: dict[str, list[float]]) -> dict[str, Any]:

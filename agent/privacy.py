@@ -18,14 +18,14 @@ from typing import Any
 from agent.checkin.db import StoreDb
 from agent.consent import STATES, Consent
 from agent.kpi import Kpis
-from agent.storedb import StoreDatabase, TableGroup, attach, subject_forms
+from agent.storedb import Repository, StoreDatabase, TableGroup, subject_forms
 from agent.storelink.cache import LinkCache
 from agent.storelink.docs import Doc
 
 __all__ = ["STATES", "Privacy", "subject_forms"]
 
 
-class Privacy:
+class Privacy(Repository):
     """Consent (as agent/consent.py answers it) and the sweep and erasure across every table
     group: `groups` are the other repositories of the same store database (the check-in
     tables, the link cache, the KPI roll-ups); without them, Privacy makes its own on the
@@ -33,7 +33,7 @@ class Privacy:
 
     def __init__(self, store: Path | StoreDatabase,
                  groups: Sequence[TableGroup] | None = None) -> None:
-        self._store, self._owns = attach(store)
+        super().__init__(store)
         self.consent = Consent(self._store)
         if groups is None:
             groups = (StoreDb(self._store), Kpis(self._store), LinkCache(self._store))
@@ -83,8 +83,3 @@ class Privacy:
             for what, n in group.erase_rows_of(subject).items():
                 removed[what] = removed.get(what, 0) + n
         return removed
-
-    def close(self) -> None:
-        if self._owns:
-            self._owns = False
-            self._store.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.localdb import retry_when_full
-from agent.storedb import StoreDatabase, attach
+from agent.storedb import Repository, StoreDatabase
 
 # The staff queue's rows in one answer: a reply line stays far under the kiosk's 1 MiB line
 # (a row is ~230 bytes at most, so QUEUE_MAX rows are ~230 KB) however many wait.
@@ -23,24 +23,12 @@ QUEUE_MAX: Final = 1000
 ORDER_STATUSES = ("preparing", "ready", "collected", "cancelled")
 
 
-class StoreDb:
+class StoreDb(Repository):
     """Orders, appointments and loyalty cards; safe from any thread (the owner's lock)."""
 
-    TABLES: Final = ("orders", "appointments", "loyalty")
-
     def __init__(self, store: Path | StoreDatabase) -> None:
-        self._store, self._owns = attach(store)
+        super().__init__(store)
         self.path = self._store.path
-
-    @property
-    def damage(self) -> str:
-        """Damage the store database met while running ("" if none)."""
-        return self._store.damage
-
-    def close(self) -> None:
-        if self._owns:
-            self._owns = False
-            self._store.close()
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
         with self._store.reading() as db:

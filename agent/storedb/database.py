@@ -126,13 +126,38 @@ class StoreDatabase:
         """A write whose deleted rows leave no trace in the file: pages zeroed on delete,
         and the write-ahead log emptied into the file afterwards."""
         with self._lock, self._noting_damage():
-            outer = self._conn.in_transaction
-            if not outer:
-                self._conn.execute("PRAGMA secure_delete = ON")
-            with self.writing() as conn:
-                yield conn
-            if not outer:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if self._conn.in_transaction:  # part of a write already under way
+                with self.writing() as conn:
+                    yield conn
+                return
+            # the connection is every part's: what the erasure sets, it puts back
+            before = int(self._conn.execute("PRAGMA secure_delete").fetchone()[0])
+            self._conn.execute("PRAGMA secure_delete = ON")
+            try:
+                with self.writing() as conn:
+                    yield conn
+            finally:
+                self._conn.execute(f"PRAGMA secure_delete = {before}")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+class Repository:
+    """A table group's repository on the owner: given the StoreDatabase, it borrows it (who
+    made it closes it); given a path, it opens (shares) the file's owner and its close()
+    gives it back."""
+
+    def __init__(self, store: Path | StoreDatabase) -> None:
+        self._store, self._owns = attach(store)
+
+    @property
+    def damage(self) -> str:
+        """Damage the store database met while running ("" if none)."""
+        return self._store.damage
+
+    def close(self) -> None:
+        if self._owns:
+            self._owns = False
+            self._store.close()
 
 
 def attach(store: Path | StoreDatabase) -> tuple[StoreDatabase, bool]:

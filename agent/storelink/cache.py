@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from agent.localdb import retry_when_full
-from agent.storedb import StoreDatabase, attach, subject_forms
+from agent.storedb import Repository, subject_forms
 
 # kinds whose body is not kept: a command is done once it is answered, and its arguments
 # may name a person (erase-subject); only its version is kept, against replays
@@ -31,15 +30,7 @@ VERSION_ONLY = frozenset({"cmd"})
 PERSONAL_KINDS = ("orders", "appointments", "consent", "loyalty")
 
 
-class LinkCache:
-    def __init__(self, store: Path | StoreDatabase) -> None:
-        self._store, self._owns = attach(store)
-
-    def close(self) -> None:
-        if self._owns:
-            self._owns = False
-            self._store.close()
-
+class LinkCache(Repository):
     def applied(self) -> dict[tuple[str, str], int]:
         with self._store.reading() as db:
             rows = db.execute("SELECT kind, scope, version FROM link_versions").fetchall()

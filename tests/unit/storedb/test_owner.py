@@ -131,3 +131,17 @@ def test_damage_met_by_any_part_is_noted_once_and_marked_for_the_next_start(
         raise sqlite3.OperationalError("database is locked")  # not damage
     assert store.damage == "database disk image is malformed"
     store.close()
+
+
+def test_an_erasure_leaves_the_shared_connection_as_it_found_it(tmp_path: Path) -> None:
+    """Erasing zeroes the deleted pages (secure_delete) for its own write only: the check-ins
+    and roll-ups written after it on the same connection are not slowed by it."""
+    store = StoreDatabase.open(tmp_path / "store.db")
+    orders = StoreDb(store)
+    orders.replace("orders", [ORDER])
+    with store.reading() as db:
+        before = db.execute("PRAGMA secure_delete").fetchone()[0]
+    assert orders.erase_rows_of("A-1")["orders"] == 1
+    with store.reading() as db:
+        assert db.execute("PRAGMA secure_delete").fetchone()[0] == before
+    store.close()
