@@ -27,6 +27,7 @@ from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending
 from agent.outbox.dbfile import integrity_problem, is_corruption, quarantine, refuse_foreign
 from agent.statepaths import MARK_SUFFIX as MARK_SUFFIX
 from agent.statepaths import damage_mark
+from agent.storedb.migrations import MIGRATIONS, version_of
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,17 @@ def check_at_start(path: Path) -> MovedAside | None:
 
 
 def read_only_check(path: Path) -> str:
-    """"ok", or what is wrong with the file, read without writing anything (not even the
-    -shm): for `o2o-edge doctor`, which may run beside the agent."""
+    """"ok", or what is wrong with the file (damage, or a schema of a newer o2o-edge), read
+    only: for `o2o-edge doctor`, which may run beside the agent."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
-            return str(conn.execute("PRAGMA quick_check").fetchone()[0])
+            verdict = str(conn.execute("PRAGMA quick_check").fetchone()[0])
+            found, latest = version_of(conn), MIGRATIONS[-1].version
+            if verdict == "ok" and found > latest:
+                return (f"written by a newer o2o-edge (schema version {found}; this one "
+                        f"knows up to {latest})")
+            return verdict
         finally:
             conn.close()
     except sqlite3.Error as exc:

@@ -16,7 +16,7 @@ import pytest
 from agent.checkin import StoreDb
 from agent.errors import ConfigError
 from agent.outbox.dbfile import quarantine
-from agent.storedb_file import QUARANTINED_EVENT, check_at_start, problem_of
+from agent.storedb.filecheck import QUARANTINED_EVENT, check_at_start, problem_of
 from tests.conftest import CLI, ROOT, AgentProcess
 
 
@@ -184,7 +184,7 @@ def test_damage_met_while_running_is_said_and_the_next_start_moves_the_file_asid
 
 
 def test_a_marked_file_is_moved_aside_whatever_its_check_says(tmp_path: Path) -> None:
-    from agent.storedb_file import mark_damaged
+    from agent.storedb.filecheck import mark_damaged
 
     store = tmp_path / "store.db"
     store_with_orders(store, 20)

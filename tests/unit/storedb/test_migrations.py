@@ -14,7 +14,13 @@ import pytest
 
 from agent.checkin import StoreDb
 from agent.errors import ConfigError
-from agent.storedb import MIGRATIONS, Migration, StoreDatabase, StoreDbTooNew
+from agent.storedb import (
+    MIGRATIONS,
+    Migration,
+    StoreDatabase,
+    StoreDbTooNew,
+    read_only_check,
+)
 from agent.storelink.cache import LinkCache
 from tests.conftest import CLI, ROOT
 from tests.unit.storedb.old_schema import OLD_SCHEMA
@@ -78,6 +84,7 @@ def test_a_fresh_file_has_todays_tables_at_the_latest_version(tmp_path: Path) ->
     store = StoreDatabase.open(tmp_path / "store.db")
     store.close()
     assert user_version(tmp_path / "store.db") == LATEST == 1
+    assert read_only_check(tmp_path / "store.db") == "ok"
     # migration 1 is the schema the old code made: same tables, columns, keys, indexes
     assert shape(tmp_path / "store.db") == shape(made_by_old_code)
 
@@ -130,6 +137,9 @@ def test_a_file_of_a_newer_release_is_refused_in_one_line_and_left_alone(
     assert "\n" not in message and "newer o2o-edge" in message and str(path) in message
     assert "install that version again, or move the file aside" in message
     assert path.read_bytes() == before and user_version(path) == LATEST + 1
+    # what `o2o-edge doctor` says of it
+    assert read_only_check(path) == (f"written by a newer o2o-edge (schema version "
+                                     f"{LATEST + 1}; this one knows up to {LATEST})")
     # and nothing of it is kept open: a fixed file opens in the same process
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {LATEST}")
