@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -156,10 +156,9 @@ class KioskApp(App[None]):
         # collector's scans, which otherwise walk it all on every full collection
         self.call_after_refresh(gc.freeze)
         # which display and content this kiosk runs with, for staff and remote support
-        self.record(ev.KIOSK_STARTED, {
-            "cols": self.size.width, "rows": self.size.height, "language":
-            self.translator.language, "content_version": self.bundle.version,
-            "content_problem": self.content_problem or None})
+        self.record(ev.KIOSK_STARTED, ev.KioskStarted(
+            cols=self.size.width, rows=self.size.height, language=self.translator.language,
+            content_version=self.bundle.version, content_problem=self.content_problem or None))
         self.set_interval(IDLE_TICK_S, self.idle_tick)
         if self.connect:
             self.run_worker(self.link.run(), name="agent-link", exit_on_error=False)
@@ -213,8 +212,9 @@ class KioskApp(App[None]):
         elif kind == "result":
             self.show_result(arg["outcome"], {})
 
-    def record(self, event_type: str, data: dict[str, Any]) -> None:
-        """A kiosk event for the agent's outbox (queued while the agent is down)."""
+    def record(self, event_type: str, data: Mapping[str, Any]) -> None:
+        """A kiosk event for the agent's outbox (queued while the agent is down); `data` is
+        the type's payload (agent/contracts/events.py), built with its TypedDict."""
         self.run_worker(self.link.emit(event_type, data), group="emit", exit_on_error=False)
 
     # --- navigation ------------------------------------------------------------------------
@@ -264,8 +264,8 @@ class KioskApp(App[None]):
             self._to_base()
             self.push_screen("content")
         self.mark_shown(f"page:{page_id}")
-        self.record(ev.KIOSK_VIEW, {"page": page.id, "campaign": page.campaign,
-                                       "medium": medium, "language": self.translator.language})
+        self.record(ev.KIOSK_VIEW, ev.KioskView(page=page.id, campaign=page.campaign,
+                                                medium=medium, language=self.translator.language))
 
     @work(group="checkin")
     async def check_in(self, request: dict[str, Any], via: str) -> None:
@@ -310,17 +310,18 @@ class KioskApp(App[None]):
             await card.recompose()
 
     def on_shopper_bar_staff_called(self, message: ShopperBar.StaffCalled) -> None:
-        self.record(ev.KIOSK_ASSIST, {"screen": getattr(self.screen, "name_for_events", "")})
+        self.record(ev.KIOSK_ASSIST,
+                    ev.KioskAssist(screen=getattr(self.screen, "name_for_events", "")))
         self.notify(self.translator("staff.called"), timeout=6, markup=False)
 
     def enter_staff_mode(self) -> None:
         self._to_base()
         self.push_screen(StaffScreen())
-        self.record(ev.KIOSK_STAFF, {"action": "enter"})
+        self.record(ev.KIOSK_STAFF, ev.KioskStaff(action="enter"))
         self.mark_shown("staff")
 
     def leave_staff_mode(self) -> None:
-        self.record(ev.KIOSK_STAFF, {"action": "leave"})
+        self.record(ev.KIOSK_STAFF, ev.KioskStaff(action="leave"))
         self.home()
 
     # --- idle reset ---------------------------------------------------------------------------
@@ -360,8 +361,8 @@ class KioskApp(App[None]):
         if self.translator.language != self.cfg.kiosk.language:
             self.translator.language = self.cfg.kiosk.language
             await self._recompose_all()
-        self.record(ev.KIOSK_SESSION, {
-            "ended": why, "duration_s": round(self.clock() - self.session_started, 1)})
+        self.record(ev.KIOSK_SESSION, ev.KioskSession(
+            ended=why, duration_s=round(self.clock() - self.session_started, 1)))
         self.session_started = self.clock()
         self.touch()
         self.mark_shown("attract")

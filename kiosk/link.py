@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ class AgentLink:
             conn, self._conn = self._conn, None
             await conn.close()
 
-    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+    async def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
         """Send a kiosk event; kept for later if the agent is down (never raises)."""
         event: EventIn = {"type": event_type,
                           "data": {**data, "kiosk_time": round(time.time(), 3)}}

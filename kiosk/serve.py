@@ -38,7 +38,7 @@ from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
 from agent.contracts import events as ev
-from agent.contracts.bus import Op
+from agent.contracts.bus import EventIn, Op
 from kiosk.errors import KioskError, KioskReason
 from kiosk.link import AgentLink
 from kiosk.safe_text import plain
@@ -217,9 +217,9 @@ class KioskServer(Server):
             new = self.refused - self.reported
             if not new:
                 return
-            event = {"type": ev.KIOSK_SERVE, "data": {
-                "refused": dict(new), "refused_total": dict(self.refused),
-                "sessions": self.sessions, "max_sessions": self.max_sessions}}
+            event: EventIn = {"type": ev.KIOSK_SERVE, "data": ev.KioskServe(
+                refused=dict(new), refused_total=dict(self.refused),
+                sessions=self.sessions, max_sessions=self.max_sessions)}
             try:
                 await self._link.request({"op": Op.EMIT, "events": [event]})
             except KioskError:

@@ -1,14 +1,6 @@
 """The local bus: a Unix socket speaking JSON lines, for the kiosk, the CLI and store systems.
 
-Requests (one JSON object per line, `req` is echoed back):
-  {"op": "emit", "events": [{"type": T, "data": D, "priority"?: 0-9}]}
-      -> {"ok": true, "ids": [...], "seqs": [...]} once the events are committed; an event
-         about an app user whose consent is withdrawn is not kept: null in its place, and
-         "withheld": how many
-  {"op": "status"}     -> {"ok": true, "status": {...}}
-  {"op": "subscribe"}  -> {"ok": true}, then {"event": {...}} for every committed event
-  {"op": "ping"}       -> {"ok": true}
-Errors: {"ok": false, "reason": R, "error": "what went wrong and what to do"}; every request
+The protocol — requests, answers, refusal reasons — is agent/contracts/bus.py; every request
 gets exactly one answer line and the connection goes on (but for a line over MAX_LINE: the
 framing is lost, the answer is the connection's last).
 

@@ -157,5 +157,5 @@ class ContentScreen(ShopperScreen):
         elif event.button.id == "handoff":
             self.shown_qr = True
             self.fill()
-            self.kiosk.record(ev.KIOSK_HANDOFF, {
-                "page": self.page.id, "campaign": self.page.campaign, "medium": self.medium})
+            self.kiosk.record(ev.KIOSK_HANDOFF, ev.KioskHandoff(
+                page=self.page.id, campaign=self.page.campaign, medium=self.medium))

@@ -70,8 +70,8 @@ class StaffPinScreen(Screen[None]):
             locked = self._lock_text()
             message.update(locked or self.kiosk.translator("staff.pin.wrong",
                                                             left=gate.tries_left()))
-            self.kiosk.record(ev.KIOSK_STAFF, {"action": "pin-refused",
-                                                  "locked": bool(gate.locked_for())})
+            self.kiosk.record(ev.KIOSK_STAFF, ev.KioskStaff(action="pin-refused",
+                                                            locked=bool(gate.locked_for())))
         elif len(self.pin) < 12:
             self.pin += event.key
         self.query_one("#pin", Static).update("●" * len(self.pin))

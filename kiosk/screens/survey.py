@@ -46,8 +46,8 @@ class SurveyScreen(ShopperScreen):
             self.kiosk.home()
         elif bid.startswith("score-") and not self.answered:
             self.answered = True
-            self.kiosk.record(ev.KIOSK_SURVEY, {
-                "score": int(bid.removeprefix("score-")), "scale": self.kiosk.bundle.survey.scale,
-                "after": self.after})
+            self.kiosk.record(ev.KIOSK_SURVEY, ev.KioskSurvey(
+                score=int(bid.removeprefix("score-")), scale=self.kiosk.bundle.survey.scale,
+                after=self.after))
             await self.recompose()
             self.set_timer(THANKS_S, self.kiosk.home)
