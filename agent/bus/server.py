@@ -37,7 +37,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ from agent.bus.limits import (
 from agent.bus.reading import MAX_LINE, Cut, read_request
 from agent.bus.stream import pump, remove_stale_socket
 from agent.contracts.bus import CORE_OPS, Op
+from agent.contracts.status import Status
 from agent.diskfull import is_disk_full
 from agent.envelope import PendingEvent, make_pending
 from agent.errors import AgentError, Reason
@@ -88,7 +89,8 @@ _WARN_EVERY_S = 60.0  # one warning a minute per kind of failure (each one is co
 
 class BusServer:
     def __init__(
-        self, path: Path, writer: OutboxWriter, status: Callable[[], dict[str, Any]],
+        self, path: Path, writer: OutboxWriter,
+        status: Callable[[], Status | Mapping[str, Any]],
         ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
         enrich: Callable[[str, Any], Any] | None = None,
         allow: Callable[[str, Any], bool] | None = None,
