@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 DOCUMENT_KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd/+")
 
 
+def link_topics(store: str, device: str) -> tuple[str, ...]:
+    """The topic filters the store link takes documents on: this device's and the store's."""
+    return tuple(f"o2o/v1/{store}/{scope}/{kind}" for scope in (device, "all")
+                 for kind in DOCUMENT_KINDS)
+
+
 class StoreLink:
     def __init__(self, store: str, device: str, pinned: list[str], cache: LinkCache,
                  appliers: dict[str, Applier], content_root: Path,
@@ -48,9 +54,8 @@ class StoreLink:
                                     on_waiting=self.fetch_blobs, schedule=schedule)
         self.commands = Commands(self.receiver, reply, handlers)
 
-    def topics(self) -> list[str]:
-        return [f"o2o/v1/{self.store}/{scope}/{kind}" for scope in (self.device, "all")
-                for kind in DOCUMENT_KINDS]
+    def topics(self) -> tuple[str, ...]:
+        return link_topics(self.store, self.device)
 
     def blob_topic(self, sha: str) -> str:
         return f"o2o/v1/{self.store}/all/blob/{sha}"

@@ -1,0 +1,91 @@
+"""A data subject erased everywhere the agent keeps it (the erase-subject command): the
+events still waiting in the outbox, the store database (orders, appointments, loyalty cards,
+consent records, cached documents that named it), the open shopper-app visit and the presence
+track. The databases are searched and rewritten off the loop; the visit and the track, which
+live on the loop, are forgotten there. The record of the erasure names the subject only by a
+hash."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from agent.privacy import subject_forms
+
+MAX_SUBJECT = 128  # characters
+
+
+class InvalidSubject(ValueError):
+    pass
+
+
+class Outbox(Protocol):
+    def erase(self, needles: list[str]) -> Future[int]: ...
+
+
+class StoredData(Protocol):
+    def erase_subject(self, subject: str) -> dict[str, int]:
+        """Rows removed, by what they were (the store database's part of the answer)."""
+        ...
+
+
+class Erasure:
+    def __init__(self, outbox: Outbox, stored: StoredData, forget_visits: Callable[[str], int],
+                 forget_presence: Callable[[str], int],
+                 capture: Callable[[str, Any], object]) -> None:
+        self._outbox = outbox
+        self._stored = stored
+        self._forget_visits = forget_visits
+        self._forget_presence = forget_presence
+        self._capture = capture
+
+    async def erase(self, subject: object) -> dict[str, int]:
+        """On the loop; what was removed, by kind. InvalidSubject for anything but an
+        identifier of 1-128 printable characters."""
+        if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT \
+                or not subject.isprintable():
+            raise InvalidSubject(
+                f"subject must be the identifier to erase (1-{MAX_SUBJECT} characters)")
+        # the subject as it may be written: events are JSON with its characters as they are
+        # (not \u-escaped), in either Unicode normal form
+        needles = sorted({json.dumps(f, ensure_ascii=False) for f in subject_forms(subject)})
+        outbox = await asyncio.wrap_future(self._outbox.erase(needles))
+        stored = await asyncio.to_thread(self._stored.erase_subject, subject)
+        removed = {"outbox_events": outbox, **stored,
+                   "open_visits": self._forget_visits(subject),
+                   "presence_tracks": self._forget_presence(subject)}
+        self._capture("o2o.privacy.erased", {
+            "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],
+            "removed": removed})
+        return removed
+
+
+class _Orders(Protocol):
+    def erase_subject(self, subject: str) -> dict[str, int]: ...
+
+
+class _Consent(Protocol):
+    def erase(self, subject: str) -> int: ...
+
+
+class _LinkCache(Protocol):
+    def erase_subject(self, forms: set[str]) -> int: ...
+
+
+class StoreRepositories:
+    """The store database's part of an erasure, asked of each repository that holds the
+    subject: the check-in tables, the consent records, the cached documents."""
+
+    def __init__(self, orders: _Orders, consent: _Consent, link_cache: _LinkCache) -> None:
+        self._orders, self._consent, self._cache = orders, consent, link_cache
+
+    def erase_subject(self, subject: str) -> dict[str, int]:
+        stored = {**self._orders.erase_subject(subject),
+                  "consent_records": self._consent.erase(subject)}
+        stored["cached_documents"] = stored.get("cached_documents", 0) \
+            + self._cache.erase_subject(subject_forms(subject))
+        return stored

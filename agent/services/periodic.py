@@ -1,0 +1,57 @@
+"""The agent's periodic jobs, each a supervised component: the daily retention sweep of the
+local tables, the KPI roll-ups written out, and freed heap handed back to the OS."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+HEAP_TRIM_S = 10.0
+KPI_FLUSH_S = 5.0  # hourly roll-ups reach the database at most this late
+RETENTION_FIRST_S = 60.0  # the first sweep shortly after start
+RETENTION_EVERY_S = 86400.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None on other C libraries."""
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+async def trim_heap(trim: Callable[[int], int] | None, every_s: float = HEAP_TRIM_S,
+                    sleep: Sleep = asyncio.sleep) -> None:
+    """A long drain allocates and frees large batch buffers from several threads; without
+    this the heap keeps its high-water mark. Nothing to do without glibc."""
+    if trim is None:
+        return
+    while True:
+        await sleep(every_s)
+        trim(0)
+
+
+async def flush_kpis(flush: Callable[[], object], every_s: float = KPI_FLUSH_S,
+                     sleep: Sleep = asyncio.sleep) -> None:
+    while True:
+        await sleep(every_s)
+        await asyncio.to_thread(flush)
+
+
+async def sweep_retention(sweep: Callable[[float], dict[str, int]],
+                          retention_days: Callable[[], float],
+                          capture: Callable[[str, Any], object],
+                          sleep: Sleep = asyncio.sleep) -> None:
+    """Every local table swept of what is older than the retention limit (in a worker: it
+    rewrites tables); what was removed is recorded when anything was. The limit is read at
+    each sweep: a live configuration may change it."""
+    await sleep(RETENTION_FIRST_S)
+    while True:
+        removed = await asyncio.to_thread(sweep, retention_days())
+        if any(removed.values()):
+            capture("o2o.privacy.retention", {"removed": removed})
+        await sleep(RETENTION_EVERY_S)
