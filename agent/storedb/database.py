@@ -52,8 +52,9 @@ class StoreDatabase:
 
     @classmethod
     def open(cls, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> StoreDatabase:
-        """The owner of the file at `path`, opened and migrated if this process has none yet.
-        StoreDbTooNew (a ConfigError) for a file of a newer o2o-edge."""
+        """The owner of the file at `path`, opened and migrated (to `migrations`) if this
+        process has none yet, else the one it has. StoreDbTooNew (a ConfigError) for a file
+        of a newer o2o-edge."""
         with cls._owners_lock:
             # before any connection: os.open of an existing file fails (O_EXCL) without
             # making a descriptor, so an owner already open is not disturbed
@@ -66,8 +67,9 @@ class StoreDatabase:
                 return owner
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                # the timeout first: switching to WAL waits for a lock another process holds
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode=WAL")
                 migrate(conn, path, migrations)
             except BaseException:
                 conn.close()  # not left to the garbage collector (Python 3.13 warns of it)
