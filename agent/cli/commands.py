@@ -23,6 +23,7 @@ from agent.config import (
     remote_config_paths,
     render_toml,
 )
+from agent.contracts.bus import EventIn
 from agent.contracts.status import Status
 from agent.doctor.dirs import dir_problems
 from agent.errors import AgentError, ConfigError, Reason
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_line(lineno: int, line: str) -> dict[str, Any] | None:
+def _parse_line(lineno: int, line: str) -> EventIn | None:
     """The event of one stdin line, or None after saying on stderr what is wrong with it."""
     try:
         obj = json.loads(line)
@@ -94,17 +95,17 @@ def _parse_line(lineno: int, line: str) -> dict[str, Any] | None:
         print(f'o2o-edge: line {lineno}: needs an object with "type" and "data"; skipped',
               file=sys.stderr)
         return None
-    ev = {"type": obj["type"], "data": obj.get("data")}
-    if "priority" in obj:
+    ev: EventIn = {"type": obj["type"], "data": obj.get("data")}
+    if "priority" in obj:  # checked by the agent, which says what is wrong with it
         ev["priority"] = obj["priority"]
     return ev
 
 
 def _stdin_chunks(stream: BinaryIO, bad: list[int]
-                  ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+                  ) -> Iterator[list[tuple[int, EventIn]]]:
     """Chunks of at most EMIT_CHUNK events and about MAX_EMIT_LINE bytes (one bus request
     line each), read as they come; the numbers of bad lines are appended to `bad`."""
-    chunk: list[tuple[int, dict[str, Any]]] = []
+    chunk: list[tuple[int, EventIn]] = []
     size = 0
     for lineno, line, problem in bounded_lines(stream, MAX_EMIT_LINE):
         if problem:
@@ -138,7 +139,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
             print(f"o2o-edge: --data is not JSON the agent takes: {str(exc)[:200]}",
                   file=sys.stderr)
             return 2
-        ev: dict[str, Any] = {"type": args.event_type, "data": data}
+        ev: EventIn = {"type": args.event_type, "data": data}
         if args.priority is not None:
             ev["priority"] = args.priority
         with _bus(cfg) as bus:
@@ -176,7 +177,7 @@ def _print_ids(ids: list[str | None]) -> None:
         print("withheld" if event_id is None else event_id)
 
 
-def _emit_one_by_one(bus: BusClient, chunk: list[tuple[int, dict[str, Any]]]) -> int:
+def _emit_one_by_one(bus: BusClient, chunk: list[tuple[int, EventIn]]) -> int:
     """A chunk was refused: find the offending lines, commit the rest."""
     failed = 0
     for lineno, ev in chunk:
