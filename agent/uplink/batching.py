@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
-
-from agent.outbox.store import Row
+from typing import Final, Protocol
 
 _HISTORICAL = '{"historical":true,'
 MIN_BATCH_BYTES: Final = 1024  # below this a batch is all MQTT overhead (unless the broker says so)
@@ -26,7 +24,20 @@ class Batch:
     generation: int
 
 
-def _event_text(row: Row, historical_before: float | None) -> str:
+class EventRow(Protocol):
+    """An outbox row as read back (outbox.store.Row) or as just committed (Committed)."""
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def created(self) -> float: ...
+
+    @property
+    def body(self) -> str: ...
+
+
+def _event_text(row: EventRow, historical_before: float | None) -> str:
     # Backlog captured while the uplink was down is marked so the upstream does not mistake
     # it for live traffic.
     if historical_before is not None and row.created < historical_before:
@@ -35,7 +46,7 @@ def _event_text(row: Row, historical_before: float | None) -> str:
 
 
 def build_batches(
-    rows: Sequence[Row],
+    rows: Sequence[EventRow],
     *,
     max_events: int,
     max_bytes: int,

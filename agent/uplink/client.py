@@ -9,7 +9,13 @@ size counted, and answered so that the broker does not send it again (MQTT 5: PU
 
 A PUBLISH that is taken is decoded with one copy of its payload, not paho's four (struct
 unpacks and a slice of the whole packet): those copies of a 32 MiB content file held the
-network thread — and so every PUBACK and PINGREQ — for ~70 ms more than reading it did.
+network thread — and so every PUBACK and PINGREQ — for ~70 ms more than reading it did. A
+large one is read straight into one buffer of its size (paho appends each read to a growing
+buffer: a copy more, and reallocations that held the loop 25-50 ms at a time here).
+
+Reads are budgeted: the link's pump (pump.py) gives each turn of the event loop a number of
+bytes (`read_budget`); past it a read says "would block" (paho keeps its state) and
+`read_more` tells the pump to come back. Used on its own, the budget is unlimited.
 
 And a PUBACK with a reason code MQTT 5 names only for DISCONNECT is passed on, not taken for a
 protocol error: mosquitto 2.0 answers a message over its message_size_limit with PUBACK 0x95
@@ -18,6 +24,7 @@ protocol error: mosquitto 2.0 answers a message over its message_size_limit with
 
 from __future__ import annotations
 
+import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +44,7 @@ from agent.storelink.blobs import MAX_BLOB_BYTES
 # properties fit in the rest
 MAX_DOWNSTREAM_PACKET: Final = MAX_BLOB_BYTES + 64 * 1024
 _CHUNK: Final = 64 * 1024  # bytes read per step while throwing a message away
+_PREALLOCATE: Final = 256 * 1024  # a PUBLISH larger than this is read into a buffer of its size
 _HEAD_MAX: Final = 2 + 65535 + 2  # topic length, topic, packet id: all we keep of it
 _PUBLISH: Final = 0x30
 _PUBACK: Final = 0x40
@@ -58,6 +66,12 @@ class _Skip:
         room = _HEAD_MAX - len(self.head)
         if room > 0:
             self.head += data[:room]
+
+
+@dataclass
+class _Body:
+    buf: bytearray
+    got: int = 0
 
 
 def _fresh_in_packet() -> Any:
@@ -103,7 +117,8 @@ _packet.decode_publish = _decode_publish
 
 
 class BoundedClient(mqtt.Client):
-    """`on_oversized(topic, size)` is called on the network thread for each dropped message."""
+    """`on_oversized(topic, size)` is called where paho reads (the loop, with the pump) for
+    each dropped message."""
 
     def __init__(self, *args: Any, max_incoming: int = MAX_DOWNSTREAM_PACKET,
                  on_oversized: Callable[[str, int], None] | None = None, **kwargs: Any) -> None:
@@ -111,24 +126,80 @@ class BoundedClient(mqtt.Client):
         self.max_incoming = max_incoming
         self.on_oversized = on_oversized
         self._skip: _Skip | None = None
+        self._body: _Body | None = None
+        self.read_budget = 1 << 62  # bytes this turn may still read (see pump.py)
+        self.read_more = False  # a read stopped at the budget: there may be more
+
+    def _recv(self, bufsize: int) -> bytes:
+        if self.read_budget <= 0:
+            self.read_more = True
+            raise BlockingIOError  # paho answers MQTT_ERR_AGAIN and keeps its state
+        data = super()._sock_recv(min(bufsize, self.read_budget))
+        self.read_budget -= len(data)
+        return data
+
+    def _recv_into(self, view: memoryview) -> int:
+        if self.read_budget <= 0:
+            self.read_more = True
+            raise BlockingIOError
+        sock: Any = self._sock
+        if sock is None:
+            raise ConnectionError("no connection")
+        try:
+            with view[: min(len(view), self.read_budget)] as part:
+                n = int(sock.recv_into(part))
+        except ssl.SSLWantReadError as exc:  # as paho's own _sock_recv does
+            raise BlockingIOError from exc
+        except ssl.SSLWantWriteError as exc:
+            self._call_socket_register_write()
+            raise BlockingIOError from exc
+        self.read_budget -= n
+        return n
 
     def _sock_recv(self, bufsize: int) -> bytes:
         pkt = self._in_packet
-        if (self._skip is None and pkt["have_remaining"] and not pkt["packet"]
-                and pkt["command"] & 0xF0 == _PUBLISH
-                and pkt["remaining_length"] > self.max_incoming):
+        if (self._skip is None and self._body is None and pkt["have_remaining"]
+                and not pkt["packet"] and pkt["command"] & 0xF0 == _PUBLISH
+                and pkt["remaining_length"] > _PREALLOCATE):
             # paho is about to read the body: take over before a byte of it is buffered
-            self._skip = _Skip(pkt["command"], pkt["remaining_length"], pkt["remaining_length"])
+            size = pkt["remaining_length"]
+            if size > self.max_incoming:
+                self._skip = _Skip(pkt["command"], size, size)
+            else:
+                self._body = _Body(bytearray(size))
+            self.read_more = True  # the body's turn comes at once
             raise BlockingIOError  # paho answers MQTT_ERR_AGAIN and keeps its state
-        return super()._sock_recv(bufsize)
+        return self._recv(bufsize)
+
+    def _read_body(self, body: _Body) -> MQTTErrorCode:
+        with memoryview(body.buf) as view:
+            while body.got < len(view):
+                try:
+                    n = self._recv_into(view[body.got :])
+                except BlockingIOError:
+                    return MQTTErrorCode.MQTT_ERR_AGAIN
+                except OSError:
+                    return MQTTErrorCode.MQTT_ERR_CONN_LOST
+                if not n:
+                    return MQTTErrorCode.MQTT_ERR_CONN_LOST
+                body.got += n
+                with self._msgtime_mutex:
+                    self._last_bytes_received = mqtt.time_func()
+        # all of it: paho decodes and handles the packet as if it had read it itself
+        self._body = None
+        self._in_packet["packet"] = body.buf
+        self._in_packet["to_process"] = 0
+        return super()._packet_read()
 
     def _packet_read(self) -> MQTTErrorCode:
+        if self._body is not None:
+            return self._read_body(self._body)
         skip = self._skip
         if skip is None:
             return super()._packet_read()
         for _ in range(256):  # at most 16 MiB per call: other packets get their turn
             try:
-                data = super()._sock_recv(min(skip.left, _CHUNK))
+                data = self._recv(min(skip.left, _CHUNK))
             except BlockingIOError:
                 return MQTTErrorCode.MQTT_ERR_AGAIN
             except OSError:

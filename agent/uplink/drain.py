@@ -1,8 +1,12 @@
 """Drains the outbox to the broker: batches, a bounded in-flight window, delete on PUBACK.
 
-Runs on the asyncio loop; paho's thread only posts news to it (`call_soon_threadsafe`).
-Rows are read in drain order through a cursor; rows in flight are never re-read, and the cursor
-starts over when something of higher priority is committed or a batch has to be re-sent.
+Runs on the asyncio loop, and so does paho (link.py, pump.py): no network thread. The outbox
+writer's thread posts each commit to it (`call_soon_threadsafe`) with the committed rows.
+When nothing older waits (the last read found nothing unsent), those rows are batched and
+published right there on the loop: an event crosses two threads on its way out, to the writer
+and back. Otherwise rows are read in drain order through a cursor, in the reader's thread;
+rows in flight are never re-read, and the cursor starts over when something of higher
+priority is committed or a batch has to be re-sent.
 
 One event the broker will never take must not stall every event behind it. It is dropped,
 counted in status (uplink.dropped.<reason>) and reported upstream in an
@@ -31,9 +35,9 @@ from agent.config import Config
 from agent.envelope import PRIORITY_CRITICAL, make_pending
 from agent.outbox import Committed, OutboxWriter
 from agent.outbox.reader import Cursor
-from agent.uplink.answers import BrokerAnswers
 from agent.uplink.batching import Batch, BatchSizer, publish_overhead, split_batch
 from agent.uplink.closures import CloseJudge
+from agent.uplink.direct import DirectSend
 from agent.uplink.feed import OutboxFeed
 from agent.uplink.inbox import Handler, Inbox
 from agent.uplink.link import ConnInfo, LinkCallbacks, MqttLink
@@ -56,7 +60,7 @@ class Downstream:
     handler: Handler
 
 
-class Uplink(BrokerAnswers):
+class Uplink(DirectSend):
     def __init__(self, cfg: Config, writer: OutboxWriter, bootid: str,
                  downstream: Downstream | None = None) -> None:
         """`downstream`: None when nothing is taken from upstream (no keys pinned)."""
@@ -111,10 +115,14 @@ class Uplink(BrokerAnswers):
 
     def notify_committed(self, committed: list[Committed]) -> None:
         """Called from the writer thread after each commit."""
-        top = max(c.priority for c in committed)
-        self._post(self._on_committed, top)
+        self._post(self._on_committed, committed)
 
-    def _on_committed(self, top_priority: int) -> None:
+    def _on_committed(self, committed: list[Committed]) -> None:
+        if self._take_committed(committed):
+            return  # on their way: nothing to read back
+        self._caught_up = False  # these rows are the reader's now
+        self._commits_left += 1
+        top_priority = max(c.priority for c in committed)
         if self._cursor is not None and top_priority > self._cursor[0]:
             self._restart_cursor = True
         self._wake.set()
@@ -136,6 +144,7 @@ class Uplink(BrokerAnswers):
     def _on_reset(self) -> None:
         """The link replaced its paho client: whatever was published before, including
         anything published since the rebuild was asked for, will never be acknowledged."""
+        self._caught_up = False
         self._inflight.clear()
         self._sent_at.clear()
         self._inflight_rows.clear()
@@ -151,12 +160,14 @@ class Uplink(BrokerAnswers):
         """One life of the drain, with a link and a reader thread of its own; both are
         stopped on the way out, so a restart by the supervisor leaks no thread and no
         second client with the same id."""
+        self._caught_up = self._reading = False
+        self._commits_left = 0
+        generation = self._generation = self.writer.generation
         self.loop = asyncio.get_running_loop()
         self._on_reset()
         self._connected = False
         self._connected_since = None
         self._cursor = None
-        generation = self.writer.generation
         m = self.cfg.mqtt
         feed = self.feed = OutboxFeed(self.writer.path, m.backoff_min_s, m.backoff_max_s)
         link = self.link = MqttLink(
@@ -178,7 +189,7 @@ class Uplink(BrokerAnswers):
         link.inbox = self.inbox
         link.downstream_topics = list(downstream.topics) if downstream is not None else []
         link.extra_topics = set(self.extra_topics)
-        link.start()
+        link_task = asyncio.create_task(link.run(), name="mqtt-link")
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -186,7 +197,8 @@ class Uplink(BrokerAnswers):
                 self._wake.clear()
                 if self.writer.generation != generation:
                     # the outbox file was replaced: row numbers in flight mean nothing now
-                    generation = self.writer.generation
+                    generation = self._generation = self.writer.generation
+                    self._caught_up = False
                     feed.reopen()
                     self._inflight_rows.clear()
                     self._resend.clear()
@@ -197,7 +209,10 @@ class Uplink(BrokerAnswers):
                     await self._fill_window()
         finally:
             feed.close()
-            await asyncio.to_thread(link.stop)
+            await link.close()
+            link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await link_task
             if self.inbox is not None:
                 await self.inbox.close()
 
@@ -227,20 +242,30 @@ class Uplink(BrokerAnswers):
             if self._restart_cursor:
                 self._cursor = None
                 self._restart_cursor = False
+                self._caught_up = False
             free = self._room() - len(self._inflight)
             # a few batches at a time: reading far ahead only costs memory
             limit = min(free, 4) * self.sizer.events
             self._forget_deleted()
             skip = self._inflight_rows | self._acked_rows
-            got = await feed.read(self._cursor, limit, frozenset(skip),
-                                  max_events=self.sizer.events, max_bytes=self.sizer.bytes,
-                                  generation=self.writer.generation,
-                                  historical_before=self._connected_since)
+            commits_before = self._commits_left
+            self._reading = True  # no row goes out directly while the reader may see it
+            try:
+                got = await feed.read(self._cursor, limit, frozenset(skip),
+                                      max_events=self.sizer.events, max_bytes=self.sizer.bytes,
+                                      generation=self.writer.generation,
+                                      historical_before=self._connected_since)
+            finally:
+                self._reading = False
             if got is None:
                 self._cursor = None  # read from the start once the file can be read
                 return
             cursor, batches = got
             if cursor is None:
+                # nothing unsent after the cursor; and before it, unless a commit came
+                # meanwhile (its rows may be after the read) or the cursor must start over
+                self._caught_up = (commits_before == self._commits_left
+                                   and not self._restart_cursor)
                 if self._cursor is not None and not self._inflight and not wrapped:
                     self._cursor = None  # wrap around to catch anything skipped
                     wrapped = True
@@ -323,7 +348,7 @@ class Uplink(BrokerAnswers):
 
     async def stop(self) -> None:
         if self.link is not None:
-            await asyncio.to_thread(self.link.stop)
+            await self.link.close()
 
     def publish_telemetry(self, payload: bytes) -> None:
         if self.link is not None:

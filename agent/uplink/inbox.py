@@ -1,9 +1,10 @@
-"""Downstream messages, handed over from paho's network thread to the event loop.
+"""Downstream messages, handed over from paho's read to the agent's handlers.
 
-The network thread must stay free to read PUBACKs and send PINGREQs: a document applied there
-(a SQLite snapshot, a 32 MiB content file hashed and installed, a live config waiting on the
-loop) holds every acknowledgement and can cost the connection its keepalive. So on_message only
-`offer()`s the message to this inbox and returns. The loop hands each message to the agent's
+paho's read (on the event loop: link.py, pump.py) must stay free to go on reading PUBACKs and
+sending PINGREQs: a document applied inside it (a SQLite snapshot, a 32 MiB content file hashed
+and installed, a live config waiting for its trial) holds every acknowledgement and can cost
+the connection its keepalive. So on_message only `offer()`s the message to this inbox and
+returns. The loop hands each message to the agent's
 handler, one at a time per lane (a document kind), so versions of one kind apply in order while
 a slow content install does not hold the orders behind it.
 
@@ -65,7 +66,7 @@ class Inbox:
         self.max_bytes = max_bytes
         self.max_messages = max_messages
         self.dropped: Counter[str] = Counter()
-        self._lock = threading.Lock()  # offer() runs on the network thread
+        self._lock = threading.Lock()  # offer() may come from any thread; status() too
         self._bytes = 0
         self._count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -76,7 +77,7 @@ class Inbox:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    # --- network thread -------------------------------------------------------------------
+    # --- paho's read (any thread) ---------------------------------------------------------
 
     def offer(self, msg: Downstream) -> bool:
         """Take the message or drop it (counted); never waits. Any thread."""

@@ -1,19 +1,22 @@
-"""The MQTT connection: paho-mqtt 2.x in a thread of its own, reconnecting with jittered backoff.
+"""The MQTT connection: paho-mqtt 2.x driven from the event loop, reconnecting with jittered
+backoff.
 
-paho calls back from this thread; the callbacks given here must only hand the news over (no
-locks shared with `publish()`: holding a lock around publish while on_publish takes it
-deadlocks). Downstream messages too are only handed over (inbox.py): while this thread is
-busy, no PUBACK is read and no PINGREQ sent. paho re-sends unacknowledged QoS 1 messages
-after a reconnect from memory only; the outbox, not paho, is the source of truth.
+There is no network thread: the socket is watched by the loop (pump.py), and only connect()
+— DNS, TCP, the TLS handshake, which block — runs in a worker thread, the client untouched
+by the loop meanwhile. paho calls back on the loop, from inside its read; the callbacks given
+here must only hand the news over (`call_soon`: paho holds its own locks while it calls
+back, and a publish from inside on_publish would take them again). Downstream messages too
+are only handed over (inbox.py), so that the next read, and with it every PUBACK and PINGREQ,
+is not held by a document being applied. paho re-sends unacknowledged QoS 1 messages after a
+reconnect from memory only; the outbox, not paho, is the source of truth.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,23 +30,17 @@ from paho.mqtt.properties import Properties
 
 from agent import __version__
 from agent.config import Config
-from agent.errors import AgentError, Reason
 from agent.uplink.client import MAX_DOWNSTREAM_PACKET, BoundedClient
 from agent.uplink.inbox import Downstream, Inbox
+from agent.uplink.pump import Pump
+from agent.uplink.tls import connect_error, tls_context
 from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
+_tls_context: Final = tls_context  # the name agent/tlsopts.py imports it by
 
 STABLE_S = 10.0
-# what a TLS client meets when the port speaks plain MQTT: the broker reads the ClientHello
-# as a malformed packet and closes, or answers bytes that are no TLS record
-_NOT_TLS_ERRORS: Final = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
-                          ssl.SSLEOFError, ssl.SSLZeroReturnError)
-_NOT_TLS_REASONS: Final = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
-                                     "UNEXPECTED_EOF_WHILE_READING", "HTTP_REQUEST",
-                                     "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"})
-
-
+GOODBYE_S: Final = 2.0  # how long a clean stop waits for the broker to take the death message
 @dataclass(frozen=True, slots=True)
 class ConnInfo:
     session_present: bool
@@ -58,26 +55,6 @@ class LinkCallbacks:
     puback: Callable[[int, int], None]  # mid, reason code
     reset: Callable[[], None]  # a new paho client: nothing sent before is in flight any more
     oversized: Callable[[str, int], None] = lambda topic, size: None  # a message dropped
-
-
-def _not_a_tls_port(exc: OSError) -> bool:
-    if isinstance(exc, _NOT_TLS_ERRORS):
-        return True
-    return isinstance(exc, ssl.SSLError) and str(exc.reason or "") in _NOT_TLS_REASONS
-
-
-def _tls_context(cfg: Config) -> ssl.SSLContext:
-    m = cfg.mqtt
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=m.ca_file or None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if m.cert_file:
-        try:
-            ctx.load_cert_chain(m.cert_file, m.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise AgentError(
-                Reason.TLS, f"cannot load client certificate {m.cert_file} / {m.key_file}: {exc}"
-            ) from exc
-    return ctx
 
 
 class MqttLink:
@@ -98,11 +75,13 @@ class MqttLink:
         self.connected_since: float | None = None
         self._attempt_time = time.time()  # start of the connection the will is armed for
         self._refused = False  # this attempt's CONNACK was a refusal
-        self._stop = threading.Event()
-        self._rebuild = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self._rebuild = False
+        self._connecting: asyncio.Future[None] | None = None  # connect() in its worker
+        self._pump: Pump | None = None
         self._backoff = Backoff(cfg.mqtt.backoff_min_s, cfg.mqtt.backoff_max_s)
-        # where downstream messages go (handed over, never handled on the network thread)
+        # where downstream messages go (handed over, never handled inside paho's read)
         self.inbox: Inbox | None = None
         self.downstream_topics: list[str] = []
         self.extra_topics: set[str] = set()  # wanted for a while (content blobs)
@@ -110,10 +89,10 @@ class MqttLink:
 
     # --- setup -------------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BoundedClient:
         m = self.cfg.mqtt
         if self.v5:
-            client: mqtt.Client = BoundedClient(
+            client = BoundedClient(
                 CallbackAPIVersion.VERSION2, client_id=self.cfg.device.id, protocol=mqtt.MQTTv5,
                 on_oversized=self._on_oversized,
             )
@@ -128,7 +107,7 @@ class MqttLink:
         if m.username:
             client.username_pw_set(m.username, m.password or None)
         if self.tls:
-            client.tls_set_context(_tls_context(self.cfg))
+            client.tls_set_context(tls_context(self.cfg))
         # the drain bounds what is in flight; paho must not hold messages back on top of it
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
@@ -158,7 +137,7 @@ class MqttLink:
             doc["time"] = time.time()
         return json.dumps(doc, separators=(",", ":")).encode()
 
-    # --- paho callbacks (network thread) ------------------------------------------------
+    # --- paho callbacks (on the loop, inside paho's read) --------------------------------
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
@@ -197,14 +176,14 @@ class MqttLink:
         self.state = "disconnected"
         self.connected_since = None
         # the CONNACK's refusal says more than the closed connection that follows it
-        if rc.is_failure and not self._stop.is_set() and not self._refused:
+        if rc.is_failure and not self._stopping and not self._refused:
             self.last_error = f"connection lost: {rc}"
         if was == "connected":
             log.warning("uplink disconnected: %s", rc)
         self.cb.disconnected(self.last_error)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
-        # handed over and back at once: the thread must go on reading PUBACKs (inbox.py)
+        # handed over and back at once: the loop must go on reading PUBACKs (inbox.py)
         if self.inbox is None:
             return
         props = getattr(msg, "properties", None)
@@ -212,7 +191,7 @@ class MqttLink:
             self.inbox.offer(Downstream(
                 msg.topic, bytes(msg.payload), str(getattr(props, "ResponseTopic", "") or ""),
                 bytes(getattr(props, "CorrelationData", b"") or b""), bool(msg.retain)))
-        except Exception:  # a fault of ours must not take the connection thread down
+        except Exception:  # a fault of ours must not take the connection down
             log.exception("downstream message on %s not handed over", msg.topic[:200])
 
     def _on_oversized(self, topic: str, size: int) -> None:
@@ -225,15 +204,11 @@ class MqttLink:
     ) -> None:
         self.cb.puback(mid, int(rc.value))
 
-    # --- connection thread --------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
-        self._thread.start()
+    # --- the connection, on the loop -----------------------------------------------------
 
     def force_reconnect(self) -> None:
-        """Drop the connection; the link thread reconnects and paho re-sends what is
-        unacknowledged (with the DUP flag)."""
+        """Drop the connection; it is made again and paho re-sends what is unacknowledged
+        (with the DUP flag)."""
         self.last_error = "broker did not acknowledge in time; reconnecting"
         with contextlib.suppress(OSError, RuntimeError):
             self.client.disconnect()
@@ -241,70 +216,83 @@ class MqttLink:
     def rebuild(self) -> None:
         """Forget paho's queue of unacknowledged messages at the next reconnect (the outbox
         still has every row; used when the broker keeps dropping us over one message)."""
-        self._rebuild.set()
+        self._rebuild = True
 
-    def _connect_once(self) -> None:
+    def _connect_blocking(self, props: Properties | None) -> None:
+        """In a worker thread: DNS, TCP and the TLS handshake block. CONNECT is queued."""
+        m = self.cfg.mqtt
+        if props is not None:
+            self.client.connect(self.host, self.port, keepalive=m.keepalive_s,
+                                clean_start=False, properties=props)
+        else:
+            self.client.connect(self.host, self.port, keepalive=m.keepalive_s)
+
+    async def _connect_once(self) -> None:
         m = self.cfg.mqtt
         # armed anew for each connection, so that what it says is true of this one
         self._attempt_time = time.time()
         self._refused = False
         self.client.will_set(self.state_topic, self._state_payload("offline", will=True), qos=1,
                              retain=True)
+        props = None
         if self.v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = m.session_expiry_s
             # nothing downstream is larger than a content blob: a broker must not send more
             props.MaximumPacketSize = MAX_DOWNSTREAM_PACKET
-            self.client.connect(
-                self.host, self.port, keepalive=m.keepalive_s, clean_start=False,
-                properties=props,
-            )
-        else:
-            self.client.connect(self.host, self.port, keepalive=m.keepalive_s)
+        loop = asyncio.get_running_loop()
+        self._connecting = loop.run_in_executor(None, self._connect_blocking, props)
+        # shielded: cancelled meanwhile, the worker still finishes, and close() waits for it
+        await asyncio.shield(self._connecting)
+        self._connecting = None
 
-    def _connect_error(self, exc: OSError) -> str:
-        where = f"{self.host}:{self.port}"
-        if self.tls and _not_a_tls_port(exc):
-            return (f"TLS handshake with {where} failed — is this a TLS port? (the server "
-                    f"does not speak TLS there: {exc}; mqtts:// needs the broker's TLS "
-                    "listener)")
-        if isinstance(exc, ssl.SSLError):
-            detail = exc.reason or str(exc)
-            if isinstance(exc, ssl.SSLCertVerificationError):
-                detail = f"certificate verify failed: {exc.verify_message}"
-            return (f"TLS handshake with {where} failed: {detail}"
-                    " (check [mqtt] ca_file, cert_file, key_file and the broker's certificate)")
-        return f"cannot reach broker {where}: {exc}"
+    async def run(self) -> None:
+        """Connect, keep the connection, reconnect after a pause; until close()."""
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopping:
+                self.state = "connecting"
+                if self._rebuild:
+                    self._rebuild = False
+                    self.client = self._make_client()
+                    self.cb.reset()
+                began = time.monotonic()
+                try:
+                    await self._connect_once()
+                except OSError as exc:
+                    self._connecting = None
+                    self.last_error = connect_error(exc, self.host, self.port, tls=self.tls)
+                else:
+                    pump = self._pump = Pump(self.client, loop)
+                    pump.attach()
+                    await pump.closed.wait()
+                    pump.detach()
+                    if not self.last_error:
+                        self.last_error = "connection lost"
+                    self.state = "disconnected"
+                    self.connected_since = None
+                if self._stopping:
+                    break
+                if time.monotonic() - began > STABLE_S:
+                    self._backoff.reset()  # it was a working connection, not a flapping one
+                delay = self._backoff.next_delay()
+                log.info("uplink: %s; retrying in %.1fs", self.last_error, delay)
+                self.cb.disconnected(self.last_error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            self._drop_socket()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.state = "connecting"
-            if self._rebuild.is_set():
-                self._rebuild.clear()
-                self.client = self._make_client()
-                self.cb.reset()
-            began = time.monotonic()
-            try:
-                self._connect_once()
-            except OSError as exc:
-                self.last_error = self._connect_error(exc)
-            else:
-                while not self._stop.is_set():
-                    rc = self.client.loop(timeout=0.2)
-                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        if not self.last_error:
-                            self.last_error = f"connection lost: {mqtt.error_string(rc)}"
-                        break
-                self.state = "disconnected"
-                self.connected_since = None
-            if self._stop.is_set():
-                break
-            if time.monotonic() - began > STABLE_S:
-                self._backoff.reset()  # it was a working connection, not a flapping one
-            delay = self._backoff.next_delay()
-            log.info("uplink: %s; retrying in %.1fs", self.last_error, delay)
-            self.cb.disconnected(self.last_error)
-            self._stop.wait(delay)
+    def _drop_socket(self) -> None:
+        """No socket left open and watched, whatever ended the run (also a cancel)."""
+        if self._pump is not None:
+            self._pump.detach()
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            sock = self.client.socket()
+            if sock is not None:
+                self.client._sock_close()
+        self.state = "disconnected"
+        self.connected_since = None
 
     def publish(self, payload: bytes) -> int | None:
         """Publish one batch at QoS 1; returns its mid, or None if paho refused it now."""
@@ -359,20 +347,32 @@ class MqttLink:
         if self.state == "connected":
             self.client.publish(f"{self.cfg.topic_base}/telemetry", payload, qos=0)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Say goodbye (retained offline state) when connected, then disconnect."""
+    async def close(self, timeout: float = 5.0) -> None:
+        """Say goodbye (retained offline state) when connected, then disconnect; on the loop.
+        `run()` ends by itself once the socket is closed (or at once, between attempts)."""
         if self.state == "connected":
             try:
                 info = self.client.publish(
                     self.state_topic, self._state_payload("offline"), qos=1, retain=True
                 )
-                deadline = time.monotonic() + min(timeout, 2.0)
+                deadline = time.monotonic() + min(timeout, GOODBYE_S)
+                # the loop reads the PUBACK meanwhile: this only waits for it
                 while not info.is_published() and time.monotonic() < deadline:
-                    time.sleep(0.02)
+                    await asyncio.sleep(0.02)
             except (OSError, RuntimeError, ValueError):
                 pass
+        self._stopping = True
         self._stop.set()
+        if self._connecting is not None:
+            # a connect in its worker: let it end, then close what it opened (a client left
+            # connected would take the next one's place at the broker: same client id)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._connecting), timeout)
+            self._connecting = None
         with contextlib.suppress(OSError, RuntimeError):
             self.client.disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        pump = self._pump
+        if pump is not None and self.client.socket() is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pump.closed.wait(), timeout)
+        self._drop_socket()

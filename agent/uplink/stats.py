@@ -17,6 +17,7 @@ class UplinkStats:
     acked_events: int = 0
     refused_batches: int = 0  # every PUBACK with a reason code of 0x80 or more
     split_batches: int = 0
+    direct_batches: int = 0  # sent from the commit as it came, without reading it back
     expired_batches: int = 0
     oversized_downstream: int = 0  # downstream messages over our limit, dropped unread
     last_ack: float | None = None

@@ -5,7 +5,9 @@
 Both sides get their input prepared outside the clock (bleak-shaped dicts for ours, Home
 Assistant BluetoothServiceInfo objects for ibeacon-ble) and decode the same iBeacon frames.
 Goal: ours >= 1.0x. Also reported: our throughput on a mixed store (all frame kinds and
-non-beacon adverts), which ibeacon-ble does not decode.
+non-beacon adverts), which ibeacon-ble does not decode. And the thread hand-offs of one
+advert on its way from bleak's callback to the broker's socket (tests/bench/ble_handoffs.py;
+goal: at most two).
 """
 
 from __future__ import annotations
@@ -105,6 +107,18 @@ def _rate(fn: Any, items: list[Any], repeat: int = 5) -> float:
     return best
 
 
+def _handoffs() -> dict[str, Any]:
+    from simulators.brokers import BrokerUnavailable
+    from simulators.fake_bluez import BusUnavailable
+    from tests.bench.ble_handoffs import measure
+
+    try:
+        return measure()
+    except (BrokerUnavailable, BusUnavailable) as exc:
+        print(f"thread hand-offs not measured: {exc}", file=sys.stderr)
+        return {"skipped": str(exc)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -114,6 +128,8 @@ def main() -> int:
                     help="seconds of load for the CPU share (0 skips it)")
     ap.add_argument("--cpu-rounds", type=int, default=3,
                     help="rounds of agent and bare bleak, interleaved, for the CPU share")
+    ap.add_argument("--no-handoffs", action="store_true",
+                    help="skip following one advert to the broker (needs mosquitto, dbus)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     rng = random.Random(7)
@@ -139,6 +155,8 @@ def main() -> int:
     results["pipeline"] = _pipeline(args.adverts, rng)
     if args.cpu_seconds > 0:
         results["cpu"] = cpu_share(args.cpu_rate, args.cpu_seconds, args.cpu_rounds)
+    if not args.no_handoffs:
+        results["handoffs"] = _handoffs()
     mixed = _mixed(args.adverts, rng)
     results["mixed_store"] = {"ours_adverts_s": round(_rate(lambda f: decode_advert(f[0], f[1]),
                                                             mixed))}

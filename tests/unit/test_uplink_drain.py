@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 from agent.config import Config
+from agent.outbox import Committed
 from agent.outbox.reader import Cursor
 from agent.uplink.batching import Batch, build_batches
 from agent.uplink.drain import Uplink
@@ -80,3 +82,92 @@ def test_halves_of_a_refused_batch_are_sent_without_spinning() -> None:
     assert [len(up._inflight[m].rowids) for m in (2, 3)] == [1, 1]
     assert feed.reads <= 4
     assert up.stats.split_batches == 1 and up.stats.refusals["too_large"] == 1
+
+
+class OutboxFeedFake:
+    """The outbox's rows in drain order (one priority), read after a cursor, skipping rows in
+    flight; `during_read` runs while a read is under way (a commit landing then)."""
+
+    retry_at = 0.0
+    error = ""
+    errors = 0
+
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+        self.reads = 0
+        self.during_read: Any = None
+
+    def ready(self) -> bool:
+        return True
+
+    async def read(self, cursor: Cursor | None, limit: int, skip: frozenset[int],
+                   **kw: Any) -> tuple[Cursor | None, list[Batch]] | None:
+        self.reads += 1
+        if self.during_read is not None:
+            self.during_read, during = None, self.during_read
+            during()
+        after = cursor[1] if cursor is not None else 0
+        found = [r for r in self.rows if r.n > after][:limit]
+        if not found:
+            return None, []
+        left = [r for r in found if r.n not in skip]
+        return (5, found[-1].n), build_batches(left, max_events=kw["max_events"],
+                                               max_bytes=kw["max_bytes"])
+
+
+def committed(rs: list[Any]) -> list[Committed]:
+    return [Committed(r.n, f"id{r.n}", r.n, r.priority, r.created, r.body, "o2o.test.ev")
+            for r in rs]
+
+
+def drain_with(feed: OutboxFeedFake) -> tuple[Uplink, FakeLink]:
+    up = Uplink(Config(), FakeWriter(), "B")  # type: ignore[arg-type]
+    link = FakeLink()
+    up.link, up.feed = link, feed  # type: ignore[assignment]
+    up.loop = asyncio.get_running_loop()
+    up._connected = True
+    return up, link
+
+
+def sent_rows(link: FakeLink) -> list[int]:
+    return [int(ev["seq"]) for p in link.sent for ev in json.loads(p)]
+
+
+def test_rows_committed_when_nothing_waits_are_sent_without_reading_them_back() -> None:
+    async def main() -> tuple[FakeLink, OutboxFeedFake, int]:
+        feed = OutboxFeedFake()
+        feed.rows = rows(3)
+        up, link = drain_with(feed)
+        await up._fill_window()  # the backlog: sent, and then nothing more to read
+        reads = feed.reads
+        fresh = rows(5)[3:]
+        feed.rows += fresh
+        up._on_committed(committed(fresh))
+        return link, feed, reads
+
+    link, feed, reads = asyncio.run(main())
+    assert sent_rows(link) == [1, 2, 3, 4, 5]
+    assert feed.reads == reads  # the commit's rows went out as they came: no read, no thread
+
+
+def test_rows_committed_during_a_read_are_left_to_the_reader_and_sent_once() -> None:
+    async def main() -> tuple[FakeLink, Uplink]:
+        feed = OutboxFeedFake()
+        up, link = drain_with(feed)
+        await up._fill_window()  # an empty outbox: the direct path opens
+        fresh = rows(4)
+        feed.rows = fresh[:2]
+        up._on_committed(committed(fresh[:2]))  # sent at once
+
+        def commit_meanwhile() -> None:
+            feed.rows += fresh[2:]
+            up._on_committed(committed(fresh[2:]))
+
+        feed.during_read = commit_meanwhile
+        await up._fill_window()  # the drain looks again (woken), and its read sees them
+        await up._fill_window()
+        return link, up
+
+    link, up = asyncio.run(main())
+    assert sorted(sent_rows(link)) == [1, 2, 3, 4]  # each once: none twice, none left
+    assert up.stats.direct_batches == 1

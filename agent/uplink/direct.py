@@ -1,0 +1,56 @@
+"""Rows just committed, sent as they come from the outbox writer: the drain's direct path. A
+part of `Uplink` (drain.py), split out for size; runs on the asyncio loop like the rest of it.
+
+The writer hands each commit's rows to the loop. When nothing older waits to be sent (the
+last read found nothing unsent) and they fit in the window, they are batched and published
+right there: an event then crosses two threads on its way to the broker — to the writer for
+the commit, and back — and the reader does not read back what the writer just wrote.
+Whenever the reader's order or state could be upset, they are left to it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from agent.outbox import Committed
+from agent.uplink.answers import BrokerAnswers
+from agent.uplink.batching import Batch, build_batches
+from agent.uplink.feed import OutboxFeed
+
+
+class DirectSend(BrokerAnswers):
+    feed: OutboxFeed | None
+    # set anew by each run() of the drain
+    _caught_up = False  # the last read found nothing unsent: the direct path is open
+    _reading = False  # a read is under way: it may see the rows just committed
+    _commits_left = 0  # commits left to the reader (a read may not have seen them)
+    _generation = 0  # the outbox file's generation the drain reads
+
+    def _room(self) -> int:
+        raise NotImplementedError  # the drain's window (drain.py)
+
+    def _send(self, batch: Batch) -> bool:
+        raise NotImplementedError  # publishes one batch (drain.py)
+
+    def _take_committed(self, committed: list[Committed]) -> bool:
+        """Publish rows just committed, as they are, when nothing older waits to be sent and
+        they fit in the window: the reader need not read back what the writer just wrote.
+        False (nothing sent) whenever the reader's order or state could be upset."""
+        if not (self._caught_up and self._connected and not self._reading
+                and not self._restart_cursor and not self._resend and not self._probing
+                and self.link is not None and self.feed is not None and self.feed.ready()
+                and self.writer.generation == self._generation
+                and time.monotonic() >= self._retry_at):
+            return False
+        batches = build_batches(committed, max_events=self.sizer.events,
+                                max_bytes=self.sizer.bytes, generation=self._generation,
+                                historical_before=self._connected_since)
+        if len(self._inflight) + len(batches) > self._room():
+            return False
+        for batch in batches:
+            self._inflight_rows.update(batch.rowids)
+            if not self._send(batch):
+                return False  # the rest is read again after the pause _send set
+        self.stats.direct_batches += len(batches)
+        return True
+
