@@ -28,7 +28,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from agent.contracts.status import Status, trusted
+from agent.contracts.status import Status, Telemetry, trusted
 from agent.metrics_server import MetricsServer, bind
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class AgentCollector(Collector):
         # counted on the outbox writer's thread, read on the loop: a new key while the page
         # iterates would raise there
         self._lock = threading.Lock()
-        self.endpoint: Any = None  # the MetricsServer, for its own refusal counts
+        self.endpoint: MetricsServer | None = None  # for its own refusal counts
 
     def count_committed(self, types: list[str]) -> None:
         committed = self.committed
@@ -232,15 +232,19 @@ def serve(collector: AgentCollector, listen: str) -> MetricsServer:
     return server
 
 
-def telemetry(st: Status) -> dict[str, Any]:
+def telemetry(st: Status) -> Telemetry:
     """The health document published on …/telemetry (with today's KPIs when given)."""
     o, u = st["outbox"], st["uplink"]
-    extra = {"kpis_today": st["kpis_today"]} if "kpis_today" in st else {}
-    return {**extra, "time": round(time.time(), 3), "bootid": st["agent"]["bootid"],
-            "uptime_s": st["agent"]["uptime_s"], "outbox_depth": o.get("depth"),
-            "outbox_oldest_age_s": o.get("oldest_age_s"), "dropped": o.get("dropped_this_boot"),
-            "uplink_connects": u.get("connects"), "sent": u.get("acked_events"),
-            "drivers": driver_states(st)}
+    doc: Telemetry = {
+        "time": round(time.time(), 3), "bootid": st["agent"]["bootid"],
+        "uptime_s": st["agent"]["uptime_s"], "outbox_depth": o.get("depth"),
+        "outbox_oldest_age_s": o.get("oldest_age_s"), "dropped": o.get("dropped_this_boot"),
+        "uplink_connects": u.get("connects"), "sent": u.get("acked_events"),
+        "drivers": driver_states(st)}
+    if "kpis_today" in st:
+        # first, as before: a reader of the raw message finds today's numbers on top
+        doc = {"kpis_today": st["kpis_today"], **doc}
+    return doc
 
 
 async def publish_telemetry(status: StatusSource,

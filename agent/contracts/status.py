@@ -214,6 +214,22 @@ class Status(TypedDict):
     kpis_today: NotRequired[dict[str, Any]]  # added to telemetry's copy only
 
 
+class Telemetry(TypedDict):
+    """The health message published on o2o/v1/{store}/{device}/telemetry (agent/metrics.py
+    telemetry): a summary of the status document."""
+
+    kpis_today: NotRequired[dict[str, Any]]
+    time: float
+    bootid: str
+    uptime_s: float
+    outbox_depth: int | None
+    outbox_oldest_age_s: float | None
+    dropped: dict[str, int] | None
+    uplink_connects: int | None
+    sent: int | None
+    drivers: dict[str, str]  # driver -> state
+
+
 def as_status(doc: object) -> Status:
     """A status document read off the wire, checked for what every reader relies on (the
     sections are objects); ValueError saying what is missing otherwise."""
