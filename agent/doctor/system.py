@@ -12,10 +12,12 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from agent.bus.client import BusClient
 from agent.config import Config
 from agent.doctor import Finding, fail, ok, skip, warn
 from agent.doctor.dirs import dir_problems
 from agent.doctor.uplink import uplink_finding
+from agent.errors import AgentError
 from agent.tlsopts import connect_problem
 
 STA_UNSYNC = 0x0040
@@ -37,7 +39,6 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> list[Finding]:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from agent.errors import AgentError
     from agent.tlsopts import client_tls_context
 
     parts = urlsplit(m.url)
@@ -179,9 +180,6 @@ def check_store_db(cfg: Config) -> list[Finding]:
 
 
 def check_agent(cfg: Config) -> list[Finding]:
-    from agent.bus.client import BusClient
-    from agent.errors import AgentError
-
     try:
         with BusClient(cfg.bus.socket, timeout=5) as bus:
             st = bus.status()
