@@ -86,6 +86,34 @@ class PingReply(Reply):
     time: float
 
 
+class CheckinReply(Reply):
+    """op checkin, {"request": {"kind": pickup|appointment|loyalty, "code"?, "via"?, ...}}"""
+
+    result: dict[str, Any]  # "outcome" and what the kiosk's result screen shows
+
+
+class QueueReply(Reply):
+    """op queue, {"limit"?: 1-QUEUE_MAX}: the orders waiting longest first."""
+
+    queue: list[dict[str, Any]]
+    total: int
+    limit: int
+
+
+class HandoverReply(Reply):
+    """op handover, {"order": id}."""
+
+    result: dict[str, Any]  # {"outcome": "handed-over" | "not-found"}
+
+
+class KpisReply(Reply):
+    """op kpis, {"day"?: day start}: the day's roll-ups by hour and their summary."""
+
+    day: int
+    hourly: dict[str, list[float]]
+    summary: dict[str, Any]
+
+
 class ErrorReply(TypedDict):
     req: Any
     ok: Literal[False]

@@ -1,6 +1,7 @@
-"""The status document a real agent answers matches its contract (agent/contracts/status.py):
-every key it sends is declared, every required key is there, at every level the contract
-types — so the readers (status, metrics, telemetry, doctor, the kiosk) read what is sent."""
+"""What a real agent answers matches its contracts: the status document
+(agent/contracts/status.py) and the bus's answers (agent/contracts/bus.py) — every key it
+sends is declared, every required key is there, at every level the contract types — so the
+readers (status, metrics, telemetry, doctor, the kiosk) read what is sent."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.bus.client import BusClient
+from agent.contracts import bus as proto
 from agent.contracts import status as contract
+from agent.errors import Reason
 from tests.conftest import AgentProcess, wait_for, write_config
 
 # sections whose owner adds fields of its own (each driver backend reports what it has)
@@ -60,6 +66,30 @@ replay_speed = 0
     problems = _problems(st, contract.Status, "status")
     assert not problems, "\n".join(problems)
     assert contract.as_status(st) is st
+
+
+def test_the_bus_answers_are_the_contracts(tmp_path: Path,
+                                          agent_factory: list[AgentProcess]) -> None:
+    agent = AgentProcess(write_config(tmp_path / "config.toml", url=""))
+    agent_factory.append(agent)
+    agent.start()
+    with BusClient(agent.socket, timeout=10) as bus:
+        answers = {
+            proto.PingReply: bus.request({"op": proto.Op.PING}),
+            proto.EmitReply: bus.request({"op": proto.Op.EMIT, "events": [
+                {"type": "o2o.kiosk.view", "data": {"page": "p"}}]}),
+            proto.QueueReply: bus.request({"op": proto.Op.QUEUE}),
+            proto.KpisReply: bus.request({"op": proto.Op.KPIS}),
+            proto.HandoverReply: bus.request({"op": proto.Op.HANDOVER, "order": "none"}),
+            proto.CheckinReply: bus.request({"op": proto.Op.CHECKIN, "request": {
+                "kind": "pickup", "code": "NOSUCH"}}),
+        }
+        with pytest.raises(proto.BusRefusal) as refused:
+            bus.request({"op": "no-such-op"})
+        assert refused.value.reason is Reason.BUS_PROTOCOL
+    problems = [p for kind, answer in answers.items()
+                for p in _problems(answer, kind, kind.__name__)]
+    assert not problems, "\n".join(problems)
 
 
 def test_the_check_catches_an_undeclared_key() -> None:
