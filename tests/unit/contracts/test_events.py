@@ -1,6 +1,7 @@
-"""The event registry against the product's source: every type the agent, the kiosk or the
-simulators emit or read is registered, every registered type is emitted somewhere, and the
-outbox's priorities come from the registry with no rule that ranks nothing."""
+"""The event registry against the product's source: every type the agent, the drivers, the
+kiosk or the simulators emit or read is registered, every registered type is emitted
+somewhere, and the outbox's priorities come from the registry with no rule that ranks
+nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from agent.contracts import events
 from agent.envelope import default_priority
 
 ROOT = Path(__file__).resolve().parents[3]
-PRODUCT = ("agent", "kiosk", "simulators")
+PRODUCT = ("agent", "drivers", "kiosk", "simulators")
 REGISTRY_FILE = ROOT / "agent" / "contracts" / "events.py"
 # a whole event type (a family prefix ends with "." and is not one)
 _TYPE = re.compile(r"o2o\.[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
