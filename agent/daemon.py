@@ -17,7 +17,9 @@ from agent import __version__
 from agent.attribution import Visits
 from agent.bus.server import BusServer
 from agent.checkin import CheckinService, StoreDb
-from agent.config import Config, remote_config_paths
+from agent.config import Config
+from agent.contracts.events import AGENT_STARTED
+from agent.contracts.status import Status
 from agent.envelope import new_id, source_uri
 from agent.kpi import Kpis
 from agent.metrics import AgentCollector
@@ -28,15 +30,16 @@ from agent.services import periodic
 from agent.services.capture import Capture
 from agent.services.commands import UpstreamCommands
 from agent.services.downstream_port import DownstreamPort
-from agent.services.erasure import Erasure, StoreRepositories
+from agent.services.erasure import Erasure
 from agent.services.fanout import CommitFanout
 from agent.services.kiosk_ops import KioskOps
 from agent.services.loop import LoopControl
 from agent.services.observability import Observability
-from agent.services.remote_config import OverlayFiles, RemoteConfig
+from agent.services.remote_config import RemoteConfig
 from agent.services.status import OutboxFigures, StatusBuilder, StoreDbState, health_problem
 from agent.services.touchpoints import Touchpoints
-from agent.storedb_file import check_at_start
+from agent.statepaths import StatePaths
+from agent.storedb import StoreDatabase, check_at_start
 from agent.storelink.apply import store_data_appliers
 from agent.storelink.cache import LinkCache
 from agent.storelink.receiver import DocReceiver
@@ -64,17 +67,20 @@ class Agent:
         self.ready = asyncio.Event()
         self.notifier = Notifier()
         self.fanout = CommitFanout()  # the writer needs it before its consumers exist
-        o, d, db = cfg.outbox, cfg.device, cfg.kiosk.store_db
+        o, d, paths = cfg.outbox, cfg.device, StatePaths.of(cfg)
         self.writer = OutboxWriter(
             o.path, max_bytes=o.max_bytes, ttl_s=o.ttl_days * 86400.0,
             source=source_uri(d.store, d.id), bootid=self.bootid,
             group_commit_ms=o.group_commit_ms, on_commit=self.fanout,
             reserve_bytes=o.reserve_mb * 1024 * 1024)
         self.writer.reserve.install()  # any of the agent's databases may give it up
-        # the store database: a damaged one is moved aside before anything opens it
-        self.store_db_moved = check_at_start(db)
-        self.store_db, self.link_cache = StoreDb(db), LinkCache(db)
-        self.kpis, self.privacy, self.visits = Kpis(db), Privacy(db), Visits()
+        # the store database: a damaged one is moved aside before anything opens it; one
+        # owner of the file, each repository borrowing it for its own tables
+        self.store_db_moved = check_at_start(paths.store_db)
+        self.store = store = StoreDatabase.open(paths.store_db)
+        self.store_db, self.link_cache, self.kpis = StoreDb(store), LinkCache(store), Kpis(store)
+        self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis))
+        self.visits = Visits()
         self.capture = Capture(self.writer, self.privacy.allows, self.visits.observe)
         self.touchpoints = Touchpoints(cfg, self.capture, self.supervisor)
 
@@ -84,11 +90,10 @@ class Agent:
                              Downstream(link_topics(d.store, d.id), port.handle)
                              if link_on else None) if cfg.mqtt.url else None
         self.remote_config = RemoteConfig(
-            cfg, OverlayFiles(*remote_config_paths()), self.capture, self.loop,
+            cfg, paths, self.capture, self.loop,
             self.touchpoints, self.uplink, trial)
-        erasure = Erasure(self.writer,
-                          StoreRepositories(self.store_db, self.privacy, self.link_cache),
-                          self.visits.forget, self.touchpoints.forget_presence, self.capture)
+        erasure = Erasure(self.writer, self.privacy, self.visits.forget,
+                          self.touchpoints.forget_presence, self.capture)
         self.commands = UpstreamCommands(self.bootid, self.status, self.uplink, self.loop,
                                          self.capture, erasure)
         self.link_receiver: DocReceiver | None = None
@@ -97,7 +102,7 @@ class Agent:
                 d.store, d.id, cfg.link.public_keys, self.link_cache,
                 {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
                  "config": self.remote_config.apply},
-                db.parent / "content", self.capture, self.uplink.publish_reply,
+                paths.content_dir, self.capture, self.uplink.publish_reply,
                 self.commands.handlers(), self.uplink.want_topics, self.loop.later)
             port.plug(link.handle)
             self.link_receiver = link.receiver
@@ -107,7 +112,7 @@ class Agent:
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, kiosk.ops(),
                              enrich=self.visits.observe, allow=self.privacy.allows)
         self.outbox = OutboxFigures(o.path, self.writer)
-        self.store_db_state = StoreDbState(self.store_db_moved, self.store_db)
+        self.store_db_state = StoreDbState(self.store_db_moved, store)
         self._status = StatusBuilder(
             self.bootid, lambda: self.remote_config.cfg, trial, self.outbox, self.uplink,
             self.supervisor, self.touchpoints, self.link_receiver, self.privacy, self.bus,
@@ -133,7 +138,7 @@ class Agent:
     def trial(self) -> bool:
         return self.remote_config.trial
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         return self._status.build()
 
     def health_problem(self) -> str | None:
@@ -153,7 +158,7 @@ class Agent:
         self.touchpoints.start()
         for name, factory in self.sources.items():
             spawn(name, lambda f=factory: f(self.capture))  # type: ignore[misc]
-        self.capture("o2o.agent.started", {
+        self.capture(AGENT_STARTED, {
             "version": __version__, "pid": os.getpid(), "config": cfg.source})
         if self.store_db_moved is not None:
             self.writer.submit([self.store_db_moved.notice()])
@@ -188,6 +193,6 @@ class Agent:
         await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.kpis.close)
         await self.observability.stop()
-        for closing in (self.privacy, self.link_cache, self.store_db, self.outbox):
-            closing.close()
+        for closing in (self.privacy, self.link_cache, self.store_db, self.outbox, self.store):
+            closing.close()  # the store database's owner last
         log.info("agent stopped")

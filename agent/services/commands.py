@@ -9,6 +9,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from agent.contracts.events import LINK_COMMAND
+from agent.contracts.status import Status
 from agent.services.erasure import Erasure, InvalidSubject
 from agent.storelink.commands import CommandError, parse_level
 
@@ -24,7 +26,7 @@ class Restarter(Protocol):
 
 
 class UpstreamCommands:
-    def __init__(self, bootid: str, status: Callable[[], dict[str, Any]],
+    def __init__(self, bootid: str, status: Callable[[], Status],
                  uplink: Flushable | None, restarter: Restarter,
                  capture: Callable[[str, Any], object], erasure: Erasure) -> None:
         self._bootid = bootid
@@ -62,7 +64,7 @@ class UpstreamCommands:
         return {"restarting": True}
 
     def reload_content(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
+        self._capture(LINK_COMMAND, {"name": "reload-content"})  # the kiosk listens
         return {"asked": "kiosk"}
 
     async def erase_subject(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from agent.privacy import subject_forms
+from agent.contracts.events import PRIVACY_ERASED
+from agent.storedb import subject_forms
 
 MAX_SUBJECT = 128  # characters
 
@@ -28,9 +29,9 @@ class Outbox(Protocol):
 
 
 class StoredData(Protocol):
-    def erase_subject(self, subject: str) -> dict[str, int]:
-        """Rows removed, by what they were (the store database's part of the answer)."""
-        ...
+    """The store database's part (agent/privacy.py Privacy asks each table group)."""
+
+    def erase_subject(self, subject: str) -> dict[str, int]: ...
 
 
 class Erasure:
@@ -58,34 +59,8 @@ class Erasure:
         removed = {"outbox_events": outbox, **stored,
                    "open_visits": self._forget_visits(subject),
                    "presence_tracks": self._forget_presence(subject)}
-        self._capture("o2o.privacy.erased", {
+        self._capture(PRIVACY_ERASED, {
             "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],
             "removed": removed})
         return removed
 
-
-class _Orders(Protocol):
-    def erase_subject(self, subject: str) -> dict[str, int]: ...
-
-
-class _Consent(Protocol):
-    def erase(self, subject: str) -> int: ...
-
-
-class _LinkCache(Protocol):
-    def erase_subject(self, forms: set[str]) -> int: ...
-
-
-class StoreRepositories:
-    """The store database's part of an erasure, asked of each repository that holds the
-    subject: the check-in tables, the consent records, the cached documents."""
-
-    def __init__(self, orders: _Orders, consent: _Consent, link_cache: _LinkCache) -> None:
-        self._orders, self._consent, self._cache = orders, consent, link_cache
-
-    def erase_subject(self, subject: str) -> dict[str, int]:
-        stored = {**self._orders.erase_subject(subject),
-                  "consent_records": self._consent.erase(subject)}
-        stored["cached_documents"] = stored.get("cached_documents", 0) \
-            + self._cache.erase_subject(subject_forms(subject))
-        return stored

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from agent.config import MetricsConfig
+from agent.contracts.status import Status
 from agent.kpi import now_day, summary
 from agent.metrics import AgentCollector, publish_telemetry, serve
 from agent.metrics_server import MetricsServer
@@ -30,7 +31,7 @@ class Spawner(Protocol):
 
 class Observability:
     def __init__(self, cfg: MetricsConfig, collector: AgentCollector,
-                 status: Callable[[], dict[str, Any]], kpis: DayKpis,
+                 status: Callable[[], Status], kpis: DayKpis,
                  uplink: Telemetry | None, components: Spawner) -> None:
         self._cfg = cfg
         self._collector = collector
@@ -53,8 +54,11 @@ class Observability:
             self._components.spawn("telemetry", lambda: publish_telemetry(
                 self.with_kpis, uplink.publish_telemetry, m.telemetry_interval_s))
 
-    def with_kpis(self) -> dict[str, Any]:
-        return {**self._status(), "kpis_today": summary(self._kpis.day(now_day()))}
+    def with_kpis(self) -> Status:
+        """Telemetry's copy of the status: today's KPI summary too."""
+        doc = self._status().copy()
+        doc["kpis_today"] = summary(self._kpis.day(now_day()))
+        return doc
 
     async def stop(self) -> None:
         server, self._server = self._server, None

@@ -8,6 +8,8 @@ import ctypes
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agent.contracts.events import PRIVACY_RETENTION
+
 HEAP_TRIM_S = 10.0
 KPI_FLUSH_S = 5.0  # hourly roll-ups reach the database at most this late
 RETENTION_FIRST_S = 60.0  # the first sweep shortly after start
@@ -53,5 +55,5 @@ async def sweep_retention(sweep: Callable[[float], dict[str, int]],
     while True:
         removed = await asyncio.to_thread(sweep, retention_days())
         if any(removed.values()):
-            capture("o2o.privacy.retention", {"removed": removed})
+            capture(PRIVACY_RETENTION, {"removed": removed})
         await sleep(RETENTION_EVERY_S)

@@ -3,8 +3,8 @@ staged, applied while running when only sections the touchpoints read change, ot
 applied by a restart on trial — kept once the uplink connects with it, rolled back if it
 does not.
 
-The files (agent/config.py remote_config_paths): the applied overlay, read at every start;
-the pending one, which a restart takes on trial; a rolled-back one, kept to be looked at."""
+The files (agent/statepaths.py): the applied overlay, read at every start; the pending one,
+which a restart takes on trial; a rolled-back one, kept to be looked at."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import Config, load_config
+from agent.contracts.events import LINK_CONFIG, LinkConfig
 from agent.errors import ConfigError
+from agent.statepaths import StatePaths
 from agent.storelink.docs import Doc, DocRefused
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 LIVE_SECTIONS = frozenset({"ble", "nfc", "qr", "privacy"})
 TRIAL_POLL_S = 0.2
 
-Capture = Callable[[str, Any], object]
+Capture = Callable[[str, LinkConfig], object]
 Loader = Callable[[str | None, tuple[int, dict[str, Any]]], Config]
 
 
@@ -59,25 +60,15 @@ class Uplink(Protocol):
     def reconfigure(self, cfg: Config) -> None: ...
 
 
-@dataclasses.dataclass(frozen=True)
-class OverlayFiles:
-    applied: Path
-    pending: Path
-
-    @property
-    def rolled_back(self) -> Path:
-        return self.pending.with_suffix(".rolled-back")
-
-
 class RemoteConfig:
-    def __init__(self, cfg: Config, files: OverlayFiles, capture: Capture, loop: Loop,
+    def __init__(self, cfg: Config, paths: StatePaths, capture: Capture, loop: Loop,
                  touchpoints: Touchpoints, uplink: Uplink | None, trial: bool = False,
                  load: Loader = load_overlay,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """`cfg` the configuration the agent started with; `trial`: it carries a remote
         config not yet proven (run `keep_or_roll_back`)."""
         self._cfg = cfg
-        self.files = files
+        self.paths = paths
         self.trial = trial
         self._capture = capture
         self._loop = loop
@@ -104,15 +95,15 @@ class RemoteConfig:
             raise DocRefused("malformed", f"the configuration would not load: {exc}") from None
         changed = changed_sections(self._cfg, new)
         # a restart already staged wins: this one goes with it, on trial
-        live = changed <= LIVE_SECTIONS and not self.files.pending.exists() \
+        live = changed <= LIVE_SECTIONS and not self.paths.remote_config_pending.exists() \
             and self._loop.running
-        target = self.files.applied if live else self.files.pending
+        target = self.paths.remote_config_applied if live else self.paths.remote_config_pending
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
         tmp.write_text(json.dumps({"version": doc.version, "sections": body["sections"]}))
         tmp.replace(target)
         if not live:  # the uplink or the agent's own wiring changes: restart on trial
-            self._capture("o2o.link.config", {"version": doc.version, "state": "restarting",
+            self._capture(LINK_CONFIG, {"version": doc.version, "state": "restarting",
                                               "sections": sorted(changed)})
             self._loop.restart_soon()
             return None
@@ -130,7 +121,7 @@ class RemoteConfig:
         log.info("remote config v%s applied live: %s changed%s", new.remote_version,
                  ", ".join(sorted(changed)) or "nothing",
                  f"; restarted {', '.join(restarted)}" if restarted else "")
-        self._capture("o2o.link.config", {"version": new.remote_version, "state": "applied",
+        self._capture(LINK_CONFIG, {"version": new.remote_version, "state": "applied",
                                           "live": True, "sections": sorted(changed),
                                           "restarted": restarted})
 
@@ -138,21 +129,21 @@ class RemoteConfig:
         """The trial of a remote config: kept once the uplink connects, rolled back (and the
         agent restarted into the last good one) if it does not within config_trial_s."""
         limit = self._cfg.link.config_trial_s if within_s is None else within_s
-        pending, version = self.files.pending, self._cfg.remote_version
+        pending, version = self.paths.remote_config_pending, self._cfg.remote_version
         deadline = self._clock() + limit
         while self._clock() < deadline:
             if self._uplink is not None and self._uplink.status()["state"] == "connected":
                 if pending.exists():
-                    pending.replace(self.files.applied)
-                self._capture("o2o.link.config", {"version": version, "state": "applied"})
+                    pending.replace(self.paths.remote_config_applied)
+                self._capture(LINK_CONFIG, {"version": version, "state": "applied"})
                 log.info("remote config v%s applied", version)
                 return
             await asyncio.sleep(TRIAL_POLL_S)
         why = self._uplink.status()["last_error"] if self._uplink else "no uplink configured"
         if pending.exists():
-            pending.replace(self.files.rolled_back)
+            pending.replace(self.paths.remote_config_rolled_back)
         log.warning("remote config v%s rolled back: no uplink within %.0f s (%s)",
                     version, limit, why)
-        self._capture("o2o.link.config", {"version": version, "state": "rolled-back",
+        self._capture(LINK_CONFIG, {"version": version, "state": "rolled-back",
                                           "reason": why or "no connection"})
         self._loop.restart_soon()

@@ -13,11 +13,27 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from agent import __version__
 from agent.config import Config
+from agent.contracts.status import (
+    BleStatus,
+    BusStatus,
+    ComponentHealth,
+    LinkStatus,
+    NfcStatus,
+    OutboxStatus,
+    QrStatus,
+    Status,
+    StoreDbStatus,
+    UplinkStatus,
+)
 from agent.outbox import OutboxReader
+
+SECTION_ORDER = (
+    "agent", "outbox", "uplink", "components", "ble", "nfc", "qr", "link", "privacy", "bus",
+    "store_db", "commit_hooks")
 
 
 class _Drops(Protocol):
@@ -93,11 +109,11 @@ class OutboxFigures:
                 self._reader.close()
             self._reader = None
 
-    def status(self) -> dict[str, Any]:
-        outbox: dict[str, Any] = {}
+    def status(self) -> OutboxStatus:
+        outbox: OutboxStatus = {}
         if self._reader is not None:
             try:
-                outbox = self._reader.stats()
+                outbox = cast(OutboxStatus, self._reader.stats())
             except Exception as exc:  # a quarantined file: report, do not fail status
                 outbox = {"error": str(exc)}
                 self.close()
@@ -143,7 +159,7 @@ class StoreDbState:
     def damage(self) -> str:
         return self._db.damage
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StoreDbStatus:
         if self._db.damage:
             problem = (f"damaged while running ({self._db.damage}): restart the agent "
                        "(systemctl restart o2o-edge); it moves the file aside")
@@ -206,9 +222,9 @@ class StatusBuilder:
         self._clock = clock
         self._started = clock()  # uptime must not follow clock steps
 
-    def build(self) -> dict[str, Any]:
+    def build(self) -> Status:
         cfg = self._config()
-        return {
+        doc: Status = {
             "agent": {
                 "version": __version__,
                 "pid": os.getpid(),
@@ -221,17 +237,29 @@ class StatusBuilder:
                 "config_trial": self._trial,
             },
             "outbox": self._outbox.status(),
-            "uplink": self._uplink.status() if self._uplink else {"state": "disabled"},
-            "components": self._components.snapshot(),
-            **self._touchpoints.status(),
-            **({"link": self._link.status()} if self._link else {}),
+            # each component's own part, as it reports it (the contract names the keys)
+            "uplink": cast(UplinkStatus, self._uplink.status()) if self._uplink
+            else {"state": "disabled"},
+            "components": cast(dict[str, ComponentHealth], self._components.snapshot()),
             "privacy": {"withdrawn": len(self._consent.withdrawn),
                         "withheld_events": self._consent.withheld},
-            "bus": self._bus.status_part(),
+            "bus": cast(BusStatus, self._bus.status_part()),
             "store_db": self._store_db.status(),
             "commit_hooks": {"failures": dict(self._commit_failures),
                              "kpi_ignored_values": self._kpis.ignored},
         }
+        touchpoints = self._touchpoints.status()
+        if "ble" in touchpoints:
+            doc["ble"] = cast(BleStatus, touchpoints["ble"])
+        if "nfc" in touchpoints:
+            doc["nfc"] = cast(NfcStatus, touchpoints["nfc"])
+        if "qr" in touchpoints:
+            doc["qr"] = cast(QrStatus, touchpoints["qr"])
+        if self._link is not None:
+            doc["link"] = cast(LinkStatus, self._link.status())
+        # the sections in the order `status --json` has always shown them
+        parts = cast(dict[str, Any], doc)
+        return cast(Status, {key: parts[key] for key in SECTION_ORDER if key in parts})
 
 
 def health_problem(writer: Writer, store_db: StoreDbState) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.services.erasure import Erasure, InvalidSubject, StoreRepositories
+from agent.services.erasure import Erasure, InvalidSubject
 from tests.unit.runtime.fakes import Recorder
 
 
@@ -73,24 +73,3 @@ def test_anything_but_an_identifier_is_refused_before_anything_is_erased(subject
     assert outbox.needles == [] and stored.threads == [] and capture.events == []
     assert forgotten == []
 
-
-class Part:
-    def __init__(self) -> None:
-        self.asked: list[Any] = []
-
-    def erase_subject(self, subject: Any) -> Any:
-        self.asked.append(subject)
-        return {"loyalty": 1, "orders": 0, "cached_documents": 0} \
-            if isinstance(subject, str) else 2
-
-    def erase(self, subject: str) -> int:
-        self.asked.append(subject)
-        return 1
-
-
-def test_the_store_repositories_are_each_asked_for_their_rows() -> None:
-    orders, consent, cache = Part(), Part(), Part()
-    assert StoreRepositories(orders, consent, cache).erase_subject("Zoë") == {
-        "loyalty": 1, "orders": 0, "cached_documents": 2, "consent_records": 1}
-    assert orders.asked == ["Zoë"] and consent.asked == ["Zoë"]
-    assert cache.asked == [{"Zoë", "Zoe\u0308"}]  # cached documents in either form

@@ -13,7 +13,8 @@ import pytest
 
 from agent.config import BleConfig, Config, MqttConfig
 from agent.errors import ConfigError
-from agent.services.remote_config import OverlayFiles, RemoteConfig
+from agent.services.remote_config import RemoteConfig
+from agent.statepaths import StatePaths
 from agent.storelink.docs import Doc, DocRefused
 from tests.unit.runtime.fakes import FakeRestarter, Recorder
 
@@ -62,10 +63,9 @@ def loader(cfg: Config) -> Any:
 def service(tmp_path: Path, loop: FakeRestarter, uplink: FakeUplink | None = None,
             trial: bool = False) -> tuple[RemoteConfig, Recorder, FakeTouchpoints]:
     cfg = Config(mqtt=MqttConfig(url="mqtt://broker"))
-    files = OverlayFiles(tmp_path / "state" / "remote.json",
-                         tmp_path / "state" / "remote.pending.json")
+    paths = StatePaths(tmp_path / "state", tmp_path / "store.db", tmp_path / "outbox.db")
     capture, tps = Recorder(), FakeTouchpoints()
-    return RemoteConfig(cfg, files, capture, loop, tps, uplink, trial,
+    return RemoteConfig(cfg, paths, capture, loop, tps, uplink, trial,
                         load=loader(cfg)), capture, tps
 
 
@@ -91,9 +91,9 @@ def test_a_touchpoint_section_is_applied_live(tmp_path: Path) -> None:
     live = remote.apply(doc(3, {"sections": sections}))
     assert live is not None
     asyncio.run(live)  # type: ignore[arg-type]
-    assert json.loads(remote.files.applied.read_text()) == {"version": 3,
+    assert json.loads(remote.paths.remote_config_applied.read_text()) == {"version": 3,
                                                             "sections": sections}
-    assert not remote.files.pending.exists() and loop.restarts == 0
+    assert not remote.paths.remote_config_pending.exists() and loop.restarts == 0
     assert remote.cfg.ble.enabled and remote.cfg.remote_version == 3
     assert remote.cfg.mqtt.url == "mqtt://broker"  # the rest as it was
     assert tps.reconfigured == [(remote.cfg, {"ble"})]
@@ -107,8 +107,8 @@ def test_a_new_mqtt_section_is_staged_and_the_agent_restarts_into_it(tmp_path: P
     loop = FakeRestarter()
     remote, capture, tps = service(tmp_path, loop, FakeUplink(["connected"]))
     assert remote.apply(doc(4, {"sections": {"mqtt": {"url": "mqtts://new"}}})) is None
-    assert json.loads(remote.files.pending.read_text())["version"] == 4
-    assert not remote.files.applied.exists()
+    assert json.loads(remote.paths.remote_config_pending.read_text())["version"] == 4
+    assert not remote.paths.remote_config_applied.exists()
     assert loop.restarts == 1 and tps.reconfigured == []
     assert capture.of("o2o.link.config") == [{"version": 4, "state": "restarting",
                                               "sections": ["mqtt"]}]
@@ -117,22 +117,22 @@ def test_a_new_mqtt_section_is_staged_and_the_agent_restarts_into_it(tmp_path: P
 def test_a_live_section_waits_for_a_restart_already_staged(tmp_path: Path) -> None:
     loop = FakeRestarter()
     remote, _, tps = service(tmp_path, loop)
-    remote.files.pending.parent.mkdir(parents=True)
-    remote.files.pending.write_text("{}")
+    remote.paths.remote_config_pending.parent.mkdir(parents=True)
+    remote.paths.remote_config_pending.write_text("{}")
     assert remote.apply(doc(5, {"sections": {"ble": {"enabled": True}}})) is None
-    assert json.loads(remote.files.pending.read_text())["version"] == 5
+    assert json.loads(remote.paths.remote_config_pending.read_text())["version"] == 5
     assert loop.restarts == 1 and tps.reconfigured == []
 
 
 def test_nothing_is_applied_live_before_the_agent_runs(tmp_path: Path) -> None:
     remote, _, _ = service(tmp_path, FakeRestarter(running=False))
     assert remote.apply(doc(6, {"sections": {"ble": {"enabled": True}}})) is None
-    assert remote.files.pending.exists()
+    assert remote.paths.remote_config_pending.exists()
 
 
 def trial_files(remote: RemoteConfig) -> None:
-    remote.files.pending.parent.mkdir(parents=True)
-    remote.files.pending.write_text('{"version": 7, "sections": {}}')
+    remote.paths.remote_config_pending.parent.mkdir(parents=True)
+    remote.paths.remote_config_pending.write_text('{"version": 7, "sections": {}}')
 
 
 def test_a_config_on_trial_is_kept_once_the_uplink_connects(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_a_config_on_trial_is_kept_once_the_uplink_connects(tmp_path: Path) -> N
                                  trial=True)
     trial_files(remote)
     asyncio.run(remote.keep_or_roll_back(within_s=5))
-    assert remote.files.applied.exists() and not remote.files.pending.exists()
+    assert remote.paths.remote_config_applied.exists() and not remote.paths.remote_config_pending.exists()
     assert loop.restarts == 0
     assert capture.of("o2o.link.config")[0]["state"] == "applied"
 
@@ -152,8 +152,8 @@ def test_a_config_on_trial_is_rolled_back_when_the_uplink_does_not_connect(
     remote, capture, _ = service(tmp_path, loop, FakeUplink(["connecting"]), trial=True)
     trial_files(remote)
     asyncio.run(remote.keep_or_roll_back(within_s=0.3))
-    assert remote.files.rolled_back.exists()
-    assert not remote.files.pending.exists() and not remote.files.applied.exists()
+    assert remote.paths.remote_config_rolled_back.exists()
+    assert not remote.paths.remote_config_pending.exists() and not remote.paths.remote_config_applied.exists()
     assert loop.restarts == 1  # into the last good configuration
     assert capture.of("o2o.link.config")[0] == {"version": None, "state": "rolled-back",
                                                 "reason": "refused"}

@@ -115,6 +115,8 @@ def test_the_document_has_every_part() -> None:
     assert doc["bus"] == {"clients": 2}
     assert doc["store_db"] == {"quarantined": [], "last_error": ""}
     assert doc["commit_hooks"] == {"failures": {"kpis": 1}, "kpi_ignored_values": 1}
+    assert list(doc) == ["agent", "outbox", "uplink", "components", "ble", "link", "privacy",
+                         "bus", "store_db", "commit_hooks"]  # as `status --json` showed it
 
 
 def test_after_a_quarantined_outbox_the_next_look_reads_the_new_file() -> None:
