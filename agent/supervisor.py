@@ -7,8 +7,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from agent.contracts.status import ComponentHealth
 from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Supervisor:
         self._tasks.pop(name, None)
         self.health.pop(name, None)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, ComponentHealth]:
         return {
             name: {"state": h.state, "last_error": h.last_error, "restarts": h.restarts,
                    "since": h.since}

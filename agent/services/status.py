@@ -174,7 +174,7 @@ class Part(Protocol):
 
 
 class Components(Protocol):
-    def snapshot(self) -> dict[str, Any]: ...
+    def snapshot(self) -> dict[str, ComponentHealth]: ...
 
 
 class Consent(Protocol):
@@ -240,7 +240,7 @@ class StatusBuilder:
             # each component's own part, as it reports it (the contract names the keys)
             "uplink": cast(UplinkStatus, self._uplink.status()) if self._uplink
             else {"state": "disabled"},
-            "components": cast(dict[str, ComponentHealth], self._components.snapshot()),
+            "components": self._components.snapshot(),
             "privacy": {"withdrawn": len(self._consent.withdrawn),
                         "withheld_events": self._consent.withheld},
             "bus": cast(BusStatus, self._bus.status_part()),
