@@ -195,6 +195,10 @@ class Uplink(DirectSend):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._idle_timeout())
                 self._wake.clear()
+                if link_task.done():
+                    # the connection's task ended on an error of ours: end this life of the
+                    # drain with it (re-raised), so the supervisor starts both anew
+                    link_task.result()
                 if self.writer.generation != generation:
                     # the outbox file was replaced: row numbers in flight mean nothing now
                     generation = self._generation = self.writer.generation
@@ -211,8 +215,7 @@ class Uplink(DirectSend):
             feed.close()
             await link.close()
             link_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await link_task
+            await asyncio.gather(link_task, return_exceptions=True)  # raised above, if at all
             if self.inbox is not None:
                 await self.inbox.close()
 

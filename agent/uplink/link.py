@@ -290,7 +290,7 @@ class MqttLink:
         with contextlib.suppress(OSError, RuntimeError, ValueError):
             sock = self.client.socket()
             if sock is not None:
-                self.client._sock_close()
+                self.client._sock_close()  # paho's only "close now": disconnect() waits to write
         self.state = "disconnected"
         self.connected_since = None
 

@@ -7,11 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.config import Config
 from agent.outbox import Committed
 from agent.outbox.reader import Cursor
 from agent.uplink.batching import Batch, build_batches
 from agent.uplink.drain import Uplink
+from agent.uplink.link import MqttLink
 from tests.unit.test_batching import rows
 
 
@@ -171,3 +174,19 @@ def test_rows_committed_during_a_read_are_left_to_the_reader_and_sent_once() -> 
     link, up = asyncio.run(main())
     assert sorted(sent_rows(link)) == [1, 2, 3, 4]  # each once: none twice, none left
     assert up.stats.direct_batches == 1
+
+
+def test_a_failed_connection_task_ends_the_drain_for_the_supervisor_to_restart(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without this the drain would wait for ever on a link that no longer runs."""
+    async def broken(self: MqttLink) -> None:
+        raise RuntimeError("a bug in the link")
+
+    monkeypatch.setattr(MqttLink, "run", broken)
+
+    async def main() -> None:
+        up = Uplink(Config(), FakeWriter(), "B")  # type: ignore[arg-type]
+        await asyncio.wait_for(up.run(), 10)
+
+    with pytest.raises(RuntimeError, match="a bug in the link"):
+        asyncio.run(main())
