@@ -108,7 +108,7 @@ def ensure_venv(extras: str) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble", "bench-qr",
-                                       "bench-nfc", "bench-kiosk"):
+                                       "bench-nfc", "bench-kiosk", "bench-wear"):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -122,7 +122,8 @@ def main(argv: list[str]) -> int:
         ensure_venv("[test,bench]")
         module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble",
                   "bench-qr": "tests.bench.bench_qr", "bench-nfc": "tests.bench.bench_nfc",
-                  "bench-kiosk": "tests.bench.bench_kiosk"}[what]
+                  "bench-kiosk": "tests.bench.bench_kiosk",
+                  "bench-wear": "tests.bench.bench_wear"}[what]
         return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
     run([str(PY), "-m", "ruff", "check", "."])

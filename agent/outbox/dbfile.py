@@ -35,7 +35,7 @@ CHECK_BUDGET_S: Final = 15.0
 # without room for both neither a drop nor an acknowledged delete could ever be written again
 # (measured: a tmpfs filled to 0 by the outbox could not delete one row). The log is
 # checkpointed every wal_pages_for(headroom) pages, a third of the headroom, so that both fit.
-HEADROOM_BYTES: Final = 6 * 1024 * 1024  # the most kept: room for a log of 1000 pages of 4 KiB
+HEADROOM_BYTES: Final = 6 * 1024 * 1024  # the most kept: room for a 4 MiB log (see below)
 # The least kept: on a full disk acknowledged rows are deleted a few hundred at a time
 # (store.ACK_CHUNK), each chunk checkpointed into place (256 rows of 2 KiB: ~150 pages;
 # 2,000 rows did not fit in 900 KiB).
@@ -45,7 +45,17 @@ HEADROOM_MIN: Final = 1024 * 1024
 # dedicated partition keeps a quarter of itself, not 6 MiB of 8 (which took no event at all).
 HEADROOM_PER_MAX_BYTES: Final = 3
 HEADROOM_FS_DIVISOR: Final = 4
-PAGE_SIZE: Final = 4096  # SQLite's default page size, which the outbox keeps
+# The page size of a new file. Every commit writes each page it changed to the log, and the
+# kernel writes the 4 KiB blocks those bytes touch: an event committed on its own (its row,
+# its two index entries, the row-number and counters pages) wrote ~6 blocks with 4 KiB pages,
+# ~2 with 1 KiB ones (measured: 24 KiB -> 9 KiB per event; 2 KiB pages: 14 KiB). A typical
+# event (~330 bytes) still fits a page; the file is 1.3-1.5x the bytes counted either way.
+# A file made before keeps its page size (in WAL mode SQLite cannot change it in place).
+PAGE_SIZE: Final = 1024
+# The log's size in bytes at a checkpoint, at most (SQLite's default, 1000 pages of 4 KiB)
+# and at least (64 pages of 4 KiB): the same for any page size.
+LOG_BYTES_MAX: Final = 1000 * 4096
+LOG_BYTES_MIN: Final = 64 * 4096
 
 
 def headroom_for(max_bytes: int, fs_bytes: int) -> int:
@@ -54,10 +64,15 @@ def headroom_for(max_bytes: int, fs_bytes: int) -> int:
                                  fs_bytes // HEADROOM_FS_DIVISOR))
 
 
-def wal_pages_for(headroom: int) -> int:
-    """The write-ahead log's checkpoint size for `headroom`: a third of it, so the log's
-    growth and the checkpoint's both fit (1000 pages, SQLite's default, at most)."""
-    return max(64, min(1000, headroom // 3 // PAGE_SIZE))
+def log_bytes_for(headroom: int) -> int:
+    """The write-ahead log's size at a checkpoint for `headroom`: a third of it, so that the
+    log's growth and the checkpoint's both fit."""
+    return max(LOG_BYTES_MIN, min(LOG_BYTES_MAX, headroom // 3))
+
+
+def wal_pages_for(headroom: int, page_size: int = PAGE_SIZE) -> int:
+    """log_bytes_for(headroom) in pages of the file (wal_autocheckpoint counts pages)."""
+    return log_bytes_for(headroom) // page_size
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -148,7 +163,9 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # must precede the first table so that drained space can be handed back
+        # both must precede the first table: drained space can be handed back, and a new
+        # file writes less per commit (an existing one keeps its page size)
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":

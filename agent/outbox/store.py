@@ -21,9 +21,8 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -35,6 +34,7 @@ from agent.outbox.dbfile import (
     disk_size,
     headroom_for,
     integrity_problem,
+    log_bytes_for,
     refuse_foreign,
     wal_pages_for,
 )
@@ -45,6 +45,9 @@ from agent.outbox.dbfile import is_corruption as is_corruption
 from agent.outbox.dbfile import is_disk_full as is_disk_full
 from agent.outbox.dbfile import quarantine as quarantine
 from agent.outbox.dbfile import watch_corruption as watch_corruption
+from agent.outbox.drops import ROW_OVERHEAD as ROW_OVERHEAD
+from agent.outbox.drops import DropPolicy
+from agent.outbox.drops import DropTally as DropTally  # the writer's and room's
 from agent.outbox.reserve import release_reserve
 from agent.outbox.salvage import salvage
 from agent.outbox.schema import InsertRow as InsertRow  # the writer's rows
@@ -52,7 +55,6 @@ from agent.outbox.schema import migrate
 
 log = logging.getLogger(__name__)
 
-ROW_OVERHEAD = 96  # index entries and row header per event, measured on the schema
 ACK_CHUNK: Final = 256  # acknowledged rows deleted per transaction on a full disk
 
 
@@ -65,30 +67,7 @@ class Row:
     body: str
 
 
-@dataclass
-class DropTally:
-    """Events dropped in one transaction, by reason and by type."""
-
-    count: Counter[str] = field(default_factory=Counter)
-    nbytes: Counter[str] = field(default_factory=Counter)
-    by_type: Counter[str] = field(default_factory=Counter)
-
-    def add(self, reason: str, rows: Iterable[tuple[int, str]]) -> None:
-        for size, etype in rows:
-            self.count[reason] += 1
-            self.nbytes[reason] += size
-            self.by_type[etype] += 1
-
-    def merge(self, other: DropTally) -> None:
-        self.count.update(other.count)
-        self.nbytes.update(other.nbytes)
-        self.by_type.update(other.by_type)
-
-    def __bool__(self) -> bool:
-        return bool(self.count)
-
-
-class OutboxStore:
+class OutboxStore(DropPolicy):
     """Write side of the outbox. Confined to one thread (the writer).
 
     On a disk too full even to open the file (SQLite needs room for its -shm and -wal), the
@@ -105,7 +84,12 @@ class OutboxStore:
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path)
         try:
-            conn.execute(f"PRAGMA wal_autocheckpoint = {wal_pages_for(self.headroom)}")
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            conn.execute(f"PRAGMA wal_autocheckpoint = "
+                         f"{wal_pages_for(self.headroom, page_size)}")
+            # a log grown past twice its usual size (a long read held a checkpoint back) is
+            # cut back to that at its next reset; below, it is written over, never regrown
+            conn.execute(f"PRAGMA journal_size_limit = {2 * log_bytes_for(self.headroom)}")
             migrate(conn)
         except BaseException:
             conn.close()
@@ -245,6 +229,12 @@ class OutboxStore:
         with immediate(self.conn) as conn:
             delta_bytes = 0
             delta_events = 0
+            if acks:
+                # deletes first: the new rows take the room of the acknowledged ones on the
+                # same leaf page, where inserting first would split it (more pages written)
+                freed, gone = self._delete_rows(acks)
+                delta_bytes -= freed
+                delta_events -= gone
             if inserts:
                 # under the write lock with AUTOINCREMENT, our rows are numbered seq+1, seq+2, ...
                 row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
@@ -256,11 +246,7 @@ class OutboxStore:
                 )
                 delta_bytes += sum(r[4] for r in inserts) + ROW_OVERHEAD * len(inserts)
                 delta_events += len(inserts)
-            if acks:
-                freed, gone = self._delete_rows(acks)
-                delta_bytes -= freed
-                delta_events -= gone
-            self._bump(delta_bytes, delta_events)
+            self._bump(delta_bytes, delta_events)  # one counters page for both
             if inserts:
                 self._enforce_quota(tally, drop_reason)
         return tally, first_n
@@ -281,60 +267,6 @@ class OutboxStore:
         raise sqlite3.OperationalError(
             f"database or disk is full: {free >> 10} KiB left on the outbox's disk, kept for "
             "its write-ahead log")
-
-    def make_room(self, nrows: int, reason: str, *,
-                  incoming: Sequence[InsertRow] | None = None) -> DropTally:
-        """Drop the oldest lowest-priority events to make room on a full disk.
-
-        Without `incoming`: `nrows` of them. With it: for each priority of the new events,
-        from the lowest, events of that priority or below (never above: a burst of
-        telemetry must not push out check-ins) until twice the new events' bytes of that
-        priority are freed, a few rows at a time (a big chunk would drop more than needed)."""
-        tally = DropTally()
-        need: Counter[int] = Counter()
-        if incoming is None:
-            need[9] = 0
-        else:
-            for r in incoming:
-                need[r[1]] += 2 * (r[4] + ROW_OVERHEAD)
-        with immediate(self.conn):
-            if not self._can_make_room(need):
-                return tally  # some would be refused anyway: drop nothing for this group
-            for prio in sorted(need):
-                freed = 0
-                while nrows > 0 or freed < need[prio]:
-                    got = self._drop_lowest(tally, reason, max(nrows, 16), prio)
-                    if got == 0:
-                        break
-                    freed += got
-                    nrows = 0
-        return tally
-
-    def _can_make_room(self, need: Counter[int]) -> bool:
-        """Whether events of each priority or below hold the room the new ones need."""
-        wanted = 0
-        for prio in sorted(need):
-            wanted += need[prio]
-            have = self.conn.execute(
-                "SELECT coalesce(sum(size), 0) + ? * count(*) FROM events WHERE priority <= ?",
-                (ROW_OVERHEAD, prio)).fetchone()[0]
-            if have < wanted:
-                return False
-        return True
-
-    def expire(self, now: float) -> DropTally:
-        """Drop events older than the TTL."""
-        tally = DropTally()
-        with immediate(self.conn) as conn:
-            cutoff = now - self.ttl_s
-            rows = conn.execute(
-                "DELETE FROM events WHERE created < ? RETURNING size, type", (cutoff,)
-            ).fetchall()
-            if rows:
-                tally.add("ttl", rows)
-                self._bump(-sum(s + ROW_OVERHEAD for s, _ in rows), -len(rows))
-                self._count_drops(tally)
-        return tally
 
     def erase(self, needles: Sequence[str]) -> int:
         """Delete every waiting event whose body mentions any of `needles` (a data subject's
@@ -373,55 +305,3 @@ class OutboxStore:
             freed += size + ROW_OVERHEAD
             gone += 1
         return freed, gone
-
-    def _bump(self, delta_bytes: int, delta_events: int) -> None:
-        if delta_bytes or delta_events:
-            self.conn.executemany(
-                "UPDATE counters SET value = value + ? WHERE name = ?",
-                ((delta_bytes, "bytes"), (delta_events, "events")),
-            )
-
-    def _enforce_quota(self, tally: DropTally, reason: str) -> None:
-        used = self.conn.execute("SELECT value FROM counters WHERE name='bytes'").fetchone()[0]
-        if used <= self.max_bytes:
-            return
-        # drop a little below the limit so that a full buffer does not drop on every commit
-        target = int(self.max_bytes * 0.98)
-        while used > target:
-            freed = self._drop_lowest(tally, reason, 256)
-            if freed == 0:
-                break
-            used -= freed
-
-    def _drop_lowest(self, tally: DropTally, reason: str, nrows: int,
-                     max_priority: int = 9) -> int:
-        rows = self.conn.execute(
-            "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE priority <= ?"
-            " ORDER BY priority ASC, n ASC LIMIT ?) RETURNING size, type",
-            (max_priority, nrows),
-        ).fetchall()
-        if not rows:
-            return 0
-        freed = int(sum(s + ROW_OVERHEAD for s, _ in rows))
-        self._bump(-freed, -len(rows))
-        part = DropTally()
-        part.add(reason, rows)
-        self._count_drops(part)
-        tally.merge(part)
-        return freed
-
-    def _count_drops(self, tally: DropTally) -> None:
-        self.conn.executemany(
-            "INSERT INTO counters (name, value) VALUES (?, ?)"
-            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-            [(f"dropped:{reason}", n) for reason, n in tally.count.items()],
-        )
-
-    def count_refused(self, n: int) -> None:
-        """Record events refused outright (nothing left to drop on a full disk)."""
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.execute(
-                "INSERT INTO counters (name, value) VALUES ('dropped:refused', ?)"
-                " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                (n,),
-            )

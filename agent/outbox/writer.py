@@ -6,7 +6,8 @@ Producers call `submit()` from any thread and get a Future that resolves once th
 durable (synchronous=FULL). Whatever is queued when a transaction starts goes into it, and an
 event never waits longer than `group_commit_ms` for its transaction to start, so a power cut
 loses at most that window and never a committed event. PUBACKed rows are deleted in the same
-transactions (`ack()`), so the writer is the only writer of this process.
+transactions (`ack()`; held a moment for the next events', see agent/outbox/acks.py), so the
+writer is the only writer of this process.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple
 
 from agent.envelope import PendingEvent, render, source_json
 from agent.errors import AgentError, Reason
+from agent.outbox.acks import HeldAcks
 from agent.outbox.damage import Damaged
 from agent.outbox.reserve import DiskReserve
 from agent.outbox.room import DiskFull, RoomPath
@@ -113,6 +115,7 @@ class OutboxWriter(RoomPath):
         self._exited = False  # the thread has left its loop: submit() fails fast
         self.death = ""  # why the thread stopped when it was not asked to
         self._store: OutboxStore | None = None
+        self._held = HeldAcks()  # PUBACKed rows of this generation, not yet deleted
 
     # --- API for any thread ------------------------------------------------------------
 
@@ -207,6 +210,9 @@ class OutboxWriter(RoomPath):
         stopping = False
         while not stopping:
             timeout = max(0.05, next_maintenance - time.monotonic())
+            held_due = self._held.wait_s(time.monotonic())
+            if held_due is not None:
+                timeout = min(timeout, held_due)
             if self._unreported:
                 timeout = min(timeout, REPORT_INTERVAL_S)
             if self._reserve_out:
@@ -222,6 +228,8 @@ class OutboxWriter(RoomPath):
             elif first is not None:
                 stopping = self._collect(first, submits, acks)
             now = time.monotonic()
+            self._held.add(acks, now)
+            acks = self._held.take(now, stopping or bool(submits) or bool(self._notices))
             try:
                 self._note_reserve(now, RESERVE_RETRY_S)
                 if self._unreported and now - last_report >= REPORT_INTERVAL_S:
@@ -278,6 +286,7 @@ class OutboxWriter(RoomPath):
                 if item.inode == inode_of(self.path):  # not a file moved aside already
                     self._replace_damaged(f"a reader met: {item.why}")
                     acks.clear()  # row numbers of the old file mean nothing in the new one
+                    self._held.clear()
             elif item.generation == self.generation:
                 acks.extend(item.rowids)
             if count >= MAX_TXN_EVENTS or time.monotonic() >= deadline:

@@ -190,14 +190,15 @@ def test_full_disk_drops_by_policy_and_keeps_running(tmp_path: Path) -> None:
     w = writer(path)
     submit(w, "o2o.kiosk.checkin", 1)
     w.stop()
-    # cap the file: SQLITE_FULL once these pages are used, exactly like a full disk
+    # cap the file: SQLITE_FULL once 240 KiB more are used, exactly like a full disk
     conn = sqlite3.connect(path)
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    pages, page_size = (conn.execute(f"PRAGMA {p}").fetchone()[0]
+                        for p in ("page_count", "page_size"))
     conn.close()
 
     w = writer(path)
     assert w._store is not None
-    w._store.conn.execute(f"PRAGMA max_page_count = {pages + 60}")
+    w._store.conn.execute(f"PRAGMA max_page_count = {pages + 240 * 1024 // page_size}")
     tlm = []
     for _ in range(40):
         tlm += submit(w, "o2o.ble.tlm", 50, data={"pad": "t" * 200})
