@@ -76,11 +76,6 @@ class StoreDb(Repository):
                 removed[table] = cur.rowcount
         return removed
 
-    def erase_subject(self, subject: str) -> dict[str, int]:
-        """erase_rows_of, with the "cached_documents" count callers from before the link
-        cache erased its own rows add that count to (always 0 here)."""
-        return {**self.erase_rows_of(subject), "cached_documents": 0}
-
     @retry_when_full
     def retention_sweep(self, cutoff: float) -> dict[str, int]:
         """Orders and loyalty cards not updated since `cutoff`, appointments that were due
