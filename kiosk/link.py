@@ -54,7 +54,10 @@ class AgentLink:
             try:
                 stream = await AsyncBusClient.connect(self.socket, REQUEST_TIMEOUT_S)
             except AgentError as exc:
-                self._set(False, str(exc))
+                cause = exc.__cause__
+                self._set(False, f"the agent is not reachable on {self.socket} "
+                                 f"({cause.strerror or cause})" if isinstance(cause, OSError)
+                          else str(exc))
                 await asyncio.sleep(self._backoff.next_delay())
                 continue
             try:
@@ -86,8 +89,11 @@ class AgentLink:
                     from exc
             except AgentError as exc:  # the connection is gone or out of step: a new one
                 await self._drop()
+                # the system's own words for a failed connect (staff read them on the staff
+                # screen), not the CLI's advice to start the agent
+                cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
                 raise KioskError(KioskReason.AGENT_DOWN,
-                                 f"the agent did not answer ({exc})") from None
+                                 f"the agent did not answer ({cause})") from None
 
     async def status(self) -> Status:
         """The agent's status document (agent/contracts/status.py)."""
