@@ -15,7 +15,10 @@ buffer: a copy more, and reallocations that held the loop 25-50 ms at a time her
 
 Reads are budgeted: the link's pump (pump.py) gives each turn of the event loop a number of
 bytes (`read_budget`); past it a read says "would block" (paho keeps its state) and
-`read_more` tells the pump to come back. Used on its own, the budget is unlimited.
+`read_more` tells the pump to come back. Used on its own, the budget is unlimited. And reads
+go ahead: paho asks the socket for a packet's first byte, then its length, then its body —
+three system calls for a 4-byte PUBACK; here one asks for up to READ_AHEAD bytes and the rest
+is served from memory (`buffered()` tells the pump that some is left).
 
 And a PUBACK with a reason code MQTT 5 names only for DISCONNECT is passed on, not taken for a
 protocol error: mosquitto 2.0 answers a message over its message_size_limit with PUBACK 0x95
@@ -45,6 +48,7 @@ from agent.storelink.blobs import MAX_BLOB_BYTES
 MAX_DOWNSTREAM_PACKET: Final = MAX_BLOB_BYTES + 64 * 1024
 _CHUNK: Final = 64 * 1024  # bytes read per step while throwing a message away
 _PREALLOCATE: Final = 256 * 1024  # a PUBLISH larger than this is read into a buffer of its size
+READ_AHEAD: Final = 64 * 1024  # bytes asked of the socket for a small read
 _HEAD_MAX: Final = 2 + 65535 + 2  # topic length, topic, packet id: all we keep of it
 _PUBLISH: Final = 0x30
 _PUBACK: Final = 0x40
@@ -129,16 +133,41 @@ class BoundedClient(mqtt.Client):
         self._body: _Body | None = None
         self.read_budget = 1 << 62  # bytes this turn may still read (see pump.py)
         self.read_more = False  # a read stopped at the budget: there may be more
+        self._ahead = bytearray()  # read from the socket, not yet asked for by paho
+
+    def buffered(self) -> bool:
+        """Bytes read ahead wait: the socket may not look readable, yet there is more."""
+        return bool(self._ahead)
+
+    def reconnect(self) -> MQTTErrorCode:
+        # a new socket: nothing of the old one's stream may be taken for its bytes
+        self._ahead.clear()
+        self._skip = self._body = None
+        return super().reconnect()
+
+    def _from_ahead(self, size: int) -> bytes:
+        data = bytes(self._ahead[:size])
+        del self._ahead[:size]
+        return data
 
     def _recv(self, bufsize: int) -> bytes:
+        if self._ahead:
+            return self._from_ahead(bufsize)
         if self.read_budget <= 0:
             self.read_more = True
             raise BlockingIOError  # paho answers MQTT_ERR_AGAIN and keeps its state
-        data = super()._sock_recv(min(bufsize, self.read_budget))
+        data = super()._sock_recv(min(max(bufsize, READ_AHEAD), self.read_budget))
         self.read_budget -= len(data)
-        return data
+        if len(data) <= bufsize:
+            return data
+        self._ahead += memoryview(data)[bufsize:]
+        return data[:bufsize]
 
     def _recv_into(self, view: memoryview) -> int:
+        if self._ahead:
+            n = min(len(view), len(self._ahead))
+            view[:n] = self._from_ahead(n)
+            return n
         if self.read_budget <= 0:
             self.read_more = True
             raise BlockingIOError

@@ -9,8 +9,8 @@ it closes the socket.
 Reading is done in slices: each readiness callback reads at most READ_SLICE_BYTES (the
 client's `read_budget`) and, if that was not all, asks for another turn with `call_soon`, so
 a 32 MiB content file arrives over many short turns of the loop instead of one long one. A
-TLS socket can hold decrypted bytes the selector does not see (`pending()`): they get a turn
-too.
+TLS socket can hold decrypted bytes the selector does not see (`pending()`), and the client
+bytes it read ahead (`buffered()`): they get a turn too.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class Pump:
         client.loop_read()
         if self._sock is not sock:
             return  # closed while reading
-        more = client.read_more
+        more = client.read_more or client.buffered()
         if not more and isinstance(sock, ssl.SSLSocket):
             with contextlib.suppress(OSError, ValueError):
                 more = sock.pending() > 0
