@@ -89,9 +89,8 @@ class Agent:
         self.uplink = Uplink(cfg, self.writer, self.bootid,
                              Downstream(link_topics(d.store, d.id), port.handle)
                              if link_on else None) if cfg.mqtt.url else None
-        self.remote_config = RemoteConfig(
-            cfg, paths, self.capture, self.loop,
-            self.touchpoints, self.uplink, trial)
+        self.remote_config = RemoteConfig(cfg, paths, self.capture, self.loop,
+                                          self.touchpoints, self.uplink, trial)
         erasure = Erasure(self.writer, self.privacy, self.visits.forget,
                           self.touchpoints.forget_presence, self.capture)
         self.commands = UpstreamCommands(self.bootid, self.status, self.uplink, self.loop,
