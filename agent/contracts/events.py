@@ -55,6 +55,11 @@ LINK_CONFIG: Final = "o2o.link.config"
 LINK_FAILED: Final = "o2o.link.failed"
 LINK_REFUSED: Final = "o2o.link.refused"
 LINK_WAITING: Final = "o2o.link.waiting"
+# staff alerts (agent/contracts/alerts.py): raised, acknowledged, closed, escalated
+STAFF_ALERT: Final = "o2o.staff.alert"
+STAFF_ALERT_ACKNOWLEDGED: Final = "o2o.staff.alert.acknowledged"
+STAFF_ALERT_CLOSED: Final = "o2o.staff.alert.closed"
+STAFF_ALERT_ESCALATED: Final = "o2o.staff.alert.escalated"
 # privacy
 PRIVACY_ERASED: Final = "o2o.privacy.erased"
 PRIVACY_RETENTION: Final = "o2o.privacy.retention"
@@ -65,7 +70,9 @@ PRIVACY_RETENTION: Final = "o2o.privacy.retention"
 AGENT_PREFIX: Final = "o2o.agent."
 LINK_PREFIX: Final = "o2o.link."
 PRIVACY_PREFIX: Final = "o2o.privacy."
-RESERVED_PREFIXES: Final = (AGENT_PREFIX, PRIVACY_PREFIX, LINK_PREFIX)
+# only the agent raises, acknowledges and closes alerts: a bus client asks it (alert-ack)
+STAFF_PREFIX: Final = "o2o.staff."
+RESERVED_PREFIXES: Final = (AGENT_PREFIX, PRIVACY_PREFIX, LINK_PREFIX, STAFF_PREFIX)
 
 
 # --- payloads ------------------------------------------------------------------------------
@@ -254,6 +261,39 @@ class LinkWaiting(TypedDict):
     needs: int
 
 
+class StaffAlert(TypedDict):
+    """An alert raised (agent/contracts/alerts.py). No `subject`: it may name the shopper,
+    which stays in the store; a staff view asks the agent (op alerts) for the text."""
+
+    alert: str  # the alert's id
+    kind: str  # an AlertKind value
+    ref: dict[str, str]
+    cause: str | None  # the id of the event that raised it
+    level: int
+
+
+class StaffAlertAcknowledged(TypedDict):
+    alert: str
+    kind: str
+    by: str
+    response_s: float  # raised -> acknowledged
+
+
+class StaffAlertClosed(TypedDict):
+    alert: str
+    kind: str
+    by: str
+    response_s: float | None  # acknowledged -> closed; None: closed without an ack
+    open_s: float  # raised -> closed
+
+
+class StaffAlertEscalated(TypedDict):
+    alert: str
+    kind: str
+    level: int
+    waited_s: float  # raised -> now, unacknowledged
+
+
 class PrivacyErased(TypedDict):
     subject_sha256: str
     removed: dict[str, int]
@@ -306,6 +346,11 @@ REGISTRY: Final[Mapping[str, EventSpec]] = dict([
     _spec(LINK_FAILED, LinkProblem, PRIORITY_NORMAL),
     _spec(LINK_REFUSED, LinkProblem, PRIORITY_NORMAL),
     _spec(LINK_WAITING, LinkWaiting, PRIORITY_NORMAL),
+    # a staff alert is a shopper or the store waiting: it outranks the telemetry
+    _spec(STAFF_ALERT, StaffAlert, PRIORITY_CRITICAL),
+    _spec(STAFF_ALERT_ACKNOWLEDGED, StaffAlertAcknowledged, PRIORITY_HIGH),
+    _spec(STAFF_ALERT_CLOSED, StaffAlertClosed, PRIORITY_HIGH),
+    _spec(STAFF_ALERT_ESCALATED, StaffAlertEscalated, PRIORITY_HIGH),
     _spec(PRIVACY_ERASED, PrivacyErased, PRIORITY_NORMAL),
     _spec(PRIVACY_RETENTION, PrivacyRetention, PRIORITY_NORMAL),
 ])
