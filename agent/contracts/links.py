@@ -8,6 +8,7 @@ in ASCII, which every reader and every browser takes alike.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -15,6 +16,12 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 # encoded link is not encoded twice
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _FRAGMENT_SAFE: Final = _PATH_SAFE + "?"
+# a '%' that does not start an escape (two hex digits) is a percent sign of the text itself
+_LONE_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _quote(part: str, safe: str) -> str:
+    return quote(_LONE_PERCENT.sub("%25", part), safe=safe)
 
 
 def as_uri(iri: str) -> str:
@@ -35,9 +42,9 @@ def as_uri(iri: str) -> str:
             netloc += f":{parts.port}"
     return urlunsplit(parts._replace(
         netloc=netloc,
-        path=quote(parts.path, safe=_PATH_SAFE),
-        query=quote(parts.query, safe=_FRAGMENT_SAFE + "="),
-        fragment=quote(parts.fragment, safe=_FRAGMENT_SAFE)))
+        path=_quote(parts.path, _PATH_SAFE),
+        query=_quote(parts.query, _FRAGMENT_SAFE + "="),
+        fragment=_quote(parts.fragment, _FRAGMENT_SAFE)))
 
 
 def with_tags(url: str, tags: dict[str, str | None]) -> str:
