@@ -58,6 +58,7 @@ class _Submit:
 class _Ack:
     generation: int
     rowids: Sequence[int]
+    hold: bool = False
 
 
 @dataclass(slots=True)
@@ -164,9 +165,12 @@ class OutboxWriter(RoomPath):
         self._q.put(_Erase(needles, fut))
         return fut
 
-    def ack(self, generation: int, rowids: Sequence[int]) -> None:
+    def ack(self, generation: int, rowids: Sequence[int], *, hold: bool = False) -> None:
+        """Delete rows the uplink let go (PUBACKed, or dropped): at once, without an fsync
+        of their own (store.py says why); with `hold`, in the next events' transaction
+        (agent/outbox/acks.py: fewer bytes written, the rows counted as waiting meanwhile)."""
         if rowids:
-            self._q.put(_Ack(generation, rowids))
+            self._q.put(_Ack(generation, rowids, hold))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then close."""
@@ -228,8 +232,7 @@ class OutboxWriter(RoomPath):
             elif first is not None:
                 stopping = self._collect(first, submits, acks)
             now = time.monotonic()
-            self._held.add(acks, now)
-            acks = self._held.take(now, stopping or bool(submits) or bool(self._notices))
+            acks += self._held.take(now, stopping or bool(submits or acks or self._notices))
             try:
                 self._note_reserve(now, RESERVE_RETRY_S)
                 if self._unreported and now - last_report >= REPORT_INTERVAL_S:
@@ -287,7 +290,11 @@ class OutboxWriter(RoomPath):
                     self._replace_damaged(f"a reader met: {item.why}")
                     acks.clear()  # row numbers of the old file mean nothing in the new one
                     self._held.clear()
-            elif item.generation == self.generation:
+            elif item.generation != self.generation:
+                pass  # rows of a file moved aside
+            elif item.hold:
+                self._held.add(item.rowids, time.monotonic())
+            else:
                 acks.extend(item.rowids)
             if count >= MAX_TXN_EVENTS or time.monotonic() >= deadline:
                 return False

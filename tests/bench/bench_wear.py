@@ -45,6 +45,12 @@ from simulators.brokers import PrivateMosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = {"tag": "shelf-017", "product": "sku-2040", "campaign": "winter-sale", "rssi": -61}
+
+
+def data(i: int) -> dict[str, Any]:
+    """An event's data: its size varies a little from one to the next, as real events' do
+    (so the outbox's byte counter changes in every transaction, as it does in a store)."""
+    return {**DATA, "i": i, "note": "x" * (i * 7 % 23)}
 # events per phase at each rate with --scale 1: about 20 s at 1/s, 10 s at 10/s, 5 s at 100/s
 BASE_EVENTS = {1.0: 20, 10.0: 100, 100.0: 500}
 SYNC_CALLS = ("fsync(", "fdatasync(")
@@ -125,7 +131,7 @@ def raw_child(path: Path, rate: float, n: int) -> None:
 
     def one(_k: int) -> None:
         seq[0] += 1
-        p = make_pending("o2o.nfc.tap", {**DATA, "i": seq[0]}, time.time())
+        p = make_pending("o2o.nfc.tap", data(seq[0]), time.time())
         body = render(p, '"o2o-edge://bench/raw"', "BOOT", seq[0])
         cur = conn.execute("INSERT INTO events (id, priority, type, created, size, bootid, "
                            "body) VALUES (?,?,?,?,?,?,?)",
@@ -233,8 +239,7 @@ def agent_phase(d: Path, url: str, rate: float, n: int, group: int,
             seq = [0]
 
             def emit(k: int) -> None:
-                evs = [{"type": "o2o.nfc.tap", "data": {**DATA, "i": seq[0] + j}}
-                       for j in range(k)]
+                evs = [{"type": "o2o.nfc.tap", "data": data(seq[0] + j)} for j in range(k)]
                 seq[0] += k
                 c.emit(evs)
 

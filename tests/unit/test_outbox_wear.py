@@ -1,6 +1,6 @@
-"""What the outbox writes per event (SD-card wear): the page size of a new file, PUBACKed rows
-deleted in the next events' transaction, and the write-ahead log an event committed and
-deleted on its own costs."""
+"""What the outbox writes per event (SD-card wear): the page size of a new file, deletes of
+acknowledged rows without an fsync of their own (or held for the next events' transaction),
+and the write-ahead log an event committed and deleted on its own costs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from agent.envelope import make_pending
 from agent.outbox import OutboxReader, OutboxWriter
 from agent.outbox.acks import ACK_HOLD_S
 from agent.outbox.schema import migrate
+from agent.outbox.store import OutboxStore
 from agent.outbox.writer import Committed
 from tests.conftest import wait_for
 
@@ -76,13 +77,34 @@ def test_an_existing_outbox_keeps_its_page_size_and_its_events(tmp_path: Path) -
         r.close()
 
 
-def test_a_pubacked_row_is_deleted_in_the_next_events_transaction(tmp_path: Path) -> None:
+def test_a_pubacked_row_is_gone_at_once_and_events_stay_fully_synced(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    w = writer(path)
+    try:
+        rows = one(w, 1)
+        w.ack(w.generation, [rows[0].n])
+        wait_for(lambda: depth(path) == 0, 5, what="the acknowledged row deleted")
+    finally:
+        w.stop()
+    store = OutboxStore(path, max_bytes=1 << 20, ttl_s=86400.0)
+    try:
+        row = ("01ID", 5, "o2o.nfc.tap", time.time(), 2, "BOOT1", "{}")
+        _, n = store.transact([row], [])
+        store.transact([], [n])  # a delete alone: no fsync of its own
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        store.transact([row], [])  # events: synchronous=FULL, whatever came before
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+
+
+def test_a_held_puback_is_deleted_in_the_next_events_transaction(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     w = writer(path)
     try:
         before = w.transactions
         first = one(w, 1)
-        w.ack(w.generation, [first[0].n])
+        w.ack(w.generation, [first[0].n], hold=True)
         wait_for(lambda: w.queue_depth == 0, 10, what="the writer took the PUBACK")
         one(w, 2)
         # two transactions, not three: the delete rode on the second event's
@@ -92,13 +114,13 @@ def test_a_pubacked_row_is_deleted_in_the_next_events_transaction(tmp_path: Path
         w.stop()
 
 
-def test_a_pubacked_row_with_no_events_after_it_is_deleted_soon(tmp_path: Path) -> None:
+def test_a_held_puback_with_no_events_after_it_is_deleted_soon(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     w = writer(path)
     try:
         rows = one(w, 1)
         acked = time.monotonic()
-        w.ack(w.generation, [rows[0].n])
+        w.ack(w.generation, [rows[0].n], hold=True)
         wait_for(lambda: depth(path) == 0, ACK_HOLD_S + 10, what="the acknowledged row deleted")
         assert time.monotonic() - acked >= ACK_HOLD_S * 0.5  # held, not deleted at once
     finally:
@@ -110,16 +132,15 @@ def test_held_pubacks_are_deleted_at_a_clean_stop(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     w = writer(path)
     rows = [one(w, i)[0] for i in range(5)]
-    w.ack(w.generation, [r.n for r in rows])
+    w.ack(w.generation, [r.n for r in rows], hold=True)
     w.stop()
     assert depth(path) == 0
 
 
-def test_an_event_committed_and_deleted_alone_writes_little_log(tmp_path: Path) -> None:
-    """Each event in its own transaction, its row deleted on PUBACK (as the uplink does at a
-    few events per second): the write-ahead log grows by at most 6 KiB per event (it was
-    ~37 KiB: 4 KiB pages, and a transaction of its own for each delete)."""
-    path = tmp_path / "o.db"
+def log_per_event(tmp_path: Path, hold: bool) -> float:
+    """Write-ahead log bytes per event, each event committed on its own and its row deleted
+    on PUBACK (as the uplink does at a few events per second)."""
+    path = tmp_path / f"o-{hold}.db"
     wal = Path(f"{path}-wal")
     w = writer(path)
     try:
@@ -128,8 +149,18 @@ def test_an_event_committed_and_deleted_alone_writes_little_log(tmp_path: Path) 
         n = 20
         for i in range(1, n + 1):
             rows = one(w, i)
-            w.ack(w.generation, [rows[0].n])
-        per_event = (os.stat(wal).st_size - start) / n
-        assert per_event <= 6 * 1024, f"{per_event:.0f} bytes of log per event"
+            w.ack(w.generation, [rows[0].n], hold=hold)
+            if not hold:
+                wait_for(lambda: w.queue_depth == 0, 5, what="the writer took the PUBACK")
+        wait_for(lambda: depth(path) <= 1, 5, what="the acknowledged rows deleted")
+        return (os.stat(wal).st_size - start) / n
     finally:
         w.stop()
+
+
+def test_an_event_committed_and_deleted_alone_writes_little_log(tmp_path: Path) -> None:
+    """It was ~37 KiB: 4 KiB pages, and a synced transaction of its own for each delete."""
+    per_event = log_per_event(tmp_path, hold=False)
+    assert per_event <= 10 * 1024, f"{per_event:.0f} bytes of log per event"
+    held = log_per_event(tmp_path, hold=True)  # the delete rides on the next insert's pages
+    assert held <= 6 * 1024, f"{held:.0f} bytes of log per event, deletes held"
