@@ -189,6 +189,11 @@ CHECKS: Final[dict[tuple[str, str], Check]] = {
     else '"HOST:PORT" (keep it on 127.0.0.1), or "" to turn the endpoint off',
     ("metrics", "telemetry_interval_s"): lambda v: None if v == 0 or 5 <= v <= DAY_S else
     "0 (off) or 5 to 86400 seconds",
+    ("staff", "escalate_after_s"): lambda v: None if 10 <= v <= DAY_S else
+    "10 to 86400 seconds",
+    ("staff", "device_down_after_s"): lambda v: None if 5 <= v <= DAY_S else
+    "5 to 86400 seconds",
+    ("staff", "outbox_alert_percent"): lambda v: None if 10 <= v <= 100 else "10 to 100 (%)",
 }
 
 

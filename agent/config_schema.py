@@ -18,7 +18,7 @@ from agent.contracts.shared_settings import BusConfig, DeviceConfig, KioskConfig
 
 __all__ = ["SECTIONS", "BleConfig", "BusConfig", "Config", "DeviceConfig", "KioskConfig",
            "LinkConfig", "MetricsConfig", "MqttConfig", "NfcConfig", "OutboxConfig",
-           "PrivacyConfig", "QrConfig"]
+           "PrivacyConfig", "QrConfig", "StaffConfig"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,18 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class StaffConfig:
+    # staff alerts (agent/services/alerts.py): an alert nobody acknowledged escalates this
+    # often (louder, to everyone), up to agent/contracts/alerts.py MAX_LEVEL
+    escalate_after_s: float = 120.0
+    # a reader, the camera or another component failing this long is a "device down" alert
+    # (a restart that comes back within it is not worth a walk)
+    device_down_after_s: float = 60.0
+    # the outbox this full (of [outbox] max_bytes) is an alert: the uplink has been down long
+    outbox_alert_percent: float = 80.0
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: str = "127.0.0.1:9464"  # Prometheus metrics; "" turns the endpoint off
     telemetry_interval_s: float = 60.0  # health on MQTT …/telemetry; 0 turns it off
@@ -145,6 +157,7 @@ class Config:
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     link: LinkConfig = dataclasses.field(default_factory=LinkConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
+    staff: StaffConfig = dataclasses.field(default_factory=StaffConfig)
     source: str = "built-in defaults"
     path: str = ""  # the file it came from ("" for the built-in defaults)
     remote_version: int | None = None  # the remote overlay's version, when one is applied
@@ -167,4 +180,5 @@ SECTIONS: Final[dict[str, type]] = {
     "metrics": MetricsConfig,
     "link": LinkConfig,
     "privacy": PrivacyConfig,
+    "staff": StaffConfig,
 }

@@ -26,7 +26,7 @@ from agent.metrics import AgentCollector
 from agent.notify import Notifier
 from agent.outbox import Committed, OutboxWriter
 from agent.privacy import Privacy
-from agent.services import periodic
+from agent.services import alerts_wiring, periodic
 from agent.services.capture import Capture
 from agent.services.commands import UpstreamCommands
 from agent.services.downstream_port import DownstreamPort
@@ -64,8 +64,7 @@ class Agent:
         self.sources = sources or {}
         self.supervisor = Supervisor()
         self.loop = LoopControl()
-        self.ready = asyncio.Event()
-        self.notifier = Notifier()
+        self.ready, self.notifier = asyncio.Event(), Notifier()
         self.fanout = CommitFanout()  # the writer needs it before its consumers exist
         o, d, paths = cfg.outbox, cfg.device, StatePaths.of(cfg)
         self.writer = OutboxWriter(
@@ -79,8 +78,9 @@ class Agent:
         self.store_db_moved = check_at_start(paths.store_db)
         self.store = store = StoreDatabase.open(paths.store_db)
         self.store_db, self.link_cache, self.kpis = StoreDb(store), LinkCache(store), Kpis(store)
-        self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis))
         self.visits = Visits()
+        al = self.alerts = alerts_wiring.staff_alerts(cfg, store, lambda t, d: self.capture(t, d))
+        self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis, al.store))
         self.capture = Capture(self.writer, self.privacy.allows, self.visits.observe)
         self.touchpoints = Touchpoints(cfg, self.capture, self.supervisor)
 
@@ -99,8 +99,8 @@ class Agent:
         if link_on and self.uplink is not None:
             link = StoreLink(
                 d.store, d.id, cfg.link.public_keys, self.link_cache,
-                {**store_data_appliers(self.store_db), "consent": self.privacy.apply_consent,
-                 "config": self.remote_config.apply},
+                {**store_data_appliers(self.store_db, al.watch.orders_ready),
+                 "consent": self.privacy.apply_consent, "config": self.remote_config.apply},
                 paths.content_dir, self.capture, self.uplink.publish_reply,
                 self.commands.handlers(), self.uplink.want_topics, self.loop.later)
             port.plug(link.handle)
@@ -108,7 +108,7 @@ class Agent:
 
         kiosk = KioskOps(CheckinService(self.store_db, d.store, self.capture,
                                         cfg.kiosk.early_checkin_min), self.kpis)
-        self.bus = BusServer(cfg.bus.socket, self.writer, self.status, kiosk.ops(),
+        self.bus = BusServer(cfg.bus.socket, self.writer, self.status, kiosk.ops() | al.ops(),
                              enrich=self.visits.observe, allow=self.privacy.allows)
         self.outbox = OutboxFigures(o.path, self.writer)
         self.store_db_state = StoreDbState(self.store_db_moved, store)
@@ -127,6 +127,7 @@ class Agent:
             [c.type for c in cs]))
         self.fanout.connect("kpis", lambda cs: self.kpis.add_bodies(
             [(c.type, c.created, c.body) for c in cs]))
+        self.fanout.connect("alerts", al.watch.consume)
 
     @property
     def cfg(self) -> Config:
@@ -169,6 +170,7 @@ class Agent:
         spawn("watchdog", lambda: self.notifier.watchdog(self.health_problem))
         spawn("housekeeping", lambda: periodic.trim_heap(periodic.malloc_trim()))
         spawn("kpis", lambda: periodic.flush_kpis(self.kpis.flush))
+        spawn("alerts", lambda: self.alerts.watch.run(self.status))
         spawn("retention", lambda: periodic.sweep_retention(
             self.privacy.sweep, lambda: self.cfg.privacy.retention_days, self.capture))
         if self.trial:

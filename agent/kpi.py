@@ -4,7 +4,8 @@ SQLite so they survive restarts and the outbox draining.
 Counted from committed events (the commit hook adds up in memory; a flush every few seconds
 writes them): taps, scans by class, check-ins and successful ones, content views and
 hand-offs (the conversion), survey answers and their sum, presence exits and dwell, peak
-anonymous footfall per minute. `o2o-edge report` prints a day and can write an HTML page.
+anonymous footfall per minute, staff alerts and their response times (raised ->
+acknowledged -> closed). `o2o-edge report` prints a day and can write an HTML page.
 The roll-ups are the KPI table group of the store database (agent/storedb/ owns the file
 and its schema: kpi_hourly).
 """
@@ -20,6 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from agent.contracts.events import (
+    STAFF_ALERT,
+    STAFF_ALERT_ACKNOWLEDGED,
+    STAFF_ALERT_CLOSED,
+    STAFF_ALERT_ESCALATED,
+)
 from agent.errors import AgentError, Reason
 from agent.localdb import retry_when_full
 from agent.storedb import Repository, StoreDatabase
@@ -34,7 +41,8 @@ _CLASS_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 MAX_DAY: Final = 253402214400
 SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
 TYPES = {"o2o.nfc.tap", "o2o.qr.scan", "o2o.kiosk.checkin", "o2o.kiosk.view",
-         "o2o.kiosk.handoff", "o2o.kiosk.survey", "o2o.ble.presence", "o2o.ble.footfall"}
+         "o2o.kiosk.handoff", "o2o.kiosk.survey", "o2o.ble.presence", "o2o.ble.footfall",
+         STAFF_ALERT, STAFF_ALERT_ACKNOWLEDGED, STAFF_ALERT_CLOSED, STAFF_ALERT_ESCALATED}
 
 
 class BadValue(ValueError):
@@ -77,6 +85,24 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
         return [("visits", 1), ("dwell_s.sum", _amount(d.get("dwell_s") or 0, "dwell_s"))]
     if event_type == "o2o.ble.footfall":
         return [("footfall.peak_per_min", _amount(d.get("devices") or 0, "devices"))]
+    return _staff_metrics(event_type, d)
+
+
+def _staff_metrics(event_type: str, d: dict[str, Any]) -> Sequence[tuple[str, float]]:
+    """Staff alerts and how fast the store answered them: raised -> acknowledged, and
+    acknowledged -> closed (an alert closed without an ack has no second time)."""
+    if event_type == STAFF_ALERT:
+        return [("alerts", 1)]
+    if event_type == STAFF_ALERT_ESCALATED:
+        return [("alerts.escalated", 1)]
+    if event_type == STAFF_ALERT_ACKNOWLEDGED:
+        return [("alerts.acknowledged", 1),
+                ("alerts.ack_s.sum", _amount(d.get("response_s"), "response_s"))]
+    if event_type == STAFF_ALERT_CLOSED:
+        if d.get("response_s") is None:
+            return [("alerts.closed", 1)]
+        return [("alerts.closed", 1), ("alerts.closed_after_ack", 1),
+                ("alerts.close_s.sum", _amount(d["response_s"], "response_s"))]
     return []
 
 
@@ -182,6 +208,12 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
                                       2)
     if total.get("visits"):
         out["dwell_s.average"] = round(total.get("dwell_s.sum", 0.0) / total["visits"], 1)
+    if total.get("alerts.acknowledged"):
+        out["alerts.ack_s.average"] = round(
+            total.get("alerts.ack_s.sum", 0.0) / total["alerts.acknowledged"], 1)
+    if total.get("alerts.closed_after_ack"):
+        out["alerts.close_s.average"] = round(
+            total.get("alerts.close_s.sum", 0.0) / total["alerts.closed_after_ack"], 1)
     if "footfall.peak_per_min" in day:
         out["footfall.peak_per_min"] = max(day["footfall.peak_per_min"])
     return out

@@ -21,6 +21,16 @@ from agent.storedb import Repository, StoreDatabase
 QUEUE_DEFAULT: Final = 200
 QUEUE_MAX: Final = 1000
 ORDER_STATUSES = ("preparing", "ready", "collected", "cancelled")
+COLUMNS: Final = {"orders": ("order_id", "code", "first_name", "status", "eta_min", "store"),
+                  "appointments": ("appt_id", "code", "first_name", "at", "service"),
+                  "loyalty": ("card", "first_name", "points")}
+# what a new row gets for a column a partial row (an increment) does not carry
+DEFAULTS: Final[dict[str, Any]] = {"code": None, "first_name": "", "status": "preparing",
+                                   "eta_min": 3, "store": "", "service": "", "points": 0}
+
+
+class IncompleteRow(ValueError):
+    """A partial row for a row the table does not have, lacking what a new row needs."""
 
 
 class StoreDb(Repository):
@@ -42,6 +52,9 @@ class StoreDb(Repository):
 
     def order_by_code(self, code: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM orders WHERE code = ?", (code.upper(),))
+
+    def appointment(self, appt_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM appointments WHERE appt_id = ?", (appt_id,))
 
     def appointment_by_code(self, code: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM appointments WHERE code = ?", (code.upper(),))
@@ -112,10 +125,54 @@ class StoreDb(Repository):
         return self._write(table, rows, exact=False)
 
     @retry_when_full
+    def patch(self, table: str, rows: list[dict[str, Any]]) -> list[str]:
+        """Partial rows (an increment): each changes only the columns it carries — a row of
+        just an id and a status keeps the code, name and ETA; a row for an id the table lacks
+        is added with the defaults for the rest (IncompleteRow, and nothing written, if it
+        cannot be: an order with neither code nor name, an appointment without a time).
+        Check-in state is kept. The orders that turned ready while their shopper is checked
+        in and waiting."""
+        cols = COLUMNS[table]
+        key = cols[0]
+        now = time.time()
+        turned_ready: list[str] = []
+        with self._store.writing() as db:
+            for row in rows:
+                given = [c for c in cols[1:] if c in row]
+                cur = db.execute(f"SELECT * FROM {table} WHERE {key} = ?",  # noqa: S608
+                                 (row[key],))
+                cur.row_factory = sqlite3.Row
+                old = cur.fetchone()
+                if old is None:
+                    self._insert_new(db, table, row, now)
+                    continue
+                if given:
+                    db.execute(f"UPDATE {table} SET "  # noqa: S608
+                               + ", ".join(f"{c} = ?" for c in (*given, "updated"))
+                               + f" WHERE {key} = ?", (*(row[c] for c in given), now, row[key]))
+                if table == "orders" and row.get("status") == "ready" \
+                        and old["status"] != "ready" and old["checked_in_at"] is not None \
+                        and old["handed_over_at"] is None:
+                    turned_ready.append(str(row[key]))
+        return turned_ready
+
+    @staticmethod
+    def _insert_new(db: sqlite3.Connection, table: str, row: dict[str, Any],
+                    now: float) -> None:
+        cols = COLUMNS[table]
+        full = {c: row.get(c, DEFAULTS.get(c)) for c in cols}
+        if table == "orders" and not full["code"] and not full["first_name"]:
+            raise IncompleteRow(f"order {full['order_id']!r} is new here and needs a code or a "
+                                "first_name")
+        if table == "appointments" and full["at"] is None:
+            raise IncompleteRow(f"appointment {full['appt_id']!r} is new here and needs its "
+                                "time (at)")
+        db.execute(f"INSERT INTO {table} ({', '.join(cols)}, updated) "  # noqa: S608
+                   f"VALUES ({', '.join('?' for _ in cols)}, ?)", (*full.values(), now))
+
+    @retry_when_full
     def _write(self, table: str, rows: list[dict[str, Any]], exact: bool) -> int:
-        cols = {"orders": ("order_id", "code", "first_name", "status", "eta_min", "store"),
-                "appointments": ("appt_id", "code", "first_name", "at", "service"),
-                "loyalty": ("card", "first_name", "points")}[table]
+        cols = COLUMNS[table]
         now = time.time()
         sql = (f"INSERT INTO {table} ({', '.join(cols)}, updated) "  # noqa: S608
                f"VALUES ({', '.join('?' for _ in cols)}, ?) ON CONFLICT({cols[0]}) DO UPDATE SET "

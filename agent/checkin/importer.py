@@ -103,7 +103,11 @@ def _text(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> str
     return text
 
 
-def check_row(kind: str, raw: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+def check_row(kind: str, raw: dict[str, Any], where: str,
+              partial: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """A row checked, with its defaults; `partial` (an increment's row): only the columns
+    `raw` carries, besides its id — what a new row still needs is checked where it is added
+    (agent/checkin/db.py StoreDb.patch)."""
     problems: list[str] = []
     name = _text(raw, "first_name", where, problems)
     if not _NAME.fullmatch(name):
@@ -120,7 +124,7 @@ def check_row(kind: str, raw: dict[str, Any], where: str) -> tuple[dict[str, Any
             problems.append(f"{where}: code must be 4-10 letters or digits")
         row["code"] = code or None
     if kind == "orders":
-        if not row["code"] and not name:
+        if not row["code"] and not name and not partial:
             problems.append(f"{where}: an order needs a code or a first_name: the shopper "
                             "types the one and is greeted by the other")
         status = _text(raw, "status", where, problems).lower() or "preparing"
@@ -135,7 +139,7 @@ def check_row(kind: str, raw: dict[str, Any], where: str) -> tuple[dict[str, Any
         row.update(status=status, eta_min=eta, store=store)
     elif kind == "appointments":
         at = _when(raw.get("at"))
-        if at is None:
+        if at is None and not (partial and raw.get("at") is None):
             problems.append(f"{where}: at must be a time with its zone, like "
                             "2026-12-01T10:30:00+01:00 (or epoch seconds), in 2000-2099")
         service = _text(raw, "service", where, problems)[:60]
@@ -147,6 +151,8 @@ def check_row(kind: str, raw: dict[str, Any], where: str) -> tuple[dict[str, Any
         if points is None or not 0 <= points <= MAX_POINTS:
             problems.append(f"{where}: points must be a whole number from 0 to {MAX_POINTS:,}")
         row["points"] = points
+    if partial:
+        row = {k: v for k, v in row.items() if k == key or raw.get(k) is not None}
     return row, problems
 
 

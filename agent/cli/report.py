@@ -16,7 +16,8 @@ def add_parser(sub: Any) -> None:
     from agent.cli import report as me
 
     p = sub.add_parser("report", help="a day's KPIs: taps, scans, check-ins, conversions, "
-                                      "dwell, footfall, survey (hourly, UTC)")
+                                      "dwell, footfall, survey, staff alerts and response "
+                                      "times (hourly, UTC)")
     p.add_argument("--config", help="configuration file (default: the usual search)")
     p.add_argument("--day", help="YYYY-MM-DD (UTC; default today)")
     p.add_argument("--html", metavar="FILE", help="also write an HTML page with charts")

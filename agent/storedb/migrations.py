@@ -94,9 +94,35 @@ V1_TABLES = (
     "INSERT OR IGNORE INTO link_versions SELECT kind, scope, version FROM link_docs",
 )
 
+V2_STAFF_ALERTS = (
+    # staff alerts (agent/services/alerts_store.py): kept here so the store hears them with
+    # the uplink down and an agent restart keeps the open ones
+    """CREATE TABLE staff_alerts (
+    id TEXT PRIMARY KEY,          -- a ULID: sorts by creation
+    kind TEXT NOT NULL,           -- agent/contracts/alerts.py AlertKind
+    subject TEXT NOT NULL,        -- staff-safe text (first name, order code at most)
+    ref TEXT NOT NULL DEFAULT '{}',  -- JSON object: order, appointment, beacon, component
+    dedupe TEXT,                  -- one alert at a time per key (an order, a beacon's silence)
+    cause TEXT,                   -- the id of the event that raised it
+    created REAL NOT NULL,
+    state TEXT NOT NULL,          -- open, acknowledged, closed
+    level INTEGER NOT NULL DEFAULT 0,
+    escalate_at REAL,
+    acknowledged_by TEXT,
+    acknowledged_at REAL,
+    closed_by TEXT,
+    closed_at REAL
+)""",
+    "CREATE INDEX staff_alerts_by_state ON staff_alerts (state, created)",
+    # a second alert for the same thing while the first is not closed is the same alert
+    "CREATE UNIQUE INDEX staff_alerts_one_live ON staff_alerts (dedupe) "
+    "WHERE state != 'closed' AND dedupe IS NOT NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the tables of the releases before versioning (adopted as they are)",
               V1_TABLES),
+    Migration(2, "staff alerts", V2_STAFF_ALERTS),
 )
 
 

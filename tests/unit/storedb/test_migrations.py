@@ -1,6 +1,7 @@
 """store.db's schema versions: a fresh file, a file of the releases before versions (adopted
-as version 1 with everything in it), a file of a newer release (refused in one line), a
-step that fails (the file stays at the version before it)."""
+as version 1 with everything in it, then brought to the latest), a file of a newer release
+(refused in one line), a step that fails (the file stays at the version before it), step 2
+(staff alerts) on a version 1 file."""
 
 from __future__ import annotations
 
@@ -83,10 +84,16 @@ def test_a_fresh_file_has_todays_tables_at_the_latest_version(tmp_path: Path) ->
     sqlite3.connect(made_by_old_code).executescript(OLD_SCHEMA).close()
     store = StoreDatabase.open(tmp_path / "store.db")
     store.close()
-    assert user_version(tmp_path / "store.db") == LATEST == 1
+    assert user_version(tmp_path / "store.db") == LATEST == 2
     assert read_only_check(tmp_path / "store.db") == "ok"
-    # migration 1 is the schema the old code made: same tables, columns, keys, indexes
-    assert shape(tmp_path / "store.db") == shape(made_by_old_code)
+    # migration 1 is the schema the old code made: same tables, columns, keys, indexes;
+    # step 2 adds the staff alerts' table and nothing else
+    fresh = shape(tmp_path / "store.db")
+    assert set(fresh) - set(shape(made_by_old_code)) == {"staff_alerts"}
+    assert {t: v for t, v in fresh.items() if t != "staff_alerts"} == shape(made_by_old_code)
+    v1 = tmp_path / "v1.db"
+    StoreDatabase.open(v1, migrations=MIGRATIONS[:1]).close()
+    assert shape(v1) == shape(made_by_old_code) and user_version(v1) == 1
 
 
 def test_a_file_of_the_old_code_is_adopted_as_version_1_without_loss(tmp_path: Path) -> None:
@@ -99,8 +106,8 @@ def test_a_file_of_the_old_code_is_adopted_as_version_1_without_loss(tmp_path: P
         "eta_min": 3, "store": "", "updated": 1.0, "checked_in_at": 2.0,
         "handed_over_at": None}
     store.close()
-    assert user_version(path) == 1
-    assert rows(path) == before
+    assert user_version(path) == LATEST
+    assert rows(path) == {**before, "staff_alerts": []}
 
 
 def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
@@ -119,7 +126,7 @@ def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
     cache.close()
     assert set(shape(path)) == {"appointments", "consent", "kpi_hourly", "link_docs",
                                 "link_keys", "link_versions", "loyalty", "orders",
-                                "privacy_meta"}
+                                "privacy_meta", "staff_alerts"}
 
 
 def test_a_file_of_a_newer_release_is_refused_in_one_line_and_left_alone(
@@ -165,17 +172,18 @@ def test_the_cli_says_so_for_a_newer_file_without_a_traceback(tmp_path: Path) ->
 
 def test_a_step_that_fails_leaves_the_file_at_the_version_before(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    StoreDb(path).close()  # at version 1
-    broken = (*MIGRATIONS, Migration(2, "a table, then a statement that fails", (
+    StoreDb(path).close()  # at the latest version
+    broken = (*MIGRATIONS, Migration(LATEST + 1, "a table, then a statement that fails", (
         "CREATE TABLE extra (a TEXT)", "INSERT INTO no_such_table VALUES (1)")))
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         StoreDatabase.open(path, migrations=broken)
-    assert user_version(path) == 1
+    assert user_version(path) == LATEST
     assert "extra" not in shape(path)  # the whole step rolled back with its version
-    good = (*MIGRATIONS, Migration(2, "the step fixed", ("CREATE TABLE extra (a TEXT)",)))
+    good = (*MIGRATIONS, Migration(LATEST + 1, "the step fixed",
+                                   ("CREATE TABLE extra (a TEXT)",)))
     store = StoreDatabase.open(path, migrations=good)
     store.close()
-    assert user_version(path) == 2 and "extra" in shape(path)
+    assert user_version(path) == LATEST + 1 and "extra" in shape(path)
 
 
 def test_each_step_runs_once_when_another_process_got_there_first(tmp_path: Path) -> None:
@@ -185,8 +193,9 @@ def test_each_step_runs_once_when_another_process_got_there_first(tmp_path: Path
     from agent.storedb.migrations import migrate
 
     path = tmp_path / "store.db"
-    StoreDatabase.open(path).close()  # version 1
-    step2 = (*MIGRATIONS, Migration(2, "not idempotent", ("CREATE TABLE extra (a TEXT)",)))
+    StoreDatabase.open(path).close()  # the latest version
+    step2 = (*MIGRATIONS, Migration(LATEST + 1, "not idempotent",
+                                    ("CREATE TABLE extra (a TEXT)",)))
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # the other process holds the write lock
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -203,12 +212,35 @@ def test_each_step_runs_once_when_another_process_got_there_first(tmp_path: Path
 
     worker = threading.Thread(target=run)
     worker.start()
-    assert waiting.wait(10)  # it read version 1 and now asks for the lock
+    assert waiting.wait(10)  # it read the version and now asks for the lock
     other.execute("CREATE TABLE extra (a TEXT)")
-    other.execute("PRAGMA user_version = 2")
+    other.execute(f"PRAGMA user_version = {LATEST + 1}")
     other.execute("COMMIT")
     other.close()
     worker.join(10)
     conn.close()
-    assert outcome == [1]  # found 1, took no step: the other process had
+    assert outcome == [LATEST]  # found it, took no step: the other process had
+    assert user_version(path) == LATEST + 1
+
+
+def test_step_2_adds_the_staff_alerts_to_a_version_1_file_keeping_its_rows(
+        tmp_path: Path) -> None:
+    """A store.db of the release before staff alerts (version 1, with rows) gains the alerts'
+    table, its one-live-alert-per-key index, and loses nothing."""
+    from agent.services.alerts_store import AlertStore
+
+    path = tmp_path / "store.db"
+    old_file(path)
+    StoreDatabase.open(path, migrations=MIGRATIONS[:1]).close()
+    assert user_version(path) == 1 and "staff_alerts" not in shape(path)
+    before = rows(path)
+    store = StoreDatabase.open(path)
     assert user_version(path) == 2
+    assert rows(path) == {**before, "staff_alerts": []}
+    conn = sqlite3.connect(path)
+    indexes = {r[1] for r in conn.execute("PRAGMA index_list(staff_alerts)")}
+    conn.close()
+    assert {"staff_alerts_by_state", "staff_alerts_one_live"} <= indexes
+    repo = AlertStore(store)
+    assert repo.listing(10) == ([], 0)
+    store.close()
