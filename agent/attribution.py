@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.contracts.events import BLE_PRESENCE, NFC_TAP, QR_SCAN
 from agent.envelope import new_id
 
-LINKED = ("o2o.nfc.tap", "o2o.qr.scan", "o2o.kiosk.")
+# every kiosk event (a family, not a type: the registry names no kiosk prefix of its own)
+KIOSK_FAMILY = "o2o.kiosk."
+LINKED = (NFC_TAP, QR_SCAN, KIOSK_FAMILY)
 
 
 @dataclass
@@ -32,12 +35,12 @@ class Visit:
 
 
 def campaign_of(event_type: str, data: dict[str, Any]) -> str | None:
-    if event_type == "o2o.qr.scan":
+    if event_type == QR_SCAN:
         value = (data.get("utm") or {}).get("campaign")
-    elif event_type == "o2o.nfc.tap":
+    elif event_type == NFC_TAP:
         value = next(((r.get("utm") or {}).get("campaign") for r in data.get("records") or []
                       if isinstance(r, dict) and (r.get("utm") or {}).get("campaign")), None)
-    elif event_type.startswith("o2o.kiosk."):
+    elif event_type.startswith(KIOSK_FAMILY):
         value = data.get("campaign")
     else:
         value = None
@@ -64,7 +67,7 @@ class Visits:
         if not isinstance(data, dict):
             return data
         with self._lock:
-            if event_type == "o2o.ble.presence" and data.get("kind") == "app":
+            if event_type == BLE_PRESENCE and data.get("kind") == "app":
                 return self._presence(data)
             if not event_type.startswith(LINKED):
                 return data

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.contracts.events import BLE_PRESENCE
 from agent.localdb import retry_when_full
 from agent.storedb import Repository, StoreDatabase, subject_forms
 from agent.storelink.docs import Doc, DocRefused
@@ -125,7 +126,7 @@ class Consent(Repository):
 
     def allows(self, event_type: str, data: Any) -> bool:
         """False for a presence event of an identifier whose consent is withdrawn."""
-        if event_type != "o2o.ble.presence" or not isinstance(data, dict):
+        if event_type != BLE_PRESENCE or not isinstance(data, dict):
             return True
         if data.get("kind") == "app" and self.withdrawn \
                 and self.key_of(str(data.get("id"))) in self.withdrawn:

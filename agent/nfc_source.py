@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from agent.config import Config
+from agent.contracts.events import NFC_TAP, NfcTap
+from agent.contracts.status import DriverStatus, NfcStatus
 from agent.presence.anonymous import DailySalt
 from agent.qr_policy import qr_policy
 from drivers.nfc.ndef import NdefError, decode_message
@@ -75,8 +77,12 @@ class NfcSource:
         self.salt = DailySalt(clock)
         self.counts = {"taps": 0, "malformed_ndef": 0, "incomplete": 0, "hostile_records": 0}
 
-    def status(self) -> dict[str, Any]:
-        return {"reader": self.reader.status(), **self.counts}
+    def status(self) -> NfcStatus:
+        c = self.counts
+        # the driver's part is its own dict (drivers know nothing of the agent's contracts)
+        return {"reader": cast(DriverStatus, self.reader.status()), "taps": c["taps"],
+                "malformed_ndef": c["malformed_ndef"], "incomplete": c["incomplete"],
+                "hostile_records": c["hostile_records"]}
 
     async def run(self) -> None:
         await self.reader.run(self.on_tap)
@@ -90,7 +96,7 @@ class NfcSource:
 
     def on_tap(self, read: TagRead) -> None:
         self.counts["taps"] += 1
-        data: dict[str, Any] = {
+        data: NfcTap = {
             "tag": self.tag_identity(read.uid),
             "tag_type": read.tag_type,
             "product": read.product,
@@ -100,7 +106,7 @@ class NfcSource:
         }
         if read.error:
             self.counts["incomplete"] += 1
-            data.update(ndef="incomplete", reason=read.error)
+            data["ndef"], data["reason"] = "incomplete", read.error
         elif read.ndef == b"":
             data["ndef"] = "empty"  # formatted, nothing written yet
         elif read.ndef is not None:
@@ -108,10 +114,11 @@ class NfcSource:
                 decoded = decode_message(read.ndef)["records"]
             except NdefError as exc:
                 self.counts["malformed_ndef"] += 1
-                data.update(ndef="malformed", reason=str(exc), ndef_bytes=len(read.ndef))
+                data["ndef"], data["reason"] = "malformed", str(exc)
+                data["ndef_bytes"] = len(read.ndef)
             else:
                 records = judge_records(decoded, self.policy, self.clock())
                 self.counts["hostile_records"] += sum(r.get("class") == "rejected"
                                                       for r in records)
-                data.update(ndef="ok", records=records)
-        self.emit("o2o.nfc.tap", data)
+                data["ndef"], data["records"] = "ok", records
+        self.emit(NFC_TAP, data)

@@ -18,9 +18,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from agent.config import Config
+from agent.contracts.events import QR_SCAN, QrScan
+from agent.contracts.status import DriverStatus, Histogram, QrStatus
 from agent.qr_policy import qr_policy
 from drivers.qr.camera import FrameGrabber, Grabbed
 from drivers.qr.classify import classify
@@ -52,13 +54,13 @@ class DecodeTimes:
             self._counts[i] += 1
             self._sum += seconds
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Histogram:
         """Cumulative counts per upper bound ("+Inf" last), as Prometheus wants them."""
         with self._lock:
             counts, total = list(self._counts), self._sum
         cumulative = list(itertools.accumulate(counts))
         les = [repr(b) for b in self.bounds] + ["+Inf"]
-        return {"buckets": [[le, n] for le, n in zip(les, cumulative, strict=True)],
+        return {"buckets": [(le, n) for le, n in zip(les, cumulative, strict=True)],
                 "sum": round(total, 6), "count": cumulative[-1]}
 
 
@@ -90,9 +92,14 @@ class QrSource:
         self.decode_ms_total = 0.0
         self.decode_times = DecodeTimes()
 
-    def status(self) -> dict[str, Any]:
-        n = self.counts["frames_decoded"]
-        return {"camera": self.grabber.status(), **self.counts,
+    def status(self) -> QrStatus:
+        c = self.counts
+        n = c["frames_decoded"]
+        # the driver's part is its own dict (drivers know nothing of the agent's contracts)
+        return {"camera": cast(DriverStatus, self.grabber.status()),
+                "frames_decoded": n, "codes": c["codes"], "scans": c["scans"],
+                "debounced": c["debounced"], "rejected": c["rejected"],
+                "decode_errors": c["decode_errors"],
                 "decode_ms_avg": round(self.decode_ms_total / n, 2) if n else None,
                 "decode_seconds": self.decode_times.snapshot()}
 
@@ -146,8 +153,11 @@ class QrSource:
             verdict = classify(code.payload, self.policy, now, text=code.text)
             self.counts["scans"] += 1
             self.counts["rejected"] += verdict.cls == "rejected"
-            emit("o2o.qr.scan", {**verdict.as_json(), "decode_ms": round(ms, 2),
-                                 "frame_age_ms": round((now - got.t) * 1000, 1)})
+            # the verdict's keys are the classifier's (drivers know nothing of QrScan)
+            scan = cast(QrScan, verdict.as_json())
+            scan["decode_ms"] = round(ms, 2)
+            scan["frame_age_ms"] = round((now - got.t) * 1000, 1)
+            emit(QR_SCAN, scan)
 
     def _forget(self, now: float) -> None:
         window = self.cfg.qr.debounce_s

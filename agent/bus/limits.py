@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from agent.contracts import bus as proto
 from agent.contracts import events
+from agent.contracts.status import BusStatus
 
 # A subscriber's backlog, in bytes: a kiosk or `tail` that stops reading costs at most this
 # (plus one write chunk in the socket buffer), then it is told "lagged" and dropped. Big enough
@@ -54,7 +55,8 @@ class BusCounters:
     lagged_subscribers: int = 0
     stalled_connections: int = 0
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> BusStatus:
+        """The refusal counts of the bus's part of the status document."""
         return {
             "refused_requests": dict(self.refused_requests),
             "refused_events": dict(self.refused_events),

@@ -73,7 +73,7 @@ from agent.bus.limits import (
 from agent.bus.reading import MAX_LINE, Cut, read_request
 from agent.bus.stream import pump, remove_stale_socket
 from agent.contracts.bus import CORE_OPS, Op
-from agent.contracts.status import Status
+from agent.contracts.status import BusStatus, Status
 from agent.diskfull import is_disk_full
 from agent.envelope import PendingEvent, make_pending
 from agent.errors import AgentError, Reason
@@ -120,12 +120,15 @@ class BusServer:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def status_part(self) -> dict[str, Any]:
+    def status_part(self) -> BusStatus:
         """The bus's part of the status document."""
-        return {"socket": str(self.path), "clients": self.clients,
-                "subscribers": len(self._subscribers), "requests": self.requests,
-                "event_types": len(self._types), "budget_bytes": self.budget.used,
-                "budget_peak_bytes": self.budget.peak, **self.counters.snapshot()}
+        part: BusStatus = {
+            "socket": str(self.path), "clients": self.clients,
+            "subscribers": len(self._subscribers), "requests": self.requests,
+            "event_types": len(self._types), "budget_bytes": self.budget.used,
+            "budget_peak_bytes": self.budget.peak}
+        part.update(self.counters.snapshot())
+        return part
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

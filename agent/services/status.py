@@ -169,8 +169,16 @@ class StoreDbState:
                 "last_error": problem}
 
 
-class Part(Protocol):
-    def status(self) -> dict[str, Any]: ...
+class UplinkPart(Protocol):
+    """The uplink's part (agent/uplink/drain.py), its keys those of UplinkStatus."""
+
+    def status(self) -> Mapping[str, object]: ...
+
+
+class LinkPart(Protocol):
+    """The store link's receiver (agent/storelink/receiver.py)."""
+
+    def status(self) -> LinkStatus: ...
 
 
 class Components(Protocol):
@@ -186,11 +194,14 @@ class Consent(Protocol):
 
 
 class Bus(Protocol):
-    def status_part(self) -> dict[str, Any]: ...
+    def status_part(self) -> BusStatus: ...
 
 
 class Touchpoints(Protocol):
-    def status(self) -> dict[str, dict[str, Any]]: ...
+    """Each running touchpoint's section by name (ble, nfc, qr; agent/services/touchpoints.py),
+    its keys those of BleStatus, NfcStatus, QrStatus."""
+
+    def status(self) -> Mapping[str, Mapping[str, object]]: ...
 
 
 class KpiCounts(Protocol):
@@ -200,8 +211,8 @@ class KpiCounts(Protocol):
 
 class StatusBuilder:
     def __init__(self, bootid: str, config: Callable[[], Config], trial: bool,
-                 outbox: OutboxFigures, uplink: Part | None, components: Components,
-                 touchpoints: Touchpoints, link: Part | None, consent: Consent, bus: Bus,
+                 outbox: OutboxFigures, uplink: UplinkPart | None, components: Components,
+                 touchpoints: Touchpoints, link: LinkPart | None, consent: Consent, bus: Bus,
                  store_db: StoreDbState, commit_failures: Mapping[str, int],
                  kpis: KpiCounts, clock: Callable[[], float] = time.monotonic) -> None:
         """`config`: the configuration in force (a live one changes it); `link`: the store
@@ -243,7 +254,7 @@ class StatusBuilder:
             "components": self._components.snapshot(),
             "privacy": {"withdrawn": len(self._consent.withdrawn),
                         "withheld_events": self._consent.withheld},
-            "bus": cast(BusStatus, self._bus.status_part()),
+            "bus": self._bus.status_part(),
             "store_db": self._store_db.status(),
             "commit_hooks": {"failures": dict(self._commit_failures),
                              "kpi_ignored_values": self._kpis.ignored},
@@ -256,7 +267,7 @@ class StatusBuilder:
         if "qr" in touchpoints:
             doc["qr"] = cast(QrStatus, touchpoints["qr"])
         if self._link is not None:
-            doc["link"] = cast(LinkStatus, self._link.status())
+            doc["link"] = self._link.status()
         # the sections in the order `status --json` has always shown them
         parts = cast(dict[str, Any], doc)
         return cast(Status, {key: parts[key] for key in SECTION_ORDER if key in parts})

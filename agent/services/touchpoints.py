@@ -7,7 +7,7 @@ stack cost start-up time and memory a store without them should not pay."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,9 @@ SECTIONS_READ = {"ble": {"ble"}, "nfc": {"nfc", "qr"}, "qr": {"qr"}}
 class Touchpoint(Protocol):
     async def run(self) -> None: ...
 
-    def status(self) -> dict[str, Any]: ...
+    # its section of the status document (agent/contracts/status.py BleStatus, NfcStatus,
+    # QrStatus): typed by each source, read as its section by the status builder
+    def status(self) -> Mapping[str, object]: ...
 
 
 class Presence(Protocol):
@@ -135,7 +137,7 @@ class Touchpoints:
             restarted.append(name)
         return restarted
 
-    def status(self) -> dict[str, dict[str, Any]]:
+    def status(self) -> dict[str, Mapping[str, object]]:
         return {name: t.status() for name, t in self.running().items()}
 
     def forget_presence(self, subject: str) -> int:

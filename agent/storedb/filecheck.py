@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from agent.contracts.events import AGENT_STORE_DB_QUARANTINED, Quarantined
 from agent.envelope import PRIORITY_CRITICAL, PendingEvent, make_pending
 from agent.outbox.dbfile import integrity_problem, is_corruption, quarantine, refuse_foreign
 from agent.statepaths import MARK_SUFFIX as MARK_SUFFIX
@@ -35,8 +36,9 @@ log = logging.getLogger(__name__)
 # bound keeps a huge or slow file from holding the start up for long
 CHECK_BUDGET_S: Final = 10.0
 BUSY_TIMEOUT_MS: Final = 5_000  # a CLI import may hold the write lock for a moment
-QUARANTINED_EVENT: Final = "o2o.agent.store_db.quarantined"
+QUARANTINED_EVENT: Final = AGENT_STORE_DB_QUARANTINED  # the notice's type, for its readers
 KEY: Final = "[kiosk] store_db"  # the setting named when the file is refused
+NEWER_SCHEMA: Final = "written by a newer o2o-edge"  # how read_only_check's answer begins
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,8 @@ class MovedAside:
 
     def notice(self, now: float | None = None) -> PendingEvent:
         """The upstream event that says so."""
-        return make_pending(QUARANTINED_EVENT,
-                            {"moved_to": str(self.moved_to), "reason": self.reason},
+        data: Quarantined = {"moved_to": str(self.moved_to), "reason": self.reason}
+        return make_pending(AGENT_STORE_DB_QUARANTINED, data,
                             time.time() if now is None else now, PRIORITY_CRITICAL)
 
 
@@ -117,7 +119,7 @@ def read_only_check(path: Path) -> str:
             verdict = str(conn.execute("PRAGMA quick_check").fetchone()[0])
             found, latest = version_of(conn), MIGRATIONS[-1].version
             if verdict == "ok" and found > latest:
-                return (f"written by a newer o2o-edge (schema version {found}; this one "
+                return (f"{NEWER_SCHEMA} (schema version {found}; this one "
                         f"knows up to {latest})")
             return verdict
         finally:

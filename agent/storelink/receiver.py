@@ -20,6 +20,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.contracts.events import (
+    LINK_APPLIED,
+    LINK_FAILED,
+    LINK_REFUSED,
+    LINK_WAITING,
+    LinkApplied,
+    LinkWaiting,
+)
+from agent.contracts.status import LinkStatus
 from agent.keys import parse_public_key
 from agent.storelink.cache import LinkCache
 from agent.storelink.docs import Doc, DocDeferred, DocRefused, key_id, rotated_keys, verify
@@ -54,8 +63,8 @@ class DocReceiver:
         self.last_refusal = ""
         self.last_failure = ""
         self.commands: Counter[str] = Counter()  # answers to commands (commands.py)
-        self.refusals = Throttled("o2o.link.refused", "refused a document", emit, schedule)
-        self.failures = Throttled("o2o.link.failed", "could not apply a document", emit,
+        self.refusals = Throttled(LINK_REFUSED, "refused a document", emit, schedule)
+        self.failures = Throttled(LINK_FAILED, "could not apply a document", emit,
                                   schedule)
         # documents waiting for what they name: (kind, scope) -> (topic, raw, needs)
         self.deferred: dict[tuple[str, str], tuple[str, bytes, list[str]]] = {}
@@ -67,7 +76,7 @@ class DocReceiver:
             return {kid: parse_public_key(text) for kid, text in rotated.items()}
         return dict(self.pinned)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> LinkStatus:
         return {"applied": {f"{k}/{s}": v for (k, s), v in self.cache.applied().items()},
                 "accepted": dict(self.accepted), "refused": dict(self.refused),
                 "last_refusal": self.last_refusal, "failed": dict(self.failed),
@@ -98,10 +107,10 @@ class DocReceiver:
 
     def refuse(self, topic: str, exc: DocRefused) -> None:
         with self._count_lock:  # documents in worker threads, commands on the loop
-            self.refused[exc.reason] += 1
+            self.refused[exc.code] += 1
         where = clip(topic, 120)
         self.last_refusal = f"{where}: {clip(str(exc))}"
-        self.refusals.report(exc.reason, {"topic": where, "reason": exc.reason,
+        self.refusals.report(exc.code, {"topic": where, "reason": exc.code,
                                           "detail": clip(str(exc))})
 
     def fail(self, topic: str, doc: Doc | None, exc: Exception) -> None:
@@ -122,8 +131,8 @@ class DocReceiver:
     def accept(self, topic: str, doc: Doc, raw: bytes) -> None:
         self.cache.store(doc.kind, doc.scope, doc.version, raw)
         self.accepted[doc.kind] += 1
-        self.emit("o2o.link.applied", {"kind": doc.kind, "scope": doc.scope,
-                                       "version": doc.version})
+        applied: LinkApplied = {"kind": doc.kind, "scope": doc.scope, "version": doc.version}
+        self.emit(LINK_APPLIED, applied)
 
     def _apply(self, doc: Doc) -> object:
         if doc.kind == "keys":
@@ -177,8 +186,9 @@ class DocReceiver:
             self.deferred[(doc.kind, doc.scope)] = (topic, raw, exc.needs)
             if first:
                 log.info("%s v%s waits: %s", doc.kind, doc.version, exc)
-                self.emit("o2o.link.waiting", {"kind": doc.kind, "scope": doc.scope,
-                                               "version": doc.version, "needs": len(exc.needs)})
+                waiting: LinkWaiting = {"kind": doc.kind, "scope": doc.scope,
+                                        "version": doc.version, "needs": len(exc.needs)}
+                self.emit(LINK_WAITING, waiting)
             if self.on_waiting is not None:
                 self.on_waiting()
         else:  # whatever it was, it is counted and told

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.contracts.events import LINK_COMMAND, LinkCommand
 from agent.storelink.blobs import BlobStore
 from agent.storelink.cache import LinkCache
 from agent.storelink.commands import Commands
@@ -98,4 +99,5 @@ class StoreLink:
         # DocDeferred: the receiver keeps the bundle waiting and calls fetch_blobs
         where = install_bundle(doc, self.content_root, self.blobs)
         log.info("content v%s installed in %s", doc.version, where)
-        self.capture("o2o.link.command", {"name": "reload-content"})  # the kiosk listens
+        reload: LinkCommand = {"name": "reload-content"}
+        self.capture(LINK_COMMAND, reload)  # the kiosk listens
