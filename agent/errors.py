@@ -19,6 +19,10 @@ class Reason(enum.Enum):
     UPLINK = "uplink"
     TLS = "tls"
     BAD_CONTENT = "bad-content"  # a content manifest the kiosk could not show
+    # the store link (agent/storelink): a downstream document refused or waiting, and a
+    # command's arguments refused (the sender's fault: answered, not counted as a failure)
+    DOCUMENT = "document"
+    BAD_COMMAND = "bad-command"
     # bus refusals: try again later (busy, evicted, lagged), or fix the device (disk-full)
     BUSY = "busy"  # at the connection cap, or big requests hold the byte budget
     EVICTED = "evicted"  # an idle connection closed to make room for a new one

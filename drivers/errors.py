@@ -11,6 +11,7 @@ class DriverReason(enum.Enum):
     ADAPTER_OFF = "adapter-off"
     BACKEND = "backend"
     BAD_NDEF = "bad-ndef"
+    BAD_PICKUP = "bad-pickup"  # a pickup QR code refused (drivers/qr/pickup.py)
     NO_READER = "no-reader"
     NO_TAG = "no-tag"
     TAG_NOT_NDEF = "tag-not-ndef"

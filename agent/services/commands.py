@@ -9,10 +9,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from agent.contracts.events import LINK_COMMAND
+from agent.contracts.events import LINK_COMMAND, LinkCommand
 from agent.contracts.status import Status
-from agent.services.erasure import Erasure, InvalidSubject
-from agent.storelink.commands import CommandError, parse_level
+from agent.services.erasure import Erasure
+from agent.storelink.commands import parse_level
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -56,19 +56,19 @@ class UpstreamCommands:
         return {"outbox_depth": self._status()["outbox"].get("depth")}
 
     def set_log_level(self, args: dict[str, Any]) -> dict[str, Any]:
-        logging.getLogger().setLevel(parse_level(args))
-        return {"level": str(args["level"]).lower()}
+        name, level = parse_level(args)
+        logging.getLogger().setLevel(level)
+        return {"level": name}
 
     def restart(self, args: dict[str, Any]) -> dict[str, Any]:
         self._restarter.restart_soon()
         return {"restarting": True}
 
     def reload_content(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._capture(LINK_COMMAND, {"name": "reload-content"})  # the kiosk listens
+        reload: LinkCommand = {"name": "reload-content"}
+        self._capture(LINK_COMMAND, reload)  # the kiosk listens
         return {"asked": "kiosk"}
 
     async def erase_subject(self, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return {"removed": await self._erasure.erase(args.get("subject"))}
-        except InvalidSubject as exc:
-            raise CommandError(str(exc)) from None
+        # a subject that is no identifier: InvalidSubject, a CommandError answered as it says
+        return {"removed": await self._erasure.erase(args.get("subject"))}

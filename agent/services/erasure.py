@@ -16,12 +16,13 @@ from typing import Any, Protocol
 
 from agent.contracts.events import PRIVACY_ERASED
 from agent.storedb import subject_forms
+from agent.storelink.commands import CommandError
 
 MAX_SUBJECT = 128  # characters
 
 
-class InvalidSubject(ValueError):
-    pass
+class InvalidSubject(CommandError):
+    """The subject to erase is not an identifier: the request's fault, answered so."""
 
 
 class Outbox(Protocol):

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from agent.config import Config, load_config
@@ -55,9 +55,21 @@ class Touchpoints(Protocol):
 
 
 class Uplink(Protocol):
-    def status(self) -> dict[str, Any]: ...
+    # its part of the status document (keys of agent/contracts/status.py UplinkStatus)
+    def status(self) -> Mapping[str, object]: ...
 
     def reconfigure(self, cfg: Config) -> None: ...
+
+
+def connection_of(uplink: Uplink | None) -> tuple[str, str]:
+    """(state, last error) of the uplink, as its status section says; ("disabled", ...)
+    without one."""
+    if uplink is None:
+        return "disabled", "no uplink configured"
+    st = uplink.status()
+    state, error = st.get("state"), st.get("last_error")
+    return (state if isinstance(state, str) else "",
+            error if isinstance(error, str) else "")
 
 
 class RemoteConfig:
@@ -132,14 +144,14 @@ class RemoteConfig:
         pending, version = self.paths.remote_config_pending, self._cfg.remote_version
         deadline = self._clock() + limit
         while self._clock() < deadline:
-            if self._uplink is not None and self._uplink.status()["state"] == "connected":
+            if connection_of(self._uplink)[0] == "connected":
                 if pending.exists():
                     pending.replace(self.paths.remote_config_applied)
                 self._capture(LINK_CONFIG, {"version": version, "state": "applied"})
                 log.info("remote config v%s applied", version)
                 return
             await asyncio.sleep(TRIAL_POLL_S)
-        why = self._uplink.status()["last_error"] if self._uplink else "no uplink configured"
+        why = connection_of(self._uplink)[1]
         if pending.exists():
             pending.replace(self.paths.remote_config_rolled_back)
         log.warning("remote config v%s rolled back: no uplink within %.0f s (%s)",

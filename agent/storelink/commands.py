@@ -22,11 +22,12 @@ import asyncio
 import inspect
 import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from agent.contracts.events import LINK_REFUSED
+from agent.errors import AgentError, Reason
 from agent.storelink.docs import MAX_BYTES, Doc, DocRefused
 from agent.storelink.receiver import DocReceiver
 from agent.storelink.reports import Throttled, clip
@@ -41,13 +42,13 @@ MAX_CORRELATION: Final = 1024  # bytes; correlation data is an id, echoed back a
 # requests must not turn into a flood of answers competing with the events for the uplink
 REFUSAL_ANSWERS_PER_S: Final = 5.0
 REFUSAL_BURST: Final = 20.0
-# commands received and not yet handled on the loop; past this a request is refused "busy"
-# at once (a flood of 2 MiB requests must not queue up in memory)
-MAX_WAITING_BYTES: Final = 8 * 1024 * 1024
 
 
-class CommandError(Exception):
-    pass
+class CommandError(AgentError):
+    """A command's arguments refused: the request's fault, answered with this message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Reason.BAD_COMMAND, message)
 
 
 class Commands:
@@ -64,32 +65,10 @@ class Commands:
         self.namespaces = tuple(f"o2o/v1/{receiver.store}/{scope}/{REPLY_LEVEL}/"
                                 for scope in (receiver.device, "all"))
         self._running: set[asyncio.Future[None]] = set()
-        self._waiting = 0  # bytes of requests submitted, not yet handled
-        self._waiting_lock = threading.Lock()
         self._tokens = REFUSAL_BURST
         self._filled = clock()
-        self._unanswerable = Throttled("o2o.link.refused", "command not answered",
+        self._unanswerable = Throttled(LINK_REFUSED, "command not answered",
                                        receiver.emit, receiver.refusals.schedule)
-
-    def submit(self, call_soon: Callable[..., object], topic: str, raw: bytes,
-               response_topic: str, correlation: bytes) -> None:
-        """From the MQTT thread: handle the request on the loop (`call_soon` is the loop's
-        call_soon_threadsafe) — or refuse it now if too many bytes of requests wait."""
-        with self._waiting_lock:
-            busy = self._waiting + len(raw) > MAX_WAITING_BYTES
-            if not busy:
-                self._waiting += len(raw)
-        if busy:
-            self.receiver.refuse(topic, DocRefused("busy", "too many commands waiting; "
-                                                           "send it again later"))
-            return
-        call_soon(self._handle_waiting, topic, raw, response_topic, correlation)
-
-    def _handle_waiting(self, topic: str, raw: bytes, response_topic: str,
-                        correlation: bytes) -> None:
-        with self._waiting_lock:
-            self._waiting -= len(raw)
-        self.handle(topic, raw, response_topic, correlation)
 
     @property
     def answered(self) -> int:
@@ -103,7 +82,7 @@ class Commands:
         if isinstance(doc, DocRefused):
             if where is not None and self._take_token():
                 self._answer(where, correlation, {"ok": False, "command": name,
-                                                  "error": doc.reason})
+                                                  "error": doc.code})
             elif where is not None:
                 self.receiver.commands["refusals-not-answered"] += 1
             return
@@ -223,8 +202,9 @@ class Commands:
         self.receiver.commands["answered"] += 1
 
 
-def parse_level(args: dict[str, Any]) -> int:
+def parse_level(args: dict[str, Any]) -> tuple[str, int]:
+    """The log level a set-log-level command names: (its name, logging's number for it)."""
     level = str(args.get("level", "")).lower()
     if level not in LOG_LEVELS:
         raise CommandError(f"level must be one of {', '.join(LOG_LEVELS)}")
-    return int(getattr(logging, level.upper()))
+    return level, int(getattr(logging, level.upper()))

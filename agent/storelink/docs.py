@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.contracts import jcs
-from agent.errors import AgentError
+from agent.errors import AgentError, Reason
 from agent.keys import parse_public_key
 
 FORMAT = "doc/1"
@@ -45,18 +45,21 @@ MAX_VERSION = 2**63 - 1  # versions are kept in SQLite INTEGER columns
 MAX_TIME = 2.0**53  # "issued"/"expires": seconds, exact as a float; beyond is no time at all
 
 
-class DocRefused(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class DocRefused(AgentError):
+    """A document (or command) refused for what it is or says; `code` is the refusal's
+    short reason, counted in the status and reported upstream (o2o.link.refused)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(Reason.DOCUMENT, f"{code}: {detail}")
+        self.code = code
 
 
-class DocDeferred(Exception):
+class DocDeferred(AgentError):
     """A good document that cannot be applied yet: it waits for what it names (content
     files by hash). Not refused, not recorded as applied; tried again when they arrive."""
 
     def __init__(self, needs: list[str], detail: str) -> None:
-        super().__init__(detail)
+        super().__init__(Reason.DOCUMENT, detail)
         self.needs = needs
 
 

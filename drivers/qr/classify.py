@@ -157,7 +157,7 @@ def classify(raw: bytes | str, policy: QrPolicy, now: float,
         try:
             p = verify_code(text.strip(), list(policy.pickup_keys), now, policy.store)
         except PickupError as exc:
-            return _rejected(exc.reason, data)
+            return _rejected(exc.code, data)
         return Verdict("pickup", None, {"order": p.order, "expires": p.expires,
                                         "key_id": p.key_id})
     m = _SCHEME.match(text)

@@ -22,6 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from drivers.errors import DriverError, DriverReason
+
 PREFIX = "O2OP1:"
 VERSION = 1
 _DOMAIN = b"o2o-pickup"
@@ -29,12 +31,13 @@ _HEAD = struct.Struct(">B4sI")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 
 
-class PickupError(ValueError):
-    """Why a pickup code is refused; `reason` is short and machine-readable."""
+class PickupError(DriverError):
+    """Why a pickup code is refused; `code` is short and machine-readable (the QR
+    classifier's rejection reason: pickup-malformed, pickup-expired, ...)."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(DriverReason.BAD_PICKUP, message)
+        self.code = code
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.keys import public_key_text
 from agent.storelink.cache import LinkCache
-from agent.storelink.commands import MAX_WAITING_BYTES, REFUSAL_BURST, Commands
+from agent.storelink.commands import REFUSAL_BURST, Commands
 from agent.storelink.docs import sign
 from agent.storelink.receiver import DocReceiver
 
@@ -84,21 +84,6 @@ def test_refusals_are_answered_at_a_bounded_rate(cmds: tuple[Commands, list[Any]
     assert len(sent) == REFUSAL_BURST
     assert c.receiver.commands["refusals-not-answered"] == 1000 - REFUSAL_BURST
     assert c.receiver.refused == {"malformed": 1000}  # all counted all the same
-
-
-def test_requests_waiting_for_the_loop_are_bounded_in_bytes(
-        cmds: tuple[Commands, list[Any]]) -> None:
-    c, _ = cmds
-    queued: list[tuple[Any, ...]] = []
-    big = b"x" * (1024 * 1024)
-    for _ in range(20):
-        c.submit(lambda *a: queued.append(a), f"{BASE}/pi-1/cmd/ping", big, OURS, b"")
-    assert len(queued) == MAX_WAITING_BYTES // len(big)
-    assert c.receiver.refused == {"busy": 20 - len(queued)}
-    for fn, *args in queued:  # the loop catches up: room again
-        fn(*args)
-    c.submit(lambda *a: queued.append(a), f"{BASE}/pi-1/cmd/ping", big, OURS, b"")
-    assert len(queued) == MAX_WAITING_BYTES // len(big) + 1
 
 
 def test_a_command_that_fails_is_answered_and_counted(tmp_path: Path) -> None:

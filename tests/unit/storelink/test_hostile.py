@@ -135,7 +135,7 @@ def bundle(files: dict[str, bytes], version: int = 2) -> Doc:
 def test_bundle_file_names_that_collide_are_refused(names: list[Any], says: str) -> None:
     with pytest.raises(DocRefused, match=says) as info:
         check_names(names)
-    assert info.value.reason == "malformed"
+    assert info.value.code == "malformed"
 
 
 def test_a_file_named_manifest_json_cannot_replace_the_checked_manifest(tmp_path: Path) -> None:
