@@ -1,0 +1,146 @@
+"""Staff alerts against the agent process with no broker configured (local first): a shopper's
+call for staff from a bus client raises an alert, `alert-ack` acknowledges it and the ack is
+on the bus stream; a pickup check-in raises one that names the shopper only locally; an
+unacknowledged one escalates; refusals are answered; a restart keeps the alerts; `report`
+shows the response times."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.bus.client import AsyncBusClient, BusClient
+from agent.contracts.bus import CloudEvent
+from agent.errors import AgentError
+from tests.conftest import CLI, ROOT, AgentProcess, write_config
+
+ESCALATE_S = 10  # the shortest [staff] escalate_after_s allowed
+
+
+async def next_event(stream: AsyncIterator[CloudEvent], event_type: str,
+                     match: Callable[[dict[str, Any]], bool], within: float) -> CloudEvent:
+    """The next event of `event_type` whose data matches, waited for at most `within`."""
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {event_type} within {within} s"
+        event = await asyncio.wait_for(anext(stream), left)
+        if event["type"] == event_type and match(event["data"]):
+            return event
+
+
+async def scenario(sock: Path) -> dict[str, Any]:
+    watcher = await AsyncBusClient.connect(sock)
+    staff = await AsyncBusClient.connect(sock)
+    kiosk = await AsyncBusClient.connect(sock)
+    try:
+        stream = await watcher.subscribe()
+        # the kiosk's "call staff" button: o2o.kiosk.assist (kiosk/app.py)
+        t0 = time.monotonic()
+        [call_id] = await kiosk.emit([{"type": "o2o.kiosk.assist", "data": {"screen": "home"}}])
+        raised = await next_event(stream, "o2o.staff.alert",
+                                  lambda d: d["cause"] == call_id, within=10)
+        raise_ms = (time.monotonic() - t0) * 1000
+        alert_id = raised["data"]["alert"]
+        assert raised["data"]["kind"] == "call-staff" and raised["data"]["level"] == 0
+        listed = await staff.request({"op": "alerts"})
+        [alert] = [a for a in listed["alerts"] if a["id"] == alert_id]
+        assert alert["state"] == "open" and alert["cause"] == call_id
+        assert "help" in alert["subject"]
+
+        ack = await staff.request({"op": "alert-ack", "id": alert_id, "by": "Anna"})
+        assert ack["outcome"] == "acknowledged" and ack["alert"]["acknowledged_by"] == "Anna"
+        acked = await next_event(stream, "o2o.staff.alert.acknowledged",
+                                 lambda d: d["alert"] == alert_id, within=10)
+        assert acked["data"]["by"] == "Anna" and acked["data"]["response_s"] >= 0
+
+        # refusals: answered with their reason, the connection goes on
+        other = await staff.request({"op": "alert-ack", "id": alert_id, "by": "Ben"})
+        assert other["outcome"] == "already-acknowledged"
+        assert (await staff.request({"op": "alert-close", "id": "nope", "by": "Ben"}))[
+            "outcome"] == "unknown-alert"
+        assert (await staff.request({"op": "alert-ack", "id": alert_id, "by": "\x07"}))[
+            "outcome"] == "invalid"
+        # only the agent records an ack: a bus client cannot forge one
+        with pytest.raises(AgentError, match="the agent's own record"):
+            await kiosk.emit([{"type": "o2o.staff.alert.acknowledged",
+                               "data": {"alert": alert_id, "by": "Mallory"}}])
+        done = await staff.request({"op": "alert-close", "id": alert_id, "by": "Anna"})
+        assert done["outcome"] == "closed"
+        await next_event(stream, "o2o.staff.alert.closed", lambda d: d["alert"] == alert_id,
+                         within=10)
+
+        # a pickup check-in: the alert names the shopper here, never in the event
+        answer = await kiosk.request({"op": "checkin",
+                                      "request": {"kind": "pickup", "code": "K7Q2M9"}})
+        assert answer["result"]["outcome"] == "pickup.ok"
+        pickup = await next_event(stream, "o2o.staff.alert",
+                                  lambda d: d["kind"] == "pickup", within=10)
+        assert "Anna" not in json.dumps(pickup)
+        assert pickup["data"]["ref"] == {"order": "A-1042", "code": "K7Q2M9"}
+        listed = await staff.request({"op": "alerts"})
+        [shown] = [a for a in listed["alerts"] if a["id"] == pickup["data"]["alert"]]
+        assert shown["subject"] == "Anna is here for order K7Q2M9 (being prepared, about 3 min)"
+
+        # nobody acknowledges it: it escalates after [staff] escalate_after_s
+        escalated = await next_event(stream, "o2o.staff.alert.escalated",
+                                     lambda d: d["alert"] == pickup["data"]["alert"],
+                                     within=ESCALATE_S + 10)
+        assert escalated["data"]["level"] == 1
+        assert escalated["data"]["waited_s"] >= ESCALATE_S
+        # handed over: its alert closes by itself
+        await kiosk.request({"op": "handover", "order": "A-1042"})
+        closed = await next_event(stream, "o2o.staff.alert.closed",
+                                  lambda d: d["alert"] == pickup["data"]["alert"], within=10)
+        assert closed["data"]["by"] == "handover"
+        return {"raise_ms": raise_ms, "alert_id": alert_id}
+    finally:
+        for client in (watcher, staff, kiosk):
+            await client.close()
+
+
+def test_a_call_for_staff_is_raised_acknowledged_and_streamed_without_a_broker(
+        tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
+    store_db = tmp_path / "store.db"
+    cfg = write_config(tmp_path / "config.toml", url="",  # no broker at all: local first
+                       extra=f'[kiosk]\nstore_db = "{store_db}"\n\n'
+                             f"[staff]\nescalate_after_s = {ESCALATE_S}\n")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,code,first_name,status,eta_min\n"
+                      "A-1042,K7Q2M9,Anna,preparing,3\n")
+    subprocess.run([*CLI, "orders", "import", str(orders), "--config", str(cfg)], check=True,
+                   capture_output=True, cwd=ROOT, timeout=60)
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    seen = asyncio.run(scenario(tmp_path / "agent.sock"))
+    print(f"kiosk call -> alert event on the bus stream: {seen['raise_ms']:.0f} ms")
+    assert agent.stop() == 0
+
+    # a restart keeps the alerts (the store database), closed ones among the recent
+    agent = AgentProcess(cfg)
+    agent_factory.append(agent)
+    agent.start()
+    with BusClient(tmp_path / "agent.sock") as bus:
+        listed = bus.request({"op": "alerts"})
+    assert listed["open"] == 0
+    assert {a["id"]: a["state"] for a in listed["alerts"]}[seen["alert_id"]] == "closed"
+    assert agent.stop() == 0
+
+    res = subprocess.run([*CLI, "report", "--json", "--config", str(cfg)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)["summary"]
+    assert summary["alerts"] == 2 and summary["alerts.acknowledged"] == 1
+    assert summary["alerts.escalated"] >= 1 and summary["alerts.closed"] == 2
+    assert "alerts.ack_s.average" in summary and "alerts.close_s.average" in summary
+    text = subprocess.run([*CLI, "report", "--config", str(cfg)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60).stdout
+    assert "alerts.ack_s.average" in text
