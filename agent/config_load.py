@@ -17,18 +17,20 @@ from typing import Any, Final
 
 from agent.config_checks import CHECKS, cross_checks
 from agent.config_schema import SECTIONS, Config
-from agent.contracts.settings_file import find_config_file, read_toml, state_dir
+from agent.contracts.settings_file import find_config_file, read_toml
 from agent.contracts.settings_values import build_section
 from agent.errors import ConfigError
+from agent.statepaths import RemoteConfigFiles
 
 # what upstream may set; the device's identity, the outbox and the bus stay as the file says
 REMOTE_SECTIONS: Final = frozenset({"mqtt", "ble", "qr", "nfc", "kiosk", "metrics", "privacy"})
 
 
 def remote_config_paths() -> tuple[Path, Path]:
-    """(applied, pending) remote configuration overlays, in the agent's state directory."""
-    base = state_dir()
-    return base / "remote-config.json", base / "remote-config.pending.json"
+    """(applied, pending) remote configuration overlays, in the agent's state directory
+    (agent/statepaths.py places them)."""
+    files = RemoteConfigFiles.here()
+    return files.applied, files.pending
 
 
 def read_overlay(path: Path) -> tuple[int, dict[str, dict[str, Any]]] | None:

@@ -22,6 +22,7 @@ from textual.message import Message
 
 from agent.contracts import events as ev
 from agent.contracts.bus import CloudEvent, Op
+from agent.contracts.content_paths import current_bundle
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
 from kiosk.content import Bundle, load_bundle_with_look
 from kiosk.errors import KioskError
@@ -108,7 +109,7 @@ class KioskApp(App[None]):
         """[kiosk] content_dir, else the bundle the agent got from upstream, else None."""
         if self.cfg.kiosk.content_dir:
             return Path(self.cfg.kiosk.content_dir)
-        delivered = self.cfg.kiosk.store_db.parent / "content" / "current"
+        delivered = current_bundle(self.cfg.kiosk.store_db)
         return delivered if (delivered / "manifest.json").exists() else None
 
     def _first_bundle(self) -> Bundle:

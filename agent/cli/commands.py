@@ -16,17 +16,12 @@ from typing import Any, BinaryIO, Final
 from agent.bus.client import BusClient
 from agent.cli.lines import bounded_lines
 from agent.cli.oserrors import describe
-from agent.config import (
-    Config,
-    load_config,
-    read_overlay,
-    remote_config_paths,
-    render_toml,
-)
+from agent.config import Config, load_config, read_overlay, render_toml
 from agent.contracts.bus import EventIn
 from agent.contracts.status import Status
 from agent.doctor.dirs import dir_problems
 from agent.errors import AgentError, ConfigError, Reason
+from agent.statepaths import RemoteConfigFiles
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +45,8 @@ def _bus(cfg: Config, timeout: float | None = 30.0) -> BusClient:
 def _load_with_remote(explicit: str | None) -> tuple[Config, bool]:
     """The configuration with the remote overlay: a pending one on trial (True) if there is
     one and it loads, else the applied one, else the file alone."""
-    applied, pending = remote_config_paths()
-    for path, trial in ((pending, True), (applied, False)):
+    files = RemoteConfigFiles.here()
+    for path, trial in ((files.pending, True), (files.applied, False)):
         overlay = read_overlay(path) if path.exists() else None
         if overlay is None:
             continue

@@ -36,10 +36,16 @@ def env_var(table: str, key: str) -> str:
     return f"{ENV_PREFIX}{table.upper()}_{key.upper()}"
 
 
-def state_dir() -> Path:
-    """Where the agent keeps its state (databases, remote config) unless the file says."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "o2o-edge"
+APP_DIR: Final = "o2o-edge"
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the agent keeps its state (databases, remote config) unless the file says:
+    $XDG_STATE_HOME/o2o-edge, or ~/.local/state/o2o-edge. The one place this rule is written
+    (agent/statepaths.py places the agent's files in it)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / APP_DIR
 
 
 def default_device_id() -> str:

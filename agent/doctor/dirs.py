@@ -9,7 +9,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import Config, remote_config_paths
+from agent.config import Config
+from agent.statepaths import StatePaths
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ def agent_dirs(cfg: Config) -> list[tuple[str, Path]]:
     """(the setting, the directory it needs), each directory once."""
     wanted = [("[outbox] path", cfg.outbox.path.parent),
               ("[kiosk] store_db", cfg.kiosk.store_db.parent),
-              ("the state directory ($XDG_STATE_HOME)", remote_config_paths()[0].parent),
+              ("the state directory ($XDG_STATE_HOME)", StatePaths.of(cfg).state_dir),
               ("[bus] socket", cfg.bus.socket.parent)]
     seen: set[Path] = set()
     out = []

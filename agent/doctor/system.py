@@ -18,6 +18,8 @@ from agent.doctor import Finding, fail, ok, skip, warn
 from agent.doctor.dirs import dir_problems
 from agent.doctor.uplink import uplink_finding
 from agent.errors import AgentError
+from agent.storedb import read_only_check
+from agent.storedb.filecheck import NEWER_SCHEMA
 from agent.tlsopts import connect_problem
 
 STA_UNSYNC = 0x0040
@@ -163,14 +165,12 @@ def check_store_db(cfg: Config) -> list[Finding]:
     path = cfg.kiosk.store_db
     if not path.exists():
         return [ok("store-db", f"{path} does not exist yet (made at the first start)")]
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        verdict = str(exc)
+    verdict = read_only_check(path)  # the store database's owner knows its versions
+    if verdict.startswith(NEWER_SCHEMA):
+        return [fail("store-db", f"{path} was {verdict}",
+                     "install the o2o-edge version that wrote it again, or move the file "
+                     "aside to start a fresh one (then import the orders again: o2o-edge "
+                     "orders import)")]
     if verdict != "ok":
         return [fail("store-db", f"{path} is damaged ({verdict})",
                      "restart the agent (systemctl restart o2o-edge): it will move the file "

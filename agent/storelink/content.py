@@ -44,10 +44,6 @@ MAX_FILES: Final = 512  # a kiosk bundle is pages and their pictures; each by-ha
 MAX_BUNDLE_BYTES: Final = 256 * 1024 * 1024  # on an SD card, kept KEEP times at most
 
 
-def content_root(state_dir: Path) -> Path:
-    return state_dir / "content"
-
-
 def check_names(names: list[object]) -> None:
     """DocRefused unless every name can be written into the bundle's folder as a file of
     its own: allowed characters, none of the bundle's own files, no two that are one file
