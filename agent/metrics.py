@@ -67,7 +67,6 @@ class AgentCollector(Collector):
         # counted on the outbox writer's thread, read on the loop: a new key while the page
         # iterates would raise there
         self._lock = threading.Lock()
-        self.endpoint: MetricsServer | None = None  # for its own refusal counts
 
     def count_committed(self, types: list[str]) -> None:
         committed = self.committed
@@ -142,14 +141,25 @@ class AgentCollector(Collector):
         if "nfc" in st:
             yield CounterMetricFamily("o2o_nfc_taps", "NFC taps read since start",
                                       value=st["nfc"]["taps"])
-        if self.endpoint is not None:
-            r = CounterMetricFamily("o2o_metrics_connections_refused", "Connections to this "
-                                    "endpoint let go without a page, by reason",
-                                    labels=["reason"])
-            for reason in ("busy", "evicted", "timeout", "too-large", "bad-request",
-                           "not-found", "closed", "error"):
-                r.add_metric([reason], self.endpoint.refused[reason])
-            yield r
+
+
+class EndpointCollector(Collector):
+    """The endpoint's own refusal counts, given when it is made (`serve`): the server is
+    made after the registry it serves, so they are a collector of their own."""
+
+    REASONS: Final = ("busy", "evicted", "timeout", "too-large", "bad-request", "not-found",
+                      "closed", "error")
+
+    def __init__(self, refused: Mapping[str, int]) -> None:
+        self._refused = refused  # counted and read on the event loop
+
+    def collect(self) -> Iterator[Metric]:
+        r = CounterMetricFamily("o2o_metrics_connections_refused", "Connections to this "
+                                "endpoint let go without a page, by reason",
+                                labels=["reason"])
+        for reason in self.REASONS:
+            r.add_metric([reason], self._refused.get(reason, 0))
+        yield r
 
 
 def _labelled(name: str, doc: str, label: str, counts: Any) -> CounterMetricFamily:
@@ -228,7 +238,7 @@ def serve(collector: AgentCollector, listen: str) -> MetricsServer:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)
     server = MetricsServer(registry, bind(listen), asyncio.get_running_loop())
-    collector.endpoint = server
+    registry.register(EndpointCollector(server.refused))
     return server
 
 

@@ -242,7 +242,7 @@ def test_erasure_finds_subjects_in_any_alphabet(tmp_path: Path) -> None:
         def erase(subject: str) -> dict[str, int]:
             """As upstream's command arrives: on the agent's event loop."""
             async def run() -> dict[str, int]:
-                result = agent._command_handlers()["erase-subject"]({"subject": subject})
+                result = agent.commands.handlers()["erase-subject"]({"subject": subject})
                 done = await result if inspect.isawaitable(result) else result
                 return dict(done["removed"])
             return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=30)

@@ -50,7 +50,7 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
             """The command as upstream's arrives: run on the agent's event loop (it does
             its database work off the loop and answers when done)."""
             async def run() -> dict[str, Any]:
-                return dict(await agent._command_handlers()["erase-subject"](
+                return dict(await agent.commands.handlers()["erase-subject"](
                     {"subject": subject}))
             return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=30)
 

@@ -291,7 +291,7 @@ def test_erase_subject_over_a_large_outbox_keeps_the_watchdog_fed(
     try:
         with agent_in_thread(cfg) as (agent, loop):
             wait_for(lambda: len(notify.lines("WATCHDOG=1")) >= 3, 20, what="pings")
-            erase = agent._command_handlers()["erase-subject"]
+            erase = agent.commands.handlers()["erase-subject"]
             assert mentions(outbox, subject) > 100
             t1 = time.monotonic()
             done = asyncio.run_coroutine_threadsafe(erase({"subject": subject}), loop)
