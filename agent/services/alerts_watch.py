@@ -61,6 +61,7 @@ class AlertWatch:
         self._outbox_pct = outbox_alert_percent
         self._clock = clock
         self._down_since: dict[str, float] = {}
+        self._restarts: dict[str, int] = {}  # each component's restarts at the last check
         self._queue: deque[tuple[str, str, str]] = deque(maxlen=QUEUE_MAX)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -195,7 +196,11 @@ class AlertWatch:
         now = self._clock()
         down: dict[str, str] = {}
         for name, health in status["components"].items():
-            if health["state"] == "restarting":
+            # restarted since the last check counts too: a component that fails at once
+            # after each quick restart is seldom seen in the "restarting" state itself
+            before = self._restarts.get(name, health["restarts"])
+            self._restarts[name] = health["restarts"]
+            if health["state"] == "restarting" or health["restarts"] > before:
                 down[f"component {name}"] = health["last_error"]
         sections: dict[str, Any] = dict(status)
         for (section, part), (label, states) in DRIVER_DOWN.items():

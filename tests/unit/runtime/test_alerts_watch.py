@@ -175,6 +175,23 @@ def test_a_component_down_long_enough_raises_one_alert_and_back_up_closes_it(
     assert rig.live() == []
 
 
+def test_a_component_failing_between_checks_is_down_though_seen_running(rig: Rig) -> None:
+    def seen(restarts: int) -> Any:
+        doc = status({"qr": "running"})
+        doc["components"]["qr"]["restarts"] = restarts
+        return doc
+
+    rig.watch.check_health(seen(1))
+    for n in range(2, 6):  # restarted again before every check
+        rig.clock.now += 10
+        rig.watch.check_health(seen(n))
+    [alert] = rig.live()
+    assert alert["subject"] == "The component qr is down: OSError: gone"
+    rig.clock.now += 10
+    rig.watch.check_health(seen(5))  # no restart since: up again
+    assert rig.live() == []
+
+
 def test_a_reader_or_camera_down_is_seen_in_its_driver_state(rig: Rig) -> None:
     down = status(nfc={"reader": {"state": "no-reader", "recent_errors": ["no such device"]}},
                   qr={"camera": {"state": "capturing"}})
