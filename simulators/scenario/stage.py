@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.bus.client import BusClient
 from agent.contracts.status import Status
 from agent.errors import AgentError
 from agent.keys import public_key_text
+from agent.statepaths import StatePaths, state_dir
 from simulators.bluez_player import FakeBlueZThread
 from simulators.brokers import PrivateBroker, PrivateMosquitto, PrivateNats, PrivateRabbitMQ
 from simulators.camera_stream import CameraStream
@@ -73,7 +75,12 @@ class Stage:
         self.broker_kind = broker
         self.protocol = BROKERS[broker][1] if broker in BROKERS else "5"
         self.broker_url = broker if broker.startswith("mqtt://") else ""
-        self.state = workdir / "state"
+        self.state = workdir / "state"  # the agent's files (a tmpfs for the disk-full fault)
+        # the agent's state directory is in there too (remote configuration), not the
+        # user's own: the agent's files placed by the agent's own rules (agent/statepaths.py)
+        self.state_env = {"XDG_STATE_HOME": str(self.state)}
+        self.paths = StatePaths(state_dir(self.state_env), store_db=self.state / "store.db",
+                                outbox=self.state / "outbox.db")
         self.cfg_path = workdir / "config.toml"
         self.bus_socket, self._short_dir = fitting_socket(workdir / "agent.sock", "o2o-stage-")
         self.clock_file = workdir / "clock-offset"
@@ -148,7 +155,7 @@ class Stage:
     def _seed_orders(self) -> None:
         from agent.checkin import StoreDb
 
-        db = StoreDb(self.state / "store.db")
+        db = StoreDb(self.paths.store_db)
         db.replace("orders", [{"order_id": o.id, "code": o.code, "first_name": o.first_name,
                                "status": "ready", "eta_min": o.eta_min,
                                "store": self.sc.store} for o in self.sc.orders.values()])
@@ -163,56 +170,36 @@ class Stage:
         beacons = [f"eddystone-uid:{b.namespace}:{b.instance}" for b in sc.beacons]
         # beacon health in the scenario's time: one report per store hour
         health_s = max(1.0, 3600 / sc.speed)
-        self.cfg_path.write_text(f"""
-[device]
-store = "{sc.store}"
-id = "{sc.device}"
-[outbox]
-path = "{self.state / 'outbox.db'}"
-max_bytes = {8 * 1024 * 1024}
-[mqtt]
-url = "{self.link.url if self.link else ''}"
-protocol = "{self.protocol}"
-keepalive_s = 5
-ack_timeout_s = 5
-backoff_min_s = 0.2
-backoff_max_s = 2
-[bus]
-socket = "{self.bus_socket}"
-[metrics]
-listen = ""
-telemetry_interval_s = 0
-[ble]
-enabled = {str(self.bluez is not None).lower()}
-beacons = {beacons}
-app_uuids = ["{sc.app_uuid}"]
-health_interval_s = {health_s}
-silent_after_s = {max(30.0, 4 * health_s)}
-[nfc]
-enabled = true
-reader = "udp:127.0.0.1:{self.nfc_port}"
-targets = {targets}
-debounce_s = 0.3
-shelf_tags = {shelf}
-loyalty_cards = {cards}
-[qr]
-enabled = true
-camera = "{self.camera.url if self.camera else ''}"
-domains = ["shop.example"]
-pickup_public_keys = ["{public_key_text(self.pickup_key.public_key())}"]
-debounce_s = 1.0
-[link]
-public_keys = ["{public_key_text(self.link_key.public_key())}"]
-[kiosk]
-store_db = "{self.state / 'store.db'}"
-idle_s = 600
-idle_warning_s = 30
-""")
+        link_url = self.link.url if self.link else ""
+        config: dict[str, dict[str, Any]] = {
+            "device": {"store": sc.store, "id": sc.device},
+            "outbox": {"path": str(self.paths.outbox), "max_bytes": 8 * 1024 * 1024},
+            "mqtt": {"url": link_url, "protocol": self.protocol, "keepalive_s": 5,
+                     "ack_timeout_s": 5, "backoff_min_s": 0.2, "backoff_max_s": 2},
+            "bus": {"socket": str(self.bus_socket)},
+            "metrics": {"listen": "", "telemetry_interval_s": 0},
+            "ble": {"enabled": self.bluez is not None, "beacons": beacons,
+                    "app_uuids": [sc.app_uuid], "health_interval_s": health_s,
+                    "silent_after_s": max(30.0, 4 * health_s)},
+            "nfc": {"enabled": True, "reader": f"udp:127.0.0.1:{self.nfc_port}",
+                    "targets": targets, "debounce_s": 0.3, "shelf_tags": shelf,
+                    "loyalty_cards": cards},
+            "qr": {"enabled": True, "camera": self.camera.url if self.camera else "",
+                   "domains": ["shop.example"],
+                   "pickup_public_keys": [public_key_text(self.pickup_key.public_key())],
+                   "debounce_s": 1.0},
+            "link": {"public_keys": [public_key_text(self.link_key.public_key())]},
+            "kiosk": {"store_db": str(self.paths.store_db), "idle_s": 600,
+                      "idle_warning_s": 30},
+        }
+        # a real TOML writer: a path or a name with a quote or a backslash stays what it is
+        self.cfg_path.write_text(tomli_w.dumps(config), encoding="utf-8")
 
     def agent_env(self) -> dict[str, str]:
         path = os.pathsep.join([str(CLOCKSHIFT), os.environ.get("PYTHONPATH", "")]).rstrip(
             os.pathsep)
-        env = {**os.environ, "PYTHONPATH": path, "O2O_SIM_CLOCK_FILE": str(self.clock_file)}
+        env = {**os.environ, **self.state_env, "PYTHONPATH": path,
+               "O2O_SIM_CLOCK_FILE": str(self.clock_file)}
         if self.dbus is not None:
             env["DBUS_SYSTEM_BUS_ADDRESS"] = self.dbus.address
         return env
