@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from agent.contracts.events import PRIVACY_ERASED
+from agent.contracts.events import PRIVACY_ERASED, PrivacyErased
 from agent.storedb import subject_forms
 from agent.storelink.commands import CommandError
 
@@ -60,8 +60,9 @@ class Erasure:
         removed = {"outbox_events": outbox, **stored,
                    "open_visits": self._forget_visits(subject),
                    "presence_tracks": self._forget_presence(subject)}
-        self._capture(PRIVACY_ERASED, {
+        erased: PrivacyErased = {
             "subject_sha256": hashlib.sha256(subject.encode()).hexdigest()[:16],
-            "removed": removed})
+            "removed": removed}
+        self._capture(PRIVACY_ERASED, erased)
         return removed
 
