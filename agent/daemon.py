@@ -144,9 +144,6 @@ class Agent:
     def health_problem(self) -> str | None:
         return health_problem(self.writer, self.store_db_state)
 
-    def _command_handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
-        return self.commands.handlers()
-
     async def run(self, stop: asyncio.Event) -> None:
         cfg, spawn = self.cfg, self.supervisor.spawn
         self.loop.bind(asyncio.get_running_loop(), stop)
