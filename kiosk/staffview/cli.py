@@ -1,0 +1,89 @@
+"""`o2o-edge staff-view`: the staff view for phones and handhelds on the store's LAN; `pin`
+and `token` make the lines its settings file keeps (kiosk/staffview/settings.py).
+
+Registered by the kiosk package (entry point "staff-view" of "o2o_edge.commands"); aiohttp
+loads only when the view runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from typing import Any
+
+from kiosk.errors import KioskError
+from kiosk.pin import hash_pin
+from kiosk.settings import load_settings
+from kiosk.staffview.auth import new_token
+from kiosk.staffview.settings import StaffViewSettings, load_staff_view
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("staff-view", help="the staff view for phones on the store LAN")
+    p.add_argument("--config", help="the store's configuration file (for [bus] socket)")
+    p.add_argument("--settings", help="the staff view's settings file (default "
+                   "$O2O_EDGE_STAFF_VIEW, /etc/o2o-edge/staff-view.toml)")
+    p.set_defaults(handler=cmd_staff_view)
+    ssub = p.add_subparsers(dest="staff_view_command", metavar="ACTION")
+    q = ssub.add_parser("pin", help="hash a staff member's PIN for [staff_view.staff]")
+    q.add_argument("--name", required=True, help="the name staff sign in with")
+    q.add_argument("--pin", help="the PIN (default: asked for, not echoed)")
+    q.set_defaults(handler=cmd_pin)
+    t = ssub.add_parser("token", help="a new device token for [staff_view.devices]")
+    t.add_argument("--name", required=True, help="the handheld's name, like counter-1")
+    t.set_defaults(handler=cmd_token)
+
+
+def _toml_key(name: str) -> str:
+    return name if name.replace("-", "").replace("_", "").isalnum() and name.isascii() \
+        else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    pin = args.pin or getpass.getpass(f"PIN for {args.name} (4-12 digits): ")
+    try:
+        hashed = hash_pin(pin)
+    except ValueError as exc:
+        print(f"o2o-edge staff-view: {exc}", file=sys.stderr)
+        return 2
+    print(f'[staff_view.staff]\n{_toml_key(args.name)} = "{hashed}"')
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    token, hashed = new_token()
+    print(f"# give the handheld this token once (it is not kept): {token}")
+    print(f'[staff_view.devices]\n{_toml_key(args.name)} = "{hashed}"')
+    return 0
+
+
+def cmd_staff_view(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_settings(args.config)
+        view = load_staff_view(args.settings)
+        _usable(view)
+    except KioskError as exc:
+        print(f"o2o-edge staff-view: {exc}", file=sys.stderr)
+        return 2
+    from kiosk.staffview import run  # aiohttp loads only to serve
+
+    try:
+        asyncio.run(run.serve(view, cfg.bus.socket))
+    except run.ServeError as exc:
+        print(f"o2o-edge staff-view: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _usable(view: StaffViewSettings) -> None:
+    from kiosk.errors import KioskReason
+
+    if not view.enabled:
+        raise KioskError(KioskReason.SETTINGS, f"the staff view is off ({view.source}); set "
+                         "[staff_view] enabled = true in its settings file to serve it")
+    if not view.staff and not view.devices:
+        raise KioskError(KioskReason.SETTINGS, f"{view.source}: nobody could sign in; add a "
+                         "PIN ('o2o-edge staff-view pin') or a device token first")
+
+
