@@ -21,8 +21,10 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from agent.contracts import events as ev
+from agent.contracts.alerts import AlertKind
 from agent.contracts.bus import CloudEvent, Op
 from agent.contracts.content_paths import current_bundle
+from kiosk.assist import AlertFollow
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
 from kiosk.content import Bundle, load_bundle_with_look
 from kiosk.errors import KioskError
@@ -99,6 +101,8 @@ class KioskApp(App[None]):
         self.pin_gate = PinGate(cfg.kiosk.staff_pin_hash, clock,
                                 shared / "pin-tries.json" if shared else None)
         self.stats = TodayStats()
+        self.follow = AlertFollow(clock)  # the shopper's call or pickup, until staff come
+        self.follow_text = ""  # what the shopper was last told about it (tests read it)
         # (monotonic time, what) when a screen change was on screen: tests and benchmarks
         self.shown: list[tuple[float, str]] = []
         self.on_shown: Callable[[float, str], None] | None = None
@@ -190,6 +194,9 @@ class KioskApp(App[None]):
 
     def on_kiosk_app_agent_event(self, message: AgentEvent) -> None:
         self.stats.add(message.event)
+        coming = self.follow.on_event(message.event)
+        if coming is not None:
+            self.tell_shopper(self.translator("staff.coming", name=coming), timeout=20)
         data = message.event.get("data")
         if message.event.get("type") == ev.LINK_COMMAND and \
                 isinstance(data, dict) and data.get("name") == "reload-content":
@@ -277,11 +284,16 @@ class KioskApp(App[None]):
         except KioskError:
             result = {"outcome": "unavailable"}
         outcome = str(result.pop("outcome", "invalid"))
-        self.show_result(outcome, result)
+        alert = result.pop("alert", None)
+        follow = ""
+        if outcome in ("pickup.ok", "pickup.ready"):  # the agent alerts staff to the order
+            self.follow.called(AlertKind.PICKUP, alert=alert if isinstance(alert, str) else None)
+            follow = self.follow_text = self.translator("staff.notified")
+        self.show_result(outcome, result, follow)
 
-    def show_result(self, outcome: str, values: dict[str, Any]) -> None:
+    def show_result(self, outcome: str, values: dict[str, Any], follow: str = "") -> None:
         self._to_base()
-        self.push_screen(ResultScreen(outcome, values))
+        self.push_screen(ResultScreen(outcome, values, follow))
         self.mark_shown(f"result:{plain(outcome, NAME_MAX)}")
 
     def mark_shown(self, what: str) -> None:
@@ -311,9 +323,38 @@ class KioskApp(App[None]):
             await card.recompose()
 
     def on_shopper_bar_staff_called(self, message: ShopperBar.StaffCalled) -> None:
-        self.record(ev.KIOSK_ASSIST,
-                    ev.KioskAssist(screen=getattr(self.screen, "name_for_events", "")))
-        self.notify(self.translator("staff.called"), timeout=6, markup=False)
+        self.call_staff(ev.KioskAssist(screen=getattr(self.screen, "name_for_events", "")))
+
+    @work(group="call-staff")
+    async def call_staff(self, data: ev.KioskAssist) -> None:
+        """The call goes to the agent now, for the id its alert will name as `cause`; with
+        the agent away it is kept for later and the shopper is sent to the counter."""
+        if self.agent_up:
+            try:
+                stamped = {**data, "kiosk_time": round(time.time(), 3)}
+                reply = await self.link.request(
+                    {"op": Op.EMIT, "events": [{"type": ev.KIOSK_ASSIST, "data": stamped}]})
+            except KioskError:
+                pass
+            else:
+                ids = reply.get("ids")
+                cause = ids[0] if isinstance(ids, list) and ids else None
+                self.follow.called(AlertKind.CALL_STAFF, cause=cause if isinstance(cause, str)
+                                   else None)
+                self.tell_shopper(self.translator("staff.notified"))
+                return
+        self.follow.forget()
+        await self.link.emit(ev.KIOSK_ASSIST, data)
+        self.tell_shopper(self.translator("staff.ask-counter"), timeout=12)
+
+    def tell_shopper(self, text: str, timeout: float = 10) -> None:
+        """A word about the staff call or pickup: on the result screen's line when one is
+        open, else as a note over whatever screen is up."""
+        self.follow_text = text
+        if isinstance(self.screen, ResultScreen) and self.screen.is_mounted:
+            self.screen.follow_up(text)
+        else:
+            self.notify(text, timeout=timeout, markup=False)
 
     def enter_staff_mode(self) -> None:
         self._to_base()
@@ -362,6 +403,8 @@ class KioskApp(App[None]):
         if self.translator.language != self.cfg.kiosk.language:
             self.translator.language = self.cfg.kiosk.language
             await self._recompose_all()
+        self.follow.forget()
+        self.follow_text = ""
         self.record(ev.KIOSK_SESSION, ev.KioskSession(
             ended=why, duration_s=round(self.clock() - self.session_started, 1)))
         self.session_started = self.clock()

@@ -12,10 +12,13 @@ kiosk/content.py): a directory with `manifest.json` describing what the kiosk sh
                             "zones": ["ibeacon:<uuid>:10:1:immediate"]}}],
      "attract": ["autumn-coffee"],
      "survey": {"question": {"en": "How was your visit?"}, "scale": 5},
-     "theme": {"primary": "#0b5fff", "accent": "#ffb000", "dark": true}}
+     "theme": {"primary": "#0b5fff", "accent": "#ffb000", "dark": true},
+     "pickup_board": true}
 
 A page may name its picture (`"image": "img/coffee.png"`, a file of the bundle); the theme's
-colours are "#RRGGBB". Both are checked here, so the agent refuses before installing what the
+colours are "#RRGGBB". `pickup_board` (default false) asks the kiosk's attract loop to show the
+orders ready for their checked-in shoppers, by order number only (never a name). The
+picture and the colours are checked here, so the agent refuses before installing what the
 kiosk would refuse to show; the kiosk then checks the picture's bytes (kiosk/images.py).
 
 Texts are per language; English is required and is what a missing translation falls back
@@ -117,6 +120,7 @@ class Bundle:
     by_nfc: dict[str, str] = field(default_factory=dict)
     by_qr: dict[str, str] = field(default_factory=dict)
     by_zone: dict[str, str] = field(default_factory=dict)
+    pickup_board: bool = False  # the attract loop shows the "ready for pickup" board
 
     def page_for(self, how: str, key: str) -> Page | None:
         index = {"nfc": self.by_nfc, "qr": self.by_qr, "zone": self.by_zone}[how]
@@ -255,6 +259,9 @@ def parse_manifest(data: Any, source: str = "") -> Bundle:
         survey = Survey(c.texts(raw_survey.get("question"), "survey.question"),
                         scale if scale in (5, 11) else 5)
     privacy = c.link(data.get("privacy_url"), "privacy_url")
+    board = data.get("pickup_board", False)
+    if not isinstance(board, bool):
+        c.fail("pickup_board", "must be true or false")
     c.problems.extend(check_theme(data.get("theme"))[1])
     index: dict[str, dict[str, str]] = {"nfc": {}, "qr": {}, "zone": {}}
     for page in pages.values():
@@ -269,4 +276,4 @@ def parse_manifest(data: Any, source: str = "") -> Bundle:
         shown = "; ".join(c.problems[:10]) + (" ..." if len(c.problems) > 10 else "")
         raise ManifestError(f"{source}: {shown}")
     return Bundle(version, pages, attract, survey, privacy, source,
-                  index["nfc"], index["qr"], index["zone"])
+                  index["nfc"], index["qr"], index["zone"], board is True)

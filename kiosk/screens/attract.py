@@ -10,6 +10,7 @@ from textual.widgets import Button, Static
 from kiosk.content import text_in
 from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
+from kiosk.widgets.pickup_board import PickupBoard
 
 SLIDE_S = 8.0
 
@@ -25,6 +26,8 @@ class AttractScreen(ShopperScreen):
         with Vertical(id="slide"):
             yield Static("", id="slide-title", markup=False)
             yield Static("", id="slide-text", markup=False)
+        if self.kiosk.bundle.pickup_board:
+            yield PickupBoard()
         yield Static(self.t("attract.hint"), id="hint", markup=False)
         with Grid(id="home-buttons"):
             yield Button(self.t("home.checkin"), id="go-pickup", variant="primary")

@@ -17,8 +17,9 @@ SUCCESS = ("pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok")
 class ResultScreen(ShopperScreen):
     name_for_events = "result"
 
-    def __init__(self, outcome: str, values: dict[str, Any]) -> None:
+    def __init__(self, outcome: str, values: dict[str, Any], follow: str = "") -> None:
         super().__init__(classes="result")
+        self.follow = follow
         self.outcome = plain(outcome, NAME_MAX)
         # a first name is a short line of data, whatever an orders import put there
         self.values = {k: plain(v, NAME_MAX) if k == "name" else v for k, v in values.items()}
@@ -33,7 +34,17 @@ class ResultScreen(ShopperScreen):
             key = "result.invalid"
         yield Static(self.t(key, **self.values), id="message",
                      classes="ok" if self.ok else "problem", markup=False)
+        # the staff call or pickup follow-up: "we have let the team know", then who is coming
+        line = Static(self.follow, id="follow-up", markup=False)
+        line.display = bool(self.follow)  # no empty line taking a row on a short screen
+        yield line
         yield Button(self.t("common.done"), id="done", variant="primary")
+
+    def follow_up(self, text: str) -> None:
+        self.follow = text
+        line = self.query_one("#follow-up", Static)
+        line.update(text)
+        line.display = bool(text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "done":

@@ -23,6 +23,7 @@ class FakeAgent:
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.AbstractServer | None = None
         self.subscribed = asyncio.Event()
+        self.emitted: list[tuple[str, dict[str, Any]]] = []
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
@@ -77,6 +78,12 @@ class FakeAgent:
             return {"day": 0, "hourly": {}, "summary": {"checkins": 3, "taps": 12}}
         if op == "status":
             return {"status": {"uplink": {"state": "connected"}, "outbox": {"depth": 0}}}
+        if op == "emit":
+            ids = [f"EVT-{len(self.requests)}-{i}" for i, _ in enumerate(msg["events"])]
+            self.emitted += [(i, e) for i, e in zip(ids, msg["events"], strict=True)]
+            return {"ids": ids, "seqs": [1] * len(ids)}
+        if op == "checkin":
+            return {"result": {"outcome": "pickup.ok", "name": "Ben", "minutes": 4}}
         if op == "handover":
             return {"result": {"outcome": "handed-over"}}
         return {}
