@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Final
 
 MAX_CLIENTS: Final = 1024  # addresses remembered; the least recently seen forgotten first
-SIGN_IN_RATE: Final = 0.5  # sign-in attempts a second per address, after a burst of 5
-SIGN_IN_BURST: Final = 5.0
+SIGN_IN_RATE: Final = 0.5  # sign-in attempts a second per address, after a burst
+SIGN_IN_BURST: Final = 10.0  # a name locks after 5 wrong PINs; this slows spraying across names
 
 
 class Buckets:

@@ -135,6 +135,14 @@ class Hub:
         self._listeners.add(q)
         return q
 
+    def close_pages(self) -> None:
+        """Every open page's stream ends (the server stops)."""
+        for q in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueEmpty):
+                q.get_nowait()
+            q.put_nowait({"type": "bye"})
+        self._listeners.clear()
+
     def unlisten(self, q: asyncio.Queue[Message]) -> None:
         self._listeners.discard(q)
 

@@ -8,6 +8,7 @@ import logging
 import signal
 import ssl
 from pathlib import Path
+from typing import Final
 
 from aiohttp import web
 
@@ -17,6 +18,8 @@ from kiosk.staffview.server import StaffView, tls_context
 from kiosk.staffview.settings import StaffViewSettings
 
 log = logging.getLogger("o2o-edge.staff-view")
+
+SHUTDOWN_S: Final = 2.0  # a stop waits this long for requests under way (systemd waits 90 s)
 
 
 class ServeError(Exception):
@@ -45,7 +48,7 @@ async def serve(view: StaffViewSettings, socket: Path,
         for where in view.listen:
             host, port = _hostport(where)
             try:
-                await web.TCPSite(runner, host, port, ssl_context=ctx,
+                await web.TCPSite(runner, host, port, ssl_context=ctx, shutdown_timeout=SHUTDOWN_S,
                                   backlog=64, reuse_address=True).start()
             except OSError as exc:
                 raise ServeError(f"[staff_view] listen {where}: {exc.strerror or exc}") \
@@ -60,5 +63,6 @@ async def serve(view: StaffViewSettings, socket: Path,
             ready.set()
         await stop.wait()
     finally:
+        hub.close_pages()  # the open event streams end; their pages reconnect to the next us
         await hub.stop()
         await runner.cleanup()

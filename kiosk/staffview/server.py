@@ -61,6 +61,7 @@ class StaffView:
         r.add_get("/", self.page)
         r.add_get("/static/{name}", self.static)
         r.add_get("/healthz", self.healthz)
+        r.add_get("/favicon.ico", self.no_icon)
         r.add_post("/api/login", self.login)
         r.add_post("/api/logout", self.logout)
         r.add_get("/api/session", self.session)
@@ -132,6 +133,9 @@ class StaffView:
         if name not in STATIC:  # a fixed list: no path from the request reaches the disk
             raise Refused(404, "no such file", "not-found")
         return web.FileResponse(WEB / name, headers={"Content-Type": STATIC[name]})
+
+    async def no_icon(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)  # browsers ask; a 404 would count as a refusal
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         if not is_loopback(request.remote):

@@ -57,6 +57,7 @@ function signedOut() {
   state.csrf = ""; state.who = "";
   if (state.stream) { state.stream.close(); state.stream = null; }
   $("work").hidden = true; $("signin").hidden = false; $("logout").hidden = true;
+  $("agent").hidden = true; banner("");
   $("who").textContent = "";
 }
 
@@ -143,10 +144,11 @@ function openStream() {
 }
 
 function agent(up, reason) {
+  $("agent").hidden = !state.csrf;  // said to signed-in staff only
   $("agent").className = "dot " + (up ? "up" : "down");
   $("agent").textContent = up ? "agent" : "agent away";
-  banner(up ? "" : "The device's agent is not answering: alerts may be late. " +
-                   "Check the device." + (reason ? "" : ""));
+  banner(up || !state.csrf ? "" : "The device's agent is not answering: alerts may be " +
+                                  "late. Check the device.");
 }
 
 // --- alerts ------------------------------------------------------------------------------
