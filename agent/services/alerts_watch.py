@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol
 
 from agent.contracts.alerts import AlertKind
@@ -85,21 +86,28 @@ class AlertWatch:
 
     async def run(self, status: Callable[[], Status], tick_s: float = TICK_S) -> None:
         """Observe queued events as they come, escalate every `tick_s`, check health every
-        HEALTH_EVERY_S. Methods that touch SQLite run in worker jobs."""
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        HEALTH_EVERY_S. What touches SQLite runs in this task's one worker thread, made at
+        once: the work is serial, and the agent's thread count does not grow when a tick
+        meets another component's worker job in the shared pool."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staff-alerts")
         next_health = time.monotonic()
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), tick_s)
-            self._wake.clear()
-            items = self.take()
-            if items:
-                await asyncio.to_thread(self.observe, items)
-            await asyncio.to_thread(self.alerts.tick)
-            if time.monotonic() >= next_health:
-                next_health = time.monotonic() + HEALTH_EVERY_S
-                doc = status()  # built on the loop, like the bus's status answer
-                await asyncio.to_thread(self.check_health, doc)
+        try:
+            while True:
+                items = self.take()
+                if items:
+                    await loop.run_in_executor(pool, self.observe, items)
+                await loop.run_in_executor(pool, self.alerts.tick)
+                if time.monotonic() >= next_health:
+                    next_health = time.monotonic() + HEALTH_EVERY_S
+                    doc = status()  # built on the loop, like the bus's status answer
+                    await loop.run_in_executor(pool, self.check_health, doc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), tick_s)
+                self._wake.clear()
+        finally:
+            pool.shutdown(wait=False)
 
     def take(self) -> list[tuple[str, str, str]]:
         with self._lock:

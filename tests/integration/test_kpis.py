@@ -39,9 +39,12 @@ def test_hourly_rollups_and_report(tmp_path: Path, agent_factory: list[AgentProc
 
         def summary() -> dict[str, object]:
             return dict(bus.request({"op": "kpis"})["summary"])
-        wait_for(lambda: summary().get("checkins") == 2, 20, what=lambda: str(summary()))
+        # the successful pickup check-in also raised a staff alert (counted after it)
+        wait_for(lambda: summary().get("checkins") == 2 and summary().get("alerts") == 1, 20,
+                 what=lambda: str(summary()))
         s = summary()
     assert s == {
+        "alerts": 1,
         "checkins": 2, "checkins.ok": 1, "handoffs": 1, "scans": 3, "scans.product": 2,
         "scans.rejected": 1, "survey.answers": 2, "taps": 3, "views": 4, "visits": 2,
         "conversion.view_to_handoff": 0.25, "survey.average": 4.0, "dwell_s.average": 90.0,
