@@ -24,7 +24,7 @@ from agent.contracts import events as ev
 from agent.contracts.alerts import AlertKind
 from agent.contracts.bus import CloudEvent, Op
 from agent.contracts.content_paths import current_bundle
-from kiosk.assist import AlertFollow
+from kiosk.assist import AlertFollow, send_call
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
 from kiosk.content import Bundle, load_bundle_with_look
 from kiosk.errors import KioskError
@@ -329,23 +329,13 @@ class KioskApp(App[None]):
     async def call_staff(self, data: ev.KioskAssist) -> None:
         """The call goes to the agent now, for the id its alert will name as `cause`; with
         the agent away it is kept for later and the shopper is sent to the counter."""
-        if self.agent_up:
-            try:
-                stamped = {**data, "kiosk_time": round(time.time(), 3)}
-                reply = await self.link.request(
-                    {"op": Op.EMIT, "events": [{"type": ev.KIOSK_ASSIST, "data": stamped}]})
-            except KioskError:
-                pass
-            else:
-                ids = reply.get("ids")
-                cause = ids[0] if isinstance(ids, list) and ids else None
-                self.follow.called(AlertKind.CALL_STAFF, cause=cause if isinstance(cause, str)
-                                   else None)
-                self.tell_shopper(self.translator("staff.notified"))
-                return
-        self.follow.forget()
-        await self.link.emit(ev.KIOSK_ASSIST, data)
-        self.tell_shopper(self.translator("staff.ask-counter"), timeout=12)
+        taken, cause = await send_call(self.link, data, self.agent_up)
+        if taken:
+            self.follow.called(AlertKind.CALL_STAFF, cause=cause)
+            self.tell_shopper(self.translator("staff.notified"))
+        else:
+            self.follow.forget()
+            self.tell_shopper(self.translator("staff.ask-counter"), timeout=12)
 
     def tell_shopper(self, text: str, timeout: float = 10) -> None:
         """A word about the staff call or pickup: on the result screen's line when one is

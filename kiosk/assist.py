@@ -20,7 +20,9 @@ from typing import Any, Final
 
 from agent.contracts import events as ev
 from agent.contracts.alerts import AlertKind
-from agent.contracts.bus import CloudEvent
+from agent.contracts.bus import CloudEvent, Op
+from kiosk.errors import KioskError
+from kiosk.link import AgentLink
 from kiosk.safe_text import NAME_MAX, plain
 
 WINDOW_S: Final = 15.0  # a check-in and the pickup alert it raises: well under a second apart
@@ -88,3 +90,23 @@ class AlertFollow:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+async def send_call(link: AgentLink, data: ev.KioskAssist, agent_up: bool) -> \
+        tuple[bool, str | None]:
+    """The shopper's call for staff sent at once, not queued, for the id the agent gives it
+    (its alert's `cause`): (True, id) when the agent took it; (False, None) when it could not
+    — the call is then kept for the agent's return like any kiosk event."""
+    if agent_up:
+        stamped = {**data, "kiosk_time": round(time.time(), 3)}
+        try:
+            reply = await link.request(
+                {"op": Op.EMIT, "events": [{"type": ev.KIOSK_ASSIST, "data": stamped}]})
+        except KioskError:
+            pass
+        else:
+            ids = reply.get("ids")
+            cause = ids[0] if isinstance(ids, list) and ids else None
+            return True, cause if isinstance(cause, str) else None
+    await link.emit(ev.KIOSK_ASSIST, data)
+    return False, None
