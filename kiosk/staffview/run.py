@@ -42,13 +42,14 @@ async def serve(view: StaffViewSettings, socket: Path,
     hub = Hub(socket)
     sessions = Sessions(view.staff, view.devices, view.session_min * 60)
     server = StaffView(hub, sessions, view.rate_per_s, tls=ctx is not None)
-    runner = web.AppRunner(server.app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(server.app, access_log=None, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_S)
     await runner.setup()
     try:
         for where in view.listen:
             host, port = _hostport(where)
             try:
-                await web.TCPSite(runner, host, port, ssl_context=ctx, shutdown_timeout=SHUTDOWN_S,
+                await web.TCPSite(runner, host, port, ssl_context=ctx,
                                   backlog=64, reuse_address=True).start()
             except OSError as exc:
                 raise ServeError(f"[staff_view] listen {where}: {exc.strerror or exc}") \
