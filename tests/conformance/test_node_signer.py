@@ -87,7 +87,7 @@ def test_the_node_signers_canonical_form_is_the_one_the_agent_verifies() -> None
     assert doc.kind == "orders" and doc.body["keys"] == ORDERED_KEYS
     with pytest.raises(DocRefused) as refused:
         verified(public, tampered)
-    assert refused.value.reason == "bad-signature"
+    assert refused.value.code == "bad-signature"
 
 
 @pytest.mark.parametrize("body", [{"keys": ORDERED_KEYS}, {"floats": SMALL_FLOATS}],
