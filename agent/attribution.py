@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.contracts.events import BLE_PRESENCE, NFC_TAP, QR_SCAN
+from agent.contracts.events import BLE_PRESENCE, KIOSK_PREFIX, NFC_TAP, QR_SCAN
 from agent.envelope import new_id
 
-# every kiosk event (a family, not a type: the registry names no kiosk prefix of its own)
-KIOSK_FAMILY = "o2o.kiosk."
-LINKED = (NFC_TAP, QR_SCAN, KIOSK_FAMILY)
+# what a visit links: taps, scans and every kiosk event (a family prefix, matched as one)
+LINKED = (NFC_TAP, QR_SCAN, KIOSK_PREFIX)
 
 
 @dataclass
@@ -40,7 +39,7 @@ def campaign_of(event_type: str, data: dict[str, Any]) -> str | None:
     elif event_type == NFC_TAP:
         value = next(((r.get("utm") or {}).get("campaign") for r in data.get("records") or []
                       if isinstance(r, dict) and (r.get("utm") or {}).get("campaign")), None)
-    elif event_type.startswith(KIOSK_FAMILY):
+    elif event_type.startswith(KIOSK_PREFIX):
         value = data.get("campaign")
     else:
         value = None

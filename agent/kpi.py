@@ -22,6 +22,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.contracts.events import (
+    BLE_FOOTFALL,
+    BLE_PRESENCE,
+    KIOSK_CHECKIN,
+    KIOSK_HANDOFF,
+    KIOSK_SURVEY,
+    KIOSK_VIEW,
+    NFC_TAP,
+    QR_SCAN,
     STAFF_ALERT,
     STAFF_ALERT_ACKNOWLEDGED,
     STAFF_ALERT_CLOSED,
@@ -40,13 +48,16 @@ _CLASS_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 # the days `day()` answers: 1970-01-01 to 9999-12-31 (what a date can show)
 MAX_DAY: Final = 253402214400
 SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
-TYPES = {"o2o.nfc.tap", "o2o.qr.scan", "o2o.kiosk.checkin", "o2o.kiosk.view",
-         "o2o.kiosk.handoff", "o2o.kiosk.survey", "o2o.ble.presence", "o2o.ble.footfall",
+TYPES = {NFC_TAP, QR_SCAN, KIOSK_CHECKIN, KIOSK_VIEW, KIOSK_HANDOFF, KIOSK_SURVEY,
+         BLE_PRESENCE, BLE_FOOTFALL,
          STAFF_ALERT, STAFF_ALERT_ACKNOWLEDGED, STAFF_ALERT_CLOSED, STAFF_ALERT_ESCALATED}
 
 
-class BadValue(ValueError):
-    """An event's value that a roll-up cannot add up."""
+class BadValue(AgentError):
+    """An event's value that a roll-up cannot add up (the event is ignored and counted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Reason.INVALID_EVENT, message)
 
 
 def _amount(value: Any, what: str) -> float:
@@ -65,25 +76,25 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
     """The (metric, amount) pairs one event adds to its hour; BadValue for a value that is
     not a sane number."""
     d = data if isinstance(data, dict) else {}
-    if event_type == "o2o.nfc.tap":
+    if event_type == NFC_TAP:
         return [("taps", 1)]
-    if event_type == "o2o.qr.scan":
+    if event_type == QR_SCAN:
         cls = d.get("class", "unknown")
         if not isinstance(cls, str) or not _CLASS_RE.fullmatch(cls):
             cls = "other"
         return [("scans", 1), (f"scans.{cls}", 1)]
-    if event_type == "o2o.kiosk.checkin":
+    if event_type == KIOSK_CHECKIN:
         ok = d.get("outcome") in SUCCESS
         return [("checkins", 1.0), *([("checkins.ok", 1.0)] if ok else [])]
-    if event_type == "o2o.kiosk.view":
+    if event_type == KIOSK_VIEW:
         return [("views", 1)]
-    if event_type == "o2o.kiosk.handoff":
+    if event_type == KIOSK_HANDOFF:
         return [("handoffs", 1)]
-    if event_type == "o2o.kiosk.survey" and "score" in d:
+    if event_type == KIOSK_SURVEY and "score" in d:
         return [("survey.answers", 1), ("survey.sum", _amount(d["score"], "score"))]
-    if event_type == "o2o.ble.presence" and d.get("action") == "exit":
+    if event_type == BLE_PRESENCE and d.get("action") == "exit":
         return [("visits", 1), ("dwell_s.sum", _amount(d.get("dwell_s") or 0, "dwell_s"))]
-    if event_type == "o2o.ble.footfall":
+    if event_type == BLE_FOOTFALL:
         return [("footfall.peak_per_min", _amount(d.get("devices") or 0, "devices"))]
     return _staff_metrics(event_type, d)
 
@@ -123,7 +134,8 @@ class Kpis(Repository):
                 data = json.loads(body).get("data")
                 hour = int(created // 3600 * 3600)
                 pairs = metrics_of(etype, data)
-            except (ValueError, AttributeError, TypeError, OverflowError, RecursionError):
+            except (BadValue, ValueError, AttributeError, TypeError, OverflowError,
+                    RecursionError):
                 self.ignored += 1  # one odd event: the rest of the group is still counted
                 continue
             with self._lock:

@@ -68,6 +68,8 @@ PRIVACY_RETENTION: Final = "o2o.privacy.retention"
 # client introduces under a family (each rule ranks at least one registered type: the test
 # proves none is dead)
 AGENT_PREFIX: Final = "o2o.agent."
+# every kiosk event, the registered ones and a store's own (attribution links them to a visit)
+KIOSK_PREFIX: Final = "o2o.kiosk."
 LINK_PREFIX: Final = "o2o.link."
 PRIVACY_PREFIX: Final = "o2o.privacy."
 # only the agent raises, acknowledges and closes alerts: a bus client asks it (alert-ack)
@@ -359,7 +361,7 @@ REGISTRY: Final[Mapping[str, EventSpec]] = dict([
 # kiosk event, a till's tap): as its registered siblings rank. First match wins.
 FAMILY_PRIORITY: Final[tuple[tuple[str, int], ...]] = (
     (AGENT_PREFIX, PRIORITY_CRITICAL),
-    ("o2o.kiosk.", PRIORITY_HIGH),
+    (KIOSK_PREFIX, PRIORITY_HIGH),
     ("o2o.nfc.", PRIORITY_HIGH),
     ("o2o.qr.", PRIORITY_HIGH),
     ("o2o.ble.", PRIORITY_LOW),

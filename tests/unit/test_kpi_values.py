@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import AgentError
-from agent.kpi import MAX_DAY, Kpis, summary
+from agent.errors import AgentError, Reason
+from agent.kpi import MAX_DAY, Kpis, metrics_of, summary
 
 HOUR = 1_795_000_000 // 3600 * 3600
 DAY = HOUR // 86400 * 86400
@@ -62,6 +62,18 @@ def test_a_scan_class_is_a_short_token_or_other(kpis: Kpis) -> None:
     day = kpis.day(DAY)
     assert sum(day["scans.other"]) == 2 and sum(day["scans.order"]) == 1
     assert not [m for m in day if len(m) > 40]
+
+
+@pytest.mark.parametrize(("event_type", "data", "what"), [
+    ("o2o.kiosk.survey", {"score": "ten"}, "score is not a number"),
+    ("o2o.ble.footfall", {"devices": 10 ** 400}, "devices is too large"),
+    ("o2o.ble.presence", {"action": "exit", "dwell_s": float("nan")}, "not a finite count")])
+def test_a_value_that_cannot_be_added_up_is_an_agent_error_naming_it(
+        event_type: str, data: object, what: str) -> None:
+    """Under the package's one root: a caller catching AgentError sees it, with its reason."""
+    with pytest.raises(AgentError, match=what) as raised:
+        metrics_of(event_type, data)
+    assert raised.value.reason is Reason.INVALID_EVENT
 
 
 @pytest.mark.parametrize("day", [-1, MAX_DAY + 1, 10 ** 30, True, "2026-01-01", 1.5])
