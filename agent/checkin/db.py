@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from agent.errors import AgentError, Reason
 from agent.localdb import retry_when_full
 from agent.storedb import Repository, StoreDatabase
 
@@ -29,8 +30,12 @@ DEFAULTS: Final[dict[str, Any]] = {"code": None, "first_name": "", "status": "pr
                                    "eta_min": 3, "store": "", "service": "", "points": 0}
 
 
-class IncompleteRow(ValueError):
-    """A partial row for a row the table does not have, lacking what a new row needs."""
+class IncompleteRow(AgentError):
+    """A partial row for a row the table does not have, lacking what a new row needs (the
+    store link refuses the whole document as malformed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Reason.DOCUMENT, message)
 
 
 class StoreDb(Repository):

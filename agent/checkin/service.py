@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.checkin.db import QUEUE_DEFAULT, QUEUE_MAX, StoreDb
+from agent.contracts.events import KIOSK_CHECKIN, KIOSK_HANDOVER, KioskCheckin, KioskHandover
 from agent.errors import AgentError, Reason
 
 Emit = Callable[[str, Any], object]
@@ -38,7 +39,8 @@ class CheckinService:
 
     def checkin(self, req: dict[str, Any]) -> dict[str, Any]:
         kind = req.get("kind")
-        via = req.get("via") if req.get("via") in VIAS else "code"
+        asked_via = req.get("via")
+        via = asked_via if isinstance(asked_via, str) and asked_via in VIAS else "code"
         if kind == "pickup":
             result, ref = self._pickup(req)
         elif kind == "appointment":
@@ -48,8 +50,9 @@ class CheckinService:
         else:
             return {"outcome": "invalid", "error": 'kind must be "pickup", "appointment" or '
                                                   '"loyalty"'}
-        self.emit("o2o.kiosk.checkin", {"kind": kind, "outcome": result["outcome"],
-                                        "via": via, **ref})
+        event = KioskCheckin(kind=kind, outcome=result["outcome"], via=via)
+        event.update(ref)  # the order or appointment id, after the rest (the wire's order)
+        self.emit(KIOSK_CHECKIN, event)
         return result
 
     def _code(self, req: dict[str, Any]) -> str | None:
@@ -58,7 +61,7 @@ class CheckinService:
             return code.strip().upper()
         return None
 
-    def _pickup(self, req: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _pickup(self, req: dict[str, Any]) -> tuple[dict[str, Any], KioskCheckin]:
         order_id = req.get("order")
         if isinstance(order_id, str) and _ID.fullmatch(order_id):
             order = self.db.order(order_id)
@@ -69,7 +72,7 @@ class CheckinService:
             order = self.db.order_by_code(code)
         if order is None or order["status"] == "cancelled":
             return {"outcome": "not-found"}, {}
-        ref = {"order": order["order_id"]}
+        ref = KioskCheckin(order=order["order_id"])
         name = order["first_name"]
         if order["store"] and order["store"] != self.store:
             return {"outcome": "other-store", "name": name}, ref
@@ -81,14 +84,14 @@ class CheckinService:
             return {"outcome": "pickup.ready", "name": name}, ref
         return {"outcome": "pickup.ok", "name": name, "minutes": order["eta_min"]}, ref
 
-    def _appointment(self, req: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _appointment(self, req: dict[str, Any]) -> tuple[dict[str, Any], KioskCheckin]:
         code = self._code(req)
         if code is None:
             return {"outcome": "invalid"}, {}
         appt = self.db.appointment_by_code(code)
         if appt is None:
             return {"outcome": "not-found"}, {}
-        ref = {"appointment": appt["appt_id"]}
+        ref = KioskCheckin(appointment=appt["appt_id"])
         at = time.strftime("%H:%M", time.localtime(appt["at"]))
         if self.clock() < appt["at"] - self.early_s:
             return {"outcome": "too-early", "name": appt["first_name"], "time": at}, ref
@@ -96,7 +99,7 @@ class CheckinService:
             self.db.mark("appointments", appt["appt_id"], "checked_in_at")
         return {"outcome": "appointment.ok", "name": appt["first_name"], "time": at}, ref
 
-    def _loyalty(self, req: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _loyalty(self, req: dict[str, Any]) -> tuple[dict[str, Any], KioskCheckin]:
         card = req.get("card")
         if not isinstance(card, str) or not _ID.fullmatch(card):
             return {"outcome": "invalid"}, {}
@@ -122,6 +125,6 @@ class CheckinService:
             return {"outcome": "not-found"}
         self.db.mark("orders", order_id, "handed_over_at")
         waited = self.clock() - order["checked_in_at"] if order["checked_in_at"] else None
-        self.emit("o2o.kiosk.handover", {"order": order_id, "waited_s":
-                                         round(waited, 1) if waited is not None else None})
+        self.emit(KIOSK_HANDOVER, KioskHandover(
+            order=order_id, waited_s=round(waited, 1) if waited is not None else None))
         return {"outcome": "handed-over"}

@@ -11,6 +11,7 @@ import pytest
 
 from agent.checkin import CheckinService, StoreDb
 from agent.checkin.importer import ImportProblem, parse_file
+from agent.errors import AgentError, Reason
 
 NOW = 1_796_000_000.0
 
@@ -110,3 +111,32 @@ def test_a_bad_file_is_refused_whole_with_each_row_named(tmp_path: Path) -> None
     with pytest.raises(ImportProblem, match="cannot tell what the file holds"):
         (tmp_path / "x.csv").write_text("name,points\nx,1\n")
         parse_file(tmp_path / "x.csv")
+
+
+def test_the_recorded_events_keep_their_wire_shape(
+        svc: tuple[CheckinService, list[tuple[str, Any]]]) -> None:
+    """Built as the registry's payload types, the events upstream reads are the same JSON:
+    the same keys in the same order, and an odd `via` still recorded as a typed code."""
+    s, events = svc
+    s.checkin({"kind": "pickup", "code": "K7Q2M9", "via": ["qr"]})
+    s.checkin({"kind": "appointment", "code": "APPT88", "via": "nfc"})
+    s.checkin({"kind": "loyalty", "card": "loy0012345678"})
+    s.handover("A-1043")  # never checked in: no wait to tell
+    assert [(t, json.dumps(d)) for t, d in events] == [
+        ("o2o.kiosk.checkin", '{"kind": "pickup", "outcome": "pickup.ok", "via": "code", '
+                              '"order": "A-1042"}'),
+        ("o2o.kiosk.checkin", '{"kind": "appointment", "outcome": "appointment.ok", '
+                              '"via": "nfc", "appointment": "P-8"}'),
+        ("o2o.kiosk.checkin", '{"kind": "loyalty", "outcome": "loyalty.ok", "via": "code"}'),
+        ("o2o.kiosk.handover", '{"order": "A-1043", "waited_s": null}')]
+
+
+def test_a_new_row_an_increment_cannot_complete_is_an_agent_error(tmp_path: Path) -> None:
+    """Under the package's one root, with the store link's reason; nothing is written."""
+    db = StoreDb(tmp_path / "store.db")
+    try:
+        with pytest.raises(AgentError, match="needs a code or a first_name") as raised:
+            db.patch("orders", [{"order_id": "A-9", "status": "ready"}])
+        assert raised.value.reason is Reason.DOCUMENT and db.order("A-9") is None
+    finally:
+        db.close()
