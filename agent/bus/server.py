@@ -91,12 +91,13 @@ class BusServer:
     def __init__(
         self, path: Path, writer: OutboxWriter,
         status: Callable[[], Status | Mapping[str, Any]],
-        ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+        ops: Mapping[str, Callable[[dict[str, Any]], Mapping[str, Any]]] | None = None,
         enrich: Callable[[str, Any], Any] | None = None,
         allow: Callable[[str, Any], bool] | None = None,
     ) -> None:
         """`ops`: further request handlers by op name (check-in for the kiosk); each takes the
-        request and returns the reply's fields, and runs in a worker thread."""
+        request and returns the reply's fields (its reply type of agent/contracts/bus.py), and
+        runs in a worker thread."""
         self.path = path
         self.ops = ops or {}
         self.enrich = enrich  # adds campaign/visit to events on their way in

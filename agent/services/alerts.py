@@ -23,11 +23,14 @@ from agent.contracts.alerts import (
     OP_ALERT_CLOSE,
     OP_ALERTS,
     SUBJECT_MAX,
+    ActionReply,
     Alert,
     AlertKind,
+    AlertsReply,
     AlertState,
     valid_by,
 )
+from agent.contracts.bus import Reply
 from agent.contracts.events import (
     STAFF_ALERT,
     STAFF_ALERT_ACKNOWLEDGED,
@@ -45,7 +48,8 @@ from agent.services.alerts_store import AlertStore
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], object]
-Op = Callable[[dict[str, Any]], dict[str, Any]]
+# a bus op's handler: the request in, its reply type of the contract out (the server adds req)
+Op = Callable[[dict[str, Any]], Reply]
 
 # Live alerts kept at most: past this a new one is not raised (counted, logged) — a kiosk
 # pressed in a loop or a flapping reader must not bury the store's list nor its disk.
@@ -128,39 +132,39 @@ class Alerts:
         return {OP_ALERTS: self.listing, OP_ALERT_ACK: self.acknowledge,
                 OP_ALERT_CLOSE: self.close}
 
-    def listing(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def listing(self, msg: dict[str, Any]) -> AlertsReply:
         limit = msg.get("limit", ALERTS_DEFAULT)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= ALERTS_MAX:
             raise AgentError(Reason.BUS_PROTOCOL,
                              f"limit must be a whole number from 1 to {ALERTS_MAX}, not "
                              f"{str(limit)[:40]!r}")
         alerts, live = self.store.listing(limit)
-        return {"alerts": alerts, "open": live, "limit": limit}
+        return AlertsReply(ok=True, alerts=alerts, open=live, limit=limit)
 
-    def acknowledge(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def acknowledge(self, msg: dict[str, Any]) -> ActionReply:
         found = self._target(msg)
-        if isinstance(found, dict):
+        if not isinstance(found, tuple):
             return found
         alert, by = found
         if alert["state"] == AlertState.ACKNOWLEDGED and alert["acknowledged_by"] == by:
-            return {"outcome": "acknowledged", "alert": alert}  # a retry: nothing twice
+            return _done("acknowledged", alert)  # a retry: nothing twice
         now = self._clock()
         if self.store.acknowledge_alert(alert["id"], by, now):
             self.emit(STAFF_ALERT_ACKNOWLEDGED, StaffAlertAcknowledged(
                 alert=alert["id"], kind=alert["kind"], by=by,
                 response_s=round(now - alert["created"], 3)))
-            return {"outcome": "acknowledged", "alert": self.store.get(alert["id"])}
+            return _done("acknowledged", self.store.get(alert["id"]))
         now_is = self.store.get(alert["id"]) or alert
         if now_is["state"] == AlertState.CLOSED:
             return _no("already-closed", now_is, f"closed by {now_is['closed_by']}")
         if now_is["acknowledged_by"] == by:
-            return {"outcome": "acknowledged", "alert": now_is}
+            return _done("acknowledged", now_is)
         return _no("already-acknowledged", now_is,
                    f"{now_is['acknowledged_by']} is on the way already")
 
-    def close(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def close(self, msg: dict[str, Any]) -> ActionReply:
         found = self._target(msg)
-        if isinstance(found, dict):
+        if not isinstance(found, tuple):
             return found
         alert, by = found
         now = self._clock()
@@ -170,30 +174,41 @@ class Alerts:
                 alert=alert["id"], kind=alert["kind"], by=by,
                 response_s=round(now - acked, 3) if acked is not None else None,
                 open_s=round(now - alert["created"], 3)))
-            return {"outcome": "closed", "alert": self.store.get(alert["id"])}
+            return _done("closed", self.store.get(alert["id"]))
         now_is = self.store.get(alert["id"]) or alert
         if now_is["closed_by"] == by:
-            return {"outcome": "closed", "alert": now_is}  # a retry: nothing twice
+            return _done("closed", now_is)  # a retry: nothing twice
         return _no("already-closed", now_is, f"closed by {now_is['closed_by']}")
 
-    def _target(self, msg: dict[str, Any]) -> tuple[Alert, str] | dict[str, Any]:
+    def _target(self, msg: dict[str, Any]) -> tuple[Alert, str] | ActionReply:
         """(the alert, the staff name) a request names, or the answer that refuses it."""
         alert_id, by = msg.get("id"), valid_by(msg.get("by"))
         if not isinstance(alert_id, str) or not 0 < len(alert_id) <= _ID_MAX:
-            return {"outcome": "invalid", "error": '"id" must be the id of an alert (text)'}
+            return ActionReply(ok=True, outcome="invalid",
+                               error='"id" must be the id of an alert (text)')
         if by is None:
-            return {"outcome": "invalid",
-                    "error": f'"by" must be the staff member\'s name: 1 to {BY_MAX} printable '
-                             "characters"}
+            return ActionReply(ok=True, outcome="invalid",
+                               error=f'"by" must be the staff member\'s name: 1 to {BY_MAX} '
+                                     "printable characters")
         alert = self.store.get(alert_id)
         if alert is None:
-            return {"outcome": "unknown-alert",
-                    "error": "no such alert here (closed long ago, or of another device)"}
+            return ActionReply(ok=True, outcome="unknown-alert",
+                               error="no such alert here (closed long ago, or of another "
+                                     "device)")
         return alert, by
 
 
-def _no(outcome: str, alert: Alert, error: str) -> dict[str, Any]:
-    return {"outcome": outcome, "alert": alert, "error": error}
+def _done(outcome: str, alert: Alert | None) -> ActionReply:
+    """An ack or close done (or done before by the same person), with the alert as it
+    stands; None (gone in between, swept): the answer names no alert."""
+    reply = ActionReply(ok=True, outcome=outcome)
+    if alert is not None:
+        reply["alert"] = alert
+    return reply
+
+
+def _no(outcome: str, alert: Alert, error: str) -> ActionReply:
+    return ActionReply(ok=True, outcome=outcome, alert=alert, error=error)
 
 
 def _one_line(text: str, limit: int) -> str:
