@@ -166,9 +166,8 @@ class OutboxWriter(RoomPath):
         return fut
 
     def ack(self, generation: int, rowids: Sequence[int], *, hold: bool = False) -> None:
-        """Delete rows the uplink let go (PUBACKed, or dropped): at once, without an fsync
-        of their own (store.py says why); with `hold`, in the next events' transaction
-        (agent/outbox/acks.py: fewer bytes written, the rows counted as waiting meanwhile)."""
+        """Delete rows the uplink let go: at once, without an fsync of their own (store.py
+        says why); with `hold`, in the next events' transaction (agent/outbox/acks.py)."""
         if rowids:
             self._q.put(_Ack(generation, rowids, hold))
 
@@ -181,7 +180,8 @@ class OutboxWriter(RoomPath):
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        # once out of its loop it is stopped, though it may still answer what was queued
+        return self._thread is not None and self._thread.is_alive() and not self._exited
 
     @property
     def queue_depth(self) -> int:
