@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -79,6 +80,9 @@ class MqttLink:
         self._stop = asyncio.Event()
         self._rebuild = False
         self._connecting: asyncio.Future[None] | None = None  # connect() in its worker
+        # one thread of its own for connect(): the loop's shared pool would grow a thread
+        # whenever a connect overlaps other jobs, and a refused broker is retried many times
+        self._connector: ThreadPoolExecutor | None = None
         self._pump: Pump | None = None
         self._backoff = Backoff(cfg.mqtt.backoff_min_s, cfg.mqtt.backoff_max_s)
         # where downstream messages go (handed over, never handled inside paho's read)
@@ -241,7 +245,9 @@ class MqttLink:
             # nothing downstream is larger than a content blob: a broker must not send more
             props.MaximumPacketSize = MAX_DOWNSTREAM_PACKET
         loop = asyncio.get_running_loop()
-        self._connecting = loop.run_in_executor(None, self._connect_blocking, props)
+        if self._connector is None:
+            self._connector = ThreadPoolExecutor(1, thread_name_prefix="mqtt-connect")
+        self._connecting = loop.run_in_executor(self._connector, self._connect_blocking, props)
         # shielded: cancelled meanwhile, the worker still finishes, and close() waits for it
         await asyncio.shield(self._connecting)
         self._connecting = None
@@ -376,3 +382,6 @@ class MqttLink:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(pump.closed.wait(), timeout)
         self._drop_socket()
+        if self._connector is not None:
+            self._connector.shutdown(wait=False)  # idle: any connect was waited for above
+            self._connector = None
