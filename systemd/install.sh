@@ -32,7 +32,8 @@ done
 
 live() { [ -z "$DESTDIR" ]; }
 say() { echo "o2o-edge install: $*"; }
-UNITS="o2o-edge.service o2o-edge-kiosk-web.service o2o-edge-kiosk-browser.service o2o-edge-kiosk-tty.service"
+# the staff view is installed, never enabled here: it is off until a store turns it on
+UNITS="o2o-edge.service o2o-edge-kiosk-web.service o2o-edge-kiosk-browser.service o2o-edge-kiosk-tty.service o2o-edge-staff.service"
 
 if live && [ "$(id -u)" -ne 0 ]; then
     echo "run as root (sudo sh $0 ...), or set DESTDIR to stage the files elsewhere" >&2
@@ -97,6 +98,7 @@ if live; then
                  systemctl enable --now o2o-edge-kiosk-tty.service ;;
         none)    ;;
     esac
+    say "the staff view (phones on the store LAN) is installed, not enabled: README, Staff view"
     say "done: 'systemctl status o2o-edge' and 'o2o-edge doctor' tell how it is going"
 else
     say "staged under $DESTDIR (no users, services or udev touched)"

@@ -16,7 +16,7 @@ from agent.config import load_config
 from tests.conftest import ROOT, need
 
 UNITS = ["o2o-edge.service", "o2o-edge-kiosk-web.service", "o2o-edge-kiosk-browser.service",
-         "o2o-edge-kiosk-tty.service"]
+         "o2o-edge-kiosk-tty.service", "o2o-edge-staff.service"]
 
 
 def _install(dest: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,6 +52,7 @@ def test_every_unit_verifies(staged: Path, tmp_path: Path) -> None:
 
 def test_install_stages_everything_and_upgrades_keep_the_config(staged: Path) -> None:
     for path, mode in [("etc/systemd/system/o2o-edge.service", 0o644),
+                       ("etc/systemd/system/o2o-edge-staff.service", 0o644),
                        ("etc/udev/rules.d/70-o2o-edge.rules", 0o644),
                        ("etc/modprobe.d/o2o-edge-nfc.conf", 0o644),
                        ("etc/dbus-1/system.d/o2o-edge.conf", 0o644),
@@ -95,6 +96,7 @@ def test_security_scores(staged: Path) -> None:
     assert scores["o2o-edge.service"] <= 2.0
     assert scores["o2o-edge-kiosk-web.service"] <= 2.0
     assert scores["o2o-edge-kiosk-tty.service"] <= 2.0
+    assert scores["o2o-edge-staff.service"] <= 2.0  # listens on the store LAN
     assert scores["o2o-edge-kiosk-browser.service"] <= 5.0  # a compositor and a browser
 
 
