@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.contracts import events as ev
+from agent.contracts.alerts import AlertKind
 from simulators.scenario.model import Scenario
 
 LOW_BATTERY_MV = 2500
@@ -33,13 +34,17 @@ class Expected:
     low_battery: set[str] = field(default_factory=set)  # beacon keys
     lost_taps: int = 0  # taps on an unplugged reader
     unseen_codes: int = 0  # codes shown to a camera that was gone
+    calls: int = 0  # shoppers' calls for staff: each raises one call-staff alert
+    acks: Counter[str] = field(default_factory=Counter)  # call alerts acknowledged, by whom
+    escalated: int = 0  # call alerts nobody acknowledged in time: each escalates
 
     def as_json(self) -> dict[str, Any]:
         return {"taps": dict(self.taps), "scans": dict(self.scans), "checkins": self.checkins,
                 "surveys": {str(k): v for k, v in self.surveys.items()},
                 "app_users": sorted(self.app_users), "withheld": sorted(self.withheld),
                 "low_battery": sorted(self.low_battery),
-                "lost_taps": self.lost_taps, "unseen_codes": self.unseen_codes}
+                "lost_taps": self.lost_taps, "unseen_codes": self.unseen_codes,
+                "calls": self.calls, "acks": dict(self.acks), "escalated": self.escalated}
 
 
 def checkin_via(sc: Scenario, at: float, via: str) -> str:
@@ -76,6 +81,9 @@ def expected(sc: Scenario) -> Expected:
             ex.withheld.add(key)
         elif states == {"granted"}:
             ex.app_users.add(key)
+    ex.calls = len(sc.calls)
+    ex.acks = Counter(c.staff for c in sc.calls if c.staff)
+    ex.escalated = sum(c.escalates(sc.speed) for c in sc.calls)
     ex.low_battery = {f"eddystone-uid:{b.namespace}:{b.instance}" for b in sc.beacons
                       if min(b.battery_mv) < LOW_BATTERY_MV}
     return ex
@@ -132,11 +140,31 @@ def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
            if d.get("status") == "low-battery"}
     if ex.low_battery - low:
         problems.append(f"low batteries not reported: {sorted(ex.low_battery - low)}")
+    problems += check_staff(ex, got)
     problems += check_delivery(got, final_seq)
     text = json.dumps(got.events)
     leaked = sorted(a for a in addresses if a.lower() in text.lower())
     if leaked or _MAC.search(text):
         problems.append(f"Bluetooth addresses upstream: {leaked or _MAC.findall(text)[:5]}")
+    return problems
+
+
+def check_staff(ex: Expected, got: Received) -> list[str]:
+    """The calls for staff upstream: each raised once, acknowledged by whom the scenario
+    says, and the ones nobody answered in time escalated."""
+    problems = []
+    call = AlertKind.CALL_STAFF
+    raised = [d for d in got.of(ev.STAFF_ALERT) if d.get("kind") == call]
+    if len(raised) != ex.calls:
+        problems.append(f"calls for staff: expected {ex.calls} alerts, got {len(raised)}")
+    acks = Counter(str(d.get("by", "")) for d in got.of(ev.STAFF_ALERT_ACKNOWLEDGED)
+                   if d.get("kind") == call)
+    if acks != ex.acks:
+        problems.append(f"calls acknowledged: expected {dict(ex.acks)}, got {dict(acks)}")
+    escalated = {d.get("alert") for d in got.of(ev.STAFF_ALERT_ESCALATED)
+                 if d.get("kind") == call}
+    if len(escalated) != ex.escalated:
+        problems.append(f"calls escalated: expected {ex.escalated}, got {len(escalated)}")
     return problems
 
 

@@ -1,7 +1,8 @@
 """A store day as a scenario file (TOML): the store, its beacons with their battery curves,
 shopper-app users walking between them, anonymous phones, shelf tags and loyalty cards,
 orders, and what happens at which time — taps, codes shown to the camera, check-ins at the
-kiosk with a survey, consent withdrawn or granted from upstream, and faults. Times are
+kiosk with a survey, shoppers calling staff at the kiosk (and the staff member who answers,
+after how long, or nobody), consent withdrawn or granted from upstream, and faults. Times are
 "HH:MM" on the store's day.
 
 `load(path)` reads and checks a file; every problem is named by its place
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.contracts.alerts import BY_MAX, valid_by
 from simulators.errors import ScenarioError as ScenarioError  # kept importable from here
 
 FAULTS = ("broker-down", "network-cut", "bluetoothd-restart", "nfc-unplugged", "camera-gone",
@@ -24,6 +26,9 @@ TAG_TYPES = ("ntag213", "felica", "type4a")
 _UID_LEN = {"ntag213": 7, "felica": 8, "type4a": 7}
 APP_UUID = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"  # the shopper app's iBeacon UUID
 NAMESPACE = "edd1ebeac04e5defa017"  # the store's Eddystone-UID namespace
+# the stage's [staff] escalate_after_s, in real seconds (the agent's clock is not sped up):
+# the shortest the agent takes, so a call nobody answers escalates within a short run
+ESCALATE_AFTER_S = 10
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,18 @@ class Checkin:
 
 
 @dataclass(frozen=True)
+class Call:
+    at: float
+    staff: str = ""  # who acknowledges the alert the call raises; "": nobody (it escalates)
+    answer_after_s: float = 60.0  # store seconds from the call to the acknowledgement
+
+    def escalates(self, speed: float) -> bool:
+        """Whether the agent escalates it: nobody answers, or not within escalate_after_s
+        of real time (the store's seconds pass `speed` times faster)."""
+        return not self.staff or self.answer_after_s / speed >= ESCALATE_AFTER_S
+
+
+@dataclass(frozen=True)
 class Consent:
     at: float
     app: int  # the opted-in app's identifier (its iBeacon minor)
@@ -121,6 +138,7 @@ class Scenario:
     taps: list[Tap] = field(default_factory=list)
     scans: list[Scan] = field(default_factory=list)
     checkins: list[Checkin] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
     consents: list[Consent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
 
@@ -136,8 +154,8 @@ class Scenario:
 
     def in_time_order(self) -> None:
         """Sort every timed lane by its time (the runner plays them in order)."""
-        for lane in (self.taps, self.scans, self.checkins, self.shoppers, self.consents,
-                     self.faults):
+        for lane in (self.taps, self.scans, self.checkins, self.calls, self.shoppers,
+                     self.consents, self.faults):
             lane.sort(key=lambda x: x.at)
 
     def consent_at(self, app: int, t: float) -> str:
@@ -267,6 +285,15 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if ck.via not in ("code", "qr") or not 0 <= ck.score <= 5:
             raise ScenarioError(f"{where}: via is code or qr, score 0 (none) to 5")
         sc.checkins.append(ck)
+    for where, c in r.items("call"):
+        call = Call(r.time(c, where), _get(c, "staff", str, where, "").strip(),
+                    _get(c, "answer_after_s", float, where, 60.0))
+        if not 0 <= call.answer_after_s <= 3600:
+            raise ScenarioError(f"{where}.answer_after_s: 0 to 3600 store seconds")
+        if call.staff and not valid_by(call.staff):
+            raise ScenarioError(f"{where}.staff: a staff name of at most {BY_MAX} printable "
+                                "characters (or leave it out: nobody answers)")
+        sc.calls.append(call)
     for where, c in r.items("consent"):
         consent = Consent(r.time(c, where), _get(c, "app", int, where),
                           _get(c, "state", str, where))

@@ -31,8 +31,9 @@ from simulators.fake_bluez import FakeBlueZ
 from simulators.scenario import shopper
 from simulators.scenario.expected import Expected, Received, check, checkin_via, expected
 from simulators.scenario.faults import Faults
-from simulators.scenario.model import Scenario
+from simulators.scenario.model import Call, Scenario
 from simulators.scenario.props import build_floor, code_frame, tag_for
+from simulators.scenario.staff import StaffDesk
 from simulators.scenario.stage import Stage
 
 # A shopper holds a tag on the reader or a code in front of the camera until the agent has
@@ -76,6 +77,8 @@ class Runner:
         self.stage_had_link = False
         self.interrupted = threading.Event()
         self.faults = Faults(self.stage)
+        self.staff = StaffDesk(self.stage.bus_socket, self.say)
+        self.answers: list[asyncio.Task[None]] = []
 
     # --- time and stopping -----------------------------------------------------------------
 
@@ -201,6 +204,7 @@ class Runner:
         items += [(tp.at, 1, "tap", tp) for tp in sc.taps]
         items += [(s.at, 1, "scan", s) for s in sc.scans]
         items += [(c.at, 1, "checkin", c) for c in sc.checkins]
+        items += [(c.at, 1, "call", c) for c in sc.calls]
         return sorted(items, key=lambda x: (x[0], x[1]))
 
     async def _counter(self, pilot: Any, app: Any) -> None:
@@ -219,8 +223,22 @@ class Runner:
                 text = item.text or make_code(self.stage.pickup_key, item.pickup,
                                               self._expiry(), self.sc.store)
                 await self._show(t, text, f"code shown ({item.expect})")
+            elif kind == "call":
+                await self._call(pilot, app, t, item)
             else:
                 await self._checkin(pilot, app, t, item)
+        # the staff answer in their own time, beside the counter; a call nobody answers
+        # is judged once the agent has had the time to escalate it
+        await asyncio.gather(*self.answers)
+        await self.staff.until_escalated(self.store_time)
+
+    async def _call(self, pilot: Any, app: Any, t: float, call: Call) -> None:
+        await shopper.go_home(pilot, app)
+        app.follow_text = ""  # the words for this call, not an earlier one's
+        said = await shopper.call_staff(pilot, app)
+        self.say(t, f"a shopper calls staff at the kiosk: {said}")
+        self.answers.append(asyncio.create_task(self.staff.answer(
+            call, t, self.wall, lambda: str(app.follow_text))))
 
     def _expiry(self) -> int:
         # valid through the day, whatever the clock faults do to the agent's clock

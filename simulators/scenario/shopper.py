@@ -69,3 +69,11 @@ async def finish_checkin(pilot: Any, app: KioskApp, score: int, timeout: float =
         await pilot.click(f"#score-{score}" if score else "#skip")
     await pilot.pause(0.1)
     return said
+
+
+async def call_staff(pilot: Any, app: KioskApp) -> str:
+    """Press "call staff" on the bar at the foot of whatever screen is up; returns what the
+    kiosk tells the shopper once the agent has the call."""
+    await pilot.click("#call-staff")
+    await until(pilot, lambda: bool(app.follow_text), 10, "an answer to the call")
+    return app.follow_text

@@ -34,7 +34,7 @@ from simulators.camera_stream import CameraStream
 from simulators.fake_bluez import BusUnavailable, PrivateBus
 from simulators.netcut import NetworkCut
 from simulators.nfc_tags import TagEmulator, free_udp_port
-from simulators.scenario.model import Scenario, ScenarioError
+from simulators.scenario.model import ESCALATE_AFTER_S, Scenario, ScenarioError
 from simulators.sockpath import fitting_socket
 
 BROKERS: dict[str, tuple[type[PrivateBroker], str]] = {
@@ -191,6 +191,7 @@ class Stage:
             "link": {"public_keys": [public_key_text(self.link_key.public_key())]},
             "kiosk": {"store_db": str(self.paths.store_db), "idle_s": 600,
                       "idle_warning_s": 30},
+            "staff": {"escalate_after_s": ESCALATE_AFTER_S},
         }
         # a real TOML writer: a path or a name with a quote or a backslash stays what it is
         self.cfg_path.write_text(tomli_w.dumps(config), encoding="utf-8")

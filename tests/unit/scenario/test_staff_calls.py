@@ -1,0 +1,105 @@
+"""Calls for staff in scenario files: what they say, every mistake named by its place, and
+what a day with calls must leave upstream — each call's alert, the acks by whom the scenario
+names, and an escalation for each call nobody answered in time."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulators.scenario.expected import Received, check_staff, expected
+from simulators.scenario.model import ESCALATE_AFTER_S, Scenario, ScenarioError, load, parse
+
+SCENARIOS = Path(__file__).resolve().parents[3] / "simulators" / "scenarios"
+BASE = """
+[store]
+id = "s"
+opens = "09:00"
+closes = "12:00"
+speed = 240
+"""
+CALLS = """
+[[call]]
+at = "10:00"
+staff = "Anna"
+answer_after_s = 40
+[[call]]
+at = "09:30"
+[[call]]
+at = "11:00"
+staff = "Ben"
+answer_after_s = 3000
+"""
+
+
+def scenario(extra: str) -> Scenario:
+    return parse(tomllib.loads(BASE + extra))
+
+
+def test_calls_are_read_in_time_order_with_who_answers_and_when() -> None:
+    sc = scenario(CALLS)
+    assert [(c.at, c.staff, c.answer_after_s) for c in sc.calls] == [
+        (1800, "", 60.0), (3600, "Anna", 40.0), (7200, "Ben", 3000.0)]
+    # 40 store seconds at 240x is a moment; nobody, or 3000 s (12.5 s real), escalates
+    assert [c.escalates(sc.speed) for c in sc.calls] == [True, False, True]
+    assert 3000 / 240 >= ESCALATE_AFTER_S > 40 / 240
+
+
+def test_the_demo_shows_a_call_being_answered() -> None:
+    sc = load(SCENARIOS / "demo_morning.toml")
+    assert [c.staff for c in sc.calls] == ["Anna"]
+    assert not sc.calls[0].escalates(sc.speed)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('[[call]]\nat = "08:10"\n', "call[0].at: 08:10 is outside opening hours"),
+    ('[[call]]\nat = "09:10"\nstaff = "\\u0007"\n', "call[0].staff: a staff name"),
+    ('[[call]]\nat = "09:10"\nstaff = "Anna"\nanswer_after_s = -1\n',
+     "call[0].answer_after_s: 0 to 3600"),
+    ('[[call]]\nat = "09:10"\nstaff = 7\n', "call[0].staff: 7 should be a str"),
+])
+def test_call_mistakes_are_named_by_their_place(extra: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        scenario(extra)
+    assert message in str(err.value)
+
+
+def _ev(n: int, type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": f"E{n}", "seq": n, "bootid": "B", "type": type_, "data": data}
+
+
+def test_the_staff_check_counts_call_alerts_acks_and_escalations_upstream() -> None:
+    ex = expected(scenario(CALLS))
+    assert (ex.calls, dict(ex.acks), ex.escalated) == (3, {"Anna": 1, "Ben": 1}, 2)
+    call = {"kind": "call-staff"}
+    good = [_ev(1, "o2o.staff.alert", {**call, "alert": "a1"}),
+            _ev(2, "o2o.staff.alert", {**call, "alert": "a2"}),
+            _ev(3, "o2o.staff.alert", {**call, "alert": "a3"}),
+            # a pickup's alert and its escalation are not calls: not counted
+            _ev(4, "o2o.staff.alert", {"kind": "pickup", "alert": "p1"}),
+            _ev(5, "o2o.staff.alert.escalated", {"kind": "pickup", "alert": "p1", "level": 1}),
+            _ev(6, "o2o.staff.alert.acknowledged", {**call, "alert": "a2", "by": "Anna"}),
+            # the one nobody answered escalates again and again: one call escalated
+            _ev(7, "o2o.staff.alert.escalated", {**call, "alert": "a1", "level": 1}),
+            _ev(8, "o2o.staff.alert.escalated", {**call, "alert": "a1", "level": 2}),
+            _ev(9, "o2o.staff.alert.escalated", {**call, "alert": "a3", "level": 1}),
+            _ev(10, "o2o.staff.alert.acknowledged", {**call, "alert": "a3", "by": "Ben"})]
+    assert check_staff(ex, Received(good, [])) == []
+    no_esc = [e for e in good if not (e["type"].endswith("escalated") and
+                                      e["data"]["alert"] == "a1")]
+    assert check_staff(ex, Received(no_esc, [])) == ["calls escalated: expected 2, got 1"]
+    wrong = [e for e in good if e["id"] != "E6"]
+    wrong.append(_ev(11, "o2o.staff.alert.acknowledged", {**call, "alert": "a2", "by": "Eve"}))
+    assert check_staff(ex, Received(wrong, [])) == [
+        "calls acknowledged: expected {'Anna': 1, 'Ben': 1}, got {'Ben': 1, 'Eve': 1}"]
+    assert check_staff(ex, Received(good[1:], [])) == [
+        "calls for staff: expected 3 alerts, got 2"]
+
+
+def test_a_day_without_calls_expects_no_staff_events() -> None:
+    ex = expected(load(SCENARIOS / "short_visit.toml"))
+    assert (ex.calls, dict(ex.acks), ex.escalated) == (0, {}, 0)
+    assert check_staff(ex, Received([], [])) == []
