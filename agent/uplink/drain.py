@@ -39,6 +39,7 @@ from agent.uplink.batching import Batch, BatchSizer, publish_overhead, split_bat
 from agent.uplink.closures import CloseJudge
 from agent.uplink.direct import DirectSend
 from agent.uplink.feed import OutboxFeed
+from agent.uplink.heap import keep_large_buffers_off_heap
 from agent.uplink.inbox import Handler, Inbox
 from agent.uplink.link import ConnInfo, LinkCallbacks, MqttLink
 from agent.uplink.stats import UplinkStats
@@ -160,6 +161,7 @@ class Uplink(DirectSend):
         """One life of the drain, with a link and a reader thread of its own; both are
         stopped on the way out, so a restart by the supervisor leaks no thread and no
         second client with the same id."""
+        keep_large_buffers_off_heap()  # batch buffers must not fragment the heap (heap.py)
         self._caught_up = self._reading = False
         self._commits_left = 0
         generation = self._generation = self.writer.generation
