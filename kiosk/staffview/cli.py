@@ -12,6 +12,8 @@ import getpass
 import sys
 from typing import Any
 
+import tomli_w
+
 from kiosk.errors import KioskError
 from kiosk.pin import hash_pin
 from kiosk.settings import load_settings
@@ -35,9 +37,9 @@ def add_parser(sub: Any) -> None:
     t.set_defaults(handler=cmd_token)
 
 
-def _toml_key(name: str) -> str:
-    return name if name.replace("-", "").replace("_", "").isalnum() and name.isascii() \
-        else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _table(table: str, name: str, value: str) -> str:
+    """The lines to paste into the settings, any name quoted and escaped as TOML needs."""
+    return tomli_w.dumps({"staff_view": {table: {name: value}}}).rstrip("\n")
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
@@ -47,14 +49,14 @@ def cmd_pin(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"o2o-edge staff-view: {exc}", file=sys.stderr)
         return 2
-    print(f'[staff_view.staff]\n{_toml_key(args.name)} = "{hashed}"')
+    print(_table("staff", args.name, hashed))
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
     token, hashed = new_token()
     print(f"# give the handheld this token once (it is not kept): {token}")
-    print(f'[staff_view.devices]\n{_toml_key(args.name)} = "{hashed}"')
+    print(_table("devices", args.name, hashed))
     return 0
 
 
