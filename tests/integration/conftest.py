@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.contracts.bus import CloudEvent
 from simulators.brokers import (
     BrokerUnavailable,
     PrivateBroker,
@@ -164,3 +167,15 @@ def subscribers() -> Iterator[list[Subscriber]]:
     yield subs
     for s in subs:
         s.close()
+
+
+async def next_event(stream: AsyncIterator[CloudEvent], event_type: str,
+                     match: Callable[[dict[str, Any]], bool], within: float) -> CloudEvent:
+    """The next event of `event_type` whose data matches, waited for at most `within`."""
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {event_type} within {within} s"
+        event = await asyncio.wait_for(anext(stream), left)
+        if event["type"] == event_type and match(event["data"]):
+            return event

@@ -10,30 +10,17 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.bus.client import AsyncBusClient, BusClient
-from agent.contracts.bus import CloudEvent
 from agent.errors import AgentError
 from tests.conftest import CLI, ROOT, AgentProcess, write_config
+from tests.integration.conftest import next_event
 
 ESCALATE_S = 10  # the shortest [staff] escalate_after_s allowed
-
-
-async def next_event(stream: AsyncIterator[CloudEvent], event_type: str,
-                     match: Callable[[dict[str, Any]], bool], within: float) -> CloudEvent:
-    """The next event of `event_type` whose data matches, waited for at most `within`."""
-    deadline = time.monotonic() + within
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {event_type} within {within} s"
-        event = await asyncio.wait_for(anext(stream), left)
-        if event["type"] == event_type and match(event["data"]):
-            return event
 
 
 async def scenario(sock: Path) -> dict[str, Any]:

@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 from agent.bus.client import AsyncBusClient, BusClient
-from agent.contracts.bus import CloudEvent
 from simulators.brokers import PrivateBroker
 from simulators.netcut import NetworkCut
 from tests.conftest import AgentProcess, wait_for, write_config
-from tests.integration.conftest import Subscriber
+from tests.integration.conftest import Subscriber, next_event
 
 LOCAL_WITHIN_S = 10  # the store hears its staff without the internet: well inside this
-
-
-async def next_event(stream: AsyncIterator[CloudEvent], event_type: str,
-                     match: Callable[[dict[str, Any]], bool], within: float) -> CloudEvent:
-    """The next event of `event_type` whose data matches, waited for at most `within`."""
-    deadline = time.monotonic() + within
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {event_type} within {within} s"
-        event = await asyncio.wait_for(anext(stream), left)
-        if event["type"] == event_type and match(event["data"]):
-            return event
 
 
 async def call_and_answer_locally(sock: Path) -> dict[str, str]:
