@@ -110,7 +110,7 @@ def test_hostile_codes_shown_to_the_camera_are_answered_with_a_reason(name: str)
     data, reasons = HOSTILE_CODES[name]
     out: list[tuple[str, dict[str, Any]]] = []
     src = QrSource(Config(qr=QrConfig()), lambda t, d: out.append((t, d)),
-                   grabber=FrameGrabber("unused"), decoder=make_decoder("robust"))
+                   decoder=make_decoder("robust"))
     src.on_frame(Grabbed(_qr(data), 1, time.time()), lambda t, d: out.append((t, d)))
     assert len(out) == 1, f"{name}: the code was not read"
     event = out[0][1]
@@ -140,7 +140,7 @@ class _Breaks:
 def test_a_decoder_failing_on_a_frame_is_counted_and_the_next_frame_decoded() -> None:
     out: list[tuple[str, dict[str, Any]]] = []
     src = QrSource(Config(qr=QrConfig()), lambda t, d: out.append((t, d)),
-                   grabber=FrameGrabber("unused"), decoder=_Breaks())
+                   decoder=_Breaks())
     for shape in ((13, 13), (13, 13), (20, 20)):
         src.on_frame(Grabbed(np.zeros(shape, np.uint8), 1, time.time()),
                      lambda t, d: out.append((t, d)))

@@ -8,7 +8,7 @@ import numpy as np
 
 from agent.config import Config, QrConfig
 from agent.qr_source import QrSource
-from drivers.qr.camera import FrameGrabber, Grabbed
+from drivers.qr.camera import Grabbed
 from drivers.qr.decoders import Code
 
 
@@ -32,8 +32,8 @@ def test_same_code_within_the_window_of_its_last_sighting_is_one_scan() -> None:
     clock = [1000.0]
     out: list[tuple[str, dict[str, Any]]] = []
     src = QrSource(Config(qr=QrConfig(domains=["shop.example"], debounce_s=3.0)),
-                   lambda t, d: out.append((t, d)), grabber=FrameGrabber("unused"),
-                   decoder=_Script(script), clock=lambda: clock[0])
+                   lambda t, d: out.append((t, d)), decoder=_Script(script),
+                   clock=lambda: clock[0])
     grey = np.zeros((10, 10), np.uint8)
     for i in range(len(script)):
         src.on_frame(Grabbed(grey, i + 1, clock[0]), lambda t, d: out.append((t, d)))

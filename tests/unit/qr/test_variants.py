@@ -16,7 +16,7 @@ from pyzbar import pyzbar
 
 from agent.config import Config, QrConfig
 from agent.qr_source import QrSource
-from drivers.qr.camera import FrameGrabber, Grabbed
+from drivers.qr.camera import Grabbed
 from drivers.qr.classify import QrPolicy, classify
 from drivers.qr.decoders import Code, RobustDecoder, make_decoder, to_grey
 from simulators.qr_frames import SETS, Variant, make_variant, variant_set
@@ -86,7 +86,7 @@ def test_the_qr_source_classifies_a_latin1_code_as_text() -> None:
     frame = make_variant("Größe 42 Ärmel", (480, 360), Variant(encoding="latin-1"), seed=5)
     out: list[tuple[str, dict[str, Any]]] = []
     src = QrSource(Config(qr=QrConfig()), lambda t, d: out.append((t, d)),
-                   grabber=FrameGrabber("unused"), decoder=make_decoder("robust"))
+                   decoder=make_decoder("robust"))
     src.on_frame(Grabbed(to_grey(frame.image), 1, time.time()), lambda t, d: out.append((t, d)))
     assert [(t, d["class"], d["reason"]) for t, d in out] == [("o2o.qr.scan", "text", None)]
 
