@@ -29,6 +29,7 @@ class Reason(enum.Enum):
     LAGGED = "lagged"  # a subscriber that fell behind, dropped
     DISK_FULL = "disk-full"
     INTERNAL = "internal-error"  # a bug met by a request: answered, the agent goes on
+    FORBIDDEN = "forbidden"  # a bus op this client may not use (staff ops without the token)
 
 
 class AgentError(Exception):

@@ -26,6 +26,8 @@ What a client may send is bounded (agent/bus/limits.py), and every refusal is co
   Lines over THREAD_LINE_BYTES are parsed in a worker thread, so the loop keeps answering.
 - A store operation (checkin, handover, queue) that meets a full disk is answered
   {"reason": "disk-full"} saying what to do.
+- The staff operations (alerts, alert-ack, alert-close) need the staff bus token
+  (agent/bus/roles.py); without it they are answered {"reason": "forbidden"}.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from agent.bus.limits import (
     pick_victim,
 )
 from agent.bus.reading import MAX_LINE, Cut, read_request
+from agent.bus.roles import StaffGate
 from agent.bus.stream import pump, remove_stale_socket
 from agent.contracts.bus import CORE_OPS, Op
 from agent.contracts.status import BusStatus, Status
@@ -94,6 +97,7 @@ class BusServer:
         ops: Mapping[str, Callable[[dict[str, Any]], Mapping[str, Any]]] | None = None,
         enrich: Callable[[str, Any], Any] | None = None,
         allow: Callable[[str, Any], bool] | None = None,
+        gate: StaffGate | None = None,
     ) -> None:
         """`ops`: further request handlers by op name (check-in for the kiosk); each takes the
         request and returns the reply's fields (its reply type of agent/contracts/bus.py), and
@@ -102,6 +106,7 @@ class BusServer:
         self.ops = ops or {}
         self.enrich = enrich  # adds campaign/visit to events on their way in
         self.allow = allow  # consent: False for an event that must not be reported
+        self.gate = gate or StaffGate(())  # who may use the staff ops (none by default)
         self.writer = writer
         self.status = status
         self.clients = 0
@@ -280,6 +285,7 @@ class BusServer:
                     known = ", ".join([*CORE_OPS, *self.ops])
                     raise Refused("unknown-op", Reason.BUS_PROTOCOL,
                                    f"unknown op {short(op)}; use one of: {known}")
+                self.gate.check(op, msg)
                 try:
                     reply = {"req": req, "ok": True, **await asyncio.to_thread(handler, msg)}
                 except AgentError as exc:

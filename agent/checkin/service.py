@@ -9,6 +9,11 @@ Answer: {"outcome": ..., "name": first name, and what the message needs (minutes
 points)}. Outcomes: pickup.ok, pickup.ready, appointment.ok, loyalty.ok, not-found, already,
 too-early, other-store, invalid. Each answer is recorded as `o2o.kiosk.checkin` with the
 kind, outcome, the order or appointment id and how it came — never the shopper's name.
+
+A pickup or appointment arrival raises a staff alert (agent/services/alerts_watch.py) before
+the answer goes: the answer carries its id as "alert", so the kiosk follows that alert (who
+acknowledges it) and no other. The alert names the check-in event as its cause: that event's
+id is made here, before it is committed.
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ from typing import Any
 
 from agent.checkin.db import QUEUE_DEFAULT, QUEUE_MAX, StoreDb
 from agent.contracts.events import KIOSK_CHECKIN, KIOSK_HANDOVER, KioskCheckin, KioskHandover
+from agent.envelope import new_id
 from agent.errors import AgentError, Reason
 
-Emit = Callable[[str, Any], object]
+Emit = Callable[..., object]  # (type, data[, event_id=]): agent/services/capture.py Capture
+# (kind "pickup" | "appointment", order or appointment id, the check-in event's id) -> the id
+# of the staff alert the arrival raised (None: none, e.g. the alert list is full)
+Arrived = Callable[[str, str, str], str | None]
 _CODE = re.compile(r"[A-Za-z0-9]{4,10}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 VIAS = ("code", "qr", "nfc")
@@ -30,12 +39,14 @@ VIAS = ("code", "qr", "nfc")
 
 class CheckinService:
     def __init__(self, db: StoreDb, store: str, emit: Emit, early_min: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 arrived: Arrived | None = None) -> None:
         self.db = db
         self.store = store
         self.emit = emit
         self.early_s = early_min * 60
         self.clock = clock
+        self.arrived = arrived
 
     def checkin(self, req: dict[str, Any]) -> dict[str, Any]:
         kind = req.get("kind")
@@ -52,7 +63,15 @@ class CheckinService:
                                                   '"loyalty"'}
         event = KioskCheckin(kind=kind, outcome=result["outcome"], via=via)
         event.update(ref)  # the order or appointment id, after the rest (the wire's order)
-        self.emit(KIOSK_CHECKIN, event)
+        ref_id = _arrival(result["outcome"], ref)
+        if self.arrived is None or not isinstance(ref_id, str):
+            self.emit(KIOSK_CHECKIN, event)
+            return result
+        cause = new_id()
+        self.emit(KIOSK_CHECKIN, event, event_id=cause)  # queued first: the cause, then its alert
+        alert = self.arrived(kind, ref_id, cause)
+        if alert is not None:
+            result["alert"] = alert
         return result
 
     def _code(self, req: dict[str, Any]) -> str | None:
@@ -128,3 +147,12 @@ class CheckinService:
         self.emit(KIOSK_HANDOVER, KioskHandover(
             order=order_id, waited_s=round(waited, 1) if waited is not None else None))
         return {"outcome": "handed-over"}
+
+
+def _arrival(outcome: str, ref: KioskCheckin) -> str | None:
+    """The order or appointment a shopper arrived for (None: not an arrival)."""
+    if outcome in ("pickup.ok", "pickup.ready"):
+        return ref.get("order")
+    if outcome == "appointment.ok":
+        return ref.get("appointment")
+    return None

@@ -27,6 +27,16 @@ Bus operations (agent/contracts/bus.py format; answers are {"ok": true, ...these
          closed ones, at most `limit` (default ALERTS_DEFAULT) in all
   {"op": "alert-ack", "id": alert id, "by": staff name}    -> ActionReply
   {"op": "alert-close", "id": alert id, "by": staff name}  -> ActionReply
+Who may use them: staff tools only. Every one of these requests carries the staff bus token
+("token": the secret the staff view's settings hold as `bus_token`); the agent keeps only
+its digest (`[staff] bus_tokens`, "sha256$" + hex) and refuses a request without a token, or
+with one whose digest it does not hold, with reason "forbidden" — answered and counted
+(status: bus.refused_requests "<op>:staff-only", "<op>:wrong-token"). With no digest
+configured nobody may. The kiosk holds no token: the alert list names shoppers, and a shopper
+at a public screen must not be able to acknowledge their own call. A token, not the peer's
+user id, because the staff view and the kiosk run as the same user on a store device, and a
+capability that can be revoked (remove its digest) serves a second staff tool too.
+
 An ack or close that cannot be done is answered, not refused: its `outcome` says why
 (unknown-alert, already-acknowledged by someone else, already-closed, invalid), with `error`
 in words, and the alert as it stands when there is one. Acknowledging twice by the same person,
@@ -38,6 +48,7 @@ request after a lost answer does nothing twice). A request that is not an object
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from typing import Final, Literal, NotRequired, TypedDict
 
@@ -49,6 +60,10 @@ OP_ALERTS: Final = "alerts"
 OP_ALERT_ACK: Final = "alert-ack"
 OP_ALERT_CLOSE: Final = "alert-close"
 ALERT_OPS: Final = (OP_ALERTS, OP_ALERT_ACK, OP_ALERT_CLOSE)
+STAFF_OPS: Final = frozenset(ALERT_OPS)  # the ops that need the staff bus token
+TOKEN_FIELD: Final = "token"  # noqa: S105  # a field name: where a staff op carries it
+TOKEN_MIN, TOKEN_MAX = 16, 256  # characters of a token (`staff-view bus-token` makes 43)
+DIGEST_PATTERN: Final = re.compile(r"sha256\$[0-9a-f]{64}")  # a [staff] bus_tokens entry
 
 ALERTS_DEFAULT: Final = 50  # a phone's screen of alerts and then some
 ALERTS_MAX: Final = 200  # an answer stays far below the bus's line cap (~1 KiB an alert)
@@ -121,3 +136,9 @@ def valid_by(by: object) -> str | None:
         return None
     name = by.strip()
     return name if name and BY_PATTERN.fullmatch(name) else None
+
+
+def token_digest(token: str) -> str:
+    """What `[staff] bus_tokens` keeps of a staff bus token (the token itself stays with
+    the staff tool): a 256-bit random token needs no slow hash."""
+    return "sha256$" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -3,6 +3,18 @@ calling staff, a pickup or appointment check-in, a handover, a beacon's health),
 turning ready while its shopper waits (the store link's increments), and the agent's own
 health (a component or driver down, the outbox filling), read from the status document.
 
+A shopper's call that reaches the agent late — pressed while the agent was down, kept by the
+kiosk and sent when it came back — raises no alert: the kiosk told that shopper "please ask
+at the counter", so staff sent to the kiosk minutes later would find nobody, and the phones
+would ring for a call already handled at the counter. The call is still recorded upstream
+with its real time (the event's `kiosk_time`): demand the store could not answer. It is late
+when the kiosk says it sent the shopper to the counter (`counter`), or when its kiosk time is
+more than LATE_CALL_S before the agent commits it. Counted (`late_calls`) and logged.
+
+A pickup or appointment check-in raises its alert at once, in the check-in's answer
+(`arrived`, agent/checkin/service.py), so the kiosk gets the alert's id; the committed
+check-in event then finds that alert standing (the same dedupe key) and raises nothing more.
+
 The committed events arrive on the outbox writer's thread: there they are only picked out
 (a set lookup per event) and queued; the alerts task reads them, and the store database, in
 a worker job, so neither the writer's group commit nor the event loop waits on an alert.
@@ -19,9 +31,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Final, Protocol
 
-from agent.contracts.alerts import AlertKind
+from agent.contracts.alerts import Alert, AlertKind
 from agent.contracts.events import BLE_BEACON_HEALTH, KIOSK_ASSIST, KIOSK_CHECKIN, KIOSK_HANDOVER
 from agent.contracts.status import Status
 from agent.outbox import Committed
@@ -41,6 +54,10 @@ DRIVER_DOWN: Final = {
     ("qr", "camera"): ("camera", {"missing", "lost", "not-a-camera"}),
 }
 OUTBOX_CLEAR_MARGIN: Final = 10.0  # percent below the alert level that settles it (no flapping)
+# A call committed this long after the kiosk's press is one the kiosk kept while the agent
+# was away (a live call is committed within a group commit, ~50 ms): long enough for a slow
+# Pi under load, short enough that the shopper is surely still told "ask at the counter".
+LATE_CALL_S: Final = 20.0
 
 
 class Orders(Protocol):
@@ -63,6 +80,7 @@ class AlertWatch:
         self._clock = clock
         self._down_since: dict[str, float] = {}
         self._restarts: dict[str, int] = {}  # each component's restarts at the last check
+        self.late_calls = 0  # calls too late for an alert (the shopper went to the counter)
         self._queue: deque[tuple[str, str, str]] = deque(maxlen=QUEUE_MAX)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -121,8 +139,11 @@ class AlertWatch:
         """(type, event id, committed body) of events that concern staff."""
         for event_type, event_id, body in items:
             try:
-                data = json.loads(body).get("data")
+                doc = json.loads(body)
+                data = doc.get("data")
                 if isinstance(data, dict):
+                    if event_type == KIOSK_ASSIST and self._late(event_id, doc, data):
+                        continue
                     self._one(event_type, event_id, data)
             except (ValueError, AttributeError, TypeError, KeyError) as exc:
                 log.warning("staff alerts: %s event %s not understood: %s", event_type,
@@ -147,16 +168,38 @@ class AlertWatch:
         elif event_type == BLE_BEACON_HEALTH and isinstance(data.get("beacon"), str):
             self._beacon(data["beacon"][:64], data)
 
-    def _pickup(self, order_id: str, cause: str) -> None:
+    def _late(self, event_id: str, doc: dict[str, Any], data: dict[str, Any]) -> bool:
+        """Whether a call came too late for an alert (counted and logged when it did)."""
+        pressed = data.get("kiosk_time")
+        committed = _unix(doc.get("time"))
+        waited = committed - pressed if isinstance(pressed, int | float) and \
+            not isinstance(pressed, bool) and committed is not None else None
+        if data.get("counter") is not True and (waited is None or waited <= LATE_CALL_S):
+            return False
+        self.late_calls += 1
+        log.info("staff alerts: call %s not raised: it reached the agent %s after the "
+                 "press, and the shopper was sent to the counter", event_id,
+                 f"{waited:.0f} s" if waited is not None else "late")
+        return True
+
+    def arrived(self, kind: str, ref_id: str, cause: str) -> str | None:
+        """A pickup or appointment check-in's alert, raised now (in the check-in's answer):
+        its id, or None when none was raised."""
+        alert = self._pickup(ref_id, cause) if kind == "pickup" else \
+            self._appointment(ref_id, cause) if kind == "appointment" else None
+        return alert["id"] if alert is not None else None
+
+    def _pickup(self, order_id: str, cause: str) -> Alert | None:
         order = self._orders.order(order_id)
         if order is None:
-            return
+            return None
         who = order["first_name"] or "A shopper"
         code = order["code"] or order_id
         state = "ready" if order["status"] == "ready" else \
             f"being prepared, about {order['eta_min']} min"
-        self.alerts.raise_alert(AlertKind.PICKUP, f"{who} is here for order {code} ({state})",
-                                _order_ref(order), dedupe=f"pickup:{order_id}", cause=cause)
+        return self.alerts.raise_alert(
+            AlertKind.PICKUP, f"{who} is here for order {code} ({state})", _order_ref(order),
+            dedupe=f"pickup:{order_id}", cause=cause)
 
     def orders_ready(self, order_ids: list[str]) -> None:
         """Orders that turned ready while their shoppers are checked in (the store link)."""
@@ -170,13 +213,13 @@ class AlertWatch:
                 f"Order {order['code'] or order_id} is ready: {who} is waiting",
                 _order_ref(order), dedupe=f"ready:{order_id}")
 
-    def _appointment(self, appt_id: str, cause: str) -> None:
+    def _appointment(self, appt_id: str, cause: str) -> Alert | None:
         appt = self._orders.appointment(appt_id)
         if appt is None:
-            return
+            return None
         at = time.strftime("%H:%M", time.localtime(appt["at"]))
         what = f"{appt['service']} appointment" if appt["service"] else "appointment"
-        self.alerts.raise_alert(
+        return self.alerts.raise_alert(
             AlertKind.APPOINTMENT,
             f"{appt['first_name'] or 'A shopper'} has arrived for their {what} at {at}",
             {"appointment": appt_id}, dedupe=f"appointment:{appt_id}", cause=cause)
@@ -248,3 +291,13 @@ def _order_ref(order: dict[str, Any]) -> dict[str, str]:
     if order["code"]:
         ref["code"] = str(order["code"])
     return ref
+
+
+def _unix(text: Any) -> float | None:
+    """An event's RFC 3339 `time` as Unix seconds (None: not one)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -26,10 +26,14 @@ class Capture:
         self._enrich = enrich
         self._clock = clock
 
-    def __call__(self, event_type: str, data: Any) -> Future[list[Committed]]:
+    def __call__(self, event_type: str, data: Any,
+                 event_id: str | None = None) -> Future[list[Committed]]:
+        """`event_id`: one the caller made (agent/envelope.py new_id) to name the event
+        before it is committed (a check-in's alert names it as its cause); else a new one."""
         if not self._allows(event_type, data):
             done: Future[list[Committed]] = Future()
             done.set_result([])  # consent withdrawn: not reported at all
             return done
         data = self._enrich(event_type, data)
-        return self._writer.submit([make_pending(event_type, data, self._clock())])
+        return self._writer.submit([make_pending(event_type, data, self._clock(),
+                                                 event_id=event_id)])

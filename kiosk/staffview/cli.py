@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import secrets
 import sys
 from typing import Any
 
 import tomli_w
 
+from agent.contracts.alerts import token_digest
 from kiosk.errors import KioskError
 from kiosk.pin import hash_pin
 from kiosk.settings import load_settings
@@ -35,6 +37,9 @@ def add_parser(sub: Any) -> None:
     t = ssub.add_parser("token", help="a new device token for [staff_view.devices]")
     t.add_argument("--name", required=True, help="the handheld's name, like counter-1")
     t.set_defaults(handler=cmd_token)
+    b = ssub.add_parser("bus-token", help="a new staff bus token: the view's bus_token and "
+                        "the digest for the agent's [staff] bus_tokens")
+    b.set_defaults(handler=cmd_bus_token)
 
 
 def _table(table: str, name: str, value: str) -> str:
@@ -57,6 +62,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     token, hashed = new_token()
     print(f"# give the handheld this token once (it is not kept): {token}")
     print(_table("devices", args.name, hashed))
+    return 0
+
+
+def cmd_bus_token(args: argparse.Namespace) -> int:
+    token = secrets.token_urlsafe(32)
+    print("# the staff view's settings file (staff-view.toml), readable by the view alone:")
+    print(tomli_w.dumps({"staff_view": {"bus_token": token}}).rstrip("\n"))
+    print("# the agent's configuration (config.toml); keep any digests already listed:")
+    print(tomli_w.dumps({"staff": {"bus_tokens": [token_digest(token)]}}).rstrip("\n"))
     return 0
 
 
@@ -87,5 +101,9 @@ def _usable(view: StaffViewSettings) -> None:
     if not view.staff and not view.devices:
         raise KioskError(KioskReason.SETTINGS, f"{view.source}: nobody could sign in; add a "
                          "PIN ('o2o-edge staff-view pin') or a device token first")
+    if not view.bus_token:
+        raise KioskError(KioskReason.SETTINGS, f"{view.source}: no bus_token, so the agent "
+                         "would show the view no alerts; run 'o2o-edge staff-view bus-token' "
+                         "and put its lines in both files")
 
 

@@ -34,7 +34,9 @@ Message = dict[str, Any]
 
 
 class Hub:
-    def __init__(self, socket: Path, backoff_max_s: float = 2.0) -> None:
+    def __init__(self, socket: Path, token: str = "", backoff_max_s: float = 2.0) -> None:
+        """`token`: the staff bus token the agent asks of the alert ops."""
+        self._token = token
         self.link = AgentLink(socket, self._on_event, self._on_state,
                               backoff_min_s=0.1, backoff_max_s=backoff_max_s)
         self.alerts: list[dict[str, Any]] = []
@@ -85,7 +87,8 @@ class Hub:
             self._refetch.clear()
             ring, self._ring_next = self._ring_next, False
             try:
-                reply = await self.link.request({"op": al.OP_ALERTS})
+                reply = await self.link.request({"op": al.OP_ALERTS,
+                                                 al.TOKEN_FIELD: self._token})
             except KioskError as exc:
                 log.warning("staff view: alerts not fetched: %s", exc)
                 continue  # the link's reconnect sets _refetch again
@@ -105,7 +108,8 @@ class Hub:
 
     async def ack(self, alert_id: str, by: str, close: bool) -> dict[str, Any]:
         op = al.OP_ALERT_CLOSE if close else al.OP_ALERT_ACK
-        reply = await self.request({"op": op, "id": alert_id, "by": by})
+        reply = await self.request({"op": op, "id": alert_id, "by": by,
+                                    al.TOKEN_FIELD: self._token})
         self._refetch.set()  # the event comes too; this page should not wait for it
         return reply
 

@@ -39,7 +39,7 @@ async def serve(view: StaffViewSettings, socket: Path,
             if view.tls else None
     except (OSError, ssl.SSLError) as exc:
         raise ServeError(f"[staff_view] tls_cert/tls_key: cannot load ({exc})") from None
-    hub = Hub(socket)
+    hub = Hub(socket, view.bus_token)
     sessions = Sessions(view.staff, view.devices, view.session_min * 60)
     server = StaffView(hub, sessions, view.rate_per_s, tls=ctx is not None)
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False,

@@ -11,6 +11,10 @@ from the store's configuration file through the kiosk's settings (kiosk/settings
     tls_cert = "/etc/o2o-edge/staff.crt"  # both or neither; the cookie is Secure with TLS
     tls_key = "/etc/o2o-edge/staff.key"
     session_min = 480                     # a shift; sign in again after
+    bus_token = "..."                     # 'o2o-edge staff-view bus-token' output: lets
+                                          # the view list and act on alerts (its digest in
+                                          # the agent's [staff] bus_tokens); keep this file
+                                          # readable by the view's user alone
     [staff_view.staff]                    # name = 'o2o-edge staff-view pin' output
     Anna = "scrypt$16384$8$1$..."
     [staff_view.devices]                  # name = 'o2o-edge staff-view token' output
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from agent.contracts.alerts import TOKEN_MAX, TOKEN_MIN
 from agent.contracts.settings_file import read_toml
 from agent.contracts.shared_settings import is_hostport
 from agent.errors import AgentError
@@ -37,7 +42,8 @@ DEFAULT_LISTEN: Final = "127.0.0.1:8766"
 _STAFF_NAME: Final = re.compile(r"[^\x00-\x1f\x7f<>&\"']{1,32}")
 _DEVICE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _KEYS: Final = frozenset({"enabled", "listen", "tls_cert", "tls_key", "session_min",
-                          "rate_per_s", "staff", "devices"})
+                          "rate_per_s", "staff", "devices", "bus_token"})
+_TOKEN: Final = re.compile(rf"[A-Za-z0-9_.~+/=-]{{{TOKEN_MIN},{TOKEN_MAX}}}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class StaffViewSettings:
     rate_per_s: float = 10.0  # per client address, with a burst of 6 s worth
     staff: Mapping[str, str] = field(default_factory=dict)  # name -> scrypt hash
     devices: Mapping[str, str] = field(default_factory=dict)  # name -> sha256 hash of token
+    bus_token: str = field(default="", repr=False)  # the staff bus token (a secret)
     source: str = "built-in defaults"
 
     @property
@@ -104,8 +111,11 @@ def parse(doc: Mapping[str, Any], origin: str) -> StaffViewSettings:
                    "o2o-edge staff-view pin")
     devices = _table(raw.get("devices", {}), origin, "devices", _DEVICE_NAME, "sha256$",
                      "o2o-edge staff-view token")
+    token = raw.get("bus_token", "")
+    if not isinstance(token, str) or (token and not _TOKEN.fullmatch(token)):
+        raise _fail(origin, "bus_token: the token 'o2o-edge staff-view bus-token' printed")
     return StaffViewSettings(enabled, tuple(listen), cert, key, float(session), float(rate),
-                             staff, devices, origin)
+                             staff, devices, token, origin)
 
 
 def settings_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:

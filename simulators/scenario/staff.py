@@ -1,5 +1,6 @@
 """The store's staff in a scenario: whoever holds the staff view, played as a bus client (the
-`alerts` and `alert-ack` operations the staff view uses). A shopper's call at the kiosk
+`alerts` and `alert-ack` operations the staff view uses, with the staff bus token the stage
+gave the agent). A shopper's call at the kiosk
 raises an alert; the staff member the scenario names acknowledges it after the scenario's
 delay, and the kiosk's words change; a call nobody answers is left open, and before the day
 is judged the desk waits (bounded) until the agent has escalated it."""
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.bus.client import BusClient
-from agent.contracts.alerts import OP_ALERT_ACK, OP_ALERTS, Alert, AlertKind
+from agent.contracts.alerts import OP_ALERT_ACK, OP_ALERTS, TOKEN_FIELD, Alert, AlertKind
 from agent.errors import AgentError
 from simulators.scenario.model import ESCALATE_AFTER_S, Call
 
@@ -21,15 +22,17 @@ RAISED_WITHIN_S = 10.0  # a call's alert is listed well inside this (local, no u
 
 
 class StaffDesk:
-    def __init__(self, socket: Path, say: Callable[[float, str], None]) -> None:
+    def __init__(self, socket: Path, say: Callable[[float, str], None], token: str) -> None:
         self.socket = socket
+        self.token = token
         self.say = say
         self.seen: set[str] = set()  # call alerts already matched to a call
         self.unanswered: list[str] = []  # alert ids of calls nobody answers
 
     def _alerts(self) -> list[Alert]:
         with BusClient(self.socket, timeout=10) as bus:
-            listed: list[Alert] = bus.request({"op": OP_ALERTS})["alerts"]
+            listed: list[Alert] = bus.request({"op": OP_ALERTS, TOKEN_FIELD: self.token})[
+                "alerts"]
         return listed
 
     async def _new_call_alert(self) -> str | None:
@@ -68,7 +71,8 @@ class StaffDesk:
 
     def _ack(self, alert_id: str, by: str) -> str:
         with BusClient(self.socket, timeout=10) as bus:
-            return str(bus.request({"op": OP_ALERT_ACK, "id": alert_id, "by": by})["outcome"])
+            return str(bus.request({"op": OP_ALERT_ACK, "id": alert_id, "by": by,
+                                    TOKEN_FIELD: self.token})["outcome"])
 
     @staticmethod
     async def _kiosk_hears(name: str, kiosk_says: Callable[[], str]) -> bool:

@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.bus.client import AsyncBusClient, BusClient
+from agent.contracts.alerts import token_digest
 from agent.errors import AgentError
 from kiosk.pin import hash_pin
 
 ROOT = Path.cwd()
 PIN = "4821"
+TOKEN = "staff-bus-token-of-the-benchmark"  # the view's bus_token; the agent has its digest
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -68,13 +70,15 @@ def start(tmp: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], 
     cfg = tmp / "config.toml"
     cfg.write_text(f'[device]\nstore = "store-1"\nid = "bench-1"\n[outbox]\npath = '
                    f'"{tmp / "outbox.db"}"\n[mqtt]\nurl = ""\n[bus]\nsocket = "{sock}"\n'
-                   f'[kiosk]\nstore_db = "{tmp / "store.db"}"\n', encoding="utf-8")
+                   f'[kiosk]\nstore_db = "{tmp / "store.db"}"\n'
+                   f'[staff]\nbus_tokens = ["{token_digest(TOKEN)}"]\n', encoding="utf-8")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     settings = tmp / "staff-view.toml"
     settings.write_text(f'[staff_view]\nenabled = true\nlisten = ["127.0.0.1:{port}"]\n'
-                        f'rate_per_s = 1000\n[staff_view.staff]\nAnna = "{hash_pin(PIN)}"\n',
+                        f'rate_per_s = 1000\nbus_token = "{TOKEN}"\n'
+                        f'[staff_view.staff]\nAnna = "{hash_pin(PIN)}"\n',
                         encoding="utf-8")
     env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state")}
     log = (tmp / "log").open("ab")
@@ -145,7 +149,8 @@ async def measure(sock: Path, port: int, calls: int, view_pid: int) -> dict[str,
             shown_ms = float(await handle.json_value())
             to_page.append(shown_ms / 1000 - t0)
             to_bus.append(bare[alert] - t0)
-            await staff.request({"op": "alert-close", "id": alert, "by": "bench"})
+            await staff.request({"op": "alert-close", "id": alert, "by": "bench",
+                                 "token": TOKEN})
             if i % 20 == 0:
                 rss_view.append(rss_mib(view_pid))
         await browser.close()

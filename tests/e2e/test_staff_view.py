@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from agent.contracts.alerts import token_digest
 from kiosk.app import KioskApp
 from kiosk.pin import MAX_TRIES, hash_pin
 from kiosk.settings import load_settings
@@ -34,6 +35,9 @@ PIN, BEN_PIN = "4821", "7395"
 PHONE = {"width": 390, "height": 844}
 TABLET = {"width": 768, "height": 1024}
 OUTSIDE = "127.0.0.2"  # loopback to the kernel, "the LAN" to the view bound to it
+BUS_TOKEN = "staff-bus-token-of-the-e2e-tests"  # the view's; the agent holds its digest
+# the agent's [staff] table (Store appends it to the configuration after [kiosk])
+STAFF_TABLE = f'\n[staff]\nbus_tokens = ["{token_digest(BUS_TOKEN)}"]\n'
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -62,6 +66,7 @@ class View:
         self.settings.write_text(
             "[staff_view]\nenabled = true\n"
             f'listen = ["127.0.0.1:{self.port}", "{OUTSIDE}:{self.outside_port}"]\n'
+            f'bus_token = "{BUS_TOKEN}"\n'
             f'[staff_view.staff]\nAnna = "{hash_pin(PIN)}"\nBen = "{hash_pin(BEN_PIN)}"\n',
             encoding="utf-8")
         self.cmd = [sys.executable, "-m", "agent.cli.main", "staff-view", "--config",
@@ -100,7 +105,7 @@ class View:
 def view(tmp_path: Path, agent_factory: list[AgentProcess]) -> Any:
     need("chromium", "chromium")
     pytest.importorskip("playwright", reason="pip install playwright (in the test extras)")
-    store = Store(tmp_path, agent_factory)
+    store = Store(tmp_path, agent_factory, kiosk=STAFF_TABLE)
     store.agent.start()
     v = View(store, tmp_path)
     v.start()

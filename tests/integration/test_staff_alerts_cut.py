@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 
 from agent.bus.client import AsyncBusClient, BusClient
+from agent.contracts.alerts import token_digest
 from simulators.brokers import PrivateBroker
 from simulators.netcut import NetworkCut
 from tests.conftest import AgentProcess, wait_for, write_config
 from tests.integration.conftest import Subscriber, next_event
 
 LOCAL_WITHIN_S = 10  # the store hears its staff without the internet: well inside this
+TOKEN = "staff-bus-token-of-the-cut-test"  # the staff view's; the agent holds its digest
 
 
 async def call_and_answer_locally(sock: Path) -> dict[str, str]:
@@ -30,10 +32,11 @@ async def call_and_answer_locally(sock: Path) -> dict[str, str]:
         raised = await next_event(stream, "o2o.staff.alert", lambda d: d["cause"] == call_id,
                                   within=LOCAL_WITHIN_S)
         alert_id = raised["data"]["alert"]
-        listed = await staff.request({"op": "alerts"})
+        listed = await staff.request({"op": "alerts", "token": TOKEN})
         [alert] = [a for a in listed["alerts"] if a["id"] == alert_id]
         assert alert["state"] == "open" and alert["kind"] == "call-staff"
-        ack = await staff.request({"op": "alert-ack", "id": alert_id, "by": "Anna"})
+        ack = await staff.request({"op": "alert-ack", "id": alert_id, "by": "Anna",
+                                   "token": TOKEN})
         assert ack["outcome"] == "acknowledged"
         acked = await next_event(stream, "o2o.staff.alert.acknowledged",
                                  lambda d: d["alert"] == alert_id, within=LOCAL_WITHIN_S)
@@ -55,7 +58,8 @@ def test_a_call_is_raised_acknowledged_and_heard_in_the_store_while_the_link_is_
         assert upstream.connected.wait(10), upstream.health()
         cfg = write_config(tmp_path / "config.toml", url=link.url,
                            extra=f"keepalive_s = 5\nack_timeout_s = 5\n\n"
-                                 f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n')
+                                 f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n\n'
+                                 f'[staff]\nbus_tokens = ["{token_digest(TOKEN)}"]\n')
         agent = AgentProcess(cfg)
         agent_factory.append(agent)
         agent.start()

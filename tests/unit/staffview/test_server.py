@@ -21,6 +21,7 @@ from tests.unit.staffview.fakebus import FakeAgent
 PIN = "4821"
 TOKEN, TOKEN_HASH = new_token()
 STAFF = {"Anna": hash_pin(PIN)}
+BUS_TOKEN = "staff-bus-token-of-this-test-0123456789"
 
 Body = Callable[[TestClient[Any, Any], FakeAgent, StaffView], Awaitable[None]]
 
@@ -29,7 +30,7 @@ def run(tmp_path: Path, body: Body, rate: float = 1000.0) -> None:
     async def main() -> None:
         agent = FakeAgent(tmp_path / "agent.sock")
         await agent.start()
-        hub = Hub(agent.path)
+        hub = Hub(agent.path, BUS_TOKEN)
         view = StaffView(hub, Sessions(STAFF, {"handheld": TOKEN_HASH}, 600,
                                        tries_dir=tmp_path), rate, tls=False)
         hub.start()
@@ -121,6 +122,9 @@ def test_an_action_needs_the_csrf_token_json_and_this_origin(tmp_path: Path) -> 
         assert r.status == 200 and (await r.json())["outcome"] == "acknowledged"
         acks = [q for q in agent.requests if q["op"] == "alert-ack"]
         assert [(q["id"], q["by"]) for q in acks] == [("01ALERT", "Anna")]
+        # the view speaks for staff to the agent with its bus token (agent/bus/roles.py)
+        assert {q.get("token") for q in agent.requests if q["op"] in ("alerts", "alert-ack")} \
+            == {BUS_TOKEN}
 
     run(tmp_path, body)
 

@@ -33,6 +33,9 @@ def test_a_file_with_staff_and_listen(tmp_path: Path) -> None:
     ({"staff": {"Anna": "1234"}}, "staff.Anna"),
     ({"devices": {"a b": "sha256$x"}}, "devices"),
     ({"colour": "red"}, "unknown key 'colour'"),
+    ({"bus_token": 12}, "bus_token"),
+    ({"bus_token": "short"}, "bus_token"),
+    ({"bus_token": "a token with spaces and more than sixteen"}, "bus_token"),
 ])
 def test_a_mistake_is_one_line_naming_the_key(doc: dict[str, object], says: str) -> None:
     with pytest.raises(KioskError) as info:
