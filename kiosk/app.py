@@ -24,7 +24,7 @@ from agent.contracts import events as ev
 from agent.contracts.alerts import AlertKind
 from agent.contracts.bus import CloudEvent, Op
 from agent.contracts.content_paths import current_bundle
-from kiosk.assist import AlertFollow, send_call
+from kiosk.assist import ARRIVALS, AlertFollow, Said, send_call
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
 from kiosk.content import Bundle, load_bundle_with_look
 from kiosk.errors import KioskError
@@ -103,6 +103,7 @@ class KioskApp(App[None]):
         self.stats = TodayStats()
         self.follow = AlertFollow(clock)  # the shopper's call or pickup, until staff come
         self.follow_text = ""  # what the shopper was last told about it (tests read it)
+        self.follow_said: Said | None = None  # the same as words, said again in a new language
         # (monotonic time, what) when a screen change was on screen: tests and benchmarks
         self.shown: list[tuple[float, str]] = []
         self.on_shown: Callable[[float, str], None] | None = None
@@ -196,7 +197,7 @@ class KioskApp(App[None]):
         self.stats.add(message.event)
         coming = self.follow.on_event(message.event)
         if coming is not None:
-            self.tell_shopper(self.translator("staff.coming", name=coming), timeout=20)
+            self.tell_shopper(Said("staff.coming", (("name", coming),)), timeout=20)
         data = message.event.get("data")
         if message.event.get("type") == ev.LINK_COMMAND and \
                 isinstance(data, dict) and data.get("name") == "reload-content":
@@ -286,9 +287,10 @@ class KioskApp(App[None]):
         outcome = str(result.pop("outcome", "invalid"))
         alert = result.pop("alert", None)
         follow = ""
-        if outcome in ("pickup.ok", "pickup.ready"):  # the agent alerts staff to the order
-            self.follow.called(AlertKind.PICKUP, alert=alert if isinstance(alert, str) else None)
-            follow = self.follow_text = self.translator("staff.notified")
+        if outcome in ARRIVALS and isinstance(alert, str):  # staff alerted: follow that alert
+            self.follow.called(ARRIVALS[outcome], alert=alert)
+            self.follow_said = Said("staff.notified")
+            follow = self.follow_text = self.follow_said.text(self.translator)
         self.show_result(outcome, result, follow)
 
     def show_result(self, outcome: str, values: dict[str, Any], follow: str = "") -> None:
@@ -313,6 +315,7 @@ class KioskApp(App[None]):
     async def on_shopper_bar_language_picked(self, message: ShopperBar.LanguagePicked) -> None:
         if message.code in self.catalogues and message.code != self.translator.language:
             self.translator.language = message.code
+            self._say_again()
             await self._recompose_all()
 
     async def _recompose_all(self) -> None:
@@ -332,19 +335,30 @@ class KioskApp(App[None]):
         taken, cause = await send_call(self.link, data, self.agent_up)
         if taken:
             self.follow.called(AlertKind.CALL_STAFF, cause=cause)
-            self.tell_shopper(self.translator("staff.notified"))
+            self.tell_shopper(Said("staff.notified"))
         else:
             self.follow.forget()
-            self.tell_shopper(self.translator("staff.ask-counter"), timeout=12)
+            self.tell_shopper(Said("staff.ask-counter"), timeout=12)
 
-    def tell_shopper(self, text: str, timeout: float = 10) -> None:
+    def tell_shopper(self, said: Said, timeout: float = 10) -> None:
         """A word about the staff call or pickup: on the result screen's line when one is
         open, else as a note over whatever screen is up."""
-        self.follow_text = text
+        self.follow_said = said
+        text = self.follow_text = said.text(self.translator)
         if isinstance(self.screen, ResultScreen) and self.screen.is_mounted:
             self.screen.follow_up(text)
         else:
             self.notify(text, timeout=timeout, markup=False)
+
+    def _say_again(self) -> None:
+        """After a language switch: the follow-up line in the new language (the result
+        screens are recomposed from it next)."""
+        if self.follow_said is None:
+            return
+        text = self.follow_text = self.follow_said.text(self.translator)
+        for screen in self.screen_stack:
+            if isinstance(screen, ResultScreen) and screen.follow:
+                screen.follow = text
 
     def enter_staff_mode(self) -> None:
         self._to_base()
@@ -394,7 +408,7 @@ class KioskApp(App[None]):
             self.translator.language = self.cfg.kiosk.language
             await self._recompose_all()
         self.follow.forget()
-        self.follow_text = ""
+        self.follow_text, self.follow_said = "", None
         self.record(ev.KIOSK_SESSION, ev.KioskSession(
             ended=why, duration_s=round(self.clock() - self.session_started, 1)))
         self.session_started = self.clock()

@@ -5,10 +5,15 @@ event on the bus stream carries who); "please ask at the counter" when the agent
 the call at all.
 
 The kiosk finds the alert its own call raised by `cause`: the id the agent gave the
-o2o.kiosk.assist event (the emit's answer), as agent/contracts/alerts.py says. A pickup
-check-in's alert names the order in `ref`; the check-in's answer does not (yet) give the
-order id, so the first pickup alert raised within WINDOW_S of the check-in is taken as this
-kiosk's — one kiosk per agent, and a shopper at the kiosk when it comes."""
+o2o.kiosk.assist event (the emit's answer), as agent/contracts/alerts.py says. A pickup or
+appointment check-in's answer names its alert (`alert`), so the kiosk follows that one and
+no other, however many kiosks and check-ins share the agent.
+
+What the shopper was told is kept as words to say (`Said`: a catalogue key and its values),
+not as text, so a language switch says it again in the new language.
+
+A call pressed while the agent is away is sent later marked `counter`: the shopper was sent
+to the counter, so the agent records the call without raising an alert for it."""
 
 from __future__ import annotations
 
@@ -25,8 +30,21 @@ from kiosk.errors import KioskError
 from kiosk.link import AgentLink
 from kiosk.safe_text import NAME_MAX, plain
 
-WINDOW_S: Final = 15.0  # a check-in and the pickup alert it raises: well under a second apart
 RECENT: Final = 20  # alerts raised lately, kept for an answer that comes after its event
+# a check-in outcome after which the shopper waits for staff, and the alert kind it raises
+ARRIVALS: Final = {"pickup.ok": AlertKind.PICKUP, "pickup.ready": AlertKind.PICKUP,
+                   "appointment.ok": AlertKind.APPOINTMENT}
+
+
+@dataclass(frozen=True)
+class Said:
+    """Words the shopper was given about their call: a catalogue key and its values."""
+
+    key: str
+    values: tuple[tuple[str, str], ...] = ()
+
+    def text(self, translate: Callable[..., str]) -> str:
+        return translate(self.key, **dict(self.values))
 
 
 @dataclass
@@ -41,27 +59,26 @@ class AlertFollow:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.waiting: Waiting | None = None
-        self._raised: deque[tuple[float, str, str, str | None]] = deque(maxlen=RECENT)
+        self._raised: deque[tuple[str, str, str | None]] = deque(maxlen=RECENT)
 
     def called(self, kind: str, cause: str | None = None, alert: str | None = None) -> None:
-        """The shopper called (cause: the assist event's id) or checked in; earlier alerts
-        raised for this cause are matched at once."""
+        """The shopper called (cause: the assist event's id) or checked in (alert: the id
+        the check-in's answer gave); earlier alerts raised for this cause are matched at
+        once."""
         self.waiting = Waiting(kind, self.clock(), cause, alert)
-        for at, alert_id, raised_kind, raised_cause in self._raised:
-            if self._matches(at, raised_kind, raised_cause):
+        for alert_id, raised_kind, raised_cause in self._raised:
+            if self._matches(raised_kind, raised_cause):
                 self.waiting.alert = alert_id
 
     def forget(self) -> None:
         """A new session: the next shopper hears nothing of the last one's call."""
         self.waiting = None
 
-    def _matches(self, at: float, kind: str, cause: str | None) -> bool:
+    def _matches(self, kind: str, cause: str | None) -> bool:
         w = self.waiting
         if w is None or w.alert is not None or kind != w.kind:
             return False
-        if w.cause is not None:
-            return cause == w.cause
-        return w.kind == AlertKind.PICKUP and -1.0 <= at - w.since <= WINDOW_S
+        return w.cause is not None and cause == w.cause
 
     def on_event(self, event: CloudEvent) -> str | None:
         """The staff member coming (their name, cleaned) when this event acknowledges the
@@ -76,8 +93,8 @@ class AlertFollow:
         if kind == ev.STAFF_ALERT:
             cause = data.get("cause") if isinstance(data.get("cause"), str) else None
             raised_kind = str(data.get("kind"))
-            self._raised.append((self.clock(), alert, raised_kind, cause))
-            if self._matches(self.clock(), raised_kind, cause):
+            self._raised.append((alert, raised_kind, cause))
+            if self._matches(raised_kind, cause):
                 assert self.waiting is not None
                 self.waiting.alert = alert
             return None
@@ -108,5 +125,6 @@ async def send_call(link: AgentLink, data: ev.KioskAssist, agent_up: bool) -> \
             ids = reply.get("ids")
             cause = ids[0] if isinstance(ids, list) and ids else None
             return True, cause if isinstance(cause, str) else None
-    await link.emit(ev.KIOSK_ASSIST, data)
+    # kept for the record: the shopper is sent to the counter, so no alert comes of it
+    await link.emit(ev.KIOSK_ASSIST, ev.KioskAssist(screen=data["screen"], counter=True))
     return False, None

@@ -24,6 +24,7 @@ class FakeAgent:
         self._server: asyncio.AbstractServer | None = None
         self.subscribed = asyncio.Event()
         self.emitted: list[tuple[str, dict[str, Any]]] = []
+        self.checkin_alert = "AL-P"  # the alert id a check-in's answer gives
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
@@ -82,8 +83,9 @@ class FakeAgent:
             ids = [f"EVT-{len(self.requests)}-{i}" for i, _ in enumerate(msg["events"])]
             self.emitted += [(i, e) for i, e in zip(ids, msg["events"], strict=True)]
             return {"ids": ids, "seqs": [1] * len(ids)}
-        if op == "checkin":
-            return {"result": {"outcome": "pickup.ok", "name": "Ben", "minutes": 4}}
+        if op == "checkin":  # the agent raises the arrival's alert and names it
+            return {"result": {"outcome": "pickup.ok", "name": "Ben", "minutes": 4,
+                               "alert": self.checkin_alert}}
         if op == "handover":
             return {"result": {"outcome": "handed-over"}}
         return {}

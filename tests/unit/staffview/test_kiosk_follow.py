@@ -57,8 +57,10 @@ def test_with_the_agent_away_the_shopper_is_sent_to_the_counter(tmp_path: Path) 
             await pilot.click("#call-staff")
             await until(pilot, lambda: bool(app.follow_text), what="a word on the call")
             assert "Please ask at the counter" in app.follow_text
-            # the call still goes upstream once the agent is back
-            assert [e["type"] for e in app.link._pending].count("o2o.kiosk.assist") == 1
+            # the call still goes upstream once the agent is back, marked as sent to the
+            # counter: the agent records it and raises no alert for it
+            [call] = [e for e in app.link._pending if e["type"] == "o2o.kiosk.assist"]
+            assert call["data"]["counter"] is True and call["data"]["kiosk_time"] > 0
 
     asyncio.run(main())
 
@@ -74,11 +76,65 @@ def test_a_pickup_check_in_says_the_team_knows_then_who_is_coming(tmp_path: Path
             await until(pilot, lambda: isinstance(app.screen, ResultScreen), what="result")
             line = app.screen.query_one("#follow-up", Static)
             assert str(line.render()) == "We have let the team know." and line.display
+            # another pickup's alert, raised and acknowledged just now: not this shopper's
+            agent.raise_alert("AL-Q", kind="pickup", subject="Carla, A-1043")
+            agent.push("o2o.staff.alert.acknowledged", {"alert": "AL-Q", "kind": "pickup",
+                                                        "by": "Carl", "response_s": 1.0})
             agent.raise_alert("AL-P", kind="pickup", subject="Ben, A-1042")
+            await pilot.pause(0.2)
+            assert str(line.render()) == "We have let the team know."
             agent.push("o2o.staff.alert.acknowledged", {"alert": "AL-P", "kind": "pickup",
                                                         "by": "Anna", "response_s": 3.0})
             await until(pilot, lambda: "Anna" in str(line.render()), what="who is coming")
             assert str(line.render()) == "Anna from our team is coming."
+        await agent.stop()
+
+    asyncio.run(main())
+
+
+def test_a_check_in_without_an_alert_promises_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path / "agent.sock")
+        agent.checkin_alert = None  # type: ignore[assignment]  # the agent raised none
+        await agent.start()
+        app = _app(agent.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.agent_up, what="agent link up")
+            app.check_in({"kind": "pickup", "code": "K7Q2M9"}, via="code")
+            await until(pilot, lambda: isinstance(app.screen, ResultScreen), what="result")
+            line = app.screen.query_one("#follow-up", Static)
+            assert not line.display and app.follow_text == ""
+        await agent.stop()
+
+    asyncio.run(main())
+
+
+def test_the_follow_up_line_follows_a_language_switch(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path / "agent.sock")
+        await agent.start()
+        app = _app(agent.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.agent_up, what="agent link up")
+            app.check_in({"kind": "pickup", "code": "K7Q2M9"}, via="code")
+            await until(pilot, lambda: isinstance(app.screen, ResultScreen), what="result")
+
+            def line() -> str:
+                return str(app.screen.query_one("#follow-up", Static).render())
+
+            assert line() == "We have let the team know."
+            await pilot.click("#lang-de")
+            await until(pilot, lambda: line() == "Wir haben dem Team Bescheid gegeben.",
+                        what="the line in German")
+            agent.raise_alert("AL-P", kind="pickup")
+            agent.push("o2o.staff.alert.acknowledged", {"alert": "AL-P", "kind": "pickup",
+                                                        "by": "Anna", "response_s": 3.0})
+            await until(pilot, lambda: line() == "Anna aus unserem Team kommt zu Ihnen.",
+                        what="who is coming, in German")
+            await pilot.click("#lang-es")
+            await until(pilot, lambda: line() == "Anna, de nuestro equipo, viene hacia aquí.",
+                        what="who is coming, in Spanish")
+            assert app.follow_text == line()
         await agent.stop()
 
     asyncio.run(main())
