@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import simulators
 from agent.cli.oserrors import describe
-from simulators.live_view import LiveView
+from simulators.live_view import LiveView, Timeline
 
 SCENARIOS = Path(simulators.__file__).resolve().parent / "scenarios"
 BROKER_CHOICES = "mosquitto, nats, rabbitmq (private), mqtt://HOST:PORT or none"
@@ -185,8 +185,12 @@ def _pick_broker(args: argparse.Namespace) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from simulators.scenario.expected import expected
     from simulators.scenario.model import ScenarioError
     from simulators.scenario.runner import Runner
+    from simulators.story import Story, summary
 
     broker = _pick_broker(args)
     try:
@@ -194,26 +198,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"o2o-edge demo: {exc}", file=sys.stderr)
         return 2
-    print(f"demo: {sc.store}/{sc.device}, {sc.hours:g} store hours at "
-          f"{args.speed or sc.speed:g}x; broker: {broker}", flush=True)
+    speed = args.speed or sc.speed
+    print(f"demo: {sc.store}/{sc.device}, {sc.hours:g} store hours at {speed:g}x (about "
+          f"{sc.length_s / speed:.0f} s of play, plus start and end); broker: {broker}",
+          flush=True)
     if broker == "none":
         print("demo: no broker here (apt-get install mosquitto for one): the agent keeps "
               "every event in its outbox", flush=True)
+    story = Story(sc, expected(sc))
+    started = time.monotonic()
     with _workdir(args.workdir) as wd:
         runner = Runner(sc, wd, broker, progress=lambda line: _print(f"demo: {line}"),
                         speed=args.speed)
-        view = LiveView(runner)
+
+        def clock() -> str:
+            return str(runner.clock_text(max(0.0, runner.store_time()) if runner.t0 else 0.0))
+
+        timeline = Timeline(clock)
+        runner.narrator = lambda t, what: timeline.line(what)
+        view = LiveView(runner, story, timeline)
         view.start()
         try:
             out = runner.run()
         except KeyboardInterrupt:
+            view.close()
             print("demo: stopped; everything it started is stopped too", flush=True)
+            for line in summary(sc, story.ex, story.tally, finished=False,
+                                wall_s=time.monotonic() - started, problems=None,
+                                upstream=None, broker=broker,
+                                reached=runner.store_time() if runner.t0 else 0.0):
+                _print(line)
             return 130
         except ScenarioError as exc:
             print(f"o2o-edge demo: {exc}", file=sys.stderr)
             return 2
         finally:
             view.close()
-    _verdict(out.problems, len(out.received.events),
-             "upstream" if broker != "none" else "kept in the outbox")
+    for line in summary(sc, out.expected, story.tally, finished=True, wall_s=out.wall_s,
+                        problems=out.problems, upstream=len(out.received.events),
+                        broker=broker):
+        _print(line)
     return 1 if out.problems else 0

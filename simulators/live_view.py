@@ -1,46 +1,50 @@
-"""The demo's live view: what the agent commits, as it commits it (the notable events, one
-short line each), and every two seconds the store's clock, the outbox, the uplink and what
-reached the collector."""
+"""The demo's live view: one timeline in store time. What the shoppers and the faults do (the
+runner's lines), what the agent commits (told in words by simulators/story.py) and, when it
+changes, the state of the outbox and the uplink — each line stamped with the store's clock
+as it is printed, so the timeline never runs backwards."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from agent.bus.client import BusClient
-from agent.contracts import events as ev
+from simulators.story import Story
 
 
-def summary(event: Mapping[str, Any]) -> str | None:
-    """One short line for an event worth showing; None for the rest."""
-    t, d = str(event.get("type", "")), event.get("data") or {}
-    if t == ev.NFC_TAP:
-        tag = d.get("tag", {})
-        return f"tap: {tag.get('kind')} {tag.get('label', '')}".rstrip()
-    if t == ev.QR_SCAN:
-        return f"scan: {d.get('class')} {d.get('reason') or d.get('order') or ''}".rstrip()
-    if t == ev.KIOSK_CHECKIN:
-        return f"check-in: {d.get('kind')} {d.get('outcome')} via {d.get('via')}"
-    if t == ev.KIOSK_SURVEY:
-        return f"survey: {d.get('score')} of {d.get('scale')}"
-    if t == ev.BLE_PRESENCE and d.get("kind") == "app" and d.get("action") != "zone":
-        return f"app user {d.get('action')}s: …{str(d.get('id'))[-6:]}"
-    if t == ev.BLE_BEACON_HEALTH and d.get("status") != "ok":
-        return f"beacon …{str(d.get('beacon'))[-4:]}: {d.get('status')}"
-    if t == ev.AGENT_OUTBOX_RESERVE:
-        return f"disk reserve {d.get('status')}"
-    if t.startswith(ev.LINK_PREFIX) or t == ev.PRIVACY_ERASED:
-        return f"{t.removeprefix('o2o.')}: {d.get('kind') or d.get('state') or ''}".rstrip()
-    return None
+class Timeline:
+    """Lines stamped with the store's clock ("HH:MM"); printed in the order they come, which
+    is the clock's order: the clock only moves on."""
+
+    def __init__(self, clock: Callable[[], str], out: TextIO | None = None) -> None:
+        self._clock = clock
+        self._out = out or sys.stdout
+        self._lock = threading.Lock()
+        self._last = "00:00"
+        self.lines: list[str] = []
+
+    def line(self, text: str, indent: int = 0) -> None:
+        with self._lock:
+            now = max(self._clock(), self._last)  # "HH:MM" strings sort as times
+            self._last = now
+            line = f"{now}  {' ' * indent}{text}"
+            self.lines.append(line)
+            print(line, file=self._out, flush=True)
 
 
 class LiveView:
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, story: Story, timeline: Timeline) -> None:
         self.runner = runner
+        self.story = story
+        self.timeline = timeline
         self.stop = threading.Event()
+        self._last_state: tuple[str, bool] | None = None
+        self._down_since: str | None = None
+        self._shown_waiting = 0
         self._threads = [threading.Thread(target=self._status, name="live-status", daemon=True),
                          threading.Thread(target=self._events, name="live-events", daemon=True)]
 
@@ -51,30 +55,60 @@ class LiveView:
     def close(self) -> None:
         self.stop.set()
         self._threads[0].join(5)  # the event reader ends with the agent's bus
+        if self._down_since is not None:
+            self.story.tally.outages.append([self._down_since, self._clock()])
 
     def _clock(self) -> str:
-        return str(self.runner.clock_text(self.runner.store_time()))
+        if not self.runner.t0:
+            return str(self.runner.clock_text(0))
+        return str(self.runner.clock_text(max(0.0, self.runner.store_time())))
 
-    def _upstream(self) -> str:
+    def _upstream(self) -> int | None:
         if self.runner.stage.link is None:
-            return "no broker: buffering"
+            return None
         try:
             with contextlib.closing(sqlite3.connect(self.runner.stage.collector_db,
                                                     timeout=1)) as conn:
-                n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+                return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
         except sqlite3.Error:
-            n = 0
-        return f"{n} upstream"
+            return 0
 
     def _status(self) -> None:
-        while not self.stop.wait(2.0):
+        while not self.stop.wait(1.0):
             if not self.runner.t0 or self.runner.stage.agent is None:
                 continue
             with contextlib.suppress(Exception):
-                st = self.runner.stage.status()
-                o, u = st["outbox"], st["uplink"]
-                print(f"   [{self._clock()}] committed {o['seq']:4d} · outbox {o['depth']:3d} "
-                      f"waiting · uplink {u['state']:<12} · {self._upstream()}", flush=True)
+                self._report(self.runner.stage.status())
+
+    def _report(self, st: Any) -> None:
+        """A line when the uplink comes or goes, or events start or stop waiting; while it
+        is down, a line each time the waiting count grows."""
+        waiting, state = int(st["outbox"]["depth"]), str(st["uplink"]["state"])
+        tally = self.story.tally
+        tally.waiting_max = max(tally.waiting_max, waiting)
+        up = self._upstream()
+        if up is not None:
+            tally.upstream = up
+        key = (state, waiting > 0)
+        grew = state != "connected" and waiting > self._shown_waiting
+        if key == self._last_state and not grew:
+            return
+        self._last_state = key
+        self._shown_waiting = waiting
+        if self.runner.stage.link is None:
+            self.timeline.line(f"outbox: {waiting} events kept (no broker to send them to)", 4)
+            return
+        if state == "connected":
+            if self._down_since is not None:
+                tally.outages.append([self._down_since, self._clock()])
+                self._down_since = None
+            said = f"{waiting} events on their way" if waiting else "nothing waits"
+            self.timeline.line(f"uplink connected: {said}; {up} events upstream", 4)
+        else:
+            if self._down_since is None:
+                self._down_since = self._clock()
+            self.timeline.line(f"uplink {state}: {waiting} events wait safe in the outbox; "
+                               f"{up} upstream", 4)
 
     def _events(self) -> None:
         while not self.stop.wait(0.5):
@@ -85,7 +119,6 @@ class LiveView:
                 for event in bus.subscribe():
                     if self.stop.is_set():
                         return
-                    line = summary(event)
+                    line = self.story.tell(event, self._clock())
                     if line:
-                        print(f"   [{self._clock()}]   agent #{event.get('seq')}: {line}",
-                              flush=True)
+                        self.timeline.line(f"agent: {line}", 2)

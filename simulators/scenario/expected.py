@@ -37,6 +37,9 @@ class Expected:
     calls: int = 0  # shoppers' calls for staff: each raises one call-staff alert
     acks: Counter[str] = field(default_factory=Counter)  # call alerts acknowledged, by whom
     escalated: int = 0  # call alerts nobody acknowledged in time: each escalates
+    # loyalty check-ins the kiosk makes (a card tapped, a loyalty code shown), in time order:
+    # "loyalty.ok" for a card with a holder, "not-found" for one nobody registered
+    loyalty: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"taps": dict(self.taps), "scans": dict(self.scans), "checkins": self.checkins,
@@ -44,7 +47,8 @@ class Expected:
                 "app_users": sorted(self.app_users), "withheld": sorted(self.withheld),
                 "low_battery": sorted(self.low_battery),
                 "lost_taps": self.lost_taps, "unseen_codes": self.unseen_codes,
-                "calls": self.calls, "acks": dict(self.acks), "escalated": self.escalated}
+                "calls": self.calls, "acks": dict(self.acks), "escalated": self.escalated,
+                "loyalty": self.loyalty}
 
 
 def checkin_via(sc: Scenario, at: float, via: str) -> str:
@@ -60,11 +64,17 @@ def expected(sc: Scenario) -> Expected:
             continue
         tag = sc.tags[tap.tag]
         ex.taps["unregistered" if tag.role == "unknown" else f"{tag.role}:{tag.name}"] += 1
+    loyalty: list[tuple[float, str]] = [
+        (tap.at, "loyalty.ok" if sc.tags[tap.tag].holder else "not-found") for tap in sc.taps
+        if sc.tags[tap.tag].role == "loyalty" and not sc.during("nfc-unplugged", tap.at)]
     for scan in sc.scans:
         if sc.during("camera-gone", scan.at):
             ex.unseen_codes += 1
         else:
             ex.scans[scan.expect] += 1
+            if scan.expect == "loyalty":  # a code on a phone: no scenario registers codes
+                loyalty.append((scan.at, "not-found"))
+    ex.loyalty = [outcome for _, outcome in sorted(loyalty)]
     for ck in sc.checkins:
         via = checkin_via(sc, ck.at, ck.via)
         if ck.via == "qr" and via == "code":
@@ -126,6 +136,11 @@ def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
     failed = [d for d in pickups if d.get("outcome") not in CONFIRMED]
     if failed:
         problems.append(f"check-ins not confirmed: {failed}")
+    loyalty = Counter(str(d.get("outcome")) for d in got.of(ev.KIOSK_CHECKIN)
+                      if d.get("kind") == "loyalty")
+    if loyalty != Counter(ex.loyalty):
+        problems.append(f"loyalty check-ins: expected {dict(Counter(ex.loyalty))}, "
+                        f"got {dict(loyalty)}")
     surveys = Counter(int(d.get("score", 0)) for d in got.of(ev.KIOSK_SURVEY))
     if surveys != ex.surveys:
         problems.append(f"surveys: expected {dict(ex.surveys)}, got {dict(surveys)}")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simulators.nfc_tags import TagEmulator
-from simulators.scenario.model import Fault
+from simulators.scenario.model import FAULT_WORDS, Fault
 from simulators.scenario.stage import Stage
 
 Action = Callable[[], None] | None
@@ -38,8 +38,12 @@ class Faults:
         action = actions[f.kind][0 if starting else 1]
         if action is not None:
             action()
-        detail = f" by {f.shift_min:+g} min" if f.kind == "clock-jump" else ""
-        return f"FAULT {f.kind}{detail} {'begins' if starting else 'ends'}"
+        begins, ends = FAULT_WORDS[f.kind]
+        if f.kind == "clock-jump":
+            return f"fault: {begins} by {f.shift_min:+g} min"
+        if starting:
+            return f"fault: {begins}" + (f" for {f.minutes:g} min" if f.minutes else "")
+        return f"fault over: {ends}"
 
     def _unplug_nfc(self) -> None:
         if self.stage.nfc is not None:

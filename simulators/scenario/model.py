@@ -30,6 +30,27 @@ NAMESPACE = "edd1ebeac04e5defa017"  # the store's Eddystone-UID namespace
 # the shortest the agent takes, so a call nobody answers escalates within a short run
 ESCALATE_AFTER_S = 10
 
+# what each fault is, in the words of the store: as it begins, as it ends
+FAULT_WORDS: dict[str, tuple[str, str]] = {
+    "broker-down": ("the broker upstream stops", "the broker upstream is back"),
+    "network-cut": ("the network to the broker is cut", "the network to the broker is back"),
+    "bluetoothd-restart": ("Bluetooth on the Pi restarts", ""),
+    "nfc-unplugged": ("the NFC reader is unplugged", "the NFC reader is plugged in again"),
+    "camera-gone": ("the camera disappears", "the camera is back"),
+    "disk-full": ("the Pi's disk fills up", "disk space is freed"),
+    "clock-jump": ("the Pi's clock steps", ""),
+}
+# what a code shown to the camera holds, by the class the agent must give it
+CODE_WORDS: dict[str, str] = {
+    "product": "a product link", "campaign": "a campaign link", "pickup": "a pickup code",
+    "loyalty": "a loyalty code", "text": "a code with plain text",
+    "rejected": "a code with a link the store does not allow",
+}
+
+
+def code_words(expect: str) -> str:
+    return CODE_WORDS.get(expect, f"a code ({expect})")
+
 
 @dataclass(frozen=True)
 class Beacon:
@@ -57,6 +78,20 @@ class Tag:
     uri: str = ""
     title: str = ""
     role: str = "shelf"  # shelf (registered) | loyalty (registered card) | unknown
+    # a loyalty card's holder (first name), registered in the store's database: the kiosk
+    # greets them; "" = a card the store's reader knows but nobody registered ("not found")
+    holder: str = ""
+    points: int = 0
+
+    @property
+    def words(self) -> str:
+        """The tag as a shopper or a store manager would name it."""
+        if self.role == "loyalty":
+            return f"{self.holder}'s loyalty card" if self.holder else \
+                "a loyalty card nobody registered"
+        if self.role == "unknown":
+            return "a stranger's card"
+        return f"the {self.title or self.name.removeprefix('shelf-').replace('-', ' ')} shelf tag"
 
 
 @dataclass(frozen=True)
@@ -258,8 +293,12 @@ def parse(raw: dict[str, Any]) -> Scenario:
         role = _get(t, "role", str, where, "shelf")
         if role not in ("shelf", "loyalty", "unknown"):
             raise ScenarioError(f"{where}.role: shelf, loyalty or unknown")
+        holder = _get(t, "holder", str, where, "").strip()
+        if holder and role != "loyalty":
+            raise ScenarioError(f"{where}.holder: only a loyalty card has a holder")
         sc.tags[name] = Tag(name, kind, uid, _get(t, "uri", str, where, ""),
-                            _get(t, "title", str, where, ""), role)
+                            _get(t, "title", str, where, ""), role, holder,
+                            _get(t, "points", int, where, 0))
     for where, o in r.items("order"):
         order = Order(_get(o, "id", str, where), _get(o, "code", str, where),
                       _get(o, "first_name", str, where), _get(o, "eta_min", int, where, 3))

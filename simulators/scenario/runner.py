@@ -31,7 +31,7 @@ from simulators.fake_bluez import FakeBlueZ
 from simulators.scenario import shopper
 from simulators.scenario.expected import Expected, Received, check, checkin_via, expected
 from simulators.scenario.faults import Faults
-from simulators.scenario.model import Call, Scenario
+from simulators.scenario.model import Call, Scenario, code_words
 from simulators.scenario.props import build_floor, code_frame, tag_for
 from simulators.scenario.staff import StaffDesk
 from simulators.scenario.stage import Stage
@@ -69,6 +69,8 @@ class Runner:
         self.stage = Stage(sc, workdir, broker)
         self.progress = progress or (lambda line: None)
         self.log: list[str] = []
+        # the demo's timeline takes the lines instead of `progress`, to stamp them itself
+        self.narrator: Callable[[float, str], None] | None = None
         self.floor = build_floor(sc)
         self.addresses: set[str] = set()
         self.t0 = 0.0  # monotonic time of the store's opening
@@ -77,7 +79,7 @@ class Runner:
         self.stage_had_link = False
         self.interrupted = threading.Event()
         self.faults = Faults(self.stage)
-        self.staff = StaffDesk(self.stage.bus_socket, self.say, self.stage.staff_token)
+        self.staff = StaffDesk(self.stage.bus_socket, self.say)
         self.answers: list[asyncio.Task[None]] = []
 
     # --- time and stopping -----------------------------------------------------------------
@@ -112,7 +114,10 @@ class Runner:
     def say(self, t: float, what: str) -> None:
         line = f"{self.clock_text(t)} {what}"
         self.log.append(line)
-        self.progress(line)
+        if self.narrator is not None:
+            self.narrator(t, what)
+        else:
+            self.progress(line)
 
     # --- the whole run -------------------------------------------------------------------
 
@@ -159,7 +164,8 @@ class Runner:
             await upstream
             if radio is not None:
                 if not self.interrupted.is_set():
-                    self.say(self.sc.length_s, "store closes; waiting for the radio to finish")
+                    self.say(self.sc.length_s, "the store closes; the last radio signals "
+                                               "are heard out")
                 await radio
             if self.interrupted.is_set():
                 return Received([], []), {}
@@ -218,11 +224,12 @@ class Runner:
                 said = await asyncio.to_thread(self.faults.apply, item, starting)
                 self.say(item.at if starting else item.end, said)
             elif kind == "tap":
-                await self._tap(t, item.tag)
+                await self._tap(pilot, app, t, item.tag)
             elif kind == "scan":
                 text = item.text or make_code(self.stage.pickup_key, item.pickup,
                                               self._expiry(), self.sc.store)
-                await self._show(t, text, f"code shown ({item.expect})")
+                await self._show(t, text, f"a shopper shows {code_words(item.expect)} "
+                                          "to the camera")
             elif kind == "call":
                 await self._call(pilot, app, t, item)
             else:
@@ -274,18 +281,29 @@ class Runner:
             await asyncio.sleep(every)
         return False
 
-    async def _tap(self, t: float, name: str) -> None:
+    async def _tap(self, pilot: Any, app: Any, t: float, name: str) -> None:
+        tag = self.sc.tags[name]
+        what = f"a shopper taps {tag.words} on the reader"
         if self.sc.during("nfc-unplugged", t):
-            self.say(t, f"tap {name}: the reader is unplugged, nothing happens")
+            self.say(t, f"{what}: the reader is unplugged, nothing happens")
             return
         emu = self.stage.nfc
         assert emu is not None
+        card = tag.role == "loyalty"
+        if card:  # the kiosk answers a card from its home screen
+            await shopper.go_home(pilot, app)
         before = await self._count("nfc", "taps")
-        emu.present(tag_for(self.sc.tags[name]))
+        emu.present(tag_for(tag))
         taken = await self._taken("nfc", "taps", before)
         emu.remove()
         await asyncio.sleep(0.5)  # longer than the reader's debounce
-        self.say(t, f"tap {name}" + ("" if taken else " (not read: the shopper gave up)"))
+        if not taken:
+            self.say(t, f"{what} (not read: the shopper gave up)")
+        elif card:
+            said = await shopper.read_result(pilot, app)
+            self.say(t, f"{what}; the kiosk says “{said}”")
+        else:
+            self.say(t, what)
 
     async def _show(self, t: float, text: str, what: str) -> None:
         cam = self.stage.camera
@@ -313,11 +331,14 @@ class Runner:
         if via == "qr":
             await shopper.go_home(pilot, app)
             await self._show(t, make_code(self.stage.pickup_key, order.id, self._expiry(),
-                                          self.sc.store), f"pickup code of {order.id} shown")
+                                          self.sc.store),
+                             f"{order.first_name} shows the pickup code on the phone")
         else:
             await shopper.type_pickup_code(pilot, app, order.code)
         said = await shopper.finish_checkin(pilot, app, ck.score)
-        self.say(t, f"check-in {order.id} via {via}: {said}")
+        how = "with the code on the phone" if via == "qr" else "by typing the pickup code"
+        survey = f"; then the survey: {ck.score} of 5 stars" if ck.score else ""
+        self.say(t, f"{order.first_name} checks in {how}; the kiosk says “{said}”{survey}")
 
     # --- the end -------------------------------------------------------------------------
 
@@ -342,7 +363,7 @@ class Runner:
                                             "buffered in the outbox")
                 return {boot: seq}
             if st["outbox"]["depth"] == 0 and self._collected(boot) >= seq:
-                self.say(self.store_time(), f"drained: {seq} events upstream")
+                self.say(self.store_time(), f"all {seq} events are upstream")
                 return {boot: seq}
             time.sleep(0.3)
         self.say(self.store_time(), f"not drained after {timeout:.0f}s: {st['outbox']}")

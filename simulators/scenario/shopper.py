@@ -71,6 +71,15 @@ async def finish_checkin(pilot: Any, app: KioskApp, score: int, timeout: float =
     return said
 
 
+async def read_result(pilot: Any, app: KioskApp, timeout: float = 10) -> str:
+    """What the kiosk answers to a check-in it made by itself (a loyalty card tapped): the
+    result screen's message, then back home."""
+    await until(pilot, lambda: isinstance(app.screen, ResultScreen), timeout, "a check-in result")
+    said = str(app.screen.query_one("#message").render())
+    await go_home(pilot, app)
+    return said
+
+
 async def call_staff(pilot: Any, app: KioskApp) -> str:
     """Press "call staff" on the bar at the foot of whatever screen is up; returns what the
     kiosk tells the shopper once the agent has the call."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,6 @@ import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.bus.client import BusClient
-from agent.contracts.alerts import token_digest
 from agent.contracts.status import Status
 from agent.errors import AgentError
 from agent.keys import public_key_text
@@ -88,7 +86,6 @@ class Stage:
         self.clock_file = workdir / "clock-offset"
         self.collector_db = workdir / "collector.db"
         self.pickup_key = Ed25519PrivateKey.generate()
-        self.staff_token = secrets.token_urlsafe(32)  # the simulated staff view's bus token
         self.link_key = Ed25519PrivateKey.generate()  # upstream's: signs consent documents
         self._doc_versions: dict[str, int] = {}
         self.link: NetworkCut | None = None
@@ -162,6 +159,10 @@ class Stage:
         db.replace("orders", [{"order_id": o.id, "code": o.code, "first_name": o.first_name,
                                "status": "ready", "eta_min": o.eta_min,
                                "store": self.sc.store} for o in self.sc.orders.values()])
+        cards = [{"card": t.uid, "first_name": t.holder, "points": t.points}
+                 for t in self.sc.tags.values() if t.role == "loyalty" and t.holder]
+        if cards:
+            db.replace("loyalty", cards)
         db.close()
 
     def write_config(self) -> None:
@@ -178,7 +179,9 @@ class Stage:
             "device": {"store": sc.store, "id": sc.device},
             "outbox": {"path": str(self.paths.outbox), "max_bytes": 8 * 1024 * 1024},
             "mqtt": {"url": link_url, "protocol": self.protocol, "keepalive_s": 5,
-                     "ack_timeout_s": 5, "backoff_min_s": 0.2, "backoff_max_s": 2},
+                     "ack_timeout_s": 5, "backoff_min_s": 0.2, "backoff_max_s": 2,
+                     # on a broker that is not ours, leave no session behind for long
+                     **({"session_expiry_s": 120} if self.foreign_broker else {})},
             "bus": {"socket": str(self.bus_socket)},
             "metrics": {"listen": "", "telemetry_interval_s": 0},
             "ble": {"enabled": self.bluez is not None, "beacons": beacons,
@@ -194,8 +197,7 @@ class Stage:
             "link": {"public_keys": [public_key_text(self.link_key.public_key())]},
             "kiosk": {"store_db": str(self.paths.store_db), "idle_s": 600,
                       "idle_warning_s": 30},
-            "staff": {"escalate_after_s": ESCALATE_AFTER_S,
-                      "bus_tokens": [token_digest(self.staff_token)]},
+            "staff": {"escalate_after_s": ESCALATE_AFTER_S},
         }
         # a real TOML writer: a path or a name with a quote or a backslash stays what it is
         self.cfg_path.write_text(tomli_w.dumps(config), encoding="utf-8")
@@ -289,6 +291,34 @@ class Stage:
         assert self.agent is not None
         return self.agent.pid
 
+    @property
+    def foreign_broker(self) -> bool:
+        """A running broker named by URL: someone else's, to be left as it was found."""
+        return self.broker is None and bool(self.broker_url)
+
+    def clear_retained(self) -> None:
+        """Remove what this run left retained on a broker it did not start: the agent's
+        birth/death message on its state topic and the documents "upstream" published.
+        An empty retained message deletes the retained one (MQTT 3.1.1 and 5)."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        topics = [f"o2o/v1/{self.sc.store}/{self.sc.device}/state",
+                  *(f"o2o/v1/{self.sc.store}/all/{kind}" for kind in self._doc_versions)]
+        parts = urlsplit(self.broker_url)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=f"scenario-cleanup-{time.monotonic_ns()}",
+                             protocol=mqtt.MQTTv5)
+        try:
+            client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+            client.loop_start()
+            for topic in topics:
+                client.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+        finally:
+            client.loop_stop()
+            with contextlib.suppress(Exception):
+                client.disconnect()
+
     # --- stop ----------------------------------------------------------------------------
 
     def stop_agent(self) -> int:
@@ -316,6 +346,8 @@ class Stage:
 
     def stop(self) -> None:
         steps = [self.stop_agent, self.stop_collector]
+        if self.foreign_broker:
+            steps.append(self.clear_retained)
         if self.camera is not None:
             steps.append(self.camera.stop)
         if self.nfc is not None:

@@ -142,13 +142,14 @@ def test_demo_without_a_broker_keeps_every_event_in_the_outbox() -> None:
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     out = res.stdout
     assert "no broker here" in out and "the agent keeps every event in its outbox" in out
-    assert "check-in B-2002 via qr: Thanks, Bo" in out
+    assert "Bo checks in with the code on the phone; the kiosk says “Thanks, Bo" in out
     # the live view shows the outbox holding everything, and the check finds it all there
-    depths = [int(line.split("outbox")[1].split()[0]) for line in out.splitlines()
-              if "· outbox" in line]
-    assert depths and depths[-1] > 0 and "no broker: buffering" in out
-    assert out.strip().splitlines()[-1].startswith("all as expected: ")
-    assert "agent #" in out and "scan: product" in out  # the events, as committed
+    kept = [int(line.split("outbox: ")[1].split()[0]) for line in out.splitlines()
+            if "outbox: " in line and "(no broker to send them to)" in line]
+    assert kept and kept[-1] > 0
+    assert "  all as expected: every tap, code, check-in, survey and call" in out
+    assert "events wait in the outbox, each once, for a broker to come" in out
+    assert "agent: the camera reads a product code" in out  # the events, as committed
 
 
 def test_demo_stops_cleanly_on_ctrl_c_and_leaves_nothing_running(tmp_path: Path) -> None:
@@ -164,12 +165,15 @@ def test_demo_stops_cleanly_on_ctrl_c_and_leaves_nothing_running(tmp_path: Path)
     seen = []
     for line in proc.stdout:  # until the agent has synced a few events upstream
         seen.append(line)
-        if "upstream" in line and "· 0 upstream" not in line:
+        if "uplink connected" in line and "; 0 events upstream" not in line:
             break
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, "".join(seen) + out
     assert "stopped; everything it started is stopped too" in out
+    # the summary so far, and no claim about what it did not get to check
+    assert "— the day so far:" in out and "upstream: not checked" in out
+    assert "Traceback" not in out
 
     def left() -> list[str]:
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

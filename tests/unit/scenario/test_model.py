@@ -191,19 +191,3 @@ state = "withdrawn"
         sc, ex, got, set(), {"B": 2})
     assert not any("withdrawn" in p for p in check(sc, ex, Received(got.events[:1], report),
                                                    set(), {"B": 2}))
-
-
-def test_live_view_lines_name_what_happened_without_identifiers() -> None:
-    from simulators.live_view import summary
-
-    assert summary({"type": "o2o.nfc.tap", "data": {"tag": {"kind": "shelf",
-                                                             "label": "coffee"}}}) \
-        == "tap: shelf coffee"
-    assert summary({"type": "o2o.qr.scan", "data": {"class": "rejected",
-                                                     "reason": "scheme-not-allowed"}}) \
-        == "scan: rejected scheme-not-allowed"
-    assert summary({"type": "o2o.ble.presence", "data": {
-        "kind": "app", "action": "enter", "id": "app:2f23:1:101"}}) == "app user enters: …:1:101"
-    assert summary({"type": "o2o.ble.presence", "data": {"kind": "app", "action": "zone"}}) \
-        is None
-    assert summary({"type": "o2o.kiosk.view", "data": {}}) is None
