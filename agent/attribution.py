@@ -6,7 +6,9 @@ shopper app's presence, from enter to exit, known only by the app's own identifi
 exactly one such visit is at the kiosk (zone "immediate", else the only one "near"), taps,
 scans, check-ins and kiosk events are linked to it (`visit`), and the first campaign seen in
 the visit becomes the visit's (`visit_campaign`), named by every later event of it — the exit
-included. Nothing is guessed when two apps are equally close.
+included. Nothing is guessed when two apps are equally close. A till's sale or redemption is
+linked to the visit at the kiosk, else to the only app visit open in the store; its campaign
+is the redeemed offer's.
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.contracts.events import BLE_PRESENCE, KIOSK_PREFIX, NFC_TAP, QR_SCAN
+from agent.contracts.events import (
+    BLE_PRESENCE,
+    KIOSK_PREFIX,
+    NFC_TAP,
+    OFFER_PREFIX,
+    POS_PREFIX,
+    QR_SCAN,
+)
 from agent.envelope import new_id
 
-# what a visit links: taps, scans and every kiosk event (a family prefix, matched as one)
-LINKED = (NFC_TAP, QR_SCAN, KIOSK_PREFIX)
+# what a visit links: taps, scans, every kiosk event, and the tills' sales and redemptions
+# (a family prefix, matched as one)
+TILL = (POS_PREFIX, OFFER_PREFIX)
+LINKED = (NFC_TAP, QR_SCAN, KIOSK_PREFIX, *TILL)
 
 
 @dataclass
@@ -36,10 +47,12 @@ class Visit:
 def campaign_of(event_type: str, data: dict[str, Any]) -> str | None:
     if event_type == QR_SCAN:
         value = (data.get("utm") or {}).get("campaign")
+        if data.get("class") == "offer":  # a signed offer code names its campaign
+            value = data.get("campaign")
     elif event_type == NFC_TAP:
         value = next(((r.get("utm") or {}).get("campaign") for r in data.get("records") or []
                       if isinstance(r, dict) and (r.get("utm") or {}).get("campaign")), None)
-    elif event_type.startswith(KIOSK_PREFIX):
+    elif event_type.startswith((KIOSK_PREFIX, *TILL)):
         value = data.get("campaign")
     else:
         value = None
@@ -51,6 +64,14 @@ class Visits:
         self.clock = clock
         self.open: dict[str, Visit] = {}
         self._lock = threading.Lock()
+
+    def _at_till(self) -> Visit | None:
+        """A sale is made away from the kiosk: the visit at the kiosk if there is one, else
+        the only app visit open in the store (none when two shoppers with the app are in)."""
+        at_kiosk = self._at_kiosk()
+        if at_kiosk is not None or len(self.open) != 1:
+            return at_kiosk
+        return next(iter(self.open.values()))
 
     def _at_kiosk(self) -> Visit | None:
         for zones in (("immediate",), ("immediate", "near")):
@@ -74,7 +95,7 @@ class Visits:
             campaign = campaign_of(event_type, data)
             if campaign:
                 out["campaign"] = campaign
-            visit = self._at_kiosk()
+            visit = self._at_till() if event_type.startswith(TILL) else self._at_kiosk()
             if visit is not None:
                 if campaign and visit.campaign is None:
                     visit.campaign = campaign

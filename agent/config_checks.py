@@ -16,7 +16,6 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from agent.config_schema import Config
-from agent.contracts.alerts import DIGEST_PATTERN
 from agent.contracts.settings_values import Check
 from agent.contracts.settings_values import check_number as check_number
 from agent.contracts.settings_values import check_text as check_text
@@ -89,6 +88,20 @@ def _check_targets(values: list[str]) -> str | None:
     if not values or any(v not in NFC_TARGETS for v in values):
         return f"a non-empty list of {', '.join(NFC_TARGETS)}"
     return None
+
+_POS_TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}=[0-9a-f]{64}")
+
+
+def _check_pos_tokens(values: list[str]) -> str | None:
+    names = [v.partition("=")[0] for v in values]
+    for v in values:
+        if not _POS_TOKEN_RE.fullmatch(v):
+            return ("'NAME=SHA256HEX' entries as 'o2o-edge pos token NAME' prints them "
+                    f"({v[:24]!r}... is not one)")
+    if len(set(names)) != len(names):
+        return "each till's name once"
+    return None
+
 
 # Upper bounds on durations and sizes: a value past them is a typo, and some end in an
 # OverflowError deep inside (threading's wait() refuses timeouts above ~9.2e9 s; MQTT's session
@@ -170,6 +183,7 @@ CHECKS: Final[dict[tuple[str, str], Check]] = {
     ("qr", "domains"): _check_domains,
     ("qr", "loyalty_pattern"): _check_pattern,
     ("qr", "pickup_public_keys"): _check_public_keys,
+    ("qr", "offer_public_keys"): _check_public_keys,
     ("qr", "debounce_s"): _between(0, DAY_S, "seconds"),
     ("qr", "roi"): lambda v: None if v == "" or re.fullmatch(
         r"\d{1,5},\d{1,5},[1-9]\d{0,4},[1-9]\d{0,4}", v, re.ASCII)
@@ -195,8 +209,11 @@ CHECKS: Final[dict[tuple[str, str], Check]] = {
     ("staff", "device_down_after_s"): lambda v: None if 5 <= v <= DAY_S else
     "5 to 86400 seconds",
     ("staff", "outbox_alert_percent"): lambda v: None if 10 <= v <= 100 else "10 to 100 (%)",
-    ("staff", "bus_tokens"): lambda v: None if all(DIGEST_PATTERN.fullmatch(d) for d in v)
-    else "digests made by 'o2o-edge staff-view bus-token' (\"sha256$\" and 64 hex digits)",
+    ("pos", "listen"): lambda v: None if v and all(is_hostport(a) for a in v) else
+    'a list of "HOST:PORT" the tills reach, like ["192.168.1.20:8470"]',
+    ("pos", "tokens"): _check_pos_tokens,
+    ("pos", "max_body_bytes"): _between(1024, 4 * 2**20, "bytes"),
+    ("pos", "rate_per_min"): _between(1, 60000, "requests a minute"),
 }
 
 
@@ -271,3 +288,6 @@ def cross_checks(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [mqtt] backoff_max_s must be >= backoff_min_s")
     if cfg.ble.near_m <= cfg.ble.immediate_m:
         raise ConfigError(f"{cfg.source}: [ble] near_m must be greater than immediate_m")
+    if cfg.pos.enabled and not cfg.pos.tokens:
+        raise ConfigError(f"{cfg.source}: [pos] enabled needs at least one till in [pos] tokens "
+                          "(make one with 'o2o-edge pos token NAME')")

@@ -18,7 +18,7 @@ from agent.contracts.shared_settings import BusConfig, DeviceConfig, KioskConfig
 
 __all__ = ["SECTIONS", "BleConfig", "BusConfig", "Config", "DeviceConfig", "KioskConfig",
            "LinkConfig", "MetricsConfig", "MqttConfig", "NfcConfig", "OutboxConfig",
-           "PrivacyConfig", "QrConfig", "StaffConfig"]
+           "PosConfig", "PrivacyConfig", "QrConfig", "StaffConfig"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ class QrConfig:
     loyalty_pattern: str = "LOY[0-9]{8,16}"
     # Ed25519 public keys (raw 32 bytes, hex or base64) that sign pickup codes
     pickup_public_keys: list[str] = dataclasses.field(default_factory=list)
+    # Ed25519 public keys that sign offer codes (agent/pos/, drivers/qr/offer.py)
+    offer_public_keys: list[str] = dataclasses.field(default_factory=list)
     debounce_s: float = 3.0  # the same code again within this time is the same scan
 
 
@@ -136,10 +138,18 @@ class StaffConfig:
     device_down_after_s: float = 60.0
     # the outbox this full (of [outbox] max_bytes) is an alert: the uplink has been down long
     outbox_alert_percent: float = 80.0
-    # digests ("sha256$" + hex) of the staff bus tokens: only a bus client holding one may
-    # list, acknowledge and close alerts (agent/contracts/alerts.py); none = nobody may.
-    # 'o2o-edge staff-view bus-token' makes a token and prints both lines
-    bus_tokens: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PosConfig:
+    # the till's endpoint (agent/pos/): off until a store turns it on
+    enabled: bool = False
+    listen: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1:8470"])
+    # one entry per till, "NAME=SHA256HEX" of its bearer token (`o2o-edge pos token NAME`
+    # makes one): the file never holds a token itself
+    tokens: list[str] = dataclasses.field(default_factory=list)
+    max_body_bytes: int = 64 * 1024
+    rate_per_min: int = 120  # requests a till may make a minute (a burst of a tenth of it)
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,7 @@ class Config:
     link: LinkConfig = dataclasses.field(default_factory=LinkConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     staff: StaffConfig = dataclasses.field(default_factory=StaffConfig)
+    pos: PosConfig = dataclasses.field(default_factory=PosConfig)
     source: str = "built-in defaults"
     path: str = ""  # the file it came from ("" for the built-in defaults)
     remote_version: int | None = None  # the remote overlay's version, when one is applied
@@ -185,4 +196,5 @@ SECTIONS: Final[dict[str, type]] = {
     "link": LinkConfig,
     "privacy": PrivacyConfig,
     "staff": StaffConfig,
+    "pos": PosConfig,
 }

@@ -15,10 +15,10 @@ from typing import Any
 
 from agent import __version__
 from agent.attribution import Visits
-from agent.bus.roles import StaffGate
 from agent.bus.server import BusServer
 from agent.checkin import CheckinService, StoreDb
 from agent.config import Config
+from agent.contracts.bus import Op
 from agent.contracts.events import AGENT_STARTED
 from agent.contracts.status import Status
 from agent.envelope import new_id, source_uri
@@ -26,6 +26,8 @@ from agent.kpi import Kpis
 from agent.metrics import AgentCollector
 from agent.notify import Notifier
 from agent.outbox import Committed, OutboxWriter
+from agent.pos import PosLedger, PosService
+from agent.pos.service import bus_op as pos_bus_op
 from agent.privacy import Privacy
 from agent.services import alerts_wiring, periodic
 from agent.services.capture import Capture
@@ -81,8 +83,14 @@ class Agent:
         self.store_db, self.link_cache, self.kpis = StoreDb(store), LinkCache(store), Kpis(store)
         self.visits = Visits()
         al = self.alerts = alerts_wiring.staff_alerts(cfg, store, lambda t, d: self.capture(t, d))
-        self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis, al.store))
-        self.capture = Capture(self.writer, self.privacy.allows, self.visits.observe)
+        self.pos_ledger = PosLedger(store)
+        self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis, al.store,
+                                              self.pos_ledger))
+        self.pos = PosService(self.pos_ledger, d.store, lambda: self.cfg.qr.offer_public_keys,
+                              self.privacy.key_of, lambda t, data: self.capture(t, data))
+        self.pos_endpoint: Any = None  # agent/pos/http.py PosEndpoint, when [pos] enabled
+        self.capture = Capture(self.writer, self.privacy.allows,
+                               lambda t, data: self.visits.observe(t, self.pos.on_scan(t, data)))
         self.touchpoints = Touchpoints(cfg, self.capture, self.supervisor)
 
         port = DownstreamPort()  # the uplink feeds the store link, which answers through it
@@ -108,11 +116,10 @@ class Agent:
             self.link_receiver = link.receiver
 
         kiosk = KioskOps(CheckinService(self.store_db, d.store, self.capture,
-                                        cfg.kiosk.early_checkin_min,
-                                        arrived=al.watch.arrived), self.kpis)
-        self.bus = BusServer(cfg.bus.socket, self.writer, self.status, kiosk.ops() | al.ops(),
-                             enrich=self.visits.observe, allow=self.privacy.allows,
-                             gate=StaffGate(cfg.staff.bus_tokens))
+                                        cfg.kiosk.early_checkin_min), self.kpis)
+        ops = kiosk.ops() | al.ops() | {Op.POS: pos_bus_op(self.pos)}
+        self.bus = BusServer(cfg.bus.socket, self.writer, self.status, ops,
+                             enrich=self.visits.observe, allow=self.privacy.allows)
         self.outbox = OutboxFigures(o.path, self.writer)
         self.store_db_state = StoreDbState(self.store_db_moved, store)
         self._status = StatusBuilder(
@@ -152,6 +159,12 @@ class Agent:
         self.loop.bind(asyncio.get_running_loop(), stop)
         await asyncio.to_thread(self.writer.start)
         self.outbox.open()
+        self.pos.resend_pending()
+        if cfg.pos.enabled:  # up before the bus: a client that hears the agent finds it
+            from agent.pos.http import PosEndpoint  # aiohttp loads only where tills post
+
+            self.pos_endpoint = PosEndpoint(cfg.pos, self.pos)
+            await self.pos_endpoint.start()
         await self.bus.start()
         if self.uplink is not None:
             spawn("uplink", self.uplink.run)
@@ -183,6 +196,8 @@ class Agent:
     async def shutdown(self) -> None:
         self.notifier.stopping()
         await self.supervisor.stop(list(self.sources))
+        if self.pos_endpoint is not None:
+            await self.pos_endpoint.stop()
         await self.bus.stop()
         # give batches already in flight a moment to be acknowledged, then say goodbye
         if self.uplink is not None:

@@ -12,4 +12,5 @@ def qr_policy(cfg: Config) -> QrPolicy:
     return QrPolicy(domains=tuple(q.domains), product_paths=tuple(q.product_paths),
                     loyalty_pattern=q.loyalty_pattern,
                     pickup_keys=tuple(parse_public_key(k) for k in q.pickup_public_keys),
+                    offer_keys=tuple(parse_public_key(k) for k in q.offer_public_keys),
                     store=cfg.device.store)

@@ -12,6 +12,7 @@ class DriverReason(enum.Enum):
     BACKEND = "backend"
     BAD_NDEF = "bad-ndef"
     BAD_PICKUP = "bad-pickup"  # a pickup QR code refused (drivers/qr/pickup.py)
+    BAD_OFFER = "bad-offer"  # an offer code refused (drivers/qr/offer.py)
     NO_READER = "no-reader"
     NO_TAG = "no-tag"
     TAG_NOT_NDEF = "tag-not-ndef"

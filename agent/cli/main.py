@@ -70,6 +70,7 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
         doctor,
         nfc,
         orders,
+        pos,
         qr,
         report,
     )
@@ -132,6 +133,7 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
 
     ble.add_parser(sub)
     qr.add_parser(sub)
+    pos.add_parser(sub)
     nfc.add_parser(sub)
     orders.add_parser(sub)
     doctor.add_parser(sub)

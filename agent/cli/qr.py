@@ -1,5 +1,5 @@
-"""`o2o-edge qr keygen|make`: the keys that sign pickup codes, and QR codes for print or
-screen — pickup codes, and campaign links carrying UTM tags."""
+"""`o2o-edge qr keygen|make`: the keys that sign pickup and offer codes, and QR codes for print
+or screen — pickup codes, offer codes, and campaign links carrying UTM tags."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-MAX_VALID_S: Final = 366 * 86400  # a pickup code valid longer than a year is a typo
+MAX_VALID_S: Final = 366 * 86400  # a code valid longer than a year is a typo
 
 
 def parse_duration(text: str) -> int:
@@ -92,6 +92,8 @@ def cmd_qr_make(args: argparse.Namespace) -> int:
             key = load_private_key(Path(args.key))
             text = make_code(key, args.pickup, int(time.time()) + parse_duration(args.valid),
                              args.store or "")
+        elif args.offer:
+            text = _offer(args)
         else:
             tags: dict[str, Any] = {"source": args.source, "medium": args.medium,
                                     "campaign": args.campaign, "term": args.term,
@@ -104,22 +106,42 @@ def cmd_qr_make(args: argparse.Namespace) -> int:
     return 0
 
 
+def _offer(args: argparse.Namespace) -> str:
+    from drivers.qr import offer
+
+    if not args.key or not args.campaign or not args.text:
+        raise ValueError("--offer CODE_ID needs --key PRIVATE_KEY.pem, --campaign C and "
+                         "--text OFFER_TEXT_ID (e.g. coffee-20)")
+    from agent.keys import load_private_key
+
+    stores = tuple(s for s in (args.store or "").split(",") if s)
+    return offer.make_code(load_private_key(Path(args.key)), args.offer, args.campaign,
+                           args.text, int(time.time()) + parse_duration(args.valid), stores)
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("qr", help="pickup-code keys, and QR codes for pickup and campaigns")
     qsub = p.add_subparsers(dest="qr_command", metavar="ACTION", required=True)
-    q = qsub.add_parser("keygen", help="a new Ed25519 key pair for signing pickup codes")
+    q = qsub.add_parser("keygen", help="a new Ed25519 key pair for signing pickup or offer "
+                                       "codes")
     q.add_argument("file", help="where to write the private key (PEM, mode 0600)")
     q.set_defaults(handler=cmd_qr_keygen)
     q = qsub.add_parser(
-        "make", help="a pickup code (--pickup ORDER --key K) or a campaign link (--url U)",
+        "make", help="a pickup code (--pickup ORDER --key K), an offer code (--offer CODE_ID "
+                     "--key K --campaign C --text T) or a campaign link (--url U)",
         description="Prints the code on the terminal, or writes --out FILE.png / FILE.svg; "
                     "the encoded text is printed too.")
     what = q.add_mutually_exclusive_group(required=True)
     what.add_argument("--pickup", metavar="ORDER", help="order id for a signed pickup code")
     what.add_argument("--url", help="https campaign link to tag with UTM parameters")
-    q.add_argument("--key", help="private key (PEM) that signs pickup codes")
-    q.add_argument("--store", help="the store the order is collected at (default: any)")
-    q.add_argument("--valid", default="7d", help="how long a pickup code is valid (default 7d)")
+    what.add_argument("--offer", metavar="CODE_ID",
+                      help="a signed offer code with this per-code id (redeemed once)")
+    q.add_argument("--text", help="an offer's text id: the words the kiosk shows (coffee-20)")
+    q.add_argument("--key", help="private key (PEM) that signs pickup or offer codes")
+    q.add_argument("--store", help="the store the order is collected at, or the stores an "
+                                   "offer is good in, comma-separated (default: any)")
+    q.add_argument("--valid", default="7d", help="how long a pickup or offer code is valid "
+                                                 "(default 7d)")
     for tag in ("source", "medium", "campaign", "term", "content"):
         q.add_argument(f"--{tag}", help=f"utm_{tag}")
     q.add_argument("--out", help="FILE.png or FILE.svg (default: the terminal)")

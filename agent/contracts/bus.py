@@ -6,7 +6,7 @@ Requests carry an `op` and a `req` the answer echoes:
   {"op": "status"}     -> {"ok": true, "status": {...}} (agent/contracts/status.py)
   {"op": "subscribe"}  -> {"ok": true}, then {"event": {...}} for every committed event
   {"op": "ping"}       -> {"ok": true, "time": t}
-  store operations (checkin, queue, handover, kpis) -> {"ok": true, ...their fields}
+  store operations (checkin, queue, handover, kpis, pos) -> {"ok": true, ...their fields}
 A refusal is {"ok": false, "reason": R, "error": "what went wrong and what to do"}: R is a
 `Reason` value (agent/errors.py), so a client gets back the very reason the agent raised.
 
@@ -38,6 +38,8 @@ class Op(enum.StrEnum):
     QUEUE = "queue"
     HANDOVER = "handover"
     KPIS = "kpis"
+    # a till on the device itself: the POS endpoint's requests over the bus (agent/pos/)
+    POS = "pos"
 
 
 # the ops every agent answers itself; the rest are handlers it was given
@@ -112,6 +114,14 @@ class KpisReply(Reply):
     day: int
     hourly: dict[str, list[float]]
     summary: dict[str, Any]
+
+
+class PosReply(Reply):
+    """op pos, {"action": sale|refund|offer-check|offer-redeem, "request": {...}, "till"?:
+    name}: what the POS endpoint would answer (agent/contracts/pos.py), with its status."""
+
+    status: int
+    answer: dict[str, Any]
 
 
 class ErrorReply(TypedDict):

@@ -60,6 +60,11 @@ STAFF_ALERT: Final = "o2o.staff.alert"
 STAFF_ALERT_ACKNOWLEDGED: Final = "o2o.staff.alert.acknowledged"
 STAFF_ALERT_CLOSED: Final = "o2o.staff.alert.closed"
 STAFF_ALERT_ESCALATED: Final = "o2o.staff.alert.escalated"
+# the store's tills (agent/pos/, agent/contracts/pos.py) and the offer codes' ledger
+POS_SALE: Final = "o2o.pos.sale"
+POS_REFUND: Final = "o2o.pos.refund"
+OFFER_REDEEMED: Final = "o2o.offer.redeemed"
+OFFER_REFUSED: Final = "o2o.offer.refused"
 # privacy
 PRIVACY_ERASED: Final = "o2o.privacy.erased"
 PRIVACY_RETENTION: Final = "o2o.privacy.retention"
@@ -74,7 +79,12 @@ LINK_PREFIX: Final = "o2o.link."
 PRIVACY_PREFIX: Final = "o2o.privacy."
 # only the agent raises, acknowledges and closes alerts: a bus client asks it (alert-ack)
 STAFF_PREFIX: Final = "o2o.staff."
-RESERVED_PREFIXES: Final = (AGENT_PREFIX, PRIVACY_PREFIX, LINK_PREFIX, STAFF_PREFIX)
+# sales and redemptions are checked, made idempotent and counted by the agent: a till asks
+# it (bus op pos, or the POS endpoint), never emits them itself
+POS_PREFIX: Final = "o2o.pos."
+OFFER_PREFIX: Final = "o2o.offer."
+RESERVED_PREFIXES: Final = (AGENT_PREFIX, PRIVACY_PREFIX, LINK_PREFIX, STAFF_PREFIX,
+                            POS_PREFIX, OFFER_PREFIX)
 
 
 # --- payloads ------------------------------------------------------------------------------
@@ -193,9 +203,6 @@ class KioskSurvey(TypedDict):
 
 class KioskAssist(TypedDict):
     screen: str
-    # the agent was away when the shopper pressed: the kiosk sent them to the counter and
-    # sends the call later, for the record only (no alert: agent/services/alerts_watch.py)
-    counter: NotRequired[bool]
 
 
 class KioskStaff(TypedDict):
@@ -299,6 +306,49 @@ class StaffAlertEscalated(TypedDict):
     waited_s: float  # raised -> now, unacknowledged
 
 
+class PosLine(TypedDict, total=False):
+    sku: str
+    gtin: str
+    qty: int
+    amount: int  # minor units
+
+
+class PosSale(TypedDict):
+    """A sale or a refund at a till (agent/contracts/pos.py has the request it comes from).
+    Loyalty cards and offer codes only as keyed hashes under the device's key."""
+
+    receipt: str
+    pos: str  # the till's name in [pos] tokens
+    total: int  # minor units (cents)
+    currency: str
+    lines: list[PosLine]
+    payment: str
+    loyalty: NotRequired[str]  # keyed hash
+    offers: NotRequired[list[str]]  # keyed hashes of the offers redeemed with it
+    original: NotRequired[str]  # a refund's receipt refunded
+    campaign: NotRequired[str]  # the first redeemed offer's; then attribution's
+    visit: NotRequired[str]
+    visit_campaign: NotRequired[str]
+
+
+class OfferRedeemed(TypedDict):
+    code: str  # keyed hash of the code id
+    campaign: str
+    offer: str  # the offer text id
+    receipt: str
+    pos: str
+    visit: NotRequired[str]
+    visit_campaign: NotRequired[str]
+
+
+class OfferRefused(TypedDict):
+    reason: str  # offer-used, offer-expired, offer-other-store, offer-bad-signature, ...
+    pos: str
+    receipt: NotRequired[str]
+    code: NotRequired[str]  # keyed hash, when the code could be read
+    campaign: NotRequired[str]
+
+
 class PrivacyErased(TypedDict):
     subject_sha256: str
     removed: dict[str, int]
@@ -356,6 +406,11 @@ REGISTRY: Final[Mapping[str, EventSpec]] = dict([
     _spec(STAFF_ALERT_ACKNOWLEDGED, StaffAlertAcknowledged, PRIORITY_HIGH),
     _spec(STAFF_ALERT_CLOSED, StaffAlertClosed, PRIORITY_HIGH),
     _spec(STAFF_ALERT_ESCALATED, StaffAlertEscalated, PRIORITY_HIGH),
+    # money: a sale and a redemption outrank the touchpoints
+    _spec(POS_SALE, PosSale, PRIORITY_CRITICAL),
+    _spec(POS_REFUND, PosSale, PRIORITY_CRITICAL),
+    _spec(OFFER_REDEEMED, OfferRedeemed, PRIORITY_CRITICAL),
+    _spec(OFFER_REFUSED, OfferRefused, PRIORITY_HIGH),
     _spec(PRIVACY_ERASED, PrivacyErased, PRIORITY_NORMAL),
     _spec(PRIVACY_RETENTION, PrivacyRetention, PRIORITY_NORMAL),
 ])

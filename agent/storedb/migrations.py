@@ -119,10 +119,37 @@ V2_STAFF_ALERTS = (
     "WHERE state != 'closed' AND dedupe IS NOT NULL",
 )
 
+V3_POS = (
+    # the tills' receipts (agent/pos/ledger.py): a till that sends a receipt again gets the
+    # answer it got the first time, and nothing is counted twice
+    """CREATE TABLE pos_receipts (
+    pos TEXT NOT NULL,            -- the till's name ([pos] tokens)
+    receipt TEXT NOT NULL,
+    action TEXT NOT NULL,         -- sale, refund, offer-redeem
+    body_sha256 TEXT NOT NULL,    -- of the request as checked: another body is a conflict
+    answer TEXT NOT NULL,         -- JSON: what the till was told
+    pending TEXT,                 -- JSON events not yet committed to the outbox (else NULL)
+    at REAL NOT NULL,
+    PRIMARY KEY (pos, receipt, action)
+)""",
+    # the one-time ledger of offer codes: a code id redeemed once, across restarts and for
+    # every kiosk and till of the agent
+    """CREATE TABLE offer_ledger (
+    code TEXT PRIMARY KEY,        -- keyed hash of the code id (agent/consent.py's key)
+    campaign TEXT NOT NULL,
+    offer TEXT NOT NULL,          -- the offer text id
+    expires INTEGER NOT NULL,     -- the code's own expiry: the row is kept until then
+    pos TEXT NOT NULL,
+    receipt TEXT NOT NULL,
+    redeemed_at REAL NOT NULL
+)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the tables of the releases before versioning (adopted as they are)",
               V1_TABLES),
     Migration(2, "staff alerts", V2_STAFF_ALERTS),
+    Migration(3, "till receipts and the offer ledger", V3_POS),
 )
 
 

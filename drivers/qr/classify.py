@@ -2,9 +2,11 @@
 of it is believed, and a rejected code keeps only its reason, length and hash, never a form
 that the kiosk could render as a link.
 
-Classes: "pickup" (a signed pickup code, see pickup.py), "campaign" / "product" (an https
-link to an allowlisted domain; UTM parameters parsed for attribution), "loyalty" (a loyalty
-card code), "text" (anything else harmless), "rejected" (with a reason).
+Classes: "pickup" (a signed pickup code, see pickup.py), "offer" (a signed offer code, see
+offer.py: valid here and now; whether it was used is the agent's ledger's to say),
+"campaign" / "product" (an https link to an allowlisted domain; UTM parameters parsed for
+attribution), "loyalty" (a loyalty card code), "text" (anything else harmless), "rejected"
+(with a reason).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from drivers.qr import offer
 from drivers.qr.pickup import PickupError, looks_like_pickup, verify_code
 
 MAX_BYTES = 2048  # a version 40 QR holds 2,953; nothing a store prints comes near this
@@ -37,6 +40,7 @@ class QrPolicy:
     product_paths: tuple[str, ...] = ("/p/", "/product/", "/products/")
     loyalty_pattern: str = r"LOY[0-9]{8,16}"
     pickup_keys: tuple[Ed25519PublicKey, ...] = ()
+    offer_keys: tuple[Ed25519PublicKey, ...] = ()
     store: str = ""
     max_bytes: int = MAX_BYTES
 
@@ -160,6 +164,13 @@ def classify(raw: bytes | str, policy: QrPolicy, now: float,
             return _rejected(exc.code, data)
         return Verdict("pickup", None, {"order": p.order, "expires": p.expires,
                                         "key_id": p.key_id})
+    if offer.looks_like_offer(text):
+        try:
+            o = offer.verify_code(text.strip(), list(policy.offer_keys), now, policy.store)
+        except offer.OfferError as exc:
+            return _rejected(exc.code, data)
+        return Verdict("offer", None, {"code": o.code_id, "campaign": o.campaign,
+                                       "offer": o.text_id, "expires": o.expires})
     m = _SCHEME.match(text)
     scheme = m.group(1).lower() if m else ""
     if scheme in _DANGEROUS:

@@ -84,13 +84,14 @@ def test_a_fresh_file_has_todays_tables_at_the_latest_version(tmp_path: Path) ->
     sqlite3.connect(made_by_old_code).executescript(OLD_SCHEMA).close()
     store = StoreDatabase.open(tmp_path / "store.db")
     store.close()
-    assert user_version(tmp_path / "store.db") == LATEST == 2
+    assert user_version(tmp_path / "store.db") == LATEST == 3
     assert read_only_check(tmp_path / "store.db") == "ok"
     # migration 1 is the schema the old code made: same tables, columns, keys, indexes;
-    # step 2 adds the staff alerts' table and nothing else
+    # step 2 adds the staff alerts' table, step 3 the tills' receipts and the offer ledger
     fresh = shape(tmp_path / "store.db")
-    assert set(fresh) - set(shape(made_by_old_code)) == {"staff_alerts"}
-    assert {t: v for t, v in fresh.items() if t != "staff_alerts"} == shape(made_by_old_code)
+    added = {"staff_alerts", "pos_receipts", "offer_ledger"}
+    assert set(fresh) - set(shape(made_by_old_code)) == added
+    assert {t: v for t, v in fresh.items() if t not in added} == shape(made_by_old_code)
     v1 = tmp_path / "v1.db"
     StoreDatabase.open(v1, migrations=MIGRATIONS[:1]).close()
     assert shape(v1) == shape(made_by_old_code) and user_version(v1) == 1
@@ -107,7 +108,7 @@ def test_a_file_of_the_old_code_is_adopted_as_version_1_without_loss(tmp_path: P
         "handed_over_at": None}
     store.close()
     assert user_version(path) == LATEST
-    assert rows(path) == {**before, "staff_alerts": []}
+    assert rows(path) == {**before, "staff_alerts": [], "pos_receipts": [], "offer_ledger": []}
 
 
 def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
@@ -126,7 +127,8 @@ def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
     cache.close()
     assert set(shape(path)) == {"appointments", "consent", "kpi_hourly", "link_docs",
                                 "link_keys", "link_versions", "loyalty", "orders",
-                                "privacy_meta", "staff_alerts"}
+                                "privacy_meta", "staff_alerts", "pos_receipts",
+                                "offer_ledger"}
 
 
 def test_a_file_of_a_newer_release_is_refused_in_one_line_and_left_alone(
@@ -234,7 +236,7 @@ def test_step_2_adds_the_staff_alerts_to_a_version_1_file_keeping_its_rows(
     StoreDatabase.open(path, migrations=MIGRATIONS[:1]).close()
     assert user_version(path) == 1 and "staff_alerts" not in shape(path)
     before = rows(path)
-    store = StoreDatabase.open(path)
+    store = StoreDatabase.open(path, migrations=MIGRATIONS[:2])
     assert user_version(path) == 2
     assert rows(path) == {**before, "staff_alerts": []}
     conn = sqlite3.connect(path)
@@ -244,3 +246,14 @@ def test_step_2_adds_the_staff_alerts_to_a_version_1_file_keeping_its_rows(
     repo = AlertStore(store)
     assert repo.listing(10) == ([], 0)
     store.close()
+
+
+def test_step_3_adds_the_receipts_and_the_offer_ledger_to_a_version_2_file(
+        tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    old_file(path)
+    StoreDatabase.open(path, migrations=MIGRATIONS[:2]).close()
+    before = rows(path)
+    StoreDatabase.open(path).close()
+    assert user_version(path) == 3
+    assert rows(path) == {**before, "pos_receipts": [], "offer_ledger": []}
