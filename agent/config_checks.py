@@ -16,6 +16,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from agent.config_schema import Config
+from agent.contracts.alerts import DIGEST_PATTERN
 from agent.contracts.settings_values import Check
 from agent.contracts.settings_values import check_number as check_number
 from agent.contracts.settings_values import check_text as check_text
@@ -209,6 +210,8 @@ CHECKS: Final[dict[tuple[str, str], Check]] = {
     ("staff", "device_down_after_s"): lambda v: None if 5 <= v <= DAY_S else
     "5 to 86400 seconds",
     ("staff", "outbox_alert_percent"): lambda v: None if 10 <= v <= 100 else "10 to 100 (%)",
+    ("staff", "bus_tokens"): lambda v: None if all(DIGEST_PATTERN.fullmatch(d) for d in v)
+    else "digests made by 'o2o-edge staff-view bus-token' (\"sha256$\" and 64 hex digits)",
     ("pos", "listen"): lambda v: None if v and all(is_hostport(a) for a in v) else
     'a list of "HOST:PORT" the tills reach, like ["192.168.1.20:8470"]',
     ("pos", "tokens"): _check_pos_tokens,

@@ -138,6 +138,10 @@ class StaffConfig:
     device_down_after_s: float = 60.0
     # the outbox this full (of [outbox] max_bytes) is an alert: the uplink has been down long
     outbox_alert_percent: float = 80.0
+    # digests ("sha256$" + hex) of the staff bus tokens: only a bus client holding one may
+    # list, acknowledge and close alerts (agent/contracts/alerts.py); none = nobody may.
+    # 'o2o-edge staff-view bus-token' makes a token and prints both lines
+    bus_tokens: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)

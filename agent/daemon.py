@@ -15,6 +15,7 @@ from typing import Any
 
 from agent import __version__
 from agent.attribution import Visits
+from agent.bus.roles import StaffGate
 from agent.bus.server import BusServer
 from agent.checkin import CheckinService, StoreDb
 from agent.config import Config
@@ -116,10 +117,12 @@ class Agent:
             self.link_receiver = link.receiver
 
         kiosk = KioskOps(CheckinService(self.store_db, d.store, self.capture,
-                                        cfg.kiosk.early_checkin_min), self.kpis)
+                                        cfg.kiosk.early_checkin_min,
+                                        arrived=al.watch.arrived), self.kpis)
         ops = kiosk.ops() | al.ops() | {Op.POS: pos_bus_op(self.pos)}
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, ops,
-                             enrich=self.visits.observe, allow=self.privacy.allows)
+                             enrich=self.visits.observe, allow=self.privacy.allows,
+                             gate=StaffGate(cfg.staff.bus_tokens))
         self.outbox = OutboxFigures(o.path, self.writer)
         self.store_db_state = StoreDbState(self.store_db_moved, store)
         self._status = StatusBuilder(

@@ -203,6 +203,9 @@ class KioskSurvey(TypedDict):
 
 class KioskAssist(TypedDict):
     screen: str
+    # the agent was away when the shopper pressed: the kiosk sent them to the counter and
+    # sends the call later, for the record only (no alert: agent/services/alerts_watch.py)
+    counter: NotRequired[bool]
 
 
 class KioskStaff(TypedDict):
