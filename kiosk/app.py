@@ -348,6 +348,7 @@ class KioskApp(App[None]):
         if isinstance(self.screen, ResultScreen) and self.screen.is_mounted:
             self.screen.follow_up(text)
         else:
+            self.clear_notifications()  # the new word replaces the last: they do not pile up
             self.notify(text, timeout=timeout, markup=False)
 
     def _say_again(self) -> None:

@@ -4,7 +4,10 @@ staff from the kiosk (a headless kiosk app on the same agent) shows on the phone
 there changes the kiosk's words to who is coming. A wrong PIN five times locks the name out; a
 request from outside loopback without a session is refused; after the view restarts the page's
 event stream comes back (the page asks staff to sign in again: sessions live in memory).
-Screenshots at 390x844 and 768x1024 are kept under the test's tmp dir (the path is printed)."""
+Screenshots at 390x844 and 768x1024 are kept under the test's tmp dir (the path is printed).
+And the kiosk as stores run it, served to a browser of its own, with the phone in a second
+browser: a tap on the kiosk's page reaches the phone, "On my way" there reaches the kiosk's
+page — with the store's link to its broker up, and cut."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,11 @@ from agent.contracts.alerts import token_digest
 from kiosk.app import KioskApp
 from kiosk.pin import MAX_TRIES, hash_pin
 from kiosk.settings import load_settings
+from simulators.brokers import PrivateBroker, PrivateMosquitto
+from simulators.netcut import NetworkCut
 from simulators.scenario.shopper import until
-from tests.conftest import ROOT, AgentProcess, need, wait_for
+from tests.conftest import ROOT, AgentProcess, need, wait_for, write_config
+from tests.integration.conftest import Subscriber, running_broker
 from tests.integration.test_kiosk_flows import Store
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -233,3 +241,195 @@ def test_wrong_pins_lock_out_and_outside_requests_need_a_session(view: View,
     assert after.get("401 outside", 0) - before.get("401 outside", 0) == 1
     assert after["401 no-session"] - before.get("401 no-session", 0) == 3
     assert after.get("423 locked", 0) >= 2
+
+
+# What the served kiosk's page receives from its server, as text: textual.js writes the bytes
+# of its websocket to xterm.js, which draws them on a canvas; the page keeps its own copy,
+# escape sequences taken out, so a test reads what the shopper's screen was given to show.
+KIOSK_TEXT = """
+(() => {
+  const Native = window.WebSocket;
+  const decoder = new TextDecoder();
+  window.kioskText = "";
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (e) => {
+        if (typeof e.data === "string") return;
+        const text = decoder.decode(new Uint8Array(e.data), {stream: true})
+          .replace(/\\x1b\\[[0-9;?<>=]*[ -\\/]*[@-~]/g, "")
+          .replace(/\\x1b\\][^\\x07\\x1b]*(\\x07|\\x1b\\\\)/g, "");
+        window.kioskText = (window.kioskText + text).slice(-2000000);
+      });
+    }
+  };
+})();
+"""
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """The store's broker upstream (a private mosquitto; skipped, saying why, without one)."""
+    (tmp_path / "broker").mkdir()
+    yield from running_broker(PrivateMosquitto, tmp_path / "broker")
+
+
+def _started_upstream(upstream: Subscriber, timeout: float = 30.0) -> dict[str, Any]:
+    """The served kiosk's size, from its o2o.kiosk.started as upstream got it (the outbox
+    lets an event go once the broker has it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with upstream.lock:
+            started = [e for e in upstream.events.values() if e["type"] == "o2o.kiosk.started"]
+        if started:
+            return dict(started[0]["data"])
+        time.sleep(0.2)
+    raise AssertionError("the served kiosk's o2o.kiosk.started never reached upstream")
+
+
+def _uplink(sock: Path) -> str:
+    from agent.bus.client import BusClient
+
+    with BusClient(sock, timeout=5) as bus:
+        return str(bus.status()["uplink"]["state"])
+
+
+def test_the_served_kiosk_and_the_phone_in_two_browsers_with_the_link_up_and_cut(
+        tmp_path: Path, agent_factory: list[AgentProcess], broker: PrivateBroker) -> None:
+    """The kiosk as stores run it (`o2o-edge kiosk --serve`, one browser) and the staff view on
+    a phone (a second browser): the shopper taps "Call staff" on the kiosk's page, the alert
+    shows on the phone, "On my way" there, and the kiosk's page says who is coming; then the
+    same with the store's link to its broker cut, and after it is restored the calls, their
+    alerts and acks are upstream."""
+    need("chromium", "chromium")
+    pytest.importorskip("playwright", reason="pip install playwright (in the test extras)")
+    host, port = broker.url.split("//", 1)[1].rsplit(":", 1)
+    link = NetworkCut(host, int(port)).start()
+    upstream = Subscriber(broker.url, "o2o/v1/store-1/kiosk-2/events", "collector-served")
+    try:
+        assert upstream.connected.wait(10), upstream.health()
+        _two_browsers(tmp_path, agent_factory, link, upstream)
+    finally:
+        upstream.close()
+        link.stop()
+
+
+def _two_browsers(tmp_path: Path, agent_factory: list[AgentProcess], link: NetworkCut,
+                  upstream: Subscriber) -> None:
+    chromium = need("chromium", "chromium")
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+    from playwright.async_api import async_playwright
+
+    store = Store(tmp_path, agent_factory)  # orders, appointments; then the linked config
+    write_config(store.cfg_path, url=link.url, device="kiosk-2",
+                 extra=f'keepalive_s = 5\nack_timeout_s = 5\n\n[kiosk]\n'
+                       f'store_db = "{tmp_path / "store.db"}"\n{STAFF_TABLE}')
+    store.agent.start()
+    sock = tmp_path / "agent.sock"
+    wait_for(lambda: _uplink(sock) == "connected", 30, what="the uplink connected")
+    view = View(store, tmp_path)
+    view.start()
+    kiosk_port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli.main", "kiosk", "--serve", f"127.0.0.1:{kiosk_port}",
+         "--config", str(store.cfg_path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    timings: dict[str, float] = {}
+
+    async def run() -> None:
+        async with async_playwright() as p:
+            kiosk_browser = await p.chromium.launch(executable_path=chromium,
+                                                    args=CHROMIUM_FLAGS)
+            phone_browser = await p.chromium.launch(executable_path=chromium,
+                                                    args=CHROMIUM_FLAGS)
+            screen = await kiosk_browser.new_page(viewport={"width": 1024, "height": 600})
+            await screen.add_init_script(KIOSK_TEXT)
+            for _ in range(100):  # the server takes a moment to listen
+                try:
+                    await screen.goto(f"http://127.0.0.1:{kiosk_port}/")
+                    break
+                except Exception:
+                    await asyncio.sleep(0.2)
+            await screen.wait_for_selector(".xterm-screen", timeout=30_000)
+            size = await asyncio.to_thread(_started_upstream, upstream)
+            box = await screen.locator(".xterm-screen").bounding_box()
+            assert box is not None
+            cw, ch = box["width"] / size["cols"], box["height"] / size["rows"]
+            twin = KioskApp(load_settings(str(store.cfg_path)), connect=False)  # where to tap
+            async with twin.run_test(size=(size["cols"], size["rows"])):
+                region = twin.screen.query_one("#call-staff").region
+            call_x = box["x"] + (region.x + region.width / 2) * cw
+            call_y = box["y"] + (region.y + region.height / 2) * ch
+
+            phone_ctx = await phone_browser.new_context(viewport=PHONE, is_mobile=True,
+                                                        has_touch=True, bypass_csp=True)
+            phone = await phone_ctx.new_page()
+            await phone.goto(f"http://127.0.0.1:{view.port}/")
+            await phone.wait_for_selector("#pin-form", state="visible")
+            await _sign_in(phone, "Anna", PIN)
+            await phone.wait_for_function("window.staffView.streams >= 1")
+
+            async def says(text: str, since: int) -> float:
+                """Seconds until the kiosk's page has been given `text` (after `since`)."""
+                t0 = time.monotonic()
+                await screen.wait_for_function(
+                    "([t, n]) => window.kioskText.slice(n).includes(t)", arg=[text, since],
+                    timeout=15_000)
+                return time.monotonic() - t0
+
+            async def call_and_answer(phase: str, nth: int) -> None:
+                since = int(await screen.evaluate("window.kioskText.length"))
+                card = phone.locator("#alerts li[data-state=open]")
+                for _ in range(3):
+                    # the last call's words may lie over the button (a note in the corner):
+                    # a tap on them puts them away, as a shopper would find; tap again then
+                    t0 = time.monotonic()
+                    await screen.mouse.click(call_x, call_y)
+                    try:
+                        await card.first.wait_for(timeout=3_000)
+                        break
+                    except PlaywrightTimeout:
+                        continue
+                await card.first.wait_for(timeout=15_000)
+                timings[f"{phase}: tap -> alert on the phone"] = time.monotonic() - t0
+                assert "asks for help" in await card.first.inner_text()
+                await says("We have let the team know.", since)
+                await phone.screenshot(path=tmp_path / f"phone-{phase}.png")
+                t1 = time.monotonic()
+                await card.first.locator("button.ack").click()
+                await says("Anna from our team is coming.", since)
+                timings[f"{phase}: On my way -> kiosk says who"] = time.monotonic() - t1
+                await screen.screenshot(path=tmp_path / f"kiosk-{phase}.png")
+                await phone.wait_for_function(
+                    "(n) => document.querySelectorAll('#alerts li[data-state=acknowledged]')"
+                    ".length >= n", arg=nth, timeout=10_000)
+
+            await call_and_answer("link up", 1)
+            link.cut()  # from here nothing crosses, either way, until restored
+            await asyncio.to_thread(wait_for, lambda: _uplink(sock) != "connected", 30,
+                                    0.2, "the agent noticing the cut")
+            crossed = upstream.unique()
+            await call_and_answer("link cut", 2)
+            assert upstream.unique() == crossed, "an event crossed a cut link"
+            await kiosk_browser.close()
+            await phone_browser.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        serve.terminate()
+        serve.wait(10)
+        log.close()
+        view.stop()
+    for what, s in timings.items():
+        print(f"{what}: {s * 1000:.0f} ms")
+    link.restore()
+
+    def upstream_has(event_type: str) -> int:
+        with upstream.lock:
+            return sum(e["type"] == event_type for e in upstream.events.values())
+
+    # once restored, both calls, their alerts and their acks are upstream, each once
+    wanted = ("o2o.kiosk.assist", "o2o.staff.alert", "o2o.staff.alert.acknowledged")
+    wait_for(lambda: all(upstream_has(t) == 2 for t in wanted), 60,
+             what=lambda: {t: upstream_has(t) for t in wanted})
