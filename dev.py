@@ -10,6 +10,10 @@
     python3 dev.py bench-qr [ARGS...]   QR decoding against pyzbar, zxing-cpp and OpenCV
     python3 dev.py bench-nfc [ARGS...]  NFC tag on the reader -> event committed, vs bare nfcpy
     python3 dev.py bench-kiosk [ARGS...]  tap/scan -> kiosk screen painted; kiosk RSS
+    python3 dev.py bench-memory [ARGS...]  agent RSS with every touchpoint on, vs the old
+                                           imports, and where each MiB goes
+    python3 dev.py bench-startup [ARGS...]  run -> READY=1 / first event upstream /
+                                            touchpoints live, vs core and bare python
 
 Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
 """
@@ -108,7 +112,8 @@ def ensure_venv(extras: str) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble", "bench-qr",
-                                       "bench-nfc", "bench-kiosk", "bench-wear"):
+                                       "bench-nfc", "bench-kiosk", "bench-wear",
+                                       "bench-memory", "bench-startup"):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -123,7 +128,9 @@ def main(argv: list[str]) -> int:
         module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble",
                   "bench-qr": "tests.bench.bench_qr", "bench-nfc": "tests.bench.bench_nfc",
                   "bench-kiosk": "tests.bench.bench_kiosk",
-                  "bench-wear": "tests.bench.bench_wear"}[what]
+                  "bench-wear": "tests.bench.bench_wear",
+                  "bench-memory": "tests.bench.bench_memory",
+                  "bench-startup": "tests.bench.bench_startup"}[what]
         return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
     run([str(PY), "-m", "ruff", "check", "."])

@@ -123,7 +123,17 @@ def main() -> int:
 
     threading.Thread(target=until_stdin_ends, name="qr-camera-stdin", daemon=True).start()
     try:
+        import cv2  # noqa: F401 - every camera is read through it: missing, say so at once
+
         serve(settings, lines, stop)
+    except ImportError as exc:
+        lines.send(
+            {
+                "fatal": f"the QR camera needs OpenCV, numpy and zxing-cpp ({exc}): install "
+                "them in the agent's environment, or set [qr] enabled = false"
+            }
+        )
+        return 2
     except DriverError as exc:
         lines.send({"fatal": str(exc)})
         return 2

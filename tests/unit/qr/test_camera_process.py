@@ -160,3 +160,19 @@ def test_the_camera_process_alone_says_how_it_is_started() -> None:
     )
     assert res.returncode == 2
     assert "started by the agent's QR source" in res.stdout
+
+
+def test_a_camera_process_without_opencv_says_what_to_install(tmp_path: Path) -> None:
+    blocker = tmp_path / "cv2.py"  # found before the real one: importing it fails
+    blocker.write_text("raise ImportError('No module named cv2')\n")
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import runpy; " + (
+        "runpy.run_module('agent.qr_camera', run_name='__main__')"
+    )
+    src = QrSource(
+        Config(qr=QrConfig(camera=str(tmp_path / "none.avi"))),
+        lambda t, d: None,
+        command=(sys.executable, "-c", code),
+    )
+    with pytest.raises(DriverError, match="needs OpenCV"):
+        asyncio.run(src.run())
+    assert "[qr] enabled = false" in src.status()["camera"]["last_error"]
