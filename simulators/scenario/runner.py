@@ -79,7 +79,7 @@ class Runner:
         self.stage_had_link = False
         self.interrupted = threading.Event()
         self.faults = Faults(self.stage)
-        self.staff = StaffDesk(self.stage.bus_socket, self.say)
+        self.staff = StaffDesk(self.stage.bus_socket, self.say, self.stage.staff_token)
         self.answers: list[asyncio.Task[None]] = []
 
     # --- time and stopping -----------------------------------------------------------------

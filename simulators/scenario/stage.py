@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.bus.client import BusClient
+from agent.contracts.alerts import token_digest
 from agent.contracts.status import Status
 from agent.errors import AgentError
 from agent.keys import public_key_text
@@ -86,6 +88,7 @@ class Stage:
         self.clock_file = workdir / "clock-offset"
         self.collector_db = workdir / "collector.db"
         self.pickup_key = Ed25519PrivateKey.generate()
+        self.staff_token = secrets.token_urlsafe(32)  # the simulated staff view's bus token
         self.link_key = Ed25519PrivateKey.generate()  # upstream's: signs consent documents
         self._doc_versions: dict[str, int] = {}
         self.link: NetworkCut | None = None
@@ -197,7 +200,8 @@ class Stage:
             "link": {"public_keys": [public_key_text(self.link_key.public_key())]},
             "kiosk": {"store_db": str(self.paths.store_db), "idle_s": 600,
                       "idle_warning_s": 30},
-            "staff": {"escalate_after_s": ESCALATE_AFTER_S},
+            "staff": {"escalate_after_s": ESCALATE_AFTER_S,
+                      "bus_tokens": [token_digest(self.staff_token)]},
         }
         # a real TOML writer: a path or a name with a quote or a backslash stays what it is
         self.cfg_path.write_text(tomli_w.dumps(config), encoding="utf-8")
