@@ -42,9 +42,17 @@ def public_key_text(key: Ed25519PublicKey) -> str:
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: not a readable unencrypted PEM private key ({exc})") from None
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file; give the key file that 'o2o-edge qr keygen' "
+                         "wrote") from None
+    except OSError as exc:  # a directory, no permission, an I/O error: say which
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and "
+                         "its permissions") from None
+    try:
+        key = load_pem_private_key(raw, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: not an unencrypted PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path}: not an Ed25519 private key")
     return key

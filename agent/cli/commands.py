@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, Final
 
 from agent.bus.client import BusClient
@@ -244,8 +244,23 @@ def format_status(st: Status) -> str:
     for name, h in st["components"].items():
         extra = f"  restarts={h['restarts']}" if h["restarts"] else ""
         err = f"  last error: {h['last_error']}" if h["last_error"] else ""
-        lines.append(f"  {name:<12} {h['state']}{extra}{err}")
+        lines.append(f"  {name:<12} {_component_state(name, h['state'])}{extra}{err}")
     return "\n".join(lines)
+
+
+# a component that returned had nothing (more) to do; for these, what that means
+_DONE: Final = {
+    "watchdog": "off (systemd's watchdog is not watching: the agent was not started by a "
+                "unit with WatchdogSec)",
+}
+_STATES: Final = {"running": "running", "restarting": "restarting after a failure",
+                  "stopped": "stopped", "finished": "done (nothing left to do)"}
+
+
+def _component_state(name: str, state: str) -> str:
+    if state == "finished" and name in _DONE:
+        return _DONE[name]
+    return _STATES.get(state, state)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -266,11 +281,57 @@ def cmd_tail(args: argparse.Namespace) -> int:
     seen = 0
     with _bus(cfg, timeout=None) as bus:
         for event in bus.subscribe():
-            print(json.dumps(event, separators=(",", ":")), flush=True)
+            if args.json:
+                print(json.dumps(event, separators=(",", ":")), flush=True)
+            else:
+                print(tail_line(event), flush=True)
             seen += 1
             if args.count and seen >= args.count:
                 break
     return 0
+
+
+TAIL_FIELDS_MAX: Final = 160  # characters of key fields on a tail line
+
+
+def _printable(value: object, limit: int = 40) -> str:
+    """A value from an event as safe text: control characters (a terminal escape in a tag's
+    text) shown escaped, long text cut."""
+    text = str(value)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _key_fields(data: object) -> str:
+    """The event's scalar fields (and those one level down: tag.kind=shelf), in its order;
+    a list is counted, not printed."""
+    if not isinstance(data, dict):
+        return _printable(data) if data is not None else ""
+    parts: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            parts += [f"{key}.{k}={_printable(v)}" for k, v in value.items()
+                      if isinstance(v, str | int | float | bool)][:3]
+        elif isinstance(value, list):
+            parts.append(f"{key}=[{len(value)}]")
+        elif value is not None:
+            parts.append(f"{key}={_printable(value)}")
+    out = " ".join(_printable(p, TAIL_FIELDS_MAX) for p in parts)
+    return out if len(out) <= TAIL_FIELDS_MAX else out[: TAIL_FIELDS_MAX - 1] + "…"
+
+
+def tail_line(event: Mapping[str, Any]) -> str:
+    """One event as one line: local time, seq, type and the key fields of its data."""
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00"))
+        clock = when.astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        clock = "--:--:--"
+    flags = " (historical)" if event.get("historical") else ""
+    return (f"{clock}  #{event.get('seq', '?'):<6} {_printable(event.get('type'), 40):<28} "
+            f"{_key_fields(event.get('data'))}{flags}").rstrip()
 
 
 def _reader(args: argparse.Namespace) -> Any:
@@ -292,9 +353,48 @@ def cmd_outbox_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st, indent=2))
     else:
-        for k, v in st.items():
-            print(f"{k:<14} {v}")
+        print(format_outbox_stats(st))
     return 0
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+# what each priority holds (agent/contracts/events.py gives every type its priority)
+PRIORITY_WORDS: Final = {9: "check-ins, staff calls, agent reports", 7: "taps, scans, kiosk",
+                         5: "presence", 2: "beacon telemetry"}
+
+
+def format_outbox_stats(st: dict[str, Any]) -> str:
+    """The outbox as a table a person reads: what waits, since when, how big, what was
+    dropped and why."""
+    rows = [("file", str(st.get("path", "-"))),
+            ("waiting", f"{st.get('depth', 0):,} events"),
+            ("oldest", _age(st.get("oldest_age_s")) + (" old" if st.get("oldest_age_s")
+                                                        is not None else " (none waiting)")),
+            ("events", _size(st.get("bytes"))),
+            ("file size", f"{_size(st.get('file_bytes'))} ({_size(st.get('free_bytes'))} free "
+                          "pages, handed back gradually)")]
+    lines = [f"{k:<10} {v}" for k, v in rows]
+    by_priority = st.get("by_priority") or {}
+    if by_priority:
+        lines.append("by priority")
+        for prio, n in by_priority.items():
+            what = PRIORITY_WORDS.get(int(prio), "")
+            lines.append(f"  {prio:>2}  {n:>10,}  {what}")
+    dropped = st.get("dropped") or {}
+    if dropped:
+        lines.append("dropped (by the outbox's policy, counted since the file was made)")
+        lines += [f"  {reason:<16} {n:>10,}" for reason, n in sorted(dropped.items())]
+    else:
+        lines.append("dropped    none")
+    return "\n".join(lines)
 
 
 def cmd_outbox_export(args: argparse.Namespace) -> int:
@@ -312,8 +412,31 @@ def cmd_outbox_export(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    print(f"configuration OK ({cfg.source})")
+    """Every problem at once (one line each, exit 2), and a warning for each O2O_EDGE_
+    variable that sets nothing."""
+    import os
+
+    from agent.config_load import config_problems, unknown_env
+
+    problems = config_problems(args.config)
+    warnings = unknown_env(os.environ)
+    source = load_config(args.config).source if not problems else (
+        args.config or os.environ.get("O2O_EDGE_CONFIG") or "the configuration")
+    if args.json:
+        print(json.dumps({"ok": not problems, "source": source, "problems": problems,
+                          "warnings": warnings}, indent=2))
+        return 2 if problems else 0
+    for warning in warnings:
+        print(f"o2o-edge config check: warning: {warning}", file=sys.stderr)
+    for problem in problems:
+        print(f"o2o-edge config check: {problem}", file=sys.stderr)
+    if len(problems) > 1:
+        print(f"o2o-edge config check: {len(problems)} problems; fix them and check again",
+              file=sys.stderr)
+    if problems:
+        return 2
+    print(f"configuration OK ({source})"
+          + (f", {len(warnings)} warning{'s' if len(warnings) > 1 else ''}" if warnings else ""))
     return 0
 
 

@@ -4,7 +4,11 @@ Exit 1 when any check failed (warnings alone exit 0), 2 when the configuration i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "--  "}
@@ -42,12 +46,35 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return _report([fail("config", str(exc), "fix the file; 'o2o-edge config check' says "
                              "the same")], args.json, invalid=True)
     findings: list[Finding] = [ok("config", f"configuration from {cfg.source} is valid")]
-    for check in (check_store_name, check_dirs, check_broker, check_disk, check_outbox,
-                  check_store_db, check_agent, check_bluetooth, check_nfc, check_camera,
-                  check_zbar):
-        findings += check(cfg)
-    findings += check_clock()
+    with _quiet_stderr():  # OpenCV, libusb and BlueZ print their own warnings: the findings say it
+        for check in (check_store_name, check_dirs, check_broker, check_disk, check_outbox,
+                      check_store_db, check_agent, check_bluetooth, check_nfc, check_camera,
+                      check_zbar):
+            findings += check(cfg)
+        findings += check_clock()
     return _report(findings, args.json)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Libraries the checks use write to file descriptor 2 themselves ("[ WARN:0@0.02] global
+    cap_v4l.cpp:914 open VIDEOIO(V4L2:/dev/video0): can't open camera by index"), above the
+    table and in words nobody at the store needs: what they say is in the findings. Their
+    output goes nowhere while the checks run."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _report(findings: list[Any], as_json: bool, invalid: bool = False) -> int:
@@ -60,5 +87,13 @@ def _report(findings: list[Any], as_json: bool, invalid: bool = False) -> int:
             print(f"{MARK[f.level]}  {f.check:<18} {f.message}")
             if f.fix and f.level in ("warn", "fail"):
                 print(f"      {'':<18} fix: {f.fix}")
-        print("all good" if not failed else "something needs fixing (FAIL above)")
+        fails = sum(f.level == "fail" for f in findings)
+        warns = sum(f.level == "warn" for f in findings)
+        if fails:
+            also = f" and {_plural(warns, 'warning')}" if warns else ""
+            print(f"{_plural(fails, 'failure')}{also}: fix the FAIL lines above first")
+        elif warns:
+            print(f"{_plural(warns, 'warning')}, nothing failed: see the WARN lines above")
+        else:
+            print("all good")
     return 2 if invalid else 1 if failed else 0

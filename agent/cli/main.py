@@ -106,9 +106,11 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=commands.cmd_status)
 
-    p = sub.add_parser("tail", help="print events live as the agent commits them")
+    p = sub.add_parser("tail", help="print events live as the agent commits them, one line "
+                                    "each (time, seq, type, the key fields)")
     _add_config(p)
     p.add_argument("-n", "--count", type=int, default=0, help="stop after N events")
+    p.add_argument("--json", action="store_true", help="each event as its JSON, one a line")
     p.set_defaults(handler=commands.cmd_tail)
 
     p = sub.add_parser("outbox", help="inspect the local buffer (works with the agent stopped)")
@@ -124,8 +126,11 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
 
     p = sub.add_parser("config", help="check or show the configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    q = csub.add_parser("check", help="validate the configuration; exit 2 with the problem")
+    q = csub.add_parser("check", help="validate the configuration; exit 2 naming every "
+                                      "problem, warn about O2O_EDGE_ variables that set nothing")
     _add_config(q)
+    q.add_argument("--json", action="store_true",
+                   help='print {"ok", "source", "problems", "warnings"}')
     q.set_defaults(handler=commands.cmd_config_check)
     q = csub.add_parser("show", help="print the effective configuration, secrets masked")
     _add_config(q)

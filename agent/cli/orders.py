@@ -24,6 +24,8 @@ def add_parser(sub: Any) -> None:
                     "points. A file with any bad row is refused whole, each problem named.")
     q.add_argument("file", type=Path)
     q.add_argument("--config", help="configuration file (default: the usual search)")
+    q.add_argument("--json", action="store_true",
+                   help='on success print {"imported": {"orders": N, ...}, "store_db": PATH}')
     q.set_defaults(handler=me.cmd_orders_import)
 
 
@@ -67,6 +69,11 @@ def cmd_orders_import(args: argparse.Namespace) -> int:
         return 1
     finally:
         db.close()
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"imported": done, "store_db": str(cfg.kiosk.store_db)}))
+        return 0
     print("imported " + ", ".join(f"{n} {kind}" for kind, n in done.items())
           + f" into {cfg.kiosk.store_db}")
     return 0

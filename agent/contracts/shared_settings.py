@@ -20,6 +20,10 @@ from agent.rundir import runtime_dir
 # at bind() only, deep in the agent's start
 MAX_SOCKET_PATH: Final = 107
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# the languages the kiosk has a catalogue for (kiosk/i18n/<code>.json): another code would
+# start sessions in English without a word. The agent may not import the kiosk; a test
+# (tests/unit/test_config_check.py) keeps this list and the catalogues in step.
+KIOSK_LANGUAGES: Final = ("de", "en", "es")
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ def is_hostport(v: str) -> bool:
 SHARED_CHECKS: Final[dict[tuple[str, str], Check]] = {
     ("device", "store"): check_name,
     ("device", "id"): check_name,
-    ("kiosk", "language"): lambda v: None if re.fullmatch(
-        r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", v, re.ASCII) else "a language code like 'en' or 'de'",
+    ("kiosk", "language"): lambda v: None if v in KIOSK_LANGUAGES else
+    "one of the kiosk's languages: " + ", ".join(KIOSK_LANGUAGES),
     ("kiosk", "idle_s"): lambda v: None if 10 <= v <= 3600 else "10 to 3600 seconds",
     ("kiosk", "idle_warning_s"): lambda v: None if 5 <= v <= 120 else "5 to 120 seconds",
     ("kiosk", "early_checkin_min"): lambda v: None if 0 <= v <= 1440 else "0 to 1440 minutes",

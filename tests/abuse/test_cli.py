@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -292,8 +293,9 @@ _documents = st.one_of(
 @ABUSE
 @given(doc=_documents, env_value=st.text(max_size=20))
 def test_config_check_property_never_raises(doc: bytes, env_value: str) -> None:
-    """Any file content, any environment value: `config check` answers 0 or 2 with one line;
-    nothing escapes main(); a store name with a control character is never OK."""
+    """Any file content, any environment value: `config check` answers 0 or 2 with one line
+    per problem (and a count), each its own; nothing escapes main(); a store name with a
+    control character is never OK."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.toml"
         path.write_bytes(doc)
@@ -311,7 +313,15 @@ def test_config_check_property_never_raises(doc: bytes, env_value: str) -> None:
                 os.environ["O2O_EDGE_DEVICE_STORE"] = old
     assert rc in (0, 2), err
     assert "this is a bug" not in err
-    assert len(err.strip().splitlines()) <= 1, err
+    lines = err.strip().splitlines()
+    assert all(line.startswith("o2o-edge config check: ") for line in lines), err
+    problems = [line for line in lines if ": warning: " not in line]
+    if rc == 2 and len(problems) > 1:  # each problem on its line, then how many
+        assert re.fullmatch(r"o2o-edge config check: (\d+) problems; fix them and "
+                            r"check again", problems[-1]), err
+        assert int(problems[-1].split()[3]) == len(problems) - 1, err
+    else:
+        assert len(problems) <= 1, err
     if env_set and any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in env_value):
         assert rc == 2, f"store {env_value!r} passed"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import threading
@@ -14,9 +15,12 @@ import pytest
 from tests.conftest import CLI, ROOT, AgentProcess, need, wait_for, write_config
 
 
-def cli(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, stdin: str | None = None, timeout: float = 60,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
     return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -60,6 +64,74 @@ def test_config_check_ok_and_show_masks(tmp_path: Path) -> None:
     assert "s3cret-pass" not in shown.stdout and 'username = "dev"' in shown.stdout
 
 
+def test_config_check_names_every_problem_at_once_and_warns_of_stray_variables(
+        tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[outbox]\nmax_byts = 5\n[kiosk]\nlanguage = "fr"\nidle_s = 2\n'
+                   '[mqtt]\nprotocol = "4"\n')
+    env = {"O2O_EDGE_DEVICE_STORE": "a b", "O2O_EDGE_MQTT_URLL": "mqtt://x:1"}
+    res = cli("config", "check", "--config", str(bad), env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert all(line.startswith("o2o-edge config check: ") for line in lines), lines
+    for said in ("'max_byts'; allowed keys:", "language = 'fr' is not allowed; use one of the "
+                 "kiosk's languages: de, en, es", "idle_s = 2.0 is not allowed",
+                 "[mqtt] protocol = '4'", "environment O2O_EDGE_DEVICE_STORE: [device] store",
+                 "warning: environment O2O_EDGE_MQTT_URLL is not a setting and is ignored; "
+                 "did you mean O2O_EDGE_MQTT_URL?"):
+        assert sum(said in line for line in lines) == 1, (said, lines)
+    assert lines[-1] == "o2o-edge config check: 5 problems; fix them and check again"
+    as_json = json.loads(cli("config", "check", "--config", str(bad), "--json", env=env).stdout)
+    assert not as_json["ok"] and len(as_json["problems"]) == 5
+    assert as_json["warnings"] == ["environment O2O_EDGE_MQTT_URLL is not a setting and is "
+                                   "ignored; did you mean O2O_EDGE_MQTT_URL?"]
+    # a good file with a stray variable: OK, and the warning said
+    good = write_config(tmp_path / "good.toml", url="")
+    ok = cli("config", "check", "--config", str(good), env={"O2O_EDGE_KIOSK_LANGAUGE": "de"})
+    assert ok.returncode == 0 and ok.stdout.startswith("configuration OK") and \
+        "1 warning" in ok.stdout
+    assert "did you mean O2O_EDGE_KIOSK_LANGUAGE?" in ok.stderr
+
+
+def test_doctor_is_quiet_of_library_noise_and_counts_its_verdict(tmp_path: Path) -> None:
+    # a camera that is not there: OpenCV prints its own warnings while the check opens it
+    conf = write_config(tmp_path / "c.toml", url="",
+                        extra='[qr]\nenabled = true\ncamera = "/dev/video9"\n')
+    res = cli("doctor", "--config", str(conf), timeout=90)
+    assert res.returncode == 1
+    out = res.stdout + res.stderr
+    assert "VIDEOIO" not in out and "[ WARN" not in out and "cap_v4l" not in out, out
+    assert "FAIL  camera" in res.stdout
+    findings = json.loads(cli("doctor", "--config", str(conf), "--json", timeout=90).stdout)
+    levels = [f["level"] for f in findings["findings"]]
+    fails, warns = levels.count("fail"), levels.count("warn")
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"{fails} failure") and (not warns or f"{warns} warning" in last)
+
+
+def test_missing_files_are_named_as_missing(tmp_path: Path) -> None:
+    res = cli("qr", "make", "--pickup", "A-1", "--key", str(tmp_path / "nokey.pem"))
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"o2o-edge: {tmp_path / 'nokey.pem'}: no such file; give the " \
+        "key file that 'o2o-edge qr keygen' wrote"
+    conf = write_config(tmp_path / "c.toml", url="")
+    res = cli("orders", "import", str(tmp_path / "orders.csv"), "--config", str(conf))
+    assert res.returncode == 1 and "no such file" in res.stderr.lower()
+    assert "UTF-8" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_json_order_with_neither_code_nor_name_is_refused(tmp_path: Path) -> None:
+    conf = write_config(tmp_path / "c.toml", url="")
+    orders = tmp_path / "orders.json"
+    orders.write_text('{"orders": [{"order_id": "A-1", "code": "K7Q2M9"}, {"order_id": "A-2"}]}')
+    res = cli("orders", "import", str(orders), "--config", str(conf), "--json")
+    assert res.returncode == 1 and res.stdout == ""
+    assert "orders 2: an order needs a code or a first_name" in res.stderr
+    orders.write_text('{"orders": [{"order_id": "A-1", "code": "K7Q2M9"}]}')
+    res = cli("orders", "import", str(orders), "--config", str(conf), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["imported"] == {"orders": 1}
+
+
 def test_emit_without_agent_says_so(cfg: Path) -> None:
     res = cli("emit", "--config", str(cfg), "--type", "o2o.nfc.tap", "--data", "{}")
     assert res.returncode != 0
@@ -68,13 +140,18 @@ def test_emit_without_agent_says_so(cfg: Path) -> None:
 
 def test_emit_status_tail_export(cfg: Path, agent: AgentProcess, tmp_path: Path) -> None:
     assert stat.S_IMODE(agent.socket.stat().st_mode) == 0o660
-    tail = subprocess.Popen([*CLI, "tail", "--config", str(cfg), "-n", "3"],
+    tail = subprocess.Popen([*CLI, "tail", "--config", str(cfg), "-n", "3", "--json"],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    words = subprocess.Popen([*CLI, "tail", "--config", str(cfg), "-n", "3"],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     got: list[str] = []
+    read: list[str] = []
     reader = threading.Thread(target=lambda: got.extend(tail.stdout or []))
     reader.start()
-    # make sure the subscription is in place before emitting: poll the agent's client count
-    wait_for(lambda: agent.status()["bus"]["subscribers"] >= 1, 20, what="tail subscribed")
+    word_reader = threading.Thread(target=lambda: read.extend(words.stdout or []))
+    word_reader.start()
+    # make sure the subscriptions are in place before emitting: poll the agent's client count
+    wait_for(lambda: agent.status()["bus"]["subscribers"] >= 2, 20, what="tails subscribed")
     one = cli("emit", "--config", str(cfg), "--type", "o2o.kiosk.checkin",
               "--data", '{"order": "A-17"}')
     assert one.returncode == 0, one.stderr
@@ -94,9 +171,22 @@ def test_emit_status_tail_export(cfg: Path, agent: AgentProcess, tmp_path: Path)
     tailed = [json.loads(x) for x in got]
     assert [e["type"] for e in tailed] == ["o2o.kiosk.checkin", "o2o.nfc.tap", "o2o.qr.scan"]
     assert tailed[0]["id"] == event_id and tailed[0]["data"] == {"order": "A-17"}
+    # without --json: one line per event a person reads — time, seq, type, key fields
+    words.wait(20)
+    word_reader.join(5)
+    assert words.stdout is not None
+    words.stdout.close()
+    assert len(read) == 3 and not any(line.lstrip().startswith("{") for line in read), read
+    first = read[0].split()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", first[0]) and first[1] == f"#{tailed[0]['seq']}"
+    assert first[2:] == ["o2o.kiosk.checkin", "order=A-17"]
+    assert read[1].split()[2:] == ["o2o.nfc.tap", "i=1"]
 
     human = cli("status", "--config", str(cfg))
     assert human.returncode == 0 and "outbox     depth=" in human.stdout
+    # run outside systemd: no watchdog, said in words that fit (not "finished")
+    watchdog = next(line for line in human.stdout.splitlines() if "watchdog" in line)
+    assert "off (systemd's watchdog is not watching" in watchdog and "finished" not in watchdog
     st = json.loads(cli("status", "--config", str(cfg), "--json").stdout)
     assert st["uplink"]["state"] == "disabled"
     assert st["outbox"]["depth"] == 4  # three emitted plus the agent's own start event
@@ -105,6 +195,12 @@ def test_emit_status_tail_export(cfg: Path, agent: AgentProcess, tmp_path: Path)
 
     stats = json.loads(cli("outbox", "stats", "--config", str(cfg), "--json").stdout)
     assert stats["depth"] == 4
+    table = cli("outbox", "stats", "--config", str(cfg))
+    assert table.returncode == 0 and "{" not in table.stdout, table.stdout
+    rows = table.stdout.splitlines()
+    assert "waiting    4 events" in rows and "dropped    none" in rows
+    assert any(re.fullmatch(r"\s+9\s+2\s+check-ins, staff calls, agent reports", r)
+               for r in rows), rows
     out = tmp_path / "export.jsonl"
     res = cli("outbox", "export", "--config", str(cfg), "-o", str(out))
     assert res.returncode == 0 and "exported 4 events" in res.stderr
