@@ -1,9 +1,10 @@
 """The QR camera's own process: frames read and decoded away from the agent, which starts it
 (agent/qr_source.py), gets one line per decoded frame and classifies what was read.
 
-OpenCV (with the FFmpeg it carries), numpy and zxing-cpp hold about 35 MiB once loaded and
-working; here they are not in the agent's memory, and a native crash in a video decoder (a
-broken stream, an odd camera) ends this process, which the agent starts again, not the agent.
+OpenCV (with the FFmpeg it carries), numpy and zxing-cpp cost about 30 MiB of resident memory
+to import and more once frames flow; here they are not in the agent's memory, and a native
+crash in a video decoder (a broken stream, an odd camera) ends this process, which the agent
+starts again, not the agent.
 This module imports nothing of the agent: only the camera and decoder drivers.
 
 Protocol, JSON lines both ways:
@@ -11,8 +12,9 @@ Protocol, JSON lines both ways:
   or died) stops this process;
 - stdout: `{"t": frame time, "s": decode seconds, "codes": [[payload base64, text|null]]}`
   per decoded frame (no "codes" when none was read), `{"error": text}` when the decoder
-  failed on a frame, `{"camera": {...}}` (the frame grabber's status) every STATUS_EVERY_S,
-  and `{"fatal": text}` before exiting 2 when the settings cannot be used.
+  failed on a frame, `{"camera": {...}}` (the frame grabber's status, with this process's
+  resident memory as rss_mib) every STATUS_EVERY_S, and `{"fatal": text}` before exiting 2
+  when the settings cannot be used.
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ class Lines:
         self._out.flush()
 
 
+def rss_mib() -> float:
+    """This process's resident memory (MiB): the agent shows it beside the camera's state."""
+    try:
+        with open("/proc/self/status") as fh:
+            kib = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return 0.0
+    return round(kib / 1024, 1)
+
+
 def serve(settings: Settings, lines: Lines, stop: threading.Event) -> None:
     roi = settings["roi"]
     grabber = FrameGrabber(
@@ -92,11 +104,11 @@ def serve(settings: Settings, lines: Lines, stop: threading.Event) -> None:
                         ]
                     lines.send(line)
             if time.monotonic() >= next_status:
-                lines.send({"camera": grabber.status()})
+                lines.send({"camera": {**grabber.status(), "rss_mib": rss_mib()}})
                 next_status = time.monotonic() + STATUS_EVERY_S
     finally:
         grabber.stop()
-        lines.send({"camera": grabber.status()})
+        lines.send({"camera": {**grabber.status(), "rss_mib": rss_mib()}})
 
 
 def main() -> int:

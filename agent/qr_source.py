@@ -179,7 +179,7 @@ class QrSource:
         try:
             msg = json.loads(line)
             if "camera" in msg:
-                self.camera = dict(msg["camera"])
+                self.camera = {**msg["camera"], "pid": self.pid}
             elif "t" in msg:
                 codes = [(base64.b64decode(p, validate=True), t if isinstance(t, str) else None)
                          for p, t in msg.get("codes", ())]

@@ -24,6 +24,9 @@ class AgentInfo(TypedDict):
     config: str  # where the configuration came from
     config_version: int | None  # the remote config applied, if any
     config_trial: bool  # a remote config on trial (rolled back if the uplink fails)
+    # the agent process's resident memory (VmRSS, MiB); the QR camera's process reports its
+    # own as qr.camera.rss_mib
+    rss_mib: NotRequired[float]
 
 
 class Reserve(TypedDict):

@@ -246,6 +246,7 @@ class StatusBuilder:
                 "config": cfg.source,
                 "config_version": cfg.remote_version,
                 "config_trial": self._trial,
+                "rss_mib": rss_mib(),
             },
             "outbox": self._outbox.status(),
             # each component's own part, as it reports it (the contract names the keys)
@@ -271,6 +272,15 @@ class StatusBuilder:
         # the sections in the order `status --json` has always shown them
         parts = cast(dict[str, Any], doc)
         return cast(Status, {key: parts[key] for key in SECTION_ORDER if key in parts})
+
+
+def rss_mib() -> float:
+    """This process's resident memory (VmRSS, MiB); 0.0 where /proc does not say."""
+    with contextlib.suppress(OSError, StopIteration, ValueError), \
+            open("/proc/self/status") as fh:
+        return round(next(int(line.split()[1]) for line in fh
+                          if line.startswith("VmRSS:")) / 1024, 1)
+    return 0.0
 
 
 def health_problem(writer: Writer, store_db: StoreDbState) -> str | None:

@@ -77,6 +77,7 @@ def test_codes_in_a_video_become_scans_through_the_camera_process(tmp_path: Path
     assert st["camera"]["frames"] == len(frames) and st["debounced"] == st["codes"] - 2 > 0
     assert st["decode_seconds"]["count"] == st["frames_decoded"] > 0
     assert st["decode_ms_avg"] is not None
+    assert st["camera"]["pid"] == src.pid and st["camera"]["rss_mib"] > 10
     assert _gone(src.pid)
 
 

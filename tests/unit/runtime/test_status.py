@@ -101,7 +101,9 @@ def builder(db: Db, moved: Moved | None = None, uplink: Part | None = None,
 
 def test_the_document_has_every_part() -> None:
     doc = builder(Db(), uplink=Part(state="connected"), link=Part(applied=1)).build()
-    assert doc["agent"] == {"version": __version__, "pid": os.getpid(), "bootid": "boot-1",
+    agent = dict(doc["agent"])
+    assert 5 < agent.pop("rss_mib") < 4096  # this process's, in MiB
+    assert agent == {"version": __version__, "pid": os.getpid(), "bootid": "boot-1",
                             "store": "store-1", "device": "dev-1", "uptime_s": 12.3,
                             "config": Config().source, "config_version": None,
                             "config_trial": True}
