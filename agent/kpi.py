@@ -5,7 +5,9 @@ Counted from committed events (the commit hook adds up in memory; a flush every 
 writes them): taps, scans by class, check-ins and successful ones, content views and
 hand-offs (the conversion), survey answers and their sum, presence exits and dwell, peak
 anonymous footfall per minute, staff alerts and their response times (raised ->
-acknowledged -> closed). `o2o-edge report` prints a day and can write an HTML page.
+acknowledged -> closed), and the tills' sales (count, amount and average order value per
+currency, the share of visits that bought), refunds and offer redemptions per campaign.
+`o2o-edge report` prints a day and can write an HTML page.
 The roll-ups are the KPI table group of the store database (agent/storedb/ owns the file
 and its schema: kpi_hourly).
 """
@@ -29,6 +31,10 @@ from agent.contracts.events import (
     KIOSK_SURVEY,
     KIOSK_VIEW,
     NFC_TAP,
+    OFFER_REDEEMED,
+    OFFER_REFUSED,
+    POS_REFUND,
+    POS_SALE,
     QR_SCAN,
     STAFF_ALERT,
     STAFF_ALERT_ACKNOWLEDGED,
@@ -47,9 +53,12 @@ MAX_AMOUNT: Final = 1e9
 _CLASS_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 # the days `day()` answers: 1970-01-01 to 9999-12-31 (what a date can show)
 MAX_DAY: Final = 253402214400
+# a currency and a campaign become part of a metric's name too
+_CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
+_CAMPAIGN_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
 TYPES = {NFC_TAP, QR_SCAN, KIOSK_CHECKIN, KIOSK_VIEW, KIOSK_HANDOFF, KIOSK_SURVEY,
-         BLE_PRESENCE, BLE_FOOTFALL,
+         BLE_PRESENCE, BLE_FOOTFALL, POS_SALE, POS_REFUND, OFFER_REDEEMED, OFFER_REFUSED,
          STAFF_ALERT, STAFF_ALERT_ACKNOWLEDGED, STAFF_ALERT_CLOSED, STAFF_ALERT_ESCALATED}
 
 
@@ -96,7 +105,30 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
         return [("visits", 1), ("dwell_s.sum", _amount(d.get("dwell_s") or 0, "dwell_s"))]
     if event_type == BLE_FOOTFALL:
         return [("footfall.peak_per_min", _amount(d.get("devices") or 0, "devices"))]
+    if event_type in (POS_SALE, POS_REFUND, OFFER_REDEEMED, OFFER_REFUSED):
+        return _till_metrics(event_type, d)
     return _staff_metrics(event_type, d)
+
+
+def _till_metrics(event_type: str, d: dict[str, Any]) -> Sequence[tuple[str, float]]:
+    """Sales and refunds per currency (amounts in minor units), sales of a visit (for the
+    visit -> purchase conversion), redemptions per campaign."""
+    if event_type in (POS_SALE, POS_REFUND):
+        currency = d.get("currency")
+        cur = currency if isinstance(currency, str) and _CURRENCY_RE.fullmatch(currency) \
+            else "other"
+        kind = "sales" if event_type == POS_SALE else "refunds"
+        out = [(kind, 1.0), (f"{kind}.{cur}", 1.0),
+               (f"{kind}.{cur}.minor.sum", _amount(d.get("total"), "total"))]
+        if event_type == POS_SALE and d.get("visit"):
+            out.append(("sales.visit", 1.0))
+        return out
+    campaign = d.get("campaign")
+    name = campaign if isinstance(campaign, str) and _CAMPAIGN_RE.fullmatch(campaign) \
+        else "other"
+    if event_type == OFFER_REDEEMED:
+        return [("offers.redeemed", 1.0), (f"offers.redeemed.{name}", 1.0)]
+    return [("offers.refused", 1.0)]
 
 
 def _staff_metrics(event_type: str, d: dict[str, Any]) -> Sequence[tuple[str, float]]:
@@ -226,6 +258,15 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
     if total.get("alerts.closed_after_ack"):
         out["alerts.close_s.average"] = round(
             total.get("alerts.close_s.sum", 0.0) / total["alerts.closed_after_ack"], 1)
+    # amounts in the currency's minor units (cents; a yen is its own minor unit)
+    for metric, value in total.items():
+        if metric.startswith(("sales.", "refunds.")) and metric.endswith(".minor.sum"):
+            kind, cur = metric.split(".")[:2]
+            out[f"{kind}.{cur}.minor"] = int(value)
+            if kind == "sales" and total.get(f"sales.{cur}"):
+                out[f"aov.{cur}.minor"] = round(value / total[f"sales.{cur}"])
+    if total.get("visits") and "sales.visit" in total:
+        out["conversion.visit_to_purchase"] = round(total["sales.visit"] / total["visits"], 3)
     if "footfall.peak_per_min" in day:
         out["footfall.peak_per_min"] = max(day["footfall.peak_per_min"])
     return out

@@ -37,6 +37,7 @@ from kiosk.screens.attract import AttractScreen
 from kiosk.screens.checkin import CheckinScreen
 from kiosk.screens.content import ContentScreen
 from kiosk.screens.idle import IdleWarning
+from kiosk.screens.offer import OfferScreen
 from kiosk.screens.privacy import PrivacyScreen
 from kiosk.screens.result import ResultScreen
 from kiosk.screens.staff import StaffScreen
@@ -220,6 +221,10 @@ class KioskApp(App[None]):
             self.check_in(arg["request"], via=arg["via"])
         elif kind == "result":
             self.show_result(arg["outcome"], {})
+        elif kind == "offer":  # a signed offer code: good, or why not
+            self._to_base()
+            self.push_screen(OfferScreen(arg["outcome"], arg["offer"]))
+            self.mark_shown(f"offer:{arg['outcome']}")
 
     def record(self, event_type: str, data: Mapping[str, Any]) -> None:
         """A kiosk event for the agent's outbox (queued while the agent is down); `data` is

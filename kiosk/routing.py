@@ -5,6 +5,7 @@
   carries): that page, with how it was opened as the hand-off's medium;
 - a verified pickup QR code: a pickup check-in for its order; a loyalty QR code: a loyalty
   check-in; a pickup code that is expired, for another store or forged: its result at once;
+- a signed offer code: whether it is good, with its words, or why not (the agent's verdict);
 - a beacon zone a page opens on (presence of the opted-in app or a registered beacon).
 Anything else (a rejected link, a bank card tapped by mistake) starts nothing, and so does
 an event whose fields have the wrong shape: any bus client can send one, and a kiosk that
@@ -23,6 +24,10 @@ Action = tuple[str, dict[str, Any]]
 PICKUP_REJECTIONS = {"pickup-expired": "expired", "pickup-other-store": "other-store",
                      "pickup-bad-signature": "invalid", "pickup-unknown-key": "invalid",
                      "pickup-malformed": "invalid"}
+OFFER_REJECTIONS = {"offer-used": "offer.used", "offer-expired": "offer.expired",
+                    "offer-other-store": "offer.other-store",
+                    "offer-bad-signature": "offer.invalid", "offer-unknown-key": "offer.invalid",
+                    "offer-malformed": "offer.invalid"}
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -71,6 +76,11 @@ def _qr(data: dict[str, Any], bundle: Bundle) -> Action | None:
         return _page(bundle, "qr", link_key(data.get("host"), data.get("path")), "qr")
     if cls == "rejected" and _str(data.get("reason")) in PICKUP_REJECTIONS:
         return ("result", {"outcome": PICKUP_REJECTIONS[data["reason"]]})
+    if cls == "offer":
+        return ("offer", {"outcome": "offer.valid", "offer": _str(data.get("offer"))})
+    if cls == "rejected" and _str(data.get("reason")) in OFFER_REJECTIONS:
+        return ("offer", {"outcome": OFFER_REJECTIONS[data["reason"]],
+                          "offer": _str(data.get("offer"))})
     return None
 
 
