@@ -39,10 +39,14 @@ class EventStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._db: Any = sqlite3.connect(str(path), check_same_thread=False,
                                                 isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA busy_timeout=5000")
-                for statement in TABLES:
-                    self._db.execute(statement)
+                try:
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._db.execute("PRAGMA busy_timeout=5000")
+                    for statement in TABLES:
+                        self._db.execute(statement)
+                except BaseException:
+                    self._db.close()  # a file that is no database: not left to the GC
+                    raise
             except (OSError, sqlite3.Error) as exc:
                 detail = getattr(exc, "strerror", None) or str(exc)
                 raise ValueError(f"--db {url!r}: cannot open {path} ({detail}); give a "

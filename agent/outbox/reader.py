@@ -47,10 +47,11 @@ def connect_readonly(path: Path, *, immutable_ok: bool = False) -> sqlite3.Conne
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL index
         return conn
-    except sqlite3.OperationalError as exc:
-        conn.close()
+    except BaseException as exc:
+        conn.close()  # on every path (damage too): Python 3.13 warns of one left to the GC
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if not immutable_ok or shm_there or not (is_disk_full(exc) or code == _CANTOPEN):
+        if (not isinstance(exc, sqlite3.OperationalError) or not immutable_ok or shm_there
+                or not (is_disk_full(exc) or code == _CANTOPEN)):
             raise
     conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
                            check_same_thread=False)

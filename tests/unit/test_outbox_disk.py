@@ -3,6 +3,7 @@ damage met while running, and the modes of the files it creates."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -109,7 +110,8 @@ def test_the_writer_starts_on_a_full_disk_by_releasing_its_reserve(disk: Path) -
     w.stop()
     acked = {json.loads(row.body)["id"] for row in rows}
     assert set(checkin) <= acked  # first in line: priority 9
-    left = {e["id"] for e in OutboxReader(path).iter_events()}
+    with contextlib.closing(OutboxReader(path)) as r:
+        left = {e["id"] for e in r.iter_events()}
     assert not acked & left
     # nothing else went but what was dropped, counted, to make room for the check-in
     assert len(set(ids) - acked - left) == w.drops.count["disk_full"] < 100
@@ -170,7 +172,8 @@ def test_damage_met_by_a_reader_while_running_is_moved_aside_and_capture_goes_on
     w.stop()
     (moved,) = w.quarantined
     assert Path(moved).exists() and ".corrupt-" in moved
-    evs = list(OutboxReader(path).iter_events())
+    with contextlib.closing(OutboxReader(path)) as after:
+        evs = list(after.iter_events())
     assert set(ids) <= {e["id"] for e in evs}
     notes = [e for e in evs if e["type"] == "o2o.agent.outbox.quarantined"]
     assert notes and "events recovered" in notes[0]["data"]["reason"]
@@ -192,7 +195,8 @@ def test_pages_damaged_after_a_clean_stop_are_found_at_start(tmp_path: Path) -> 
     assert "events recovered" in w.last_error
     submit(w, 1, 9, "o2o.kiosk.checkin")
     w.stop()
-    kept = {e["id"] for e in OutboxReader(path).iter_events()}
+    with contextlib.closing(OutboxReader(path)) as r:
+        kept = {e["id"] for e in r.iter_events()}
     assert len(set(waiting) & kept) >= len(waiting) - 200  # all but what was on 3 pages
 
 

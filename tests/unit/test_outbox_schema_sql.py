@@ -37,11 +37,15 @@ def test_the_schema_is_what_sqlite_utils_made() -> None:
     db.table("events").create_index(["priority", "n"], index_name="events_by_priority")
     db.table("events").create_index(["created"], index_name="events_by_created")
     db.table("counters").create({"name": str, "value": int}, pk="name", not_null={"value"})
-    assert _schema(ours) == _schema(theirs)
-    assert ours.execute("SELECT name, value FROM counters ORDER BY name").fetchall() == [
-        ("bytes", 0),
-        ("events", 0),
-    ]
+    try:
+        assert _schema(ours) == _schema(theirs)
+        assert ours.execute("SELECT name, value FROM counters ORDER BY name").fetchall() == [
+            ("bytes", 0),
+            ("events", 0),
+        ]
+    finally:
+        ours.close()
+        theirs.close()
 
 
 def test_a_new_outbox_loads_neither_sqlite_utils_nor_numpy(tmp_path: Path) -> None:

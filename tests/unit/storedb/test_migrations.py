@@ -81,7 +81,9 @@ def rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 def test_a_fresh_file_has_todays_tables_at_the_latest_version(tmp_path: Path) -> None:
     made_by_old_code = tmp_path / "old.db"
-    sqlite3.connect(made_by_old_code).executescript(OLD_SCHEMA).close()
+    old = sqlite3.connect(made_by_old_code)
+    old.executescript(OLD_SCHEMA)
+    old.close()
     store = StoreDatabase.open(tmp_path / "store.db")
     store.close()
     assert user_version(tmp_path / "store.db") == LATEST == 3
