@@ -4,7 +4,8 @@
     python3 dev.py demo [ARGS...]   venv + install, then a simulated store (o2o-edge demo)
     python3 dev.py test [ARGS...]   venv + install (+ Debian packages when root), lint, type
                                     check, import contracts and the test suite (ARGS go to
-                                    pytest)
+                                    pytest); without ARGS also the unit suite under every
+                                    other Python 3.11-3.13 found, each in its own .venv-3.N
     python3 dev.py bench [ARGS...]  agent core benchmarks with their baselines
     python3 dev.py bench-ble [ARGS...]  BLE decode benchmark against ibeacon-ble
     python3 dev.py bench-qr [ARGS...]   QR decoding against pyzbar, zxing-cpp and OpenCV
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -45,7 +48,7 @@ DEBIAN_TEST_PACKAGES = {
 }
 # the demo's simulated store: a private broker (unless one answers on localhost) and the
 # private D-Bus its fake BlueZ lives on
-DEBIAN_DEMO_PACKAGES = {
+DEBIAN_DEMO_PACKAGES: dict[str, str | None] = {
     "mosquitto": "/usr/sbin/mosquitto",
     "dbus": "/usr/bin/dbus-daemon",
 }
@@ -59,9 +62,8 @@ def run(cmd: list[str], **kw: object) -> None:
 def have_deb(pkg: str, path: str | None) -> bool:
     if path and Path(path).exists():
         return True
-    res = subprocess.run(  # noqa: S603
-        ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True  # noqa: S607
-    )
+    query = ["dpkg-query", "-W", "-f=${Status}", pkg]
+    res = subprocess.run(query, capture_output=True, text=True)  # noqa: S603
     return "install ok installed" in res.stdout
 
 
@@ -73,47 +75,141 @@ def ensure_debian_packages(packages: dict[str, str | None]) -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        print(f"missing Debian packages {missing}: run 'sudo apt-get install {' '.join(missing)}'"
-              " (what needs them is skipped, saying why)")
+        print(
+            f"missing Debian packages {missing}: run 'sudo apt-get install {' '.join(missing)}'"
+            " (what needs them is skipped, saying why)"
+        )
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-q"], env=env)
     run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
 
 
-def ensure_venv(extras: str) -> None:
-    if not PY.exists():
+def ensure_venv(
+    extras: str, venv: Path = VENV, python: str = sys.executable, quiet: bool = False
+) -> None:
+    py = venv / "bin" / "python"
+    out = {"stdout": subprocess.DEVNULL} if quiet else {}
+    if not py.exists():
         try:
-            run([sys.executable, "-m", "venv", str(VENV)])
+            run([python, "-m", "venv", str(venv)], **out)
         except subprocess.CalledProcessError:
             # Debian splits venv out of the interpreter package
-            if os.geteuid() == 0 and shutil.which("apt-get"):
+            if os.geteuid() == 0 and shutil.which("apt-get") and python == sys.executable:
                 ver = f"{sys.version_info.major}.{sys.version_info.minor}"
                 run(["apt-get", "update", "-q"])
                 run(["apt-get", "install", "-y", "-q", f"python{ver}-venv"])
-                shutil.rmtree(VENV, ignore_errors=True)
-                run([sys.executable, "-m", "venv", str(VENV)])
+                shutil.rmtree(venv, ignore_errors=True)
+                run([python, "-m", "venv", str(venv)])
             else:
-                sys.exit("python3 cannot make a virtual environment: apt-get install python3-venv")
+                sys.exit(
+                    f"{python} cannot make a virtual environment: apt-get install python3-venv"
+                )
+
     def digest_for(extra: str) -> str:
         return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
 
     digest = digest_for(extras)
-    stamp = VENV / ".o2o-edge-installed"
-    # an install with the test extras also serves the demo
-    supersets = {"": {"[test]", "[test,bench]"}, "[test]": {"[test,bench]"}}.get(extras, set())
+    stamp = venv / ".o2o-edge-installed"
+    # an install with the test extras also serves the demo and the unit suite
+    supersets = {
+        "": {"[test]", "[test,bench]"},
+        "[unit]": {"[test]", "[test,bench]"},
+        "[test]": {"[test,bench]"},
+    }.get(extras, set())
     good = {digest} | {digest_for(e) for e in supersets}
     if stamp.exists() and stamp.read_text() in good:
         return
-    run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    run([str(PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}{extras}"])
+    run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], **out)
+    run([str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}{extras}"], **out)
     stamp.write_text(digest)
 
 
+SUPPORTED = ((3, 11), (3, 12), (3, 13))  # requires-python >= 3.11; CI runs each one found
+
+
+def other_pythons() -> tuple[dict[str, str], dict[str, str]]:
+    """The supported Pythons other than the one running this, by "3.N": {version: path} of
+    those found (on PATH as python3.N, or the newest 3.N.x under pyenv's versions) and
+    {version: why not} for the others."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for major, minor in SUPPORTED:
+        ver = f"{major}.{minor}"
+        if ver == here:
+            continue
+        candidates = [shutil.which(f"python{ver}") or ""]
+        if pyenv.is_dir():
+            builds = [d for d in pyenv.iterdir() if re.fullmatch(rf"{major}\.{minor}\.\d+", d.name)]
+            builds.sort(key=lambda d: int(d.name.rsplit(".", 1)[1]), reverse=True)
+            candidates += [str(d / "bin" / f"python{ver}") for d in builds]
+        why = f"no python{ver} on PATH or under {pyenv}"
+        for cand in filter(None, candidates):
+            # a Debian interpreter without its -venv package cannot make the venv
+            probe = "import ensurepip, sqlite3, sys; print('%d.%d' % sys.version_info[:2])"
+            res = subprocess.run([cand, "-c", probe], capture_output=True, text=True)  # noqa: S603
+            if res.returncode == 0 and res.stdout.strip() == ver:
+                found[ver] = cand
+                break
+            why = (
+                f"{cand} cannot make a virtual environment (apt-get install python{ver}-venv)"
+                if "ensurepip" in res.stderr
+                else f"{cand} does not run: {res.stderr.strip()[-200:]}"
+            )
+        else:
+            missing[ver] = why
+    return found, missing
+
+
+def unit_suites(pythons: dict[str, str]) -> tuple[threading.Thread, dict[str, tuple[int, str]]]:
+    """The unit suite under each of `pythons`, one after the other in a thread beside the main
+    suite (both mostly wait on timers and brokers), each in its own venv next to .venv,
+    made and kept up to date like it. Results: {version: (exit code, log path)}."""
+    results: dict[str, tuple[int, str]] = {}
+
+    def work() -> None:
+        for ver, python in pythons.items():
+            venv = VENV.with_name(f"{VENV.name}-{ver}")
+            log = venv.with_name(f"{venv.name}.unit.log")
+            try:
+                ensure_venv("[unit]", venv, python, quiet=True)
+            except (subprocess.CalledProcessError, SystemExit) as exc:
+                results[ver] = (1, f"its venv {venv} could not be made ({exc})")
+                continue
+            with log.open("w") as fh:
+                pytest = [str(venv / "bin" / "python"), "-m", "pytest", "-q"]
+                args = ["-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "tests/unit"]
+                rc = subprocess.run(pytest + args, stdout=fh, stderr=subprocess.STDOUT).returncode  # noqa: S603
+            results[ver] = (rc, str(log))
+
+    thread = threading.Thread(target=work, name="other-pythons", daemon=True)
+    thread.start()
+    return thread, results
+
+
+def last_line(log: str) -> str:
+    try:
+        lines = [ln for ln in Path(log).read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return log
+    return lines[-1] if lines else "(no output)"
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "bench", "bench-ble", "bench-qr",
-                                       "bench-nfc", "bench-kiosk", "bench-wear",
-                                       "bench-memory", "bench-startup"):
+    if not argv or argv[0] not in (
+        "demo",
+        "test",
+        "bench",
+        "bench-ble",
+        "bench-qr",
+        "bench-nfc",
+        "bench-kiosk",
+        "bench-wear",
+        "bench-memory",
+        "bench-startup",
+    ):
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
@@ -125,14 +221,32 @@ def main(argv: list[str]) -> int:
     ensure_debian_packages(DEBIAN_TEST_PACKAGES)
     if what.startswith("bench"):
         ensure_venv("[test,bench]")
-        module = {"bench": "tests.bench.bench_core", "bench-ble": "tests.bench.bench_ble",
-                  "bench-qr": "tests.bench.bench_qr", "bench-nfc": "tests.bench.bench_nfc",
-                  "bench-kiosk": "tests.bench.bench_kiosk",
-                  "bench-wear": "tests.bench.bench_wear",
-                  "bench-memory": "tests.bench.bench_memory",
-                  "bench-startup": "tests.bench.bench_startup"}[what]
+        module = {
+            "bench": "tests.bench.bench_core",
+            "bench-ble": "tests.bench.bench_ble",
+            "bench-qr": "tests.bench.bench_qr",
+            "bench-nfc": "tests.bench.bench_nfc",
+            "bench-kiosk": "tests.bench.bench_kiosk",
+            "bench-wear": "tests.bench.bench_wear",
+            "bench-memory": "tests.bench.bench_memory",
+            "bench-startup": "tests.bench.bench_startup",
+        }[what]
         return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
+    others: tuple[threading.Thread, dict[str, tuple[int, str]]] | None = None
+    if not rest:  # a plain run (CI's): the unit suite under the other supported Pythons too
+        found, missing = other_pythons()
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
+        print(
+            f"Python {here}: the whole suite; "
+            + "; ".join(
+                [f"{v}: the unit suite ({p})" for v, p in found.items()]
+                + [f"{v}: skipped, {why}" for v, why in missing.items()]
+            ),
+            flush=True,
+        )
+        if found:
+            others = unit_suites(found)
     run([str(PY), "-m", "ruff", "check", "."])
     run([str(PY), "-m", "mypy"])
     # the dependency rule: pyproject.toml's [tool.importlinter] contracts
@@ -140,7 +254,21 @@ def main(argv: list[str]) -> int:
     # two workers, each taking whole test files (their fixtures and brokers stay together):
     # most tests wait on brokers, radios and timers, so two halve the time even on 2 CPUs
     workers = ["-n", "2", "--dist", "loadfile"] if "-n" not in rest else []
-    return subprocess.run([str(PY), "-m", "pytest", *workers, *rest]).returncode  # noqa: S603
+    rc = subprocess.run([str(PY), "-m", "pytest", *workers, *rest]).returncode  # noqa: S603
+    if others is None:
+        return rc
+    thread, results = others
+    thread.join()
+    for ver, (code, log) in results.items():
+        print(
+            f"Python {ver}, unit suite: {last_line(log)}"
+            + ("" if code == 0 else f" (exit {code}; the whole output: {log})"),
+            flush=True,
+        )
+        if code != 0 and Path(log).is_file():
+            print(Path(log).read_text(errors="replace")[-6000:], flush=True)
+    failed = any(code != 0 for code, _ in results.values())
+    return rc or (1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@
 # buffered events in /var/lib/o2o-edge. With DESTDIR=/some/dir everything is written under that
 # directory instead and nothing on this machine is touched (no users, no systemctl): that is
 # how the tests check it.
+#
+# On 32-bit Raspberry Pi OS (armhf) PyPI has no armv7l wheel of OpenCV, numpy, Pillow, cffi or
+# zxing-cpp: the script installs Debian's OpenCV, numpy and Pillow with apt-get, gives the venv
+# the system's packages (--system-site-packages), and installs compilers for what neither PyPI
+# nor piwheels (Raspberry Pi OS's pip default) has a wheel of.
 set -eu
 
 PREFIX=/opt/o2o-edge
@@ -17,6 +22,9 @@ ACTION=install
 KIOSK=browser
 PURGE=no
 PYTHON=${PYTHON:-python3}
+# the Debian architecture (armhf: 32-bit Raspberry Pi OS, whatever the kernel's)
+ARCH=${ARCH:-$(dpkg --print-architecture 2>/dev/null || echo unknown)}
+ARMHF_DEBS="python3-venv python3-dev python3-numpy python3-opencv python3-pil libzbar0 g++ cmake libffi-dev"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -60,11 +68,31 @@ fi
 
 say "program into $DESTDIR$PREFIX"
 install -d -m 0755 "$DESTDIR$PREFIX"
-if [ ! -x "$DESTDIR$PREFIX/venv/bin/python" ]; then
-    "$PYTHON" -m venv "$DESTDIR$PREFIX/venv"
+VPY="$DESTDIR$PREFIX/venv/bin/python"
+if [ "$ARCH" = armhf ]; then
+    if live; then
+        say "armhf: Debian's OpenCV, numpy and Pillow, and compilers ($ARMHF_DEBS)"
+        # shellcheck disable=SC2086 # a list of package names
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $ARMHF_DEBS
+    fi
+    if [ ! -x "$VPY" ]; then
+        "$PYTHON" -m venv --system-site-packages "$DESTDIR$PREFIX/venv"
+    fi
+    "$VPY" -m pip install -q --upgrade pip
+    # every dependency but OpenCV's wheel (Debian's python3-opencv stands in), then the program
+    "$VPY" -c 'import pathlib, sys, tomllib
+deps = tomllib.loads(pathlib.Path(sys.argv[1]).read_text())["project"]["dependencies"]
+print("\n".join(d for d in deps if not d.startswith("opencv-python")))' "$SRC/pyproject.toml" \
+        > "$DESTDIR$PREFIX/requirements-armhf.txt"
+    "$VPY" -m pip install -q -r "$DESTDIR$PREFIX/requirements-armhf.txt"
+    "$VPY" -m pip install -q --upgrade --no-deps "$SRC"
+else
+    if [ ! -x "$VPY" ]; then
+        "$PYTHON" -m venv "$DESTDIR$PREFIX/venv"
+    fi
+    "$VPY" -m pip install -q --upgrade pip
+    "$VPY" -m pip install -q --upgrade "$SRC"
 fi
-"$DESTDIR$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
-"$DESTDIR$PREFIX/venv/bin/python" -m pip install -q --upgrade "$SRC"
 install -m 0644 "$SRC/README.md" "$DESTDIR$PREFIX/README.md"
 
 say "units, udev rules, module blacklist, D-Bus policy, users"

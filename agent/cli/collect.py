@@ -151,6 +151,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"o2o-edge collect: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # PostgreSQL's driver is the `collector` extra, not the device's
+        print(f"o2o-edge collect: --db postgresql://... needs the PostgreSQL driver ({exc}): "
+              "pip install 'o2o-edge[collector]'", file=sys.stderr)
+        return 2
     try:
         if args.report:
             print(json.dumps(store.report(), indent=2))
