@@ -167,8 +167,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
         for s in res.samples:
             fh.write(f"{s.store_h},{s.rss_mib},{s.fds},{s.depth},{s.uplink}\n")
     plot_svg(res.samples, args.out / "soak.svg",
-             f"o2o-edge soak: {args.hours:g} store hours at {sc.speed:g}x, "
-             f"{summary['events_upstream']} events")
+             f"o2o-edge soak: {args.hours:g} store hours at {sc.speed:g}x and the drain after "
+             f"closing, {summary['events_upstream']} events upstream", closes_h=args.hours)
     print(json.dumps(summary, indent=2))
     print(f"plot: {args.out / 'soak.svg'}")
     return 1 if res.outcome.problems else 0

@@ -25,20 +25,47 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=me.cmd_report)
 
 
-def _bars(values: list[float], width: int = 480, height: int = 80) -> str:
+def _num(v: float) -> str:
+    return f"{v:.0f}" if v == int(v) else f"{v:.1f}"
+
+
+def _bars(values: list[float], width: int = 600, height: int = 120) -> str:
+    """24 hourly bars with the hour under every third bar and each non-zero value above its
+    bar, so the chart reads without hovering."""
     top = max(values) or 1.0
     bw = width / 24
-    bars = "".join(
-        f'<rect x="{i * bw + 1:.1f}" y="{height - v / top * (height - 12):.1f}" '
-        f'width="{bw - 2:.1f}" height="{v / top * (height - 12):.1f}"><title>{i:02d}:00 '
-        f'{v:g}</title></rect>' for i, v in enumerate(values))
-    return (f'<svg width="{width}" height="{height}" role="img" '
-            f'style="fill:#2a7ab0;background:#f4f4f4">{bars}</svg>')
+    room_above, room_below = 14, 16  # the values' line and the hours' line
+    plot_h = height - room_above - room_below
+    base = room_above + plot_h
+    parts = [f'<line x1="0" y1="{base}" x2="{width}" y2="{base}" stroke="#888"/>']
+    for i, v in enumerate(values):
+        h = v / top * plot_h
+        x = i * bw
+        parts.append(f'<rect x="{x + 1:.1f}" y="{base - h:.1f}" width="{bw - 2:.1f}" '
+                     f'height="{h:.1f}" fill="#2a7ab0"><title>{i:02d}:00-{i:02d}:59 '
+                     f"{_num(v)}</title></rect>")
+        if v:
+            parts.append(f'<text class="value" x="{x + bw / 2:.1f}" y="{base - h - 3:.1f}" '
+                         f'text-anchor="middle">{_num(v)}</text>')
+        if i % 3 == 0:
+            parts.append(f'<text class="hour" x="{x + bw / 2:.1f}" y="{height - 3}" '
+                         f'text-anchor="middle">{i:02d}</text>')
+    return (f'<svg width="{width}" height="{height}" role="img" font-family="sans-serif" '
+            f'font-size="10" style="background:#f4f4f4">{"".join(parts)}</svg>')
+
+
+def _whole_day(metric: str, values: list[float]) -> str:
+    """What the day's bars add up to: a count's total; the highest of a peak, which does not
+    add up."""
+    if metric.endswith("peak_per_min"):
+        return f"highest {_num(max(values, default=0.0))}"
+    return f"total {_num(sum(values))}"
 
 
 def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any]) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in summary.items())
-    charts = "".join(f"<h3>{html.escape(m)}</h3>{_bars(v)}" for m, v in sorted(hourly.items())
+    charts = "".join(f"<h3>{html.escape(m)} <small>({_whole_day(m, v)}, hours UTC)</small>"
+                     f"</h3>{_bars(v)}" for m, v in sorted(hourly.items())
                      if not m.endswith(".sum"))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>o2o-edge {day}</title>"
             "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}</style>"

@@ -61,19 +61,26 @@ def _proc(pid: int) -> tuple[float, int]:
 
 
 def soak(runner: Runner, every_s: float = 1.0) -> SoakResult:
+    """Play the runner's day, sampling the agent every `every_s` wall seconds from the store's
+    opening to the end of the drain: a last sample is taken once the backlog is upstream,
+    just before the agent is stopped."""
     samples: list[Sample] = []
     done = threading.Event()
 
+    def take() -> None:
+        with contextlib.suppress(Exception):  # the agent may be stopping
+            st = runner.stage.status()
+            rss, fds = _proc(runner.stage.agent_pid())
+            at = max(0.0, runner.store_time()) / 3600  # from the opening, not before it
+            samples.append(Sample(round(at, 3), round(rss, 1), fds,
+                                  int(st["outbox"]["depth"]), st["uplink"]["state"]))
+
     def sample() -> None:
         while not done.wait(every_s):
-            if not runner.t0 or runner.stage.agent is None:
-                continue
-            with contextlib.suppress(Exception):  # the agent may be stopping
-                st = runner.stage.status()
-                rss, fds = _proc(runner.stage.agent_pid())
-                samples.append(Sample(round(runner.store_time() / 3600, 3), round(rss, 1), fds,
-                                      int(st["outbox"]["depth"]), st["uplink"]["state"]))
+            if runner.t0 and runner.stage.agent is not None:
+                take()
 
+    runner.stage.before_agent_stops = take
     thread = threading.Thread(target=sample, name="soak-sampler", daemon=True)
     thread.start()
     try:
@@ -84,37 +91,72 @@ def soak(runner: Runner, every_s: float = 1.0) -> SoakResult:
     return SoakResult(outcome, samples)
 
 
-def plot_svg(samples: list[Sample], path: Path, title: str) -> None:
-    """Three panels over store hours: RSS (MiB), open files, outbox depth; shaded where the
-    uplink was not connected."""
-    w, ph, left, top = 760, 150, 60, 40
+def _outages(samples: list[Sample]) -> list[tuple[float, float]]:
+    """Spans of store hours when the uplink was not connected: from the first sample that saw
+    it down to the next that saw it up (or the last)."""
+    spans: list[tuple[float, float]] = []
+    start: float | None = None
+    for s in samples:
+        if s.uplink != "connected" and start is None:
+            start = s.store_h
+        elif s.uplink == "connected" and start is not None:
+            spans.append((start, s.store_h))
+            start = None
+    if start is not None and samples:
+        spans.append((start, samples[-1].store_h))
+    return spans
+
+
+def plot_svg(samples: list[Sample], path: Path, title: str, closes_h: float | None = None) -> None:
+    """Three panels over store hours from the opening to the last sample (the drain after
+    closing included): RSS (MiB), open files, outbox depth; the spans when the uplink was
+    not connected shaded, the closing marked."""
+    w, ph, left, top, gap = 760, 150, 60, 40, 46
     series = [("resident memory, MiB", [s.rss_mib for s in samples]),
               ("open files", [float(s.fds) for s in samples]),
               ("outbox depth, events", [float(s.depth) for s in samples])]
     hours = [s.store_h for s in samples] or [0.0]
-    x_max = max(hours[-1], 1e-6)
+    x_max = max(hours[-1], closes_h or 0.0, 1e-6)
+
+    def x_of(h: float) -> float:
+        return left + w * min(max(h, 0.0), x_max) / x_max
+
+    height = top + 3 * (ph + gap) + 24
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w + left + 20}" '
-           f'height="{top + 3 * (ph + 40) + 20}" font-family="sans-serif" font-size="12">',
+           f'height="{height}" font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>',
            f'<text x="{left}" y="20" font-size="14">{escape(title, quote=False)}</text>']
+    outages = _outages(samples)
+    step = 0.5 if x_max <= 4 else 1.0 if x_max <= 12 else 3.0
     for i, (name, ys) in enumerate(series):
-        y0 = top + i * (ph + 40)
+        y0 = top + i * (ph + gap)
         y_max = max([*ys, 1.0]) * 1.1
-        out.append(f'<rect x="{left}" y="{y0}" width="{w}" height="{ph}" fill="none" '
-                   'stroke="#999"/>')
-        for s, x in zip(samples, hours, strict=False):
-            if s.uplink != "connected":
-                out.append(f'<rect x="{left + w * x / x_max:.1f}" y="{y0}" width="2" '
-                           f'height="{ph}" fill="#fbb" opacity="0.5"/>')
-        pts = " ".join(f"{left + w * x / x_max:.1f},{y0 + ph - ph * y / y_max:.1f}"
+        for a, b in outages:
+            out.append(f'<rect class="outage" x="{x_of(a):.1f}" y="{y0}" '
+                       f'width="{max(x_of(b) - x_of(a), 2.0):.1f}" height="{ph}" '
+                       'fill="#f8c4c4"/>')
+        if closes_h is not None:
+            out.append(f'<line class="closing" x1="{x_of(closes_h):.1f}" y1="{y0}" '
+                       f'x2="{x_of(closes_h):.1f}" y2="{y0 + ph}" stroke="#555" '
+                       'stroke-dasharray="4 3"/>')
+        out.append(f'<rect class="frame" x="{left}" y="{y0}" width="{w}" height="{ph}" '
+                   'fill="none" stroke="#999"/>')
+        pts = " ".join(f"{x_of(x):.1f},{y0 + ph - ph * y / y_max:.1f}"
                        for x, y in zip(hours, ys, strict=False))
         out.append(f'<polyline points="{pts}" fill="none" stroke="#1565c0" stroke-width="1.5"/>')
         label = escape(name, quote=False)
         out.append(f'<text x="{left}" y="{y0 - 6}">{label} (max {max([*ys, 0.0]):g})</text>')
         out.append(f'<text x="{left - 6}" y="{y0 + 10}" text-anchor="end">{y_max:.0f}</text>')
         out.append(f'<text x="{left - 6}" y="{y0 + ph}" text-anchor="end">0</text>')
-    y_axis = top + 3 * (ph + 40) - 25
-    out.append(f'<text x="{left}" y="{y_axis}">store hours 0 … {x_max:.1f} '
-               '(red: uplink not connected)</text>')
+        tick = 0.0
+        while tick <= x_max + 1e-9:
+            out.append(f'<text class="tick" x="{x_of(tick):.1f}" y="{y0 + ph + 14}" '
+                       f'text-anchor="middle" font-size="10">{tick:g}</text>')
+            tick += step
+    y_axis = height - 8
+    closing = f"; dashed: the store closes at {closes_h:g} h, then the backlog drains" \
+        if closes_h is not None else ""
+    out.append(f'<text x="{left}" y="{y_axis}">store hours after opening, 0 to '
+               f'{x_max:.2f} (shaded: uplink not connected{closing})</text>')
     out.append("</svg>")
     path.write_text("\n".join(out) + "\n")
-

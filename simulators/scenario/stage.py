@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,6 +103,8 @@ class Stage:
         self.tmpfs = False
         self.clock_offset = 0.0
         self.notes: list[str] = []  # what this machine cannot simulate
+        # called once, just before the agent is stopped (the soak samples it a last time)
+        self.before_agent_stops: Callable[[], None] | None = None
 
     # --- start ---------------------------------------------------------------------------
 
@@ -326,6 +329,10 @@ class Stage:
     # --- stop ----------------------------------------------------------------------------
 
     def stop_agent(self) -> int:
+        if self.before_agent_stops is not None:  # once: the soak's last sample
+            hook, self.before_agent_stops = self.before_agent_stops, None
+            with contextlib.suppress(Exception):
+                hook()
         if self.agent is None or self.agent.poll() is not None:
             return self.agent.returncode if self.agent else 0
         self.agent.terminate()

@@ -35,3 +35,8 @@ def test_ci_sized_soak_loses_nothing_and_leaks_neither_memory_nor_files(tmp_path
     svg = ET.parse(out / "soak.svg").getroot()  # noqa: S314 - the file the command just wrote
     lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
     assert len(lines) == 3 and all(len(p.get("points", "").split()) == len(rows) for p in lines)
+    # sampled from the opening to the end of the drain: the last sample has nothing waiting
+    assert float(rows[0]["store_h"]) >= 0 and rows[-1]["outbox_depth"] == "0", rows[-1]
+    assert float(rows[-1]["store_h"]) > 2.0  # past the closing: the drain is in the plot
+    shaded = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "outage"]
+    assert shaded and max(float(r.get("width", 0)) for r in shaded) > 2
