@@ -37,6 +37,11 @@ class Expected:
     calls: int = 0  # shoppers' calls for staff: each raises one call-staff alert
     acks: Counter[str] = field(default_factory=Counter)  # call alerts acknowledged, by whom
     escalated: int = 0  # call alerts nobody acknowledged in time: each escalates
+    # appointments whose shoppers check in at the kiosk: each raises one "appointment" alert,
+    # acknowledged by whom the scenario names (or escalating), as for calls
+    arrivals: int = 0
+    arrival_acks: Counter[str] = field(default_factory=Counter)
+    arrivals_escalated: int = 0
     # loyalty check-ins the kiosk makes (a card tapped, a loyalty code shown), in time order:
     # "loyalty.ok" for a card with a holder, "not-found" for one nobody registered
     loyalty: list[str] = field(default_factory=list)
@@ -48,6 +53,8 @@ class Expected:
                 "low_battery": sorted(self.low_battery),
                 "lost_taps": self.lost_taps, "unseen_codes": self.unseen_codes,
                 "calls": self.calls, "acks": dict(self.acks), "escalated": self.escalated,
+                "arrivals": self.arrivals, "arrival_acks": dict(self.arrival_acks),
+                "arrivals_escalated": self.arrivals_escalated,
                 "loyalty": self.loyalty}
 
 
@@ -94,6 +101,9 @@ def expected(sc: Scenario) -> Expected:
     ex.calls = len(sc.calls)
     ex.acks = Counter(c.staff for c in sc.calls if c.staff)
     ex.escalated = sum(c.escalates(sc.speed) for c in sc.calls)
+    ex.arrivals = len(sc.appointments)
+    ex.arrival_acks = Counter(a.staff for a in sc.appointments if a.staff)
+    ex.arrivals_escalated = sum(a.escalates(sc.speed) for a in sc.appointments)
     ex.low_battery = {f"eddystone-uid:{b.namespace}:{b.instance}" for b in sc.beacons
                       if min(b.battery_mv) < LOW_BATTERY_MV}
     return ex
@@ -165,21 +175,30 @@ def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
 
 
 def check_staff(ex: Expected, got: Received) -> list[str]:
-    """The calls for staff upstream: each raised once, acknowledged by whom the scenario
-    says, and the ones nobody answered in time escalated."""
+    """The calls for staff and the appointments' arrivals upstream: each alert raised once,
+    acknowledged by whom the scenario says, and the ones nobody answered in time escalated;
+    each arrival checked in."""
     problems = []
-    call = AlertKind.CALL_STAFF
-    raised = [d for d in got.of(ev.STAFF_ALERT) if d.get("kind") == call]
-    if len(raised) != ex.calls:
-        problems.append(f"calls for staff: expected {ex.calls} alerts, got {len(raised)}")
-    acks = Counter(str(d.get("by", "")) for d in got.of(ev.STAFF_ALERT_ACKNOWLEDGED)
-                   if d.get("kind") == call)
-    if acks != ex.acks:
-        problems.append(f"calls acknowledged: expected {dict(ex.acks)}, got {dict(acks)}")
-    escalated = {d.get("alert") for d in got.of(ev.STAFF_ALERT_ESCALATED)
-                 if d.get("kind") == call}
-    if len(escalated) != ex.escalated:
-        problems.append(f"calls escalated: expected {ex.escalated}, got {len(escalated)}")
+    for kind, (what, short), (n, acked, late) in (
+            (AlertKind.CALL_STAFF, ("calls for staff", "calls"),
+             (ex.calls, ex.acks, ex.escalated)),
+            (AlertKind.APPOINTMENT, ("appointment arrivals", "arrivals"),
+             (ex.arrivals, ex.arrival_acks, ex.arrivals_escalated))):
+        raised = [d for d in got.of(ev.STAFF_ALERT) if d.get("kind") == kind]
+        if len(raised) != n:
+            problems.append(f"{what}: expected {n} alerts, got {len(raised)}")
+        acks = Counter(str(d.get("by", "")) for d in got.of(ev.STAFF_ALERT_ACKNOWLEDGED)
+                       if d.get("kind") == kind)
+        if acks != acked:
+            problems.append(f"{short} acknowledged: expected {dict(acked)}, got {dict(acks)}")
+        escalated = {d.get("alert") for d in got.of(ev.STAFF_ALERT_ESCALATED)
+                     if d.get("kind") == kind}
+        if len(escalated) != late:
+            problems.append(f"{short} escalated: expected {late}, got {len(escalated)}")
+    arrived = [d for d in got.of(ev.KIOSK_CHECKIN) if d.get("kind") == "appointment"]
+    if Counter(str(d.get("outcome")) for d in arrived) != Counter({"appointment.ok": ex.arrivals}):
+        problems.append(f"appointment check-ins: expected {ex.arrivals} appointment.ok, got "
+                        f"{[d.get('outcome') for d in arrived]}")
     return problems
 
 

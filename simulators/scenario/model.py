@@ -2,7 +2,8 @@
 shopper-app users walking between them, anonymous phones, shelf tags and loyalty cards,
 orders, and what happens at which time — taps, codes shown to the camera, check-ins at the
 kiosk with a survey, shoppers calling staff at the kiosk (and the staff member who answers,
-after how long, or nobody), consent withdrawn or granted from upstream, and faults. Times are
+after how long, or nobody), shoppers arriving for appointments (checked in at the kiosk, and
+who greets them), consent withdrawn or granted from upstream, and faults. Times are
 "HH:MM" on the store's day.
 
 `load(path)` reads and checks a file; every problem is named by its place
@@ -137,6 +138,25 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Appointment(Call):
+    """A shopper arriving for an appointment: at `at` they check in at the kiosk with the
+    appointment's code; the agent raises an "appointment" alert, which `staff` acknowledges
+    after `answer_after_s` (or nobody does), as for a call. Booked BOOKED_AFTER_S after the
+    arrival, so the check-in is never too early."""
+
+    id: str = ""
+    code: str = ""  # what the shopper types at the kiosk's keypad (4-10, no I or O)
+    first_name: str = ""
+    service: str = ""  # "fitting", "repair", ...: what the staff view says it is for
+
+
+BOOKED_AFTER_S = 600.0  # an appointment's time, in store seconds after its shopper arrives
+_APPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # as the store database takes it
+# what the kiosk's keypad can type (kiosk/widgets/keypad.py: no I or O, they read as 1 and 0)
+_APPT_CODE = re.compile(r"[0-9A-HJ-NP-Z]{4,10}")
+
+
+@dataclass(frozen=True)
 class Consent:
     at: float
     app: int  # the opted-in app's identifier (its iBeacon minor)
@@ -174,6 +194,7 @@ class Scenario:
     scans: list[Scan] = field(default_factory=list)
     checkins: list[Checkin] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    appointments: list[Appointment] = field(default_factory=list)
     consents: list[Consent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
 
@@ -189,8 +210,8 @@ class Scenario:
 
     def in_time_order(self) -> None:
         """Sort every timed lane by its time (the runner plays them in order)."""
-        for lane in (self.taps, self.scans, self.checkins, self.calls, self.shoppers,
-                     self.consents, self.faults):
+        for lane in (self.taps, self.scans, self.checkins, self.calls, self.appointments,
+                     self.shoppers, self.consents, self.faults):
             lane.sort(key=lambda x: x.at)
 
     def consent_at(self, app: int, t: float) -> str:
@@ -333,6 +354,26 @@ def parse(raw: dict[str, Any]) -> Scenario:
             raise ScenarioError(f"{where}.staff: a staff name of at most {BY_MAX} printable "
                                 "characters (or leave it out: nobody answers)")
         sc.calls.append(call)
+    for where, a in r.items("appointment"):
+        appt = Appointment(r.time(a, where), _get(a, "staff", str, where, "").strip(),
+                           _get(a, "answer_after_s", float, where, 60.0),
+                           _get(a, "id", str, where), _get(a, "code", str, where).upper(),
+                           _get(a, "first_name", str, where, "").strip(),
+                           _get(a, "service", str, where, "").strip())
+        if not _APPT_ID.fullmatch(appt.id):
+            raise ScenarioError(f"{where}.id: 1-64 letters, digits and _.:- (like \"P-7\")")
+        if not _APPT_CODE.fullmatch(appt.code):
+            raise ScenarioError(f"{where}.code: 4 to 10 letters and digits the kiosk's keypad "
+                                "has (no I or O)")
+        if any(x.id == appt.id or x.code == appt.code for x in sc.appointments):
+            raise ScenarioError(f"{where}: id {appt.id!r} or code {appt.code!r} is taken by "
+                                "another [[appointment]]")
+        if not 0 <= appt.answer_after_s <= 3600:
+            raise ScenarioError(f"{where}.answer_after_s: 0 to 3600 store seconds")
+        if appt.staff and not valid_by(appt.staff):
+            raise ScenarioError(f"{where}.staff: a staff name of at most {BY_MAX} printable "
+                                "characters (or leave it out: nobody answers)")
+        sc.appointments.append(appt)
     for where, c in r.items("consent"):
         consent = Consent(r.time(c, where), _get(c, "app", int, where),
                           _get(c, "state", str, where))

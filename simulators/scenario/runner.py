@@ -31,7 +31,7 @@ from simulators.fake_bluez import FakeBlueZ
 from simulators.scenario import shopper
 from simulators.scenario.expected import Expected, Received, check, checkin_via, expected
 from simulators.scenario.faults import Faults
-from simulators.scenario.model import Call, Scenario, code_words
+from simulators.scenario.model import Appointment, Call, Scenario, code_words
 from simulators.scenario.props import build_floor, code_frame, tag_for
 from simulators.scenario.staff import StaffDesk
 from simulators.scenario.stage import Stage
@@ -211,6 +211,7 @@ class Runner:
         items += [(s.at, 1, "scan", s) for s in sc.scans]
         items += [(c.at, 1, "checkin", c) for c in sc.checkins]
         items += [(c.at, 1, "call", c) for c in sc.calls]
+        items += [(a.at, 1, "appointment", a) for a in sc.appointments]
         return sorted(items, key=lambda x: (x[0], x[1]))
 
     async def _counter(self, pilot: Any, app: Any) -> None:
@@ -232,6 +233,8 @@ class Runner:
                                           "to the camera")
             elif kind == "call":
                 await self._call(pilot, app, t, item)
+            elif kind == "appointment":
+                await self._arrival(pilot, app, t, item)
             else:
                 await self._checkin(pilot, app, t, item)
         # the staff answer in their own time, beside the counter; a call nobody answers
@@ -246,6 +249,18 @@ class Runner:
         self.say(t, f"a shopper calls staff at the kiosk: {said}")
         self.answers.append(asyncio.create_task(self.staff.answer(
             call, t, self.wall, lambda: str(app.follow_text))))
+
+    async def _arrival(self, pilot: Any, app: Any, t: float, appt: Appointment) -> None:
+        """A shopper checks in for their appointment on the kiosk's keypad; the staff desk
+        answers the alert it raises (or nobody does), beside the counter, as for a call."""
+        app.follow_text = ""
+        await shopper.type_pickup_code(pilot, app, appt.code, button="#go-appointment")
+        said = await shopper.finish_checkin(pilot, app, 0)
+        what = f"{appt.service} appointment" if appt.service else "appointment"
+        self.say(t, f"{appt.first_name or 'A shopper'} arrives for their {what} and checks in "
+                    f"at the kiosk; the kiosk says “{said}”")
+        self.answers.append(asyncio.create_task(self.staff.answer(
+            appt, t, self.wall, lambda: str(app.follow_text))))
 
     def _expiry(self) -> int:
         # valid through the day, whatever the clock faults do to the agent's clock

@@ -34,11 +34,13 @@ async def go_home(pilot: Any, app: KioskApp) -> None:
         await until(pilot, lambda: isinstance(app.screen, AttractScreen), 10, "the home screen")
 
 
-async def type_pickup_code(pilot: Any, app: KioskApp, code: str) -> None:
+async def type_pickup_code(pilot: Any, app: KioskApp, code: str,
+                           button: str = "#go-pickup") -> None:
     """Type the code and, like a person reading the display, fix it before sending if a
-    key press did not land."""
+    key press did not land. `button`: the home screen's way to the keypad (an appointment's
+    is "#go-appointment")."""
     await go_home(pilot, app)
-    await pilot.click("#go-pickup")
+    await pilot.click(button)
     await until(pilot, lambda: isinstance(app.screen, CheckinScreen), 10, "the keypad")
     screen = app.screen
     assert isinstance(screen, CheckinScreen)

@@ -1,8 +1,8 @@
 """The store's staff in a scenario: whoever holds the staff view, played as a bus client (the
 `alerts` and `alert-ack` operations the staff view uses, with the staff bus token the stage
-gave the agent). A shopper's call at the kiosk
+gave the agent). A shopper's call at the kiosk, or an appointment's shopper checking in there,
 raises an alert; the staff member the scenario names acknowledges it after the scenario's
-delay, and the kiosk's words change; a call nobody answers is left open, and before the day
+delay, and the kiosk's words change; an alert nobody answers is left open, and before the day
 is judged the desk waits (bounded) until the agent has escalated it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from agent.bus.client import BusClient
 from agent.contracts.alerts import OP_ALERT_ACK, OP_ALERTS, TOKEN_FIELD, Alert, AlertKind
 from agent.errors import AgentError
-from simulators.scenario.model import ESCALATE_AFTER_S, Call
+from simulators.scenario.model import ESCALATE_AFTER_S, Appointment, Call
 
 RAISED_WITHIN_S = 10.0  # a call's alert is listed well inside this (local, no uplink)
 
@@ -35,12 +35,20 @@ class StaffDesk:
                 "alerts"]
         return listed
 
-    async def _new_call_alert(self) -> str | None:
-        """The id of the call alert the shopper's press just raised (None: none listed)."""
+    @staticmethod
+    def _raised_for(alert: Alert, item: Call) -> bool:
+        if isinstance(item, Appointment):
+            return alert["kind"] == AlertKind.APPOINTMENT and \
+                alert["ref"].get("appointment") == item.id
+        return alert["kind"] == AlertKind.CALL_STAFF
+
+    async def _new_alert(self, item: Call) -> str | None:
+        """The id of the alert the shopper's press or check-in just raised (None: none
+        listed)."""
         deadline = time.monotonic() + RAISED_WITHIN_S
         while time.monotonic() < deadline:
             for alert in await asyncio.to_thread(self._alerts):
-                if alert["kind"] == AlertKind.CALL_STAFF and alert["id"] not in self.seen:
+                if self._raised_for(alert, item) and alert["id"] not in self.seen:
                     self.seen.add(alert["id"])
                     return alert["id"]
             await asyncio.sleep(0.1)
@@ -48,15 +56,18 @@ class StaffDesk:
 
     async def answer(self, call: Call, t: float, at_wall: Callable[[float], float],
                      kiosk_says: Callable[[], str]) -> None:
-        """Follow one call from the press to the acknowledgement (or to nobody)."""
-        alert_id = await self._new_call_alert()
+        """Follow one call, or an appointment's arrival, from the press or check-in to the
+        acknowledgement (or to nobody)."""
+        appt = call if isinstance(call, Appointment) else None
+        what = f"{appt.first_name or 'a shopper'}'s appointment" if appt else "the call"
+        alert_id = await self._new_alert(call)
         if alert_id is None:
-            self.say(t, "a shopper calls staff: no alert raised within "
-                        f"{RAISED_WITHIN_S:.0f} s")
+            self.say(t, f"{what}: no alert raised within {RAISED_WITHIN_S:.0f} s")
             return
         if not call.staff:
             self.unanswered.append(alert_id)
-            self.say(t, "a shopper calls staff at the kiosk; nobody answers")
+            self.say(t, f"nobody answers {what}" if appt else
+                        "a shopper calls staff at the kiosk; nobody answers")
             return
         delay = at_wall(t + call.answer_after_s) - time.monotonic()
         if delay > 0:
@@ -64,7 +75,7 @@ class StaffDesk:
         answer = await asyncio.to_thread(self._ack, alert_id, call.staff)
         heard = await self._kiosk_hears(call.staff, kiosk_says)
         self.say(t + call.answer_after_s,
-                 f"{call.staff} from our team answers the call after "
+                 f"{call.staff} from our team answers {what} after "
                  f"{call.answer_after_s:.0f} s" + ("" if answer == "acknowledged" else
                                                    f" ({answer})")
                  + ("" if heard else "; the kiosk did not say so"))

@@ -37,7 +37,7 @@ from simulators.camera_stream import CameraStream
 from simulators.fake_bluez import BusUnavailable, PrivateBus
 from simulators.netcut import NetworkCut
 from simulators.nfc_tags import TagEmulator, free_udp_port
-from simulators.scenario.model import ESCALATE_AFTER_S, Scenario, ScenarioError
+from simulators.scenario.model import BOOKED_AFTER_S, ESCALATE_AFTER_S, Scenario, ScenarioError
 from simulators.sockpath import fitting_socket
 
 BROKERS: dict[str, tuple[type[PrivateBroker], str]] = {
@@ -165,6 +165,14 @@ class Stage:
         db.replace("orders", [{"order_id": o.id, "code": o.code, "first_name": o.first_name,
                                "status": "ready", "eta_min": o.eta_min,
                                "store": self.sc.store} for o in self.sc.orders.values()])
+        if self.sc.appointments:
+            # booked on the agent's clock, which is not sped up: an appointment's time is
+            # where its store time falls from now, so its shopper is never too early
+            now, speed = time.time(), self.sc.speed
+            db.replace("appointments", [
+                {"appt_id": a.id, "code": a.code, "first_name": a.first_name,
+                 "service": a.service, "at": now + (a.at + BOOKED_AFTER_S) / speed}
+                for a in self.sc.appointments])
         cards = [{"card": t.uid, "first_name": t.holder, "points": t.points}
                  for t in self.sc.tags.values() if t.role == "loyalty" and t.holder]
         if cards:

@@ -103,3 +103,77 @@ def test_a_day_without_calls_expects_no_staff_events() -> None:
     ex = expected(load(SCENARIOS / "short_visit.toml"))
     assert (ex.calls, dict(ex.acks), ex.escalated) == (0, {}, 0)
     assert check_staff(ex, Received([], [])) == []
+
+
+APPOINTMENTS = """
+[[appointment]]
+at = "10:30"
+id = "P-7"
+code = "ftg123"
+first_name = "Eva"
+service = "fitting"
+staff = "Ben"
+answer_after_s = 30
+[[appointment]]
+at = "09:45"
+id = "P-8"
+code = "REP456"
+first_name = "Noor"
+"""
+
+
+def test_appointments_are_read_in_time_order_with_who_greets_them() -> None:
+    sc = scenario(APPOINTMENTS)
+    assert [(a.at, a.id, a.code, a.first_name, a.service, a.staff, a.answer_after_s)
+            for a in sc.appointments] == [
+        (2700, "P-8", "REP456", "Noor", "", "", 60.0),
+        (5400, "P-7", "FTG123", "Eva", "fitting", "Ben", 30.0)]  # codes as the keypad types
+    assert [a.escalates(sc.speed) for a in sc.appointments] == [True, False]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('[[appointment]]\nat = "09:10"\ncode = "ABCD"\n', "appointment[0].id: missing"),
+    ('[[appointment]]\nat = "09:10"\nid = "P 1"\ncode = "ABCD"\n', "appointment[0].id: 1-64"),
+    ('[[appointment]]\nat = "09:10"\nid = "P-1"\ncode = "AB"\n', "appointment[0].code: 4 to 10"),
+    ('[[appointment]]\nat = "09:10"\nid = "P-1"\ncode = "A-BC-D"\n',
+     "appointment[0].code: 4 to 10"),
+    ('[[appointment]]\nat = "09:10"\nid = "P-1"\ncode = "FIT123"\n',
+     "appointment[0].code: 4 to 10 letters and digits the kiosk's keypad has (no I or O)"),
+    ('[[appointment]]\nat = "09:10"\nid = "P-1"\ncode = ["ABCD"]\n',
+     "appointment[0].code: ['ABCD'] should be a str"),
+    ('[[appointment]]\nat = "09:10"\nid = "P-1"\ncode = "ABCD"\n'
+     '[[appointment]]\nat = "09:20"\nid = "P-2"\ncode = "abcd"\n',
+     "appointment[1]: id 'P-2' or code 'ABCD' is taken"),
+    ('[[appointment]]\nat = "09:10"\nid = "P-1"\ncode = "ABCD"\nstaff = "\\u202e"\n',
+     "appointment[0].staff: a staff name"),
+    ('[[appointment]]\nat = "13:10"\nid = "P-1"\ncode = "ABCD"\n',
+     "appointment[0].at: 13:10 is outside opening hours"),
+])
+def test_appointment_mistakes_are_named_by_their_place(extra: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        scenario(extra)
+    assert message in str(err.value)
+
+
+def test_the_staff_check_counts_appointment_arrivals_their_acks_and_check_ins() -> None:
+    ex = expected(scenario(APPOINTMENTS))
+    assert (ex.arrivals, dict(ex.arrival_acks), ex.arrivals_escalated) == (2, {"Ben": 1}, 1)
+    appt = {"kind": "appointment"}
+    good = [_ev(1, "o2o.kiosk.checkin", {"kind": "appointment", "outcome": "appointment.ok",
+                                         "appointment": "P-8"}),
+            _ev(2, "o2o.staff.alert", {**appt, "alert": "x1", "ref": {"appointment": "P-8"}}),
+            _ev(3, "o2o.kiosk.checkin", {"kind": "appointment", "outcome": "appointment.ok",
+                                         "appointment": "P-7"}),
+            _ev(4, "o2o.staff.alert", {**appt, "alert": "x2", "ref": {"appointment": "P-7"}}),
+            _ev(5, "o2o.staff.alert.acknowledged", {**appt, "alert": "x2", "by": "Ben"}),
+            _ev(6, "o2o.staff.alert.escalated", {**appt, "alert": "x1", "level": 1})]
+    assert check_staff(ex, Received(good, [])) == []
+    too_early = [{**e, "data": {**e["data"], "outcome": "too-early"}} if e["id"] == "E3" else e
+                 for e in good]
+    assert check_staff(ex, Received(too_early, [])) == [
+        "appointment check-ins: expected 2 appointment.ok, got ['appointment.ok', 'too-early']"]
+    assert check_staff(ex, Received(good[:3] + good[4:], [])) == [
+        "appointment arrivals: expected 2 alerts, got 1"]
+    unacked = [e for e in good if e["id"] != "E5"]
+    assert check_staff(ex, Received(unacked, [])) == [
+        "arrivals acknowledged: expected {'Ben': 1}, got {}"]
