@@ -19,6 +19,7 @@ from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
 
 from agent.contracts import events as ev
 from agent.contracts.alerts import AlertKind
@@ -46,6 +47,7 @@ from kiosk.screens.survey import SurveyScreen
 from kiosk.settings import KioskSettings
 from kiosk.state import state_dir
 from kiosk.stats import TodayStats
+from kiosk.web_pictures import PictureOverlay
 from kiosk.widgets.agent_banner import AgentBanner
 from kiosk.widgets.shopper_bar import ShopperBar
 
@@ -108,6 +110,7 @@ class KioskApp(App[None]):
         # (monotonic time, what) when a screen change was on screen: tests and benchmarks
         self.shown: list[tuple[float, str]] = []
         self.on_shown: Callable[[float, str], None] | None = None
+        self.pictures: PictureOverlay | None = None  # served: pictures as real pixels
 
     # --- content -------------------------------------------------------------------------
 
@@ -156,6 +159,9 @@ class KioskApp(App[None]):
     # --- lifecycle -----------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        write_meta = getattr(self._driver, "write_meta", None)
+        if self.is_web and write_meta is not None:
+            self.pictures = PictureOverlay(write_meta)
         self.apply_brand()
         self.push_screen(AttractScreen())
         self.mark_shown("attract")
@@ -169,6 +175,11 @@ class KioskApp(App[None]):
         self.set_interval(IDLE_TICK_S, self.idle_tick)
         if self.connect:
             self.run_worker(self.link.run(), name="agent-link", exit_on_error=False)
+
+    def _display(self, screen: Screen[Any], renderable: Any) -> None:
+        super()._display(screen, renderable)
+        if self.pictures is not None and renderable is not None and not self._batch_count:
+            self.pictures.frame(screen, self.size)
 
     def action_nothing(self) -> None:
         """Bound to the keys that would quit: a public kiosk does not quit."""

@@ -1,13 +1,14 @@
 """The retailer's look from the content bundle: `"theme"` in manifest.json.
 
     "theme": {"primary": "#0b5fff", "accent": "#ffb000", "background": "#101820",
-              "surface": "#1b2631", "dark": true}
+              "surface": "#1b2631", "dark": true, "logo": "img/logo.png"}
 
 Every key is optional; colours are "#RRGGBB" (anything else — names, rgb(), CSS with markup
 — is refused with its place in the manifest, and the bundle with it, like any other problem
 of the bundle: the kiosk keeps the last good one). The colours become a Textual theme, so
 buttons, headings and the attract card take the brand's colours; QR codes stay black on white
-whatever the theme (a phone's camera needs the contrast).
+whatever the theme (a phone's camera needs the contrast). The logo, a PNG or JPEG of the
+bundle, heads the attract screen; it is checked like a page's picture (kiosk/images.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class BrandTheme:
     background: str | None = None
     surface: str | None = None
     dark: bool = True
+    logo: str | None = None  # a file of the bundle, loaded by kiosk/content.py
+
+    @property
+    def backdrop(self) -> str:
+        """What a transparent logo is drawn on in a terminal: the screens' surface."""
+        return self.surface or self.background or ("#1e1e1e" if self.dark else "#efefef")
 
     def textual(self) -> Theme:
         """As a Textual theme; colours the bundle leaves out come from the kiosk's own."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from agent.contracts import content_manifest
 from agent.contracts.content_manifest import (
@@ -27,10 +27,14 @@ from agent.contracts.content_manifest import (
 )
 from kiosk.brand import BrandTheme, parse_theme
 from kiosk.errors import KioskError, KioskReason
-from kiosk.images import page_images
+from kiosk.images import Picture, bundle_logo, page_images
 
-__all__ = ["MANIFEST", "MAX_MANIFEST_BYTES", "RESERVED_NAMES", "Bundle", "Page", "Survey",
+__all__ = ["LOGO", "MANIFEST", "MAX_MANIFEST_BYTES", "RESERVED_NAMES", "Bundle", "Page", "Survey",
            "load_bundle", "load_bundle_with_look", "parse_manifest", "text_in"]
+
+
+# the theme's logo among the pictures: no page id has a capital letter
+LOGO: Final = "LOGO"
 
 
 def parse_manifest(data: Any, source: str = "") -> Bundle:
@@ -44,9 +48,10 @@ def load_bundle(folder: Path) -> Bundle:
     return load_bundle_with_look(folder)[0]
 
 
-def load_bundle_with_look(folder: Path) -> tuple[Bundle, BrandTheme | None, dict[str, Any]]:
-    """The bundle, its "theme" (kiosk/brand.py) and its pages' pictures (kiosk/images.py,
-    {page id: PIL image}), refused as a whole if any is wrong."""
+def load_bundle_with_look(folder: Path) -> tuple[Bundle, BrandTheme | None,
+                                                dict[str, Picture]]:
+    """The bundle, its "theme" (kiosk/brand.py) and its pictures (kiosk/images.py: the pages'
+    by page id, the theme's logo as LOGO), refused as a whole if any is wrong."""
     path = folder / MANIFEST
     try:
         raw = path.read_bytes()
@@ -62,6 +67,11 @@ def load_bundle_with_look(folder: Path) -> tuple[Bundle, BrandTheme | None, dict
     bundle = parse_manifest(data, str(path))
     theme, problems = parse_theme(data.get("theme"))
     images, image_problems = page_images(data, folder)
+    if theme is not None:
+        logo, logo_problems = bundle_logo(theme.logo, folder, theme.backdrop)
+        image_problems += logo_problems
+        if logo is not None:
+            images[LOGO] = logo
     if problems or image_problems:
         raise KioskError(KioskReason.BAD_CONTENT,
                          f"{path}: {'; '.join(problems + image_problems)}")

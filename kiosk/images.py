@@ -7,12 +7,19 @@ agent when it installs a bundle from upstream: the hashes of the signed document
 are decoded — a folder given as `[kiosk] content_dir` has no hashes and is the store's own.
 A file over MAX_IMAGE_BYTES or MAX_PIXELS, or one PIL cannot read, is a problem of the bundle,
 reported with its place (`pages[0].image`), and the bundle is refused whole.
+
+A checked picture is kept twice, both made from the decoded pixels (never the file's bytes):
+small for the half-block drawing of a terminal, and re-encoded at up to WEB_PX for the served
+page, which draws it as real pixels over the cells of its box (kiosk/web_pictures.py) — the
+browser only ever decodes what PIL wrote from a verified picture.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,6 +32,49 @@ MAX_IMAGE_BYTES: Final = 4 * 1024 * 1024  # a product photo for a kiosk card; mo
 MAX_PIXELS: Final = 16_000_000  # decoded size bound: a small file can declare a huge picture
 KEPT_PX: Final = 320  # the longest side kept in memory: a card shows ~50 x 25 cells of it
 HASHES: Final = ".hashes.json"  # written by agent/storelink/content.py with an installed bundle
+# the served page's copy: a 1080x1920 screen gives a picture ~700 px of its width; more only
+# costs the kiosk memory and the websocket bytes
+WEB_PX: Final = 720
+WEB_JPEG_QUALITY: Final = 88  # photos; a picture with transparency (a logo) is a PNG
+
+
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """A verified picture: `image` (RGB, at most KEPT_PX) for half blocks, `web` (PNG or
+    JPEG bytes, at most WEB_PX) for the served page, `key` naming `web` (its SHA-256)."""
+
+    image: Image
+    web: bytes = field(repr=False)
+    mime: str
+    key: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+def _on(img: Image, backdrop: str) -> Image:
+    """RGB, what is transparent laid on `backdrop`."""
+    from PIL import Image as PILImage
+
+    rgba = img.convert("RGBA")
+    flat = PILImage.new("RGB", rgba.size, backdrop)
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return flat
+
+
+def _web_copy(img: Image, backdrop: str) -> tuple[bytes, str]:
+    """The served page's copy: opaque like the half blocks it covers (a transparent part
+    would let them show through), a PNG when the picture has transparency (a logo's sharp
+    edges), else a JPEG."""
+    copy = img.copy()
+    copy.thumbnail((WEB_PX, WEB_PX))
+    out = io.BytesIO()
+    if copy.mode in ("RGBA", "LA", "PA") or "transparency" in copy.info:
+        _on(copy, backdrop).save(out, "PNG", optimize=True)
+        return out.getvalue(), "image/png"
+    copy.convert("RGB").save(out, "JPEG", quality=WEB_JPEG_QUALITY)
+    return out.getvalue(), "image/jpeg"
 
 
 def _hashes(folder: Path) -> dict[str, str] | None:
@@ -38,8 +88,9 @@ def _hashes(folder: Path) -> dict[str, str] | None:
         if isinstance(data, dict) else {}
 
 
-def load_image(path: Path, sha256: str | None) -> Image:
-    """The picture, reduced to KEPT_PX; ValueError saying what is wrong with the file."""
+def load_image(path: Path, sha256: str | None, backdrop: str = "#121212") -> Picture:
+    """The picture (transparent parts on `backdrop` for half blocks); ValueError saying what
+    is wrong with the file."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
@@ -51,8 +102,6 @@ def load_image(path: Path, sha256: str | None) -> Image:
         raise ValueError(f"cannot be read ({exc.strerror})") from None
     if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256.lower():
         raise ValueError("its bytes do not match the bundle's hash")
-    import io
-
     try:
         with PILImage.open(io.BytesIO(raw)) as img:
             if img.format not in ("PNG", "JPEG"):
@@ -60,31 +109,51 @@ def load_image(path: Path, sha256: str | None) -> Image:
             if img.width * img.height > MAX_PIXELS:
                 raise ValueError(f"{img.width}x{img.height} is more than {MAX_PIXELS:,} "
                                  "pixels")
+            img.draft("RGB", (WEB_PX, WEB_PX))  # a big JPEG decodes at a fraction
+            img.load()
+            web, mime = _web_copy(img, backdrop)
             img.thumbnail((KEPT_PX, KEPT_PX))
-            return img.convert("RGB")
+            small = _on(img, backdrop)
     except (UnidentifiedImageError, OSError, PILImage.DecompressionBombError):
         raise ValueError("is not a picture PIL can read") from None
+    return Picture(small, web, mime, hashlib.sha256(web).hexdigest())
 
 
-def page_images(data: Any, folder: Path) -> tuple[dict[str, Image], list[str]]:
-    """Every page's image, loaded and checked: ({page id: picture}, problems)."""
+def _checked(name: Any, where: str, folder: Path, hashes: dict[str, str] | None,
+             backdrop: str, problems: list[str]) -> Picture | None:
+    if not image_name_ok(name):
+        problems.append(f"{where}: must be a file name in the bundle, like img/coffee.png")
+        return None
+    if hashes is not None and name not in hashes:
+        problems.append(f"{where}: {name} is not one of the bundle's files")
+        return None
+    try:
+        return load_image(folder / name, hashes.get(name) if hashes is not None else None,
+                          backdrop)
+    except ValueError as exc:
+        problems.append(f"{where}: {name} {exc}")
+        return None
+
+
+def bundle_logo(name: Any, folder: Path, backdrop: str) -> tuple[Picture | None, list[str]]:
+    """The theme's `"logo"` (a file of the bundle), checked like a page's picture."""
+    if name is None:
+        return None, []
+    problems: list[str] = []
+    return _checked(name, "theme.logo", folder, _hashes(folder), backdrop, problems), problems
+
+
+def page_images(data: Any, folder: Path) -> tuple[dict[str, Picture], list[str]]:
+    """Every page's picture, loaded and checked: ({page id: picture}, problems)."""
     pages = data.get("pages") if isinstance(data, dict) else None
-    images: dict[str, Image] = {}
+    images: dict[str, Picture] = {}
     problems: list[str] = []
     hashes = _hashes(folder)
     for i, page in enumerate(pages if isinstance(pages, list) else []):
         if not isinstance(page, dict) or page.get("image") is None:
             continue
-        name, where = page["image"], f"pages[{i}].image"
-        if not image_name_ok(name):
-            problems.append(f"{where}: must be a file name in the bundle, like img/coffee.png")
-            continue
-        if hashes is not None and name not in hashes:
-            problems.append(f"{where}: {name} is not one of the bundle's files")
-            continue
-        try:
-            images[str(page.get("id"))] = load_image(
-                folder / name, hashes.get(name) if hashes is not None else None)
-        except ValueError as exc:
-            problems.append(f"{where}: {name} {exc}")
+        picture = _checked(page["image"], f"pages[{i}].image", folder, hashes, "#121212",
+                           problems)
+        if picture is not None:
+            images[str(page.get("id"))] = picture
     return images, problems

@@ -10,6 +10,8 @@ kiosk process per websocket connection, with what a public screen on a network n
   a process of ~47 MiB; a store screen needs one, two while the page reloads): more are
   answered 503;
 - the terminal size a client asks for is bounded (it is the kiosk's screen buffer);
+- the kiosk's pictures and where they show pass to its page in checked shapes only, for the
+  page to draw them as real pixels (kiosk/web_pictures.py);
 - refusals are counted, logged (one line per reason at most every `LOG_EVERY_S`), shown with
   the sessions at `GET /status` (JSON) and reported to the agent as `o2o.kiosk.serve` events
   (at most one every `REPORT_EVERY_S`, with the refusals since the last one): they reach the
@@ -42,6 +44,7 @@ from agent.contracts.bus import EventIn, Op
 from kiosk.errors import KioskError, KioskReason
 from kiosk.link import AgentLink
 from kiosk.safe_text import plain
+from kiosk.web_pictures import page_message
 
 log = logging.getLogger("o2o-edge.kiosk.serve")
 
@@ -258,6 +261,23 @@ class KioskServer(Server):
             await resize(_bounded(width, COLS, 80), _bounded(height, ROWS, 24))
 
         app_service.set_terminal_size = bounded_resize  # type: ignore[method-assign]
+        # set before the first await here, so before the app's first packet is read
+        on_meta = app_service.on_meta
+
+        async def kiosk_meta(data: bytes) -> None:
+            """The kiosk's pictures and their places go to its page (kiosk/web_pictures.py),
+            in the shapes checked there; anything else is textual-serve's."""
+            try:
+                meta = json.loads(data)
+            except ValueError:
+                return
+            message = page_message(meta)
+            if message is not None:
+                await app_service.remote_write_str(message)
+            elif not (isinstance(meta, dict) and str(meta.get("type")).startswith("o2o_")):
+                await on_meta(data)
+
+        app_service.on_meta = kiosk_meta  # type: ignore[method-assign]
         await super()._process_messages(websocket, app_service)
 
     async def handle_status(self, request: web.Request) -> web.Response:

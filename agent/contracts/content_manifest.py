@@ -12,14 +12,16 @@ kiosk/content.py): a directory with `manifest.json` describing what the kiosk sh
                             "zones": ["ibeacon:<uuid>:10:1:immediate"]}}],
      "attract": ["autumn-coffee"],
      "survey": {"question": {"en": "How was your visit?"}, "scale": 5},
-     "theme": {"primary": "#0b5fff", "accent": "#ffb000", "dark": true},
+     "theme": {"primary": "#0b5fff", "accent": "#ffb000", "dark": true,
+               "logo": "img/logo.png"},
      "pickup_board": true}
 
 A page may name its picture (`"image": "img/coffee.png"`, a file of the bundle); the theme's
-colours are "#RRGGBB". `pickup_board` (default false) asks the kiosk's attract loop to show the
-orders ready for their checked-in shoppers, by order number only (never a name). The
-picture and the colours are checked here, so the agent refuses before installing what the
-kiosk would refuse to show; the kiosk then checks the picture's bytes (kiosk/images.py).
+colours are "#RRGGBB", its logo a file of the bundle too. `pickup_board` (default false) asks
+the kiosk's attract loop to show the orders ready for their checked-in shoppers, by order
+number only (never a name). The pictures and the colours are checked here, so the agent
+refuses before installing what the kiosk would refuse to show; the kiosk then checks the
+pictures' bytes (kiosk/images.py).
 
 Texts are per language; English is required and is what a missing translation falls back
 to. Every problem is reported with its place in the manifest (`pages[2].title`), and a bundle
@@ -64,8 +66,8 @@ def check_theme(raw: Any) -> tuple[dict[str, Any] | None, list[str]]:
         return None, []
     if not isinstance(raw, dict):
         return None, ['theme: must be an object like {"primary": "#0b5fff"}']
-    problems = [f"theme.{key}: unknown key; use {', '.join(THEME_COLOURS)} or dark"
-                for key in raw if key not in (*THEME_COLOURS, "dark")]
+    problems = [f"theme.{key}: unknown key; use {', '.join(THEME_COLOURS)}, dark or logo"
+                for key in raw if key not in (*THEME_COLOURS, "dark", "logo")]
     values: dict[str, Any] = {}
     for key in THEME_COLOURS:
         value = raw.get(key)
@@ -80,6 +82,12 @@ def check_theme(raw: Any) -> tuple[dict[str, Any] | None, list[str]]:
         problems.append("theme.dark: must be true or false")
         dark = True
     values["dark"] = dark
+    logo = raw.get("logo")
+    if logo is not None:
+        if image_name_ok(logo):
+            values["logo"] = logo
+        else:
+            problems.append("theme.logo: must be a file name in the bundle, like img/logo.png")
     return (None if problems else values), problems
 
 

@@ -90,6 +90,11 @@ def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path
         if page.image and page.image not in entries:
             raise DocRefused("malformed", f"page {page.id!r}: its image {page.image!r} is not "
                                           "one of the bundle's files")
+    theme = body["manifest"].get("theme")
+    logo = theme.get("logo") if isinstance(theme, dict) else None
+    if logo is not None and logo not in entries:
+        raise DocRefused("malformed", f"theme: its logo {logo!r} is not one of the bundle's "
+                                      "files")
     files: dict[str, bytes | Path] = {}
     hashes: dict[str, str] = {}
     missing: list[str] = []

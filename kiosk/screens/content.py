@@ -70,7 +70,7 @@ class ContentScreen(ShopperScreen):
                     yield after
             yield Vertical(id="handoff-box")
             with Vertical(id="image-box"):  # the page's picture while no code is shown
-                yield ImageView()
+                yield ImageView(id="card-picture")
 
     def on_mount(self) -> None:
         self.fill()

@@ -6,6 +6,10 @@ One view lives on the content card and is given each page's picture in turn (`sh
 drawn rows are kept per picture and size (a few), so a shopper tapping between products costs
 no drawing and no memory after the first time — a new view per card, each drawing ~1,000
 styled cells, took the kiosk from 40 to 240 MiB and its p99 from 23 to 780 ms in bench-kiosk.
+
+Served to a browser, the page draws the picture's real pixels over these cells
+(kiosk/web_pictures.py): the half blocks are what a plain terminal shows, and what shows
+for the moment the page takes to place the picture.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from textual.widget import Widget
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from kiosk.images import Picture
+
 KEPT_DRAWINGS: Final = 8  # pictures x sizes kept drawn: a bundle's few products, one size
 
 
@@ -30,24 +36,32 @@ class ImageView(Widget):
     ImageView { width: auto; height: auto; }
     """
 
-    def __init__(self, image: Image | None = None, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.image = image
+    def __init__(self, picture: Picture | None = None, *, max_rows: int | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.picture = picture
+        self.max_rows = max_rows  # a logo heads a screen: it must not take it
         self.cells = Size(0, 0)
         # (id of the picture, cols, rows) -> (the picture, kept alive so its id stays its
         # own, and its rows)
         self._drawn: dict[tuple[int, int, int], tuple[Image, list[Strip]]] = {}
 
-    def show(self, image: Image | None) -> None:
-        if image is not self.image:
-            self.image = image
+    @property
+    def image(self) -> Image | None:
+        return self.picture.image if self.picture is not None else None
+
+    def show(self, picture: Picture | None) -> None:
+        if picture is not self.picture:
+            self.picture = picture
             self.refresh(layout=True)
 
     def _fit(self, container: Size) -> Size:
         if self.image is None:
             return Size(0, 0)
         w, h = self.image.size
-        scale = min(container.width / w, container.height * 2 / h)
+        rows = container.height if self.max_rows is None else min(container.height,
+                                                                   self.max_rows)
+        scale = min(container.width / w, rows * 2 / h)
         return Size(max(1, int(w * scale)), max(1, int(h * scale) // 2))
 
     def get_content_width(self, container: Size, viewport: Size) -> int:

@@ -9,8 +9,11 @@ each screen:
 - every button is at least 48 CSS px each way (a ~9 mm fingertip);
 - every QR code on screen decodes from the screenshot, with the project's decoder and with
   zbar, to what the kiosk meant to show;
-- every product image is drawn: the screenshot's pixels in the image's box have the picture's
-  colours (mean within 25 per channel of the picture scaled to the box, and not flat).
+- every picture (the products', the logo) shows its real pixels: the screenshot's box is the
+  picture the kiosk sent the page, scaled to the box (mean difference under PIXEL_DIFF per
+  channel); the product picture is a test pattern with detail at every scale, and its
+  half-block drawing, scaled to the same box, is checked to fail that comparison in the same
+  run (so the check tells real pixels from cells).
 
 Screenshots are kept under the test's tmp dir (the path is printed). The default run covers
 every size in English; the slow run adds German and Spanish."""
@@ -18,6 +21,10 @@ every size in English; the slow run adds German and Spanish."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
+import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,7 +38,8 @@ import pytest
 from textual.widgets import Button
 
 from drivers.qr.decoders import RobustDecoder
-from kiosk.app import KioskApp
+from kiosk.app import SAMPLE_CONTENT, KioskApp
+from kiosk.images import HASHES
 from kiosk.pin import hash_pin
 from kiosk.settings import load_settings
 from kiosk.widgets.image_view import ImageView
@@ -46,11 +54,42 @@ SIZES = [(800, 480), (1024, 600), (1280, 720), (1280, 800), (1920, 1080), (720, 
          (1080, 1920)]
 TOUCH_PX = 48  # the smallest touch target, CSS px (about 9 mm)
 PIN = "2468"
+PIXEL_DIFF = 12.0  # mean |screenshot - picture| per channel in the box
+
+
+def detailed_picture() -> bytes:
+    """A product picture with detail at every scale: checkers of 3 to 24 px in bands over a
+    colour gradient; a cell of the served page is 10-30 px, so a half-block drawing loses
+    some band at every screen size while real pixels keep it."""
+    from PIL import Image
+
+    side = 600
+    y, x = np.mgrid[0:side, 0:side]
+    size = np.choose(np.minimum(y // 150, 3), [3, 6, 12, 24])
+    check = ((x // size + y // size) % 2).astype(float)
+    rgb = np.stack([30 + 60 * x / side + 160 * check, 40 + 170 * check,
+                    60 + 100 * (1 - y / side) + 90 * check], axis=-1)
+    out = io.BytesIO()
+    Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def detailed_bundle(folder: Path) -> Path:
+    """The sample content with the detailed picture on its first page and its logo, as the
+    agent installs a bundle: with the hashes of its files."""
+    shutil.copytree(SAMPLE_CONTENT, folder)
+    (folder / "img" / "autumn-coffee.png").write_bytes(detailed_picture())
+    hashes = {f"img/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest()
+              for f in (folder / "img").iterdir()}
+    (folder / HASHES).write_text(json.dumps(hashes))
+    return folder
 
 
 class Served:
     def __init__(self, tmp: Path, agents: list[AgentProcess]) -> None:
-        self.store = Store(tmp, agents, kiosk=f'staff_pin_hash = "{hash_pin(PIN)}"\n')
+        content = detailed_bundle(tmp / "content")
+        self.store = Store(tmp, agents, kiosk=f'staff_pin_hash = "{hash_pin(PIN)}"\n'
+                                               f'content_dir = "{content}"\n')
         self.store.agent.start()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -97,24 +136,35 @@ def decode(png: bytes, box: tuple[float, float, float, float]) -> tuple[list[str
     return ours, zbar
 
 
-def _image_drawn(png: bytes, box: tuple[float, float, float, float],
-                 view: ImageView) -> list[str]:
+def _image_drawn(png: bytes, box: tuple[float, float, float, float], view: ImageView,
+                 seen_off: list[float]) -> tuple[list[str], float | None]:
+    """(problems, how far the half-block drawing of the card's picture is from it). Both
+    are compared at twice the half blocks' resolution each way (area averages, which take
+    out the difference between the browser's scaling and ours): real pixels have detail
+    there, half blocks cannot."""
     import cv2
+    from PIL import Image
 
     shot = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]  # RGB
     x, y, w, h = (round(v) for v in box)
-    seen = shot[y + 2:y + h - 2, x + 2:x + w - 2].reshape(-1, 3).astype(float)
+    seen = np.ascontiguousarray(shot[y:y + h, x:x + w]).astype(np.float32)
+    assert view.picture is not None and view.image is not None
+    if seen.shape[:2] != (h, w) or not w or not h:
+        return [f"#{view.id}: its box {box} is not on the screenshot"], None
     cols, rows = view.cells
-    want = np.asarray(view.image.resize((cols, rows * 2))).reshape(-1, 3).astype(float)
-    if seen.size == 0:
-        return ["the product image's box is empty"]
-    drift = np.abs(seen.mean(axis=0) - want.mean(axis=0))
-    out = []
-    if drift.max() > 25:
-        out.append(f"the product image's colours are off by {drift.round()} (mean RGB)")
-    if seen.std(axis=0).max() < 10:
-        out.append("the product image's box is flat: no picture drawn")
-    return out
+    grid = (cols * 2, rows * 4)
+    sent = Image.open(io.BytesIO(view.picture.web)).convert("RGB")
+    want = cv2.resize(np.asarray(sent, np.float32), grid, interpolation=cv2.INTER_AREA)
+    diff = float(np.abs(cv2.resize(seen, grid, interpolation=cv2.INTER_AREA) - want).mean())
+    out = [] if diff < PIXEL_DIFF else [
+        f"#{view.id}: the screenshot's box differs from the picture by {diff:.1f} per channel "
+        f"(at most {PIXEL_DIFF}): not its real pixels"]
+    seen_off.append(diff)
+    if view.id != "card-picture":
+        return out, None
+    cells = view.image.resize((cols, rows * 2), Image.Resampling.BILINEAR)
+    blocks = cv2.resize(np.asarray(cells, np.float32), grid, interpolation=cv2.INTER_NEAREST)
+    return out, float(np.abs(blocks - want).mean())
 
 
 class Session:
@@ -127,6 +177,8 @@ class Session:
         self.cw = box["width"] / twin.size.width
         self.ch = box["height"] / twin.size.height
         self.failures: list[str] = []
+        self.half_blocks: list[float] = []  # how far each product's half blocks were off
+        self.pixels_off: list[float] = []  # how far each picture's box was from the picture
 
     def px(self, widget: Any) -> tuple[float, float, float, float]:
         r = widget.region
@@ -168,9 +220,12 @@ class Session:
                 self.failures.append(f"{where}: {label} is {w:.0f}x{h:.0f} px, under "
                                      f"{TOUCH_PX} px")
         for picture in twin.screen.query(ImageView):
-            if picture.display and picture.region.area:
-                self.failures += [f"{where}: {p}" for p in _image_drawn(shot, self.px(picture),
-                                                                         picture)]
+            if picture.picture is not None and picture.region.area:
+                found, blocks = _image_drawn(shot, self.px(picture), picture,
+                                             self.pixels_off)
+                self.failures += [f"{where}: {p}" for p in found]
+                if blocks is not None:
+                    self.half_blocks.append(blocks)
         for view in qr_views(twin):
             ours, zbar = decode(shot, self.px(view))
             deadline = time.monotonic() + 5
@@ -240,6 +295,12 @@ async def walk(served: Served, browser: Any, size: tuple[int, int], language: st
         await s.tap("#exit")
         await s.check("attract-again")
     await page.close()
+    print(f"{tag}: pictures' boxes off by {max(s.pixels_off, default=0):.1f} at most, the "
+          f"card's half blocks by {min(s.half_blocks, default=0):.1f} (limit {PIXEL_DIFF})")
+    # the check tells pixels from cells: the half-block drawing fails it at this size
+    if not s.half_blocks or min(s.half_blocks) < PIXEL_DIFF:
+        s.failures.append(f"{tag}: the picture check would pass half blocks too "
+                          f"({s.half_blocks}): it tells nothing at this size")
     return s.failures
 
 

@@ -131,3 +131,86 @@ def test_pickup_check_in_and_handoff_qr_in_chromium(
     checkins = [e["data"] for e in store.events() if e["type"] == "o2o.kiosk.checkin"]
     assert checkins == [{"kind": "pickup", "outcome": "pickup.ok", "via": "code",
                          "order": "A-1042"}], json.dumps(checkins)
+
+
+def _magenta_px(png: bytes) -> int:
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).astype(int)  # BGR
+    b, g, r = img[..., 0], img[..., 1], img[..., 2]
+    return int(((r > 200) & (b > 200) & (g < 60)).sum())
+
+
+def test_a_tampered_picture_is_not_shown(
+        tmp_path: Path, agent_factory: list[AgentProcess]) -> None:
+    """A bundle whose picture's bytes do not match its hash is refused whole: the page shows
+    the kiosk's built-in offer with its own picture as real pixels, nothing of the tampered
+    file (bright magenta), and the kiosk says why in its start event."""
+    chromium = need("chromium", "chromium")
+    pytest.importorskip("playwright", reason="pip install playwright (in the test extras)")
+    import hashlib
+    import shutil
+
+    from PIL import Image
+    from playwright.async_api import async_playwright
+
+    from kiosk.app import SAMPLE_CONTENT
+    from kiosk.images import HASHES
+
+    content = tmp_path / "content"
+    shutil.copytree(SAMPLE_CONTENT, content)
+    manifest = json.loads((content / "manifest.json").read_text())
+    manifest["version"] = 2
+    (content / "manifest.json").write_text(json.dumps(manifest))
+    signed = content / "img" / "autumn-coffee.png"
+    hashes = {f"img/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest()
+              for f in (content / "img").iterdir()}
+    (content / HASHES).write_text(json.dumps(hashes))
+    Image.new("RGB", (160, 160), (255, 0, 255)).save(signed)  # swapped after signing
+    store = Store(tmp_path, agent_factory, kiosk=f'content_dir = "{content}"\n')
+    store.agent.start()
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli.main", "kiosk", "--serve", f"127.0.0.1:{port}",
+         "--config", str(store.cfg_path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+
+    async def run() -> tuple[bytes, int]:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            for _ in range(100):  # the server takes a moment to listen
+                try:
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    break
+                except Exception:
+                    await asyncio.sleep(0.2)
+            await page.wait_for_selector(".xterm-screen", timeout=30_000)
+            await asyncio.to_thread(_started, store)
+            store.emit("o2o.nfc.tap", {"tag": {"id": "04a1b2c3d4e5f6", "kind": "shelf"},
+                                       "records": [], "ndef": "ok"})
+            # the card's picture is the third the page gets (after the logo and the slide's,
+            # which is the same picture): wait for one that covers a big box
+            await page.wait_for_function(
+                "Array.from(document.querySelectorAll('#pictures img')).some("
+                "i => i.complete && i.naturalWidth > 0 && parseFloat(i.style.width) > 300)",
+                timeout=30_000)
+            shot = await page.screenshot()
+            drawn = await page.evaluate(
+                "document.querySelectorAll('#pictures img').length")
+            await browser.close()
+        return shot, int(drawn)
+
+    try:
+        shot, drawn = asyncio.run(run())
+    finally:
+        serve.terminate()
+        serve.wait(10)
+        log.close()
+    (tmp_path / "tampered.png").write_bytes(shot)
+    assert drawn >= 1, "no picture drawn at all: the check below would tell nothing"
+    assert _magenta_px(shot) == 0, f"the tampered picture shows ({tmp_path / 'tampered.png'})"
+    started = _started(store)
+    assert "img/autumn-coffee.png its bytes do not match the bundle's hash" in \
+        started["content_problem"]
+    assert started["content_version"] == 1  # the built-in sample, shown instead

@@ -26,7 +26,9 @@ def _bundle(folder: Path, png: bytes, hashes: dict[str, str] | None) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "img").mkdir(exist_ok=True)
     (folder / "img" / "coffee.png").write_bytes(png)
-    if hashes is not None:
+    if hashes is not None:  # the sample's logo comes along, as its own file of the bundle
+        logo = (folder / "img" / "logo.png").read_bytes()
+        hashes = {"img/logo.png": hashlib.sha256(logo).hexdigest(), **hashes}
         (folder / HASHES).write_text(json.dumps(hashes))
 
 
