@@ -120,8 +120,10 @@ class Story:
         return self._staff(t, d)
 
     def _staff(self, t: str, d: Mapping[str, Any]) -> str | None:
-        if d.get("kind") != AlertKind.CALL_STAFF:
+        if not t.startswith(ev.STAFF_PREFIX):
             return None
+        if d.get("kind") != AlertKind.CALL_STAFF:
+            return self._alert(t, d)
         if t == ev.STAFF_ALERT:
             self._count("calls for staff")
             return "the agent raises a staff alert: a shopper needs help at the kiosk"
@@ -130,6 +132,45 @@ class Story:
         if t == ev.STAFF_ALERT_ESCALATED:
             return "nobody has taken the call: the alert escalates"
         return None
+
+    def _alert(self, t: str, d: Mapping[str, Any]) -> str | None:
+        """The staff alerts other than calls: what each is about, who takes it, how it ends
+        (the events name no shopper: the scenario's names stand in for the staff view's)."""
+        ref = d.get("ref") if isinstance(d.get("ref"), dict) else {}
+        about = self._about(str(d.get("kind")), ref or {})
+        if t == ev.STAFF_ALERT:
+            return f"the agent alerts staff: {about}"
+        if t == ev.STAFF_ALERT_ACKNOWLEDGED:
+            return f"{d.get('by')} takes the alert on the staff view ({about})"
+        if t == ev.STAFF_ALERT_ESCALATED and d.get("level") == 1:  # louder again: not told
+            return f"nobody has taken the alert yet: it escalates ({about})"
+        if t == ev.STAFF_ALERT_CLOSED:
+            by = str(d.get("by"))
+            how = {"handover": "the order is handed over", "agent": "its cause is gone"}.get(
+                by, f"{by} marks it done")
+            return f"{how}: the alert closes ({about})"
+        return None
+
+    def _about(self, kind: str, ref: Mapping[str, Any]) -> str:
+        if kind in (AlertKind.PICKUP, AlertKind.ORDER_READY):
+            o = self.sc.orders.get(str(ref.get("order")))
+            who = o.first_name if o else "a shopper"
+            return f"{who} is here to pick up an order" if kind == AlertKind.PICKUP else \
+                f"{who}'s order is ready while they wait"
+        if kind == AlertKind.APPOINTMENT:
+            appt = next((a for a in self.sc.appointments if a.id == ref.get("appointment")), None)
+            who = appt.first_name if appt and appt.first_name else "a shopper"
+            what = f"{appt.service} appointment" if appt and appt.service else "appointment"
+            return f"{who} has arrived for their {what}"
+        if kind in (AlertKind.BEACON_BATTERY, AlertKind.BEACON_SILENT):
+            name = self._beacons.get(str(ref.get("beacon")))
+            return (f"the {name} beacon" if name else "a beacon") + (
+                " needs a battery" if kind == AlertKind.BEACON_BATTERY else " is not heard")
+        if kind == AlertKind.DEVICE_DOWN:
+            return f"the {ref.get('component') or 'device'} is down"
+        if kind == AlertKind.OUTBOX_FILLING:
+            return "the event buffer is filling up"
+        return f"a {kind} alert"
 
     def _checkin(self, d: Mapping[str, Any], clock: str) -> str:
         kind, outcome = d.get("kind"), str(d.get("outcome"))

@@ -12,6 +12,7 @@ import pytest
 
 from simulators.scenario.expected import Received, check_staff, expected
 from simulators.scenario.model import ESCALATE_AFTER_S, Scenario, ScenarioError, load, parse
+from simulators.story import Story
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "simulators" / "scenarios"
 BASE = """
@@ -177,3 +178,37 @@ def test_the_staff_check_counts_appointment_arrivals_their_acks_and_check_ins() 
     unacked = [e for e in good if e["id"] != "E5"]
     assert check_staff(ex, Received(unacked, [])) == [
         "arrivals acknowledged: expected {'Ben': 1}, got {}"]
+
+
+def test_the_live_view_tells_every_staff_alert_in_the_stores_words() -> None:
+    sc = scenario(APPOINTMENTS + '[[order]]\nid = "A-1042"\ncode = "K7Q2M9"\nfirst_name = "Ana"\n')
+    story = Story(sc, expected(sc))
+
+    def tell(t: str, **data: Any) -> str | None:
+        return story.tell({"type": t, "seq": 1, "data": data}, "10:00")
+
+    appt = {"kind": "appointment", "alert": "x1", "ref": {"appointment": "P-7"}}
+    pickup = {"kind": "pickup", "alert": "x2", "ref": {"order": "A-1042", "code": "K7Q2M9"}}
+    lines = [tell("o2o.staff.alert", **appt, cause="E1", level=0),
+             tell("o2o.staff.alert.escalated", **appt, level=1, waited_s=10.0),
+             tell("o2o.staff.alert.escalated", **appt, level=2, waited_s=20.0),
+             tell("o2o.staff.alert.acknowledged", **appt, by="Ben", response_s=21.0),
+             tell("o2o.staff.alert.closed", **appt, by="Ben", response_s=5.0, open_s=26.0),
+             tell("o2o.staff.alert", **pickup, cause="E2", level=0),
+             tell("o2o.staff.alert.closed", **pickup, by="handover", response_s=None,
+                  open_s=30.0),
+             tell("o2o.staff.alert", kind="beacon-silent", alert="x3",
+                  ref={"beacon": "eddystone-uid:x"}, cause=None, level=0),
+             tell("o2o.staff.alert.closed", kind="beacon-silent", alert="x3", by="agent",
+                  response_s=None, open_s=60.0)]
+    assert lines == [
+        "the agent alerts staff: Eva has arrived for their fitting appointment",
+        "nobody has taken the alert yet: it escalates (Eva has arrived for their fitting "
+        "appointment)",
+        None,  # louder again: told once
+        "Ben takes the alert on the staff view (Eva has arrived for their fitting appointment)",
+        "Ben marks it done: the alert closes (Eva has arrived for their fitting appointment)",
+        "the agent alerts staff: Ana is here to pick up an order",
+        "the order is handed over: the alert closes (Ana is here to pick up an order)",
+        "the agent alerts staff: a beacon is not heard",
+        "its cause is gone: the alert closes (a beacon is not heard)"]
