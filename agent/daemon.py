@@ -211,6 +211,7 @@ class Agent:
         await self.supervisor.stop()
         await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.kpis.close)
+        await asyncio.to_thread(self.pos.flush_sent)  # the tills' receipts the outbox has
         await self.observability.stop()
         for closing in (self.privacy, self.link_cache, self.store_db, self.outbox, self.store):
             closing.close()  # the store database's owner last

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,6 +19,7 @@ from agent.localdb import retry_when_full
 from agent.storedb import Repository, StoreDatabase
 
 Events = list[tuple[str, dict[str, Any]]]
+Key = tuple[str, str, str]  # a receipt's (till, receipt id, action)
 
 
 class Stored(NamedTuple):
@@ -44,28 +45,37 @@ class PosLedger(Repository):
     @retry_when_full
     def settle(self, pos: str, receipt: str, action: str, body_sha256: str,
                decide: Callable[[sqlite3.Connection], tuple[int, dict[str, Any], Events]],
-               ) -> tuple[Stored | None, int, dict[str, Any], Events]:
+               sent: Sequence[Key] = ()) -> tuple[Stored | None, int, dict[str, Any], Events]:
         """The receipt's stored answer if it was answered (then nothing else is done), else
         `decide` runs inside the same transaction (it may redeem codes) and its answer and
-        events are stored with the receipt, the events as pending until `committed`."""
+        events are stored with the receipt, the events as pending until marked sent. `sent`:
+        receipts whose events the outbox has committed since, marked in the same
+        transaction (one write per request, not two)."""
         with self._store.writing() as db:
             row = db.execute("SELECT body_sha256, answer FROM pos_receipts WHERE pos = ? AND "
                              "receipt = ? AND action = ?", (pos, receipt, action)).fetchone()
-            if row is not None:
+            if row is not None:  # a replay reads only; `sent` waits for the next write
                 stored = json.loads(row[1])
                 return Stored(row[0], int(stored["status"]), stored["answer"]), 0, {}, []
             status, answer, events = decide(db)
+            self._mark_sent(db, sent)  # with a write that is made anyway: no fsync of its own
             db.execute("INSERT INTO pos_receipts VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (pos, receipt, action, body_sha256,
                         json.dumps({"status": status, "answer": answer}),
                         json.dumps(events) if events else None, self.clock()))
         return None, status, answer, events
 
+    @staticmethod
+    def _mark_sent(db: sqlite3.Connection, keys: Sequence[Key]) -> None:
+        db.executemany("UPDATE pos_receipts SET pending = NULL WHERE pos = ? AND receipt = ? "
+                       "AND action = ?", keys)
+
     @retry_when_full
-    def committed(self, pos: str, receipt: str, action: str) -> None:
-        with self._store.writing() as db:
-            db.execute("UPDATE pos_receipts SET pending = NULL WHERE pos = ? AND receipt = ? "
-                       "AND action = ?", (pos, receipt, action))
+    def committed(self, keys: Sequence[Key]) -> None:
+        """Receipts whose events the outbox has committed."""
+        if keys:
+            with self._store.writing() as db:
+                self._mark_sent(db, keys)
 
     def pending(self) -> list[tuple[str, str, str, Events]]:
         """Receipts whose events the outbox may not have (the agent stopped between the

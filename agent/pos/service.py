@@ -3,10 +3,12 @@ checked and redeemed once, and the events that say so.
 
 Each request is decided in one store.db transaction (ledger.py) and its events are handed to
 the outbox with the decision stored as pending; the answer goes back once the outbox has
-committed them (`Answer.commits`), and the receipt's events are marked sent. A receipt sent
-again gets the stored answer and changes nothing; the same receipt id with another body is a
-conflict (409). Events a stop cut off between the decision and the commit are sent at the
-next start (`resend_pending`).
+committed them (`Answer.commits`). The receipt's events are marked sent with the next
+request's transaction (or at the stop): a second fsync on every sale's way would double its
+latency. A receipt sent again gets the stored answer and changes nothing; the same receipt id
+with another body is a conflict (409). Events not marked sent when the agent stopped (a cut
+between the decision and the commit, or a kill before the marking) are sent again at the next
+start (`resend_pending`): at least once, as everything upstream.
 
 Loyalty cards and offer code ids never leave as they are: a keyed hash under the device's
 key (agent/consent.py key_of), prefixed by what they are so that one never matches another.
@@ -14,7 +16,6 @@ key (agent/consent.py key_of), prefixed by what they are so that one never match
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -42,7 +43,7 @@ from agent.contracts.events import (
 from agent.contracts.pos import ACTIONS, FieldError, Sale, check_offer_request, check_sale
 from agent.errors import AgentError, Reason
 from agent.keys import parse_public_key
-from agent.pos.ledger import Events, PosLedger
+from agent.pos.ledger import Events, Key, PosLedger
 from drivers.qr.offer import Offer, OfferError, verify_code
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class PosService:
         self.capture = capture
         self.clock = clock
         self._lock = threading.Lock()
+        self._sent: list[Key] = []  # receipts whose events are committed, to mark
         self.counts = {"sales": 0, "refunds": 0, "replayed": 0, "conflicts": 0,
                        "refused": 0, "offers_redeemed": 0, "offers_refused": 0}
 
@@ -115,27 +117,37 @@ class PosService:
     def verify(self, code: str) -> Offer:
         return verify_code(code, self.keys(), self.clock(), self.store)
 
-    def _emit(self, events: Events, done: Callable[[], None] | None = None) -> list[Future[Any]]:
+    def _emit(self, events: Events, key: Key | None = None) -> list[Future[Any]]:
+        """Hand the events to the outbox; once all of them are committed, `key`'s receipt is
+        queued to be marked sent (on the writer's thread: only a list append there)."""
         futures = [self.capture(t, d) for t, d in events]
-        if done is not None and futures:
+        if key is not None and futures:
             left = [len(futures)]
-            lock = threading.Lock()
 
             def one(f: Future[Any]) -> None:
                 if f.cancelled() or f.exception() is not None:
                     return  # left pending: sent again at the next start
-                with lock:
+                with self._lock:
                     left[0] -= 1
-                    last = left[0] == 0
-                if last:
-                    try:
-                        done()
-                    except (sqlite3.Error, OSError):  # sent again at the next start
-                        log.warning("could not mark a till's receipt as sent", exc_info=True)
+                    if left[0] == 0:
+                        self._sent.append(key)
 
             for f in futures:
                 f.add_done_callback(one)
         return futures
+
+    def _take_sent(self) -> list[Key]:
+        with self._lock:
+            sent, self._sent = self._sent, []
+        return sent
+
+    def flush_sent(self) -> None:
+        """Mark what is committed as sent (at the stop; requests do it as they come)."""
+        sent = self._take_sent()
+        try:
+            self.ledger.committed(sent)
+        except (sqlite3.Error, OSError):  # sent again at the next start: at least once
+            log.warning("could not mark %d till receipts as sent", len(sent), exc_info=True)
 
     # --- the requests -------------------------------------------------------------------------
 
@@ -162,16 +174,24 @@ class PosService:
                 decide: Callable[[sqlite3.Connection], tuple[int, dict[str, Any], Events]],
                 ) -> Answer:
         sha = _sha256(checked)
-        stored, status, body, events = self.ledger.settle(pos, receipt, action, sha, decide)
+        sent = self._take_sent()
+        try:
+            stored, status, body, events = self.ledger.settle(pos, receipt, action, sha,
+                                                              decide, sent)
+        except BaseException:
+            with self._lock:  # not marked: the next request marks them
+                self._sent[:0] = sent
+            raise
+        if stored is not None:  # a replay marked nothing
+            with self._lock:
+                self._sent[:0] = sent
         if stored is not None:
             if stored.body_sha256 != sha:
                 return _refusal(409, [{"field": "receipt", "error": f"receipt {receipt} was "
                                        "already sent with a different body: a new sale or "
                                        "refund needs a new receipt id"}], "receipt-conflict")
             return Answer(stored.status, stored.answer, [], replayed=True)
-        commits = self._emit(events, lambda: self.ledger.committed(pos, receipt, action))
-        if not commits:
-            self.ledger.committed(pos, receipt, action)
+        commits = self._emit(events, (pos, receipt, action))
         return Answer(status, body, commits)
 
     def _sale(self, pos: str, action: str, body: Any) -> Answer:
@@ -317,7 +337,7 @@ class PosService:
         once; upstream knows them by receipt). How many receipts."""
         rows = self.ledger.pending()
         for pos, receipt, action, events in rows:
-            self._emit(events, functools.partial(self.ledger.committed, pos, receipt, action))
+            self._emit(events, (pos, receipt, action))
         return len(rows)
 
 

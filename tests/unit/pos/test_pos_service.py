@@ -157,4 +157,9 @@ def test_events_a_stop_cut_off_are_sent_at_the_next_start(tmp_path: Path) -> Non
     t.store.close()
     t = Tills(tmp_path / "store.db")
     assert t.service.resend_pending() == 1 and t.types() == ["o2o.pos.sale"]
+    t.service.flush_sent()  # what the stop does (else the next request)
     assert t.service.resend_pending() == 0  # marked sent once committed
+    t.service.handle("till-1", "sale", {**SALE, "receipt": "R-2"})
+    assert [r[:3] for r in t.service.ledger.pending()] == [("till-1", "R-2", "sale")]
+    t.service.handle("till-1", "sale", {**SALE, "receipt": "R-3"})  # marks R-2 sent
+    assert [r[:3] for r in t.service.ledger.pending()] == [("till-1", "R-3", "sale")]
