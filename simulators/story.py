@@ -185,6 +185,14 @@ class Story:
                 else f"the loyalty card's check-in ends: {outcome}"
             )
             return self._judge(clock, words, outcome == want, want)
+        if kind == "appointment":
+            self._count("appointments")
+            appt = next((a for a in self.sc.appointments if a.id == d.get("appointment")), None)
+            who = appt.first_name if appt and appt.first_name else "a shopper"
+            words = f"{who} is checked in for their appointment" if outcome == "appointment.ok" \
+                else f"{who}'s appointment check-in ends: {outcome}"
+            return self._judge(clock, words, appt is not None and outcome == "appointment.ok",
+                               "checked in")
         self._count("pickups")
         whose = self._name(str(d.get("order", "")))
         words = {

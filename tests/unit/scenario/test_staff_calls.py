@@ -49,10 +49,13 @@ def test_calls_are_read_in_time_order_with_who_answers_and_when() -> None:
     assert 3000 / 240 >= ESCALATE_AFTER_S > 40 / 240
 
 
-def test_the_demo_shows_a_call_being_answered() -> None:
+def test_the_demo_shows_a_call_and_an_appointment_being_answered() -> None:
     sc = load(SCENARIOS / "demo_morning.toml")
     assert [c.staff for c in sc.calls] == ["Anna"]
     assert not sc.calls[0].escalates(sc.speed)
+    [eva] = sc.appointments
+    assert (eva.first_name, eva.staff) == ("Eva", "Ben") and not eva.escalates(sc.speed)
+    assert sc.during("network-cut", eva.at)  # the store hears it without the internet
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -212,3 +215,18 @@ def test_the_live_view_tells_every_staff_alert_in_the_stores_words() -> None:
         "the order is handed over: the alert closes (Ana is here to pick up an order)",
         "the agent alerts staff: a beacon is not heard",
         "its cause is gone: the alert closes (a beacon is not heard)"]
+
+
+def test_the_live_view_judges_an_appointments_check_in_against_the_scenario() -> None:
+    sc = scenario(APPOINTMENTS)
+    story = Story(sc, expected(sc))
+    ok = story.tell({"type": "o2o.kiosk.checkin", "seq": 1, "data": {
+        "kind": "appointment", "outcome": "appointment.ok", "via": "code",
+        "appointment": "P-7"}}, "10:30")
+    assert ok == "Eva is checked in for their appointment — as the scenario expects"
+    early = story.tell({"type": "o2o.kiosk.checkin", "seq": 2, "data": {
+        "kind": "appointment", "outcome": "too-early", "via": "code", "appointment": "P-8"}},
+        "10:31")
+    assert early == ("Noor's appointment check-in ends: too-early — NOT as the scenario "
+                     "expects (checked in)")
+    assert story.tally.counts["appointments"] == 2 and "pickups" not in story.tally.counts
