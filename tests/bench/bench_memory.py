@@ -12,7 +12,9 @@
    - now: the agent as it is, its camera read and decoded in its process of its own;
    - baseline: the same agent with the stacks it used to load itself imported at its start
      (numpy through sqlite-utils, OpenCV, zxing-cpp): the old import pattern. The old agent
-     also decoded frames in its own memory, so the baseline is, if anything, low.
+     also decoded frames in its own memory, so the baseline is, if anything, low (the old
+     tree measured 99-102 MiB in the soak); and its camera process is the new one, so its
+     PSS of both is no figure of the old agent's.
    Sampled every second: the agent's RSS, the camera process's RSS, and the PSS of both (a
    page shared by the two counted once, halved between them), median and max; at the end,
    where each process's resident memory lies (smaps, by library).
@@ -56,7 +58,8 @@ STACKS = [
     ("PIL + qrcode (the CLI's qr make)", "qrcode.image.pil"),
     ("textual (kiosk only)", "textual.app"),
 ]
-PRELOAD = "import numpy, cv2, zxingcpp, sqlite_utils  # the old import pattern\n"
+# the old import pattern, in the agent only (its argv is "-m run ..."), not its camera process
+PRELOAD = "import sys\nif 'run' in sys.argv:\n    import numpy, cv2, zxingcpp, sqlite_utils\n"
 
 
 def stack_costs() -> list[tuple[str, float]]:
@@ -171,7 +174,8 @@ def play(hours: float, speed: float, preload: bool) -> dict[str, Any]:
                     camera.append(c)
                     pss.append(p)
                     last["agent"] = where(pid)
-                    last["camera"] = where(kids[0]) if kids else []
+                    if kids:  # not while the agent stops it
+                        last["camera"] = where(kids[0])
                     last["agent_hwm"] = _status(pid, "VmHWM")
 
         thread = threading.Thread(target=sample, name="bench-sampler", daemon=True)
