@@ -137,7 +137,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 def _verdict(problems: list[str], events: int, where: str = "upstream") -> None:
     if not problems:
         print(f"all as expected: {events} events {where}, each once, no seq gaps, every "
-              f"check-in confirmed, no Bluetooth address")
+              "check-in and loyalty card answered as the scenario says, no Bluetooth address")
     for p in problems:
         print(f"PROBLEM: {p}")
 
