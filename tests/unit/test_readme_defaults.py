@@ -136,3 +136,9 @@ def test_the_prose_states_defaults_as_the_code_has_them() -> None:
         checked.append(key)
         assert said == str(defaults[table][key]), (m[0], defaults[table][key])
     assert {"idle_s", "idle_warning_s", "serve"} <= set(checked), checked
+    # the deployment section: where the metrics are, how often telemetry goes
+    m = re.search(r"Metrics for Prometheus are on `([^`/]+)/metrics`", prose)
+    assert m is not None and m[1] == defaults["metrics"]["listen"]
+    assert (
+        "`…/telemetry` every minute" in prose and defaults["metrics"]["telemetry_interval_s"] == 60
+    )
