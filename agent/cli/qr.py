@@ -77,7 +77,9 @@ def cmd_qr_keygen(args: argparse.Namespace) -> int:
         fh.write(private_key_pem(key))
     print(f"private key written to {path} (keep it on the order system, not on the Pi)",
           file=sys.stderr)
-    print(f"pickup_public_keys = [\"{public_key_text(key.public_key())}\"]  # for [qr]")
+    # one key pair per use: the order system signs pickups, marketing signs offers
+    print(f"pickup_public_keys = [\"{public_key_text(key.public_key())}\"]  # for [qr] (or "
+          "offer_public_keys, for a key that signs offer codes)")
     return 0
 
 
