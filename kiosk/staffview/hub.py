@@ -18,7 +18,7 @@ from typing import Any, Final
 from agent.contracts import alerts as al
 from agent.contracts import events as ev
 from agent.contracts.bus import CloudEvent, Op
-from kiosk.errors import KioskError
+from kiosk.errors import KioskError, KioskReason
 from kiosk.link import AgentLink
 
 log = logging.getLogger("o2o-edge.staff-view")
@@ -43,6 +43,9 @@ class Hub:
         self.open_alerts = 0
         self.agent_up = False
         self.agent_reason = "connecting"
+        # the agent's refusal of the alert list (a bus_token it does not hold), "" when none:
+        # the pages say so instead of showing an empty list as if all were quiet
+        self.refused = ""
         self._listeners: set[asyncio.Queue[Message]] = set()
         self._refetch = asyncio.Event()
         self._ring_next = False
@@ -91,7 +94,13 @@ class Hub:
                                                  al.TOKEN_FIELD: self._token})
             except KioskError as exc:
                 log.warning("staff view: alerts not fetched: %s", exc)
+                if exc.reason is KioskReason.AGENT_REFUSED and str(exc) != self.refused:
+                    self.refused = str(exc)
+                    self._send({"type": "agent", "up": self.agent_up, "refused": self.refused})
                 continue  # the link's reconnect sets _refetch again
+            if self.refused:
+                self.refused = ""
+                self._send({"type": "agent", "up": self.agent_up, "refused": ""})
             self.counts["alert_fetches"] += 1
             rows = reply.get("alerts")
             self.alerts = [a for a in rows if isinstance(a, dict)] \
@@ -115,7 +124,8 @@ class Hub:
 
     async def overview(self) -> Message:
         """The pickup queue, today's numbers and a health summary, each or its problem."""
-        out: Message = {"agent": {"up": self.agent_up, "reason": self.agent_reason}}
+        out: Message = {"agent": {"up": self.agent_up, "reason": self.agent_reason,
+                                  "refused": self.refused}}
         for key, req in (("queue", {"op": Op.QUEUE, "limit": 50}), ("kpis", {"op": Op.KPIS}),
                          ("status", {"op": Op.STATUS})):
             try:

@@ -141,7 +141,8 @@ class StaffView:
         if not is_loopback(request.remote):
             raise Refused(401, "sign in first (only this device may ask without)", "outside")
         return web.json_response({
-            "agent_up": self.hub.agent_up, "sessions": len(self.sessions),
+            "agent_up": self.hub.agent_up, "refused": self.hub.refused,
+            "sessions": len(self.sessions),
             "pages": self.hub.listeners, "refusals": dict(self.refusals.counts),
             **self.hub.counts})
 
@@ -195,7 +196,8 @@ class StaffView:
         try:
             await response.prepare(request)
             await response.write(b"retry: 1500\n\n" + _sse({
-                "type": "hello", "agent": {"up": self.hub.agent_up},
+                "type": "hello", "agent": {"up": self.hub.agent_up,
+                                           "refused": self.hub.refused},
                 **self.hub.alerts_message()}))
             while True:
                 try:

@@ -16,7 +16,7 @@ const KINDS = {
 const TODAY = [["checkins", "Check-ins"], ["taps", "Taps"], ["scans", "Scans"], ["views", "Views"]];
 const $ = (id) => document.getElementById(id);
 const state = { csrf: "", who: "", alerts: [], queue: [], skew: 0, stream: null, seen: new Set(),
-                audio: null, first: true };
+                audio: null, first: true, refused: "" };
 window.staffView = { shown: {}, streams: 0, rings: 0 };  // for tests and benchmarks
 
 function el(tag, cls, text) {
@@ -125,9 +125,9 @@ function openStream() {
     if (msg.type === "hello" || msg.type === "alerts") {
       if (msg.now) state.skew = msg.now - Date.now() / 1000;
       showAlerts(msg.alerts || [], msg.open || 0, msg.type === "alerts" && msg.ring);
-      if (msg.agent) agent(msg.agent.up);
+      if (msg.agent) agent(msg.agent.up, "", msg.agent.refused);
     } else if (msg.type === "agent") {
-      agent(msg.up, msg.reason);
+      agent(msg.up, msg.reason, msg.refused);
       if (msg.up) refresh();
     } else if (msg.type === "queue") {
       refresh();
@@ -143,12 +143,15 @@ function openStream() {
   };
 }
 
-function agent(up, reason) {
+function agent(up, reason, refused) {
+  if (refused !== undefined) state.refused = refused;
   $("agent").hidden = !state.csrf;  // said to signed-in staff only
-  $("agent").className = "dot " + (up ? "up" : "down");
-  $("agent").textContent = up ? "agent" : "agent away";
-  banner(up || !state.csrf ? "" : "The device's agent is not answering: alerts may be " +
-                                  "late. Check the device.");
+  $("agent").className = "dot " + (up && !state.refused ? "up" : "down");
+  $("agent").textContent = !up ? "agent away" : state.refused ? "agent refuses" : "agent";
+  banner(!state.csrf ? "" :
+         !up ? "The device's agent is not answering: alerts may be late. Check the device." :
+         state.refused ? "The device's agent does not let this view list alerts (its " +
+                         "bus_token), so none show here. Ask whoever set up the device." : "");
 }
 
 // --- alerts ------------------------------------------------------------------------------
@@ -227,7 +230,7 @@ async function refresh() {
     showQueue(o.queue || {});
     showToday(o.kpis || {});
     showHealth(o.status || {});
-    if (o.agent) agent(o.agent.up, o.agent.reason);
+    if (o.agent) agent(o.agent.up, o.agent.reason, o.agent.refused);
   } catch (e) { /* the banner or the sign-in says it */ }
   finally { refreshing = null; }
 }

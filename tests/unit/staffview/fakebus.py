@@ -25,6 +25,7 @@ class FakeAgent:
         self.subscribed = asyncio.Event()
         self.emitted: list[tuple[str, dict[str, Any]]] = []
         self.checkin_alert = "AL-P"  # the alert id a check-in's answer gives
+        self.token: str | None = None  # the staff bus token it asks of the alert ops, if any
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
@@ -95,6 +96,12 @@ class FakeAgent:
         while line := await reader.readline():
             msg = json.loads(line)
             self.requests.append(msg)
+            if msg["op"].startswith("alert") and self.token is not None and \
+                    msg.get("token") != self.token:
+                writer.write(proto.encode({"req": msg["req"], "ok": False, "reason": "forbidden",
+                                           "error": "alerts is for staff tools"}))
+                await writer.drain()
+                continue
             writer.write(proto.encode({"req": msg["req"], "ok": True, **self._answer(msg)}))
             if msg["op"] == "subscribe":
                 self._subscribers.append(writer)

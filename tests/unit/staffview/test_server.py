@@ -180,3 +180,33 @@ def test_the_overview_has_queue_numbers_and_health(tmp_path: Path) -> None:
         assert {"name": "uplink", "state": "connected", "ok": True} in o["status"]["items"]
 
     run(tmp_path, body)
+
+
+def test_an_agent_refusing_the_views_bus_token_is_said_not_shown_as_a_quiet_list(
+        tmp_path: Path) -> None:
+    async def body(client: TestClient[Any, Any], agent: FakeAgent, view: StaffView) -> None:
+        await sign_in(client)
+        stream = _stream(client)
+        await asyncio.wait_for(anext(stream), 10)  # hello
+        agent.token = "another-token-than-the-views-0123456"  # the agent holds another digest
+        agent.raise_alert("01CALL")
+        while True:
+            msg = await asyncio.wait_for(anext(stream), 10)
+            if msg["type"] == "agent":
+                break
+        assert msg["up"] is True and "staff tools" in msg["refused"]
+        health = await (await client.get("/healthz")).json()
+        assert "staff tools" in health["refused"]
+        overview = await (await client.get("/api/overview")).json()
+        assert "staff tools" in overview["agent"]["refused"]
+        agent.token = BUS_TOKEN  # the digest put right: the list comes, the word goes
+        agent.raise_alert("01CALL2")
+        cleared = None
+        while cleared is None:
+            msg = await asyncio.wait_for(anext(stream), 10)
+            if msg["type"] == "agent":
+                cleared = msg
+        assert cleared["refused"] == ""
+        await stream.aclose()
+
+    run(tmp_path, body)
