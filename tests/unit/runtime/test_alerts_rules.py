@@ -6,6 +6,7 @@ arrival raised, the same one the committed event finds; a call that reached the 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,16 @@ def test_a_check_in_answer_names_the_alert_its_arrival_raised(store: StoreDataba
     assert svc.checkin({"kind": "pickup", "code": "K7Q2M9"})["alert"] == alert["id"]
     # no arrival, no alert, no id
     assert "alert" not in svc.checkin({"kind": "pickup", "code": "NOPE99"})
+
+    # the store database failing under the alert: checked in all the same, no alert named
+    def failing(kind: str, ref_id: str, cause: str) -> str | None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    svc.arrived = failing
+    emitted.clear()
+    answer = svc.checkin({"kind": "pickup", "code": "K7Q2M9"})
+    assert answer["outcome"] == "pickup.ready" and "alert" not in answer
+    assert [t for t, _, _ in emitted] == [KIOSK_CHECKIN]
     db.close()
 
 
