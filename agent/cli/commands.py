@@ -417,11 +417,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     import os
 
     from agent.config_load import config_problems, unknown_env
+    from agent.contracts.settings_file import find_config_file
 
     problems = config_problems(args.config)
     warnings = unknown_env(os.environ)
-    source = load_config(args.config).source if not problems else (
-        args.config or os.environ.get("O2O_EDGE_CONFIG") or "the configuration")
+    found = find_config_file(args.config, os.environ)
+    source = str(found) if found is not None else "built-in defaults"
     if args.json:
         print(json.dumps({"ok": not problems, "source": source, "problems": problems,
                           "warnings": warnings}, indent=2))
