@@ -188,6 +188,11 @@ class KioskApp(App[None]):
         if isinstance(event, events.MouseDown | events.Key):
             self.touch()
         await super().on_event(event)
+        if isinstance(event, events.MouseUp):
+            # a touch screen has no hover: the pointer stays where the finger lifted, and
+            # the button there (or the one the next screen puts there) stayed lit as if
+            # chosen. A mouse that moves again hovers again.
+            self._set_mouse_over(None, None)
 
     # --- the agent ------------------------------------------------------------------------
 
