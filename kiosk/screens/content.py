@@ -11,7 +11,7 @@ from typing import Final
 
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.widgets import Button, Static
 
@@ -51,11 +51,14 @@ class ContentScreen(ShopperScreen):
                 with Horizontal(classes="top-row"):
                     yield Button(self.t("common.back"), id="back")
                     yield Static("", id="title", markup=False)
+                # the agent notice, here beside the code where the code needs the top rows
+                yield Static(self.t("agent.down"), id="card-notice", markup=False)
                 yield Static("", id="offer", markup=False)
                 yield Static("", id="price", markup=False)
-                # the rows left between the price and the controls: a long text is cut
-                # there, so the hand-off button stays on the card at every grid
-                yield Static("", id="text", markup=False)
+                # the rows left between the price and the controls: a long text scrolls
+                # there (a swipe, or the bar), so the hand-off button stays on the card
+                with VerticalScroll(id="text-box"):
+                    yield Static("", id="text", markup=False)
                 yield Button(self.t("content.handoff"), id="handoff", variant="success")
                 yield Static(self.t("content.handoff"), id="handoff-label", markup=False)
                 # the offers, one after the other: arrows read in every language
@@ -102,6 +105,12 @@ class ContentScreen(ShopperScreen):
         put("#title", plain(text_in(p.title, lang)))
         put("#offer", plain(text_in(p.offer, lang)))
         put("#text", para(text_in(p.text, lang)))
+        scroller = self.query_one("#text-box", VerticalScroll)
+        has_text = bool(text_in(p.text, lang))
+        if scroller.display != has_text:
+            scroller.display = has_text
+        if scroller.scroll_y:
+            scroller.scroll_home(animate=False)  # each page opens at its top
         put("#price", self.t("content.price", price=p.price) if p.price else "")
         offers = self.kiosk.offer_ids()
         nav = self.query_one("#offer-nav")
@@ -116,6 +125,7 @@ class ContentScreen(ShopperScreen):
         # once per card, takes its place
         self.query_one("#image-box").display = not self.shown_qr
         self.query_one(ImageView).show(self.kiosk.images.get(p.id))
+        self.set_class(self.shown_qr, "-code")
         box = self.query_one("#handoff-box")
         box.display = self.shown_qr
         self.query_one("#handoff-label").display = self.shown_qr
@@ -130,13 +140,22 @@ class ContentScreen(ShopperScreen):
     def _fit_qr(self, size: Size) -> None:
         """Where the hand-off code and the shopper bar do not both fit (a 24-row terminal,
         the 7" screen's grid while the agent notice is up) the code wins while it is shown:
-        Back, on the card, brings the bar back."""
+        Back, on the card, brings the bar back. Where the code and the agent notice above
+        it do not fit either (80x24), the notice moves into the card's column beside the
+        code: the shopper still reads it."""
         codes = self.query(QrView)
-        need = min(len(d) for d in codes.first().drawings) + BAR_ROWS if codes else 0
+        code_rows = min(len(d) for d in codes.first().drawings) if codes else 0
+        need = code_rows + BAR_ROWS
         banner = self.query_one(AgentBanner)
-        if banner.display:  # its text wraps to the width: as many rows as it takes
-            need += banner.get_content_height(size, size, max(1, size.width - 4))
-        self.set_class(self.shown_qr and size.height < need, "-qr-only")
+        down = not self.kiosk.agent_up
+        notice_rows = banner.get_content_height(size, size, max(1, size.width - 4)) \
+            if down else 0  # its text wraps to the width: as many rows as it takes
+        need += notice_rows
+        qr_only = self.shown_qr and size.height < need
+        self.set_class(qr_only, "-qr-only")
+        beside = qr_only and down and size.height < code_rows + notice_rows
+        banner.display = down and not beside
+        self.query_one("#card-notice").display = beside
 
     def refit(self) -> None:
         """The agent notice came or went: the rows left for the code changed."""

@@ -101,3 +101,88 @@ def test_screens_usable_with_the_agent_notice_at_the_served_grids(language: str)
         return found
     found = asyncio.run(run())
     assert not found, "\n".join(found)
+
+
+def _decode_cells(lines: list[str]) -> tuple[list[str], list[str]]:
+    """A code's half-block cells as the screen shows them (dark on white, 6 px modules),
+    read by the project's decoder and by zbar."""
+    import numpy as np
+    from pyzbar import pyzbar
+
+    from drivers.qr.decoders import RobustDecoder
+
+    dark = {" ": (0, 0), "▀": (1, 0), "▄": (0, 1), "█": (1, 1)}
+    modules = [[dark[c][half] for c in line] for line in lines for half in (0, 1)]
+    img = np.kron(1 - np.asarray(modules, np.uint8), np.ones((6, 6), np.uint8)) * 255
+    img = np.pad(img, 24, constant_values=0)  # the kiosk's dark screen around the code
+    ours = [c.payload.decode() for c in RobustDecoder().decode(img)]
+    zbar = [d.data.decode() for d in pyzbar.decode(img, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+    return ours, zbar
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 24), (114, 26), (80, 65)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_hand_off_code_reads_with_the_agent_notice_on_screen(
+        size: tuple[int, int]) -> None:
+    """With the agent away the notice stays in view while the hand-off code shows whole and
+    reads: above the code where the rows allow, beside it in the card's column where they do
+    not (80x24)."""
+    pytest.importorskip("pyzbar", reason="pip install pyzbar and apt-get install libzbar0")
+
+    async def run() -> None:
+        app = kiosk("en")
+        async with app.run_test(size=size) as pilot:
+            app.post_message(app.AgentState(False, "the agent is restarting"))
+            await pilot.pause()
+            await SCREENS["content"](pilot)
+            assert problems(app) == []
+            notices = [w for w in app.screen.query("#agent-banner, #card-notice")
+                       if w.display and w.region.area]
+            assert len(notices) == 1, "no agent notice on screen with the code"
+            notice = notices[0]
+            text = app.translator("agent.down")
+            screen = app.screen.region
+            assert screen.contains_region(notice.region) and \
+                notice.region.height >= notice.get_content_height(
+                    screen.size, screen.size, notice.content_region.width)
+            assert str(notice.render()) == text
+            code = app.screen.query_one("#handoff-qr")
+            assert screen.contains_region(code.region)
+            ours, zbar = _decode_cells(code.lines)  # type: ignore[attr-defined]
+            assert ours == zbar == [code.text]  # type: ignore[attr-defined]
+            await pilot.click("#back")  # the bar and the notice come back
+            await pilot.pause()
+            assert app.screen.query_one("ShopperBar").display
+            assert app.screen.query_one("#agent-banner").display
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (114, 26), (80, 65)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_long_page_text_scrolls_and_the_hand_off_stays_on_the_card(
+        size: tuple[int, int]) -> None:
+    """A page's text longer than the card's rows is all there (it scrolls to its last
+    words), and the hand-off button and the offer arrows stay whole on screen."""
+    import dataclasses
+
+    async def run() -> None:
+        app = kiosk("en")
+        async with app.run_test(size=size) as pilot:
+            page = app.bundle.pages["autumn-coffee"]
+            words = " ".join(f"word{i}" for i in range(200)) + " THE-END"  # under TEXT_MAX
+            app.bundle.pages["autumn-coffee"] = dataclasses.replace(page, text={"en": words})
+            app.open_page("autumn-coffee", "touch")
+            await pilot.pause()
+            assert problems(app) == []
+            box = app.screen.query_one("#text-box")
+            assert box.max_scroll_y > 0, "the text fits: this tells nothing"
+            shown = "".join(str(s.text) for s in app.screen._compositor.render_strips())
+            assert "THE-END" not in shown and "word0" in shown
+            box.scroll_end(animate=False)
+            await pilot.pause()
+            shown = "".join(str(s.text) for s in app.screen._compositor.render_strips())
+            assert "THE-END" in shown
+            assert problems(app) == []  # the hand-off button and the arrows stayed
+            app.open_page("rain-jacket", "touch")  # the next page opens at its top
+            await pilot.pause()
+            assert box.scroll_y == 0
+    asyncio.run(run())
