@@ -107,6 +107,7 @@ class StaffScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id="staff")
         self.waiting_for_test = False
+        self.queue_total = 0  # orders waiting, as the agent counts them (more than it sends)
 
     @property
     def kiosk(self) -> KioskApp:
@@ -116,7 +117,8 @@ class StaffScreen(Screen[None]):
         t = self.kiosk.translator
         with Horizontal(id="staff-top"):
             with Vertical(id="queue-box"):
-                yield Static(t("staff.queue"), classes="heading", markup=False)
+                yield Static(t("staff.queue"), id="queue-heading", classes="heading",
+                             markup=False)
                 yield DataTable(id="queue", cursor_type="row")
                 yield Button(t("staff.handed"), id="handover", variant="success")
             with Vertical(id="health-box"):
@@ -170,7 +172,8 @@ class StaffScreen(Screen[None]):
     async def refresh_data(self) -> None:
         health = self.query_one("#health", Static)
         try:
-            queue = (await self.kiosk.link.request({"op": Op.QUEUE})).get("queue")
+            reply = await self.kiosk.link.request({"op": Op.QUEUE})
+            queue = reply.get("queue")
             status = await self.kiosk.link.status()
             kpis = await self.kiosk.link.request({"op": Op.KPIS})
         except KioskError as exc:
@@ -180,6 +183,19 @@ class StaffScreen(Screen[None]):
         self.show_today(kpis)
         health.update("\n".join(health_lines(status)))
         fill_queue(self.query_one("#queue", DataTable), queue, time.time())
+        self.queue_total = int(_number(reply.get("total")) or 0)
+        self.show_more()
+
+    def show_more(self) -> None:
+        """"N more" beside the heading for the orders waiting beyond the rows the table
+        shows: those the agent did not send and those below the table's last row."""
+        table = self.query_one("#queue", DataTable)
+        fits = max(0, table.size.height - table.header_height) if table.size.height \
+            else table.row_count
+        more = max(0, self.queue_total, table.row_count) - min(table.row_count, fits)
+        heading = self.kiosk.translator("staff.queue")
+        self.query_one("#queue-heading", Static).update(
+            f"{heading} · {more} more" if more > 0 else heading)
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         bid = event.button.id
@@ -208,6 +224,7 @@ class StaffScreen(Screen[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         fit_classes(self, event.size)
+        self.call_after_refresh(self.show_more)  # the table's rows changed with the grid
 
     def on_screen_resume(self) -> None:
         fit_classes(self, self.app.size)
