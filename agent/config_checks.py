@@ -264,6 +264,35 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# What a fresh install's example file names the store until someone sets it: a device running
+# under it would publish into another placeholder store's topics and stamp its events' source
+# with it for good.
+PLACEHOLDER_STORE: Final = "CHANGE-ME"
+# Device ids the topic scheme gives a meaning of its own: o2o/v1/{store}/all/... is the whole
+# store's downstream (documents, commands, their replies, content files). A device named so
+# would read every device's commands as its own and answer for the whole store. Compared
+# without case: "All" is a different topic level, but not to the person reading the topics.
+RESERVED_DEVICE_IDS: Final = frozenset({"all"})
+
+
+def identity_problems(cfg: Config) -> list[str]:
+    """What keeps [device] store and id from naming this device in the fleet's topics, one
+    line each saying what to set; [] when they are fine. Loading a configuration does not ask
+    this (doctor, status and the kiosk still read such a file); running the agent and
+    `config check` do."""
+    where = f" in {cfg.path}" if cfg.path else ""
+    problems = []
+    if cfg.device.store.casefold() == PLACEHOLDER_STORE.casefold():
+        problems.append(f"{cfg.source}: [device] store is still the placeholder "
+                        f"{cfg.device.store!r}; set it to this store's name (letters, digits, "
+                        f"'_', '.', '-'){where}")
+    if cfg.device.id.casefold() in RESERVED_DEVICE_IDS:
+        problems.append(f"{cfg.source}: [device] id {cfg.device.id!r} is reserved (topics "
+                        f"under o2o/v1/{{store}}/all/ are for the whole store); give this "
+                        f"device a name of its own{where}, such as 'pi-kiosk-1'")
+    return problems
+
+
 def cross_checks(cfg: Config) -> None:
     """What the values must be together, and the files they name; ConfigError naming the
     source and the keys otherwise."""

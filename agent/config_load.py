@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from agent.config_checks import CHECKS, cross_checks
+from agent.config_checks import CHECKS, cross_checks, identity_problems
 from agent.config_schema import SECTIONS, Config
 from agent.contracts.settings_file import (
     ENV_CONFIG,
@@ -154,7 +154,7 @@ def config_problems(explicit: str | None = None,
                     problems.append(str(exc))
     if not problems:
         try:
-            load_config(explicit, env)
+            problems += identity_problems(load_config(explicit, env))
         except ConfigError as exc:
             problems.append(str(exc))
     return problems

@@ -17,6 +17,7 @@ from agent.bus.client import BusClient
 from agent.cli.lines import bounded_lines
 from agent.cli.oserrors import describe
 from agent.config import Config, load_config, read_overlay, render_toml
+from agent.config_checks import identity_problems
 from agent.contracts.bus import EventIn
 from agent.contracts.status import Status
 from agent.doctor.dirs import dir_problems
@@ -62,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Agent
 
     cfg, trial = _load_with_remote(args.config)
+    if identity := identity_problems(cfg):  # a device not yet named for the fleet: no start
+        raise ConfigError("; ".join(identity))
     problems = dir_problems(cfg)
     if problems:  # one line for each, and nothing started
         raise ConfigError("; ".join(map(str, problems)) + f" (settings from {cfg.source})")

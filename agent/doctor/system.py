@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from agent.bus.client import BusClient
 from agent.config import Config
+from agent.config_checks import identity_problems
 from agent.doctor import Finding, fail, ok, skip, warn
 from agent.doctor.dirs import dir_problems
 from agent.doctor.uplink import uplink_finding
@@ -27,9 +28,11 @@ MIN_FREE = 100 * 1024 * 1024
 
 
 def check_store_name(cfg: Config) -> list[Finding]:
-    if cfg.device.store == "CHANGE-ME":
-        return [fail("config-store", "[device] store is still CHANGE-ME",
-                     "set the store's name in /etc/o2o-edge/config.toml")]
+    problems = identity_problems(cfg)
+    if problems:
+        parts = [p.partition("; ") for p in problems]
+        return [fail("config-store", " and ".join(p[0] for p in parts),
+                     "; ".join(p[2] for p in parts))]
     return [ok("config-store", f"store {cfg.device.store}, device {cfg.device.id}")]
 
 
