@@ -11,6 +11,7 @@
     python3 dev.py bench-qr [ARGS...]   QR decoding against pyzbar, zxing-cpp and OpenCV
     python3 dev.py bench-nfc [ARGS...]  NFC tag on the reader -> event committed, vs bare nfcpy
     python3 dev.py bench-kiosk [ARGS...]  tap/scan -> kiosk screen painted; kiosk RSS
+    python3 dev.py bench-install [ARGS...]  runtime venv size for aarch64 from PyPI's wheels
     python3 dev.py bench-memory [ARGS...]  agent RSS with every touchpoint on, vs the old
                                            imports, and where each MiB goes
     python3 dev.py bench-startup [ARGS...]  run -> READY=1 / first event upstream /
@@ -179,7 +180,8 @@ def unit_suites(pythons: dict[str, str]) -> tuple[threading.Thread, dict[str, tu
                 results[ver] = (1, f"its venv {venv} could not be made ({exc})")
                 continue
             with log.open("w") as fh:
-                pytest = [str(venv / "bin" / "python"), "-m", "pytest", "-q"]
+                # at a lower priority: the main suite's timings stay what they were alone
+                pytest = ["nice", "-n", "10", str(venv / "bin" / "python"), "-m", "pytest", "-q"]
                 args = ["-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "tests/unit"]
                 rc = subprocess.run(pytest + args, stdout=fh, stderr=subprocess.STDOUT).returncode  # noqa: S603
             results[ver] = (rc, str(log))
@@ -228,6 +230,7 @@ def main(argv: list[str]) -> int:
             "bench-nfc": "tests.bench.bench_nfc",
             "bench-kiosk": "tests.bench.bench_kiosk",
             "bench-wear": "tests.bench.bench_wear",
+            "bench-install": "tests.bench.bench_install",
             "bench-memory": "tests.bench.bench_memory",
             "bench-startup": "tests.bench.bench_startup",
         }[what]
