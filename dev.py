@@ -211,6 +211,7 @@ def main(argv: list[str]) -> int:
         "bench-wear",
         "bench-memory",
         "bench-startup",
+        "bench-install",
     ):
         print(__doc__)
         return 2
