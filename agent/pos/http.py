@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -30,7 +31,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from agent.config_schema import PosConfig
-from agent.errors import ConfigError
+from agent.errors import AgentError, ConfigError
 from agent.pos.service import Answer, PosService
 
 log = logging.getLogger(__name__)
@@ -62,15 +63,19 @@ class Bucket:
         self.rate, self.burst, self.clock = rate_per_min / 60.0, burst, clock
         self.level, self.at = burst, clock()
 
-    def take(self) -> float:
-        """0 if allowed, else the seconds until a request would be."""
+    def wait(self) -> float:
+        """0 if a request would be allowed now, else the seconds until it would be."""
         now = self.clock()
         self.level = min(self.burst, self.level + (now - self.at) * self.rate)
         self.at = now
-        if self.level >= 1:
+        return 0.0 if self.level >= 1 else (1 - self.level) / self.rate
+
+    def take(self) -> float:
+        """As wait(), and an allowed request is counted."""
+        wait = self.wait()
+        if wait == 0:
             self.level -= 1
-            return 0.0
-        return (1 - self.level) / self.rate
+        return wait
 
 
 def _json(status: int, body: dict[str, Any], **headers: str) -> web.Response:
@@ -125,8 +130,8 @@ class PosEndpoint:
         if request.method != "POST":
             return _refuse(405, "method-not-allowed", "use POST", "method", Allow="POST")
         address = request.remote or "?"
-        waits = self.failures.get(address)
-        if waits is not None and waits.level < 1 and waits.take() > 0:
+        failed = self.failures.get(address)
+        if failed is not None and failed.wait() > 0:
             self.counts["limited"] += 1  # still paying for earlier failures
             return _refuse(429, "rate-limited", "too many failed sign-ins from this address; "
                            "wait a minute and check the till's token", "Authorization",
@@ -158,7 +163,13 @@ class PosEndpoint:
             body = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             return _refuse(400, "invalid-json", f"the body is not UTF-8 JSON ({str(exc)[:80]})")
-        answer = self.service.handle(till, action, body)
+        try:
+            answer = self.service.handle(till, action, body)
+        except (AgentError, sqlite3.Error, OSError) as exc:  # a full disk, a damaged store.db
+            log.warning("a till's request could not be decided: %s", exc)
+            return _refuse(503, "not-stored", "the agent cannot record this now; send the "
+                           "same request again later (it is counted once)", "",
+                           **{"Retry-After": "30"})
         return await self._answer(answer)
 
     async def _answer(self, answer: Answer) -> web.Response:
