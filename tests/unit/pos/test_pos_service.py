@@ -163,3 +163,29 @@ def test_events_a_stop_cut_off_are_sent_at_the_next_start(tmp_path: Path) -> Non
     assert [r[:3] for r in t.service.ledger.pending()] == [("till-1", "R-2", "sale")]
     t.service.handle("till-1", "sale", {**SALE, "receipt": "R-3"})  # marks R-2 sent
     assert [r[:3] for r in t.service.ledger.pending()] == [("till-1", "R-3", "sale")]
+
+
+def test_two_tills_at_once_redeem_a_code_once(tmp_path: Path) -> None:
+    """Tills (and kiosks) share the agent's ledger: of eight racing redemptions of one code
+    under different receipts, exactly one succeeds."""
+    import threading
+
+    t = Tills(tmp_path / "store.db")
+    code = offer("C-RACE")
+    start = threading.Barrier(8)
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def till(i: int) -> None:
+        start.wait()
+        a = t.service.handle(f"till-{i}", "offer-redeem", {"code": code, "receipt": f"R-{i}"})
+        with lock:
+            answers.append(a.status)
+
+    threads = [threading.Thread(target=till, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert sorted(answers) == [200] + [409] * 7
+    assert t.types().count("o2o.offer.redeemed") == 1
