@@ -1,7 +1,8 @@
 """The served kiosk's page load in headless Chromium: navigation -> first bytes of the kiosk
 drawn -> the attract screen complete (the page stopped changing: two screenshots alike, the
 time of the first of them; resolution one screenshot, ~30-100 ms), at given screen sizes,
-and the served kiosk's footprint: the server and one session's kiosk process (RSS)."""
+and the served kiosk's footprint: the server and one session's kiosk process (RSS), on the
+attract screen and with a product card open, its picture drawn as real pixels by the page."""
 
 from __future__ import annotations
 
@@ -54,6 +55,32 @@ async def _load(browser: Any, url: str, size: tuple[int, int]) -> tuple[float, f
         last, t_last = shot, now
 
 
+def _footprint(server: int, kiosks: list[int]) -> dict[str, float]:
+    session = sum(_rss_mib(k) for k in kiosks)
+    return {"server": _rss_mib(server), "one_session (kiosk and its shell)": round(session, 1),
+            "total": round(_rss_mib(server) + session, 1)}
+
+
+async def _card_open(page: Any, cfg: Path, server: int) -> dict[str, Any]:
+    """A shelf tag tapped (through the agent): the card opens with its picture, which the
+    page draws as real pixels; the footprint then."""
+    import tomllib
+
+    from agent.bus.client import BusClient
+
+    sock = tomllib.loads(cfg.read_text())["bus"]["socket"]
+    with BusClient(Path(sock)) as bus:
+        bus.emit([{"type": "o2o.nfc.tap", "data": {
+            "tag": {"id": "04a1b2c3d4e5f6", "kind": "shelf"}, "records": [], "ndef": "ok"}}])
+    await page.wait_for_function(
+        "Array.from(document.querySelectorAll('#pictures img')).some("
+        "i => i.complete && i.naturalWidth > 0 && parseFloat(i.style.width) > 200)",
+        timeout=30_000)
+    await asyncio.sleep(1.0)  # what the page's messages and the picture cost has settled
+    pictures = await page.evaluate("document.querySelectorAll('#pictures img').length")
+    return {**_footprint(server, _children(server)), "pictures_drawn": pictures}
+
+
 def measure(cfg: Path, sizes: list[tuple[int, int]], runs: int = 3) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
@@ -85,11 +112,8 @@ def measure(cfg: Path, sizes: list[tuple[int, int]], runs: int = 3) -> dict[str,
                     completes.append(complete)
                     kiosks = _children(server.pid)
                     if size == sizes[0] and "served_rss_mib" not in out and kiosks:
-                        session = sum(_rss_mib(k) for k in kiosks)
-                        out["served_rss_mib"] = {
-                            "server": _rss_mib(server.pid),
-                            "one_session (kiosk and its shell)": round(session, 1),
-                            "total": round(_rss_mib(server.pid) + session, 1)}
+                        out["served_rss_mib"] = _footprint(server.pid, kiosks)
+                        out["served_rss_mib_card_open"] = await _card_open(page, cfg, server.pid)
                     await page.close()
                     while _children(server.pid):  # the session ends with its page
                         await asyncio.sleep(0.05)
