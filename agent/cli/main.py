@@ -73,6 +73,7 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
         pos,
         qr,
         report,
+        sign,
     )
 
     parser = argparse.ArgumentParser(
@@ -144,6 +145,7 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
     doctor.add_parser(sub)
     report.add_parser(sub)
     collect.add_parser(sub)
+    sign.add_parser(sub)
 
     p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
     dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.localdb import retry_when_full
 from agent.storedb import Repository, subject_forms
+from agent.storelink.docs import unverified_fields
 
 # kinds whose body is not kept: a command is done once it is answered, and its arguments
 # may name a person (erase-subject); only its version is kept, against replays
@@ -100,9 +101,8 @@ class LinkCache(Repository):
 
 
 def _names(raw: bytes, forms: set[str]) -> bool:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
+    doc = unverified_fields(raw)  # a JWS's payload is base64url: read it, not its bytes
+    if doc is None:
         # not a document we could read back: search its bytes as every form is written
         return any(f.encode() in raw or json.dumps(f).encode() in raw for f in forms)
     return any(s in forms for s in _strings(doc))

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from agent.contracts.events import LINK_REFUSED
 from agent.errors import AgentError, Reason
-from agent.storelink.docs import MAX_BYTES, Doc, DocRefused
+from agent.storelink.docs import MAX_BYTES, Doc, DocRefused, unverified_fields
 from agent.storelink.receiver import DocReceiver
 from agent.storelink.reports import Throttled, clip
 
@@ -174,10 +174,7 @@ class Commands:
         """MQTT 3.1.1 has no properties: the body may say where the answer goes."""
         if topic or len(raw) > MAX_BYTES:
             return topic, corr
-        try:
-            body = json.loads(raw).get("body") or {}
-        except (ValueError, AttributeError, RecursionError):
-            return "", b""
+        body = (unverified_fields(raw) or {}).get("body") or {}
         if not isinstance(body, dict):
             return "", b""
         where, again = body.get("response_topic"), body.get("correlation")

@@ -1,4 +1,13 @@
-"""Signed downstream documents: the one format everything from upstream comes in.
+"""Signed downstream documents: everything from upstream comes in one of two envelopes.
+
+A JWS (agent/storelink/jws.py: compact or flattened, Ed25519, "kid" the key id below) whose
+payload is the document's JSON, written however the signer's language writes JSON:
+
+    {"o2o": "doc/2", "kind": "orders", "store": "berlin-01", "device": "all",
+     "version": 42, "issued": 1796000000, "expires": 1796086400, "body": {...}}
+
+The signature covers the exact bytes sent: nothing is canonicalized. This is the format to sign
+in (`o2o-edge sign`). The older doc/1, still accepted while upstreams move over:
 
     {"o2o": "doc/1", "kind": "orders", "store": "berlin-01", "device": "all",
      "version": 42, "issued": 1796000000, "expires": 1796086400, "body": {...},
@@ -36,10 +45,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from agent.contracts import jcs
 from agent.errors import AgentError, Reason
 from agent.keys import parse_public_key
+from agent.storelink import jws
 
 FORMAT = "doc/1"
+FORMAT_JWS = "doc/2"  # the payload of a JWS envelope
 KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd")
-MAX_BYTES = 2 * 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024  # a document; its JWS carries it in base64url, a third more
+MAX_ENVELOPE = MAX_BYTES * 4 // 3 + jws.MAX_HEADER + 128
 CLOCK_SKEW_S = 300.0  # a document "issued" a little in the future is still fine
 MAX_VERSION = 2**63 - 1  # versions are kept in SQLite INTEGER columns
 MAX_TIME = 2.0**53  # "issued"/"expires": seconds, exact as a float; beyond is no time at all
@@ -127,12 +139,35 @@ def _time(doc: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device: str,
-           now: float, applied: Mapping[tuple[str, str], int]) -> Doc:
-    """The document in `raw` if it may be applied here and now, else DocRefused.
+def sign_jws(private: Ed25519PrivateKey, kind: str, store: str, device: str, version: int,
+             issued: float, expires: float, body: Any) -> bytes:
+    """A signed document in the JWS envelope (compact), as `o2o-edge sign` makes them."""
+    payload = {"o2o": FORMAT_JWS, "kind": kind, "store": store, "device": device,
+               "version": version, "issued": issued, "expires": expires, "body": body}
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return jws.sign(private, text.encode(), {"alg": "EdDSA", "kid": key_id(private.public_key())}
+                    ).encode("ascii")
 
-    `keys`: trusted keys by key id; `applied`: the version applied last per (kind, scope).
-    """
+
+def unverified_fields(raw: bytes) -> dict[str, Any] | None:
+    """The document's fields as sent (a doc/1 document, or a JWS's payload), signature NOT
+    checked: for reading what a message names (erasure, where a command's answer goes),
+    never for acting on it. None when there are none to read."""
+    try:
+        if raw.lstrip()[:1] == b"{":
+            outer = json.loads(raw)
+            if not isinstance(outer, dict) or "payload" not in outer:
+                return outer if isinstance(outer, dict) else None
+        fields = jws.loads(jws.parse(raw).payload, "JWS payload")
+    except (ValueError, RecursionError):  # JwsError is a ValueError
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def _envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> tuple[dict[str, Any], str]:
+    """The signed fields of `raw` and the id of the key that signed them, or DocRefused."""
+    if raw.lstrip()[:1] == b"e":  # a compact JWS: its header is base64url of "{...", "e..."
+        return _from_jws(raw, keys)
     if len(raw) > MAX_BYTES:
         raise DocRefused("oversized", f"{len(raw)} bytes, at most {MAX_BYTES}")
     try:
@@ -141,22 +176,67 @@ def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device:
         raise DocRefused("malformed", f"not JSON ({str(exc)[:120]})") from None
     except RecursionError:  # nested deeper than the parser goes: no document of ours is
         raise DocRefused("malformed", "not JSON (nested too deeply)") from None
+    if isinstance(doc, dict) and "payload" in doc and "o2o" not in doc:
+        return _from_jws(raw, keys)  # a flattened JWS
     if not isinstance(doc, dict) or doc.get("o2o") != FORMAT:
-        raise DocRefused("malformed", f"not an {FORMAT} document")
+        raise DocRefused("malformed", f"not a signed document (a JWS, or {FORMAT})")
     sig = doc.get("sig")
     if not isinstance(sig, str) or not sig:
         raise DocRefused("unsigned", "no signature")
     kid = _field(doc, "key_id", str)
-    key = keys.get(kid)
-    if key is None:
-        raise DocRefused("unknown-key", f"signed with key {kid[:40]!r}, which is not trusted "
-                                        "here")
+    key = _trusted(keys, kid)
     try:
         good = _verifies(key, base64.b64decode(sig, validate=True), doc)
     except (binascii.Error, ValueError):
         good = False
     if not good:
         raise DocRefused("bad-signature", "the signature does not match the document")
+    return doc, kid
+
+
+def _from_jws(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> tuple[dict[str, Any], str]:
+    try:
+        envelope = jws.parse(raw)
+    except jws.JwsError as exc:
+        raise DocRefused(exc.code, str(exc)) from None
+    kid = envelope.kid
+    if kid is not None:
+        good = envelope.verifies(_trusted(keys, kid))
+    else:  # no "kid": whichever trusted key made the signature (there are one or two)
+        kid = next((k for k, key in keys.items() if envelope.verifies(key)), None)
+        good = kid is not None
+    if not good or kid is None:
+        raise DocRefused("bad-signature", "the signature does not match the document")
+    if len(envelope.payload) > MAX_BYTES:
+        raise DocRefused("oversized", f"{len(envelope.payload)} bytes, at most {MAX_BYTES}")
+    try:
+        fields = jws.loads(envelope.payload, "JWS payload")
+    except jws.JwsError as exc:
+        raise DocRefused(exc.code, str(exc)) from None
+    if not isinstance(fields, dict) or fields.get("o2o") != FORMAT_JWS:
+        raise DocRefused("malformed", f'the JWS payload is not a document ("o2o": '
+                                      f'"{FORMAT_JWS}")')
+    return fields, kid
+
+
+def _trusted(keys: Mapping[str, Ed25519PublicKey], kid: str) -> Ed25519PublicKey:
+    key = keys.get(kid)
+    if key is None:
+        raise DocRefused("unknown-key", f"signed with key {kid[:40]!r}, which is not trusted "
+                                        "here")
+    return key
+
+
+def verify(raw: bytes, keys: Mapping[str, Ed25519PublicKey], store: str, device: str,
+           now: float, applied: Mapping[tuple[str, str], int]) -> Doc:
+    """The document in `raw` (either envelope) if it may be applied here and now, else
+    DocRefused.
+
+    `keys`: trusted keys by key id; `applied`: the version applied last per (kind, scope).
+    """
+    if len(raw) > MAX_ENVELOPE:
+        raise DocRefused("oversized", f"{len(raw)} bytes, at most {MAX_ENVELOPE}")
+    doc, kid = _envelope(raw, keys)
     kind = _field(doc, "kind", str)
     if kind not in KINDS:
         raise DocRefused("malformed", f"unknown kind {kind[:40]!r}")

@@ -2,7 +2,8 @@
 // node:crypto only, no npm packages. It makes an Ed25519 key pair and signs doc/1 documents.
 //
 // stdin:  {"docs": [{"kind", "store", "device", "version", "issued", "expires", "body",
-//                    "canonical": "python" | "js", "tamper": <body put in after signing>}]}
+//                    "canonical": "python" | "js", "envelope": "doc/1" | "jws",
+//                    "tamper": <body put in after signing>}]}
 // stdout: {"public_key": "<64 hex digits>", "key_id": "...", "docs": ["<document>", ...]}
 //
 // The signature covers "the canonical JSON of every other field (keys sorted, no spaces,
@@ -65,7 +66,27 @@ const { publicKey, privateKey } = crypto.generateKeyPairSync("ed25519");
 const raw = Buffer.from(publicKey.export({ format: "jwk" }).x, "base64url");
 const keyId = crypto.createHash("sha256").update(raw).digest("hex").slice(0, 8);
 
+// The JWS envelope (RFC 7515 compact, "alg": "EdDSA" per RFC 8037): the payload is the
+// document as JSON.stringify writes it, signed as sent; nothing to reproduce of Python.
+function jws(spec) {
+  const b64url = (text) => Buffer.from(text, "utf8").toString("base64url");
+  const fields = {
+    o2o: "doc/2", kind: spec.kind, store: spec.store, device: spec.device,
+    version: spec.version, issued: spec.issued, expires: spec.expires, body: spec.body,
+  };
+  const input = `${b64url(JSON.stringify({ alg: "EdDSA", kid: keyId }))}.` +
+    b64url(JSON.stringify(fields));
+  const signature = crypto.sign(null, Buffer.from(input, "ascii"), privateKey);
+  if ("tamper" in spec) {
+    const [header] = input.split(".");
+    return `${header}.${b64url(JSON.stringify({ ...fields, body: spec.tamper }))}.` +
+      signature.toString("base64url");
+  }
+  return `${input}.${signature.toString("base64url")}`;
+}
+
 const docs = request.docs.map((spec) => {
+  if (spec.envelope === "jws") return jws(spec);
   const style = spec.canonical ?? "python";
   const doc = {
     o2o: "doc/1", kind: spec.kind, store: spec.store, device: spec.device,

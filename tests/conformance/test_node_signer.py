@@ -1,7 +1,8 @@
 """A signer in another language: tests/conformance/node_signer.mjs (Node, node:crypto only)
 makes its own Ed25519 key pair and signs store-link documents from what the README and
-agent/storelink/docs.py say; the agent trusts its public key and applies what it signed —
-a config, orders, a command — and refuses a body changed after signing.
+agent/storelink/docs.py say, in the JWS envelope and in doc/1; the agent trusts its public
+key and applies what it signed — a config, orders, a command — and refuses a body changed
+after signing.
 
 The signed bytes are either Python's json.dumps(sort_keys=True, separators=(",", ":"),
 ensure_ascii=False) of the parsed fields or their RFC 8785 (JCS) form. The two differ in key
@@ -19,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -129,17 +131,43 @@ class Upstream:
         self.c.disconnect()
 
 
+def test_the_node_signers_jws_is_verified_from_its_bytes() -> None:
+    """In the JWS envelope the signature covers the bytes sent: JSON.stringify's own number
+    text and key order need no agreement with anything."""
+    body = {"floats": [0.1, -0.0, 5e-324, 1.7976931348623157e308, *SMALL_FLOATS,
+                       *random_doubles(2000)],
+            "keys": ORDERED_KEYS, "text": NAME + "\u2028\x00\x1f\x7f\ufeff"}
+    public, (good, tampered) = sign_with_node(
+        {"kind": "orders", "body": body, "envelope": "jws"},
+        {"kind": "orders", "body": body, "envelope": "jws", "tamper": {**body, "text": NAME}})
+    assert good.count(b".") == 2 and not good.startswith(b"{")  # a compact JWS
+    doc = verified(public, good)
+    assert {k: v for k, v in doc.body.items() if k != "floats"} == {
+        k: v for k, v in body.items() if k != "floats"}
+    assert list(doc.body["keys"]) == list(ORDERED_KEYS)
+    # each number the double JavaScript meant: JSON.stringify writes a whole double below
+    # 1e21 as digits ("15376716534041108000"), which Python reads as that exact integer; as a
+    # double it is the number sent. Upstreams send values that must stay exact as strings.
+    assert [float(x) for x in doc.body["floats"]] == body["floats"]
+    with pytest.raises(DocRefused) as refused:
+        verified(public, tampered)
+    assert refused.value.code == "bad-signature"
+
+
+@pytest.mark.parametrize("envelope", ["jws", "doc/1"])
 def test_a_real_agent_applies_what_the_node_signer_signed(
-        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess],
+        envelope: str) -> None:
     rows = [{"order_id": "A-1042", "code": "K7Q2M9", "first_name": NAME, "status": "ready"}]
     meta = {"keys": ORDERED_KEYS, "floats": [0.1, 5e-324, 1e-5, 1.5e-7, 2.5]}
-    public, (config, orders, ping, forged) = sign_with_node(
+    public, (config, orders, ping, forged) = sign_with_node(*({**d, "envelope": envelope} for d in (
         {"kind": "config", "device": "dev-1",
          "body": {"sections": {"privacy": {"retention_days": 30}}}},
         {"kind": "orders", "body": {"mode": "snapshot", "rows": rows, "meta": meta}},
         {"kind": "cmd", "device": "dev-1", "body": {"name": "ping", "args": {}}},
         {"kind": "orders", "version": 2, "body": {"mode": "snapshot", "rows": rows},
-         "tamper": {"mode": "snapshot", "rows": [{**rows[0], "first_name": "Mallory"}]}})
+         "tamper": {"mode": "snapshot", "rows": [{**rows[0], "first_name": "Mallory"}]}})))
+    assert orders.startswith(b"{" if envelope == "doc/1" else b"ey")
     cfg = write_config(tmp_path / "config.toml", url=mosquitto.url, extra=(
         f'[link]\npublic_keys = ["{public}"]\n[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'))
     agent = AgentProcess(cfg)
@@ -161,7 +189,7 @@ def test_a_real_agent_applies_what_the_node_signer_signed(
         upstream.publish("o2o/v1/store-1/all/orders", orders)
         wait_for(lambda: link()["applied"].get("orders/all") == 1, 20,
                  what=lambda: f"orders applied: {link()}")
-        assert checkin() == {"outcome": "pickup.ready", "name": NAME}
+        assert checkin() == {"outcome": "pickup.ready", "name": NAME, "alert": ANY}
 
         upstream.publish("o2o/v1/store-1/dev-1/config", config)
         wait_for(lambda: agent.status()["agent"]["config_version"] == 1, 20,
@@ -176,7 +204,8 @@ def test_a_real_agent_applies_what_the_node_signer_signed(
         wait_for(lambda: link()["refused"].get("bad-signature") == 1, 20,
                  what=lambda: f"the forged orders refused: {link()}")
         assert link()["applied"].get("orders/all") == 1
-        assert checkin() == {"outcome": "pickup.ready", "name": NAME}  # nothing of Mallory
+        assert checkin() == {"outcome": "pickup.ready", "name": NAME,  # nothing of Mallory
+                             "alert": ANY}
         assert set(link()["refused"]) == {"bad-signature"}
     finally:
         upstream.close()

@@ -104,7 +104,9 @@ def test_signed_documents_over_a_real_broker(tmp_path: Path, mosquitto: Any,
     wait_for(lambda: link_status(agent)["applied"].get("orders/all") == 1, 20,
              what=lambda: f"orders applied: {link_status(agent)}")
     wait_for(lambda: link_status(agent)["refused"].get("unsigned") == 1, 10)
-    assert checkin(tmp_path) == {"outcome": "pickup.ready", "name": "Anna"}
+    answer = checkin(tmp_path)  # and the staff alert the pickup raised
+    assert answer == {"outcome": "pickup.ready", "name": "Anna", "alert": answer.get("alert")}
+    assert isinstance(answer["alert"], str) and answer["alert"]
 
     other = Ed25519PrivateKey.generate()
     bad = {
