@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,3 +231,17 @@ def test_what_a_jws_names_is_read_for_erasure_and_replies_without_trusting_it() 
     assert unverified_fields(raw) == fields(body={"response_topic": "o2o/v1/x", "name": "ping"})
     assert unverified_fields(b"eyJ.garbage") is None and unverified_fields(b"{") is None
     assert unverified_fields(sign(KEY, "orders", "s", "all", 1, 0, 1, {}))["o2o"] == "doc/1"  # type: ignore[index]
+
+
+def test_erasing_a_shopper_blanks_the_cached_jws_that_names_them(tmp_path: Path) -> None:
+    from agent.checkin import StoreDb
+    from agent.storelink.cache import LinkCache
+
+    StoreDb(tmp_path / "store.db")  # the store database the cache lives in
+    cache = LinkCache(tmp_path / "store.db")
+    raw = sign_jws(KEY, "orders", "berlin-01", "all", 3, NOW - 10, NOW + 3600, BODY)
+    assert "Zo\u00eb".encode() not in raw  # base64url: the bytes do not show the name
+    cache.store("orders", "all", 3, raw)
+    assert cache.erase_subject({"Somebody Else"}) == 0
+    assert cache.erase_subject({"Zo\u00eb \U0001f600"}) == 1
+    assert cache.document("orders", "all") in (None, b"")
