@@ -27,6 +27,7 @@ def add_parser(sub: Any) -> None:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agent.config import load_config
     from agent.doctor import Finding, fail, ok
+    from agent.doctor.cert import check_certificate
     from agent.doctor.hardware import check_bluetooth, check_camera, check_nfc, check_zbar
     from agent.doctor.system import (
         check_agent,
@@ -47,7 +48,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                              "the same")], args.json, invalid=True)
     findings: list[Finding] = [ok("config", f"configuration from {cfg.source} is valid")]
     with _quiet_stderr():  # OpenCV, libusb and BlueZ print their own warnings: the findings say it
-        for check in (check_store_name, check_dirs, check_broker, check_disk, check_outbox,
+        for check in (check_store_name, check_certificate, check_dirs, check_broker,
+                      check_disk, check_outbox,
                       check_store_db, check_agent, check_bluetooth, check_nfc, check_camera,
                       check_zbar):
             findings += check(cfg)

@@ -68,6 +68,7 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
         commands,
         decode,
         doctor,
+        enroll,
         nfc,
         orders,
         pos,
@@ -146,6 +147,7 @@ def _build(registered: bool) -> tuple[argparse.ArgumentParser, frozenset[str]]:
     report.add_parser(sub)
     collect.add_parser(sub)
     sign.add_parser(sub)
+    enroll.add_parser(sub)
 
     p = sub.add_parser("decode", help="decode captured frames (pure decoders, no hardware)")
     dsub = p.add_subparsers(dest="decode_command", metavar="KIND", required=True)

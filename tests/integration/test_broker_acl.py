@@ -2,7 +2,7 @@
 with mutual TLS and a throwaway CA: each device's certificate (CN "STORE/DEVICE") publishes
 only under its own topics and is sent only its own and its store's downstream; another
 store's device with the same device id gets nothing of the first store's; the platform
-reaches every store; a real agent works through it unchanged."""
+reaches every store; a real agent enrolled with `o2o-edge enroll` works through it unchanged."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.cli.main import main
 from agent.keys import public_key_text
 from agent.storelink.docs import sign
 from simulators.brokers import BrokerUnavailable, PrivateMosquitto
 from simulators.pki import CertFiles, TestCA
+from tests.ca_signing import sign_request
 from tests.conftest import ROOT, AgentProcess, emit_lines, wait_for, write_config
 
 CONF = ROOT / "systemd" / "mosquitto-o2o-edge.conf"
@@ -266,24 +268,29 @@ def test_a_device_is_sent_only_its_own_and_its_stores_downstream(
         platform.close()
 
 
-def test_an_agent_with_its_certificate_syncs_through_the_acl(
+def test_an_enrolled_agent_syncs_through_the_acl(
     tmp_path: Path,
     broker: Any,
     pki: tuple[TestCA, dict[str, CertFiles]],
     agent_factory: list[AgentProcess],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ca, certs = pki
-    dev = certs["store-1/dev-1"]
     key = Ed25519PrivateKey.generate()
-    cfg = write_config(
-        tmp_path / "config.toml",
-        url=f"mqtts://localhost:{broker.port}",
-        extra=(
-            f'ca_file = "{ca.ca_file}"\ncert_file = "{dev.cert}"\nkey_file = "{dev.key}"\n'
-            f'[link]\npublic_keys = ["{public_key_text(key.public_key())}"]\n'
-            f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'
-        ),
+    extra = (
+        f'ca_file = "{ca.ca_file}"\n'
+        f'[link]\npublic_keys = ["{public_key_text(key.public_key())}"]\n'
+        f'[kiosk]\nstore_db = "{tmp_path / "store.db"}"\n'
     )
+    url = f"mqtts://localhost:{broker.port}"
+    cfg = write_config(tmp_path / "config.toml", url=url, extra=extra)
+    # enrolment: the device's request, the fleet's CA signs it, the device installs it
+    assert main(["enroll", "request", "--config", str(cfg)]) == 0
+    (tmp_path / "signed.pem").write_bytes(sign_request(ca, capsys.readouterr().out.encode()))
+    assert main(["enroll", "install", str(tmp_path / "signed.pem"), "--config", str(cfg)]) == 0
+    assert "set in [mqtt]: cert_file" in capsys.readouterr().out
+    cert = f'cert_file = "{tmp_path / "device.pem"}"\nkey_file = "{tmp_path / "device.key"}"\n'
+    cfg = write_config(tmp_path / "config.toml", url=url, extra=cert + extra)
     platform = Client(broker.port, ca, certs["o2o-platform"], "platform")
     platform.subscribe("o2o/v1/store-1/dev-1/#")
     agent = AgentProcess(cfg)

@@ -1,0 +1,60 @@
+"""Doctor's look at the device's certificate for the broker ([mqtt] cert_file): how long it
+has left, and whether it names this device as the broker ACL expects (CN "STORE/DEVICE")."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Final
+
+from agent.config import Config
+from agent.doctor import Finding, fail, ok, skip, warn
+
+RENEW_BEFORE: Final = dt.timedelta(days=30)  # a store may be visited once a month
+RENEW = "renew it: 'o2o-edge enroll request', the CA signs it, 'o2o-edge enroll install CERT'"
+
+
+def check_certificate(cfg: Config, now: dt.datetime | None = None) -> list[Finding]:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    path = cfg.mqtt.cert_file
+    if not path:
+        return [
+            skip(
+                "certificate",
+                "no [mqtt] cert_file: the broker knows this device by username, if at all",
+            )
+        ]
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        return [
+            fail(
+                "certificate",
+                f"{path} cannot be read as a PEM certificate ({exc})",
+                "check [mqtt] cert_file, or enrol: 'o2o-edge enroll request'",
+            )
+        ]
+    now = now or dt.datetime.now(dt.UTC)
+    ends = cert.not_valid_after_utc
+    left = ends - now
+    when = f"{ends:%Y-%m-%d}"
+    if left <= dt.timedelta(0):
+        return [fail("certificate", f"{path} expired on {when}: the broker refuses it", RENEW)]
+    names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    cn = f"{cfg.device.store}/{cfg.device.id}"
+    found: list[Finding] = []
+    if names != [cn]:
+        found.append(
+            warn(
+                "certificate",
+                f"{path} names {names!r}, this device is {cn!r}: "
+                "under the broker ACL template it reaches another "
+                "device's topics, or none",
+                "enrol again with the right [device] store and id",
+            )
+        )
+    if left < RENEW_BEFORE:
+        found.append(warn("certificate", f"{path} expires on {when}, in {left.days} days", RENEW))
+    return found or [ok("certificate", f"{path} for {cn}, expires on {when} (in {left.days} days)")]

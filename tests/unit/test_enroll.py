@@ -1,0 +1,126 @@
+"""`o2o-edge enroll` against a throwaway CA: the request names the device as the broker ACL
+expects (CN STORE/DEVICE), the key stays on the device, the signed certificate is checked
+before it replaces anything, and doctor says when it runs out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from agent.cli.main import main
+from agent.config import load_config
+from agent.doctor.cert import check_certificate
+from simulators.pki import TestCA
+from tests.ca_signing import sign_request
+
+
+def config(tmp_path: Path, store: str = "store-1", extra: str = "") -> Path:
+    path = tmp_path / "etc" / "config.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f'[device]\nstore = "{store}"\nid = "dev-1"\n[mqtt]\n{extra}')
+    return path
+
+
+def request(cfg: Path, capsys: pytest.CaptureFixture[str]) -> bytes:
+    assert main(["enroll", "request", "--config", str(cfg)]) == 0
+    return capsys.readouterr().out.encode()
+
+
+def test_request_then_install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = TestCA(tmp_path / "ca")
+    cfg = config(tmp_path, extra=f'ca_file = "{ca.ca_file}"\n')
+    csr_pem = request(cfg, capsys)
+    csr = x509.load_pem_x509_csr(csr_pem)
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "store-1/dev-1"
+    etc = cfg.parent
+    assert (etc / "device.csr").read_bytes() == csr_pem
+    assert (etc / "device.key.new").stat().st_mode & 0o777 == 0o640
+    assert not (etc / "device.key").exists()  # nothing in use is touched before the install
+    cert = tmp_path / "signed.pem"
+    cert.write_bytes(sign_request(ca, csr_pem))
+    assert main(["enroll", "install", str(cert), "--config", str(cfg)]) == 0
+    out = capsys.readouterr()
+    assert out.out == (
+        f'set in [mqtt]: cert_file = "{etc / "device.pem"}" and key_file = "{etc / "device.key"}"\n'
+    )
+    assert "restart the agent" in out.err
+    assert not (etc / "device.key.new").exists() and (etc / "device.key").exists()
+    cfg.write_text(
+        cfg.read_text() + f'cert_file = "{etc / "device.pem"}"\nkey_file = "{etc / "device.key"}"\n'
+    )
+    (finding,) = check_certificate(load_config(str(cfg), {}))
+    assert finding.level == "ok" and "for store-1/dev-1, expires on" in finding.message
+    assert "(in 89 days)" in finding.message or "(in 90 days)" in finding.message
+
+
+def test_a_certificate_that_would_not_work_is_not_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca, other_ca = TestCA(tmp_path / "ca"), TestCA(tmp_path / "other", name="other CA")
+    cfg = config(tmp_path, extra=f'ca_file = "{ca.ca_file}"\n')
+    cert = tmp_path / "signed.pem"
+
+    def install() -> str:
+        assert main(["enroll", "install", str(cert), "--config", str(cfg)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
+        return captured.err
+
+    cert.write_bytes(b"not a certificate")
+    assert "no pending key; run 'o2o-edge enroll request' first" in install()
+    first = request(cfg, capsys)
+    second = request(cfg, capsys)  # a new request: only its key is pending
+    cert.write_bytes(sign_request(ca, first))
+    assert "not for this device's pending key" in install()
+    wrong_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "store-1/dev-2")])
+    cert.write_bytes(sign_request(ca, second, subject=wrong_name))
+    assert "names ['store-1/dev-2'], this device is 'store-1/dev-1'" in install()
+    cert.write_bytes(sign_request(other_ca, second))
+    assert "not signed by the CA in [mqtt] ca_file" in install()
+    cert.write_bytes(sign_request(ca, second, days=-0.001))
+    assert "the certificate expired on" in install()
+    cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    assert "not a PEM certificate" in install()
+    assert not (cfg.parent / "device.pem").exists() and not (cfg.parent / "device.key").exists()
+    cert.write_bytes(sign_request(ca, second))
+    assert main(["enroll", "install", str(cert), "--config", str(cfg)]) == 0
+
+
+def test_a_device_not_yet_named_gets_no_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config(tmp_path, store="CHANGE-ME")
+    assert main(["enroll", "request", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "store is still the placeholder 'CHANGE-ME'" in err and len(err.splitlines()) == 1
+    assert not list(cfg.parent.glob("device.*"))
+    cfg = config(tmp_path)
+    assert main(["enroll", "request", "--config", str(cfg), "--dir", str(tmp_path / "no")]) == 2
+    assert "no such directory; give --dir DIR" in capsys.readouterr().err
+
+
+def test_doctor_says_when_the_certificate_runs_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = TestCA(tmp_path / "ca")
+    cfg = config(tmp_path)
+    cert = tmp_path / "etc" / "device.pem"
+    cert.write_bytes(sign_request(ca, request(cfg, capsys), days=90))
+    cfg.write_text(cfg.read_text() + f'cert_file = "{cert}"\nkey_file = "{cert}"\n')
+    loaded = load_config(str(cfg), {})
+    now = dt.datetime.now(dt.UTC)
+    (soon,) = check_certificate(loaded, now + dt.timedelta(days=80))
+    assert soon.level == "warn" and "in 9 days" in soon.message
+    assert "o2o-edge enroll request" in soon.fix
+    (gone,) = check_certificate(loaded, now + dt.timedelta(days=91))
+    assert gone.level == "fail" and "expired on" in gone.message
+    other = load_config(str(cfg), {"O2O_EDGE_DEVICE_ID": "dev-2"})
+    (named,) = check_certificate(other)
+    assert named.level == "warn" and "this device is 'store-1/dev-2'" in named.message
+    cert.write_text("garbage")
+    (bad,) = check_certificate(loaded)
+    assert bad.level == "fail" and "cannot be read as a PEM certificate" in bad.message
