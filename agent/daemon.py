@@ -129,7 +129,7 @@ class Agent:
             self.bootid, lambda: self.remote_config.cfg, trial, self.outbox, self.uplink,
             self.supervisor, self.touchpoints, self.link_receiver, self.privacy, self.bus,
             self.store_db_state, self.fanout.failures, self.kpis)
-        self.metrics = AgentCollector(self.status)
+        self.metrics = AgentCollector(self.status, cfg.mqtt.cert_file)
         self.observability = Observability(cfg.metrics, self.metrics, self.status, self.kpis,
                                            self.uplink, self.supervisor)
         # each commit group: the uplink and the kiosk's live stream first

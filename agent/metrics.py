@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from prometheus_client.core import (
@@ -60,9 +61,25 @@ def driver_states(st: Status) -> dict[str, str]:
     return out
 
 
+def certificate_expiry(path: str) -> float | None:
+    """When the PEM certificate at `path` expires (Unix time); None without one, or when it
+    cannot be read (doctor says why)."""
+    if not path:
+        return None
+    from cryptography import x509  # only for a device with a certificate of its own
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return cert.not_valid_after_utc.timestamp()
+
+
 class AgentCollector(Collector):
-    def __init__(self, status: StatusSource) -> None:
+    def __init__(self, status: StatusSource, cert_file: str = "") -> None:
         self.status = status
+        # read once: a new certificate takes a restart to be used ('o2o-edge enroll install')
+        self.cert_expiry = certificate_expiry(cert_file)
         self.committed: Counter[str] = Counter()
         # counted on the outbox writer's thread, read on the loop: a new key while the page
         # iterates would raise there
@@ -86,6 +103,10 @@ class AgentCollector(Collector):
         yield info
         yield GaugeMetricFamily("o2o_agent_uptime_seconds", "Seconds since the agent started",
                                 value=a["uptime_s"])
+        if self.cert_expiry is not None:
+            yield GaugeMetricFamily("o2o_mqtt_certificate_expiry_timestamp_seconds",
+                                    "When the device's certificate for the broker expires "
+                                    "(Unix time)", value=self.cert_expiry)
         yield GaugeMetricFamily("o2o_outbox_depth", "Events waiting in the outbox",
                                 value=o.get("depth", 0) or 0)
         yield GaugeMetricFamily("o2o_outbox_oldest_age_seconds",

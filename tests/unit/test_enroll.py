@@ -124,3 +124,29 @@ def test_doctor_says_when_the_certificate_runs_out(
     cert.write_text("garbage")
     (bad,) = check_certificate(loaded)
     assert bad.level == "fail" and "cannot be read as a PEM certificate" in bad.message
+
+
+def test_the_metrics_page_has_the_certificates_expiry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.metrics import AgentCollector
+
+    ca = TestCA(tmp_path / "ca")
+    cert = tmp_path / "device.pem"
+    signed = sign_request(ca, request(config(tmp_path), capsys), days=90)
+    cert.write_bytes(signed)
+    status = {
+        "agent": {"version": "1", "store": "s", "device": "d", "uptime_s": 1},
+        "outbox": {},
+        "uplink": {},
+    }
+    name = "o2o_mqtt_certificate_expiry_timestamp_seconds"
+
+    def gauges(cert_file: str) -> dict[str, float]:
+        families = AgentCollector(lambda: status, cert_file).collect()  # type: ignore[arg-type,return-value]
+        return {f.name: f.samples[0].value for f in families if f.samples}
+
+    expires = x509.load_pem_x509_certificate(signed).not_valid_after_utc.timestamp()
+    assert gauges(str(cert))[name] == expires
+    assert name not in gauges("")
+    assert name not in gauges(str(tmp_path / "missing.pem"))  # doctor says why
