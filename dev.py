@@ -46,6 +46,7 @@ DEBIAN_TEST_PACKAGES = {
     "cage": "/usr/bin/cage",  # the kiosk browser unit names it: systemd-analyze verify checks
     "systemd": "/usr/bin/systemd-analyze",
     "prometheus": "/usr/bin/promtool",  # checks the metrics page's names and format
+    "tzdata": "/usr/share/zoneinfo/Europe/Berlin",  # store time zones: KPI days across DST
 }
 # the demo's simulated store: a private broker (unless one answers on localhost) and the
 # private D-Bus its fake BlueZ lives on

@@ -9,6 +9,11 @@ the visit becomes the visit's (`visit_campaign`), named by every later event of 
 included. Nothing is guessed when two apps are equally close. A till's sale or redemption is
 linked to the visit at the kiosk, else to the only app visit open in the store; its campaign
 is the redeemed offer's.
+
+While staff mode is open on the kiosk (its "enter" without a "leave" yet, no shopper's kiosk
+event since, for at most STAFF_MODE_MAX_S), taps and scans are a staff member testing the
+readers: they are marked `staff_test` (KPIs count them apart, agent/kpi.py) and linked to no
+visit or campaign.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from agent.contracts.events import (
     BLE_PRESENCE,
     KIOSK_PREFIX,
+    KIOSK_STAFF,
     NFC_TAP,
     OFFER_PREFIX,
     POS_PREFIX,
@@ -33,6 +39,8 @@ from agent.envelope import new_id
 # (a family prefix, matched as one)
 TILL = (POS_PREFIX, OFFER_PREFIX)
 LINKED = (NFC_TAP, QR_SCAN, KIOSK_PREFIX, *TILL)
+# a kiosk that died in staff mode sends no "leave": past this, reads are a shopper's again
+STAFF_MODE_MAX_S: Final = 30 * 60
 
 
 @dataclass
@@ -63,6 +71,7 @@ class Visits:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.open: dict[str, Visit] = {}
+        self.staff_since: float | None = None  # staff mode open on the kiosk since
         self._lock = threading.Lock()
 
     def _at_till(self) -> Visit | None:
@@ -91,6 +100,8 @@ class Visits:
                 return self._presence(data)
             if not event_type.startswith(LINKED):
                 return data
+            if self._staff_test(event_type, data):
+                return {**data, "staff_test": True}
             out = dict(data)
             campaign = campaign_of(event_type, data)
             if campaign:
@@ -103,6 +114,24 @@ class Visits:
                 if visit.campaign:
                     out["visit_campaign"] = visit.campaign
             return out
+
+    def _staff_test(self, event_type: str, data: dict[str, Any]) -> bool:
+        """Whether a tap or scan is a staff member's reader test; follows staff mode."""
+        if event_type == KIOSK_STAFF:
+            if data.get("action") == "enter":
+                self.staff_since = self.clock()
+            elif data.get("action") == "leave":
+                self.staff_since = None
+            return False
+        if event_type.startswith(KIOSK_PREFIX):
+            self.staff_since = None  # a shopper at the kiosk: staff mode is over
+            return False
+        if event_type not in (NFC_TAP, QR_SCAN) or self.staff_since is None:
+            return False
+        if self.clock() - self.staff_since > STAFF_MODE_MAX_S:
+            self.staff_since = None
+            return False
+        return True
 
     def forget(self, subject: str) -> int:
         """Drop the open visit of an app identifier (erasure); how many were dropped."""

@@ -21,6 +21,7 @@ from agent.checkin import CheckinService, StoreDb
 from agent.config import Config
 from agent.contracts.bus import Op
 from agent.contracts.events import AGENT_STARTED
+from agent.contracts.shared_settings import store_zone
 from agent.contracts.status import Status
 from agent.envelope import new_id, source_uri
 from agent.kpi import Kpis
@@ -81,7 +82,8 @@ class Agent:
         # owner of the file, each repository borrowing it for its own tables
         self.store_db_moved = check_at_start(paths.store_db)
         self.store = store = StoreDatabase.open(paths.store_db)
-        self.store_db, self.link_cache, self.kpis = StoreDb(store), LinkCache(store), Kpis(store)
+        self.store_db, self.link_cache = StoreDb(store), LinkCache(store)
+        self.kpis = Kpis(store, store_zone(d.timezone))  # days and hours in the store's time
         self.visits = Visits()
         al = self.alerts = alerts_wiring.staff_alerts(cfg, store, lambda t, d: self.capture(t, d))
         self.pos_ledger = PosLedger(store)
@@ -118,7 +120,8 @@ class Agent:
 
         kiosk = KioskOps(CheckinService(self.store_db, d.store, self.capture,
                                         cfg.kiosk.early_checkin_min,
-                                        arrived=al.watch.arrived), self.kpis)
+                                        arrived=al.watch.arrived), self.kpis,
+                         today=self.kpis.today)
         ops = kiosk.ops() | al.ops() | {Op.POS: pos_bus_op(self.pos)}
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, ops,
                              enrich=self.visits.observe, allow=self.privacy.allows,
@@ -131,7 +134,7 @@ class Agent:
             self.store_db_state, self.fanout.failures, self.kpis)
         self.metrics = AgentCollector(self.status, cfg.mqtt.cert_file)
         self.observability = Observability(cfg.metrics, self.metrics, self.status, self.kpis,
-                                           self.uplink, self.supervisor)
+                                           self.uplink, self.supervisor, today=self.kpis.today)
         # each commit group: the uplink and the kiosk's live stream first
         if self.uplink is not None:
             self.fanout.connect("uplink", self.uplink.notify_committed)

@@ -2,12 +2,17 @@
 SQLite so they survive restarts and the outbox draining.
 
 Counted from committed events (the commit hook adds up in memory; a flush every few seconds
-writes them): taps, scans by class, check-ins and successful ones, content views and
-hand-offs (the conversion), survey answers and their sum, presence exits and dwell, peak
-anonymous footfall per minute, staff alerts and their response times (raised ->
+writes them): taps, scans by class (a staff member's reader test apart), check-ins and
+successful ones, content views and hand-offs (the conversion), survey answers per scale (the
+0-10 scale's promoters and detractors for the NPS), visits (opted-in app presence, from enter
+to exit, and their dwell; the store's own beacons are no visit), peak anonymous footfall per
+minute, staff alerts and their response times (raised ->
 acknowledged -> closed), and the tills' sales (count, amount and average order value per
 currency, the share of visits that bought), refunds and offer redemptions per campaign.
 `o2o-edge report` prints a day and can write an HTML page.
+Hours and days are the store's (`[device] timezone`): an event counts in the local hour it
+happened in, a day runs from local midnight to local midnight (23 or 25 hours on a DST day;
+the hour a clock goes back through twice adds up under its one name).
 The roll-ups are the KPI table group of the store database (agent/storedb/ owns the file
 and its schema: kpi_hourly).
 """
@@ -20,6 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,6 +62,11 @@ MAX_DAY: Final = 253402214400
 # a currency and a campaign become part of a metric's name too
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
 _CAMPAIGN_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# survey scales the kiosk asks on (a bundle's survey.scale): 1-5 stars, or 0-10, the NPS scale
+SCALES: Final = {5: (1, 5), 10: (0, 10)}
+NPS_SCALE: Final = 10
+PROMOTER_MIN: Final = 9  # 9 and 10 promote; 0 to 6 detract (7 and 8 are passive)
+DETRACTOR_MAX: Final = 6
 SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
 TYPES = {NFC_TAP, QR_SCAN, KIOSK_CHECKIN, KIOSK_VIEW, KIOSK_HANDOFF, KIOSK_SURVEY,
          BLE_PRESENCE, BLE_FOOTFALL, POS_SALE, POS_REFUND, OFFER_REDEEMED, OFFER_REFUSED,
@@ -86,8 +97,10 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
     not a sane number."""
     d = data if isinstance(data, dict) else {}
     if event_type == NFC_TAP:
-        return [("taps", 1)]
+        return [("taps.staff_test", 1)] if d.get("staff_test") is True else [("taps", 1)]
     if event_type == QR_SCAN:
+        if d.get("staff_test") is True:  # a reader test in staff mode: no shopper scanned
+            return [("scans.staff_test", 1)]
         cls = d.get("class", "unknown")
         if not isinstance(cls, str) or not _CLASS_RE.fullmatch(cls):
             cls = "other"
@@ -100,14 +113,35 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
     if event_type == KIOSK_HANDOFF:
         return [("handoffs", 1)]
     if event_type == KIOSK_SURVEY and "score" in d:
-        return [("survey.answers", 1), ("survey.sum", _amount(d["score"], "score"))]
-    if event_type == BLE_PRESENCE and d.get("action") == "exit":
+        return _survey_metrics(d)
+    if event_type == BLE_PRESENCE and d.get("action") == "exit" and d.get("kind") == "app":
         return [("visits", 1), ("dwell_s.sum", _amount(d.get("dwell_s") or 0, "dwell_s"))]
     if event_type == BLE_FOOTFALL:
         return [("footfall.peak_per_min", _amount(d.get("devices") or 0, "devices"))]
     if event_type in (POS_SALE, POS_REFUND, OFFER_REDEEMED, OFFER_REFUSED):
         return _till_metrics(event_type, d)
     return _staff_metrics(event_type, d)
+
+
+def _survey_metrics(d: dict[str, Any]) -> Sequence[tuple[str, float]]:
+    """All answers (their average is the day's when one scale was asked), and per scale:
+    answers, their sum, and on the 0-10 scale promoters and detractors. An answer without a
+    known scale (older kiosks) counts in the first two only."""
+    score = _amount(d["score"], "score")
+    out = [("survey.answers", 1.0), ("survey.sum", score)]
+    scale = d.get("scale")
+    if isinstance(scale, bool) or scale not in SCALES:
+        return out
+    low, high = SCALES[scale]
+    if not low <= score <= high:
+        raise BadValue(f"score {score:g} is not on the {low}-{high} scale")
+    out += [(f"survey.s{scale}.answers", 1.0), (f"survey.s{scale}.sum", score)]
+    if scale == NPS_SCALE:
+        if score >= PROMOTER_MIN:
+            out.append(("survey.s10.promoters", 1.0))
+        elif score <= DETRACTOR_MAX:
+            out.append(("survey.s10.detractors", 1.0))
+    return out
 
 
 def _till_metrics(event_type: str, d: dict[str, Any]) -> Sequence[tuple[str, float]]:
@@ -149,9 +183,30 @@ def _staff_metrics(event_type: str, d: dict[str, Any]) -> Sequence[tuple[str, fl
     return []
 
 
+def hour_of(created: float, tz: tzinfo) -> int:
+    """The epoch second the local hour holding `created` began (a zone 30 or 45 minutes off
+    UTC starts its hours off the UTC hour)."""
+    if tz is UTC:
+        return int(created // 3600 * 3600)
+    local = datetime.fromtimestamp(created, tz)
+    return int(created // 1) - local.minute * 60 - local.second
+
+
+def midnight(day: date, tz: tzinfo) -> int:
+    """The epoch second a local day begins (where midnight does not exist, the moment the
+    clock jumped past it)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+def now_day(tz: tzinfo = UTC, now: float | None = None) -> int:
+    """The epoch second today (local) began."""
+    return midnight(datetime.fromtimestamp(time.time() if now is None else now, tz).date(), tz)
+
+
 class Kpis(Repository):
-    def __init__(self, store: Path | StoreDatabase) -> None:
+    def __init__(self, store: Path | StoreDatabase, tz: tzinfo = UTC) -> None:
         super().__init__(store)
+        self.tz = tz  # the store's: hours and days are local
         self._lock = threading.Lock()  # the pending counts (the owner locks the connection)
         self._pending: dict[tuple[int, str], float] = {}
         self._peaks: dict[tuple[int, str], float] = {}
@@ -164,7 +219,7 @@ class Kpis(Repository):
                 continue
             try:
                 data = json.loads(body).get("data")
-                hour = int(created // 3600 * 3600)
+                hour = hour_of(created, self.tz)
                 pairs = metrics_of(etype, data)
             except (BadValue, ValueError, AttributeError, TypeError, OverflowError,
                     RecursionError):
@@ -204,22 +259,37 @@ class Kpis(Repository):
             raise
         return len(pending) + len(peaks)
 
+    def today(self) -> int:
+        return now_day(self.tz)
+
     def day(self, day_start: int) -> dict[str, list[float]]:
-        """Metric -> 24 hourly values for the UTC day starting at `day_start`."""
+        """Metric -> 24 values by local hour (00 to 23) for the store's day holding the epoch
+        second `day_start` (its midnight, usually). On the day a clock goes back the repeated
+        hour adds up under its name; on the day it goes forward the skipped hour stays 0."""
         if isinstance(day_start, bool) or not isinstance(day_start, int) \
                 or not 0 <= day_start <= MAX_DAY:
             raise AgentError(Reason.BUS_PROTOCOL,
-                             f"day must be the epoch second of a UTC day between 1970 and "
+                             f"day must be the epoch second of a day between 1970 and "
                              f"9999, not {str(day_start)[:40]!r}")
+        local = datetime.fromtimestamp(day_start, self.tz).date()
+        start = midnight(local, self.tz)
+        try:
+            end = midnight(local + timedelta(days=1), self.tz)
+        except OverflowError:  # 9999-12-31: the last day a date can show
+            end = start + 86400
         with self._store.reading() as db:
             rows = db.execute("SELECT hour, metric, value FROM kpi_hourly WHERE "
-                              "hour >= ? AND hour < ?",
-                              (day_start, day_start + 86400)).fetchall()
+                              "hour >= ? AND hour < ?", (start, end)).fetchall()
         out: dict[str, list[float]] = {}
         for hour, metric, value in rows:
             if not math.isfinite(value):  # written before values were checked: not a count
                 continue
-            out.setdefault(metric, [0.0] * 24)[(hour - day_start) // 3600] = value
+            at = datetime.fromtimestamp(hour, self.tz).hour
+            values = out.setdefault(metric, [0.0] * 24)
+            if metric.endswith("peak_per_min"):
+                values[at] = max(values[at], value)
+            else:
+                values[at] += value
         return out
 
     @retry_when_full
@@ -247,9 +317,16 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
                            if not m.endswith((".sum", "peak_per_min"))}
     if total.get("views"):
         out["conversion.view_to_handoff"] = round(total.get("handoffs", 0) / total["views"], 3)
-    if total.get("survey.answers"):
+    scales = [n for n in SCALES if total.get(f"survey.s{n}.answers")]
+    if total.get("survey.answers") and len(scales) <= 1:  # one scale: its average is the day's
         out["survey.average"] = round(total.get("survey.sum", 0.0) / total["survey.answers"],
                                       2)
+    for n in scales:
+        answers = total[f"survey.s{n}.answers"]
+        out[f"survey.s{n}.average"] = round(total.get(f"survey.s{n}.sum", 0.0) / answers, 2)
+    if total.get("survey.s10.answers"):
+        out["nps"] = nps(total.get("survey.s10.promoters", 0.0),
+                         total.get("survey.s10.detractors", 0.0), total["survey.s10.answers"])
     if total.get("visits"):
         out["dwell_s.average"] = round(total.get("dwell_s.sum", 0.0) / total["visits"], 1)
     if total.get("alerts.acknowledged"):
@@ -272,5 +349,8 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
     return out
 
 
-def now_day() -> int:
-    return int(time.time() // 86400 * 86400)
+def nps(promoters: float, detractors: float, answers: float) -> int:
+    """Net Promoter Score: the share of promoters (9-10) minus that of detractors (0-6), in
+    whole percent (-100 to 100), rounded half away from zero."""
+    score = 100 * (promoters - detractors) / answers
+    return int(math.copysign(math.floor(abs(score) + 0.5), score))

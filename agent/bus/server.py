@@ -76,6 +76,7 @@ from agent.bus.reading import MAX_LINE, Cut, read_request
 from agent.bus.roles import StaffGate
 from agent.bus.stream import pump, remove_stale_socket
 from agent.contracts.bus import CORE_OPS, Op
+from agent.contracts.events import own_id
 from agent.contracts.status import BusStatus, Status
 from agent.diskfull import is_disk_full
 from agent.envelope import PendingEvent, make_pending
@@ -361,7 +362,8 @@ class BusServer:
             if self.enrich is not None:
                 data = self.enrich(etype, data)
             try:
-                pending.append(make_pending(etype, data, now, ev.get("priority")))
+                pending.append(make_pending(etype, data, now, ev.get("priority"),
+                                            event_id=own_id(etype, data)))
             except AgentError as exc:
                 with self._check_lock:
                     self.counters.refused_events["invalid"] += 1

@@ -12,6 +12,7 @@ A unit test (tests/unit/contracts/test_events.py) scans the product's source: ev
 emits or reads is registered here, and every registered type is emitted somewhere.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal, NamedTuple, NotRequired, TypedDict
 
@@ -164,6 +165,7 @@ class NfcTap(TypedDict):
     ndef_bytes: NotRequired[int]
     campaign: NotRequired[str]  # added by attribution
     visit: NotRequired[str]
+    staff_test: NotRequired[bool]  # read in staff mode (agent/attribution.py)
 
 
 # The classifier's verdict (drivers/qr/classify.py Verdict.as_json: "class" and "reason", and
@@ -171,6 +173,7 @@ class NfcTap(TypedDict):
 QrScan = TypedDict("QrScan", {
     "class": str, "reason": str, "decode_ms": float, "frame_age_ms": float,
     "length": int, "sha256": str, "campaign": str, "visit": str,
+    "staff_test": bool,  # read in staff mode (agent/attribution.py)
 }, total=False)
 
 
@@ -193,6 +196,21 @@ class KioskHandoff(TypedDict):
     page: str
     campaign: str | None
     medium: str
+    # the random token its link carries (o2o_h=, kiosk/handoff.py); the event's id: own_id
+    token: NotRequired[str]
+
+
+# a hand-off token: a ULID (time and 80 random bits) in Crockford's base32
+HANDOFF_TOKEN_RE: Final = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def own_id(event_type: str, data: Any) -> str | None:
+    """The id an event brings for itself: a hand-off's token, so that web analytics can join
+    the session its link opened to the interaction at the kiosk; None: the agent gives one."""
+    if event_type != KIOSK_HANDOFF or not isinstance(data, dict):
+        return None
+    token = data.get("token")
+    return token if isinstance(token, str) and HANDOFF_TOKEN_RE.fullmatch(token) else None
 
 
 class KioskSurvey(TypedDict):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zoneinfo
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +32,8 @@ KIOSK_LANGUAGES: Final = ("de", "en", "es")
 class DeviceConfig:
     store: str = "demo-store"
     id: str = dataclasses.field(default_factory=default_device_id)
+    # the store's IANA time zone: the days and hours of its KPIs (`report`)
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,31 @@ def check_name(v: str) -> str | None:
     return None
 
 
+def store_zone(name: str) -> tzinfo:
+    """The zone of an IANA name, from the system's tz database (Debian's tzdata package);
+    ValueError for a name it does not hold, saying what to use instead."""
+    if name == "UTC":  # needs no database
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(check_timezone(name)) from None
+
+
+def check_timezone(v: str) -> str | None:
+    if v == "UTC":
+        return None
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        if not zoneinfo.available_timezones():
+            return ('"UTC", or install the time zone database (sudo apt-get install tzdata) '
+                    "to name the store's zone")
+        return ('an IANA time zone name such as "Europe/Berlin" or "America/New_York" '
+                "(timedatectl list-timezones lists them)")
+    return None
+
+
 def is_hostport(v: str) -> bool:
     host, sep, port = v.rpartition(":")
     return (bool(sep and re.fullmatch(r"[A-Za-z0-9_.:\[\]-]+", host, re.ASCII))
@@ -73,6 +102,7 @@ def is_hostport(v: str) -> bool:
 SHARED_CHECKS: Final[dict[tuple[str, str], Check]] = {
     ("device", "store"): check_name,
     ("device", "id"): check_name,
+    ("device", "timezone"): check_timezone,
     ("kiosk", "language"): lambda v: None if v in KIOSK_LANGUAGES else
     "one of the kiosk's languages: " + ", ".join(KIOSK_LANGUAGES),
     ("kiosk", "idle_s"): lambda v: None if 10 <= v <= 3600 else "10 to 3600 seconds",

@@ -32,8 +32,10 @@ class Spawner(Protocol):
 class Observability:
     def __init__(self, cfg: MetricsConfig, collector: AgentCollector,
                  status: Callable[[], Status], kpis: DayKpis,
-                 uplink: Telemetry | None, components: Spawner) -> None:
+                 uplink: Telemetry | None, components: Spawner,
+                 today: Callable[[], int] = now_day) -> None:
         self._cfg = cfg
+        self._today = today  # the store's day (agent/kpi.py Kpis.today)
         self._collector = collector
         self._status = status
         self._kpis = kpis
@@ -57,7 +59,7 @@ class Observability:
     def with_kpis(self) -> Status:
         """Telemetry's copy of the status: today's KPI summary too."""
         doc = self._status().copy()
-        doc["kpis_today"] = summary(self._kpis.day(now_day()))
+        doc["kpis_today"] = summary(self._kpis.day(self._today()))
         return doc
 
     async def stop(self) -> None:

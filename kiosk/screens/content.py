@@ -17,7 +17,7 @@ from textual.widgets import Button, Static
 
 from agent.contracts import events as ev
 from kiosk.content import Page, text_in
-from kiosk.handoff import handoff_url
+from kiosk.handoff import handoff_url, new_token
 from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
 from kiosk.widgets.agent_banner import AgentBanner
@@ -36,12 +36,13 @@ class ContentScreen(ShopperScreen):
         self.medium = medium
         self.shown_qr = False
         self._qr_for: str | None = None  # the link the mounted QR code shows
+        self.token = ""  # the shown hand-off's: its link's o2o_h and its event's id
 
     @property
     def url(self) -> str:
         k = self.kiosk
         return handoff_url(self.page.link, self.medium, self.page.campaign,
-                           k.cfg.device.store, k.cfg.device.id)
+                           k.cfg.device.store, k.cfg.device.id, self.token)
 
     def body(self) -> ComposeResult:
         # the QR code has the card's whole height beside the text (below it in portrait):
@@ -174,7 +175,8 @@ class ContentScreen(ShopperScreen):
             at = offers.index(self.page.id) if self.page.id in offers else 0
             self.kiosk.open_page(offers[(at + step) % len(offers)], "touch")
         elif event.button.id == "handoff":
-            self.shown_qr = True
+            self.shown_qr, self.token = True, new_token()
             self.fill()
             self.kiosk.record(ev.KIOSK_HANDOFF, ev.KioskHandoff(
-                page=self.page.id, campaign=self.page.campaign, medium=self.medium))
+                page=self.page.id, campaign=self.page.campaign, medium=self.medium,
+                token=self.token))

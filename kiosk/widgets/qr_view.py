@@ -78,6 +78,12 @@ class QrView(Widget):
         else:
             narrow = [row[QUIET_MIN:-QUIET_MIN] for row in matrix[QUIET_MIN:-QUIET_MIN]]
             self.drawings = [qr_lines(matrix), qr_lines(narrow), qr_quads(matrix)]
+            if len(narrow) % 2:
+                # the last half-block row of an odd count is half quiet zone: one module
+                # less below the code saves the row a 24-row terminal lacks (a tagged
+                # link with its hand-off token is a version 7 code, 45 modules)
+                self.drawings.append(qr_lines(
+                    [row[QUIET_MIN:-QUIET_MIN] for row in matrix[QUIET_MIN:-QUIET_MIN - 1]]))
         self.lines = self.drawings[0]  # what is drawn: the layout's space decides
 
     def get_content_width(self, container: Size, viewport: Size) -> int:

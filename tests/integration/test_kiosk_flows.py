@@ -93,6 +93,8 @@ def decode_qr_view(view: QrView) -> str:
 
 
 def test_tap_opens_content_and_the_handoff_qr_carries_the_visit(store: Store) -> None:
+    tokens: list[str] = []
+
     async def run() -> None:
         app = KioskApp(store.config())
         async with app.run_test(size=SIZE) as pilot:
@@ -105,6 +107,7 @@ def test_tap_opens_content_and_the_handoff_qr_carries_the_visit(store: Store) ->
             await until(pilot, lambda: bool(app.screen.query(QrView)), what="qr")
             url = decode_qr_view(app.screen.query_one("#handoff-qr", QrView))
             q = parse_qs(urlsplit(url).query)
+            tokens.extend(q.pop("o2o_h"))
             assert url.startswith("https://shop.example/p/autumn-coffee?")
             assert q == {"utm_source": ["kiosk"], "utm_medium": ["nfc"],
                          "utm_campaign": ["autumn-coffee"], "utm_content": ["store-1/kiosk-2"]}
@@ -122,6 +125,9 @@ def test_tap_opens_content_and_the_handoff_qr_carries_the_visit(store: Store) ->
     assert ("o2o.kiosk.view", "autumn-coffee", "nfc") in kinds
     assert ("o2o.kiosk.handoff", "autumn-coffee", "nfc") in kinds
     assert ("o2o.kiosk.view", "rain-jacket", "qr") in kinds
+    # the link's token is the hand-off event's id: web analytics joins the two
+    handoffs = [e for e in store.events() if e["type"] == "o2o.kiosk.handoff"]
+    assert [e["id"] for e in handoffs] == tokens and len(tokens[0]) == 26
 
 
 def test_pickup_by_code_then_survey(store: Store) -> None:

@@ -23,17 +23,26 @@ def test_hourly_rollups_and_report(tmp_path: Path, agent_factory: list[AgentProc
     agent = AgentProcess(cfg)
     agent_factory.append(agent)
     agent.start()
+    token = "01KBG7Z2RQ5T8W3N6Y9C4D1F0H"  # the hand-off link's o2o_h (kiosk/handoff.py)
     events = (
         [("o2o.nfc.tap", {"tag": {"kind": "shelf"}})] * 3
         + [("o2o.qr.scan", {"class": "product"})] * 2 + [("o2o.qr.scan", {"class": "rejected"})]
-        + [("o2o.kiosk.view", {"page": "p"})] * 4 + [("o2o.kiosk.handoff", {"page": "p"})]
-        + [("o2o.kiosk.survey", {"score": 5}), ("o2o.kiosk.survey", {"score": 3})]
-        + [("o2o.ble.presence", {"action": "exit", "dwell_s": 120}),
-           ("o2o.ble.presence", {"action": "exit", "dwell_s": 60}),
-           ("o2o.ble.presence", {"action": "enter"})]
-        + [("o2o.ble.footfall", {"devices": 4}), ("o2o.ble.footfall", {"devices": 7})])
+        + [("o2o.kiosk.view", {"page": "p"})] * 4
+        + [("o2o.kiosk.handoff", {"page": "p", "campaign": None, "medium": "nfc",
+                                  "token": token})]
+        + [("o2o.kiosk.survey", {"score": 5, "scale": 5, "after": "checkin"}),
+           ("o2o.kiosk.survey", {"score": 3, "scale": 5, "after": "browse"})]
+        + [("o2o.ble.presence", {"action": "exit", "kind": "app", "dwell_s": 120}),
+           ("o2o.ble.presence", {"action": "exit", "kind": "app", "dwell_s": 60}),
+           ("o2o.ble.presence", {"action": "exit", "kind": "beacon", "dwell_s": 9000}),
+           ("o2o.ble.presence", {"action": "enter", "kind": "app"})]
+        + [("o2o.ble.footfall", {"devices": 4}), ("o2o.ble.footfall", {"devices": 7})]
+        # staff mode: the reader test's tap is no shopper's
+        + [("o2o.kiosk.staff", {"action": "enter"}), ("o2o.nfc.tap", {"tag": {}}),
+           ("o2o.kiosk.staff", {"action": "leave"})])
     with BusClient(tmp_path / "agent.sock") as bus:
-        bus.emit([{"type": t, "data": d} for t, d in events])
+        ids = bus.emit([{"type": t, "data": d} for t, d in events])
+        assert ids[10] == token  # web analytics joins the link's session to this event
         for code in ("K7Q2M9", "NOPE00"):
             bus.request({"op": "checkin", "request": {"kind": "pickup", "code": code}})
 
@@ -46,9 +55,10 @@ def test_hourly_rollups_and_report(tmp_path: Path, agent_factory: list[AgentProc
     assert s == {
         "alerts": 1,
         "checkins": 2, "checkins.ok": 1, "handoffs": 1, "scans": 3, "scans.product": 2,
-        "scans.rejected": 1, "survey.answers": 2, "taps": 3, "views": 4, "visits": 2,
-        "conversion.view_to_handoff": 0.25, "survey.average": 4.0, "dwell_s.average": 90.0,
-        "footfall.peak_per_min": 7.0}
+        "scans.rejected": 1, "survey.answers": 2, "survey.s5.answers": 2, "taps": 3,
+        "taps.staff_test": 1, "views": 4, "visits": 2,
+        "conversion.view_to_handoff": 0.25, "survey.average": 4.0, "survey.s5.average": 4.0,
+        "dwell_s.average": 90.0, "footfall.peak_per_min": 7.0}
     assert agent.stop() == 0
     # after the restart (and with the agent stopped) the report reads the same numbers
     res = subprocess.run([*CLI, "report", "--json", "--config", str(cfg), "--html",

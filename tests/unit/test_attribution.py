@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.attribution import Visits
+from agent.attribution import STAFF_MODE_MAX_S, Visits
 
 APP1, APP2 = "app:2f23:77:3", "app:2f23:77:4"
 
@@ -44,3 +44,30 @@ def test_no_guessing_between_two_apps_and_no_visit_for_others() -> None:
     beacon = {"id": "ibeacon:x:1:1", "action": "enter", "kind": "beacon", "zone": "immediate"}
     assert v.observe("o2o.ble.presence", beacon) == beacon  # the store's beacons are no visit
     assert v.observe("o2o.ble.footfall", {"devices": 3}) == {"devices": 3}
+
+
+def test_reads_in_staff_mode_are_staff_tests_linked_to_no_visit() -> None:
+    now = [1000.0]
+    v = Visits(clock=lambda: now[0])
+    v.observe("o2o.ble.presence", presence(APP1, "enter"))
+    assert "visit" in v.observe("o2o.nfc.tap", {"tag": {}})  # a shopper's tap
+    v.observe("o2o.kiosk.staff", {"action": "enter"})
+    tap = v.observe("o2o.nfc.tap", {"tag": {}})
+    scan = v.observe("o2o.qr.scan", {"class": "url", "utm": {"campaign": "spring"}})
+    assert tap == {"tag": {}, "staff_test": True}
+    assert scan["staff_test"] is True and "visit" not in scan and "campaign" not in scan
+    v.observe("o2o.kiosk.staff", {"action": "leave"})
+    assert "staff_test" not in v.observe("o2o.nfc.tap", {"tag": {}})
+
+
+def test_staff_mode_ends_with_a_shopper_at_the_kiosk_or_after_its_longest() -> None:
+    now = [1000.0]
+    v = Visits(clock=lambda: now[0])
+    v.observe("o2o.kiosk.staff", {"action": "enter"})
+    v.observe("o2o.kiosk.view", {"page": "p"})  # the kiosk came back without a "leave"
+    assert "staff_test" not in v.observe("o2o.nfc.tap", {"tag": {}})
+    v.observe("o2o.kiosk.staff", {"action": "enter"})
+    v.observe("o2o.kiosk.staff", {"action": "pin-refused"})  # still staff mode
+    assert v.observe("o2o.qr.scan", {"class": "text"}).get("staff_test") is True
+    now[0] += STAFF_MODE_MAX_S + 1  # a kiosk that died in staff mode
+    assert "staff_test" not in v.observe("o2o.qr.scan", {"class": "text"})

@@ -43,10 +43,11 @@ def test_odd_footfall_is_ignored_and_the_rest_of_the_group_counted(
 
 
 def test_sums_that_would_overflow_stay_finite(kpis: Kpis) -> None:
-    exit_ = body({"action": "exit", "dwell_s": 1e308})
+    exit_ = body({"action": "exit", "kind": "app", "dwell_s": 1e308})
     kpis.add_bodies([("o2o.ble.presence", HOUR, exit_)] * 2
                     + [("o2o.kiosk.survey", HOUR, body({"score": float("inf")})),
-                       ("o2o.ble.presence", HOUR, body({"action": "exit", "dwell_s": 30}))])
+                       ("o2o.ble.presence", HOUR, body({"action": "exit", "kind": "app",
+                                                        "dwell_s": 30}))])
     kpis.flush()
     s = summary(kpis.day(DAY))
     assert s["visits"] == 1 and s["dwell_s.average"] == 30
@@ -67,7 +68,8 @@ def test_a_scan_class_is_a_short_token_or_other(kpis: Kpis) -> None:
 @pytest.mark.parametrize(("event_type", "data", "what"), [
     ("o2o.kiosk.survey", {"score": "ten"}, "score is not a number"),
     ("o2o.ble.footfall", {"devices": 10 ** 400}, "devices is too large"),
-    ("o2o.ble.presence", {"action": "exit", "dwell_s": float("nan")}, "not a finite count")])
+    ("o2o.ble.presence", {"action": "exit", "kind": "app", "dwell_s": float("nan")},
+     "not a finite count")])
 def test_a_value_that_cannot_be_added_up_is_an_agent_error_naming_it(
         event_type: str, data: object, what: str) -> None:
     """Under the package's one root: a caller catching AgentError sees it, with its reason."""

@@ -10,10 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from agent.contracts.events import HANDOFF_TOKEN_RE, own_id
 from kiosk.app import SAMPLE_CONTENT
 from kiosk.content import load_bundle, parse_manifest
 from kiosk.errors import KioskError
-from kiosk.handoff import handoff_url
+from kiosk.handoff import handoff_url, new_token
 from kiosk.i18n import HERE, Translator, load_catalogues
 from kiosk.pin import MAX_TRIES, PinGate, hash_pin, verify_pin
 from kiosk.routing import route_event
@@ -150,3 +151,17 @@ def test_pin_hash_and_lockout() -> None:
         gate.check("0000")
     assert gate.locked_for() == 120  # repeated lock-outs last twice as long
     assert not PinGate("").check("2468")  # no PIN configured: staff mode stays closed
+
+
+def test_a_handoff_link_carries_its_events_token() -> None:
+    tokens = {new_token() for _ in range(1000)}
+    assert len(tokens) == 1000  # 80 random bits each: no two alike
+    assert all(HANDOFF_TOKEN_RE.fullmatch(t) for t in tokens)
+    token = new_token(now=1_795_000_000.0)
+    assert token[:10] == new_token(now=1_795_000_000.0)[:10]  # a ULID: time first, sortable
+    url = handoff_url("https://shop.example/p/a", "qr", "autumn", "s1", "k2", token)
+    assert parse_qs(urlsplit(url).query)["o2o_h"] == [token]
+    # the agent takes the token as the hand-off event's id, and nothing else's
+    assert own_id("o2o.kiosk.handoff", {"page": "a", "token": token}) == token
+    assert own_id("o2o.kiosk.view", {"page": "a", "token": token}) is None
+    assert own_id("o2o.kiosk.handoff", {"token": "not-a-token"}) is None

@@ -26,8 +26,8 @@ def test_a_day_of_sales(tmp_path: Path) -> None:
         ("o2o.offer.redeemed", at, body({"campaign": "spring"})),
         ("o2o.offer.redeemed", at, body({"campaign": "x y"})),  # not a name: "other"
         ("o2o.offer.refused", at, body({"reason": "offer-used"})),
-        ("o2o.ble.presence", at, body({"action": "exit", "dwell_s": 60})),
-        ("o2o.ble.presence", at, body({"action": "exit", "dwell_s": 60})),
+        ("o2o.ble.presence", at, body({"action": "exit", "kind": "app", "dwell_s": 60})),
+        ("o2o.ble.presence", at, body({"action": "exit", "kind": "app", "dwell_s": 60})),
         ("o2o.pos.sale", at, body({"total": "lots", "currency": "EUR"})),  # ignored, counted
     ])
     kpis.flush()
