@@ -66,7 +66,8 @@ def test_checking_a_manifest_loads_nothing_of_the_kiosk() -> None:
 
 @pytest.mark.parametrize(("look", "problem"), [
     ({"theme": {"primary": "red"}}, 'theme.primary: must be a colour like "#0b5fff"'),
-    ({"theme": {"primary": "#0b5fff", "logo": "x"}}, "theme.logo: unknown key"),
+    ({"theme": {"primary": "#0b5fff", "font": "x"}}, "theme.font: unknown key"),
+    ({"theme": {"logo": "../logo.png"}}, "theme.logo: must be a file name in the bundle"),
     ({"theme": {"dark": "yes"}}, "theme.dark: must be true or false"),
     ({"page_image": "../secret.png"}, "pages[0].image: must be a file name in the bundle"),
     ({"page_image": "manifest.json"}, "pages[0].image: must be a file name in the bundle"),
