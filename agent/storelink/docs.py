@@ -156,8 +156,8 @@ def unverified_fields(raw: bytes) -> dict[str, Any] | None:
     try:
         if raw.lstrip()[:1] == b"{":
             outer = json.loads(raw)
-            if not isinstance(outer, dict) or "payload" not in outer:
-                return outer if isinstance(outer, dict) else None
+            if not isinstance(outer, dict) or "payload" not in outer or "o2o" in outer:
+                return outer if isinstance(outer, dict) else None  # doc/1 (or nothing)
         fields = jws.loads(jws.parse(raw).payload, "JWS payload")
     except (ValueError, RecursionError):  # JwsError is a ValueError
         return None
