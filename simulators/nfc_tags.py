@@ -51,7 +51,7 @@ def type4a(uid: bytes, ndef: bytes = b"", capacity: int = 1022,
     return EmulatedTag("type4a", uid, ndef, capacity, read_only)
 
 
-def _loopback_device(port: int, present: Callable[[], bool]) -> Any:
+def _loopback_device(port: int, present: Callable[[], bool], reply_delay_s: float = 0.0) -> Any:
     """nfcpy's UDP device, kept on 127.0.0.1 and on one socket for the emulator's life.
 
     nfcpy's listener binds 0.0.0.0 and closes its socket between activations; a reader that
@@ -60,6 +60,8 @@ def _loopback_device(port: int, present: Callable[[], bool]) -> Any:
     Receiving also stops as soon as the tag is taken away (`present()` turns false), so a
     listen can wait long — long enough that a reader's next command after anticollision is
     never lost at the end of a listening window — and still never answer for a removed tag.
+    `reply_delay_s` holds every answer back that long, as on a machine too busy to run the
+    emulator at once.
     """
     import nfc.clf
     import nfc.clf.udp
@@ -90,6 +92,11 @@ def _loopback_device(port: int, present: Callable[[], bool]) -> Any:
 
         def _recv_data(self, timeout: float | None, *brty_list: str) -> Any:
             return receive(self, timeout, brty_list, alive=present, poll_s=SESSION_POLL_S)
+
+        def _send_data(self, brty: str, data: Any, addr: Any) -> None:
+            if reply_delay_s:
+                time.sleep(reply_delay_s)
+            super()._send_data(brty, data, addr)
 
         def close(self) -> None:
             if self.socket is not None:
@@ -123,10 +130,12 @@ def free_udp_port() -> int:
 
 
 class TagEmulator:
-    """One emulated tag position on a simulated reader's UDP port."""
+    """One emulated tag position on a simulated reader's UDP port. `reply_delay_s`: each
+    answer is sent that late (an emulator starved of CPU)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, reply_delay_s: float = 0.0) -> None:
         self.port = port
+        self.reply_delay_s = reply_delay_s
         self._tag: EmulatedTag | None = None
         self._stop = threading.Event()
         self._changed = threading.Condition()
@@ -142,7 +151,7 @@ class TagEmulator:
         import nfc
 
         self._clf = nfc.ContactlessFrontend()
-        self._clf.device = _loopback_device(self.port, self._has_tag)
+        self._clf.device = _loopback_device(self.port, self._has_tag, self.reply_delay_s)
         if not self._clf.device._bind_socket(time.time() + 1):
             raise OSError(errno.EADDRINUSE, f"UDP port {self.port} is taken: give each "
                           "emulator (and each test) a port of its own")

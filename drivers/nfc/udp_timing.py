@@ -5,6 +5,14 @@
   the same receive is timed on the monotonic clock.
 - It waits a full second per technology while sensing for a tag that is not there; a real
   reader answers in milliseconds. `sense_wait_s` caps that wait while sensing.
+- Once a tag is found it waits only as long as a card's chip takes to answer: 3.6 ms for a
+  FeliCa poll, the presence check that runs all the while a card is held. An emulated tag
+  is a program on the same CPUs, answering whenever the scheduler lets it: on a busy
+  machine tens of milliseconds late, which read as the card taken away and put back, and
+  when the wait to find it again outlasts the debounce, as a second tap of one card held.
+  `reply_min_s` is the least a reply is waited for (the receive of a thread that was itself
+  late also takes a reply that arrived in time). A USB reader times the reply in its chip,
+  where a busy CPU does not reach.
 """
 
 from __future__ import annotations
@@ -14,6 +22,10 @@ import time
 from binascii import unhexlify
 from collections.abc import Callable
 from typing import Any
+
+# the least time the simulated reader waits for an emulated tag's reply once it has found
+# the tag (see the module's docstring); a tag taken away is then noticed within a few of these
+REPLY_MIN_S = 0.1
 
 
 def receive(device: Any, timeout: float | None, kinds: tuple[str, ...],
@@ -29,7 +41,11 @@ def receive(device: Any, timeout: float | None, kinds: tuple[str, ...],
             raise nfc.clf.TimeoutError("no data received")
         wait = None if deadline is None else deadline - time.monotonic()
         if wait is not None and wait <= 0:
-            raise nfc.clf.TimeoutError("no data received")
+            # this thread may have been kept off the CPU past the deadline: a reply that is
+            # already here came in time
+            if not select.select([device.socket], [], [], 0)[0]:
+                raise nfc.clf.TimeoutError("no data received")
+            wait = 0
         if alive is not None:
             wait = poll_s if wait is None else min(wait, poll_s)
         if not select.select([device.socket], [], [], wait)[0]:
@@ -46,17 +62,22 @@ def receive(device: Any, timeout: float | None, kinds: tuple[str, ...],
             return kind, payload, addr
 
 
-def steady_udp(device: Any, sense_wait_s: float | None) -> None:
-    """Give an opened nfcpy UDP device the monotonic receive and, if `sense_wait_s` is
-    set, the capped sense wait."""
+def steady_udp(device: Any, sense_wait_s: float | None,
+               reply_min_s: float = REPLY_MIN_S) -> None:
+    """Give an opened nfcpy UDP device the monotonic receive, the least reply wait
+    `reply_min_s` for a tag once found and, if `sense_wait_s` is set, the capped sense
+    wait."""
     import nfc.clf.udp
 
     class SteadyUdp(nfc.clf.udp.Device):  # type: ignore[misc]
         sensing = False
 
         def _recv_data(self, timeout: float | None, *kinds: str) -> Any:
-            if self.sensing and timeout is not None and sense_wait_s is not None:
-                timeout = min(timeout, sense_wait_s)
+            if self.sensing:
+                if timeout is not None and sense_wait_s is not None:
+                    timeout = min(timeout, sense_wait_s)
+            elif timeout is not None:
+                timeout = max(timeout, reply_min_s)
             return receive(self, timeout, kinds)
 
         def _sense(self, how: Any, target: Any) -> Any:

@@ -55,3 +55,20 @@ def test_a_wait_ends_when_alive_turns_false(device: SimpleNamespace) -> None:
     with pytest.raises(nfc.clf.TimeoutError):
         receive(device, None, ("106A",), alive=lambda: time.monotonic() < deadline, poll_s=0.02)
     assert time.monotonic() - t < 2
+
+
+def test_a_reply_that_came_in_time_is_taken_by_a_thread_that_wakes_late(
+        device: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader thread kept off a busy CPU past its deadline: the tag's reply that is already
+    waiting is the answer, not a timeout (that would read as the tag taken away)."""
+    addr = device.socket.getsockname()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        out.sendto(b"212F 0a0b", addr)
+        time.sleep(0.05)  # on the socket before the reader looks
+        start = time.monotonic()
+        calls = iter(range(1000))
+        monkeypatch.setattr(time, "monotonic", lambda: start + 0.5 * next(calls))
+        kind, data, _ = receive(device, 0.01, ("212F",))
+        assert (kind, bytes(data)) == ("212F", b"\x0a\x0b")
+        with pytest.raises(nfc.clf.TimeoutError):  # and nothing there is still a timeout
+            receive(device, 0.01, ("212F",))
