@@ -10,7 +10,8 @@ This module imports nothing of the agent: only the camera and decoder drivers.
 Protocol, JSON lines both ways:
 - stdin: one line with the settings (`Settings`), then nothing; its end (the agent stopped,
   or died) stops this process;
-- stdout: `{"t": frame time, "s": decode seconds, "codes": [[payload base64, text|null]]}`
+- stdout: `{"t": frame time, "s": decode seconds, "codes": [[payload base64, text|null,
+  symbology]]}`
   per decoded frame (no "codes" when none was read), `{"error": text}` when the decoder
   failed on a frame, `{"camera": {...}}` (the frame grabber's status, with this process's
   resident memory as rss_mib) every STATUS_EVERY_S, and `{"fatal": text}` before exiting 2
@@ -100,7 +101,8 @@ def serve(settings: Settings, lines: Lines, stop: threading.Event) -> None:
                     }
                     if codes:
                         line["codes"] = [
-                            [base64.b64encode(c.payload).decode(), c.text] for c in codes
+                            [base64.b64encode(c.payload).decode(), c.text, c.kind]
+                            for c in codes
                         ]
                     lines.send(line)
             if time.monotonic() >= next_status:

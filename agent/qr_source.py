@@ -181,8 +181,7 @@ class QrSource:
             if "camera" in msg:
                 self.camera = {**msg["camera"], "pid": self.pid}
             elif "t" in msg:
-                codes = [(base64.b64decode(p, validate=True), t if isinstance(t, str) else None)
-                         for p, t in msg.get("codes", ())]
+                codes = [_code(c) for c in msg.get("codes", ())]
                 self._on_codes(codes, float(msg["s"]), float(msg["t"]), self.emit)
             elif "error" in msg:
                 self.counts["decode_errors"] += 1
@@ -207,17 +206,17 @@ class QrSource:
                 log.exception("QR decoder failed on a frame (%d so far)",
                               self.counts["decode_errors"])  # 1st, 2nd, 4th...: not a flood
             return
-        self._on_codes([(c.payload, c.text) for c in codes], time.perf_counter() - started,
-                       got.t, emit)
+        self._on_codes([(c.payload, c.text, c.kind) for c in codes],
+                       time.perf_counter() - started, got.t, emit)
 
-    def _on_codes(self, codes: list[tuple[bytes, str | None]], seconds: float,
+    def _on_codes(self, codes: list[tuple[bytes, str | None, str]], seconds: float,
                   frame_t: float, emit: Emit) -> None:
         ms = seconds * 1000
         self.counts["frames_decoded"] += 1
         self.decode_ms_total += ms
         self.decode_times.observe(seconds)
         now = self.clock()
-        for payload, text in codes:
+        for payload, text, kind in codes:
             self.counts["codes"] += 1
             last = self._seen.get(payload)
             self._seen[payload] = now
@@ -228,7 +227,7 @@ class QrSource:
                 self._forget(now)
             # the text the symbol declares or zxing-cpp detects (Latin-1, Shift-JIS, ...);
             # binary content is judged by its bytes
-            verdict = classify(payload, self.policy, now, text=text)
+            verdict = classify(payload, self.policy, now, text=text, kind=kind)
             self.counts["scans"] += 1
             self.counts["rejected"] += verdict.cls == "rejected"
             # the verdict's keys are the classifier's (drivers know nothing of QrScan)
@@ -240,6 +239,16 @@ class QrSource:
     def _forget(self, now: float) -> None:
         window = self.cfg.qr.debounce_s
         self._seen = {p: t for p, t in self._seen.items() if now - t <= window}
+
+
+def _code(line: list[Any]) -> tuple[bytes, str | None, str]:
+    """One code of a camera process's line: payload (base64), text or null, symbology."""
+    if not isinstance(line, list) or len(line) < 2:
+        raise ValueError("a code is [payload, text, symbology]")
+    payload, text = line[0], line[1]
+    kind = line[2] if len(line) > 2 and isinstance(line[2], str) else "QRCode"
+    return (base64.b64decode(payload, validate=True), text if isinstance(text, str) else None,
+            kind)
 
 
 async def _reaped(proc: subprocess.Popen[bytes], wait_s: float) -> int:

@@ -13,6 +13,7 @@ class DriverReason(enum.Enum):
     BAD_NDEF = "bad-ndef"
     BAD_PICKUP = "bad-pickup"  # a pickup QR code refused (drivers/qr/pickup.py)
     BAD_OFFER = "bad-offer"  # an offer code refused (drivers/qr/offer.py)
+    BAD_GTIN = "bad-gtin"  # a product barcode refused (drivers/qr/gtin.py)
     NO_READER = "no-reader"
     NO_TAG = "no-tag"
     TAG_NOT_NDEF = "tag-not-ndef"

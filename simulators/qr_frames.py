@@ -128,6 +128,8 @@ class Variant:
     blur: tuple[float, float] = (0.0, 0.0)  # Gaussian sigma (focus, motion, a cheap lens)
     noise: tuple[float, float] = (0.0, 0.0)  # sensor noise sigma, grey levels
     jpeg: tuple[int, int] | None = None  # JPEG quality
+    texts: str = ""  # the _TEXTS list to draw from, when not the encoding's or the kind's
+    any_angle: bool = False  # a linear barcode at any angle, not within 12 degrees of level
 
 
 _TEXTS = {
@@ -139,6 +141,11 @@ _TEXTS = {
     "shift_jis": ["東京駅 受取 {n}", "注文番号{n}", "ポイントカード {n}",
                   "ご来店ありがとうございます {n}"],
     "EAN13": ["400638{n:06d}"], "Code128": ["LOY{n:010d}"],
+    "UPCA": ["03600{n:06d}"], "EAN8": ["9{n:06d}"],
+    # GS1 Digital Link URIs ({g}: a GTIN-14 with its check digit)
+    "gs1-dl": ["https://id.gs1.org/01/{g}", "https://id.gs1.org/01/{g}/10/LOT{n}/21/S{n}",
+               "https://brand.example/shop/01/{g}?17=271231&linkType=gs1:pip",
+               "https://id.gs1.org/01/{g}/22/2A/10/AB%2F{n}"],
     "DataMatrix": ["O2O order {n}", "Größe {n}"],
 }
 SETS: dict[str, Variant] = {
@@ -160,7 +167,17 @@ SETS: dict[str, Variant] = {
     "code128": Variant(kind="Code128", writer="zxing", module_px=(1.8, 2.6), blur=(0.0, 1.0)),
     "datamatrix": Variant(kind="DataMatrix", writer="zxing", module_px=(3.0, 5.0),
                           blur=(0.0, 1.0)),
+    "upca": Variant(kind="UPCA", writer="zxing", module_px=(2.0, 3.0), blur=(0.0, 1.0)),
+    "ean8": Variant(kind="EAN8", writer="zxing", module_px=(2.0, 3.0), blur=(0.0, 1.0)),
+    "ean13-rotated": Variant(kind="EAN13", writer="zxing", module_px=(2.0, 3.0),
+                             blur=(0.0, 1.0), any_angle=True),
+    "ean13-small-dim-blurred": Variant(kind="EAN13", writer="zxing", module_px=(1.6, 2.0),
+                                       mean=(36.0, 44.0), blur=(0.6, 1.0), noise=(2.0, 5.0)),
+    "gs1-dl": Variant(texts="gs1-dl", blur=(0.0, 1.0), noise=(0.0, 8.0)),
+    "gs1-dl-small-dim": Variant(texts="gs1-dl", module_px=(2.2, 2.8), mean=(36.0, 44.0),
+                                noise=(2.0, 5.0)),
 }
+LINEAR = ("EAN13", "UPCA", "EAN8", "Code128")
 
 
 def _modules(text: str, v: Variant, use_zxing: bool) -> Any:
@@ -192,7 +209,8 @@ def make_variant(text: str, size: tuple[int, int], v: Variant, seed: int,
     ch, cw = code.shape
     big = cv2.resize(code, (round(cw * module * s), round(ch * module * s)),
                      interpolation=cv2.INTER_NEAREST)
-    angle = rng.uniform(-12, 12) if v.kind in ("EAN13", "Code128") else rng.uniform(0, 360)
+    linear = v.kind in LINEAR and not v.any_angle
+    angle = rng.uniform(-12, 12) if linear else rng.uniform(0, 360)
     cos, sin = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
     bh, bw = big.shape[0] / s, big.shape[1] / s
     rx, ry = (bw * cos + bh * sin) / 2 + 2, (bw * sin + bh * cos) / 2 + 2  # rotated extent
@@ -232,7 +250,8 @@ def make_variant(text: str, size: tuple[int, int], v: Variant, seed: int,
 
 
 def _ean_check_digit(digits: str) -> str:
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits))
+    """GS1's check digit: weights 3 and 1 alternating from the right (any GTIN length)."""
+    total = sum(int(d) * (1 if i % 2 else 3) for i, d in enumerate(reversed(digits)))
     return str(-total % 10)
 
 
@@ -241,12 +260,14 @@ def variant_set(name: str, n: int, size: tuple[int, int] = (640, 480),
     """`n` frames of the named set (see SETS); payloads differ per frame, writers alternate
     between qrcode and zxing-cpp's when the set says "mixed"."""
     v = SETS[name]
-    texts = _TEXTS[v.encoding if v.kind == "QRCode" else v.kind]
+    texts = _TEXTS[v.texts or (v.encoding if v.kind == "QRCode" else v.kind)]
     rnd = random.Random(seed)  # noqa: S311 - simulation
     frames = []
     for i in range(n):
-        text = texts[i % len(texts)].format(n=rnd.randrange(10**5, 10**6))
-        if v.kind == "EAN13":
+        n_ = rnd.randrange(10**5, 10**6)
+        gtin = f"0400638{n_:06d}"
+        text = texts[i % len(texts)].format(n=n_, g=gtin + _ean_check_digit(gtin))
+        if v.kind in ("EAN13", "UPCA", "EAN8"):
             text += _ean_check_digit(text)
         use_zxing = v.writer == "zxing" or (v.writer == "mixed" and i % 2 == 1)
         frames.append(make_variant(text, size, v, seed * 100_003 + i, use_zxing))

@@ -122,7 +122,8 @@ def cmd_decode_qr(args: argparse.Namespace) -> int:
             continue
         codes = []
         for code in decoder.decode(grey):
-            verdict = classify(code.payload, policy, time.time(), text=code.text)
+            verdict = classify(code.payload, policy, time.time(), text=code.text,
+                               kind=code.kind)
             codes.append({"payload": code.text or code.payload.decode("utf-8", "replace"),
                           "class": verdict.cls, "reason": verdict.reason})
         print(json.dumps({"file": name, "codes": codes}), flush=True)

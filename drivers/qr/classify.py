@@ -5,8 +5,9 @@ that the kiosk could render as a link.
 Classes: "pickup" (a signed pickup code, see pickup.py), "offer" (a signed offer code, see
 offer.py: valid here and now; whether it was used is the agent's ledger's to say),
 "campaign" / "product" (an https link to an allowlisted domain; UTM parameters parsed for
-attribution), "loyalty" (a loyalty card code), "text" (anything else harmless), "rejected"
-(with a reason).
+attribution), "loyalty" (a loyalty card code), "gtin" (a product's barcode, EAN-13, UPC-A or
+EAN-8, or a GS1 Digital Link naming one, see gtin.py), "text" (anything else harmless),
+"rejected" (with a reason).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from drivers.qr import offer
+from drivers.qr import gtin, offer
 from drivers.qr.pickup import PickupError, looks_like_pickup, verify_code
 
 MAX_BYTES = 2048  # a version 40 QR holds 2,953; nothing a store prints comes near this
@@ -139,12 +140,14 @@ def _classify_link(text: str, raw: bytes, policy: QrPolicy) -> Verdict:
 
 
 def classify(raw: bytes | str, policy: QrPolicy, now: float,
-             text: str | None = None) -> Verdict:
+             text: str | None = None, kind: str = "QRCode") -> Verdict:
     """The class of one decoded QR payload. Never raises on any input.
 
     `raw` is what the symbol holds (its length is limited, its hash reported); `text`, when
     the decoder knows the payload is text in some character set (a Latin-1 or Shift-JIS QR
-    code), is that text, and is what gets judged. Without it the bytes must be UTF-8."""
+    code), is that text, and is what gets judged. Without it the bytes must be UTF-8.
+    `kind` is the symbology read (zxing-cpp's name): an EAN-13, UPC-A or EAN-8 symbol holds
+    a product's GTIN and nothing else."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if len(data) > policy.max_bytes:
         return _rejected("too-long", data)
@@ -157,6 +160,11 @@ def classify(raw: bytes | str, policy: QrPolicy, now: float,
             return _rejected("invalid-utf8", data)
     if not text.strip():
         return _rejected("empty", data)
+    if kind in gtin.LENGTHS:
+        try:
+            return Verdict("gtin", None, gtin.from_barcode(text, kind).as_json())
+        except gtin.GtinError as exc:
+            return _rejected(exc.code, data)
     if looks_like_pickup(text):
         try:
             p = verify_code(text.strip(), list(policy.pickup_keys), now, policy.store)
@@ -182,6 +190,11 @@ def classify(raw: bytes | str, policy: QrPolicy, now: float,
             return _rejected("control-characters", data)
         if scheme not in ("http", "https"):
             return _rejected("scheme-not-allowed", data)
+        if gtin.looks_like_digital_link(text):  # never opened: the product is looked up
+            try:
+                return Verdict("gtin", None, gtin.parse_digital_link(text).as_json())
+            except gtin.GtinError as exc:
+                return _rejected(exc.code, data)
         return _classify_link(text, data, policy)
     if _has_controls(text, allow_newlines=True):
         return _rejected("control-characters", data)

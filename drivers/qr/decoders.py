@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -29,6 +30,7 @@ class Code:
     payload: bytes
     decoder: str
     text: str | None = None
+    kind: str = "QRCode"  # the symbology, by zxing-cpp's name: QRCode, EAN13, UPCA, EAN8
 
 
 def text_of(payload: bytes) -> str | None:
@@ -42,8 +44,17 @@ def text_of(payload: bytes) -> str | None:
 def _zxing_codes(results: Any, text_kinds: Any, name: str) -> list[Code]:
     # Plain text mode: zxing-cpp's default (HRI) writes control characters as "<ESC>",
     # which would hide them from the classifier's control-character check
-    return [Code(bytes(r.bytes), name, r.text if r.content_type in text_kinds else None)
+    return [Code(bytes(r.bytes), name, r.text if r.content_type in text_kinds else None,
+                 r.format.name or "QRCode")
             for r in results if r.valid]
+
+
+def _formats(zx: Any, qr: bool = True, linear: bool = True) -> Any:
+    """QR codes and the retail product barcodes (EAN-13, UPC-A, EAN-8: drivers/qr/gtin.py).
+    zxing-cpp reports a UPC-A as the EAN-13 it also is (a 0 in front): one GTIN either way."""
+    f = zx.BarcodeFormat
+    return zx.BarcodeFormats(((f.QRCode,) if qr else ()) + ((f.EAN13, f.UPCA, f.EAN8)
+                                                            if linear else ()))
 
 
 def _text_kinds(zx: Any) -> Any:
@@ -65,7 +76,7 @@ class ZxingDecoder:
         import zxingcpp
 
         self._zx = zxingcpp
-        self._formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+        self._formats = _formats(zxingcpp)
         self._text_kinds = _text_kinds(zxingcpp)
 
     def decode(self, grey: Any) -> list[Code]:
@@ -93,10 +104,15 @@ class ZbarDecoder:
         grey = usable(grey)
         if grey is None:
             return []
-        symbols = [self._zbar.ZBarSymbol.QRCODE]
+        z = self._zbar.ZBarSymbol
+        symbols = [z.QRCODE, z.EAN13, z.UPCA, z.EAN8]
         # zbar hands over text converted to UTF-8 (its guess of the character set)
-        return [Code(bytes(d.data), self.name, text_of(bytes(d.data)))
+        return [Code(bytes(d.data), self.name, text_of(bytes(d.data)),
+                     _ZBAR_KINDS.get(d.type, d.type))
                 for d in self._zbar.decode(grey, symbols=symbols)]
+
+
+_ZBAR_KINDS: Final = {"QRCODE": "QRCode"}  # zbar's names that differ from zxing-cpp's
 
 
 class OpenCvDecoder:
@@ -186,17 +202,20 @@ class RobustDecoder:
 
         self._cv2 = cv2
         self._zx = zxingcpp
-        self._formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+        self._formats = _formats(zxingcpp)
+        self._qr_only = _formats(zxingcpp, linear=False)
+        self._linear_only = _formats(zxingcpp, qr=False)
         self._text_kinds = _text_kinds(zxingcpp)
         self.budget_s = budget_ms / 1000.0
         self._opencv = OpenCvDecoder() if opencv_last else None
         self._clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8))
 
-    def _read(self, grey: Any, downscale: bool = True) -> list[Code]:
+    def _read(self, grey: Any, downscale: bool = True, formats: Any = None) -> list[Code]:
         # inversion on in every pass: light-on-dark codes (a phone in dark mode) are common,
         # and it cost +0.03 ms on a 640x480 frame here
         return _zxing_codes(self._zx.read_barcodes(
-            grey, formats=self._formats, try_rotate=False, try_invert=True,
+            grey, formats=self._formats if formats is None else formats, try_rotate=False,
+            try_invert=True,
             try_downscale=downscale, text_mode=self._zx.TextMode.Plain),
             self._text_kinds, self.name)
 
@@ -242,6 +261,17 @@ class RobustDecoder:
         yield flat
         yield self._clahe.apply(grey)
 
+    def _turns(self, grey: Any) -> Any:
+        """A product barcode held upright or slanted: zxing-cpp reads linear codes along rows
+        (within about 20 degrees of level), and its try_rotate cost every frame +4 ms here;
+        the quarter turn first (a read along rows of the transposed frame: about a
+        millisecond), the slanted ones after the QR rescues, which they starved of their
+        budget."""
+        cv2 = self._cv2
+        yield cv2.rotate(grey, cv2.ROTATE_90_CLOCKWISE)
+        yield _turned(cv2, grey, 45)
+        yield _turned(cv2, grey, -45)
+
     def decode(self, grey: Any) -> list[Code]:
         cv2 = self._cv2
         deadline = time.perf_counter() + self.budget_s
@@ -256,24 +286,42 @@ class RobustDecoder:
             h, w = grey.shape[:2]
         if min(h, w) >= 400:
             half = cv2.resize(grey, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-            found = self._read(half, downscale=False)
+            # QR codes only: a product barcode's bars of two or three pixels, halved, were
+            # misread here (a wrong GTIN whose check digit held: 0066313995297 for
+            # 4006384995297), and the full-size pass below reads them right
+            found = self._read(half, downscale=False, formats=self._qr_only)
             if found:
                 return found
         # zxing-cpp's own downscaling would repeat the half-size attempt: off when it was made
         found = self._read(grey, downscale=min(h, w) < 400)
         if found:
             return found
-        variants = self._rescues(grey)
+        # the rescues are for QR codes (a product barcode too blurred for its full-frame
+        # pass is beyond them: measured), the turns for product barcodes only
+        turns = self._turns(grey)
+        variants = itertools.chain(((v, self._linear_only) for v in itertools.islice(turns, 1)),
+                                   ((v, self._qr_only) for v in self._rescues(grey)),
+                                   ((v, self._linear_only) for v in turns))
         while time.perf_counter() < deadline:  # checked before a variant is made: it costs
-            variant = next(variants, None)
-            if variant is None:
+            step = next(variants, None)
+            if step is None:
                 break
-            found = self._read(variant)
+            found = self._read(step[0], formats=step[1])
             if found:
                 return found
         if self._opencv is not None and time.perf_counter() < deadline:
             return self._opencv.decode(grey)
         return []
+
+
+def _turned(cv2: Any, grey: Any, degrees: float) -> Any:
+    """The frame turned about its centre on a canvas that holds all of it."""
+    h, w = grey.shape[:2]
+    side = int((h * h + w * w) ** 0.5) + 1
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    m[:, 2] += ((side - w) / 2, (side - h) / 2)
+    return cv2.warpAffine(grey, m, (side, side), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 DECODERS = {"robust": RobustDecoder, "zxing": ZxingDecoder, "zbar": ZbarDecoder,
