@@ -1,15 +1,21 @@
-"""`o2o-edge report [--day YYYY-MM-DD] [--html FILE] [--json]`: a day's local KPIs, from the
-hourly roll-ups in the store's database (works with the agent stopped)."""
+"""`o2o-edge report [--day YYYY-MM-DD] [--html FILE] [--csv FILE] [--json]`: a day's local
+KPIs, from the hourly roll-ups in the store's database (works with the agent stopped), in the
+store's time ([device] timezone): the shoppers' funnel, then each group of KPIs by name, then
+the day by hour; a CSV of the same for a spreadsheet, JSON for machines."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import html
+import io
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from agent.cli.kpi_names import FUNNEL, funnel, grouped, label, shown, table
 
 
 def add_parser(sub: Any) -> None:
@@ -17,10 +23,12 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser("report", help="a day's KPIs: taps, scans, check-ins, conversions, "
                                       "dwell, footfall, survey, staff alerts and response "
-                                      "times (hourly, UTC)")
+                                      "times (hourly, in the store's time zone)")
     p.add_argument("--config", help="configuration file (default: the usual search)")
-    p.add_argument("--day", help="YYYY-MM-DD (UTC; default today)")
+    p.add_argument("--day", help="YYYY-MM-DD in the store's time zone (default today)")
     p.add_argument("--html", metavar="FILE", help="also write an HTML page with charts")
+    p.add_argument("--csv", metavar="FILE",
+                   help="also write the day as CSV for a spreadsheet ('-': print it instead)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=me.cmd_report)
 
@@ -62,54 +70,108 @@ def _whole_day(metric: str, values: list[float]) -> str:
     return f"total {_num(sum(values))}"
 
 
-def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in summary.items())
-    charts = "".join(f"<h3>{html.escape(m)} <small>({_whole_day(m, v)}, hours UTC)</small>"
-                     f"</h3>{_bars(v)}" for m, v in sorted(hourly.items())
+def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any],
+                zone: str = "UTC") -> str:
+    zone_h = html.escape(zone)
+    steps = funnel(summary)
+    top = max((n for _, n, _ in steps), default=0) or 1
+    path = "".join(f"<tr><td>{html.escape(name)}</td><td class='n'>{n}</td><td>"
+                   f"<div class='bar' style='width:{n / top * 300:.0f}px'></div></td>"
+                   f"<td>{html.escape(note)}</td></tr>" for name, n, note in steps)
+    groups = "".join(
+        f"<h2>{html.escape(title)}</h2><table>" + "".join(
+            f"<tr><td>{html.escape(label(k))}</td><td class='n'>"
+            f"{html.escape(shown(k, summary[k]))}</td></tr>" for k in keys) + "</table>"
+        for title, keys in grouped(summary, FUNNEL))
+    charts = "".join(f"<h3>{html.escape(label(m))} <small>({_whole_day(m, v)}, hours "
+                     f"{zone_h})</small></h3>{_bars(v)}" for m, v in sorted(hourly.items())
                      if not m.endswith(".sum"))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>o2o-edge {day}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}</style>"
-            f"</head><body><h1>Store KPIs, {day} (UTC)</h1><table>{rows}</table>"
+            "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}"
+            "td.n{text-align:right}.bar{height:12px;background:#2a7ab0}</style>"
+            f"</head><body><h1>Store KPIs, {day} ({zone_h})</h1>"
+            f"<h2>The shoppers' path</h2><table>{path}</table>{groups}"
             f"<h2>By hour</h2>{charts or '<p>No activity recorded.</p>'}</body></html>")
+
+
+def render_csv(day: str, hourly: dict[str, list[float]], summary: dict[str, Any]) -> str:
+    """One row per KPI: its key, its name, the day's value and, for a count, its 24 hours
+    (local time); the summary's figures first, then hourly counts it does not list."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["day", "kpi", "name", "day_value", *[f"{h:02d}" for h in range(24)]])
+    for key, value in summary.items():
+        hours = hourly.get(key)
+        w.writerow([day, key, label(key), _num(value) if isinstance(value, float) else value,
+                    *([_num(v) for v in hours] if hours else [""] * 24)])
+    for key, hours in sorted(hourly.items()):
+        if key not in summary and not key.endswith(".sum"):
+            w.writerow([day, key, label(key), _num(sum(hours)), *[_num(v) for v in hours]])
+    return out.getvalue()
+
+
+def render_text(day: str, hourly: dict[str, list[float]], summary: dict[str, Any],
+                zone: str) -> str:
+    lines = [f"Store KPIs for {day} (times in {zone})"]
+    if not summary:
+        return "\n".join([*lines, "  no activity recorded"]) + "\n"
+    path = funnel(summary)
+    count_w = max(len(str(n)) for _, n, _ in path)
+    lines += ["", "The shoppers' path",
+              *table((name, f"{n:>{count_w}}  {note}".rstrip()) for name, n, note in path)]
+    for title, keys in grouped(summary, FUNNEL):
+        lines += ["", title, *table((label(k), shown(k, summary[k])) for k in keys)]
+    order = [k for _, keys in grouped(summary) for k in keys]
+    active = {m: hourly[m] for m in [*order, *sorted(hourly)] if m in hourly
+              and not m.endswith(".sum")}
+    if active:
+        names = {m: label(m) for m in active}
+        name_w = max(len(n) for n in names.values())
+        cell = max(2, *(len(_num(v)) for vs in active.values() for v in vs))
+        lines += ["", f"By hour ({zone})",
+                  f"  {'':<{name_w}} " + " ".join(f"{h:02d}".rjust(cell) for h in range(24))]
+        for m, values in active.items():
+            lines.append(f"  {names[m]:<{name_w}} " + " ".join(
+                f"{_num(v):>{cell}}" if v else f"{'.':>{cell}}" for v in values))
+    return "\n".join(lines) + "\n"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from agent.config import load_config
-    from agent.kpi import MAX_DAY, Kpis, now_day, summary
+    from agent.contracts.shared_settings import store_zone
+    from agent.kpi import MAX_DAY, Kpis, midnight, now_day, summary
 
     cfg = load_config(args.config)
+    zone_name = cfg.device.timezone
+    tz = store_zone(zone_name)  # checked when the configuration was read
     if args.day:
         try:
-            start = int(datetime.strptime(args.day, "%Y-%m-%d").replace(tzinfo=UTC)
-                        .timestamp())
-        except ValueError:
+            start = midnight(datetime.strptime(args.day, "%Y-%m-%d").date(), tz)
+        except (ValueError, OverflowError):
             start = -1
         if not 0 <= start <= MAX_DAY:  # the days the store keeps KPIs for: after the epoch
             print(f"o2o-edge report: --day must be a date YYYY-MM-DD from 1970-01-01 to "
                   f"9999-12-31, not {args.day!r}", file=sys.stderr)
             return 2
     else:
-        start = now_day()
-    day = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
-    kpis = Kpis(cfg.kiosk.store_db)
+        start = now_day(tz)
+    day = datetime.fromtimestamp(start, tz).strftime("%Y-%m-%d")
+    kpis = Kpis(cfg.kiosk.store_db, tz)
     try:
         hourly = kpis.day(start)
     finally:
         kpis.close()
     summ = summary(hourly)
+    # a file that cannot be written is one line from the command line's OSError handler
     if args.html:
-        Path(args.html).write_text(render_html(day, hourly, summ), encoding="utf-8")
+        Path(args.html).write_text(render_html(day, hourly, summ, zone_name), encoding="utf-8")
+    if args.csv and args.csv != "-":
+        Path(args.csv).write_text(render_csv(day, hourly, summ), encoding="utf-8")
     if args.json:
-        print(json.dumps({"day": day, "summary": summ, "hourly": hourly}, indent=2))
-        return 0
-    print(f"store KPIs for {day} (UTC)")
-    if not summ:
-        print("  no activity recorded")
-    for key, value in summ.items():
-        print(f"  {key:<28} {value}")
-    active = {m: v for m, v in hourly.items() if not m.endswith(".sum")}
-    if active:
-        print("  by hour: " + " ".join(f"{h:02d}" for h in range(24)))
-        for m, values in sorted(active.items()):
-            print(f"  {m[:8]:<8} " + " ".join(f"{int(v):>2}" if v else " ." for v in values))
+        print(json.dumps({"day": day, "timezone": zone_name, "summary": summ,
+                          "hourly": hourly}, indent=2))
+    elif args.csv == "-":
+        sys.stdout.write(render_csv(day, hourly, summ))
+    else:
+        sys.stdout.write(render_text(day, hourly, summ, zone_name))
     return 0

@@ -144,7 +144,7 @@ def test_the_reports_hourly_charts_label_hours_and_values(tmp_path: Path) -> Non
     )
     charts = _render(page, tmp_path / "report.png", REPORT_MEASURE)
     assert [c["title"] for c in charts] == [
-        "footfall.peak_per_min (highest 4.5, hours UTC)",
+        "Busiest minute (phones nearby) (highest 4.5, hours UTC)",
         "nfc.taps (total 24, hours UTC)",
     ]
     for chart in charts:

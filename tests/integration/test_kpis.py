@@ -4,6 +4,7 @@ restart, answer on the bus, and print and render with `o2o-edge report`."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -67,10 +68,10 @@ def test_hourly_rollups_and_report(tmp_path: Path, agent_factory: list[AgentProc
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["summary"] == s
     page = (tmp_path / "day.html").read_text()
-    assert page.count("<svg") >= 10 and "conversion.view_to_handoff" in page
+    assert page.count("<svg") >= 10 and "Views handed off to a phone" in page
     text = subprocess.run([*CLI, "report", "--config", str(cfg)], capture_output=True,
                           text=True, cwd=ROOT, timeout=60).stdout
-    assert "taps                         3" in text and "by hour:" in text
+    assert re.search(r"\n  Taps \(NFC\) +3\n", text) and "By hour (UTC)" in text
     bad = subprocess.run([*CLI, "report", "--day", "yesterday", "--config", str(cfg)],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
