@@ -88,8 +88,14 @@ def test_bytes_that_do_not_match_the_hash_refuse_the_bundle(tmp_path: Path) -> N
 def test_hostile_files_refuse_the_bundle_by_place(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
     Image.new("1", (5000, 5000)).save(bomb)  # a few KiB declaring 25 million pixels
+    gif = tmp_path / "pic.gif"
+    Image.new("RGB", (40, 40), (200, 0, 0)).save(gif)
+    whole = _red_and_blue(tmp_path)
     cases = {b"not a picture at all": "is not a picture PIL can read",
-             bomb.read_bytes(): "is more than 16,000,000 pixels"}
+             bomb.read_bytes(): "is more than 16,000,000 pixels",
+             gif.read_bytes(): "must be a PNG or JPEG picture",
+             whole[:len(whole) // 2]: "is not a picture PIL can read",  # cut short
+             b"\x00" * (4 * 1024 * 1024 + 1): "larger than 4 MiB"}
     for i, (data, said) in enumerate(cases.items()):
         folder = tmp_path / f"content{i}"
         _bundle(folder, data, None)
@@ -100,3 +106,22 @@ def test_hostile_files_refuse_the_bundle_by_place(tmp_path: Path) -> None:
                 assert said in app.content_problem, app.content_problem  # noqa: B023
                 assert app.bundle.version == 1
         asyncio.run(run())
+
+
+def test_a_bad_logo_refuses_the_bundle_by_place_and_the_kiosk_keeps_running(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "content"
+    _bundle(folder, _red_and_blue(tmp_path), None)
+    (folder / "img" / "logo.png").write_bytes(b"<svg onload=alert(1)>")
+
+    async def run() -> None:
+        app = kiosk("en", content_dir=str(folder))
+        async with app.run_test(size=(100, 26)) as pilot:
+            # one line, with the place, for staff and in the kiosk's start event
+            assert "theme.logo: img/logo.png is not a picture PIL can read" in \
+                app.content_problem and "\n" not in app.content_problem
+            assert app.bundle.version == 1  # the built-in sample stays, with its own logo
+            await pilot.click("#go-browse")
+            await pilot.pause()
+            assert app.screen.query_one("#card-picture", ImageView).picture is not None
+    asyncio.run(run())
