@@ -23,13 +23,11 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from kiosk.widgets.image_view import ImageView
+from kiosk.images import Picture
 
 if TYPE_CHECKING:
     from textual.geometry import Size
     from textual.screen import Screen
-
-    from kiosk.images import Picture
 
 PICTURE: Final = "o2o_picture"
 PLACES: Final = "o2o_places"
@@ -55,10 +53,12 @@ class PictureOverlay:
         places: list[tuple[Picture, int, int, int, int]] = []
         above: list[Any] = []  # regions drawn over what comes next
         for widget, (region, clip) in visible.items():
-            if isinstance(widget, ImageView):
-                picture = widget.picture
-                cols, rows = widget.cells
-                if picture is None or not cols or not rows:
+            # an ImageView (kiosk/widgets/image_view.py), known by its picture: the server
+            # imports this module for page_message, and Textual would add ~5 MiB to it
+            picture = getattr(widget, "picture", None)
+            if isinstance(picture, Picture):
+                cols, rows = getattr(widget, "cells", (0, 0))
+                if not cols or not rows:
                     continue
                 drawn = region.intersection(clip)
                 # a picture partly scrolled away or under a note keeps its half blocks
