@@ -62,6 +62,8 @@ MAX_DAY: Final = 253402214400
 # a currency and a campaign become part of a metric's name too
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
 _CAMPAIGN_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_VARIANT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")  # no dot: the name's end
+Z95: Final = 1.959964  # the normal quantile of a two-sided 95 % interval
 # survey scales the kiosk asks on (a bundle's survey.scale): 1-5 stars, or 0-10, the NPS scale
 SCALES: Final = {5: (1, 5), 10: (0, 10)}
 NPS_SCALE: Final = 10
@@ -109,9 +111,9 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
         ok = d.get("outcome") in SUCCESS
         return [("checkins", 1.0), *([("checkins.ok", 1.0)] if ok else [])]
     if event_type == KIOSK_VIEW:
-        return [("views", 1)]
+        return [("views", 1), *_variant(d, "views")]
     if event_type == KIOSK_HANDOFF:
-        return [("handoffs", 1)]
+        return [("handoffs", 1), *_variant(d, "handoffs")]
     if event_type == KIOSK_SURVEY and "score" in d:
         return _survey_metrics(d)
     if event_type == BLE_PRESENCE and d.get("action") == "exit" and d.get("kind") == "app":
@@ -121,6 +123,16 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
     if event_type in (POS_SALE, POS_REFUND, OFFER_REDEEMED, OFFER_REFUSED):
         return _till_metrics(event_type, d)
     return _staff_metrics(event_type, d)
+
+
+def _variant(d: dict[str, Any], what: str) -> list[tuple[str, float]]:
+    """A page shown in an A/B test names its variant: views and hand-offs per page and
+    variant ("ab.<page>/<variant>.views"), for the conversion of each."""
+    page, variant = d.get("page"), d.get("variant")
+    if not (isinstance(page, str) and _CAMPAIGN_RE.fullmatch(page)
+            and isinstance(variant, str) and _VARIANT_RE.fullmatch(variant)):
+        return []
+    return [(f"ab.{page}/{variant}.{what}", 1.0)]
 
 
 def _survey_metrics(d: dict[str, Any]) -> Sequence[tuple[str, float]]:
@@ -344,9 +356,25 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
                 out[f"aov.{cur}.minor"] = round(value / total[f"sales.{cur}"])
     if total.get("visits") and "sales.visit" in total:
         out["conversion.visit_to_purchase"] = round(total["sales.visit"] / total["visits"], 3)
+    for metric, views in total.items():
+        if metric.startswith("ab.") and metric.endswith(".views") and views:
+            test = metric.removesuffix(".views")
+            handoffs = min(total.get(f"{test}.handoffs", 0.0), views)
+            out[f"{test}.conversion"] = round(handoffs / views, 3)
+            out[f"{test}.conversion_ci95"] = [round(x, 3) for x in wilson(handoffs, views)]
     if "footfall.peak_per_min" in day:
         out["footfall.peak_per_min"] = max(day["footfall.peak_per_min"])
     return out
+
+
+def wilson(successes: float, trials: float, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: right at 0 %, 100 % and small counts, where
+    the normal approximation says -5 % or 104 %."""
+    p = successes / trials
+    scale = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / scale
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / scale
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def nps(promoters: float, detractors: float, answers: float) -> int:

@@ -53,6 +53,13 @@ PATTERNS: Final = [
     (re.compile(r"aov\.([A-Z]{3}|other)\.minor"), "Average order ({})"),
     (re.compile(r"offers\.redeemed\.(.+)"), "Offers redeemed: {}"),
     (re.compile(r"survey\.s(\d+)\.sum"), "Sum of scores on the {}-point scale"),
+    (re.compile(r"ab\.(.+)/(.+)\.views"), "Variant {1} of {0}: views"),
+    (re.compile(r"ab\.(.+)/(.+)\.handoffs"), "Variant {1} of {0}: hand-offs"),
+    (re.compile(r"ab\.(.+)/(.+)\.conversion"), "Variant {1} of {0}: views handed off"),
+    (
+        re.compile(r"ab\.(.+)/(.+)\.conversion_ci95"),
+        "Variant {1} of {0}: views handed off, 95 % interval",
+    ),
 ]
 # the shoppers' path through the store, in order; sales only where the tills report
 FUNNEL: Final = ("visits", "views", "handoffs", "checkins", "sales")
@@ -132,9 +139,11 @@ def money(minor: float, currency: str) -> str:
 def shown(metric: str, value: Any) -> str:
     """The value as the report prints it: a count whole, a share in percent, a time in
     minutes and seconds, money in its currency, an average with one decimal."""
+    if isinstance(value, list) and len(value) == 2:  # an interval
+        return f"{value[0] * 100:.0f}-{value[1] * 100:.0f} %"
     if not isinstance(value, int | float) or isinstance(value, bool):
         return str(value)
-    if metric.startswith("conversion."):
+    if metric.startswith("conversion.") or metric.endswith(".conversion"):
         return f"{value * 100:.0f} %"
     if metric.endswith("_s.average"):
         return _duration(value)
@@ -184,6 +193,26 @@ def funnel(summary: dict[str, Any]) -> list[tuple[str, int, str]]:
         note = f"{shown(key, summary[key])} {words}" if key in summary else ""
         out.append((label(m), int(summary.get(m, 0)), note))
     return out
+
+
+def variants(summary: dict[str, Any]) -> list[tuple[str, str, int, int, str, str]]:
+    """The A/B tests' rows: page, variant, views, hand-offs, conversion and its 95 % interval."""
+    out = []
+    for key, value in summary.items():
+        if key.startswith("ab.") and key.endswith(".conversion"):
+            test = key.removesuffix(".conversion")
+            page, _, variant = test.removeprefix("ab.").rpartition("/")
+            out.append(
+                (
+                    page,
+                    variant,
+                    int(summary.get(f"{test}.views", 0)),
+                    int(summary.get(f"{test}.handoffs", 0)),
+                    shown(key, value),
+                    shown(key, summary.get(f"{test}.conversion_ci95")),
+                )
+            )
+    return sorted(out)
 
 
 def table(rows: Iterable[tuple[str, str]], indent: str = "  ") -> list[str]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.cli.kpi_names import FUNNEL, funnel, grouped, label, shown, table
+from agent.cli.kpi_names import FUNNEL, funnel, grouped, label, shown, table, variants
 
 
 def add_parser(sub: Any) -> None:
@@ -78,11 +78,17 @@ def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
     path = "".join(f"<tr><td>{html.escape(name)}</td><td class='n'>{n}</td><td>"
                    f"<div class='bar' style='width:{n / top * 300:.0f}px'></div></td>"
                    f"<td>{html.escape(note)}</td></tr>" for name, n, note in steps)
+    tests = "".join(f"<tr>{''.join(f'<td>{html.escape(str(c))}</td>' for c in row)}</tr>"
+                    for row in variants(summary))
+    if tests:
+        tests = ("<h2>A/B variants</h2><table><tr><th>Page</th><th>Variant</th><th>Views</th>"
+                 "<th>Hand-offs</th><th>Handed off</th><th>95 % interval</th></tr>"
+                 f"{tests}</table>")
     groups = "".join(
         f"<h2>{html.escape(title)}</h2><table>" + "".join(
             f"<tr><td>{html.escape(label(k))}</td><td class='n'>"
             f"{html.escape(shown(k, summary[k]))}</td></tr>" for k in keys) + "</table>"
-        for title, keys in grouped(summary, FUNNEL))
+        for title, keys in grouped(summary, [*FUNNEL, *_ab_keys(summary)]))
     charts = "".join(f"<h3>{html.escape(label(m))} <small>({_whole_day(m, v)}, hours "
                      f"{zone_h})</small></h3>{_bars(v)}" for m, v in sorted(hourly.items())
                      if not m.endswith(".sum"))
@@ -90,8 +96,22 @@ def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
             "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}"
             "td.n{text-align:right}.bar{height:12px;background:#2a7ab0}</style>"
             f"</head><body><h1>Store KPIs, {day} ({zone_h})</h1>"
-            f"<h2>The shoppers' path</h2><table>{path}</table>{groups}"
+            f"<h2>The shoppers' path</h2><table>{path}</table>{groups}{tests}"
             f"<h2>By hour</h2>{charts or '<p>No activity recorded.</p>'}</body></html>")
+
+
+def _csv_value(value: Any) -> str:
+    """A whole number without ".0", a share as it is (0.25), an interval as "low - high"."""
+    if isinstance(value, list):
+        return " - ".join(_csv_value(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _ab_keys(summary: dict[str, Any]) -> list[str]:
+    """The A/B tests' figures, which have a table of their own."""
+    return [k for k in summary if k.startswith("ab.")]
 
 
 def render_csv(day: str, hourly: dict[str, list[float]], summary: dict[str, Any]) -> str:
@@ -102,11 +122,11 @@ def render_csv(day: str, hourly: dict[str, list[float]], summary: dict[str, Any]
     w.writerow(["day", "kpi", "name", "day_value", *[f"{h:02d}" for h in range(24)]])
     for key, value in summary.items():
         hours = hourly.get(key)
-        w.writerow([day, key, label(key), _num(value) if isinstance(value, float) else value,
+        w.writerow([day, key, label(key), _csv_value(value),
                     *([_num(v) for v in hours] if hours else [""] * 24)])
     for key, hours in sorted(hourly.items()):
         if key not in summary and not key.endswith(".sum"):
-            w.writerow([day, key, label(key), _num(sum(hours)), *[_num(v) for v in hours]])
+            w.writerow([day, key, label(key), _csv_value(sum(hours)), *[_num(v) for v in hours]])
     return out.getvalue()
 
 
@@ -119,8 +139,17 @@ def render_text(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
     count_w = max(len(str(n)) for _, n, _ in path)
     lines += ["", "The shoppers' path",
               *table((name, f"{n:>{count_w}}  {note}".rstrip()) for name, n, note in path)]
-    for title, keys in grouped(summary, FUNNEL):
+    tests = variants(summary)
+    for title, keys in grouped(summary, [*FUNNEL, *_ab_keys(summary)]):
         lines += ["", title, *table((label(k), shown(k, summary[k])) for k in keys)]
+    if tests:
+        head = ("Page", "Variant", "Views", "Hand-offs", "Handed off", "95 % interval")
+        rows = [head, *[(p, v, str(n), str(h), c, ci) for p, v, n, h, c, ci in tests]]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines += ["", "A/B variants (views handed off to a phone)"]
+        lines += ["  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+                  for r in rows]
     order = [k for _, keys in grouped(summary) for k in keys]
     active = {m: hourly[m] for m in [*order, *sorted(hourly)] if m in hourly
               and not m.endswith(".sum")}

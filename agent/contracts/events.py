@@ -190,6 +190,7 @@ class KioskView(TypedDict):
     campaign: str | None
     medium: str
     language: str
+    variant: NotRequired[str]  # the page's A/B variant shown (KPIs per variant: agent/kpi.py)
 
 
 class KioskHandoff(TypedDict):
@@ -198,6 +199,7 @@ class KioskHandoff(TypedDict):
     medium: str
     # the random token its link carries (o2o_h=, kiosk/handoff.py); the event's id: own_id
     token: NotRequired[str]
+    variant: NotRequired[str]
 
 
 # a hand-off token: a ULID (time and 80 random bits) in Crockford's base32

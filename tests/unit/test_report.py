@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.cli.kpi_names import funnel, label, shown
-from agent.cli.report import render_html
-from agent.kpi import Kpis, midnight
+from agent.cli.kpi_names import funnel, label, shown, variants
+from agent.cli.report import render_csv, render_html, render_text
+from agent.kpi import Kpis, midnight, summary
 from tests.conftest import CLI, ROOT
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -174,3 +174,39 @@ def test_the_html_page_has_the_funnel_and_names() -> None:
     )
     assert "The shoppers&#x27; path" in page or "The shoppers' path" in page
     assert "Taps (NFC)" in page and "hours Europe/Berlin" in page and "<b>" not in page
+
+
+def test_ab_variants_have_their_conversion_and_a_95_percent_interval(tmp_path: Path) -> None:
+    k = Kpis(tmp_path / "store.db")
+    t = 1_795_000_000 // 86400 * 86400 + 3600
+
+    def ev(etype: str, variant: object, page: object = "autumn") -> tuple[str, float, str]:
+        return (etype, t, json.dumps({"data": {"page": page, "variant": variant}}))
+
+    k.add_bodies(
+        [ev("o2o.kiosk.view", "a")] * 120
+        + [ev("o2o.kiosk.handoff", "a")] * 12
+        + [ev("o2o.kiosk.view", "b")] * 10
+        + [ev("o2o.kiosk.handoff", "b")] * 10
+        + [ev("o2o.kiosk.view", "c.d"), ev("o2o.kiosk.view", 3), ev("o2o.kiosk.view", "a", "x/y")]
+    )  # a variant or page that cannot name a metric counts as a view only
+    k.flush()
+    s = summary(k.day(t // 86400 * 86400))
+    k.close()
+    assert s["views"] == 133 and s["handoffs"] == 22
+    assert s["ab.autumn/a.conversion"] == 0.1
+    assert s["ab.autumn/a.conversion_ci95"] == [0.058, 0.167]  # Wilson, 95 %
+    assert s["ab.autumn/b.conversion_ci95"] == [0.722, 1.0]  # 10 of 10: not above 100 %
+    assert not [m for m in s if m.startswith("ab.") and "autumn" not in m]
+    assert variants(s) == [
+        ("autumn", "a", 120, 12, "10 %", "6-17 %"),
+        ("autumn", "b", 10, 10, "100 %", "72-100 %"),
+    ]
+    text = render_text("2026-12-02", {}, s, "UTC")
+    assert re.search(r"autumn +a +120 +12 +10 % +6-17 %", text)
+    assert "ab." not in text
+    rows = {r["kpi"]: r for r in csv.DictReader(io.StringIO(render_csv("d", {}, s)))}
+    assert rows["ab.autumn/a.conversion_ci95"]["day_value"] == "0.058 - 0.167"
+    assert rows["ab.autumn/a.conversion_ci95"]["name"] == (
+        "Variant a of autumn: views handed off, 95 % interval"
+    )
