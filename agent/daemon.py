@@ -17,6 +17,7 @@ from agent import __version__
 from agent.attribution import Visits
 from agent.bus.roles import StaffGate
 from agent.bus.server import BusServer
+from agent.catalog import CatalogStore, catalog_applier, lookup_op
 from agent.checkin import CheckinService, StoreDb
 from agent.config import Config
 from agent.contracts.bus import Op
@@ -87,6 +88,7 @@ class Agent:
         self.visits = Visits()
         al = self.alerts = alerts_wiring.staff_alerts(cfg, store, lambda t, d: self.capture(t, d))
         self.pos_ledger = PosLedger(store)
+        self.catalog = CatalogStore(store)
         self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis, al.store,
                                               self.pos_ledger))
         self.pos = PosService(self.pos_ledger, d.store, lambda: self.cfg.qr.offer_public_keys,
@@ -112,7 +114,8 @@ class Agent:
             link = StoreLink(
                 d.store, d.id, cfg.link.public_keys, self.link_cache,
                 {**store_data_appliers(self.store_db, al.watch.orders_ready),
-                 "consent": self.privacy.apply_consent, "config": self.remote_config.apply},
+                 "consent": self.privacy.apply_consent, "config": self.remote_config.apply,
+                 "catalog": catalog_applier(self.catalog)},
                 paths.content_dir, self.capture, self.uplink.publish_reply,
                 self.commands.handlers(), self.uplink.want_topics, self.loop.later)
             port.plug(link.handle)
@@ -122,7 +125,8 @@ class Agent:
                                         cfg.kiosk.early_checkin_min,
                                         arrived=al.watch.arrived), self.kpis,
                          today=self.kpis.today)
-        ops = kiosk.ops() | al.ops() | {Op.POS: pos_bus_op(self.pos)}
+        ops = kiosk.ops() | al.ops() | {Op.POS: pos_bus_op(self.pos),
+                                        Op.CATALOG_LOOKUP: lookup_op(self.catalog, self.online)}
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, ops,
                              enrich=self.visits.observe, allow=self.privacy.allows,
                              gate=StaffGate(cfg.staff.bus_tokens))
@@ -156,6 +160,11 @@ class Agent:
 
     def status(self) -> Status:
         return self._status.build()
+
+    def online(self) -> bool:
+        """Connected to the broker now: the catalog's prices are as fresh as upstream's."""
+        link = self.uplink.link if self.uplink is not None else None
+        return link is not None and link.state == "connected"
 
     def health_problem(self) -> str | None:
         return health_problem(self.writer, self.store_db_state)

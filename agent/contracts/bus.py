@@ -40,6 +40,8 @@ class Op(enum.StrEnum):
     KPIS = "kpis"
     # a till on the device itself: the POS endpoint's requests over the bus (agent/pos/)
     POS = "pos"
+    # a product by GTIN or SKU for the kiosk's product card (agent/contracts/catalog.py)
+    CATALOG_LOOKUP = "catalog-lookup"
 
 
 # the ops every agent answers itself; the rest are handlers it was given

@@ -145,11 +145,31 @@ V3_POS = (
 )""",
 )
 
+V4_CATALOG = (
+    # the signed catalog (agent/catalog/): one row per product, its checked fields as JSON
+    """CREATE TABLE catalog (
+    sku TEXT PRIMARY KEY,
+    gtin TEXT UNIQUE,             -- 14 digits, or NULL for a product without one
+    product TEXT NOT NULL,        -- JSON: agent/contracts/catalog.py Product
+    priced_at REAL NOT NULL       -- "issued" of the document that last set it
+)""",
+    # the parts of a snapshot still coming: applied all at once with the last
+    """CREATE TABLE catalog_parts (
+    snapshot TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    products TEXT NOT NULL,       -- JSON list of Product
+    issued REAL NOT NULL,
+    PRIMARY KEY (snapshot, part)
+)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the tables of the releases before versioning (adopted as they are)",
               V1_TABLES),
     Migration(2, "staff alerts", V2_STAFF_ALERTS),
     Migration(3, "till receipts and the offer ledger", V3_POS),
+    Migration(4, "the catalog", V4_CATALOG),
 )
 
 

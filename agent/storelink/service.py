@@ -23,7 +23,8 @@ from agent.storelink.reports import Schedule
 
 log = logging.getLogger(__name__)
 
-DOCUMENT_KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd/+")
+DOCUMENT_KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd/+",
+                  "catalog")
 
 
 def link_topics(store: str, device: str) -> tuple[str, ...]:

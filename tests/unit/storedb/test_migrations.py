@@ -86,12 +86,13 @@ def test_a_fresh_file_has_todays_tables_at_the_latest_version(tmp_path: Path) ->
     old.close()
     store = StoreDatabase.open(tmp_path / "store.db")
     store.close()
-    assert user_version(tmp_path / "store.db") == LATEST == 3
+    assert user_version(tmp_path / "store.db") == LATEST == 4
     assert read_only_check(tmp_path / "store.db") == "ok"
     # migration 1 is the schema the old code made: same tables, columns, keys, indexes;
-    # step 2 adds the staff alerts' table, step 3 the tills' receipts and the offer ledger
+    # step 2 adds the staff alerts' table, step 3 the tills' receipts and the offer ledger,
+    # step 4 the catalog
     fresh = shape(tmp_path / "store.db")
-    added = {"staff_alerts", "pos_receipts", "offer_ledger"}
+    added = {"staff_alerts", "pos_receipts", "offer_ledger", "catalog", "catalog_parts"}
     assert set(fresh) - set(shape(made_by_old_code)) == added
     assert {t: v for t, v in fresh.items() if t not in added} == shape(made_by_old_code)
     v1 = tmp_path / "v1.db"
@@ -110,7 +111,8 @@ def test_a_file_of_the_old_code_is_adopted_as_version_1_without_loss(tmp_path: P
         "handed_over_at": None}
     store.close()
     assert user_version(path) == LATEST
-    assert rows(path) == {**before, "staff_alerts": [], "pos_receipts": [], "offer_ledger": []}
+    assert rows(path) == {**before, "staff_alerts": [], "pos_receipts": [], "offer_ledger": [],
+                          "catalog": [], "catalog_parts": []}
 
 
 def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
@@ -130,7 +132,7 @@ def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
     assert set(shape(path)) == {"appointments", "consent", "kpi_hourly", "link_docs",
                                 "link_keys", "link_versions", "loyalty", "orders",
                                 "privacy_meta", "staff_alerts", "pos_receipts",
-                                "offer_ledger"}
+                                "offer_ledger", "catalog", "catalog_parts"}
 
 
 def test_a_file_of_a_newer_release_is_refused_in_one_line_and_left_alone(
@@ -256,6 +258,16 @@ def test_step_3_adds_the_receipts_and_the_offer_ledger_to_a_version_2_file(
     old_file(path)
     StoreDatabase.open(path, migrations=MIGRATIONS[:2]).close()
     before = rows(path)
-    StoreDatabase.open(path).close()
+    StoreDatabase.open(path, migrations=MIGRATIONS[:3]).close()
     assert user_version(path) == 3
     assert rows(path) == {**before, "pos_receipts": [], "offer_ledger": []}
+
+
+def test_step_4_adds_the_catalog_to_a_version_3_file(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    old_file(path)
+    StoreDatabase.open(path, migrations=MIGRATIONS[:3]).close()
+    before = rows(path)
+    StoreDatabase.open(path).close()
+    assert user_version(path) == 4
+    assert rows(path) == {**before, "catalog": [], "catalog_parts": []}

@@ -1,0 +1,164 @@
+"""A catalog document's body checked field by field: every problem named by its place
+(`products[3].price`), the first few told; one bad product refuses the whole document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.contracts import catalog as c
+from agent.storelink.docs import Doc, DocRefused
+from drivers.qr.gtin import GtinError, gtin14
+
+MAX_PROBLEMS_TOLD = 5
+
+
+def _int(value: Any, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
+
+
+def _text(value: Any, limit: int) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= limit
+        and value.isprintable()
+        and value.strip() == value
+    )
+
+
+def product(raw: Any, where: str) -> tuple[c.Product | None, list[str]]:
+    """The product of one entry, or None and what is wrong with it."""
+    if not isinstance(raw, dict):
+        return None, [f"{where}: must be an object"]
+    bad: list[str] = []
+    sku = raw.get("sku")
+    if not isinstance(sku, str) or not c.SKU.fullmatch(sku):
+        bad.append(f"{where}.sku: 1-64 letters, digits or . _ / -")
+    gtin = raw.get("gtin")
+    if gtin is not None:
+        try:
+            gtin = gtin14(gtin) if isinstance(gtin, str) else gtin14("")
+        except GtinError as exc:
+            bad.append(f"{where}.gtin: {exc} ({exc.code})")
+    name = raw.get("name")
+    if (
+        not isinstance(name, dict)
+        or not 0 < len(name) <= c.MAX_LANGUAGES
+        or not all(
+            isinstance(k, str) and c.LANGUAGE.fullmatch(k) and _text(v, c.MAX_NAME)
+            for k, v in name.items()
+        )
+    ):
+        bad.append(
+            f"{where}.name: {{language: name}}, 1-{c.MAX_LANGUAGES} two-letter "
+            f"languages, names of 1-{c.MAX_NAME} printable characters"
+        )
+    if not _int(raw.get("price"), c.MAX_PRICE):
+        bad.append(f"{where}.price: whole minor units (cents), 0 to {c.MAX_PRICE}")
+    currency = raw.get("currency")
+    if not isinstance(currency, str) or not c.CURRENCY.fullmatch(currency):
+        bad.append(f"{where}.currency: an ISO 4217 code (EUR)")
+    if not _int(raw.get("stock", 0), c.MAX_STOCK):
+        bad.append(f"{where}.stock: a whole number, 0 to {c.MAX_STOCK}")
+    nearby = raw.get("nearby", [])
+    if (
+        not isinstance(nearby, list)
+        or len(nearby) > c.MAX_NEARBY
+        or not all(
+            isinstance(n, dict)
+            and isinstance(n.get("store"), str)
+            and c.STORE.fullmatch(n["store"])
+            and _text(n.get("name"), 80)
+            and _int(n.get("stock"), c.MAX_STOCK)
+            for n in nearby
+        )
+    ):
+        bad.append(f"{where}.nearby: at most {c.MAX_NEARBY} of {{store, name, stock}}")
+    image = raw.get("image")
+    if image is not None and (not isinstance(image, str) or not c.SHA256.fullmatch(image)):
+        bad.append(f"{where}.image: the picture's SHA-256, 64 lowercase hex digits")
+    unknown = set(raw) - {"sku", "gtin", "name", "price", "currency", "stock", "nearby", "image"}
+    if unknown:
+        bad.append(f"{where}: unknown field {sorted(unknown)[0][:40]!r}")
+    if bad:
+        return None, bad
+    return c.Product(
+        sku=str(sku),
+        gtin=gtin,
+        name={str(k): str(v) for k, v in dict(name or {}).items()},
+        price=raw["price"],
+        currency=str(currency),
+        stock=raw.get("stock", 0),
+        nearby=[c.Nearby(store=n["store"], name=n["name"], stock=n["stock"]) for n in nearby],
+        image=image,
+    ), []
+
+
+def products(raws: Any) -> list[c.Product]:
+    if not isinstance(raws, list) or len(raws) > c.MAX_PRODUCTS:
+        raise DocRefused(
+            "malformed",
+            f'"products" is a list of at most {c.MAX_PRODUCTS}: a larger catalog comes in parts',
+        )
+    out, problems = [], []
+    for i, raw in enumerate(raws):
+        p, bad = product(raw, f"products[{i}]")
+        problems += bad
+        if p is not None:
+            out.append(p)
+    problems += twice(out)
+    if problems:
+        raise DocRefused("malformed", "; ".join(problems[:MAX_PROBLEMS_TOLD]))
+    return out
+
+
+def twice(found: list[c.Product]) -> list[str]:
+    """A problem for each SKU or GTIN two products share."""
+    seen: dict[tuple[str, str], int] = {}
+    out = []
+    for i, p in enumerate(found):
+        for key in ("sku", "gtin"):
+            value = p["sku"] if key == "sku" else p["gtin"]
+            if value is None:
+                continue
+            if (key, value) in seen:
+                out.append(f"products[{i}].{key}: {value!r} is products[{seen[key, value]}]'s")
+            else:
+                seen[key, value] = i
+    return out
+
+
+class Body:
+    """A catalog document's body, checked."""
+
+    def __init__(self, doc: Doc) -> None:
+        body = doc.body
+        if not isinstance(body, dict) or body.get("mode") not in ("snapshot", "increment"):
+            raise DocRefused(
+                "malformed",
+                'a catalog document needs {"mode": "snapshot" or "increment", "products": [...]}',
+            )
+        self.mode: str = body["mode"]
+        self.products = products(body.get("products"))
+        self.snapshot = body.get("snapshot", f"v{doc.version}")
+        self.part, self.parts = body.get("part", 1), body.get("parts", 1)
+        removed = body.get("removed", [])
+        if self.mode == "snapshot":
+            if not isinstance(self.snapshot, str) or not c.SNAPSHOT.fullmatch(self.snapshot):
+                raise DocRefused("malformed", "snapshot: an id of 1-64 letters, digits or . _ : -")
+            if not (
+                _int(self.parts, c.MAX_PARTS) and _int(self.part, self.parts) and self.part >= 1
+            ):
+                raise DocRefused(
+                    "malformed", f"part and parts: 1 <= part <= parts <= {c.MAX_PARTS}"
+                )
+            if removed:
+                raise DocRefused("malformed", "a snapshot removes nothing: it is the catalog")
+        elif "part" in body or "parts" in body or "snapshot" in body:
+            raise DocRefused("malformed", "an increment comes whole: no part, parts or snapshot")
+        if (
+            not isinstance(removed, list)
+            or len(removed) > c.MAX_REMOVED
+            or not all(isinstance(s, str) and c.SKU.fullmatch(s) for s in removed)
+        ):
+            raise DocRefused("malformed", f"removed: at most {c.MAX_REMOVED} SKUs")
+        self.removed: list[str] = removed
