@@ -5,9 +5,11 @@ simulator), so the sense loop runs in a thread and hands each tap to the event l
 
 A tap is one tag put on the reader: it is read once, then watched until it is taken away
 (a tag held on the reader is one tap). A tag that comes back within `debounce_s` of leaving
-was only wobbling at the edge of the field: still the same tap. A reader that is missing,
-unplugged or taken by another program is reported in `status()` with what to do, and opened
-again with backoff; the rest of the agent goes on.
+was only wobbling at the edge of the field: still the same tap. The time away is from the
+presence check that missed it to the moment it is sensed again, so neither how long the
+reader took to be sure it was gone nor how long the read took counts (both grow when the
+CPU is busy). A reader that is missing, unplugged or taken by another program is reported in
+`status()` with what to do, and opened again with backoff; the rest of the agent goes on.
 """
 
 from __future__ import annotations
@@ -252,13 +254,14 @@ class NfcpyReader:
                     if target is None:
                         self._stop.wait(self.interval_s)
                         continue
+                    sensed = time.monotonic()
                     result = read_tag(self._clf, target)
                     if result is None:
                         self.counts["failed_activations"] += 1
                         continue
                     tag, read = result
                     self._backoff.reset()
-                    same = read.uid == last_uid and time.monotonic() - last_gone < self.debounce_s
+                    same = read.uid == last_uid and sensed - last_gone < self.debounce_s
                     if same:
                         self.counts["debounced"] += 1
                     else:
@@ -267,9 +270,13 @@ class NfcpyReader:
                         self._last_tap = time.time()
                         deliver(read)
                     self.state = "tag-present"
-                    while not self._stop.is_set() and still_there(tag):
+                    missed = time.monotonic()
+                    while not self._stop.is_set():
+                        missed = time.monotonic()
+                        if not still_there(tag):
+                            break
                         self._stop.wait(PRESENCE_POLL_S)
-                    last_uid, last_gone = read.uid, time.monotonic()
+                    last_uid, last_gone = read.uid, missed
                     self.state = "ready"
                 except OSError as exc:  # the reader went away (unplugged, USB reset)
                     self.counts["lost"] += 1
