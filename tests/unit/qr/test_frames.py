@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivers.qr.decoders import make_decoder, to_grey
+from drivers.qr.decoders import RobustDecoder, make_decoder, to_grey
 from simulators.qr_frames import frame_set, make_frame
 
 
@@ -20,8 +20,9 @@ def test_robust_decoder_reads_the_hard_set_better_than_one_plain_attempt() -> No
     frames = frame_set(24, (640, 480), hard=True, seed=5)
     assert all("perspective" in f.effects and len(f.effects) >= 3 for f in frames)
     read = {}
-    for name in ("zxing", "robust"):
-        decoder = make_decoder(name)
+    # what the robust decoder can read, not how fast: its per-frame budget is wall time (60 ms
+    # on the device; bench-qr measures it), which a busy test machine would turn into misses
+    for name, decoder in (("zxing", make_decoder("zxing")), ("robust", RobustDecoder(1000.0))):
         read[name] = sum(any(c.payload == f.payload.encode()
                              for c in decoder.decode(to_grey(f.image))) for f in frames)
     assert read["zxing"] < len(frames)  # the set is not trivially easy
