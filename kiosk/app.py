@@ -40,6 +40,7 @@ from kiosk.screens.content import ContentScreen
 from kiosk.screens.idle import IdleWarning
 from kiosk.screens.offer import OfferScreen
 from kiosk.screens.privacy import PrivacyScreen
+from kiosk.screens.product import ProductScreen
 from kiosk.screens.result import ResultScreen
 from kiosk.screens.staff import StaffScreen
 from kiosk.screens.staff_pin import StaffPinScreen
@@ -241,6 +242,8 @@ class KioskApp(App[None]):
             self._to_base()
             self.push_screen(OfferScreen(arg["outcome"], arg["offer"]))
             self.mark_shown(f"offer:{arg['outcome']}")
+        elif kind == "product":  # a product's barcode: its card from the catalog
+            self.show_product(arg["gtin"])
 
     def record(self, event_type: str, data: Mapping[str, Any]) -> None:
         """A kiosk event for the agent's outbox (queued while the agent is down); `data` is
@@ -313,6 +316,18 @@ class KioskApp(App[None]):
             self.follow_said = Said("staff.notified")
             follow = self.follow_text = self.follow_said.text(self.translator)
         self.show_result(outcome, result, follow)
+
+    @work(group="product", exclusive=True)
+    async def show_product(self, gtin: str) -> None:
+        try:
+            reply: dict[str, Any] | None = dict(await self.link.request(
+                {"op": Op.CATALOG_LOOKUP, "gtin": gtin}))
+        except KioskError:  # the agent away or refusing: the card says so kindly
+            reply = None
+        screen = ProductScreen(gtin, reply)
+        self._to_base()
+        self.push_screen(screen)
+        self.mark_shown(screen.outcome)
 
     def show_result(self, outcome: str, values: dict[str, Any], follow: str = "") -> None:
         self._to_base()

@@ -6,6 +6,7 @@
 - a verified pickup QR code: a pickup check-in for its order; a loyalty QR code: a loyalty
   check-in; a pickup code that is expired, for another store or forged: its result at once;
 - a signed offer code: whether it is good, with its words, or why not (the agent's verdict);
+- a product's barcode (EAN-13, UPC-A, EAN-8, a GS1 Digital Link): its product card, by GTIN;
 - a beacon zone a page opens on (presence of the opted-in app or a registered beacon).
 Anything else (a rejected link, a bank card tapped by mistake) starts nothing, and so does
 an event whose fields have the wrong shape: any bus client can send one, and a kiosk that
@@ -14,6 +15,7 @@ raised on it would go dark for every shopper.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +23,7 @@ from agent.contracts import events as ev
 from kiosk.content import Bundle
 
 Action = tuple[str, dict[str, Any]]
+GTIN = re.compile(r"[0-9]{14}")  # as the agent's classifier writes it (drivers/qr/gtin.py)
 PICKUP_REJECTIONS = {"pickup-expired": "expired", "pickup-other-store": "other-store",
                      "pickup-bad-signature": "invalid", "pickup-unknown-key": "invalid",
                      "pickup-malformed": "invalid"}
@@ -78,6 +81,8 @@ def _qr(data: dict[str, Any], bundle: Bundle) -> Action | None:
         return ("result", {"outcome": PICKUP_REJECTIONS[data["reason"]]})
     if cls == "offer":
         return ("offer", {"outcome": "offer.valid", "offer": _str(data.get("offer"))})
+    if cls == "gtin" and GTIN.fullmatch(_str(data.get("gtin"))):
+        return ("product", {"gtin": data["gtin"]})
     if cls == "rejected" and _str(data.get("reason")) in OFFER_REJECTIONS:
         return ("offer", {"outcome": OFFER_REJECTIONS[data["reason"]],
                           "offer": _str(data.get("offer"))})

@@ -49,6 +49,7 @@ KIOSK_SESSION: Final = "o2o.kiosk.session"
 KIOSK_SERVE: Final = "o2o.kiosk.serve"
 KIOSK_CHECKIN: Final = "o2o.kiosk.checkin"
 KIOSK_HANDOVER: Final = "o2o.kiosk.handover"
+KIOSK_RESERVE: Final = "o2o.kiosk.reserve"
 # the store link (downstream documents and commands)
 LINK_APPLIED: Final = "o2o.link.applied"
 LINK_COMMAND: Final = "o2o.link.command"
@@ -258,6 +259,18 @@ class KioskHandover(TypedDict):
     waited_s: float | None
 
 
+class KioskReserve(TypedDict):
+    """A shopper at the kiosk's product card asked to reserve the product for pickup here
+    (the platform makes the reservation; agent/contracts/catalog.py names the product)."""
+
+    sku: str
+    gtin: str | None
+    price: int  # minor units, as the card showed it
+    currency: str
+    stock_here: int
+    language: str
+
+
 class LinkApplied(TypedDict):
     kind: str
     scope: str
@@ -405,6 +418,7 @@ REGISTRY: Final[Mapping[str, EventSpec]] = dict([
     _spec(KIOSK_CHECKIN, KioskCheckin, PRIORITY_CRITICAL),
     _spec(KIOSK_ASSIST, KioskAssist, PRIORITY_CRITICAL),
     _spec(KIOSK_HANDOVER, KioskHandover, PRIORITY_HIGH),
+    _spec(KIOSK_RESERVE, KioskReserve, PRIORITY_HIGH),
     _spec(KIOSK_STARTED, KioskStarted, PRIORITY_HIGH),
     _spec(KIOSK_VIEW, KioskView, PRIORITY_HIGH),
     _spec(KIOSK_HANDOFF, KioskHandoff, PRIORITY_HIGH),
