@@ -296,11 +296,12 @@ class RobustDecoder:
         found = self._read(grey, downscale=min(h, w) < 400)
         if found:
             return found
-        # the rescues are for QR codes (a product barcode too blurred for its full-frame
-        # pass is beyond them: measured), the turns for product barcodes only
+        # the rescues read both kinds (small dim blurred EAN-13s: 57 % read with QR-only
+        # rescues, 97 % with both; the QR sets read the same frames, 20 ms a frame instead
+        # of 9 on the small-dim-blurred set), the turns product barcodes only
         turns = self._turns(grey)
         variants = itertools.chain(((v, self._linear_only) for v in itertools.islice(turns, 1)),
-                                   ((v, self._qr_only) for v in self._rescues(grey)),
+                                   ((v, self._formats) for v in self._rescues(grey)),
                                    ((v, self._linear_only) for v in turns))
         while time.perf_counter() < deadline:  # checked before a variant is made: it costs
             step = next(variants, None)
