@@ -70,6 +70,8 @@ def test_pickup_check_in_and_handoff_qr_in_chromium(
         [sys.executable, "-m", "agent.cli.main", "kiosk", "--serve", f"127.0.0.1:{port}",
          "--config", str(store.cfg_path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
 
+    tokens: list[str] = []
+
     async def run() -> None:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
@@ -118,7 +120,9 @@ def test_pickup_check_in_and_handoff_qr_in_chromium(
         assert found, f"no QR code read from the screenshot ({tmp_path / 'handoff.png'})"
         url = found[0]
         assert url.startswith("https://shop.example/p/autumn-coffee?")
-        assert parse_qs(urlsplit(url).query) == {
+        q = parse_qs(urlsplit(url).query)
+        tokens.extend(q.pop("o2o_h"))  # the hand-off event's id (checked below)
+        assert q == {
             "utm_source": ["kiosk"], "utm_medium": ["touch"], "utm_campaign": ["autumn-coffee"],
             "utm_content": ["store-1/kiosk-2"]}
 
@@ -128,7 +132,9 @@ def test_pickup_check_in_and_handoff_qr_in_chromium(
         serve.terminate()
         serve.wait(10)
         log.close()
-    checkins = [e["data"] for e in store.events() if e["type"] == "o2o.kiosk.checkin"]
+    events = store.events()
+    assert [e["id"] for e in events if e["type"] == "o2o.kiosk.handoff"] == tokens
+    checkins = [e["data"] for e in events if e["type"] == "o2o.kiosk.checkin"]
     assert checkins == [{"kind": "pickup", "outcome": "pickup.ok", "via": "code",
                          "order": "A-1042"}], json.dumps(checkins)
 
