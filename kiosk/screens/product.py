@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
 from agent.contracts import events as ev
@@ -115,8 +116,14 @@ class ProductScreen(ShopperScreen):
         age = Static(said, id="prices-age", markup=False)
         age.display = bool(said)  # no empty row on a short screen
         yield age
-        yield Button(self.t("product.reserve"), id="reserve")
-        yield Button(self.t("common.done"), id="done", variant="primary")
+        # side by side: stacked, the two buttons did not fit a served 800x480 screen (88x18)
+        actions = Horizontal(
+            Button(self.t("product.reserve"), id="reserve"),
+            Button(self.t("common.done"), id="done", variant="primary"),
+            id="product-actions",
+        )
+        actions.styles.height = "auto"
+        yield actions
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "done":
