@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from drivers.errors import DriverError, DriverReason
-from drivers.nfc.udp_timing import steady_udp
+from drivers.nfc.udp_timing import steady_udp, tag_found
 from drivers.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,8 @@ def read_tag(clf: Any, target: Any) -> tuple[Any, TagRead] | None:
         return None
     ndef, capacity, writeable, error = None, 0, False, ""
     try:
-        found = tag.ndef
+        with tag_found(clf.device):  # the tag is there: its replies are waited for
+            found = tag.ndef
         if found is not None:
             ndef, capacity, writeable = bytes(found.octets), found.capacity, found.is_writeable
     except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
@@ -145,7 +146,8 @@ def still_there(tag: Any) -> bool:
     import nfc.tag
 
     try:
-        return bool(tag.is_present)
+        with tag_found(getattr(tag.clf, "device", None)):
+            return bool(tag.is_present)
     except (nfc.tag.TagCommandError, nfc.clf.CommunicationError):
         return False
 

@@ -10,9 +10,11 @@
   is a program on the same CPUs, answering whenever the scheduler lets it: on a busy
   machine tens of milliseconds late, which read as the card taken away and put back, and
   when the wait to find it again outlasts the debounce, as a second tap of one card held.
-  `reply_min_s` is the least a reply is waited for (the receive of a thread that was itself
-  late also takes a reply that arrived in time). A USB reader times the reply in its chip,
-  where a busy CPU does not reach.
+  Within `tag_found()` (the NDEF read, the presence checks) a reply is waited for at least
+  `reply_min_s`; a tag taken away is then noticed in about three of these, as an NTAG
+  always was. Activation keeps nfcpy's waits, some of which expect silence (its 10 ms
+  probe of an NTAG). The receive of a thread that was itself kept late takes a reply that
+  arrived in time. A USB reader times replies in its chip, where a busy CPU does not reach.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from __future__ import annotations
 import select
 import time
 from binascii import unhexlify
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-# the least time the simulated reader waits for an emulated tag's reply once it has found
-# the tag (see the module's docstring); a tag taken away is then noticed within a few of these
+# the least time the simulated reader waits for the reply of an emulated tag it has found
+# (see the module's docstring)
 REPLY_MIN_S = 0.1
 
 
@@ -62,21 +65,37 @@ def receive(device: Any, timeout: float | None, kinds: tuple[str, ...],
             return kind, payload, addr
 
 
+@contextmanager
+def tag_found(device: Any) -> Iterator[None]:
+    """While a tag known to be on the reader is read or checked for, a device given
+    `steady_udp` waits at least its `reply_min_s` for each reply; any other device is left
+    as it is."""
+    if not hasattr(device, "checking"):
+        yield
+        return
+    device.checking = True
+    try:
+        yield
+    finally:
+        device.checking = False
+
+
 def steady_udp(device: Any, sense_wait_s: float | None,
                reply_min_s: float = REPLY_MIN_S) -> None:
     """Give an opened nfcpy UDP device the monotonic receive, the least reply wait
-    `reply_min_s` for a tag once found and, if `sense_wait_s` is set, the capped sense
+    `reply_min_s` within `tag_found()` and, if `sense_wait_s` is set, the capped sense
     wait."""
     import nfc.clf.udp
 
     class SteadyUdp(nfc.clf.udp.Device):  # type: ignore[misc]
         sensing = False
+        checking = False
 
         def _recv_data(self, timeout: float | None, *kinds: str) -> Any:
             if self.sensing:
                 if timeout is not None and sense_wait_s is not None:
                     timeout = min(timeout, sense_wait_s)
-            elif timeout is not None:
+            elif self.checking and timeout is not None:
                 timeout = max(timeout, reply_min_s)
             return receive(self, timeout, kinds)
 
