@@ -111,7 +111,7 @@ def test_genuine_codes_and_links() -> None:
                                                          max_size=200))))
 def test_fuzz_every_payload_gets_a_verdict(payload: bytes | str) -> None:
     v = classify(payload, POLICY, NOW)
-    assert v.cls in {"pickup", "campaign", "product", "loyalty", "text", "rejected"}
+    assert v.cls in {"pickup", "campaign", "product", "loyalty", "gtin", "text", "rejected"}
     out = json.dumps(v.as_json())
     if v.cls == "rejected":
         assert v.reason and "://" not in out

@@ -5,6 +5,8 @@ its reason (never a traceback)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyzbar import pyzbar
 
 from drivers.qr import gtin
@@ -171,3 +173,29 @@ def test_zbar_reads_the_same_product_frames_it_is_compared_with() -> None:
 )
 def test_uris_urllib_cannot_split_are_refused_not_raised(uri: str) -> None:
     assert classify(uri.encode(), POLICY, 0.0).cls == "rejected"
+
+
+_SEGMENT = st.text("0123456789AZaz%/-._~!*'()=&?#:@[] \x00\u00e9", max_size=24)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.builds(
+            lambda host, path, rest: f"https://{host}/{path}/01/{rest}",
+            st.from_regex(r"[a-z0-9.-]{0,20}", fullmatch=True),
+            _SEGMENT,
+            _SEGMENT,
+        ),
+        st.builds(lambda rest: "https://id.gs1.org/01/09506000134352" + rest, _SEGMENT),
+        st.text(max_size=60),
+    ),
+    st.sampled_from(["QRCode", "EAN13", "UPCA", "EAN8"]),
+)
+def test_fuzz_product_codes_get_a_verdict_never_a_traceback(text: str, kind: str) -> None:
+    v = classify(text.encode("utf-8", "surrogatepass"), POLICY, 0.0, text=text, kind=kind)
+    if v.cls == "gtin":
+        gtin_ = str(v.detail["gtin"])
+        assert len(gtin_) == 14 and gtin.check_digit(gtin_[:-1]) == gtin_[-1]
+    else:
+        assert v.cls != "rejected" or v.reason
