@@ -57,7 +57,8 @@ DEBIAN_DEMO_PACKAGES: dict[str, str | None] = {
 
 
 def run(cmd: list[str], **kw: object) -> None:
-    print("+", " ".join(str(c) for c in cmd), flush=True)
+    # the command line goes where its output goes (a log file for the other Pythons' venvs)
+    print("+", " ".join(str(c) for c in cmd), file=kw.get("stdout") or sys.stdout, flush=True)  # type: ignore[arg-type]
     subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]  # noqa: S603
 
 
@@ -88,10 +89,19 @@ def ensure_debian_packages(packages: dict[str, str | None]) -> None:
 
 
 def ensure_venv(
-    extras: str, venv: Path = VENV, python: str = sys.executable, quiet: bool = False
+    extras: str, venv: Path = VENV, python: str = sys.executable, log: Path | None = None
 ) -> None:
+    """`log`: where pip's output goes (also its warnings), instead of the terminal: the other
+    Pythons' venvs are made while the main suite prints its progress."""
+    if log is None:
+        _ensure_venv(extras, venv, python, {})
+        return
+    with log.open("a") as fh:
+        _ensure_venv(extras, venv, python, {"stdout": fh, "stderr": subprocess.STDOUT})
+
+
+def _ensure_venv(extras: str, venv: Path, python: str, out: dict[str, object]) -> None:
     py = venv / "bin" / "python"
-    out = {"stdout": subprocess.DEVNULL} if quiet else {}
     if not py.exists():
         try:
             run([python, "-m", "venv", str(venv)], **out)
@@ -175,12 +185,13 @@ def unit_suites(pythons: dict[str, str]) -> tuple[threading.Thread, dict[str, tu
         for ver, python in pythons.items():
             venv = VENV.with_name(f"{VENV.name}-{ver}")
             log = venv.with_name(f"{venv.name}.unit.log")
+            log.write_text("")
             try:
-                ensure_venv("[unit]", venv, python, quiet=True)
+                ensure_venv("[unit]", venv, python, log=log)
             except (subprocess.CalledProcessError, SystemExit) as exc:
-                results[ver] = (1, f"its venv {venv} could not be made ({exc})")
+                results[ver] = (1, f"its venv {venv} could not be made ({exc}; see {log})")
                 continue
-            with log.open("w") as fh:
+            with log.open("a") as fh:
                 # at a lower priority: the main suite's timings stay what they were alone
                 pytest = ["nice", "-n", "10", str(venv / "bin" / "python"), "-m", "pytest", "-q"]
                 args = ["-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "tests/unit"]
