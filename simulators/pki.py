@@ -78,7 +78,9 @@ class TestCA:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
-        files = CertFiles(self.directory / f"{name}.crt", self.directory / f"{name}.key")
+        # a device's CN is STORE/DEVICE: its '/' is no part of a file name
+        stem = name.replace("/", "--")
+        files = CertFiles(self.directory / f"{stem}.crt", self.directory / f"{stem}.key")
         files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, files.key)
         return files

@@ -6,7 +6,6 @@ reaches every store; a real agent enrolled with `o2o-edge enroll` works through 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import ssl
@@ -17,11 +16,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.cli.main import main
@@ -35,35 +30,6 @@ from tests.conftest import ROOT, AgentProcess, emit_lines, wait_for, write_confi
 CONF = ROOT / "systemd" / "mosquitto-o2o-edge.conf"
 ACL = ROOT / "systemd" / "mosquitto-o2o-edge.acl"
 DEVICES = ("store-1/dev-1", "store-1/dev-2", "store-2/dev-1")
-
-
-def issue(ca: TestCA, cn: str) -> CertFiles:
-    """A client certificate whose CN is `cn` ("STORE/DEVICE" holds a '/': not a file name)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca.key, hashes.SHA256())
-    )
-    stem = ca.directory / cn.replace("/", "--")
-    files = CertFiles(stem.with_suffix(".crt"), stem.with_suffix(".key"))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
 
 
 def rendered_acl() -> str:
@@ -82,7 +48,7 @@ def rendered_acl() -> str:
 @pytest.fixture
 def pki(tmp_path: Path) -> tuple[TestCA, dict[str, CertFiles]]:
     ca = TestCA(tmp_path / "pki")
-    return ca, {cn: issue(ca, cn) for cn in (*DEVICES, "o2o-platform")}
+    return ca, {cn: ca.issue(cn, server=False) for cn in (*DEVICES, "o2o-platform")}
 
 
 @pytest.fixture
