@@ -67,6 +67,7 @@ Z95: Final = 1.959964  # the normal quantile of a two-sided 95 % interval
 # survey scales the kiosk asks on (a bundle's survey.scale): 1-5 stars, or 0-10, the NPS scale
 SCALES: Final = {5: (1, 5), 10: (0, 10)}
 NPS_SCALE: Final = 10
+NPS_CHOICES: Final = 11  # a bundle's survey.scale for 0-10, which the kiosk's answers carry
 PROMOTER_MIN: Final = 9  # 9 and 10 promote; 0 to 6 detract (7 and 8 are passive)
 DETRACTOR_MAX: Final = 6
 SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
@@ -142,6 +143,8 @@ def _survey_metrics(d: dict[str, Any]) -> Sequence[tuple[str, float]]:
     score = _amount(d["score"], "score")
     out = [("survey.answers", 1.0), ("survey.sum", score)]
     scale = d.get("scale")
+    if scale == NPS_CHOICES and not isinstance(scale, bool):
+        scale = NPS_SCALE  # the kiosk names the 0-10 scale as its bundle does: 11 choices
     if isinstance(scale, bool) or scale not in SCALES:
         return out
     low, high = SCALES[scale]

@@ -10,6 +10,7 @@ any shopper screen. A session — language, typed codes, open screens — is wip
 from __future__ import annotations
 
 import gc
+import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +46,7 @@ from kiosk.screens.result import ResultScreen
 from kiosk.screens.staff import StaffScreen
 from kiosk.screens.staff_pin import StaffPinScreen
 from kiosk.screens.survey import SurveyScreen
+from kiosk.session import ShopperSession
 from kiosk.settings import KioskSettings
 from kiosk.state import state_dir
 from kiosk.stats import TodayStats
@@ -82,7 +84,8 @@ class KioskApp(App[None]):
             self.reason = reason
 
     def __init__(self, cfg: KioskSettings, clock: Callable[[], float] = time.monotonic,
-                 connect: bool = True) -> None:
+                 connect: bool = True, rng: random.Random | None = None) -> None:
+        """`rng` picks the A/B variants (kiosk/session.py): seeded in tests."""
         super().__init__()
         self.cfg = cfg
         self.clock = clock
@@ -97,6 +100,8 @@ class KioskApp(App[None]):
         self.connect = connect
         self.last_touch = clock()
         self.session_started = clock()
+        # not for secrets: which A/B variant a shopper sees needs no unpredictability
+        self.session = ShopperSession(rng or random.Random())  # noqa: S311
         self.idle_warning: IdleWarning | None = None
         self.content_screen: ContentScreen | None = None  # one card, filled in place
         # the PIN's wrong tries and lock-out are shared by every kiosk process (a served
@@ -289,6 +294,8 @@ class KioskApp(App[None]):
         page = self.bundle.pages.get(page_id)
         if page is None:
             return
+        page = self.session.shown(page)  # its A/B variant, the same all session
+        self.session.viewed = True
         if self.content_screen is None:
             self.content_screen = ContentScreen(page, medium)
             self.install_screen(self.content_screen, name="content")
@@ -297,14 +304,20 @@ class KioskApp(App[None]):
             self._to_base()
             self.push_screen("content")
         self.mark_shown(f"page:{page_id}")
-        self.record(ev.KIOSK_VIEW, ev.KioskView(page=page.id, campaign=page.campaign,
-                                                medium=medium, language=self.translator.language))
+        view = ev.KioskView(page=page.id, campaign=page.campaign, medium=medium,
+                            language=self.translator.language,
+                            content_version=self.bundle.version)
+        if page.variant:
+            view["variant"] = page.variant
+        self.record(ev.KIOSK_VIEW, view)
 
     @work(group="checkin")
     async def check_in(self, request: dict[str, Any], via: str) -> None:
+        self.session.checked_in = True
         try:
-            reply = await self.link.request({"op": Op.CHECKIN,
-                                              "request": {**request, "via": via}})
+            reply = await self.link.request({"op": Op.CHECKIN, "request": {
+                **request, "via": via, "content_version": self.bundle.version,
+                "variants": dict(self.session.variants)}})
             result = dict(reply.get("result") or {})
         except KioskError:
             result = {"outcome": "unavailable"}
@@ -446,6 +459,7 @@ class KioskApp(App[None]):
             await self._recompose_all()
         self.follow.forget()
         self.follow_text, self.follow_said = "", None
+        self.session.reset()
         self.record(ev.KIOSK_SESSION, ev.KioskSession(
             ended=why, duration_s=round(self.clock() - self.session_started, 1)))
         self.session_started = self.clock()

@@ -143,17 +143,30 @@ def bundle_logo(name: Any, folder: Path, backdrop: str) -> tuple[Picture | None,
     return _checked(name, "theme.logo", folder, _hashes(folder), backdrop, problems), problems
 
 
+def _pictured(page: Any, where: str) -> list[tuple[str, Any, str]]:
+    """(key, file name, place) of a page's picture and its A/B variants' (their key:
+    "<page id>/<variant name>", as the content card looks them up)."""
+    if not isinstance(page, dict):
+        return []
+    pid = str(page.get("id"))
+    out = [(pid, page["image"], f"{where}.image")] if page.get("image") is not None else []
+    variants = page.get("variants")
+    for j, v in enumerate(variants if isinstance(variants, list) else []):
+        if isinstance(v, dict) and v.get("image") is not None:
+            out.append((f"{pid}/{v.get('name')}", v["image"], f"{where}.variants[{j}].image"))
+    return out
+
+
 def page_images(data: Any, folder: Path) -> tuple[dict[str, Picture], list[str]]:
-    """Every page's picture, loaded and checked: ({page id: picture}, problems)."""
+    """Every page's picture and its variants', loaded and checked: ({page id, or
+    "page id/variant name": picture}, problems)."""
     pages = data.get("pages") if isinstance(data, dict) else None
     images: dict[str, Picture] = {}
     problems: list[str] = []
     hashes = _hashes(folder)
     for i, page in enumerate(pages if isinstance(pages, list) else []):
-        if not isinstance(page, dict) or page.get("image") is None:
-            continue
-        picture = _checked(page["image"], f"pages[{i}].image", folder, hashes, "#121212",
-                           problems)
-        if picture is not None:
-            images[str(page.get("id"))] = picture
+        for key, name, where in _pictured(page, f"pages[{i}]"):
+            picture = _checked(name, where, folder, hashes, "#121212", problems)
+            if picture is not None:
+                images[key] = picture
     return images, problems

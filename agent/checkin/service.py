@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.checkin.db import QUEUE_DEFAULT, QUEUE_MAX, StoreDb
+from agent.contracts.content_variants import session_context
 from agent.contracts.events import KIOSK_CHECKIN, KIOSK_HANDOVER, KioskCheckin, KioskHandover
 from agent.envelope import new_id
 from agent.errors import AgentError, Reason
@@ -67,6 +68,12 @@ class CheckinService:
                                                   '"loyalty"'}
         event = KioskCheckin(kind=kind, outcome=result["outcome"], via=via)
         event.update(ref)  # the order or appointment id, after the rest (the wire's order)
+        # which content and A/B variants the shopper saw in the session that checked in
+        seen = session_context(req)
+        if "content_version" in seen:
+            event["content_version"] = seen["content_version"]
+        if "variants" in seen:
+            event["variants"] = seen["variants"]
         ref_id = _arrival(result["outcome"], ref)
         if self.arrived is None or not isinstance(ref_id, str):
             self.emit(KIOSK_CHECKIN, event)

@@ -16,7 +16,9 @@ kiosk/content.py): a directory with `manifest.json` describing what the kiosk sh
                "logo": "img/logo.png"},
      "pickup_board": true}
 
-A page may name its picture (`"image": "img/coffee.png"`, a file of the bundle); the theme's
+A page may name its picture (`"image": "img/coffee.png"`, a file of the bundle), and carry A/B
+variants of its texts, offer and picture (`"variants"`, agent/contracts/content_variants.py);
+the theme's
 colours are "#RRGGBB", its logo a file of the bundle too. `pickup_board` (default false) asks
 the kiosk's attract loop to show the orders ready for their checked-in shoppers, by order
 number only (never a name). The pictures and the colours are checked here, so the agent
@@ -31,10 +33,11 @@ with any problem is refused as a whole: the kiosk keeps showing the last good on
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.contracts.content_variants import Variant, overrides, parse_variants
 from agent.errors import AgentError, Reason
 
 
@@ -109,6 +112,15 @@ class Page:
     qr: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()
     image: str = ""  # a file of the bundle, "" for none
+    variants: tuple[Variant, ...] = ()  # an A/B test's (content_variants.py), or none
+    variant: str = ""  # the variant this page shows (with_variant), "" for the page itself
+
+    def with_variant(self, name: str) -> Page:
+        """The page as its variant `name` shows it; the page itself for a name it lacks."""
+        for v in self.variants:
+            if v.name == name:
+                return replace(self, variant=name, **overrides(v))
+        return self
 
 
 @dataclass(frozen=True)
@@ -230,7 +242,8 @@ def _page(c: _Check, raw: Any, where: str) -> Page | None:
         price=price, link=c.link(raw.get("link"), f"{where}.link"), campaign=campaign,
         nfc=tuple(u.lower() for u in c.strings(opens.get("nfc"), f"{where}.open_by.nfc")),
         qr=c.strings(opens.get("qr"), f"{where}.open_by.qr"),
-        zones=c.strings(opens.get("zones"), f"{where}.open_by.zones"), image=image)
+        zones=c.strings(opens.get("zones"), f"{where}.open_by.zones"), image=image,
+        variants=parse_variants(c, raw.get("variants"), f"{where}.variants", image_name_ok))
 
 
 def parse_manifest(data: Any, source: str = "") -> Bundle:

@@ -191,7 +191,10 @@ class KioskView(TypedDict):
     campaign: str | None
     medium: str
     language: str
-    variant: NotRequired[str]  # the page's A/B variant shown (KPIs per variant: agent/kpi.py)
+    # the bundle's version, and the page's A/B variant shown (KPIs per variant: agent/kpi.py;
+    # the variants: agent/contracts/content_variants.py)
+    content_version: NotRequired[int]
+    variant: NotRequired[str]
 
 
 class KioskHandoff(TypedDict):
@@ -200,6 +203,7 @@ class KioskHandoff(TypedDict):
     medium: str
     # the random token its link carries (o2o_h=, kiosk/handoff.py); the event's id: own_id
     token: NotRequired[str]
+    content_version: NotRequired[int]
     variant: NotRequired[str]
 
 
@@ -219,7 +223,12 @@ def own_id(event_type: str, data: Any) -> str | None:
 class KioskSurvey(TypedDict):
     score: int
     scale: int
+    # a check-in's outcome ("pickup.ok"), "browse" (offers viewed, no check-in) or
+    # "staff-call" (the shopper called staff)
     after: str
+    content_version: NotRequired[int]
+    # page id -> the A/B variant the shopper's session showed (content_variants.py)
+    variants: NotRequired[dict[str, str]]
 
 
 class KioskAssist(TypedDict):
@@ -252,6 +261,9 @@ class KioskCheckin(TypedDict, total=False):
     via: str
     order: str
     appointment: str
+    # as the kiosk asked it: the bundle's version and the session's A/B variants by page
+    content_version: int
+    variants: dict[str, str]
 
 
 class KioskHandover(TypedDict):

@@ -87,9 +87,12 @@ def install_bundle(doc: Doc, root: Path, blobs: BlobStore | None = None) -> Path
         raise DocRefused("malformed", '"files" must be an object of file names')
     check_names(list(entries))
     for page in bundle.pages.values():  # a picture the kiosk could not find: refused here
-        if page.image and page.image not in entries:
-            raise DocRefused("malformed", f"page {page.id!r}: its image {page.image!r} is not "
-                                          "one of the bundle's files")
+        for owner, image in ((repr(page.id), page.image),
+                             *((f"{page.id!r} variant {v.name!r}", v.image)
+                               for v in page.variants)):
+            if image and image not in entries:
+                raise DocRefused("malformed", f"page {owner}: its image {image!r} is not "
+                                              "one of the bundle's files")
     theme = body["manifest"].get("theme")
     logo = theme.get("logo") if isinstance(theme, dict) else None
     if logo is not None and logo not in entries:

@@ -125,7 +125,9 @@ class ContentScreen(ShopperScreen):
         # whole card on each tap (bench-kiosk p99 37 -> 72 ms); only the hand-off code,
         # once per card, takes its place
         self.query_one("#image-box").display = not self.shown_qr
-        self.query_one(ImageView).show(self.kiosk.images.get(p.id))
+        # an A/B variant's own picture, else the page's
+        images = self.kiosk.images
+        self.query_one(ImageView).show(images.get(f"{p.id}/{p.variant}") or images.get(p.id))
         self.set_class(self.shown_qr, "-code")
         box = self.query_one("#handoff-box")
         box.display = self.shown_qr
@@ -177,6 +179,9 @@ class ContentScreen(ShopperScreen):
         elif event.button.id == "handoff":
             self.shown_qr, self.token = True, new_token()
             self.fill()
-            self.kiosk.record(ev.KIOSK_HANDOFF, ev.KioskHandoff(
+            handoff = ev.KioskHandoff(
                 page=self.page.id, campaign=self.page.campaign, medium=self.medium,
-                token=self.token))
+                token=self.token, content_version=self.kiosk.bundle.version)
+            if self.page.variant:  # the A/B variant the card shows (kiosk/session.py)
+                handoff["variant"] = self.page.variant
+            self.kiosk.record(ev.KIOSK_HANDOFF, handoff)

@@ -48,6 +48,7 @@ class SurveyScreen(ShopperScreen):
             self.answered = True
             self.kiosk.record(ev.KIOSK_SURVEY, ev.KioskSurvey(
                 score=int(bid.removeprefix("score-")), scale=self.kiosk.bundle.survey.scale,
-                after=self.after))
+                after=self.after, content_version=self.kiosk.bundle.version,
+                variants=dict(self.kiosk.session.variants)))
             await self.recompose()
             self.set_timer(THANKS_S, self.kiosk.home)

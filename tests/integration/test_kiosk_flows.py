@@ -154,8 +154,9 @@ def test_pickup_by_code_then_survey(store: Store) -> None:
     asyncio.run(run())
     events = store.events()
     checkins = [e["data"] for e in events if e["type"] == "o2o.kiosk.checkin"]
+    # and which content the shopper's session showed (no A/B test in the sample content)
     assert checkins == [{"kind": "pickup", "outcome": "pickup.ok", "via": "code",
-                         "order": "A-1042"}]
+                         "order": "A-1042", "content_version": 1, "variants": {}}]
     surveys = [e["data"] for e in events if e["type"] == "o2o.kiosk.survey"]
     assert surveys[0]["score"] == 5 and surveys[0]["after"] == "pickup.ok"
     assert "Anna" not in json.dumps(events)

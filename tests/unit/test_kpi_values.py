@@ -99,3 +99,13 @@ def test_values_stored_before_the_checks_do_not_break_the_day(tmp_path: Path) ->
         json.dumps(s, allow_nan=False)
     finally:
         k.close()
+
+
+def test_the_kiosks_0_to_10_survey_counts_for_the_nps() -> None:
+    # the kiosk names the 0-10 scale as its bundle does, by its 11 choices
+    for score, kind in ((10, "promoters"), (3, "detractors")):
+        got = dict(metrics_of("o2o.kiosk.survey", {"score": score, "scale": 11,
+                                                   "after": "browse"}))
+        assert got[f"survey.s10.{kind}"] == 1.0 and got["survey.s10.answers"] == 1.0
+    with pytest.raises(AgentError, match="not on the 0-10 scale"):
+        metrics_of("o2o.kiosk.survey", {"score": 11, "scale": 11})
