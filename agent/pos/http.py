@@ -11,9 +11,12 @@ on the agent's loop, already installed (the staff view and textual-serve use it)
 Off unless [pos] enabled; bound only to [pos] listen. A body over [pos] max_body_bytes is
 refused before it is read (413); each till may make [pos] rate_per_min requests a minute
 (429 with Retry-After); a client whose token fails is slowed the same way per address, so
-tokens cannot be guessed at speed. Tokens are compared in constant time (every configured
-digest, always). Every refusal is JSON: {"ok": false, "reason": ..., "errors": [{"field",
-"error"}]}. An answer is sent once the events it records are committed to the outbox.
+tokens cannot be guessed at speed. A client that does not send a whole request head within
+HEAD_TIMEOUT_S of connecting (or of its last answer), or its body within as long after the
+head, is dropped and counted (server.py): slowloris clients cannot hold the device's
+sockets. Tokens are compared in constant time (every configured digest, always). Every
+refusal is JSON: {"ok": false, "reason": ..., "errors": [{"field", "error"}]}. An answer
+is sent once the events it records are committed to the outbox.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from aiohttp import web
 
 from agent.config_schema import PosConfig
 from agent.errors import AgentError, ConfigError
+from agent.pos.server import HeadTimeoutServer
 from agent.pos.service import Answer, PosService
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,9 @@ ROUTES: Final = {"/v1/pos/sale": "sale", "/v1/pos/refund": "refund",
 COMMIT_TIMEOUT_S: Final = 10.0  # the outbox commits within ~50 ms; this is a stuck disk
 AUTH_FAILURES_PER_MIN: Final = 10  # per client address: a till with a wrong token, or a guesser
 MAX_ADDRESSES: Final = 1024  # client addresses remembered for their failures
+# a till on the store's LAN sends a request's head and its few KiB of body in milliseconds;
+# ten seconds covers a congested Wi-Fi and frees a slowloris client's socket soon
+HEAD_TIMEOUT_S: Final = 10.0
 
 
 def parse_tokens(entries: list[str]) -> list[tuple[str, bytes]]:
@@ -91,19 +98,23 @@ def _refuse(status: int, reason: str, error: str, field: str = "",
 
 class PosEndpoint:
     def __init__(self, cfg: PosConfig, service: PosService,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self.cfg = cfg
+        self.head_timeout_s = head_timeout_s
         self.service = service
         self.clock = clock
         self.tokens = parse_tokens(cfg.tokens)
         self.buckets = {name: Bucket(cfg.rate_per_min, max(1, cfg.rate_per_min / 10), clock)
                         for name, _ in self.tokens}
         self.failures: dict[str, Bucket] = {}
-        self.counts = {"requests": 0, "unauthorized": 0, "limited": 0, "too_large": 0}
+        # slow_clients: dropped for a request head or body not sent within head_timeout_s
+        self.counts = {"requests": 0, "unauthorized": 0, "limited": 0, "too_large": 0,
+                       "slow_clients": 0}
         self.bound: list[tuple[str, int]] = []
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
 
-    def till(self, request: web.Request) -> str | None:
+    def till(self, request: web.BaseRequest) -> str | None:
         """The till whose token the request carries, or None; constant time in the token."""
         kind, _, token = request.headers.get("Authorization", "").partition(" ")
         presented = hashlib.sha256(token.strip().encode("utf-8", "replace")).digest()
@@ -121,7 +132,7 @@ class PosEndpoint:
             bucket = self.failures[address] = Bucket(AUTH_FAILURES_PER_MIN, 5, self.clock)
         return bucket.take()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         self.counts["requests"] += 1
         action = ROUTES.get(request.path)
         if action is None:
@@ -154,7 +165,13 @@ class PosEndpoint:
             return _refuse(413, "too-large", f"the body is over {self.cfg.max_body_bytes} bytes "
                            "([pos] max_body_bytes); split the receipt", "")
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self.head_timeout_s):
+                raw = await request.read()
+        except TimeoutError:
+            self.counts["slow_clients"] += 1
+            return _refuse(408, "too-slow", f"the body did not come within "
+                           f"{self.head_timeout_s:.0f} s; send it again", "",
+                           Connection="close")
         except web.HTTPRequestEntityTooLarge:  # chunked, without a length
             self.counts["too_large"] += 1
             return _refuse(413, "too-large", f"the body is over {self.cfg.max_body_bytes} bytes "
@@ -185,11 +202,13 @@ class PosEndpoint:
         headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
         return _json(answer.status, answer.body, **headers)
 
+    def _slow(self) -> None:
+        self.counts["slow_clients"] += 1
+
     async def start(self) -> None:
-        app = web.Application(client_max_size=self.cfg.max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0)
+        server = HeadTimeoutServer(self.handle, self.head_timeout_s, self.cfg.max_body_bytes,
+                                   self._slow, access_log=None)
+        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         for entry in self.cfg.listen:
             host, _, port = entry.rpartition(":")
