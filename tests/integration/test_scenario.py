@@ -47,7 +47,7 @@ def test_a_full_store_day_with_every_fault_reaches_the_collector_exactly_once(
     times = [e["time"] for e in sorted(got.events, key=lambda e: e["seq"])]
     assert any(later < earlier for earlier, later in itertools.pairwise(times)), \
         "the clock stepped back by 90 minutes but no event time went backwards"
-    assert len(out.final_seq) == 1 and next(iter(out.final_seq.values())) == len(got.events)
+    _all_once(out)
 
 
 # Mosquitto is the full day's broker above, with an outage and a network cut of its own
@@ -63,4 +63,23 @@ def test_broker_matrix_a_morning_with_an_outage_and_a_network_cut(
         where = request.getfixturevalue("rabbit")
     out = _play(tmp_path, "short_visit.toml", where, faults)
     assert out.expected.checkins == {"B-2001": "code", "B-2002": "qr"}
-    assert len(out.received.events) == next(iter(out.final_seq.values()))
+    _all_once(out)
+
+
+# what the clock alone makes happen once the day is over: a beacon heard out, a silent one,
+# an alert nobody answered escalating; on a loaded machine the day's end stretches and one
+# of these is committed after the drain the runner waited for
+CLOCK_EVENTS = {"o2o.ble.presence", "o2o.ble.beacon.health", "o2o.staff.alert",
+                "o2o.staff.alert.escalated"}
+
+
+def _all_once(out: Outcome) -> None:
+    """One boot; every event it committed up to the drain upstream once (the runner's own
+    check: no gap, no duplicate), and anything committed after it only what the clock does."""
+    assert len(out.final_seq) == 1
+    drained = next(iter(out.final_seq.values()))
+    events = out.received.events
+    assert sorted(e["seq"] for e in events) == list(range(1, len(events) + 1))
+    assert len(events) >= drained
+    late = [e["type"] for e in events if e["seq"] > drained]
+    assert set(late) <= CLOCK_EVENTS, f"shopper events after the drain: {late}"
