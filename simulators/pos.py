@@ -15,6 +15,7 @@ said it was a replay, and how long the request took.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -121,3 +122,10 @@ class PosSimulator:
     def replay_file(self, path: Path, speed: float = 1.0) -> list[Posted]:
         with path.open(encoding="utf-8") as fh:
             return self.replay(load_receipts(fh, str(path)), speed)
+
+
+def free_tcp_port() -> int:
+    """A loopback TCP port free now, for the agent's tills endpoint in a scenario."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

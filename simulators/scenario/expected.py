@@ -45,6 +45,13 @@ class Expected:
     # loyalty check-ins the kiosk makes (a card tapped, a loyalty code shown), in time order:
     # "loyalty.ok" for a card with a holder, "not-found" for one nobody registered
     loyalty: list[str] = field(default_factory=list)
+    # the till: each receipt once, with the campaign of the offer it redeemed (None: none),
+    # the app user (presence id) whose visit it is, and the offers redeemed (by receipt) and
+    # refused (by reason: a code used before is refused however often the till tries)
+    sales: dict[str, str | None] = field(default_factory=dict)
+    sale_visits: dict[str, str] = field(default_factory=dict)
+    redeemed: list[str] = field(default_factory=list)
+    offers_refused: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
         return {"taps": dict(self.taps), "scans": dict(self.scans), "checkins": self.checkins,
@@ -55,7 +62,9 @@ class Expected:
                 "calls": self.calls, "acks": dict(self.acks), "escalated": self.escalated,
                 "arrivals": self.arrivals, "arrival_acks": dict(self.arrival_acks),
                 "arrivals_escalated": self.arrivals_escalated,
-                "loyalty": self.loyalty}
+                "loyalty": self.loyalty, "sales": self.sales,
+                "sale_visits": self.sale_visits, "redeemed": self.redeemed,
+                "offers_refused": dict(self.offers_refused)}
 
 
 def checkin_via(sc: Scenario, at: float, via: str) -> str:
@@ -106,7 +115,24 @@ def expected(sc: Scenario) -> Expected:
     ex.arrivals_escalated = sum(a.escalates(sc.speed) for a in sc.appointments)
     ex.low_battery = {f"eddystone-uid:{b.namespace}:{b.instance}" for b in sc.beacons
                       if min(b.battery_mv) < LOW_BATTERY_MV}
+    _till(sc, ex)
     return ex
+
+
+def _till(sc: Scenario, ex: Expected) -> None:
+    used: set[str] = set()
+    for sale in sc.sales:
+        campaign = None
+        for offer in sale.offers:
+            if offer in used:
+                ex.offers_refused["offer-used"] += 1
+                continue
+            used.add(offer)
+            ex.redeemed.append(sale.receipt)
+            campaign = campaign or sc.offers[offer].campaign
+        ex.sales[sale.receipt] = campaign
+        if sale.app:
+            ex.sale_visits[sale.receipt] = f"app:{sc.app_uuid}:1:{sale.app}"
 
 
 @dataclass
@@ -166,6 +192,7 @@ def check(sc: Scenario, ex: Expected, got: Received, addresses: set[str],
     if ex.low_battery - low:
         problems.append(f"low batteries not reported: {sorted(ex.low_battery - low)}")
     problems += check_staff(ex, got)
+    problems += check_till(ex, got)
     problems += check_delivery(got, final_seq)
     text = json.dumps(got.events)
     leaked = sorted(a for a in addresses if a.lower() in text.lower())
@@ -199,6 +226,38 @@ def check_staff(ex: Expected, got: Received) -> list[str]:
     if Counter(str(d.get("outcome")) for d in arrived) != Counter({"appointment.ok": ex.arrivals}):
         problems.append(f"appointment check-ins: expected {ex.arrivals} appointment.ok, got "
                         f"{[d.get('outcome') for d in arrived]}")
+    return problems
+
+
+def check_till(ex: Expected, got: Received) -> list[str]:
+    """The till's sales upstream: each receipt once (a resend counted once) with its offer's
+    campaign and linked to its app user's visit; each offer redeemed once, a reuse refused."""
+    problems = []
+    sales = got.of(ev.POS_SALE)
+    receipts = Counter(str(d.get("receipt")) for d in sales)
+    if receipts != Counter(ex.sales.keys()):
+        problems.append(f"sales: expected each of {sorted(ex.sales)} once, got {dict(receipts)}")
+    visits: dict[str, set[str]] = {}
+    for d in got.of(ev.BLE_PRESENCE):
+        if d.get("visit"):
+            visits.setdefault(str(d.get("id")), set()).add(str(d["visit"]))
+    for d in sales:
+        receipt = str(d.get("receipt"))
+        if receipt in ex.sales and d.get("campaign") != ex.sales[receipt]:
+            problems.append(f"sale {receipt}: campaign {d.get('campaign')!r}, expected "
+                            f"{ex.sales[receipt]!r}")
+        app = ex.sale_visits.get(receipt)
+        if app and d.get("visit") not in visits.get(app, set()):
+            problems.append(f"sale {receipt}: visit {d.get('visit')!r} is not {app}'s visit "
+                            f"({sorted(visits.get(app, set()))})")
+    redeemed = sorted(str(d.get("receipt")) for d in got.of(ev.OFFER_REDEEMED))
+    if redeemed != sorted(ex.redeemed):
+        problems.append(f"offers redeemed with receipts: expected {sorted(ex.redeemed)}, "
+                        f"got {redeemed}")
+    refused = Counter(str(d.get("reason")) for d in got.of(ev.OFFER_REFUSED))
+    if refused != ex.offers_refused:
+        problems.append(f"offers refused: expected {dict(ex.offers_refused)}, "
+                        f"got {dict(refused)}")
     return problems
 
 

@@ -3,7 +3,9 @@ shopper-app users walking between them, anonymous phones, shelf tags and loyalty
 orders, and what happens at which time — taps, codes shown to the camera, check-ins at the
 kiosk with a survey, shoppers calling staff at the kiosk (and the staff member who answers,
 after how long, or nobody), shoppers arriving for appointments (checked in at the kiosk, and
-who greets them), consent withdrawn or granted from upstream, and faults. Times are
+who greets them), consent withdrawn or granted from upstream, sales at the till (a receipt
+posted to the agent's tills endpoint by simulators/pos.py, with the campaign offer codes it
+redeems; [[offer]] names the codes a scan shows or a sale redeems), and faults. Times are
 "HH:MM" on the store's day.
 
 `load(path)` reads and checks a file; every problem is named by its place
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.contracts.alerts import BY_MAX, valid_by
+from drivers.qr.offer import CAMPAIGN, CODE_ID, TEXT_ID
 from simulators.errors import ScenarioError as ScenarioError  # kept importable from here
 
 FAULTS = ("broker-down", "network-cut", "bluetoothd-restart", "nfc-unplugged", "camera-gone",
@@ -45,7 +48,7 @@ FAULT_WORDS: dict[str, tuple[str, str]] = {
 CODE_WORDS: dict[str, str] = {
     "product": "a product link", "campaign": "a campaign link", "pickup": "a pickup code",
     "loyalty": "a loyalty code", "text": "a code with plain text",
-    "rejected": "a code with a link the store does not allow",
+    "rejected": "a code with a link the store does not allow", "offer": "an offer code",
 }
 
 
@@ -113,8 +116,46 @@ class Tap:
 class Scan:
     at: float
     text: str = ""  # what the code holds; or:
-    pickup: str = ""  # an order id: a signed pickup code for it is shown
+    pickup: str = ""  # an order id: a signed pickup code for it is shown; or:
     expect: str = ""  # the class the agent must give it (product, pickup, rejected, ...)
+    offer: str = ""  # an [[offer]]'s id: its signed offer code is shown
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A campaign's signed offer code (drivers/qr/offer.py), signed by the stage's key."""
+
+    id: str  # the code id: what the one-time ledger knows it by
+    campaign: str
+    text: str = "coffee-20"  # the offer text id the kiosk words ("20 % off coffee")
+    stores: tuple[str, ...] = ()  # where it is good; () = any store
+
+
+@dataclass(frozen=True)
+class Sale:
+    """A receipt the till posts (agent/contracts/pos.py): its lines, total and the offers it
+    redeems; `app` names the shopper-app user (iBeacon minor) whose visit it must be linked
+    to (0: no visit expected); `resend` posts it a second time, as a till that did not hear
+    the answer does (counted once)."""
+
+    at: float
+    receipt: str
+    total: int
+    lines: tuple[dict[str, Any], ...]
+    currency: str = "EUR"
+    payment: str = "card"
+    offers: tuple[str, ...] = ()  # [[offer]] ids
+    app: int = 0
+    resend: bool = False
+
+    def request(self, codes: dict[str, str]) -> dict[str, Any]:
+        """The till's request body, with each offer's code from `codes` (id -> code)."""
+        body: dict[str, Any] = {"receipt": self.receipt, "total": self.total,
+                                "currency": self.currency, "payment": self.payment,
+                                "lines": [dict(line) for line in self.lines]}
+        if self.offers:
+            body["offers"] = [codes[o] for o in self.offers]
+        return body
 
 
 @dataclass(frozen=True)
@@ -197,6 +238,8 @@ class Scenario:
     appointments: list[Appointment] = field(default_factory=list)
     consents: list[Consent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    offers: dict[str, Offer] = field(default_factory=dict)
+    sales: list[Sale] = field(default_factory=list)
 
     @property
     def length_s(self) -> float:
@@ -211,7 +254,7 @@ class Scenario:
     def in_time_order(self) -> None:
         """Sort every timed lane by its time (the runner plays them in order)."""
         for lane in (self.taps, self.scans, self.checkins, self.calls, self.appointments,
-                     self.shoppers, self.consents, self.faults):
+                     self.shoppers, self.consents, self.faults, self.sales):
             lane.sort(key=lambda x: x.at)
 
     def consent_at(self, app: int, t: float) -> str:
@@ -329,13 +372,17 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if tag not in sc.tags:
             raise ScenarioError(f"{where}.tag: no tag {tag!r} in [tags]")
         sc.taps.append(Tap(r.time(tp, where), tag))
+    _offers(r, sc)
     for where, s in r.items("scan"):
         scan = Scan(r.time(s, where), _get(s, "text", str, where, ""),
-                    _get(s, "pickup", str, where, ""), _get(s, "expect", str, where))
-        if bool(scan.text) == bool(scan.pickup):
-            raise ScenarioError(f"{where}: give either text or pickup")
+                    _get(s, "pickup", str, where, ""), _get(s, "expect", str, where),
+                    _get(s, "offer", str, where, ""))
+        if sum(map(bool, (scan.text, scan.pickup, scan.offer))) != 1:
+            raise ScenarioError(f"{where}: give either text or pickup, or an offer")
         if scan.pickup and scan.pickup not in sc.orders:
             raise ScenarioError(f"{where}.pickup: no order {scan.pickup!r} in [[order]]")
+        if scan.offer and scan.offer not in sc.offers:
+            raise ScenarioError(f"{where}.offer: no offer {scan.offer!r} in [[offer]]")
         sc.scans.append(scan)
     for where, c in r.items("checkin"):
         ck = Checkin(r.time(c, where), _get(c, "order", str, where),
@@ -391,8 +438,47 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if kind not in ("clock-jump", "bluetoothd-restart") and fault.minutes <= 0:
             raise ScenarioError(f"{where}.minutes: how long the fault lasts")
         sc.faults.append(fault)
+    _sales(r, sc)
     sc.in_time_order()
     return sc
+
+
+def _offers(r: _Reader, sc: Scenario) -> None:
+    for where, o in r.items("offer"):
+        stores = _get(o, "stores", list, where, [])
+        offer = Offer(_get(o, "id", str, where), _get(o, "campaign", str, where),
+                      _get(o, "text", str, where, "coffee-20"), tuple(map(str, stores)))
+        for name, value, pattern in (("id", offer.id, CODE_ID), ("campaign", offer.campaign,
+                                                                 CAMPAIGN),
+                                     ("text", offer.text, TEXT_ID)):
+            if not pattern.fullmatch(value):
+                raise ScenarioError(f"{where}.{name}: {value!r} does not fit an offer code "
+                                    f"({pattern.pattern})")
+        if offer.id in sc.offers:
+            raise ScenarioError(f"{where}.id: {offer.id!r} is another [[offer]]'s")
+        sc.offers[offer.id] = offer
+
+
+def _sales(r: _Reader, sc: Scenario) -> None:
+    receipts: set[str] = set()
+    for where, s in r.items("sale"):
+        lines = _get(s, "lines", list, where)
+        offers = _get(s, "offers", list, where, [])
+        sale = Sale(r.time(s, where), _get(s, "receipt", str, where), _get(s, "total", int, where),
+                    tuple(lines), _get(s, "currency", str, where, "EUR"),
+                    _get(s, "payment", str, where, "card"), tuple(map(str, offers)),
+                    _get(s, "app", int, where, 0), _get(s, "resend", bool, where, False))
+        if not lines or not all(isinstance(line, dict) for line in lines):
+            raise ScenarioError(f"{where}.lines: a list of {{sku or gtin, qty, amount}} tables")
+        unknown = [o for o in sale.offers if o not in sc.offers]
+        if unknown:
+            raise ScenarioError(f"{where}.offers: {unknown} — name offers of [[offer]]")
+        if sale.app and not any(sh.app == sale.app for sh in sc.shoppers):
+            raise ScenarioError(f"{where}.app: no [[shopper]] with app = {sale.app}")
+        if sale.receipt in receipts:  # a till's resend is `resend = true`, not a second entry
+            raise ScenarioError(f"{where}.receipt: {sale.receipt!r} is another [[sale]]'s")
+        receipts.add(sale.receipt)
+        sc.sales.append(sale)
 
 
 def load(path: Path) -> Scenario:

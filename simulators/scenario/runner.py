@@ -1,9 +1,10 @@
 """Plays a scenario on a `Stage`: the store floor's radio through the fake BlueZ in the
 scenario's time (`speed` store seconds per wall second), and one timeline at the counter —
-taps on the reader, codes shown to the camera, check-ins typed on the kiosk (Pilot), and
-the faults starting and ending — in scenario order, so what a fault takes away is exactly
-what the expectation says. At the end the backlog is drained, the agent and the collector
-are stopped, and what reached the collector is checked against the expectation.
+taps on the reader, codes shown to the camera, check-ins typed on the kiosk (Pilot), sales
+the till posts (simulators/pos.py), and the faults starting and ending — in scenario
+order, so what a fault takes away is exactly what the expectation says. At the end the
+backlog is drained, the agent and the collector are stopped, and what reached the collector
+is checked against the expectation.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ from typing import Any
 
 from agent.collector.store import EventStore
 from agent.contracts.status import Status
+from drivers.qr import offer as offer_codes
 from drivers.qr.pickup import make_code
 from kiosk.settings import load_settings
 from simulators.bluez_player import FakeBlueZThread
 from simulators.brokers import PrivateBroker
 from simulators.fake_bluez import FakeBlueZ
+from simulators.pos import PosSimulator, Receipt
 from simulators.scenario import shopper
 from simulators.scenario.expected import Expected, Received, check, checkin_via, expected
 from simulators.scenario.faults import Faults
-from simulators.scenario.model import Appointment, Call, Scenario, code_words
+from simulators.scenario.model import Appointment, Call, Sale, Scenario, code_words
 from simulators.scenario.props import build_floor, code_frame, tag_for
 from simulators.scenario.staff import StaffDesk
 from simulators.scenario.stage import Stage
@@ -81,6 +84,7 @@ class Runner:
         self.faults = Faults(self.stage)
         self.staff = StaffDesk(self.stage.bus_socket, self.say, self.stage.staff_token)
         self.answers: list[asyncio.Task[None]] = []
+        self.till_problems: list[str] = []  # what the till was told that it should not be
 
     # --- time and stopping -----------------------------------------------------------------
 
@@ -144,8 +148,8 @@ class Runner:
         ex = expected(self.sc if self.stage_had_link else
                       dataclasses.replace(self.sc, consents=[]))
         if not self.radio:  # nobody to hear the beacons and phones on this machine
-            ex.app_users, ex.low_battery = set(), set()
-        problems = check(self.sc, ex, received, self.addresses, final_seq)
+            ex.app_users, ex.low_battery, ex.sale_visits = set(), set(), {}
+        problems = check(self.sc, ex, received, self.addresses, final_seq) + self.till_problems
         return Outcome(ex, received, problems, final_seq, self.addresses, self.log,
                        round(self.late, 2), round(time.monotonic() - started, 1))
 
@@ -212,6 +216,7 @@ class Runner:
         items += [(c.at, 1, "checkin", c) for c in sc.checkins]
         items += [(c.at, 1, "call", c) for c in sc.calls]
         items += [(a.at, 1, "appointment", a) for a in sc.appointments]
+        items += [(s.at, 1, "sale", s) for s in sc.sales]
         return sorted(items, key=lambda x: (x[0], x[1]))
 
     async def _counter(self, pilot: Any, app: Any) -> None:
@@ -227,14 +232,16 @@ class Runner:
             elif kind == "tap":
                 await self._tap(pilot, app, t, item.tag)
             elif kind == "scan":
-                text = item.text or make_code(self.stage.pickup_key, item.pickup,
-                                              self._expiry(), self.sc.store)
+                text = item.text or (self.offer_code(item.offer) if item.offer else make_code(
+                    self.stage.pickup_key, item.pickup, self._expiry(), self.sc.store))
                 await self._show(t, text, f"a shopper shows {code_words(item.expect)} "
                                           "to the camera")
             elif kind == "call":
                 await self._call(pilot, app, t, item)
             elif kind == "appointment":
                 await self._arrival(pilot, app, t, item)
+            elif kind == "sale":
+                await self._sale(t, item)
             else:
                 await self._checkin(pilot, app, t, item)
         # the staff answer in their own time, beside the counter; a call nobody answers
@@ -261,6 +268,36 @@ class Runner:
                     f"at the kiosk; the kiosk says “{said}”")
         self.answers.append(asyncio.create_task(self.staff.answer(
             appt, t, self.wall, lambda: str(app.follow_text))))
+
+    def offer_code(self, offer_id: str) -> str:
+        """The signed code of an [[offer]]: the same text every time it is shown or used."""
+        o = self.sc.offers[offer_id]
+        return offer_codes.make_code(self.stage.offer_key, o.id, o.campaign, o.text,
+                                     self._expiry() // 3600 * 3600, o.stores)
+
+    async def _sale(self, t: float, sale: Sale) -> None:
+        """The till posts the receipt (twice if it resends) over HTTP with its token, as
+        simulators/pos.py replays a receipts file; each answer is checked as the till reads
+        it: 200, the resend told it is a replay of the same answer, and each offer's state."""
+        till = PosSimulator(f"http://127.0.0.1:{self.stage.pos_port}", self.stage.pos_token)
+        request = sale.request({o: self.offer_code(o) for o in sale.offers})
+        receipt = Receipt(t, "sale", request)
+        posted = [await asyncio.to_thread(till.post, receipt)
+                  for _ in range(2 if sale.resend else 1)]
+        first = posted[0]
+        if first.status != 200:
+            self.till_problems.append(f"sale {sale.receipt}: the till was answered "
+                                      f"{first.status} {first.body}")
+        if sale.resend and not (posted[1].replayed and posted[1].body == first.body):
+            self.till_problems.append(f"sale {sale.receipt}: the resend was not answered as a "
+                                      f"replay of the first answer: {posted[1].body}")
+        states = [f"{o} {s.get('state')}" + (f" ({s['reason']})" if s.get("reason") else "")
+                  for o, s in zip(sale.offers, first.body.get("offers", []), strict=False)]
+        money = f"{sale.total / 100:.2f} {sale.currency}"
+        self.say(t, f"the till rings up {sale.receipt} ({money})"
+                 + (f" with offer {', '.join(states)}" if states else "")
+                 + (", then sends it again" if sale.resend else "")
+                 + f": {first.status} in {first.seconds * 1000:.0f} ms")
 
     def _expiry(self) -> int:
         # valid through the day, whatever the clock faults do to the agent's clock

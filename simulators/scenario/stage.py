@@ -10,6 +10,7 @@ is in; nothing outlives the stage.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -37,6 +38,7 @@ from simulators.camera_stream import CameraStream
 from simulators.fake_bluez import BusUnavailable, PrivateBus
 from simulators.netcut import NetworkCut
 from simulators.nfc_tags import TagEmulator, free_udp_port
+from simulators.pos import free_tcp_port
 from simulators.scenario.model import BOOKED_AFTER_S, ESCALATE_AFTER_S, Scenario, ScenarioError
 from simulators.sockpath import fitting_socket
 
@@ -91,6 +93,9 @@ class Stage:
         self.pickup_key = Ed25519PrivateKey.generate()
         self.staff_token = secrets.token_urlsafe(32)  # the simulated staff view's bus token
         self.link_key = Ed25519PrivateKey.generate()  # upstream's: signs consent documents
+        self.offer_key = Ed25519PrivateKey.generate()  # the campaigns': signs offer codes
+        self.pos_token = secrets.token_urlsafe(32)  # the till's (simulators/pos.py)
+        self.pos_port = free_tcp_port() if sc.sales else 0
         self._doc_versions: dict[str, int] = {}
         self.link: NetworkCut | None = None
         self.dbus: PrivateBus | None = None
@@ -207,6 +212,7 @@ class Stage:
             "qr": {"enabled": True, "camera": self.camera.url if self.camera else "",
                    "domains": ["shop.example"],
                    "pickup_public_keys": [public_key_text(self.pickup_key.public_key())],
+                   "offer_public_keys": [public_key_text(self.offer_key.public_key())],
                    "debounce_s": 1.0},
             "link": {"public_keys": [public_key_text(self.link_key.public_key())]},
             "kiosk": {"store_db": str(self.paths.store_db), "idle_s": 600,
@@ -214,6 +220,10 @@ class Stage:
             "staff": {"escalate_after_s": ESCALATE_AFTER_S,
                       "bus_tokens": [token_digest(self.staff_token)]},
         }
+        if sc.sales:  # the till posts on the loopback only; [pos] keeps its token's SHA-256
+            digest = hashlib.sha256(self.pos_token.encode()).hexdigest()
+            config["pos"] = {"enabled": True, "listen": [f"127.0.0.1:{self.pos_port}"],
+                             "tokens": [f"till-1={digest}"]}
         # a real TOML writer: a path or a name with a quote or a backslash stays what it is
         self.cfg_path.write_text(tomli_w.dumps(config), encoding="utf-8")
 
