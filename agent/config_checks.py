@@ -164,6 +164,7 @@ CHECKS: Final[dict[tuple[str, str], Check]] = {
     ("mqtt", "inflight_window"): lambda v: None if 1 <= v <= 1000 else "1 to 1000",
     ("mqtt", "ack_timeout_s"): lambda v: None if 1 <= v <= 3600 else "1 to 3600",
     ("mqtt", "backoff_min_s"): _above(0, DAY_S),
+    ("mqtt", "renew_before_days"): _between(0, 3650, "days (0: the agent does not renew)"),
     ("mqtt", "backoff_max_s"): _above(0, DAY_S),
     ("ble", "mode"): lambda v: None if v in ("auto", "active", "passive") else
     '"auto", "active" or "passive"',

@@ -39,6 +39,9 @@ class MqttConfig:
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
+    # the agent asks the fleet's CA for a new certificate this long before cert_file expires
+    # (agent/enroll/renewal.py); 0: never, a person renews it with `o2o-edge enroll`
+    renew_before_days: float = 30.0
     allow_insecure: bool = False
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 24 * 3600

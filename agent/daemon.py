@@ -24,6 +24,7 @@ from agent.contracts.bus import Op
 from agent.contracts.events import AGENT_STARTED
 from agent.contracts.shared_settings import store_zone
 from agent.contracts.status import Status
+from agent.enroll.renewal import Renewal, renewal_on, renewal_topics
 from agent.envelope import new_id, source_uri
 from agent.kpi import Kpis
 from agent.metrics import AgentCollector
@@ -35,7 +36,7 @@ from agent.privacy import Privacy
 from agent.services import alerts_wiring, periodic
 from agent.services.capture import Capture
 from agent.services.commands import UpstreamCommands
-from agent.services.downstream_port import DownstreamPort
+from agent.services.downstream_port import DownstreamPort, Handler
 from agent.services.erasure import Erasure
 from agent.services.fanout import CommitFanout
 from agent.services.kiosk_ops import KioskOps
@@ -100,9 +101,14 @@ class Agent:
 
         port = DownstreamPort()  # the uplink feeds the store link, which answers through it
         link_on = bool(cfg.mqtt.url and cfg.link.public_keys)
+        renew_on = bool(cfg.mqtt.url and renewal_on(cfg))
+        topics = ((link_topics(d.store, d.id) if link_on else ())
+                  + ((renewal_topics(cfg)[1],) if renew_on else ()))
         self.uplink = Uplink(cfg, self.writer, self.bootid,
-                             Downstream(link_topics(d.store, d.id), port.handle)
-                             if link_on else None) if cfg.mqtt.url else None
+                             Downstream(topics, port.handle)
+                             if topics else None) if cfg.mqtt.url else None
+        # the device's certificate, renewed before it expires over the same connection
+        self.renewal = Renewal(cfg, self.uplink) if renew_on and self.uplink else None
         self.remote_config = RemoteConfig(cfg, paths, self.capture, self.loop,
                                           self.touchpoints, self.uplink, trial)
         erasure = Erasure(self.writer, self.privacy, self.visits.forget,
@@ -110,6 +116,7 @@ class Agent:
         self.commands = UpstreamCommands(self.bootid, self.status, self.uplink, self.loop,
                                          self.capture, erasure)
         self.link_receiver: DocReceiver | None = None
+        downstream: Handler | None = None
         if link_on and self.uplink is not None:
             link = StoreLink(
                 d.store, d.id, cfg.link.public_keys, self.link_cache,
@@ -118,8 +125,12 @@ class Agent:
                  "catalog": catalog_applier(self.catalog)},
                 paths.content_dir, self.capture, self.uplink.publish_reply,
                 self.commands.handlers(), self.uplink.want_topics, self.loop.later)
-            port.plug(link.handle)
+            downstream = link.handle
             self.link_receiver = link.receiver
+        if self.renewal is not None:
+            downstream = self.renewal.route(downstream)
+        if downstream is not None:
+            port.plug(downstream)
 
         kiosk = KioskOps(CheckinService(self.store_db, d.store, self.capture,
                                         cfg.kiosk.early_checkin_min,
@@ -183,6 +194,8 @@ class Agent:
         await self.bus.start()
         if self.uplink is not None:
             spawn("uplink", self.uplink.run)
+        if self.renewal is not None:
+            spawn("cert-renewal", self.renewal.run)
         self.touchpoints.start()
         for name, factory in self.sources.items():
             spawn(name, lambda f=factory: f(self.capture))  # type: ignore[misc]

@@ -116,6 +116,8 @@ fi
 if live; then
     systemd-sysusers /etc/sysusers.d/o2o-edge.conf
     chown -R root:o2o-edge /etc/o2o-edge
+    # the device's key and certificate: the agent renews them in place, so the directory is its
+    install -d -o o2o-edge -g o2o-edge -m 0750 /var/lib/o2o-edge /var/lib/o2o-edge/tls
     udevadm control --reload && udevadm trigger --subsystem-match=usb --subsystem-match=video4linux || true
     systemctl daemon-reload
     systemctl enable --now o2o-edge.service

@@ -1,5 +1,6 @@
 """Doctor's look at the device's certificate for the broker ([mqtt] cert_file): how long it
-has left, and whether it names this device as the broker ACL expects (CN "STORE/DEVICE")."""
+has left, when the agent renews it, and whether it names this device as the broker ACL
+expects (CN "STORE/DEVICE")."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Final
 
 from agent.config import Config
 from agent.doctor import Finding, fail, ok, skip, warn
+from agent.enroll.files import pending
+from agent.enroll.renewal import renewal_on, renewal_topics
 
-RENEW_BEFORE: Final = dt.timedelta(days=30)  # a store may be visited once a month
+RENEW_BEFORE: Final = dt.timedelta(days=30)  # renewed by hand: a store may be visited monthly
 RENEW = "renew it: 'o2o-edge enroll request', the CA signs it, 'o2o-edge enroll install CERT'"
 
 
@@ -55,6 +58,25 @@ def check_certificate(cfg: Config, now: dt.datetime | None = None) -> list[Findi
                 "enrol again with the right [device] store and id",
             )
         )
-    if left < RENEW_BEFORE:
-        found.append(warn("certificate", f"{path} expires on {when}, in {left.days} days", RENEW))
-    return found or [ok("certificate", f"{path} for {cn}, expires on {when} (in {left.days} days)")]
+    auto = renewal_on(cfg)
+    window = dt.timedelta(days=cfg.mqtt.renew_before_days) if auto else RENEW_BEFORE
+    renews = ends - window
+    if left < window:
+        if auto:
+            csr, back = renewal_topics(cfg)
+            asked = pending(cfg.mqtt.key_file)
+            since = (f"asked on {dt.datetime.fromtimestamp(asked.stat().st_mtime, dt.UTC):%Y-%m-%d}"
+                     if asked.exists() else "not asked yet: is the agent connected?")
+            found.append(warn(
+                "certificate", f"{path} expires on {when}, in {left.days} days; the agent "
+                f"renews it since {renews:%Y-%m-%d} ({since})",
+                f"the fleet's CA must answer the request on {csr} with the certificate on "
+                f"{back}; 'journalctl -u o2o-edge | grep certificate' says what happened; "
+                f"or {RENEW}"))
+        else:
+            found.append(warn("certificate", f"{path} expires on {when}, in {left.days} days",
+                              RENEW))
+    plan = (f"the agent renews it on {renews:%Y-%m-%d}" if auto else
+            "renewed by hand ([mqtt] renew_before_days = 0 or no mqtts://)")
+    return found or [ok("certificate", f"{path} for {cn}, expires on {when} (in {left.days} "
+                                       f"days); {plan}")]

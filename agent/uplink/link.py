@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,12 @@ class MqttLink:
         self.inbox: Inbox | None = None
         self.downstream_topics: list[str] = []
         self.extra_topics: set[str] = set()  # wanted for a while (content blobs)
+        self._tls: ssl.SSLContext | None = None
+        # the client certificate the TLS context holds, and the one the connection up now
+        # was made with: a renewal on trial must know which of them the broker accepted
+        self.client_cert = cfg.mqtt.cert_file
+        self.connected_cert = ""
+        self.attempts = 0  # connections begun, made or not
         self.client = self._make_client()
 
     # --- setup -------------------------------------------------------------------------
@@ -111,7 +118,9 @@ class MqttLink:
         if m.username:
             client.username_pw_set(m.username, m.password or None)
         if self.tls:
-            client.tls_set_context(tls_context(self.cfg))
+            self._tls = tls_context(self.cfg)
+            self.client_cert = m.cert_file
+            client.tls_set_context(self._tls)
         # the drain bounds what is in flight; paho must not hold messages back on top of it
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
@@ -155,6 +164,7 @@ class MqttLink:
             return
         self.state = "connected"
         self.connects += 1
+        self.connected_cert = self.client_cert
         self.connected_since = time.time()
         self.last_error = ""
         max_packet = receive_max = None
@@ -217,6 +227,20 @@ class MqttLink:
         with contextlib.suppress(OSError, RuntimeError):
             self.client.disconnect()
 
+    def use_client_certificate(self, cert_file: str, key_file: str) -> None:
+        """The next connection presents this certificate (a renewed one on trial, or the one
+        in use before it, put back): loaded into the TLS context, which paho wraps every new
+        socket with, and the connection dropped so that the next one is made with it. The
+        session stays (same client id, clean start off); paho re-sends what is unacknowledged.
+        Raises OSError or ssl.SSLError when the pair cannot be loaded: nothing changes then."""
+        if self._tls is None:
+            raise ValueError("the uplink is not mqtts://: there is no client certificate to change")
+        self._tls.load_cert_chain(cert_file, key_file)
+        self.client_cert = cert_file
+        self.last_error = "reconnecting with another client certificate"
+        with contextlib.suppress(OSError, RuntimeError):
+            self.client.disconnect()
+
     def rebuild(self) -> None:
         """Forget paho's queue of unacknowledged messages at the next reconnect (the outbox
         still has every row; used when the broker keeps dropping us over one message)."""
@@ -236,6 +260,7 @@ class MqttLink:
         # armed anew for each connection, so that what it says is true of this one
         self._attempt_time = time.time()
         self._refused = False
+        self.attempts += 1
         self.client.will_set(self.state_topic, self._state_payload("offline", will=True), qos=1,
                              retain=True)
         props = None

@@ -150,3 +150,69 @@ def test_the_metrics_page_has_the_certificates_expiry(
     assert gauges(str(cert))[name] == expires
     assert name not in gauges("")
     assert name not in gauges(str(tmp_path / "missing.pem"))  # doctor says why
+
+
+def test_a_renewed_pair_replaces_the_old_one_and_a_cut_is_finished_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """files.promote puts the renewed pair in place keeping the old as .old; a power cut
+    between its two renames (the new key in place, its certificate still .new) leaves a pair
+    that does not belong together, which files.settle mends before the uplink loads it."""
+    import os
+
+    from agent.enroll import files
+
+    ca = TestCA(tmp_path / "ca")
+    cfg = config(tmp_path)
+    etc = cfg.parent
+    cert, key = etc / "device.pem", etc / "device.key"
+    cert.write_bytes(sign_request(ca, request(cfg, capsys)))
+    os.replace(etc / "device.key.new", key)
+    old_cert, old_key = cert.read_bytes(), key.read_bytes()
+    new_cert = sign_request(ca, request(cfg, capsys), days=180)
+    (etc / "device.pem.new").write_bytes(new_cert)
+    files.promote(cert, key)
+    assert cert.read_bytes() == new_cert and files.previous(cert).read_bytes() == old_cert
+    assert files.previous(key).read_bytes() == old_key
+    assert not files.pending(cert).exists() and not files.pending(key).exists()
+    assert not files.settle(cert, key)  # a pair that belongs together is left alone
+    # the next renewal, cut after its key was put in place
+    newer = sign_request(ca, request(cfg, capsys), days=270)
+    files.pending(cert).write_bytes(newer)
+    os.replace(files.pending(key), key)
+    assert files.settle(cert, key)
+    assert cert.read_bytes() == newer and not files.pending(cert).exists()
+    # a certificate pending with no key that fits it is no half-done renewal: left alone
+    files.pending(cert).write_bytes(new_cert)
+    assert not files.settle(cert, key) and cert.read_bytes() == newer
+
+
+def test_doctor_says_when_the_agent_renews(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = TestCA(tmp_path / "ca")
+    cfg = config(tmp_path)
+    cert = tmp_path / "etc" / "device.pem"
+    signed = sign_request(ca, request(cfg, capsys), days=90)
+    cert.write_bytes(signed)
+    key = tmp_path / "etc" / "device.key.new"
+    (tmp_path / "etc" / "device.key").write_bytes(key.read_bytes())
+    body = cfg.read_text().replace("[mqtt]\n", '[mqtt]\nurl = "mqtts://broker.example:8883"\n')
+    cfg.write_text(body + f'cert_file = "{cert}"\nkey_file = "{tmp_path / "etc" / "device.key"}"\n'
+                   "renew_before_days = 20\n")
+    loaded = load_config(str(cfg), {})
+    expires = x509.load_pem_x509_certificate(signed).not_valid_after_utc
+    now = dt.datetime.now(dt.UTC)
+    (fine,) = check_certificate(loaded, now)
+    assert fine.level == "ok"
+    assert f"the agent renews it on {expires - dt.timedelta(days=20):%Y-%m-%d}" in fine.message
+    (due,) = check_certificate(loaded, now + dt.timedelta(days=75))
+    assert due.level == "warn" and "the agent renews it since" in due.message
+    assert "(asked on" in due.message  # the pending key of the request above
+    assert "o2o/v1/store-1/dev-1/csr" in due.fix and "o2o/v1/store-1/dev-1/cert" in due.fix
+    key.unlink()
+    (due,) = check_certificate(loaded, now + dt.timedelta(days=75))
+    assert "not asked yet: is the agent connected?" in due.message
+    by_hand = load_config(str(cfg), {"O2O_EDGE_MQTT_RENEW_BEFORE_DAYS": "0"})
+    (manual,) = check_certificate(by_hand, now)
+    assert "renewed by hand" in manual.message
