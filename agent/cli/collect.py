@@ -5,8 +5,14 @@ duplicates per device and boot (`--report`).
 `mqtts://` is TLS with the agent's own TLS setup (system CAs unless --ca-file), never a
 plaintext fallback; plaintext to a host that is not this machine is refused unless
 --allow-insecure, as the agent's [mqtt] does. paho is driven from this thread (no network
-thread of its own), so a message that cannot be stored stops the collector before its PUBACK:
-the broker keeps it for the next run instead of it being lost."""
+thread of its own) and acknowledges nothing by itself: the messages read are stored together,
+in one transaction, and only then PUBACKed. So a message that cannot be stored stops the
+collector before its PUBACK, and a collector killed mid-batch leaves its messages with the
+broker (for its session, or another collector of a shared subscription where the broker hands
+them over): nothing is lost, at most stored twice and counted as a duplicate.
+
+Several collectors share the load with `--shared GROUP` (an MQTT shared subscription, each with
+its own `--client-id`); the database makes them idempotent by event id."""
 
 from __future__ import annotations
 
@@ -29,6 +35,11 @@ from agent.errors import AgentError, ConfigError, Reason
 PASSWORD_ENV: Final = "O2O_EDGE_COLLECT_PASSWORD"  # noqa: S105 - a variable name
 KEEPALIVE_S: Final = 30
 BACKOFF_MAX_S: Final = 30.0  # reconnect after a lost connection: full jitter up to this
+# Messages stored per transaction at most; the broker's window (our Receive Maximum on MQTT 5,
+# max_ack_pending on NATS) bounds it too: unacknowledged, no more arrive.
+BATCH_MESSAGES: Final = 500
+RECEIVE_MAXIMUM: Final = 1000
+BATCH_WAIT_S: Final = 0.05  # the oldest message read waits at most this for others
 
 
 def add_parser(sub: Any) -> None:
@@ -131,10 +142,11 @@ def _client(args: argparse.Namespace, tls: bool) -> Any:
     from agent.tlsopts import client_tls_context
 
     v5 = args.protocol == "5"
+    # manual_ack: a message is acknowledged once its transaction is committed, not on reading
     client = (mqtt.Client(CallbackAPIVersion.VERSION2, client_id=args.client_id,
-                          protocol=mqtt.MQTTv5) if v5 else
+                          protocol=mqtt.MQTTv5, manual_ack=True) if v5 else
               mqtt.Client(CallbackAPIVersion.VERSION2, client_id=args.client_id,
-                          protocol=mqtt.MQTTv311, clean_session=False))
+                          protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True))
     password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)
     if args.username or password:
         client.username_pw_set(args.username or None, password or None)
@@ -185,13 +197,27 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
         elif not flags.session_present:
             c.subscribe(topic, qos=1)  # a kept session still has it (and what is queued)
 
+    pending: list[tuple[int, int, bytes]] = []  # (mid, qos, payload) read, not yet stored
+    first_read = 0.0
+
     def on_message(c: Any, u: Any, msg: Any) -> None:
+        nonlocal first_read
+        if not pending:
+            first_read = time.monotonic()
+        pending.append((msg.mid, msg.qos, bytes(msg.payload)))
+
+    def flush(ack: bool = True) -> None:
+        """Store what was read in one transaction, then acknowledge it (not when the
+        connection it came on is gone: the broker sends it again, a duplicate)."""
         try:
-            new, dup = store.add_batch(bytes(msg.payload))  # stored before paho acknowledges
+            new, dup = store.add_batches([p for _, _, p in pending])
         except Exception as exc:
             raise _StoreFailed(str(exc)) from exc
         stats["new"] += new
         stats["duplicates"] += dup
+        for mid, qos, _ in pending if ack else ():
+            client.ack(mid, qos)
+        pending.clear()
 
     def on_log(c: Any, u: Any, level: int, text: str) -> None:
         if level == MQTT_LOG_ERR:  # why a read failed: a TLS alert, a reset
@@ -208,6 +234,7 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
         if v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = args.session_expiry  # kept while we are away
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
             client.connect(host, port, keepalive=KEEPALIVE_S, clean_start=False,
                            properties=props)
         else:
@@ -226,7 +253,13 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
-                rc = client.loop(timeout=0.2)
+                before = len(pending)
+                rc = client.loop(timeout=0.01 if pending else 0.2)
+                # stored when nothing more came (the broker's window is full, or the stores
+                # are quiet), the batch is full, or its first message waited long enough
+                if pending and (len(pending) == before or len(pending) >= BATCH_MESSAGES
+                                or time.monotonic() - first_read >= BATCH_WAIT_S):
+                    flush()
             except _StoreFailed as exc:
                 failure = (f"cannot store events in {args.db} ({exc}); stopped without "
                            "acknowledging them: the broker keeps them for the next run")
@@ -240,6 +273,8 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
                 accepted = accepted or client.is_connected()
                 attempt = 0
                 continue
+            if pending:
+                flush(ack=False)
             if not accepted:  # dropped before it ever accepted us: retrying will not help
                 why = paho_errors[0] if paho_errors else "the connection was closed"
                 failure = (f"the broker at {where} closed the connection before accepting it "
@@ -257,8 +292,13 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
             except (OSError, ValueError) as exc:
                 print(f"o2o-edge collect: {where}: {connect_problem(exc, tls)}",
                       file=sys.stderr, flush=True)
+        if pending and not failure:
+            flush()
+            client.loop(timeout=0.1)  # the acknowledgements out before DISCONNECT
     except KeyboardInterrupt:
         pass
+    except _StoreFailed as exc:
+        failure = f"cannot store events in {args.db} ({exc})"
     finally:
         client.disconnect()
         print(json.dumps({"stored": store.count(), **stats,
