@@ -8,7 +8,9 @@ scans, check-ins and kiosk events are linked to it (`visit`), and the first camp
 the visit becomes the visit's (`visit_campaign`), named by every later event of it — the exit
 included. Nothing is guessed when two apps are equally close. A till's sale or redemption is
 linked to the visit at the kiosk, else to the only app visit open in the store; its campaign
-is the redeemed offer's.
+is the redeemed offer's. A visit in which a pickup was checked in at the kiosk marks its
+till events `visit_pickup` (the pickup add-on sales: what a click-and-collect shopper bought
+besides the order).
 
 While staff mode is open on the kiosk (its "enter" without a "leave" yet, no shopper's kiosk
 event since, for at most STAFF_MODE_MAX_S), taps and scans are a staff member testing the
@@ -26,6 +28,7 @@ from typing import Any, Final
 
 from agent.contracts.events import (
     BLE_PRESENCE,
+    KIOSK_CHECKIN,
     KIOSK_PREFIX,
     KIOSK_STAFF,
     NFC_TAP,
@@ -41,6 +44,7 @@ TILL = (POS_PREFIX, OFFER_PREFIX)
 LINKED = (NFC_TAP, QR_SCAN, KIOSK_PREFIX, *TILL)
 # a kiosk that died in staff mode sends no "leave": past this, reads are a shopper's again
 STAFF_MODE_MAX_S: Final = 30 * 60
+PICKED_UP: Final = ("pickup.ok", "pickup.ready")  # a pickup check-in's confirmed outcomes
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Visit:
     started: float
     zone: str
     campaign: str | None = None
+    pickup: bool = False  # a pickup was checked in at the kiosk during it
 
 
 def campaign_of(event_type: str, data: dict[str, Any]) -> str | None:
@@ -113,6 +118,11 @@ class Visits:
                 out["visit"] = visit.id
                 if visit.campaign:
                     out["visit_campaign"] = visit.campaign
+                if event_type == KIOSK_CHECKIN and data.get("kind") == "pickup" \
+                        and data.get("outcome") in PICKED_UP:
+                    visit.pickup = True
+                if visit.pickup and event_type.startswith(TILL):
+                    out["visit_pickup"] = True
             return out
 
     def _staff_test(self, event_type: str, data: dict[str, Any]) -> bool:

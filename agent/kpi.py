@@ -8,7 +8,9 @@ successful ones, content views and hand-offs (the conversion), survey answers pe
 to exit, and their dwell; the store's own beacons are no visit), peak anonymous footfall per
 minute, staff alerts and their response times (raised ->
 acknowledged -> closed), and the tills' sales (count, amount and average order value per
-currency, the share of visits that bought), refunds and offer redemptions per campaign.
+currency, the share of visits that bought), the sales of visits that checked in a pickup
+(add-on sales, and the share of pickups that bought more), refunds and offer redemptions
+per campaign.
 `o2o-edge report` prints a day and can write an HTML page.
 Hours and days are the store's (`[device] timezone`): an event counts in the local hour it
 happened in, a day runs from local midnight to local midnight (23 or 25 hours on a DST day;
@@ -71,6 +73,7 @@ NPS_CHOICES: Final = 11  # a bundle's survey.scale for 0-10, which the kiosk's a
 PROMOTER_MIN: Final = 9  # 9 and 10 promote; 0 to 6 detract (7 and 8 are passive)
 DETRACTOR_MAX: Final = 6
 SUCCESS = {"pickup.ok", "pickup.ready", "appointment.ok", "loyalty.ok"}
+PICKED_UP = ("pickup.ok", "pickup.ready")  # a pickup check-in confirmed (attribution.py too)
 TYPES = {NFC_TAP, QR_SCAN, KIOSK_CHECKIN, KIOSK_VIEW, KIOSK_HANDOFF, KIOSK_SURVEY,
          BLE_PRESENCE, BLE_FOOTFALL, POS_SALE, POS_REFUND, OFFER_REDEEMED, OFFER_REFUSED,
          STAFF_ALERT, STAFF_ALERT_ACKNOWLEDGED, STAFF_ALERT_CLOSED, STAFF_ALERT_ESCALATED}
@@ -110,7 +113,9 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
         return [("scans", 1), (f"scans.{cls}", 1)]
     if event_type == KIOSK_CHECKIN:
         ok = d.get("outcome") in SUCCESS
-        return [("checkins", 1.0), *([("checkins.ok", 1.0)] if ok else [])]
+        pickup = d.get("kind") == "pickup" and d.get("outcome") in PICKED_UP
+        return [("checkins", 1.0), *([("checkins.ok", 1.0)] if ok else []),
+                *([("checkins.pickup", 1.0)] if pickup else [])]
     if event_type == KIOSK_VIEW:
         return [("views", 1), *_variant(d, "views")]
     if event_type == KIOSK_HANDOFF:
@@ -171,6 +176,8 @@ def _till_metrics(event_type: str, d: dict[str, Any]) -> Sequence[tuple[str, flo
                (f"{kind}.{cur}.minor.sum", _amount(d.get("total"), "total"))]
         if event_type == POS_SALE and d.get("visit"):
             out.append(("sales.visit", 1.0))
+        if event_type == POS_SALE and d.get("visit_pickup") is True:  # attribution.py
+            out += [("pickup_addon", 1.0), (f"pickup_addon.{cur}.minor.sum", out[2][1])]
         return out
     campaign = d.get("campaign")
     name = campaign if isinstance(campaign, str) and _CAMPAIGN_RE.fullmatch(campaign) \
@@ -352,13 +359,19 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
             total.get("alerts.close_s.sum", 0.0) / total["alerts.closed_after_ack"], 1)
     # amounts in the currency's minor units (cents; a yen is its own minor unit)
     for metric, value in total.items():
-        if metric.startswith(("sales.", "refunds.")) and metric.endswith(".minor.sum"):
+        if metric.startswith(("sales.", "refunds.", "pickup_addon.")) \
+                and metric.endswith(".minor.sum"):
             kind, cur = metric.split(".")[:2]
             out[f"{kind}.{cur}.minor"] = int(value)
             if kind == "sales" and total.get(f"sales.{cur}"):
                 out[f"aov.{cur}.minor"] = round(value / total[f"sales.{cur}"])
     if total.get("visits") and "sales.visit" in total:
         out["conversion.visit_to_purchase"] = round(total["sales.visit"] / total["visits"], 3)
+    if total.get("checkins.pickup") and "sales" in total:  # where the tills report
+        # a shopper may buy twice while collecting: a share, at most all of them
+        out["conversion.pickup_to_addon"] = round(
+            min(total.get("pickup_addon", 0.0), total["checkins.pickup"])
+            / total["checkins.pickup"], 3)
     for metric, views in total.items():
         if metric.startswith("ab.") and metric.endswith(".views") and views:
             test = metric.removesuffix(".views")

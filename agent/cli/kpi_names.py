@@ -44,6 +44,9 @@ LABELS: Final[dict[str, str]] = {
     "sales.visit": "Sales during an app visit",
     "offers.redeemed": "Offers redeemed",
     "offers.refused": "Offer codes refused",
+    "checkins.pickup": "Pickups checked in",
+    "pickup_addon": "Add-on sales at a pickup",
+    "conversion.pickup_to_addon": "Pickups that bought more",
 }
 # metrics named after a value: a scan's class, a currency, a campaign
 PATTERNS: Final = [
@@ -51,6 +54,7 @@ PATTERNS: Final = [
     (re.compile(r"(sales|refunds)\.([A-Z]{3}|other)"), "{} in {}"),
     (re.compile(r"(sales|refunds)\.([A-Z]{3}|other)\.minor"), "{} total ({})"),
     (re.compile(r"aov\.([A-Z]{3}|other)\.minor"), "Average order ({})"),
+    (re.compile(r"pickup_addon\.([A-Z]{3}|other)\.minor"), "Add-on sales at a pickup ({})"),
     (re.compile(r"offers\.redeemed\.(.+)"), "Offers redeemed: {}"),
     (re.compile(r"survey\.s(\d+)\.sum"), "Sum of scores on the {}-point scale"),
     (re.compile(r"ab\.(.+)/(.+)\.views"), "Variant {1} of {0}: views"),
@@ -81,7 +85,8 @@ GROUPS: Final = [
     ),
     ("Survey", ("survey.answers", "survey.average", "nps", "survey.s10.", "survey.")),
     ("Staff alerts", ("alerts",)),
-    ("Sales and offers", ("sales", "refunds", "aov.", "conversion.visit_to_purchase", "offers.")),
+    ("Sales and offers", ("sales", "refunds", "aov.", "conversion.visit_to_purchase",
+                          "pickup_addon", "conversion.pickup_to_addon", "offers.")),
 ]
 # ISO 4217 currencies whose minor unit is not the hundredth (others: cents)
 _EXPONENT: Final = {

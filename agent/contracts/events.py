@@ -377,6 +377,7 @@ class PosSale(TypedDict):
     campaign: NotRequired[str]  # the first redeemed offer's; then attribution's
     visit: NotRequired[str]
     visit_campaign: NotRequired[str]
+    visit_pickup: NotRequired[bool]  # the visit checked in a pickup: an add-on sale
 
 
 class OfferRedeemed(TypedDict):
