@@ -1,0 +1,134 @@
+"""The fleet end to end: virtual stores speaking the agent's wire protocol, collectors writing
+to PostgreSQL, faults on the way; every event every store committed is stored exactly once,
+no seq missing, and what is missing is attributed (lost after a PUBACK, or still unsent)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.collector.store import EventStore
+from simulators.brokers import BrokerUnavailable
+from simulators.cluster import NatsCluster
+from simulators.fleet.check import FleetCheck, check
+from simulators.fleet.fleet import Fleet
+from simulators.netcut import NetworkCut
+from tests.conftest import CLI, ROOT
+from tests.integration.test_fleet_collectors import pg_url
+
+__all__ = ["pg_url"]  # the fixture, shared
+
+
+def _collector(url: str, db: str, n: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*CLI, "collect", "--broker", url, "--db", db,
+                             "--client-id", f"fleet-collector-{n}", *extra], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _stop(collectors: list[subprocess.Popen[str]]) -> list[str]:
+    errs = []
+    for c in collectors:
+        if c.poll() is None:
+            c.send_signal(signal.SIGTERM)
+        errs.append(c.communicate(timeout=30)[1])
+    return errs
+
+
+async def _stored(db: str, fleet: Fleet, timeout: float) -> FleetCheck:
+    """The check, repeated until it is exact or `timeout` (collectors still writing)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(db, autocommit=True) as conn:
+        while True:
+            result = check(conn, fleet.stores)
+            if result.exact or time.monotonic() > deadline:
+                return result
+            await asyncio.sleep(0.3)
+
+
+def test_fifty_stores_through_a_collector_kill_and_a_network_cut(
+        mosquitto: Any, pg_url: str) -> None:
+    EventStore(pg_url).close()  # the tables, before collectors race to make them
+    shared = ("--shared", "fleet")
+    collectors = [_collector(mosquitto.url, pg_url, n, *shared) for n in range(2)]
+    cut = NetworkCut("127.0.0.1", mosquitto.port).start()
+    # a tenth of the stores reach the broker through a store router that goes dead
+    fleet = Fleet([mosquitto.port], 50, rate=2.0, backoff_max_s=2.0,
+                  port_of=lambda i: [cut.port] if i % 10 == 0 else [mosquitto.port])
+
+    async def run() -> FleetCheck:
+        await fleet.start(ramp_s=1.0)
+        await fleet.wait(lambda: fleet.connected() == 50, 20, "not all connected")
+        fleet.feed()
+        await asyncio.sleep(2)
+        collectors[1].send_signal(signal.SIGKILL)
+        cut.cut()
+        await asyncio.sleep(3)
+        collectors[1].communicate(timeout=10)
+        collectors[1] = _collector(mosquitto.url, pg_url, 1, *shared)  # its session again
+        cut.restore()
+        await asyncio.sleep(1)
+        fleet.feed(False)
+        await fleet.drain(30)
+        await fleet.stop()
+        return await _stored(pg_url, fleet, 30)
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        errs = _stop(collectors)
+        cut.stop()
+    assert all("Traceback" not in e for e in errs), errs
+    assert result.committed >= 400, result.line()
+    assert result.exact, result.line()
+    # both protocols were played: MQTT 5 and 3.1.1 stores alike
+    assert {s.v5 for s in fleet.stores} == {True, False}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    try:
+        c = NatsCluster(tmp_path / "cluster")
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+    c.start()
+    yield c
+    for node in c.nodes:
+        node.kill()
+
+
+def test_fifty_stores_on_the_cluster_through_a_node_sigkill(cluster: NatsCluster,
+                                                            pg_url: str) -> None:
+    EventStore(pg_url).close()
+    # NATS 2.9's MQTT has no shared subscriptions: one collector, its session on node 3
+    collectors = [_collector(cluster.nodes[2].url, pg_url, 0, "--protocol", "3.1.1")]
+    fleet = Fleet(cluster.ports, 50, v5_share=0.0, rate=2.0, backoff_max_s=2.0)
+
+    async def run() -> FleetCheck:
+        await fleet.start(ramp_s=1.0)
+        await fleet.wait(lambda: fleet.connected() == 50, 30, "not all connected")
+        fleet.feed()
+        await asyncio.sleep(2)
+        cluster.kill(0)  # a third of the stores lose their node; they move to the next
+        await asyncio.sleep(3)
+        fleet.feed(False)
+        await fleet.drain(60)
+        await fleet.stop()
+        return await _stored(pg_url, fleet, 60)
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        errs = _stop(collectors)
+    assert all("Traceback" not in e for e in errs), errs
+    assert result.committed >= 400, result.line()
+    assert result.exact, result.line()
+    assert sum(s.stats.connects > 1 for s in fleet.stores) >= 5  # stores did move
