@@ -221,6 +221,9 @@ class KioskApp(App[None]):
         coming = self.follow.on_event(message.event)
         if coming is not None:
             self.tell_shopper(Said("staff.coming", (("name", coming),)), timeout=20)
+        if self._helped(message.event):
+            # staff closed the call of a shopper waiting at home: no Back or Done will come
+            self.offer_survey("staff-call")
         data = message.event.get("data")
         if message.event.get("type") == ev.LINK_COMMAND and \
                 isinstance(data, dict) and data.get("name") == "reload-content":
@@ -250,6 +253,16 @@ class KioskApp(App[None]):
         elif kind == "product":  # a product's barcode: its card from the catalog
             self.show_product(arg["gtin"])
 
+    def _helped(self, event: CloudEvent) -> bool:
+        """Staff closed the alert of this session's call while the kiosk is at home."""
+        data = event.get("data")
+        w = self.follow.waiting
+        return (event.get("type") == ev.STAFF_ALERT_CLOSED and isinstance(data, dict)
+                and w is not None and w.kind == AlertKind.CALL_STAFF
+                and w.alert is not None and data.get("alert") == w.alert
+                and self.session.survey_due() == "staff-call"
+                and len(self.screen_stack) <= 2 and not self.in_staff_mode())
+
     def record(self, event_type: str, data: Mapping[str, Any]) -> None:
         """A kiosk event for the agent's outbox (queued while the agent is down); `data` is
         the type's payload (agent/contracts/events.py), built with its TypedDict."""
@@ -267,8 +280,21 @@ class KioskApp(App[None]):
         self.screen_stack[-1].set_focus(None)  # the button that left home is not lit
 
     def home(self) -> None:
+        """Back to the attract screen; once a session, by way of the survey when the shopper
+        browsed offers without checking in, or called staff (kiosk/session.py)."""
+        after = self.session.survey_due()
+        if after is not None and not self.in_staff_mode():
+            self.offer_survey(after)
+            return
         self._to_base()
         self.mark_shown("attract")
+
+    def offer_survey(self, after: str) -> None:
+        """The one-tap survey (`after`: what the shopper did), at most once a session."""
+        self.session.surveyed = True
+        self._to_base()
+        self.push_screen(SurveyScreen(after))
+        self.mark_shown("survey")
 
     def go(self, target: str) -> None:
         if target in ("pickup", "appointment"):
@@ -279,9 +305,8 @@ class KioskApp(App[None]):
         elif target == "privacy":
             self.push_screen(PrivacyScreen())
         elif target == "survey":
-            after = getattr(self.screen, "outcome", "")
-            self._to_base()
-            self.push_screen(SurveyScreen(after))
+            self.offer_survey(getattr(self.screen, "outcome", ""))
+            return
         elif target == "staff":
             self.push_screen(StaffPinScreen())
         self.mark_shown(target)
@@ -375,6 +400,7 @@ class KioskApp(App[None]):
             await card.recompose()
 
     def on_shopper_bar_staff_called(self, message: ShopperBar.StaffCalled) -> None:
+        self.session.called_staff = True
         self.call_staff(ev.KioskAssist(screen=getattr(self.screen, "name_for_events", "")))
 
     @work(group="call-staff")
@@ -411,6 +437,7 @@ class KioskApp(App[None]):
                 screen.follow = text
 
     def enter_staff_mode(self) -> None:
+        self.session.surveyed = True  # staff at the kiosk: no survey for them to skip
         self._to_base()
         self.push_screen(StaffScreen())
         self.record(ev.KIOSK_STAFF, ev.KioskStaff(action="enter"))

@@ -29,9 +29,16 @@ async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 10.0,
 
 
 async def go_home(pilot: Any, app: KioskApp) -> None:
+    """Back home; the survey the kiosk offers on the way (after browsing or a staff call)
+    is skipped, as a shopper in a hurry does."""
     if not isinstance(app.screen, AttractScreen):
         app.home()
-        await until(pilot, lambda: isinstance(app.screen, AttractScreen), 10, "the home screen")
+        await until(pilot, lambda: isinstance(app.screen, (AttractScreen, SurveyScreen)), 10,
+                    "the home screen")
+        if isinstance(app.screen, SurveyScreen):
+            await pilot.click("#skip")
+            await until(pilot, lambda: isinstance(app.screen, AttractScreen), 10,
+                        "the home screen")
 
 
 async def type_pickup_code(pilot: Any, app: KioskApp, code: str,

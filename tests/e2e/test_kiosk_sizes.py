@@ -293,6 +293,7 @@ async def walk(served: Served, browser: Any, size: tuple[int, int], language: st
         await s.tap("#handoff")
         await s.check("handoff")
         await s.tap("#back")
+        await s.tap("#skip")  # the survey a shopper who browsed is offered on the way home
         if full:
             await s.tap("#go-privacy")
             await s.check("privacy-home")

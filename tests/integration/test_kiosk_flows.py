@@ -117,10 +117,19 @@ def test_tap_opens_content_and_the_handoff_qr_carries_the_visit(store: Store) ->
             await until(pilot, lambda: isinstance(app.screen, ContentScreen)
                         and app.screen.page.id == "rain-jacket", what="scanned page")
             assert app.screen.medium == "qr"
+            # done browsing: the survey, once a session, on the way home
             await pilot.click("#back")
+            await until(pilot, lambda: isinstance(app.screen, SurveyScreen))
+            await pilot.click("#score-4")
+            await until(pilot, lambda: isinstance(app.screen, AttractScreen), timeout=5)
+            await pilot.click("#go-browse")
+            await until(pilot, lambda: isinstance(app.screen, ContentScreen))
+            await pilot.click("#back")  # asked once: straight home this time
             await until(pilot, lambda: isinstance(app.screen, AttractScreen))
             await asyncio.sleep(0.3)  # let the kiosk's events reach the outbox
     asyncio.run(run())
+    surveys = [e["data"] for e in store.events() if e["type"] == "o2o.kiosk.survey"]
+    assert [(s["score"], s["after"]) for s in surveys] == [(4, "browse")]
     kinds = [(e["type"], e["data"].get("page"), e["data"].get("medium")) for e in store.events()]
     assert ("o2o.kiosk.view", "autumn-coffee", "nfc") in kinds
     assert ("o2o.kiosk.handoff", "autumn-coffee", "nfc") in kinds

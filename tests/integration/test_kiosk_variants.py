@@ -75,9 +75,11 @@ def test_two_variants_from_kiosk_to_report(tmp_path: Path,
                             in TITLES)
                 assert TITLES[str(app.screen.query_one("#title").render())] == variant
                 views[variant] += 1
-                if n == 1:  # this shopper checks in for a pickup and answers the survey
-                    await pilot.click("#back")
-                    await until(pilot, lambda: isinstance(app.screen, AttractScreen))
+                if n == 1:  # this shopper answers the survey, checks in for a pickup
+                    await pilot.click("#back")  # done browsing: the survey on the way home
+                    await until(pilot, lambda: isinstance(app.screen, SurveyScreen))
+                    await pilot.click("#score-9")
+                    await until(pilot, lambda: isinstance(app.screen, AttractScreen), 5)
                     await pilot.click("#go-pickup")
                     for key in "K7Q2M9":
                         await pilot.click(f"#key-{key}")
@@ -85,7 +87,7 @@ def test_two_variants_from_kiosk_to_report(tmp_path: Path,
                     await until(pilot, lambda: isinstance(app.screen, ResultScreen))
                     await pilot.click("#done")
                     await until(pilot, lambda: isinstance(app.screen, SurveyScreen))
-                    await pilot.click("#score-9")
+                    await pilot.click("#score-7")
                     await until(pilot, lambda: bool(app.screen.query("#thanks")))
                 await app.reset_session("idle")  # the shopper walked away
                 await until(pilot, lambda: isinstance(app.screen, AttractScreen))
@@ -105,9 +107,9 @@ def test_two_variants_from_kiosk_to_report(tmp_path: Path,
         [(seen[n], 9) for n in range(0, SESSIONS, 3)]
     [checkin] = by_type["o2o.kiosk.checkin"]
     assert (checkin["content_version"], checkin["variants"]) == (9, {"coffee": seen[1]})
-    [survey] = by_type["o2o.kiosk.survey"]
-    assert (survey["score"], survey["scale"], survey["variants"], survey["content_version"]) \
-        == (9, 11, {"coffee": seen[1]}, 9)
+    assert [(s["score"], s["scale"], s["after"], s["variants"], s["content_version"])
+            for s in by_type["o2o.kiosk.survey"]] == [
+        (9, 11, "browse", {"coffee": seen[1]}, 9), (7, 11, "pickup.ok", {"coffee": seen[1]}, 9)]
 
     with BusClient(tmp_path / "agent.sock") as bus:
         wait_for(lambda: bus.request({"op": "kpis"})["summary"].get("views")
@@ -125,7 +127,7 @@ def test_two_variants_from_kiosk_to_report(tmp_path: Path,
         low, high = wilson(handoffs[variant], views[variant])
         assert summary[f"{test}.conversion_ci95"] == [round(low, 3), round(high, 3)]
     assert not any(k.startswith("ab.jacket") for k in summary)  # no test on that page
-    assert summary["nps"] == 100  # the one 0-10 answer, a 9: a promoter
+    assert summary["nps"] == 50  # the 0-10 answers: a 9 (a promoter) and a 7 (passive)
     text = subprocess.run([*CLI, "report", "--config", str(store.cfg_path)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
     rows = [line.split() for line in text.splitlines() if line.strip().startswith("coffee")]
