@@ -30,6 +30,7 @@ from agent.kpi import Kpis
 from agent.metrics import AgentCollector
 from agent.notify import Notifier
 from agent.outbox import Committed, OutboxWriter
+from agent.personal_offers import PersonalOffers
 from agent.pos import PosLedger, PosService
 from agent.pos.service import bus_op as pos_bus_op
 from agent.privacy import Privacy
@@ -48,6 +49,7 @@ from agent.services.touchpoints import Touchpoints
 from agent.statepaths import StatePaths
 from agent.storedb import StoreDatabase, check_at_start
 from agent.storelink.apply import store_data_appliers
+from agent.storelink.blobs import BlobStore
 from agent.storelink.cache import LinkCache
 from agent.storelink.receiver import DocReceiver
 from agent.storelink.service import StoreLink, link_topics
@@ -89,9 +91,14 @@ class Agent:
         self.visits = Visits()
         al = self.alerts = alerts_wiring.staff_alerts(cfg, store, lambda t, d: self.capture(t, d))
         self.pos_ledger = PosLedger(store)
-        self.catalog = CatalogStore(store)
+        # a snapshot's parts come as the store link's content files do
+        self.catalog = CatalogStore(store, blobs=BlobStore(paths.content_dir))
+        # personal offers under the consent scheme's keyed hash, none for a withdrawn app
+        self.offers = PersonalOffers(lambda s: self.privacy.key_of(s),
+                                     lambda: self.privacy.withdrawn)
         self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis, al.store,
-                                              self.pos_ledger))
+                                              self.pos_ledger, self.offers))
+        self.offers.restore(self.link_cache)
         self.pos = PosService(self.pos_ledger, d.store, lambda: self.cfg.qr.offer_public_keys,
                               self.privacy.key_of, lambda t, data: self.capture(t, data))
         self.pos_endpoint: Any = None  # agent/pos/http.py PosEndpoint, when [pos] enabled
@@ -122,7 +129,7 @@ class Agent:
                 d.store, d.id, cfg.link.public_keys, self.link_cache,
                 {**store_data_appliers(self.store_db, al.watch.orders_ready),
                  "consent": self.privacy.apply_consent, "config": self.remote_config.apply,
-                 "catalog": catalog_applier(self.catalog)},
+                 "catalog": catalog_applier(self.catalog), "offers": self.offers.apply},
                 paths.content_dir, self.capture, self.uplink.publish_reply,
                 self.commands.handlers(), self.uplink.want_topics, self.loop.later)
             downstream = link.handle
@@ -137,7 +144,8 @@ class Agent:
                                         arrived=al.watch.arrived), self.kpis,
                          today=self.kpis.today)
         ops = kiosk.ops() | al.ops() | {Op.POS: pos_bus_op(self.pos),
-                                        Op.CATALOG_LOOKUP: lookup_op(self.catalog, self.online)}
+                                        Op.CATALOG_LOOKUP: lookup_op(self.catalog, self.online),
+                                        Op.PERSONAL_OFFER: self.offers.op}
         self.bus = BusServer(cfg.bus.socket, self.writer, self.status, ops,
                              enrich=self.visits.observe, allow=self.privacy.allows,
                              gate=StaffGate(cfg.staff.bus_tokens))
@@ -146,7 +154,8 @@ class Agent:
         self._status = StatusBuilder(
             self.bootid, lambda: self.remote_config.cfg, trial, self.outbox, self.uplink,
             self.supervisor, self.touchpoints, self.link_receiver, self.privacy, self.bus,
-            self.store_db_state, self.fanout.failures, self.kpis)
+            self.store_db_state, self.fanout.failures, self.kpis,
+            catalog=lambda: self.catalog.status(self._catalog_waiting()))
         self.metrics = AgentCollector(self.status, cfg.mqtt.cert_file)
         self.observability = Observability(cfg.metrics, self.metrics, self.status, self.kpis,
                                            self.uplink, self.supervisor, today=self.kpis.today)
@@ -171,6 +180,12 @@ class Agent:
 
     def status(self) -> Status:
         return self._status.build()
+
+    def _catalog_waiting(self) -> int:
+        """The parts the catalog's snapshot waits for (the store link holds the document)."""
+        rx = self.link_receiver
+        waiting = rx.deferred.get(("catalog", "all")) if rx is not None else None
+        return len(waiting[2]) if waiting else 0
 
     def online(self) -> bool:
         """Connected to the broker now: the catalog's prices are as fresh as upstream's."""

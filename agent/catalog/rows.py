@@ -93,19 +93,22 @@ def product(raw: Any, where: str) -> tuple[c.Product | None, list[str]]:
     ), []
 
 
-def products(raws: Any) -> list[c.Product]:
+def products(raws: Any, where: str = "products") -> list[c.Product]:
+    """The checked products of a list (a document's `products`, or a part's); DocRefused
+    naming the first few problems by their place (`parts[2][7].price`)."""
     if not isinstance(raws, list) or len(raws) > c.MAX_PRODUCTS:
         raise DocRefused(
             "malformed",
-            f'"products" is a list of at most {c.MAX_PRODUCTS}: a larger catalog comes in parts',
+            f'"{where}" is a list of at most {c.MAX_PRODUCTS} products: a larger catalog is '
+            "a snapshot in parts (parts_sha256)",
         )
     out, problems = [], []
     for i, raw in enumerate(raws):
-        p, bad = product(raw, f"products[{i}]")
+        p, bad = product(raw, f"{where}[{i}]")
         problems += bad
         if p is not None:
             out.append(p)
-    problems += twice(out)
+    problems += [f"{where}{p.removeprefix('products')}" for p in twice(out)]
     if problems:
         raise DocRefused("malformed", "; ".join(problems[:MAX_PROBLEMS_TOLD]))
     return out
@@ -127,8 +130,23 @@ def twice(found: list[c.Product]) -> list[str]:
     return out
 
 
+def _hashes(value: Any, what: str) -> list[str]:
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= c.MAX_PARTS
+        or not all(isinstance(h, str) and c.SHA256.fullmatch(h) for h in value)
+        or len(set(value)) != len(value)
+    ):
+        raise DocRefused(
+            "malformed",
+            f"{what}: 1 to {c.MAX_PARTS} different SHA-256s (64 lowercase hex digits), one "
+            "per part",
+        )
+    return list(value)
+
+
 class Body:
-    """A catalog document's body, checked."""
+    """A catalog document's body, checked (agent/contracts/catalog.py has its forms)."""
 
     def __init__(self, doc: Doc) -> None:
         body = doc.body
@@ -138,23 +156,39 @@ class Body:
                 'a catalog document needs {"mode": "snapshot" or "increment", "products": [...]}',
             )
         self.mode: str = body["mode"]
-        self.products = products(body.get("products"))
-        self.snapshot = body.get("snapshot", f"v{doc.version}")
-        self.part, self.parts = body.get("part", 1), body.get("parts", 1)
+        unknown = set(body) - {"mode", "products", "snapshot", "parts_sha256", "removed"}
+        if "part" in unknown or "parts" in unknown:
+            raise DocRefused(
+                "malformed",
+                "part and parts: a snapshot in parts is one document naming its parts by "
+                "SHA-256 (parts_sha256), each part a list of products published retained on "
+                "o2o/v1/{store}/all/blob/<sha256> (parts published as documents of their own "
+                "overwrite each other on the retained catalog topic)",
+            )
+        if unknown:
+            raise DocRefused("malformed", f"unknown field {sorted(unknown)[0][:40]!r}")
+        snapshot = body.get("snapshot", f"v{doc.version}" if self.mode == "snapshot" else None)
+        if snapshot is not None and (
+            not isinstance(snapshot, str) or not c.SNAPSHOT.fullmatch(snapshot)
+        ):
+            raise DocRefused("malformed", "snapshot: an id of 1-64 letters, digits or . _ : -")
+        # a snapshot's id; an increment's base: the snapshot it changes (None: the one in use)
+        self.snapshot: str | None = snapshot
+        self.parts: list[str] = (
+            _hashes(body["parts_sha256"], "parts_sha256") if "parts_sha256" in body else []
+        )
+        if self.mode == "snapshot" and self.parts and "products" in body:
+            raise DocRefused(
+                "malformed", "a snapshot has its products inline or in parts_sha256, not both"
+            )
+        if self.mode == "increment" and self.parts and snapshot is None:
+            raise DocRefused("malformed", "parts_sha256: name the snapshot they make (snapshot)")
+        self.products = (
+            [] if self.mode == "snapshot" and self.parts else products(body.get("products"))
+        )
         removed = body.get("removed", [])
-        if self.mode == "snapshot":
-            if not isinstance(self.snapshot, str) or not c.SNAPSHOT.fullmatch(self.snapshot):
-                raise DocRefused("malformed", "snapshot: an id of 1-64 letters, digits or . _ : -")
-            if not (
-                _int(self.parts, c.MAX_PARTS) and _int(self.part, self.parts) and self.part >= 1
-            ):
-                raise DocRefused(
-                    "malformed", f"part and parts: 1 <= part <= parts <= {c.MAX_PARTS}"
-                )
-            if removed:
-                raise DocRefused("malformed", "a snapshot removes nothing: it is the catalog")
-        elif "part" in body or "parts" in body or "snapshot" in body:
-            raise DocRefused("malformed", "an increment comes whole: no part, parts or snapshot")
+        if self.mode == "snapshot" and removed:
+            raise DocRefused("malformed", "a snapshot removes nothing: it is the catalog")
         if (
             not isinstance(removed, list)
             or len(removed) > c.MAX_REMOVED

@@ -1,111 +1,170 @@
 """The catalog in store.db: signed catalog documents applied (agent/catalog/rows.py checks
-them), products looked up by GTIN or SKU for the kiosk's product card."""
+them), products looked up by GTIN or SKU for the kiosk's product card.
+
+Every catalog document arrives on the one retained topic o2o/v1/{store}/all/catalog, where
+the broker keeps only the last: a device that connects later gets that one document and
+nothing before it. So each document must be enough on its own:
+
+- a snapshot is whole: its products inline (up to MAX_PRODUCTS), or its parts named by
+  SHA-256 (`parts_sha256`), each part a JSON list of products retained on the blob topic
+  o2o/v1/{store}/all/blob/<sha256>, fetched as content files are (the document waits until
+  they are all here; the signed hashes make the unsigned parts trustworthy);
+- an increment names the snapshot it changes (`snapshot`) and, to be applied on a device
+  that does not have that snapshot, its parts (`parts_sha256`): the device applies the
+  snapshot first. An increment carries every change since its snapshot (upstream's rule),
+  since the ones before it are gone from the topic.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from agent.catalog.rows import Body, twice
+from agent.catalog.rows import Body, products
 from agent.contracts import catalog as c
+from agent.contracts.status import CatalogStatus
 from agent.errors import AgentError, Reason
 from agent.localdb import retry_when_full
 from agent.storedb import Repository, StoreDatabase
-from agent.storelink.docs import Doc, DocRefused
+from agent.storelink.blobs import BlobStore
+from agent.storelink.docs import Doc, DocDeferred, DocRefused
 from drivers.qr.gtin import GtinError, gtin14
 
 log = logging.getLogger(__name__)
-REFUSED = "refused: "
+
+
+class Summary(TypedDict):
+    """What the status says of the catalog, kept in memory and renewed at each change."""
+
+    products: int
+    snapshot: str | None
+    version: int | None
+    applied_at: float | None
+    priced_oldest: float | None
+    priced_newest: float | None
 
 
 class CatalogStore(Repository):
-    def __init__(self, store: Path | StoreDatabase, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Path | StoreDatabase, clock: Callable[[], float] = time.time,
+                 blobs: BlobStore | None = None) -> None:
+        """`blobs`: where a snapshot's parts arrive (the store link's content files)."""
         super().__init__(store)
         self.clock = clock
+        self.blobs = blobs
+        self._lock = threading.Lock()
+        self._summary: Summary = self._summarise()
+
+    # --- applying documents (a worker thread of the store link) ---------------------------
 
     @retry_when_full
     def apply(self, doc: Doc) -> str:
         """Apply a verified catalog document; what it did, in words (logged). DocRefused
-        when its body is wrong or it clashes with the catalog (nothing of it applied)."""
+        when its body is wrong or it clashes with the catalog (nothing of it applied),
+        DocDeferred while parts it names are still to come."""
         body = Body(doc)
+        state = self.state()
+        # the parts to apply first: a snapshot's, or an increment's base the device lacks
+        base = body.mode == "snapshot" or (
+            body.snapshot is not None and (state is None or state[0] != body.snapshot))
+        if body.mode == "increment" and base and not body.parts:
+            have = f"snapshot {state[0]}" if state else "no catalog"
+            raise DocRefused("stale-base", f"the increment changes snapshot {body.snapshot}, "
+                             f"this device has {have}, and the increment does not name that "
+                             "snapshot's parts (parts_sha256): publish them with it")
+        if body.mode == "increment" and body.snapshot is None and state is None:
+            raise DocRefused("stale-base", "an increment with no snapshot to change: name its "
+                             "snapshot and that snapshot's parts (snapshot, parts_sha256)")
+        parts = self._parts(body) if base and body.parts else []
         try:
             with self._store.writing() as db:
+                if base:
+                    db.execute("DELETE FROM catalog")
+                    # plain INSERTs: a SKU or GTIN in two parts is a clash, not an overwrite
+                    for part in parts or [body.products]:  # an increment's base is in parts
+                        self._insert(db, part, doc.issued)
                 if body.mode == "increment":
-                    done = self._increment(db, body, doc.issued)
-                else:
-                    done = self._part(db, body, doc.issued)
+                    # a GTIN moving to another SKU: the old holder loses it first in the
+                    # same document (removed), else the UNIQUE column refuses the document
+                    db.executemany("DELETE FROM catalog WHERE sku = ?",
+                                   [(s,) for s in body.removed])
+                    self._put(db, body.products, doc.issued)
+                snapshot = body.snapshot if base else (state[0] if state else "")
+                db.execute("INSERT OR REPLACE INTO catalog_state VALUES (1, ?, ?, ?, ?)",
+                           (snapshot, doc.version, doc.issued, self.clock()))
         except sqlite3.IntegrityError:
             raise DocRefused(
                 "conflict",
-                "a GTIN of the document is another SKU's in the "
-                "catalog; nothing of the document applied",
+                "a SKU or GTIN of the document is another product's (in the catalog or in "
+                "another part); nothing of the document applied",
             ) from None
-        if done.startswith(REFUSED):
-            raise DocRefused("malformed", done.removeprefix(REFUSED))
-        return done
+        self._forget_parts(body.parts if base else [])
+        self._refresh()
+        n = sum(len(p) for p in parts) if parts else len(body.products)
+        if body.mode == "snapshot":
+            return f"snapshot {body.snapshot}: {n} products" + (
+                f" in {len(parts)} parts" if parts else "")
+        done = f"{len(body.products)} products changed, {len(body.removed)} removed"
+        return f"snapshot {body.snapshot} ({n} products) then {done}" if base else done
+
+    def _parts(self, body: Body) -> list[list[c.Product]]:
+        """The parts the document names, checked; DocDeferred naming the missing ones."""
+        if self.blobs is None:
+            raise DocRefused("unsupported", "this agent takes no snapshot in parts: no store "
+                             "link content directory")
+        missing = [sha for sha in body.parts if self.blobs.size(sha) is None]
+        if missing:
+            raise DocDeferred(missing, f"snapshot {body.snapshot} waits for {len(missing)} "
+                              f"of its {len(body.parts)} parts")
+        out = []
+        for i, sha in enumerate(body.parts):
+            raw = self.blobs.get(sha)
+            if raw is None:  # removed meanwhile (a content install prunes what it does not
+                raise DocDeferred([sha], f"snapshot {body.snapshot}: part {i} is gone")  # name)
+            try:
+                items = json.loads(raw)
+            except (ValueError, RecursionError):
+                raise DocRefused("malformed", f"parts_sha256[{i}]: not a JSON list of "
+                                 "products") from None
+            out.append(products(items, f"parts[{i}]"))
+        return out
+
+    def _forget_parts(self, shas: list[str]) -> None:
+        """The parts are in the catalog now: their files are not kept twice."""
+        if self.blobs is not None:
+            for sha in shas:
+                self.blobs.path(sha).unlink(missing_ok=True)
 
     @staticmethod
-    def _put(db: sqlite3.Connection, products: list[c.Product], issued: float) -> None:
+    def _row(p: c.Product, issued: float) -> tuple[str, str | None, str, float]:
+        return p["sku"], p["gtin"], json.dumps(p, separators=(",", ":")), issued
+
+    def _insert(self, db: sqlite3.Connection, found: list[c.Product], issued: float) -> None:
+        db.executemany("INSERT INTO catalog VALUES (?, ?, ?, ?)",
+                       [self._row(p, issued) for p in found])
+
+    def _put(self, db: sqlite3.Connection, found: list[c.Product], issued: float) -> None:
         # not INSERT OR REPLACE: that would delete another SKU holding the GTIN, unseen
         db.executemany(
             "INSERT INTO catalog VALUES (?, ?, ?, ?) ON CONFLICT (sku) DO UPDATE "
             "SET gtin = excluded.gtin, product = excluded.product, "
             "priced_at = excluded.priced_at",
-            [(p["sku"], p["gtin"], json.dumps(p, separators=(",", ":")), issued) for p in products],
+            [self._row(p, issued) for p in found],
         )
 
-    def _increment(self, db: sqlite3.Connection, body: Body, issued: float) -> str:
-        # a product's GTIN moving to another SKU: the old holder loses it first in the same
-        # document (removed), else the UNIQUE column refuses the document
-        db.executemany("DELETE FROM catalog WHERE sku = ?", [(s,) for s in body.removed])
-        self._put(db, body.products, issued)
-        return f"{len(body.products)} products changed, {len(body.removed)} removed"
+    # --- reading ---------------------------------------------------------------------------
 
-    def _part(self, db: sqlite3.Connection, body: Body, issued: float) -> str:
-        # a part of another snapshot: that one is abandoned (the newest snapshot wins)
-        db.execute(
-            "DELETE FROM catalog_parts WHERE snapshot != ? OR parts != ?",
-            (body.snapshot, body.parts),
-        )
-        db.execute(
-            "INSERT OR REPLACE INTO catalog_parts VALUES (?, ?, ?, ?, ?)",
-            (
-                body.snapshot,
-                body.part,
-                body.parts,
-                json.dumps(body.products, separators=(",", ":")),
-                issued,
-            ),
-        )
-        have = db.execute(
-            "SELECT part, products, issued FROM catalog_parts ORDER BY part"
-        ).fetchall()
-        if len(have) < body.parts:
-            return (
-                f"snapshot {body.snapshot}: part {body.part} of {body.parts} kept, "
-                f"{body.parts - len(have)} to come"
-            )
-        everything: list[c.Product] = []
-        for _, products, _ in have:
-            everything += json.loads(products)
-        clashes = twice(everything)
-        db.execute("DELETE FROM catalog_parts")
-        if clashes:  # refused once this transaction (the parts dropped) is committed
-            return (
-                REFUSED
-                + f"snapshot {body.snapshot}'s parts disagree: "
-                + "; ".join(clashes[:3])
-                + "; the catalog stays as it was"
-            )
-        db.execute("DELETE FROM catalog")
-        for _, products, part_issued in have:
-            self._put(db, json.loads(products), part_issued)
-        return f"snapshot {body.snapshot}: {len(everything)} products"
+    def state(self) -> tuple[str, int, float, float] | None:
+        """(snapshot, version, issued, applied_at) of the catalog in use, or None."""
+        with self._store.reading() as db:
+            row = db.execute("SELECT snapshot, version, issued, applied_at FROM catalog_state"
+                             ).fetchone()
+        return (str(row[0]), int(row[1]), float(row[2]), float(row[3])) if row else None
 
     def lookup(self, gtin: str = "", sku: str = "") -> tuple[c.Product, float] | None:
         """The product and when its price was issued, or None."""
@@ -124,16 +183,36 @@ class CatalogStore(Repository):
         return product, float(row[1])
 
     def count(self) -> int:
-        with self._store.reading() as db:
-            return int(db.execute("SELECT COUNT(*) FROM catalog").fetchone()[0])
+        with self._lock:
+            return self._summary["products"]
 
-    def waiting(self) -> dict[str, Any]:
-        """The snapshot whose parts are still coming ({} when none)."""
+    def _summarise(self) -> Summary:
         with self._store.reading() as db:
-            rows = db.execute(
-                "SELECT snapshot, parts, COUNT(*) FROM catalog_parts GROUP BY snapshot"
-            ).fetchall()
-        return {"snapshot": rows[0][0], "parts": rows[0][1], "have": rows[0][2]} if rows else {}
+            n, oldest, newest = db.execute(
+                "SELECT COUNT(*), MIN(priced_at), MAX(priced_at) FROM catalog").fetchone()
+        state = self.state()
+        return Summary(
+            products=int(n), snapshot=state[0] if state else None,
+            version=state[1] if state else None, applied_at=state[3] if state else None,
+            priced_oldest=oldest, priced_newest=newest)
+
+    def _refresh(self) -> None:
+        summary = self._summarise()
+        with self._lock:
+            self._summary = summary
+
+    def status(self, waiting_parts: int = 0) -> CatalogStatus:
+        """The status document's catalog section: read from memory (it is built on the
+        loop every few seconds); `waiting_parts`: parts a snapshot still waits for."""
+        with self._lock:
+            s = self._summary
+        now = self.clock()
+        ages = {k: round(max(0.0, now - t), 1)
+                for k, t in (("oldest", s["priced_oldest"]), ("newest", s["priced_newest"]))
+                if t is not None}
+        return CatalogStatus(products=int(s["products"]), snapshot=s["snapshot"],
+                               version=s["version"], applied_at=s["applied_at"],
+                               prices_age_s=ages, waiting_parts=waiting_parts)
 
 
 def catalog_applier(catalog: CatalogStore) -> Callable[[Doc], object]:

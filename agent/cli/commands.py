@@ -203,6 +203,27 @@ def _when(ts: float | None) -> str:
     return "-" if not ts else time.strftime("%H:%M:%S", time.localtime(ts))
 
 
+def _catalog_lines(st: Status) -> list[str]:
+    """The catalog the kiosk's product cards read: its size, snapshot and how old its
+    prices are; a snapshot still waiting for parts."""
+    if "catalog" not in st:
+        return []
+    c = st["catalog"]
+    if not c["products"] and not c["waiting_parts"]:
+        return ["catalog    empty (no catalog document applied yet)"]
+    ages = c["prices_age_s"]
+    n = c["products"]
+    line = (f"catalog    {n} product{'' if n == 1 else 's'}  snapshot {c['snapshot'] or '-'}"
+            f" (v{c['version']})  prices {_age(ages.get('newest'))} old")
+    if ages.get("oldest") is not None and ages.get("oldest") != ages.get("newest"):
+        line += f" (the oldest {_age(ages['oldest'])})"
+    out = [line]
+    if c["waiting_parts"]:
+        out.append(f"           a new snapshot waits for {c['waiting_parts']} parts from "
+                   "the broker")
+    return out
+
+
 def _hardware_lines(st: Status) -> list[str]:
     """One line per touchpoint driver with its state, and the last problem with its fix."""
     lines = []
@@ -243,6 +264,7 @@ def format_status(st: Status) -> str:
         if err:
             lines.append(f"last error {label}: {err}")
     lines += _hardware_lines(st)
+    lines += _catalog_lines(st)
     lines.append("components")
     for name, h in st["components"].items():
         extra = f"  restarts={h['restarts']}" if h["restarts"] else ""

@@ -6,12 +6,18 @@ for a product without one), its name per language, its price in integer minor un
 currency (ISO 4217), its stock in this store and in nearby stores, and the SHA-256 of its
 picture (a file of the content bundle). The body of a catalog document:
 
-    {"mode": "snapshot", "products": [...], "snapshot": "2026-12-02", "part": 1, "parts": 3}
-    {"mode": "increment", "products": [...], "removed": ["SKU-1", ...]}
+    {"mode": "snapshot", "snapshot": "2026-12-02", "products": [...]}
+    {"mode": "snapshot", "snapshot": "2026-12-02", "parts_sha256": ["<sha256>", ...]}
+    {"mode": "increment", "snapshot": "2026-12-02", "parts_sha256": [...],
+     "products": [...], "removed": ["SKU-1", ...]}
 
-A snapshot replaces the catalog once all its parts are here (a large catalog comes in parts of
-at most MAX_PRODUCTS products, each part a document of its own with a higher version); an
-increment's products replace the products of their SKUs and `removed` drops SKUs.
+A snapshot replaces the catalog: its products inline (at most MAX_PRODUCTS), or a large one in
+up to MAX_PARTS parts, each a JSON list of at most MAX_PRODUCTS products published retained
+on o2o/v1/{store}/all/blob/<its SHA-256> and named here by hash (the document waits until
+they are all here). An increment's products replace the products of their SKUs and `removed`
+drops SKUs; it names the snapshot it changes, and that snapshot's parts so that a device
+without it applies it first (the catalog topic retains only the last document: each one must
+be enough on its own, so an increment carries every change since its snapshot).
 """
 
 from __future__ import annotations

@@ -168,6 +168,20 @@ class LinkStatus(TypedDict, total=False):
     waiting: dict[str, int]
 
 
+class CatalogStatus(TypedDict):
+    """The catalog in use (agent/catalog/store.py): its size, the snapshot it is and the
+    document that last changed it, how old its prices are (the oldest and the newest price's
+    age, by the issuing time of the documents that set them) and the parts a snapshot still
+    waits for (0: none)."""
+
+    products: int
+    snapshot: str | None
+    version: int | None
+    applied_at: float | None
+    prices_age_s: dict[str, float]  # "oldest", "newest"; {} for an empty catalog
+    waiting_parts: int
+
+
 class PrivacyStatus(TypedDict):
     withdrawn: int
     withheld_events: int
@@ -210,6 +224,7 @@ class Status(TypedDict):
     nfc: NotRequired[NfcStatus]
     qr: NotRequired[QrStatus]
     link: NotRequired[LinkStatus]
+    catalog: NotRequired[CatalogStatus]
     privacy: PrivacyStatus
     bus: BusStatus
     store_db: StoreDbStatus

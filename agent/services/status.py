@@ -20,6 +20,7 @@ from agent.config import Config
 from agent.contracts.status import (
     BleStatus,
     BusStatus,
+    CatalogStatus,
     ComponentHealth,
     LinkStatus,
     NfcStatus,
@@ -32,8 +33,8 @@ from agent.contracts.status import (
 from agent.outbox import OutboxReader
 
 SECTION_ORDER = (
-    "agent", "outbox", "uplink", "components", "ble", "nfc", "qr", "link", "privacy", "bus",
-    "store_db", "commit_hooks")
+    "agent", "outbox", "uplink", "components", "ble", "nfc", "qr", "link", "catalog", "privacy",
+    "bus", "store_db", "commit_hooks")
 
 
 class _Drops(Protocol):
@@ -214,9 +215,11 @@ class StatusBuilder:
                  outbox: OutboxFigures, uplink: UplinkPart | None, components: Components,
                  touchpoints: Touchpoints, link: LinkPart | None, consent: Consent, bus: Bus,
                  store_db: StoreDbState, commit_failures: Mapping[str, int],
-                 kpis: KpiCounts, clock: Callable[[], float] = time.monotonic) -> None:
+                 kpis: KpiCounts, clock: Callable[[], float] = time.monotonic,
+                 catalog: Callable[[], CatalogStatus] | None = None) -> None:
         """`config`: the configuration in force (a live one changes it); `link`: the store
-        link's receiver, when documents are taken from upstream."""
+        link's receiver, when documents are taken from upstream; `catalog`: the catalog's
+        section (from memory: this runs on the loop)."""
         self.bootid = bootid
         self._config = config
         self._trial = trial
@@ -231,6 +234,7 @@ class StatusBuilder:
         self._commit_failures = commit_failures
         self._kpis = kpis
         self._clock = clock
+        self._catalog = catalog
         self._started = clock()  # uptime must not follow clock steps
 
     def build(self) -> Status:
@@ -269,6 +273,8 @@ class StatusBuilder:
             doc["qr"] = cast(QrStatus, touchpoints["qr"])
         if self._link is not None:
             doc["link"] = self._link.status()
+        if self._catalog is not None:
+            doc["catalog"] = self._catalog()
         # the sections in the order `status --json` has always shown them
         parts = cast(dict[str, Any], doc)
         return cast(Status, {key: parts[key] for key in SECTION_ORDER if key in parts})

@@ -164,12 +164,29 @@ V4_CATALOG = (
 )""",
 )
 
+V5_CATALOG_STATE = (
+    # which snapshot the catalog is (an increment names the snapshot it changes) and the
+    # document that last changed it; one row, once a catalog document was applied
+    """CREATE TABLE catalog_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    snapshot TEXT NOT NULL,
+    version INTEGER NOT NULL,     -- of the catalog document that last changed the catalog
+    issued REAL NOT NULL,         -- that document's "issued"
+    applied_at REAL NOT NULL
+)""",
+    # a snapshot's parts now come as content-addressed blobs named by one signed document
+    # (parts published as documents of their own overwrote each other on the retained
+    # catalog topic): nothing is kept aside in the database any more
+    "DROP TABLE catalog_parts",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the tables of the releases before versioning (adopted as they are)",
               V1_TABLES),
     Migration(2, "staff alerts", V2_STAFF_ALERTS),
     Migration(3, "till receipts and the offer ledger", V3_POS),
     Migration(4, "the catalog", V4_CATALOG),
+    Migration(5, "the catalog's snapshot; its parts as blobs", V5_CATALOG_STATE),
 )
 
 

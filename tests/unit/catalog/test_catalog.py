@@ -1,9 +1,13 @@
-"""The signed catalog: snapshots (whole or in parts) and increments applied to store.db, every
-bad product refused by its place with nothing applied, a GTIN clash refused, and the bus's
-catalog-lookup op answering by GTIN (any of its spellings) or SKU with how old the price is."""
+"""The signed catalog: snapshots (whole, or in parts named by hash and fetched as blobs) and
+increments (on the snapshot they name, which a device lacking it applies first) applied to
+store.db, every bad product refused by its place with nothing applied, a GTIN clash refused,
+the status section, and the bus's catalog-lookup op answering by GTIN (any of its spellings)
+or SKU with how old the price is."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from agent.catalog import CatalogStore, catalog_applier, lookup_op
 from agent.errors import AgentError
 from agent.keys import public_key_text
 from agent.storedb import StoreDatabase
+from agent.storelink.blobs import BlobStore
 from agent.storelink.cache import LinkCache
 from agent.storelink.docs import sign_jws
 from agent.storelink.receiver import DocReceiver
@@ -49,7 +54,7 @@ def doc(version: int, body: dict[str, Any], issued: float = NOW - 10) -> bytes:
 @pytest.fixture
 def link(tmp_path: Path) -> Any:
     store = StoreDatabase.open(tmp_path / "store.db")
-    catalog = CatalogStore(store, clock=lambda: NOW)
+    catalog = CatalogStore(store, clock=lambda: NOW, blobs=BlobStore(tmp_path / "content"))
     events: list[tuple[str, Any]] = []
     rx = DocReceiver(
         "berlin-01",
@@ -89,26 +94,83 @@ def test_a_snapshot_then_an_increment_change_a_price_live(link: Any) -> None:
     assert op({"sku": "CUP-2"}) == {"ok": True, "found": False, "online": False, "products": 1}
 
 
-def test_a_snapshot_in_parts_replaces_the_catalog_once_every_part_is_here(link: Any) -> None:
+def part(products: list[Any]) -> tuple[str, bytes]:
+    raw = json.dumps(products).encode()
+    return hashlib.sha256(raw).hexdigest(), raw
+
+
+def arrive(rx: DocReceiver, catalog: CatalogStore, *parts: tuple[str, bytes]) -> None:
+    """Parts come as retained blobs (the store link puts them and tries the waiting again)."""
+    assert catalog.blobs is not None
+    for sha, raw in parts:
+        catalog.blobs.put(sha, raw)
+    rx.retry_deferred()
+
+
+def test_a_snapshot_in_parts_waits_for_them_then_replaces_the_catalog(link: Any) -> None:
     rx, catalog, _ = link
     rx.handle(TOPIC, doc(1, {"mode": "snapshot", "products": [CUP]}))
-    part = {"mode": "snapshot", "snapshot": "s2", "parts": 2}
-    rx.handle(TOPIC, doc(2, {**part, "part": 1, "products": [MUG]}))
+    one, two = part([MUG]), part([{**CUP, "sku": "CUP-3"}])
+    rx.handle(TOPIC, doc(2, {"mode": "snapshot", "snapshot": "s2",
+                             "parts_sha256": [one[0], two[0]]}))
+    assert rx.deferred[("catalog", "all")][2] == [one[0], two[0]]  # asked of the broker
     assert catalog.count() == 1 and catalog.lookup(sku="CUP-2") is not None  # not yet
-    assert catalog.waiting() == {"snapshot": "s2", "parts": 2, "have": 1}
-    rx.handle(TOPIC, doc(3, {**part, "part": 2, "products": [{**CUP, "sku": "CUP-3"}]}))
+    arrive(rx, catalog, one)
+    assert rx.deferred[("catalog", "all")][2] == [two[0]] and catalog.count() == 1
+    arrive(rx, catalog, two)
+    assert ("catalog", "all") not in rx.deferred
     assert catalog.count() == 2 and catalog.lookup(sku="CUP-2") is None
-    assert catalog.lookup(sku="CUP-3") is not None and catalog.waiting() == {}
+    assert catalog.lookup(sku="CUP-3") is not None
+    assert catalog.state()[:2] == ("s2", 2)
+    # the parts are in the catalog now: their files are not kept twice
+    assert catalog.blobs.size(one[0]) is None and catalog.blobs.size(two[0]) is None
+    st = catalog.status()
+    assert (st["products"], st["snapshot"], st["version"], st["prices_age_s"]) == (
+        2, "s2", 2, {"oldest": 10.0, "newest": 10.0})
 
 
 def test_parts_that_name_one_gtin_twice_leave_the_catalog_as_it_was(link: Any) -> None:
     rx, catalog, _ = link
     rx.handle(TOPIC, doc(1, {"mode": "snapshot", "products": [CUP]}))
-    part = {"mode": "snapshot", "snapshot": "s2", "parts": 2}
-    rx.handle(TOPIC, doc(2, {**part, "part": 1, "products": [MUG]}))
-    rx.handle(TOPIC, doc(3, {**part, "part": 2, "products": [{**MUG, "sku": "MUG-2"}]}))
-    assert rx.refused["malformed"] == 1 and "disagree" in rx.last_refusal
-    assert catalog.lookup(sku="CUP-2") is not None and catalog.waiting() == {}
+    one, two = part([MUG]), part([{**MUG, "sku": "MUG-2"}])
+    arrive(rx, catalog, one, two)
+    rx.handle(TOPIC, doc(2, {"mode": "snapshot", "parts_sha256": [one[0], two[0]]}))
+    assert rx.refused["conflict"] == 1 and "another part" in rx.last_refusal
+    assert catalog.lookup(sku="CUP-2") is not None and catalog.state()[:2] == ("v1", 1)
+    bad = part([CUP, {**MUG, "price": 1.5}])
+    arrive(rx, catalog, bad)
+    rx.handle(TOPIC, doc(3, {"mode": "snapshot", "parts_sha256": [one[0], bad[0]]}))
+    assert "parts[1][1].price" in rx.last_refusal and catalog.count() == 1
+
+
+def test_an_increment_names_its_snapshot_and_brings_it_to_a_device_without_it(
+        link: Any) -> None:
+    rx, catalog, _ = link
+    one = part([MUG, CUP])
+    cheaper = {**MUG, "price": 999}
+    increment = {"mode": "increment", "snapshot": "s1", "parts_sha256": [one[0]],
+                 "products": [cheaper], "removed": ["CUP-2"]}
+    # a device that joins after the snapshot: only the increment is retained on the topic
+    rx.handle(TOPIC, doc(5, increment))
+    assert catalog.count() == 0  # it waits for the snapshot's part
+    arrive(rx, catalog, one)
+    assert catalog.count() == 1 and catalog.lookup(sku="MUG-1")[0]["price"] == 999
+    assert catalog.state()[:2] == ("s1", 5)
+    # the next increment of that snapshot needs no parts here
+    rx.handle(TOPIC, doc(6, {"mode": "increment", "snapshot": "s1",
+                             "products": [{**MUG, "price": 899}]}))
+    assert catalog.lookup(sku="MUG-1")[0]["price"] == 899
+    # an increment of a snapshot this device lacks, without its parts: said, not guessed
+    rx.handle(TOPIC, doc(7, {"mode": "increment", "snapshot": "s9", "products": [CUP]}))
+    assert rx.refused["stale-base"] == 1 and "this device has snapshot s1" in rx.last_refusal
+    assert catalog.lookup(sku="CUP-2") is None
+
+
+def test_an_increment_without_a_snapshot_needs_a_catalog_to_change(link: Any) -> None:
+    rx, catalog, _ = link
+    rx.handle(TOPIC, doc(1, {"mode": "increment", "products": [MUG]}))
+    assert rx.refused["stale-base"] == 1 and catalog.count() == 0
+    assert catalog.status()["prices_age_s"] == {}
 
 
 @pytest.mark.parametrize(
@@ -148,10 +210,15 @@ def test_a_bad_product_refuses_the_document_by_its_place(
         ({"mode": "snapshot"}, "a list of at most"),
         ({"mode": "snapshot", "products": [MUG] * 5001}, "a list of at most"),
         ({"mode": "snapshot", "products": [MUG, {**MUG, "gtin": None}]}, "is products[0]'s"),
-        ({"mode": "snapshot", "products": [], "part": 3, "parts": 2}, "part and parts"),
-        ({"mode": "snapshot", "products": [], "parts": 101}, "part and parts"),
+        ({"mode": "snapshot", "products": [], "part": 1, "parts": 2}, "overwrite each other"),
+        ({"mode": "snapshot", "parts_sha256": ["ab" * 32] * 2}, "different SHA-256s"),
+        ({"mode": "snapshot", "parts_sha256": ["AB" * 32]}, "different SHA-256s"),
+        ({"mode": "snapshot", "parts_sha256": [f"{i:064x}" for i in range(101)]},
+         "1 to 100"),
+        ({"mode": "snapshot", "parts_sha256": ["ab" * 32], "products": []}, "not both"),
         ({"mode": "snapshot", "products": [], "removed": ["A"]}, "removes nothing"),
-        ({"mode": "increment", "products": [], "part": 1}, "comes whole"),
+        ({"mode": "increment", "products": [], "parts_sha256": ["ab" * 32]}, "name the snapshot"),
+        ({"mode": "increment", "products": [], "colour": 1}, "unknown field"),
         ({"mode": "increment", "products": [], "removed": ["a b"]}, "removed"),
     ],
 )
@@ -190,10 +257,11 @@ def test_lookup_op_refuses_what_is_no_gtin_or_sku_in_one_line(link: Any) -> None
     assert op({"gtin": "4006381333931"})["found"] is False
 
 
-def test_the_catalog_tables_are_the_fourth_step_of_the_store_database(tmp_path: Path) -> None:
+def test_the_catalog_tables_are_steps_four_and_five_of_the_store_database(
+        tmp_path: Path) -> None:
     StoreDatabase.open(tmp_path / "store.db").close()
     conn = sqlite3.connect(tmp_path / "store.db")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"catalog", "catalog_parts"} <= tables
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert {"catalog", "catalog_state"} <= tables and "catalog_parts" not in tables
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     conn.close()

@@ -86,13 +86,13 @@ def test_a_fresh_file_has_todays_tables_at_the_latest_version(tmp_path: Path) ->
     old.close()
     store = StoreDatabase.open(tmp_path / "store.db")
     store.close()
-    assert user_version(tmp_path / "store.db") == LATEST == 4
+    assert user_version(tmp_path / "store.db") == LATEST == 5
     assert read_only_check(tmp_path / "store.db") == "ok"
     # migration 1 is the schema the old code made: same tables, columns, keys, indexes;
     # step 2 adds the staff alerts' table, step 3 the tills' receipts and the offer ledger,
-    # step 4 the catalog
+    # step 4 the catalog, step 5 the catalog's snapshot (its parts no longer kept aside)
     fresh = shape(tmp_path / "store.db")
-    added = {"staff_alerts", "pos_receipts", "offer_ledger", "catalog", "catalog_parts"}
+    added = {"staff_alerts", "pos_receipts", "offer_ledger", "catalog", "catalog_state"}
     assert set(fresh) - set(shape(made_by_old_code)) == added
     assert {t: v for t, v in fresh.items() if t not in added} == shape(made_by_old_code)
     v1 = tmp_path / "v1.db"
@@ -112,7 +112,7 @@ def test_a_file_of_the_old_code_is_adopted_as_version_1_without_loss(tmp_path: P
     store.close()
     assert user_version(path) == LATEST
     assert rows(path) == {**before, "staff_alerts": [], "pos_receipts": [], "offer_ledger": [],
-                          "catalog": [], "catalog_parts": []}
+                          "catalog": [], "catalog_state": []}
 
 
 def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
@@ -132,7 +132,7 @@ def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
     assert set(shape(path)) == {"appointments", "consent", "kpi_hourly", "link_docs",
                                 "link_keys", "link_versions", "loyalty", "orders",
                                 "privacy_meta", "staff_alerts", "pos_receipts",
-                                "offer_ledger", "catalog", "catalog_parts"}
+                                "offer_ledger", "catalog", "catalog_state"}
 
 
 def test_a_file_of_a_newer_release_is_refused_in_one_line_and_left_alone(
@@ -268,6 +268,23 @@ def test_step_4_adds_the_catalog_to_a_version_3_file(tmp_path: Path) -> None:
     old_file(path)
     StoreDatabase.open(path, migrations=MIGRATIONS[:3]).close()
     before = rows(path)
-    StoreDatabase.open(path).close()
+    StoreDatabase.open(path, migrations=MIGRATIONS[:4]).close()
     assert user_version(path) == 4
     assert rows(path) == {**before, "catalog": [], "catalog_parts": []}
+
+
+def test_step_5_keeps_the_catalog_and_drops_the_parts_kept_aside(tmp_path: Path) -> None:
+    """Parts kept aside by step 4's way are of a snapshot that can no longer finish (its
+    other parts are gone from the retained topic): dropped; the catalog in use stays."""
+    path = tmp_path / "store.db"
+    StoreDatabase.open(path, migrations=MIGRATIONS[:4]).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO catalog VALUES ('MUG-1', NULL, '{}', 1.0)")
+    conn.execute("INSERT INTO catalog_parts VALUES ('s2', 1, 2, '[]', 1.0)")
+    conn.commit()
+    conn.close()
+    StoreDatabase.open(path).close()
+    assert user_version(path) == 5
+    got = rows(path)
+    assert got["catalog"] == [("MUG-1", None, "{}", 1.0)] and got["catalog_state"] == []
+    assert "catalog_parts" not in got
