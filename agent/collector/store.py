@@ -109,6 +109,7 @@ class EventStore:
             if any(not 0 <= r[3] <= MAX_SEQ or any("\0" in str(v) for v in r[:6])
                    for r in rows):
                 raise ValueError("seq out of range or a NUL character")
+            json.dumps(rows, ensure_ascii=False).encode()  # a lone surrogate is no UTF-8
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             self.bad_messages += 1
             return None
@@ -116,8 +117,8 @@ class EventStore:
 
     def add_batches(self, payloads: Sequence[bytes]) -> tuple[int, int]:
         """Store several messages' batches in one transaction; (new events, duplicates).
-        On PostgreSQL one statement inserts them all (arrays unnested): a round trip per
-        message was what held a collector back, not the rows."""
+        On PostgreSQL one statement inserts them all: a round trip per message was what
+        held a collector back, not the rows."""
         rows: list[Row] = []
         for payload in payloads:
             rows.extend(self._parse(payload) or ())
@@ -132,12 +133,13 @@ class EventStore:
                     if self._db.execute(insert, row).rowcount:
                         kept[(row[1], row[2])] += 1
             else:
-                columns = list(zip(*rows, strict=True))
+                # the rows as one JSON parameter: psycopg's text arrays escape every element
+                # through a regular expression (2.7x slower here, measured)
                 cur = self._db.execute(
-                    "INSERT INTO events SELECT * FROM unnest(%s::text[], %s::text[], "
-                    "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[]) "
+                    "INSERT INTO events SELECT r->>0, r->>1, r->>2, (r->>3)::bigint, r->>4, "
+                    "r->>5, r->>6 FROM json_array_elements(%s::json) r "
                     "ON CONFLICT (id) DO NOTHING RETURNING source, bootid",
-                    [list(c) for c in columns])
+                    (json.dumps(rows, ensure_ascii=False),))
                 kept = Counter((str(a), str(b)) for a, b in cur.fetchall())
             dupes = Counter((r[1], r[2]) for r in rows)
             dupes.subtract(kept)

@@ -105,3 +105,22 @@ def test_shared_collectors_lose_nothing_when_one_is_killed(mosquitto: Any, pg_ur
     # each of the three stored a share: the load was spread
     stored = [json.loads(out.strip().splitlines()[-1])["new"] for out, _ in outs]
     assert all(n > 0 for n in stored[::2]), stored
+
+
+def test_one_statement_batch_keeps_out_what_postgres_would_refuse(pg_url: str) -> None:
+    """A message PostgreSQL would refuse (a lone surrogate, a NUL) is counted and kept out;
+    the other messages of the same transaction are stored, a repeated id counted once."""
+    store = EventStore(pg_url)
+    good = _batch(1, 0)
+    surrogate = b'[{"id":"S1","source":"o2o-edge://s/\\ud800","bootid":"BS","seq":1,' \
+                b'"type":"o2o.kiosk.view","time":"t"}]'
+    nul = b'[{"id":"N1","source":"o2o-edge://s/pi","bootid":"BN\\u0000","seq":1,' \
+          b'"type":"o2o.kiosk.view","time":"t"}]'
+    try:
+        assert store.add_batches([good, surrogate, nul, _batch(2, 0), good]) == \
+            (2 * PER_BATCH, PER_BATCH)
+        assert store.bad_messages == 2
+        (r1,) = [r for r in store.report() if r["bootid"] == "B001"]
+        assert (r1["events"], r1["gaps"], r1["duplicates"]) == (PER_BATCH, [], PER_BATCH)
+    finally:
+        store.close()
