@@ -58,6 +58,7 @@ class StoreStats:
     first_connect_s: float | None = None  # from start() to the first CONNACK
     drained_at: float | None = None  # monotonic time the outbox was last seen empty
     acked_seqs: set[int] = field(default_factory=set)
+    ports: list[int] = field(default_factory=list)  # the node of each accepted connection
 
 
 class VirtualStore:
@@ -86,6 +87,7 @@ class VirtualStore:
         self._kick = asyncio.Event()
         self._started = 0.0
         self._client: BoundedClient | None = None
+        self._port = 0  # the node of the current connection
 
     # --- events --------------------------------------------------------------------------
 
@@ -135,6 +137,7 @@ class VirtualStore:
             return
         self.connected = True
         self.stats.connects += 1
+        self.stats.ports.append(self._port)
         if self.stats.first_connect_s is None:
             self.stats.first_connect_s = time.monotonic() - self._started
         client.publish(self.state_topic, self._state("online"), qos=1, retain=True)
@@ -189,7 +192,7 @@ class VirtualStore:
         client = self._client = self._make_client()
         client.will_set(self.state_topic, self._state("offline", will=True), qos=1,
                         retain=True)
-        port = self.ports[self._node % len(self.ports)]
+        port = self._port = self.ports[self._node % len(self.ports)]
         try:
             if self.v5:
                 props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
