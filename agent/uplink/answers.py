@@ -93,7 +93,10 @@ class BrokerAnswers:
             return  # birth/death message, or a batch from before a restart of the mapping
         verdict = classify(rc, len(batch.rowids))
         if verdict.action is Action.ACKED:
-            self._let_go(batch)
+            # the delete rides on the next events' transaction (within ACK_HOLD_S): deleted
+            # in one of its own it cost as much disk writing again as the insert (bench-wear);
+            # a drop below is deleted at once, its count and the outbox agreeing at once
+            self._let_go(batch, hold=True)
             self.stats.acked_events += len(batch.rowids)
             self.stats.last_ack = time.time()
             self._closes.acked()
@@ -131,9 +134,10 @@ class BrokerAnswers:
             log.warning("%s", self.last_refusal)
         self._wake.set()
 
-    def _let_go(self, batch: Batch) -> None:
-        """Delete the batch's rows; hidden from re-reads until the writer surely has."""
+    def _let_go(self, batch: Batch, *, hold: bool = False) -> None:
+        """Delete the batch's rows (`hold`: with the next events, agent/outbox/acks.py);
+        hidden from re-reads until the writer surely has."""
         self._inflight_rows.difference_update(batch.rowids)
-        self.writer.ack(batch.generation, batch.rowids)
+        self.writer.ack(batch.generation, batch.rowids, hold=hold)
         self._acked_recent.append((self.writer.transactions, batch.rowids))
         self._acked_rows.update(batch.rowids)
