@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.contracts.alerts import BY_MAX, valid_by
-from drivers.qr.offer import CAMPAIGN, CODE_ID, TEXT_ID
 from simulators.errors import ScenarioError as ScenarioError  # kept importable from here
+from simulators.scenario.till import Offer as Offer
+from simulators.scenario.till import Sale as Sale
+from simulators.scenario.till import parse_offers, parse_sales
 
 FAULTS = ("broker-down", "network-cut", "bluetoothd-restart", "nfc-unplugged", "camera-gone",
           "disk-full", "clock-jump")
@@ -119,43 +121,6 @@ class Scan:
     pickup: str = ""  # an order id: a signed pickup code for it is shown; or:
     expect: str = ""  # the class the agent must give it (product, pickup, rejected, ...)
     offer: str = ""  # an [[offer]]'s id: its signed offer code is shown
-
-
-@dataclass(frozen=True)
-class Offer:
-    """A campaign's signed offer code (drivers/qr/offer.py), signed by the stage's key."""
-
-    id: str  # the code id: what the one-time ledger knows it by
-    campaign: str
-    text: str = "coffee-20"  # the offer text id the kiosk words ("20 % off coffee")
-    stores: tuple[str, ...] = ()  # where it is good; () = any store
-
-
-@dataclass(frozen=True)
-class Sale:
-    """A receipt the till posts (agent/contracts/pos.py): its lines, total and the offers it
-    redeems; `app` names the shopper-app user (iBeacon minor) whose visit it must be linked
-    to (0: no visit expected); `resend` posts it a second time, as a till that did not hear
-    the answer does (counted once)."""
-
-    at: float
-    receipt: str
-    total: int
-    lines: tuple[dict[str, Any], ...]
-    currency: str = "EUR"
-    payment: str = "card"
-    offers: tuple[str, ...] = ()  # [[offer]] ids
-    app: int = 0
-    resend: bool = False
-
-    def request(self, codes: dict[str, str]) -> dict[str, Any]:
-        """The till's request body, with each offer's code from `codes` (id -> code)."""
-        body: dict[str, Any] = {"receipt": self.receipt, "total": self.total,
-                                "currency": self.currency, "payment": self.payment,
-                                "lines": [dict(line) for line in self.lines]}
-        if self.offers:
-            body["offers"] = [codes[o] for o in self.offers]
-        return body
 
 
 @dataclass(frozen=True)
@@ -372,7 +337,7 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if tag not in sc.tags:
             raise ScenarioError(f"{where}.tag: no tag {tag!r} in [tags]")
         sc.taps.append(Tap(r.time(tp, where), tag))
-    _offers(r, sc)
+    sc.offers = parse_offers(r.items("offer"), _get)
     for where, s in r.items("scan"):
         scan = Scan(r.time(s, where), _get(s, "text", str, where, ""),
                     _get(s, "pickup", str, where, ""), _get(s, "expect", str, where),
@@ -438,47 +403,10 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if kind not in ("clock-jump", "bluetoothd-restart") and fault.minutes <= 0:
             raise ScenarioError(f"{where}.minutes: how long the fault lasts")
         sc.faults.append(fault)
-    _sales(r, sc)
+    sc.sales = parse_sales(r.items("sale"), r.time, _get, sc.offers,
+                           {sh.app for sh in sc.shoppers if sh.app})
     sc.in_time_order()
     return sc
-
-
-def _offers(r: _Reader, sc: Scenario) -> None:
-    for where, o in r.items("offer"):
-        stores = _get(o, "stores", list, where, [])
-        offer = Offer(_get(o, "id", str, where), _get(o, "campaign", str, where),
-                      _get(o, "text", str, where, "coffee-20"), tuple(map(str, stores)))
-        for name, value, pattern in (("id", offer.id, CODE_ID), ("campaign", offer.campaign,
-                                                                 CAMPAIGN),
-                                     ("text", offer.text, TEXT_ID)):
-            if not pattern.fullmatch(value):
-                raise ScenarioError(f"{where}.{name}: {value!r} does not fit an offer code "
-                                    f"({pattern.pattern})")
-        if offer.id in sc.offers:
-            raise ScenarioError(f"{where}.id: {offer.id!r} is another [[offer]]'s")
-        sc.offers[offer.id] = offer
-
-
-def _sales(r: _Reader, sc: Scenario) -> None:
-    receipts: set[str] = set()
-    for where, s in r.items("sale"):
-        lines = _get(s, "lines", list, where)
-        offers = _get(s, "offers", list, where, [])
-        sale = Sale(r.time(s, where), _get(s, "receipt", str, where), _get(s, "total", int, where),
-                    tuple(lines), _get(s, "currency", str, where, "EUR"),
-                    _get(s, "payment", str, where, "card"), tuple(map(str, offers)),
-                    _get(s, "app", int, where, 0), _get(s, "resend", bool, where, False))
-        if not lines or not all(isinstance(line, dict) for line in lines):
-            raise ScenarioError(f"{where}.lines: a list of {{sku or gtin, qty, amount}} tables")
-        unknown = [o for o in sale.offers if o not in sc.offers]
-        if unknown:
-            raise ScenarioError(f"{where}.offers: {unknown} — name offers of [[offer]]")
-        if sale.app and not any(sh.app == sale.app for sh in sc.shoppers):
-            raise ScenarioError(f"{where}.app: no [[shopper]] with app = {sale.app}")
-        if sale.receipt in receipts:  # a till's resend is `resend = true`, not a second entry
-            raise ScenarioError(f"{where}.receipt: {sale.receipt!r} is another [[sale]]'s")
-        receipts.add(sale.receipt)
-        sc.sales.append(sale)
 
 
 def load(path: Path) -> Scenario:
