@@ -155,7 +155,8 @@ class Agent:
             self.bootid, lambda: self.remote_config.cfg, trial, self.outbox, self.uplink,
             self.supervisor, self.touchpoints, self.link_receiver, self.privacy, self.bus,
             self.store_db_state, self.fanout.failures, self.kpis,
-            catalog=lambda: self.catalog.status(self._catalog_waiting()))
+            catalog=lambda: self.catalog.status(self._catalog_waiting()),
+            pos=lambda: self.pos.status(self.pos_endpoint))
         self.metrics = AgentCollector(self.status, cfg.mqtt.cert_file)
         self.observability = Observability(cfg.metrics, self.metrics, self.status, self.kpis,
                                            self.uplink, self.supervisor, today=self.kpis.today)

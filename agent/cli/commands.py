@@ -203,6 +203,25 @@ def _when(ts: float | None) -> str:
     return "-" if not ts else time.strftime("%H:%M:%S", time.localtime(ts))
 
 
+def _pos_lines(st: Status) -> list[str]:
+    """The tills: what they recorded and, with the endpoint on, what it refused."""
+    if "pos" not in st:
+        return []
+    p = st["pos"]
+    e = p.get("endpoint")
+    if e is None and not any(v for v in p.values() if isinstance(v, int)):
+        return []  # no endpoint and nothing from the bus either: no tills here
+    lines = [f"tills      sales={p['sales']} refunds={p['refunds']} resent={p['replayed']} "
+             f"conflicts={p['conflicts']} refused={p['refused']}  offers "
+             f"redeemed={p['offers_redeemed']} refused={p['offers_refused']}"]
+    if e is not None:
+        lines.append(f"           on {', '.join(e['listening']) or '-'}  "
+                     f"requests={e['requests']}  unauthorized={e['unauthorized']}  "
+                     f"rate-limited={e['limited']}  too large={e['too_large']}  "
+                     f"too slow={e['slow_clients']}")
+    return lines
+
+
 def _catalog_lines(st: Status) -> list[str]:
     """The catalog the kiosk's product cards read: its size, snapshot and how old its
     prices are; a snapshot still waiting for parts."""
@@ -265,6 +284,7 @@ def format_status(st: Status) -> str:
             lines.append(f"last error {label}: {err}")
     lines += _hardware_lines(st)
     lines += _catalog_lines(st)
+    lines += _pos_lines(st)
     lines.append("components")
     for name, h in st["components"].items():
         extra = f"  restarts={h['restarts']}" if h["restarts"] else ""

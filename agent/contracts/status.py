@@ -168,6 +168,35 @@ class LinkStatus(TypedDict, total=False):
     waiting: dict[str, int]
 
 
+class PosEndpointStatus(TypedDict):
+    """The tills' HTTP endpoint (agent/pos/http.py): requests taken, and those refused before
+    their body was read (no or a wrong token, over the rate, too large, or too slow: a
+    request head or body not sent within the endpoint's deadline)."""
+
+    listening: list[str]  # "HOST:PORT"
+    requests: int
+    unauthorized: int
+    limited: int
+    too_large: int
+    slow_clients: int
+
+
+class PosStatus(TypedDict):
+    """The tills (agent/pos/service.py), since the start: sales and refunds recorded,
+    receipts resent (answered again, counted once), a receipt id sent again with another body
+    (conflicts), requests refused for their fields, offers redeemed and refused; the
+    endpoint's part while [pos] is enabled."""
+
+    sales: int
+    refunds: int
+    replayed: int
+    conflicts: int
+    refused: int
+    offers_redeemed: int
+    offers_refused: int
+    endpoint: NotRequired[PosEndpointStatus]
+
+
 class CatalogStatus(TypedDict):
     """The catalog in use (agent/catalog/store.py): its size, the snapshot it is and the
     document that last changed it, how old its prices are (the oldest and the newest price's
@@ -225,6 +254,7 @@ class Status(TypedDict):
     qr: NotRequired[QrStatus]
     link: NotRequired[LinkStatus]
     catalog: NotRequired[CatalogStatus]
+    pos: NotRequired[PosStatus]
     privacy: PrivacyStatus
     bus: BusStatus
     store_db: StoreDbStatus

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -41,6 +41,7 @@ from agent.contracts.events import (
     PosSale,
 )
 from agent.contracts.pos import ACTIONS, FieldError, Sale, check_offer_request, check_sale
+from agent.contracts.status import PosEndpointStatus, PosStatus
 from agent.errors import AgentError, Reason
 from agent.keys import parse_public_key
 from agent.pos.ledger import Events, Key, PosLedger
@@ -59,6 +60,13 @@ OFFER_WORDS = {
     "offer-unknown-key": "this offer code was signed with a key this store does not know",
     "offer-malformed": "this is not an offer code",
 }
+
+
+class Endpoint(Protocol):
+    """What the status reads of the tills' HTTP endpoint (agent/pos/http.py PosEndpoint)."""
+
+    counts: dict[str, int]
+    bound: list[tuple[str, int]]
 
 
 class Answer(NamedTuple):
@@ -101,6 +109,22 @@ class PosService:
         self._sent: list[Key] = []  # receipts whose events are committed, to mark
         self.counts = {"sales": 0, "refunds": 0, "replayed": 0, "conflicts": 0,
                        "refused": 0, "offers_redeemed": 0, "offers_refused": 0}
+
+    def status(self, endpoint: Endpoint | None = None) -> PosStatus:
+        """The status document's pos section (counts in memory: it is built on the loop)."""
+        with self._lock:
+            c = dict(self.counts)
+        out = PosStatus(sales=c["sales"], refunds=c["refunds"], replayed=c["replayed"],
+                        conflicts=c["conflicts"], refused=c["refused"],
+                        offers_redeemed=c["offers_redeemed"],
+                        offers_refused=c["offers_refused"])
+        if endpoint is not None:
+            e = dict(endpoint.counts)
+            out["endpoint"] = PosEndpointStatus(
+                listening=[f"{h}:{p}" for h, p in endpoint.bound], requests=e["requests"],
+                unauthorized=e["unauthorized"], limited=e["limited"],
+                too_large=e["too_large"], slow_clients=e["slow_clients"])
+        return out
 
     # --- helpers ----------------------------------------------------------------------------
 

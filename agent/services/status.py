@@ -25,6 +25,7 @@ from agent.contracts.status import (
     LinkStatus,
     NfcStatus,
     OutboxStatus,
+    PosStatus,
     QrStatus,
     Status,
     StoreDbStatus,
@@ -33,8 +34,8 @@ from agent.contracts.status import (
 from agent.outbox import OutboxReader
 
 SECTION_ORDER = (
-    "agent", "outbox", "uplink", "components", "ble", "nfc", "qr", "link", "catalog", "privacy",
-    "bus", "store_db", "commit_hooks")
+    "agent", "outbox", "uplink", "components", "ble", "nfc", "qr", "link", "catalog", "pos",
+    "privacy", "bus", "store_db", "commit_hooks")
 
 
 class _Drops(Protocol):
@@ -216,10 +217,11 @@ class StatusBuilder:
                  touchpoints: Touchpoints, link: LinkPart | None, consent: Consent, bus: Bus,
                  store_db: StoreDbState, commit_failures: Mapping[str, int],
                  kpis: KpiCounts, clock: Callable[[], float] = time.monotonic,
-                 catalog: Callable[[], CatalogStatus] | None = None) -> None:
+                 catalog: Callable[[], CatalogStatus] | None = None,
+                 pos: Callable[[], PosStatus] | None = None) -> None:
         """`config`: the configuration in force (a live one changes it); `link`: the store
         link's receiver, when documents are taken from upstream; `catalog`: the catalog's
-        section (from memory: this runs on the loop)."""
+        section (from memory: this runs on the loop); `pos`: the tills' counts."""
         self.bootid = bootid
         self._config = config
         self._trial = trial
@@ -235,6 +237,7 @@ class StatusBuilder:
         self._kpis = kpis
         self._clock = clock
         self._catalog = catalog
+        self._pos = pos
         self._started = clock()  # uptime must not follow clock steps
 
     def build(self) -> Status:
@@ -275,6 +278,8 @@ class StatusBuilder:
             doc["link"] = self._link.status()
         if self._catalog is not None:
             doc["catalog"] = self._catalog()
+        if self._pos is not None:
+            doc["pos"] = self._pos()
         # the sections in the order `status --json` has always shown them
         parts = cast(dict[str, Any], doc)
         return cast(Status, {key: parts[key] for key in SECTION_ORDER if key in parts})

@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+from agent.cli.commands import _pos_lines
 from tests.abuse.test_pos_endpoint import SALE, endpoint, raw, request
 
 TIMEOUT_S = 0.5  # the endpoint's head timeout here (10 s in the agent)
@@ -81,6 +82,13 @@ def test_slow_clients_are_dropped_after_the_head_timeout_and_counted(tmp_path: P
             await closed_after(r, w)
             assert ep.counts["slow_clients"] == 4
             assert [t for t, _ in events] == ["o2o.pos.sale", "o2o.pos.sale"]
+            # where staff see it: the status document's pos section and `o2o-edge status`
+            st = ep.service.status(ep)
+            assert st["sales"] == 2 and st["endpoint"]["slow_clients"] == 4
+            assert st["endpoint"]["listening"] == [f"127.0.0.1:{port}"]
+            lines = _pos_lines({"pos": st})  # type: ignore[typeddict-item]
+            assert lines[0].startswith("tills      sales=2 refunds=0")
+            assert "too slow=4" in lines[1] and f"127.0.0.1:{port}" in lines[1]
         finally:
             await ep.stop()
 

@@ -18,10 +18,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.bus.client import BusClient
+from agent.contracts import status as contract
 from agent.errors import AgentError
 from agent.keys import public_key_text
 from drivers.qr.offer import make_code
 from tests.conftest import CLI, ROOT, AgentProcess, write_config
+from tests.integration.test_status_contract import _problems
 
 TOKEN = "till-one-token-7d1f0c9a4b2e8f6a3c5d"
 KEY = Ed25519PrivateKey.generate()
@@ -111,6 +113,12 @@ def test_the_tills_endpoint(tmp_path: Path, agent_factory: list[AgentProcess]) -
     assert again[:2] == (200, body) and again[2]["Idempotent-Replayed"] == "true"
     status, conflict, _ = post(port, "/v1/pos/sale", {**SALE, "total": 1})
     assert status == 409 and conflict["reason"] == "receipt-conflict"
+    # what `o2o-edge status` shows of the tills, as the contract declares it
+    tills = agent.status()["pos"]
+    assert (tills["sales"], tills["replayed"], tills["conflicts"], tills["refused"]) == (
+        1, 1, 1, 1)
+    assert (tills["endpoint"]["unauthorized"], tills["endpoint"]["too_large"]) == (2, 1)
+    assert not _problems(tills, contract.PosStatus, "pos")
     # each refusal of an offer, with its reason, at the till
     for text, reason in ((code, "offer-used"), (offer("C-2", expires_in=-5), "offer-expired"),
                          (offer("C-3", stores=("store-2",)), "offer-other-store"),
