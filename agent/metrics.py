@@ -162,6 +162,7 @@ class AgentCollector(Collector):
         if "nfc" in st:
             yield CounterMetricFamily("o2o_nfc_taps", "NFC taps read since start",
                                       value=st["nfc"]["taps"])
+        yield from commerce_metrics(st)
 
 
 class EndpointCollector(Collector):
@@ -251,6 +252,44 @@ def refusal_metrics(st: Status) -> Iterator[Metric]:
     yield CounterMetricFamily("o2o_store_db_quarantined", "Damaged store databases moved "
                               "aside at start", value=len((st.get("store_db") or {}).get(
                                   "quarantined") or ()))
+
+
+def commerce_metrics(st: Status) -> Iterator[Metric]:
+    """The tills and the catalog, from their status sections: what was sold and redeemed, what
+    the tills' endpoint refused by reason, and the catalog's size and the age of its prices."""
+    if "pos" in st:
+        p = st["pos"]
+        for name, doc, n in (
+                ("o2o_pos_sales", "Sales the tills recorded since start", p["sales"]),
+                ("o2o_pos_refunds", "Refunds the tills recorded since start", p["refunds"]),
+                ("o2o_pos_receipts_resent", "Receipts a till sent again (answered again, "
+                 "counted once)", p["replayed"]),
+                ("o2o_pos_offers_redeemed", "Offer codes redeemed at the tills",
+                 p["offers_redeemed"]),
+                ("o2o_pos_offers_refused", "Offer codes refused (used, expired, other store, "
+                 "forged)", p["offers_refused"])):
+            yield CounterMetricFamily(name, doc, value=n)
+        refused = CounterMetricFamily("o2o_pos_requests_refused", "Till requests refused, by "
+                                      "reason", labels=["reason"])
+        e = p.get("endpoint")
+        for reason, n in (("invalid", p["refused"]), ("conflict", p["conflicts"]),
+                          *((("unauthorized", e["unauthorized"]), ("rate-limited", e["limited"]),
+                             ("too-large", e["too_large"]), ("too-slow", e["slow_clients"]))
+                            if e is not None else ())):
+            refused.add_metric([reason], n)
+        yield refused
+    if "catalog" in st:
+        c = st["catalog"]
+        yield GaugeMetricFamily("o2o_catalog_products", "Products in the catalog",
+                                value=c["products"])
+        yield GaugeMetricFamily("o2o_catalog_parts_waiting", "Parts a catalog snapshot still "
+                                "waits for", value=c["waiting_parts"])
+        age = GaugeMetricFamily("o2o_catalog_price_age_seconds", "How old the catalog's "
+                                "prices are (since the documents that set them were issued)",
+                                labels=["price"])
+        for which, seconds in sorted(c["prices_age_s"].items()):
+            age.add_metric([which], seconds)
+        yield age
 
 
 def serve(collector: AgentCollector, listen: str) -> MetricsServer:
