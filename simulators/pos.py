@@ -129,3 +129,40 @@ def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m simulators.pos RECEIPTS --url http://HOST:PORT --token-file FILE [--speed N]:
+    a till replaying a receipts file into a running agent's endpoint; one JSON line per
+    answer (status, replayed, ms, body). The token is read from a file (or O2O_TILL_TOKEN),
+    never from the command line, where other users of the machine could read it."""
+    import argparse
+    import os
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m simulators.pos", description=main.__doc__)
+    p.add_argument("receipts", type=Path, help="JSON lines: {at, action, request}")
+    p.add_argument("--url", default="http://127.0.0.1:8470", help="the endpoint's base URL")
+    p.add_argument("--token-file", type=Path, help="a file holding the till's token")
+    p.add_argument("--speed", type=float, default=1.0, help="times faster than `at` says")
+    args = p.parse_args(argv)
+    try:
+        token = (args.token_file.read_text().strip() if args.token_file
+                 else os.environ.get("O2O_TILL_TOKEN", ""))
+        if not token:
+            raise ScenarioError("give the till's token: --token-file FILE or O2O_TILL_TOKEN")
+        if not 0 < args.speed <= 1e6:
+            raise ScenarioError("--speed: more than 0 and at most 1000000")
+        for posted in PosSimulator(args.url, token).replay_file(args.receipts, args.speed):
+            print(json.dumps({"at": posted.receipt.at, "action": posted.receipt.action,
+                              "status": posted.status, "replayed": posted.replayed,
+                              "ms": round(posted.seconds * 1000, 1), "body": posted.body}),
+                  flush=True)
+    except (ScenarioError, OSError) as exc:
+        print(f"python -m simulators.pos: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
