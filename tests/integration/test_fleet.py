@@ -1,10 +1,12 @@
-"""The fleet end to end: virtual stores speaking the agent's wire protocol, collectors writing
-to PostgreSQL, faults on the way; every event every store committed is stored exactly once,
-no seq missing, and what is missing is attributed (lost after a PUBACK, or still unsent)."""
+"""The fleet end to end: virtual stores speaking the agent's wire protocol and real agents
+among them, collectors writing to PostgreSQL, faults on the way; every event every store
+committed is stored exactly once, no seq missing, and what is missing is attributed (lost
+after a PUBACK, or still unsent)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -18,10 +20,11 @@ from agent.collector.store import EventStore
 from simulators.brokers import BrokerUnavailable
 from simulators.cluster import NatsCluster
 from simulators.fleet.check import FleetCheck, check
+from simulators.fleet.failover import Failover
 from simulators.fleet.fleet import Fleet
 from simulators.fleet.store import VirtualStore
 from simulators.netcut import NetworkCut
-from tests.conftest import CLI, ROOT
+from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for, write_config
 from tests.integration.test_fleet_collectors import pg_url
 
 __all__ = ["pg_url"]  # the fixture, shared
@@ -42,6 +45,41 @@ def _stop(collectors: list[subprocess.Popen[str]]) -> list[str]:
     return errs
 
 
+def _subscribed(port: int, db: str, collectors: int = 1) -> None:
+    """Until the collectors have subscribed: what is published before goes to nobody."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    store = EventStore(db)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-probe")
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    sent = 0
+
+    def probed() -> bool:
+        nonlocal sent
+        sent += 1
+        pub.publish("o2o/v1/probe/pi/events", json.dumps([{
+            "id": f"P{sent}", "source": "o2o-edge://probe/pi", "bootid": "P", "seq": sent,
+            "type": "o2o.probe", "time": "2026-12-02T10:00:00Z"}]), qos=1).wait_for_publish(10)
+        time.sleep(0.2)
+        return store.count("o2o.probe") >= 2 * collectors  # a round to each
+    try:
+        wait_for(probed, 30, what="the collectors subscribed")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        store.close()
+
+
+def _count_ids(db: str, ids: list[str]) -> int:
+    import psycopg
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM events WHERE id = ANY(%s)", (ids,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 async def _stored(db: str, fleet: Fleet, timeout: float) -> FleetCheck:
     """The check, repeated until it is exact or `timeout` (collectors still writing)."""
     import psycopg
@@ -60,6 +98,7 @@ def test_fifty_stores_through_a_collector_kill_and_a_network_cut(
     EventStore(pg_url).close()  # the tables, before collectors race to make them
     shared = ("--shared", "fleet")
     collectors = [_collector(mosquitto.url, pg_url, n, *shared) for n in range(2)]
+    _subscribed(mosquitto.port, pg_url, 2)
     cut = NetworkCut("127.0.0.1", mosquitto.port).start()
     # a tenth of the stores reach the broker through a store router that goes dead
     fleet = Fleet([mosquitto.port], 50, rate=2.0, backoff_max_s=2.0,
@@ -106,23 +145,41 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         node.kill()
 
 
-def test_fifty_stores_on_the_cluster_through_a_node_sigkill(cluster: NatsCluster,
-                                                            pg_url: str) -> None:
+def test_fifty_stores_and_two_agents_on_the_cluster_through_a_node_sigkill(
+        cluster: NatsCluster, pg_url: str, tmp_path: Path,
+        agent_factory: list[AgentProcess]) -> None:
     EventStore(pg_url).close()
     # NATS 2.9's MQTT has no shared subscriptions: one collector, its session on node 3
     collectors = [_collector(cluster.nodes[2].url, pg_url, 0, "--protocol", "3.1.1")]
+    _subscribed(cluster.ports[1], pg_url)
     fleet = Fleet(cluster.ports, 50, v5_share=0.0, rate=2.0, backoff_max_s=2.0)
     n1 = cluster.ports[0]
     on_n1: list[VirtualStore] = []
+    # real agents have one broker URL: a load balancer in front of the nodes, n1 first
+    front = Failover(cluster.ports).start()
+    configs = []
+    for i in range(2):
+        (tmp_path / f"a{i}").mkdir()
+        configs.append(write_config(tmp_path / f"a{i}" / "config.toml", url=front.url,
+                                    protocol="3.1.1", device=f"real-{i}"))
+        agent_factory.append(AgentProcess(configs[-1]))
+        agent_factory[-1].start()
+    committed: list[str] = []
+
+    async def emit(n: int) -> None:
+        for cfg in configs:
+            committed.extend(await asyncio.to_thread(emit_lines, cfg, [json.dumps(
+                {"type": "o2o.kiosk.view", "data": {"i": i}}) for i in range(n)]))
 
     async def run() -> FleetCheck:
         await fleet.start(ramp_s=1.0)
         await fleet.wait(lambda: fleet.connected() == 50, 30, "not all connected")
         fleet.feed()
-        await asyncio.sleep(2)
+        await emit(100)
         on_n1.extend(s for s in fleet.stores if s.connected and s.stats.ports[-1] == n1)
         cluster.kill(0)  # the stores on it lose their node; they move to the next
-        await asyncio.sleep(3)
+        await emit(100)
+        await asyncio.sleep(2)
         fleet.feed(False)
         await fleet.drain(60)
         await fleet.stop()
@@ -130,11 +187,28 @@ def test_fifty_stores_on_the_cluster_through_a_node_sigkill(cluster: NatsCluster
 
     try:
         result = asyncio.run(run())
+        store = EventStore(pg_url)
+        try:
+            wait_for(lambda: store.count("o2o.kiosk.view") >= result.committed + 400, 60,
+                     what=lambda: f"{store.count('o2o.kiosk.view') - result.committed} of "
+                                  "400 agent events stored")
+            agents = [r for r in store.report() if "/real-" in r["source"]]
+            found = _count_ids(pg_url, committed)
+        finally:
+            store.close()
+        assert [a.stop() for a in agent_factory] == [0, 0]
     finally:
         errs = _stop(collectors)
+        front.stop()
     assert all("Traceback" not in e for e in errs), errs
-    assert result.committed >= 400, result.line()
+    assert result.committed >= 200, result.line()
     assert result.exact, result.line()
     # the stores that were on n1 carried on through another node
     assert on_n1 and all(s.stats.ports[-1] != n1 for s in on_n1), [
         (s.store, s.stats.ports) for s in on_n1]
+    # every event each real agent committed, once, its seq without a gap
+    assert len(committed) == 400 and found == 400
+    assert len(agents) == 2 and all(
+        a["events"] == a["last_seq"] > 200 and a["first_seq"] == 1 and a["gaps"] == []
+        for a in agents), agents
+    assert n1 in front.connections[:2]  # one agent was on n1 when it died
