@@ -117,6 +117,8 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
         return [("checkins", 1.0), *([("checkins.ok", 1.0)] if ok else []),
                 *([("checkins.pickup", 1.0)] if pickup else [])]
     if event_type == KIOSK_VIEW:
+        if d.get("personalised") is True:  # a home-screen offer for one app: no page viewed
+            return [("offers.personal", 1)]
         return [("views", 1), *_variant(d, "views")]
     if event_type == KIOSK_HANDOFF:
         return [("handoffs", 1), *_variant(d, "handoffs")]

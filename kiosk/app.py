@@ -28,10 +28,11 @@ from agent.contracts.bus import CloudEvent, Op
 from agent.contracts.content_paths import current_bundle
 from kiosk.assist import ARRIVALS, AlertFollow, Said, send_call
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
-from kiosk.content import Bundle, load_bundle_with_look
+from kiosk.content import Bundle, load_bundle_with_look, text_in
 from kiosk.errors import KioskError
 from kiosk.i18n import Translator, load_catalogues
 from kiosk.link import AgentLink
+from kiosk.nearby import NearbyApps
 from kiosk.pin import PinGate
 from kiosk.routing import route_event
 from kiosk.safe_text import NAME_MAX, plain
@@ -56,6 +57,9 @@ from kiosk.widgets.shopper_bar import ShopperBar
 
 SAMPLE_CONTENT = Path(__file__).resolve().parent / "sample_content"
 IDLE_TICK_S = 1.0
+# while an app is at the kiosk its offer is asked again this often: a consent withdrawn
+# meanwhile takes the offer off the screen (the agent then sends no more of its presence)
+PERSONAL_RECHECK_S: Final = 5.0
 PROBLEM_MAX: Final = 1000  # a refused bundle's reasons, as staff read them (up to ten)
 
 
@@ -102,6 +106,9 @@ class KioskApp(App[None]):
         self.session_started = clock()
         # not for secrets: which A/B variant a shopper sees needs no unpredictability
         self.session = ShopperSession(rng or random.Random())  # noqa: S311
+        self.nearby = NearbyApps()  # opted-in apps at the kiosk (kiosk/nearby.py)
+        self.personal: tuple[str, dict[str, Any]] | None = None  # (app, offer) shown at home
+        self.personal_asked = float("-inf")
         self.idle_warning: IdleWarning | None = None
         self.content_screen: ContentScreen | None = None  # one card, filled in place
         # the PIN's wrong tries and lock-out are shared by every kiosk process (a served
@@ -224,6 +231,8 @@ class KioskApp(App[None]):
         if self._helped(message.event):
             # staff closed the call of a shopper waiting at home: no Back or Done will come
             self.offer_survey("staff-call")
+        if self.nearby.observe(message.event):
+            self.ask_personal_offer()
         data = message.event.get("data")
         if message.event.get("type") == ev.LINK_COMMAND and \
                 isinstance(data, dict) and data.get("name") == "reload-content":
@@ -262,6 +271,40 @@ class KioskApp(App[None]):
                 and w.alert is not None and data.get("alert") == w.alert
                 and self.session.survey_due() == "staff-call"
                 and len(self.screen_stack) <= 2 and not self.in_staff_mode())
+
+    @work(group="personal", exclusive=True)
+    async def ask_personal_offer(self) -> None:
+        """The offer of the one app at the kiosk, asked of the agent (which answers none
+        for an app whose consent is withdrawn), shown on the home screen without a name."""
+        self.personal_asked = self.clock()
+        app = self.nearby.one_at_kiosk()
+        offer: Any = None
+        if app is not None:
+            try:
+                offer = (await self.link.request({"op": Op.PERSONAL_OFFER, "id": app}))[
+                    "offer"]
+            except (KioskError, KeyError):
+                offer = None  # the agent away: no offer rather than a stale one
+        shown = (app, offer) if app is not None and isinstance(offer, dict) else None
+        if shown == self.personal:
+            return
+        self.personal = shown
+        for screen in self.screen_stack:
+            if isinstance(screen, AttractScreen):
+                screen.show_slide()
+        if shown is not None:
+            self.record(ev.KIOSK_VIEW, ev.KioskView(
+                page=str(shown[1].get("offer", "")), campaign=shown[1].get("campaign") or None,
+                medium="beacon", language=self.translator.language,
+                content_version=self.bundle.version, personalised=True))
+
+    def personal_text(self) -> str:
+        """The personal offer in the shopper's language, "" for none."""
+        if self.personal is None:
+            return ""
+        texts = self.personal[1].get("text")
+        return plain(text_in(texts, self.translator.language)) if isinstance(texts, dict) \
+            else ""
 
     def record(self, event_type: str, data: Mapping[str, Any]) -> None:
         """A kiosk event for the agent's outbox (queued while the agent is down); `data` is
@@ -453,6 +496,8 @@ class KioskApp(App[None]):
         self.last_touch = self.clock()
 
     async def idle_tick(self) -> None:
+        if self.nearby.zones and self.clock() - self.personal_asked >= PERSONAL_RECHECK_S:
+            self.ask_personal_offer()
         idle = self.clock() - self.last_touch
         k = self.cfg.kiosk
         at_rest = len(self.screen_stack) <= 2 and self.translator.language == k.language

@@ -44,6 +44,7 @@ LABELS: Final[dict[str, str]] = {
     "sales.visit": "Sales during an app visit",
     "offers.redeemed": "Offers redeemed",
     "offers.refused": "Offer codes refused",
+    "offers.personal": "Personal offers shown at the kiosk",
     "checkins.pickup": "Pickups checked in",
     "pickup_addon": "Add-on sales at a pickup",
     "conversion.pickup_to_addon": "Pickups that bought more",

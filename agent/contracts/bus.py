@@ -42,6 +42,8 @@ class Op(enum.StrEnum):
     POS = "pos"
     # a product by GTIN or SKU for the kiosk's product card (agent/contracts/catalog.py)
     CATALOG_LOOKUP = "catalog-lookup"
+    # the offer of the one opted-in app at the kiosk (agent/contracts/offers.py)
+    PERSONAL_OFFER = "personal-offer"
 
 
 # the ops every agent answers itself; the rest are handlers it was given

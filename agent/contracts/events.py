@@ -195,6 +195,9 @@ class KioskView(TypedDict):
     # the variants: agent/contracts/content_variants.py)
     content_version: NotRequired[int]
     variant: NotRequired[str]
+    # a personal offer shown on the home screen to the one opted-in app at the kiosk
+    # (agent/contracts/offers.py): `page` is the offer's id
+    personalised: NotRequired[bool]
 
 
 class KioskHandoff(TypedDict):

@@ -28,7 +28,8 @@ VERSION_ONLY = frozenset({"cmd"})
 
 # the kinds of cached document that hold people (names, codes): what the retention limit
 # covers; the device's keys, config and content stay whatever their age
-PERSONAL_KINDS = ("orders", "appointments", "consent", "loyalty")
+# (personal offers name app identifiers, as consent does)
+PERSONAL_KINDS = ("orders", "appointments", "consent", "loyalty", "offers")
 
 
 class LinkCache(Repository):

@@ -49,7 +49,8 @@ from agent.storelink import jws
 
 FORMAT = "doc/1"
 FORMAT_JWS = "doc/2"  # the payload of a JWS envelope
-KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd", "catalog")
+KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd", "catalog",
+         "offers")
 MAX_BYTES = 2 * 1024 * 1024  # a document; its JWS carries it in base64url, a third more
 MAX_ENVELOPE = MAX_BYTES * 4 // 3 + jws.MAX_HEADER + 128
 CLOCK_SKEW_S = 300.0  # a document "issued" a little in the future is still fine

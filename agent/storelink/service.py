@@ -24,7 +24,7 @@ from agent.storelink.reports import Schedule
 log = logging.getLogger(__name__)
 
 DOCUMENT_KINDS = ("config", "content", "orders", "appointments", "consent", "keys", "cmd/+",
-                  "catalog")
+                  "catalog", "offers")
 
 
 def link_topics(store: str, device: str) -> tuple[str, ...]:

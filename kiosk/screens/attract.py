@@ -65,6 +65,13 @@ class AttractScreen(ShopperScreen):
         return ids[self.slide % len(ids)] if ids else None
 
     def show_slide(self) -> None:
+        personal = self.kiosk.personal_text()
+        self.set_class(bool(personal), "-personal")
+        if personal:  # the one opted-in shopper at the kiosk: their offer, never their name
+            self.query_one("#slide-title", Static).update(self.t("attract.for-you"))
+            self.query_one("#slide-text", Static).update(personal)
+            self.query_one("#slide-picture", ImageView).show(None)
+            return
         pid = self.current_page_id()
         if pid is None:
             return
@@ -101,7 +108,7 @@ class AttractScreen(ShopperScreen):
         if widget is not None and widget.id in ("slide", "slide-words", "slide-title",
                                                    "slide-text", "slide-picture"):
             pid = self.current_page_id()
-            if pid:
+            if pid and not self.has_class("-personal"):
                 self.kiosk.open_page(pid, "touch")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

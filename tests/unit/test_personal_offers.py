@@ -1,0 +1,92 @@
+"""Personal offers kept by the agent: under the keyed hash of the app's identifier only, this
+device's document before the store's, none for a withdrawn app or after the document
+expired, and gone with an erasure or the retention sweep. And which app the kiosk takes as
+the one at it."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from agent.errors import AgentError
+from agent.personal_offers import PersonalOffers
+from agent.storelink.docs import Doc, DocRefused
+from kiosk.nearby import NearbyApps
+
+NOW = 1_800_000_000.0
+
+
+def key_of(subject: str) -> str:
+    return hashlib.sha256(b"device-key" + subject.encode()).hexdigest()
+
+
+def offers_doc(device: str, rows: list[dict[str, Any]], expires: float = NOW + 60) -> Doc:
+    return Doc(kind="offers", store="s1", device=device, version=1, issued=NOW,
+               expires=expires, body={"offers": rows}, key_id="k")
+
+
+def row(subject: str, offer: str) -> dict[str, Any]:
+    return {"subject": subject, "offer": offer, "text": {"en": f"{offer} for you"}}
+
+
+@pytest.fixture
+def offers() -> PersonalOffers:
+    withdrawn: set[str] = set()
+    po = PersonalOffers(key_of, lambda: withdrawn, clock=lambda: NOW)
+    po.withdrawn_set = withdrawn  # type: ignore[attr-defined]
+    return po
+
+
+def test_kept_by_keyed_hash_device_first_none_when_withdrawn(offers: PersonalOffers) -> None:
+    offers.apply(offers_doc("all", [row("app:a", "store-wide"), row("app:b", "b-offer")]))
+    offers.apply(offers_doc("dev-1", [row("app:a", "this-kiosk")]))
+    assert offers.offer_for("app:a") == {"offer": "this-kiosk", "campaign": "",
+                                         "text": {"en": "this-kiosk for you"}}
+    assert offers.offer_for("app:b")["offer"] == "b-offer"  # type: ignore[index]
+    assert "app:a" not in repr(offers._docs)  # no identifier kept, only its keyed hash
+    offers.withdrawn_set.add(key_of("app:b"))  # type: ignore[attr-defined]
+    assert offers.offer_for("app:b") is None
+    assert offers.op({"id": "app:b"}) == {"ok": True, "offer": None}
+    with pytest.raises(AgentError, match="personal-offer takes"):
+        offers.op({"id": ["app:a"]})
+
+
+def test_an_expired_document_offers_nothing(offers: PersonalOffers) -> None:
+    offers.apply(offers_doc("all", [row("app:a", "old")], expires=NOW - 1))
+    assert offers.offer_for("app:a") is None
+
+
+def test_erasure_and_retention(offers: PersonalOffers) -> None:
+    offers.apply(offers_doc("all", [row("app:a", "x"), row("app:b", "y")]))
+    assert offers.erase_rows_of("app:a") == {"personal_offers": 1}
+    assert offers.offer_for("app:a") is None and offers.offer_for("app:b") is not None
+    assert offers.retention_sweep(NOW + 1) == {"personal_offer_docs": 1}
+    assert offers.offer_for("app:b") is None
+
+
+def test_a_bad_document_is_refused_by_place(offers: PersonalOffers) -> None:
+    with pytest.raises(DocRefused, match=r"offers\[0\]\.text: needs an English text"):
+        offers.apply(offers_doc("all", [{"subject": "app:a", "offer": "x",
+                                         "text": {"de": "nur"}}]))
+
+
+def presence(app: str, action: str, zone: str = "", kind: str = "app") -> Any:
+    return {"type": "o2o.ble.presence",
+            "data": {"id": app, "kind": kind, "action": action, "zone": zone}}
+
+
+def test_the_app_at_the_kiosk_is_the_one_clearly_closest() -> None:
+    near = NearbyApps()
+    assert near.observe(presence("a", "enter", "far")) and near.one_at_kiosk() is None
+    assert near.observe(presence("a", "zone", "near")) and near.one_at_kiosk() == "a"
+    assert not near.observe(presence("a", "zone", "near"))  # nothing changed
+    near.observe(presence("b", "enter", "near"))
+    assert near.one_at_kiosk() is None  # equally close: nobody's offer
+    near.observe(presence("b", "zone", "immediate"))
+    assert near.one_at_kiosk() == "b"
+    near.observe(presence("b", "exit"))
+    assert near.one_at_kiosk() == "a"
+    assert not near.observe(presence("door", "enter", "near", kind="beacon"))
+    assert not near.observe({"type": "o2o.nfc.tap", "data": {}})
