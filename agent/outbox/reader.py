@@ -131,7 +131,9 @@ class OutboxReader:
         `detail` adds the depth per priority, which counts the whole backlog."""
         now = time.time() if now is None else now
         counters = dict(self.conn.execute("SELECT name, value FROM counters").fetchall())
-        oldest = self.conn.execute("SELECT min(created) FROM events").fetchone()[0]
+        # the first committed of those waiting (row order: no index of the times)
+        first = self.conn.execute("SELECT created FROM events ORDER BY n LIMIT 1").fetchone()
+        oldest = first[0] if first else None
         by_priority: dict[int, int] = {}
         if detail:
             by_priority = dict(self.conn.execute(

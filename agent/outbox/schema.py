@@ -41,6 +41,24 @@ def _v1(db: sqlite3.Connection) -> None:
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
 
+# Indexes the first release made that no query needs any more. Each index is a page written
+# to the log with every event committed: events_by_created cost ~1 KiB of SD-card writes per
+# event (bench-wear) for the TTL sweep and the outbox's age, which now walk the events in
+# row order (agent/outbox/drops.py, reader.py). Dropped by the writer when it opens a file,
+# not by a new schema version: an agent from before this change still opens the file (it
+# never recreates the index and only scans where it used it), so an update can be rolled back.
+RETIRED_INDEXES = ("events_by_created",)
+
+
+def retire_indexes(conn: sqlite3.Connection) -> None:
+    """Drop RETIRED_INDEXES where they still are; a file that cannot take the write now (a
+    full disk, a busy lock) keeps them until the next open."""
+    for name in RETIRED_INDEXES:
+        try:
+            conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+        except sqlite3.OperationalError:
+            return
+
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to SCHEMA_VERSION; returns the version found before."""

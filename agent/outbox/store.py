@@ -51,7 +51,7 @@ from agent.outbox.drops import DropTally as DropTally  # the writer's and room's
 from agent.outbox.reserve import release_reserve
 from agent.outbox.salvage import salvage
 from agent.outbox.schema import InsertRow as InsertRow  # the writer's rows
-from agent.outbox.schema import migrate
+from agent.outbox.schema import migrate, retire_indexes
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class OutboxStore(DropPolicy):
             # cut back to that at its next reset; below, it is written over, never regrown
             conn.execute(f"PRAGMA journal_size_limit = {2 * log_bytes_for(self.headroom)}")
             migrate(conn)
+            retire_indexes(conn)
         except BaseException:
             conn.close()
             raise

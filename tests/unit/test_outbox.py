@@ -13,6 +13,7 @@ import pytest
 from agent.envelope import make_pending
 from agent.errors import AgentError
 from agent.outbox import OutboxReader, OutboxWriter
+from agent.outbox.schema import migrate
 from agent.outbox.store import OutboxStore
 
 
@@ -273,3 +274,33 @@ def test_the_start_check_never_opens_the_file_beside_sqlite(tmp_path: Path,
     store.close()
     assert moved is None
     assert reads == []
+
+
+def test_ttl_walks_in_commit_order_and_an_old_file_loses_its_time_index(tmp_path: Path) -> None:
+    """An outbox made by the first release (with the index of the times) opens, loses that
+    index, and still expires by age: every old event before the first young one, in the
+    order they were committed, and the outbox's age is the first waiting event's."""
+    path = tmp_path / "o.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn)  # the first release's schema, index included
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name='events_by_created'"
+                        ).fetchone()[0] == 1
+    conn.close()
+    w = writer(path, ttl_s=3600.0)
+    now = time.time()
+    submit(w, "o2o.nfc.tap", 600, created=now - 7200)  # more than one sweep chunk
+    submit(w, "o2o.nfc.tap", 2, created=now - 60)
+    submit(w, "o2o.nfc.tap", 3, created=now - 7200)  # the clock was set back meanwhile
+    w.stop()
+    store = OutboxStore(path, max_bytes=10**8, ttl_s=3600.0)
+    assert store.conn.execute("SELECT count(*) FROM sqlite_master WHERE "
+                              "name='events_by_created'").fetchone()[0] == 0
+    tally = store.expire(now)
+    assert tally.count["ttl"] == 600
+    assert store.expire(now).count["ttl"] == 0  # the young one holds the rest back
+    store.close()
+    r = OutboxReader(path)
+    st = r.stats(now=now)
+    r.close()
+    assert st["depth"] == 5 and st["dropped"]["ttl"] == 600
+    assert 59 <= st["oldest_age_s"] <= 120

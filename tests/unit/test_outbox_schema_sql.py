@@ -1,6 +1,6 @@
 """The outbox's schema in plain SQL: the same tables and indexes, to the letter, as sqlite-utils
-made them (old files and new ones alike), and a new outbox made without loading sqlite-utils
-or numpy."""
+made them (old files and new ones alike), less the indexes retired since, and a new outbox
+made without loading sqlite-utils or numpy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from agent.outbox.schema import migrate
+from agent.outbox.schema import migrate, retire_indexes
 
 
 def _schema(conn: sqlite3.Connection) -> list[tuple[str, str, str | None]]:
@@ -39,6 +39,11 @@ def test_the_schema_is_what_sqlite_utils_made() -> None:
     db.table("counters").create({"name": str, "value": int}, pk="name", not_null={"value"})
     try:
         assert _schema(ours) == _schema(theirs)
+        retire_indexes(ours)  # what the writer does after migrating
+        retire_indexes(theirs)
+        assert _schema(ours) == _schema(theirs)
+        indexes = [n for kind, n, _ in _schema(ours) if kind == "index"]
+        assert "events_by_created" not in indexes and "events_by_priority" in indexes
         assert ours.execute("SELECT name, value FROM counters ORDER BY name").fetchall() == [
             ("bytes", 0),
             ("events", 0),
@@ -51,7 +56,7 @@ def test_the_schema_is_what_sqlite_utils_made() -> None:
 def test_a_new_outbox_loads_neither_sqlite_utils_nor_numpy(tmp_path: Path) -> None:
     code = f"""
 import sqlite3, sys
-from agent.outbox.schema import migrate
+from agent.outbox.schema import migrate, retire_indexes
 migrate(sqlite3.connect({str(tmp_path / "outbox.db")!r}, isolation_level=None))
 print(sorted(m for m in ("sqlite_utils", "numpy") if m in sys.modules))
 """
