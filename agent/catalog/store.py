@@ -80,14 +80,20 @@ class CatalogStore(Repository):
         if body.mode == "increment" and body.snapshot is None and state is None:
             raise DocRefused("stale-base", "an increment with no snapshot to change: name its "
                              "snapshot and that snapshot's parts (snapshot, parts_sha256)")
-        parts = self._parts(body) if base and body.parts else []
+        in_parts = base and bool(body.parts)
+        if in_parts:  # every part here and good before the write lock is taken
+            self._check_parts(body)
+        n = 0
         try:
             with self._store.writing() as db:
                 if base:
                     db.execute("DELETE FROM catalog")
-                    # plain INSERTs: a SKU or GTIN in two parts is a clash, not an overwrite
-                    for part in parts or [body.products]:  # an increment's base is in parts
+                    # plain INSERTs: a SKU or GTIN in two parts is a clash, not an overwrite;
+                    # a part at a time, so 100 parts are never all in memory at once
+                    for part in (self._part(body, i) for i in range(len(body.parts))) \
+                            if in_parts else [body.products]:
                         self._insert(db, part, doc.issued)
+                        n += len(part)
                 if body.mode == "increment":
                     # a GTIN moving to another SKU: the old holder loses it first in the
                     # same document (removed), else the UNIQUE column refuses the document
@@ -103,17 +109,17 @@ class CatalogStore(Repository):
                 "a SKU or GTIN of the document is another product's (in the catalog or in "
                 "another part); nothing of the document applied",
             ) from None
-        self._forget_parts(body.parts if base else [])
+        self._forget_parts(body.parts if in_parts else [])
         self._refresh()
-        n = sum(len(p) for p in parts) if parts else len(body.products)
         if body.mode == "snapshot":
             return f"snapshot {body.snapshot}: {n} products" + (
-                f" in {len(parts)} parts" if parts else "")
+                f" in {len(body.parts)} parts" if in_parts else "")
         done = f"{len(body.products)} products changed, {len(body.removed)} removed"
         return f"snapshot {body.snapshot} ({n} products) then {done}" if base else done
 
-    def _parts(self, body: Body) -> list[list[c.Product]]:
-        """The parts the document names, checked; DocDeferred naming the missing ones."""
+    def _check_parts(self, body: Body) -> None:
+        """DocDeferred naming the parts still to come; DocRefused for a part that is no list
+        of good products (by its place: parts[2][7].price)."""
         if self.blobs is None:
             raise DocRefused("unsupported", "this agent takes no snapshot in parts: no store "
                              "link content directory")
@@ -121,18 +127,20 @@ class CatalogStore(Repository):
         if missing:
             raise DocDeferred(missing, f"snapshot {body.snapshot} waits for {len(missing)} "
                               f"of its {len(body.parts)} parts")
-        out = []
-        for i, sha in enumerate(body.parts):
-            raw = self.blobs.get(sha)
-            if raw is None:  # removed meanwhile (a content install prunes what it does not
-                raise DocDeferred([sha], f"snapshot {body.snapshot}: part {i} is gone")  # name)
-            try:
-                items = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise DocRefused("malformed", f"parts_sha256[{i}]: not a JSON list of "
-                                 "products") from None
-            out.append(products(items, f"parts[{i}]"))
-        return out
+        for i in range(len(body.parts)):
+            self._part(body, i)
+
+    def _part(self, body: Body, i: int) -> list[c.Product]:
+        sha = body.parts[i]
+        raw = self.blobs.get(sha) if self.blobs is not None else None
+        if raw is None:  # removed meanwhile (a content install prunes files it does not name)
+            raise DocDeferred([sha], f"snapshot {body.snapshot}: part {i} is gone")
+        try:
+            items = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise DocRefused("malformed", f"parts_sha256[{i}]: not a JSON list of "
+                             "products") from None
+        return products(items, f"parts[{i}]")
 
     def _forget_parts(self, shas: list[str]) -> None:
         """The parts are in the catalog now: their files are not kept twice."""
