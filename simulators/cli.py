@@ -163,9 +163,10 @@ def cmd_soak(args: argparse.Namespace) -> int:
     summary = res.summary()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     with (args.out / "samples.csv").open("w") as fh:
-        fh.write("store_h,rss_mib,open_files,outbox_depth,uplink\n")
+        fh.write("store_h,rss_mib,open_files,outbox_depth,uplink,camera_rss_mib\n")
         for s in res.samples:
-            fh.write(f"{s.store_h},{s.rss_mib},{s.fds},{s.depth},{s.uplink}\n")
+            fh.write(f"{s.store_h},{s.rss_mib},{s.fds},{s.depth},{s.uplink},"
+                     f"{s.camera_rss_mib}\n")
     plot_svg(res.samples, args.out / "soak.svg",
              f"o2o-edge soak: {args.hours:g} store hours at {sc.speed:g}x and the drain after "
              f"closing, {summary['events_upstream']} events upstream", closes_h=args.hours)

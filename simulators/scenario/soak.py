@@ -1,6 +1,7 @@
 """A soak: a long generated store day played at high speed while the agent process is
-sampled — resident memory, open files, outbox depth — and a plot of them over store time
-(SVG, no plotting library needed). Loss is what the scenario check finds missing."""
+sampled — resident memory (its own and its QR camera process's), open files, outbox depth —
+and a plot of them over store time (SVG, no plotting library needed). Loss is what the
+scenario check finds missing."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Sample:
     fds: int
     depth: int
     uplink: str
+    camera_rss_mib: float = 0.0  # the agent's child processes (the QR camera's), 0 without
 
 
 @dataclass
@@ -41,6 +43,9 @@ class SoakResult:
             "rss_mib_first_quarter": round(median(first), 1),
             "rss_mib_last_quarter": round(median(last), 1),
             "rss_mib_max": round(max((x.rss_mib for x in s), default=0.0), 1),
+            "camera_rss_mib_max": round(max((x.camera_rss_mib for x in s), default=0.0), 1),
+            "rss_mib_with_camera_max": round(max((x.rss_mib + x.camera_rss_mib for x in s),
+                                                 default=0.0), 1),
             "fds_min": min((x.fds for x in s), default=0),
             "fds_max": max((x.fds for x in s), default=0),
             "outbox_depth_max": max((x.depth for x in s), default=0),
@@ -51,13 +56,27 @@ class SoakResult:
         }
 
 
-def _proc(pid: int) -> tuple[float, int]:
-    rss = 0.0
+def _rss(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _children_rss(pid: int) -> float:
+    """The resident memory of the agent's child processes (its QR camera's)."""
+    total = 0.0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as fh:
+            for child in fh.read().split():
+                with contextlib.suppress(OSError, ValueError):
+                    total += _rss(int(child))
+    return total
+
+
+def _proc(pid: int) -> tuple[float, int, float]:
+    return _rss(pid), len(os.listdir(f"/proc/{pid}/fd")), _children_rss(pid)
 
 
 def soak(runner: Runner, every_s: float = 1.0) -> SoakResult:
@@ -70,10 +89,11 @@ def soak(runner: Runner, every_s: float = 1.0) -> SoakResult:
     def take() -> None:
         with contextlib.suppress(Exception):  # the agent may be stopping
             st = runner.stage.status()
-            rss, fds = _proc(runner.stage.agent_pid())
+            rss, fds, camera = _proc(runner.stage.agent_pid())
             at = max(0.0, runner.store_time()) / 3600  # from the opening, not before it
             samples.append(Sample(round(at, 3), round(rss, 1), fds,
-                                  int(st["outbox"]["depth"]), st["uplink"]["state"]))
+                                  int(st["outbox"]["depth"]), st["uplink"]["state"],
+                                  round(camera, 1)))
 
     def sample() -> None:
         while not done.wait(every_s):
@@ -109,10 +129,13 @@ def _outages(samples: list[Sample]) -> list[tuple[float, float]]:
 
 def plot_svg(samples: list[Sample], path: Path, title: str, closes_h: float | None = None) -> None:
     """Three panels over store hours from the opening to the last sample (the drain after
-    closing included): RSS (MiB), open files, outbox depth; the spans when the uplink was
-    not connected shaded, the closing marked."""
+    closing included): RSS (MiB: the agent's, and its camera process's in a second line),
+    open files, outbox depth; the spans when the uplink was not connected shaded, the
+    closing marked."""
     w, ph, left, top, gap = 760, 150, 60, 40, 46
-    series = [("resident memory, MiB", [s.rss_mib for s in samples]),
+    camera = [s.camera_rss_mib for s in samples]
+    series = [("resident memory, MiB (the agent; orange: its camera process)",
+               [s.rss_mib for s in samples]),
               ("open files", [float(s.fds) for s in samples]),
               ("outbox depth, events", [float(s.depth) for s in samples])]
     hours = [s.store_h for s in samples] or [0.0]
@@ -130,7 +153,8 @@ def plot_svg(samples: list[Sample], path: Path, title: str, closes_h: float | No
     step = 0.5 if x_max <= 4 else 1.0 if x_max <= 12 else 3.0
     for i, (name, ys) in enumerate(series):
         y0 = top + i * (ph + gap)
-        y_max = max([*ys, 1.0]) * 1.1
+        extra = camera if i == 0 and any(camera) else []
+        y_max = max([*ys, *extra, 1.0]) * 1.1
         for a, b in outages:
             out.append(f'<rect class="outage" x="{x_of(a):.1f}" y="{y0}" '
                        f'width="{max(x_of(b) - x_of(a), 2.0):.1f}" height="{ph}" '
@@ -144,6 +168,11 @@ def plot_svg(samples: list[Sample], path: Path, title: str, closes_h: float | No
         pts = " ".join(f"{x_of(x):.1f},{y0 + ph - ph * y / y_max:.1f}"
                        for x, y in zip(hours, ys, strict=False))
         out.append(f'<polyline points="{pts}" fill="none" stroke="#1565c0" stroke-width="1.5"/>')
+        if extra:
+            pts = " ".join(f"{x_of(x):.1f},{y0 + ph - ph * y / y_max:.1f}"
+                           for x, y in zip(hours, extra, strict=False))
+            out.append(f'<polyline class="camera" points="{pts}" fill="none" stroke="#ef6c00" '
+                       'stroke-width="1.5"/>')
         label = escape(name, quote=False)
         out.append(f'<text x="{left}" y="{y0 - 6}">{label} (max {max([*ys, 0.0]):g})</text>')
         out.append(f'<text x="{left - 6}" y="{y0 + 10}" text-anchor="end">{y_max:.0f}</text>')

@@ -32,9 +32,14 @@ def test_ci_sized_soak_loses_nothing_and_leaks_neither_memory_nor_files(tmp_path
     # no leak: open files stay within a few of where they started, memory within 20 MiB
     assert summary["fds_max"] - summary["fds_min"] <= 8, summary
     assert summary["rss_mib_last_quarter"] - summary["rss_mib_first_quarter"] < 20, summary
+    # the day has a camera: its process is sampled beside the agent, and plotted
+    cameras = [float(r["camera_rss_mib"]) for r in rows]
+    assert min(cameras[:-1]) > 10 and summary["camera_rss_mib_max"] == max(cameras), summary
+    assert summary["rss_mib_with_camera_max"] >= summary["rss_mib_max"] + min(cameras[:-1])
     svg = ET.parse(out / "soak.svg").getroot()  # noqa: S314 - the file the command just wrote
     lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
-    assert len(lines) == 3 and all(len(p.get("points", "").split()) == len(rows) for p in lines)
+    assert [p.get("class") for p in lines].count("camera") == 1
+    assert len(lines) == 4 and all(len(p.get("points", "").split()) == len(rows) for p in lines)
     # sampled from the opening to the end of the drain: the last sample has nothing waiting
     assert float(rows[0]["store_h"]) >= 0 and rows[-1]["outbox_depth"] == "0", rows[-1]
     assert float(rows[-1]["store_h"]) > 2.0  # past the closing: the drain is in the plot
