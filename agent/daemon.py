@@ -34,6 +34,7 @@ from agent.personal_offers import PersonalOffers
 from agent.pos import PosLedger, PosService
 from agent.pos.service import bus_op as pos_bus_op
 from agent.privacy import Privacy
+from agent.repeat_visits import RepeatVisits
 from agent.services import alerts_wiring, periodic
 from agent.services.capture import Capture
 from agent.services.commands import UpstreamCommands
@@ -87,7 +88,9 @@ class Agent:
         self.store_db_moved = check_at_start(paths.store_db)
         self.store = store = StoreDatabase.open(paths.store_db)
         self.store_db, self.link_cache = StoreDb(store), LinkCache(store)
-        self.kpis = Kpis(store, store_zone(d.timezone))  # days and hours in the store's time
+        # days and hours in the store's time; repeat visits by the consent key's hash
+        self.repeat_visits = RepeatVisits(store, lambda s: self.privacy.key_of(s))
+        self.kpis = Kpis(store, store_zone(d.timezone), repeat=self.repeat_visits)
         self.visits = Visits()
         al = self.alerts = alerts_wiring.staff_alerts(cfg, store, lambda t, d: self.capture(t, d))
         self.pos_ledger = PosLedger(store)
@@ -97,7 +100,8 @@ class Agent:
         self.offers = PersonalOffers(lambda s: self.privacy.key_of(s),
                                      lambda: self.privacy.withdrawn)
         self.privacy = Privacy(store, groups=(self.store_db, self.link_cache, self.kpis, al.store,
-                                              self.pos_ledger, self.offers))
+                                              self.pos_ledger, self.offers,
+                                              self.repeat_visits))
         self.offers.restore(self.link_cache)
         self.pos = PosService(self.pos_ledger, d.store, lambda: self.cfg.qr.offer_public_keys,
                               self.privacy.key_of, lambda t, data: self.capture(t, data))

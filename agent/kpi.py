@@ -51,6 +51,7 @@ from agent.contracts.events import (
 )
 from agent.errors import AgentError, Reason
 from agent.localdb import retry_when_full
+from agent.repeat_visits import RepeatVisits
 from agent.storedb import Repository, StoreDatabase
 
 # Events come from bus clients too: an amount that is not a number, not finite or beyond any
@@ -228,9 +229,15 @@ def now_day(tz: tzinfo = UTC, now: float | None = None) -> int:
 
 
 class Kpis(Repository):
-    def __init__(self, store: Path | StoreDatabase, tz: tzinfo = UTC) -> None:
+    def __init__(self, store: Path | StoreDatabase, tz: tzinfo = UTC,
+                 repeat: RepeatVisits | None = None) -> None:
+        """`repeat`: tells an app's visit that is a repeat (the running agent's; a report
+        only reads)."""
         super().__init__(store)
         self.tz = tz  # the store's: hours and days are local
+        self.repeat = repeat
+        # app visits ended, (hour, app, when) until the next flush asks `repeat` about them
+        self._exits: list[tuple[int, str, float]] = []
         self._lock = threading.Lock()  # the pending counts (the owner locks the connection)
         self._pending: dict[tuple[int, str], float] = {}
         self._peaks: dict[tuple[int, str], float] = {}
@@ -250,6 +257,9 @@ class Kpis(Repository):
                 self.ignored += 1  # one odd event: the rest of the group is still counted
                 continue
             with self._lock:
+                if pairs and pairs[0][0] == "visits" and self.repeat is not None \
+                        and isinstance(data.get("id"), str):
+                    self._exits.append((hour, data["id"], created))
                 for metric, amount in pairs:
                     key = (hour, metric)
                     if metric.endswith("peak_per_min"):
@@ -257,8 +267,27 @@ class Kpis(Repository):
                     else:
                         self._pending[key] = self._pending.get(key, 0.0) + amount
 
+    def _repeats(self) -> None:
+        """The visits ended since the last flush that were repeats, counted by their hour."""
+        with self._lock:
+            exits, self._exits = self._exits, []
+        if not exits or self.repeat is None:
+            return
+        try:
+            repeats = self.repeat.seen([(app, at) for _, app, at in exits])
+        except BaseException:
+            with self._lock:  # asked again with the next flush
+                self._exits[:0] = exits
+            raise
+        with self._lock:
+            for (hour, _, _), repeat in zip(exits, repeats, strict=True):
+                if repeat:
+                    key = (hour, "visits.repeat")
+                    self._pending[key] = self._pending.get(key, 0.0) + 1.0
+
     @retry_when_full
     def flush(self) -> int:
+        self._repeats()
         with self._lock:
             pending, self._pending = self._pending, {}
             peaks, self._peaks = self._peaks, {}
@@ -352,6 +381,9 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
         out["nps"] = nps(total.get("survey.s10.promoters", 0.0),
                          total.get("survey.s10.detractors", 0.0), total["survey.s10.answers"])
     if total.get("visits"):
+        if "visits.repeat" in total:  # where the agent tells repeats (not every kiosk day)
+            out["conversion.visit_repeat"] = round(
+                min(total["visits.repeat"], total["visits"]) / total["visits"], 3)
         out["dwell_s.average"] = round(total.get("dwell_s.sum", 0.0) / total["visits"], 1)
     if total.get("alerts.acknowledged"):
         out["alerts.ack_s.average"] = round(

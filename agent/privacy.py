@@ -18,6 +18,7 @@ from typing import Any
 from agent.checkin.db import StoreDb
 from agent.consent import STATES, Consent
 from agent.kpi import Kpis
+from agent.repeat_visits import RepeatVisits
 from agent.storedb import Repository, StoreDatabase, TableGroup, subject_forms
 from agent.storelink.cache import LinkCache
 from agent.storelink.docs import Doc
@@ -28,15 +29,16 @@ __all__ = ["STATES", "Privacy", "subject_forms"]
 class Privacy(Repository):
     """Consent (as agent/consent.py answers it) and the sweep and erasure across every table
     group: `groups` are the other repositories of the same store database (the check-in
-    tables, the link cache, the KPI roll-ups); without them, Privacy makes its own on the
-    same owner."""
+    tables, the link cache, the KPI roll-ups, the apps seen for repeat visits); without
+    them, Privacy makes its own on the same owner."""
 
     def __init__(self, store: Path | StoreDatabase,
                  groups: Sequence[TableGroup] | None = None) -> None:
         super().__init__(store)
         self.consent = Consent(self._store)
         if groups is None:
-            groups = (StoreDb(self._store), Kpis(self._store), LinkCache(self._store))
+            groups = (StoreDb(self._store), Kpis(self._store), LinkCache(self._store),
+                      RepeatVisits(self._store, self.consent.key_of))
         self.groups: tuple[TableGroup, ...] = (*groups, self.consent)
 
     # --- consent: the bus's allow hook, the "consent" document, the status counts ---------

@@ -45,6 +45,8 @@ LABELS: Final[dict[str, str]] = {
     "offers.redeemed": "Offers redeemed",
     "offers.refused": "Offer codes refused",
     "offers.personal": "Personal offers shown at the kiosk",
+    "visits.repeat": "Repeat visits (the app seen before, within the retention days)",
+    "conversion.visit_repeat": "Visits that were repeat visits",
     "checkins.pickup": "Pickups checked in",
     "pickup_addon": "Add-on sales at a pickup",
     "conversion.pickup_to_addon": "Pickups that bought more",
@@ -69,7 +71,8 @@ PATTERNS: Final = [
 # the shoppers' path through the store, in order; sales only where the tills report
 FUNNEL: Final = ("visits", "views", "handoffs", "checkins", "sales")
 GROUPS: Final = [
-    ("Shoppers", ("visits", "dwell_s.average", "footfall.peak_per_min")),
+    ("Shoppers", ("visits", "conversion.visit_repeat", "dwell_s.average",
+                  "footfall.peak_per_min")),
     (
         "Kiosk",
         (

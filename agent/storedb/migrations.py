@@ -180,6 +180,18 @@ V5_CATALOG_STATE = (
     "DROP TABLE catalog_parts",
 )
 
+V6_VISITORS = (
+    # opted-in apps seen, for repeat visits (agent/repeat_visits.py): the keyed hash of the
+    # app's identifier only (agent/consent.py's key); a row older than the retention limit
+    # is swept, so "seen before" means within it
+    """CREATE TABLE visitors (
+    subject TEXT PRIMARY KEY,     -- keyed hash of the app identifier
+    first REAL NOT NULL,          -- the end of its first visit kept
+    last REAL NOT NULL,           -- the end of its last visit
+    visits INTEGER NOT NULL
+)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the tables of the releases before versioning (adopted as they are)",
               V1_TABLES),
@@ -187,6 +199,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "till receipts and the offer ledger", V3_POS),
     Migration(4, "the catalog", V4_CATALOG),
     Migration(5, "the catalog's snapshot; its parts as blobs", V5_CATALOG_STATE),
+    Migration(6, "the opted-in apps seen, for repeat visits", V6_VISITORS),
 )
 
 

@@ -58,7 +58,8 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
         assert result == {"removed": {"outbox_events": 3, "loyalty": 1, "orders": 0,
                                       "appointments": 0, "cached_documents": 1,
                                       "consent_records": 0, "open_visits": 0,
-                                      "presence_tracks": 0, "staff_alerts": 0}}
+                                      "presence_tracks": 0, "staff_alerts": 0,
+                                      "personal_offers": 0, "visitors": 0}}
         # the app user, with a consent record
         agent.privacy.apply_consent(Doc("consent", "store-1", "all", 1, 0.0, 1e12, {
             "mode": "increment", "rows": [{"subject": APP, "state": "granted"}]}, "k"))
@@ -66,7 +67,8 @@ def test_erase_subject_leaves_nothing(tmp_path: Path) -> None:
         assert app == {"removed": {"outbox_events": 2, "loyalty": 0, "orders": 0,
                                    "appointments": 0, "cached_documents": 0,
                                    "consent_records": 1, "open_visits": 1,
-                                   "presence_tracks": 0, "staff_alerts": 0}}
+                                   "presence_tracks": 0, "staff_alerts": 0,
+                                   "personal_offers": 0, "visitors": 0}}
         # heard again by the agent's own scanner: not reported again
         loop.call_soon_threadsafe(agent.capture, "o2o.ble.presence",
                                   {"id": APP, "action": "enter", "kind": "app"})

@@ -61,14 +61,14 @@ def test_retention_sweep(tmp_path: Path) -> None:
                                           {"subject": "app:g:1:1", "state": "granted"}]))
     assert p.sweep(90, now=now) == {"orders": 0, "appointments": 1, "kpi_hourly": 1,
                                     "loyalty": 0, "consent": 0,
-                                    "link_docs": 0}  # only what is 100 days old
+                                    "link_docs": 0, "visitors": 0}  # what is 100 days old
     db = StoreDb(tmp_path / "store.db")
     assert db.order("A-1") is not None
     db.close()
     later = p.sweep(90, now=now + 91 * 86400)  # 91 days on, the rest is old too
     # ... but a withdrawal stays, and so does the device's own configuration
     assert later == {"orders": 1, "appointments": 1, "kpi_hourly": 1, "loyalty": 0,
-                     "consent": 1, "link_docs": 1}
+                     "consent": 1, "link_docs": 1, "visitors": 0}
     assert p.key_of(APP) in Privacy(tmp_path / "store.db").withdrawn  # read back from disk
     cache = LinkCache(tmp_path / "store.db")
     assert cache.document("config", "all") is not None

@@ -86,13 +86,15 @@ def test_a_fresh_file_has_todays_tables_at_the_latest_version(tmp_path: Path) ->
     old.close()
     store = StoreDatabase.open(tmp_path / "store.db")
     store.close()
-    assert user_version(tmp_path / "store.db") == LATEST == 5
+    assert user_version(tmp_path / "store.db") == LATEST == 6
     assert read_only_check(tmp_path / "store.db") == "ok"
     # migration 1 is the schema the old code made: same tables, columns, keys, indexes;
     # step 2 adds the staff alerts' table, step 3 the tills' receipts and the offer ledger,
-    # step 4 the catalog, step 5 the catalog's snapshot (its parts no longer kept aside)
+    # step 4 the catalog, step 5 the catalog's snapshot (its parts no longer kept aside),
+    # step 6 the opted-in apps seen (repeat visits)
     fresh = shape(tmp_path / "store.db")
-    added = {"staff_alerts", "pos_receipts", "offer_ledger", "catalog", "catalog_state"}
+    added = {"staff_alerts", "pos_receipts", "offer_ledger", "catalog", "catalog_state",
+             "visitors"}
     assert set(fresh) - set(shape(made_by_old_code)) == added
     assert {t: v for t, v in fresh.items() if t not in added} == shape(made_by_old_code)
     v1 = tmp_path / "v1.db"
@@ -112,7 +114,7 @@ def test_a_file_of_the_old_code_is_adopted_as_version_1_without_loss(tmp_path: P
     store.close()
     assert user_version(path) == LATEST
     assert rows(path) == {**before, "staff_alerts": [], "pos_receipts": [], "offer_ledger": [],
-                          "catalog": [], "catalog_state": []}
+                          "catalog": [], "catalog_state": [], "visitors": []}
 
 
 def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
@@ -132,7 +134,7 @@ def test_a_partial_old_file_gets_the_tables_it_lacked_and_its_document_versions(
     assert set(shape(path)) == {"appointments", "consent", "kpi_hourly", "link_docs",
                                 "link_keys", "link_versions", "loyalty", "orders",
                                 "privacy_meta", "staff_alerts", "pos_receipts",
-                                "offer_ledger", "catalog", "catalog_state"}
+                                "offer_ledger", "catalog", "catalog_state", "visitors"}
 
 
 def test_a_file_of_a_newer_release_is_refused_in_one_line_and_left_alone(
@@ -283,8 +285,17 @@ def test_step_5_keeps_the_catalog_and_drops_the_parts_kept_aside(tmp_path: Path)
     conn.execute("INSERT INTO catalog_parts VALUES ('s2', 1, 2, '[]', 1.0)")
     conn.commit()
     conn.close()
-    StoreDatabase.open(path).close()
+    StoreDatabase.open(path, migrations=MIGRATIONS[:5]).close()
     assert user_version(path) == 5
     got = rows(path)
     assert got["catalog"] == [("MUG-1", None, "{}", 1.0)] and got["catalog_state"] == []
     assert "catalog_parts" not in got
+
+
+def test_step_6_adds_the_apps_seen_to_a_version_5_file(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    StoreDatabase.open(path, migrations=MIGRATIONS[:5]).close()
+    before = rows(path)
+    StoreDatabase.open(path).close()
+    assert user_version(path) == 6
+    assert rows(path) == {**before, "visitors": []}

@@ -179,6 +179,6 @@ def test_privacy_built_from_a_path_sweeps_every_group_as_before(tmp_path: Path) 
     filled(store)
     privacy = Privacy(tmp_path / "store.db")
     assert set(privacy.sweep(90, now=NOW + 91 * DAY)) == {
-        "orders", "appointments", "loyalty", "kpi_hourly", "consent", "link_docs"}
+        "orders", "appointments", "loyalty", "kpi_hourly", "consent", "link_docs", "visitors"}
     privacy.close()
     store.close()
