@@ -1,10 +1,12 @@
 """Deployment files: every unit passes `systemd-analyze verify`, the install script stages a
-whole installation under DESTDIR (program, units, udev rules, module blacklist, D-Bus
-policy, users, a valid commented config), an upgrade keeps the config, uninstall keeps the
-data unless purged, and `systemd-analyze security` scores the hardening."""
+whole installation under DESTDIR (program in a venv of its version, `o2o-edge` on PATH, units,
+udev rules, module blacklist, D-Bus policy, users, a valid commented config), an install over
+it keeps the config, uninstall keeps the data unless purged, and `systemd-analyze security`
+scores the hardening. Upgrades with rollback: test_upgrade.py."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -65,6 +67,11 @@ def test_install_stages_everything_and_upgrades_keep_the_config(staged: Path) ->
     res = subprocess.run([str(staged / "opt/o2o-edge/venv/bin/o2o-edge"), "--version"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.startswith("o2o-edge ")
+    # a venv per version; the units run the one /opt/o2o-edge/venv points at
+    version = res.stdout.split()[1]
+    assert os.readlink(staged / "opt/o2o-edge/venv") == f"venvs/{version}"
+    # `o2o-edge` on PATH, through the symlink whichever version is in use
+    assert os.readlink(staged / "usr/local/bin/o2o-edge") == "/opt/o2o-edge/venv/bin/o2o-edge"
     cfg = load_config(str(staged / "etc/o2o-edge/config.toml"), {})
     assert cfg.device.store == "CHANGE-ME" and str(cfg.outbox.path).startswith("/var/lib/")
     assert "blacklist pn533_usb" in (staged / "etc/modprobe.d/o2o-edge-nfc.conf").read_text()
@@ -106,6 +113,7 @@ def test_uninstall_keeps_data_unless_purged(tmp_path: Path, staged: Path) -> Non
     res = _install(copy, "uninstall")
     assert res.returncode == 0 and "kept /etc/o2o-edge and /var/lib/o2o-edge" in res.stdout
     assert not (copy / "opt/o2o-edge").exists()
+    assert not os.path.lexists(copy / "usr/local/bin/o2o-edge")
     assert not (copy / "etc/systemd/system/o2o-edge.service").exists()
     assert (copy / "etc/o2o-edge/config.toml").exists()
     assert (copy / "var/lib/o2o-edge/outbox.db").exists()
