@@ -135,8 +135,10 @@ def test_pickup_check_in_and_handoff_qr_in_chromium(
     events = store.events()
     assert [e["id"] for e in events if e["type"] == "o2o.kiosk.handoff"] == tokens
     checkins = [e["data"] for e in events if e["type"] == "o2o.kiosk.checkin"]
+    # with the bundle's version and the session's variants (none: no page with variants)
     assert checkins == [{"kind": "pickup", "outcome": "pickup.ok", "via": "code",
-                         "order": "A-1042"}], json.dumps(checkins)
+                         "order": "A-1042", "content_version": 1, "variants": {}}], \
+        json.dumps(checkins)
 
 
 def _magenta_px(png: bytes) -> int:
