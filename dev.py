@@ -16,6 +16,8 @@
                                            imports, and where each MiB goes
     python3 dev.py bench-startup [ARGS...]  run -> READY=1 / first event upstream /
                                             touchpoints live, vs core and bare python
+    python3 dev.py bench-fleet [ARGS...]  collectors' ingest into PostgreSQL vs raw psycopg,
+                                          1,000 stores' reconnect storm, losses per fault
 
 Both are idempotent: a second run reinstalls nothing unless pyproject.toml changed.
 """
@@ -224,6 +226,7 @@ def main(argv: list[str]) -> int:
         "bench-memory",
         "bench-startup",
         "bench-install",
+        "bench-fleet",
     ):
         print(__doc__)
         return 2
@@ -246,6 +249,7 @@ def main(argv: list[str]) -> int:
             "bench-install": "tests.bench.bench_install",
             "bench-memory": "tests.bench.bench_memory",
             "bench-startup": "tests.bench.bench_startup",
+            "bench-fleet": "tests.bench.bench_fleet",
         }[what]
         return subprocess.run([str(PY), "-m", module, *rest]).returncode  # noqa: S603
     ensure_venv("[test]")
