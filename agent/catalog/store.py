@@ -37,6 +37,8 @@ from agent.storelink.docs import Doc, DocDeferred, DocRefused
 from drivers.qr.gtin import GtinError, gtin14
 
 log = logging.getLogger(__name__)
+# a snapshot's parts on their way in (a table of the connection's own temporary database)
+STAGE = "temp.catalog_next"
 
 
 class Summary(TypedDict):
@@ -81,19 +83,17 @@ class CatalogStore(Repository):
             raise DocRefused("stale-base", "an increment with no snapshot to change: name its "
                              "snapshot and that snapshot's parts (snapshot, parts_sha256)")
         in_parts = base and bool(body.parts)
-        if in_parts:  # every part here and good before the write lock is taken
-            self._check_parts(body)
-        n = 0
         try:
+            # the parts checked and put aside a part at a time (never all in memory), before
+            # the store database's write lock, which every till and kiosk request waits for
+            n = self._stage(body, doc.issued) if in_parts else len(body.products)
             with self._store.writing() as db:
                 if base:
                     db.execute("DELETE FROM catalog")
-                    # plain INSERTs: a SKU or GTIN in two parts is a clash, not an overwrite;
-                    # a part at a time, so 100 parts are never all in memory at once
-                    for part in (self._part(body, i) for i in range(len(body.parts))) \
-                            if in_parts else [body.products]:
-                        self._insert(db, part, doc.issued)
-                        n += len(part)
+                    if in_parts:
+                        db.execute(f"INSERT INTO catalog SELECT * FROM {STAGE}")  # noqa: S608
+                    else:  # plain INSERTs: a SKU or GTIN twice is a clash, not an overwrite
+                        self._insert(db, body.products, doc.issued)
                 if body.mode == "increment":
                     # a GTIN moving to another SKU: the old holder loses it first in the
                     # same document (removed), else the UNIQUE column refuses the document
@@ -109,6 +109,10 @@ class CatalogStore(Repository):
                 "a SKU or GTIN of the document is another product's (in the catalog or in "
                 "another part); nothing of the document applied",
             ) from None
+        finally:
+            if in_parts:
+                with self._store.reading() as db:
+                    db.execute(f"DROP TABLE IF EXISTS {STAGE}")
         self._forget_parts(body.parts if in_parts else [])
         self._refresh()
         if body.mode == "snapshot":
@@ -117,9 +121,11 @@ class CatalogStore(Repository):
         done = f"{len(body.products)} products changed, {len(body.removed)} removed"
         return f"snapshot {body.snapshot} ({n} products) then {done}" if base else done
 
-    def _check_parts(self, body: Body) -> None:
-        """DocDeferred naming the parts still to come; DocRefused for a part that is no list
-        of good products (by its place: parts[2][7].price)."""
+    def _stage(self, body: Body, issued: float) -> int:
+        """Each part checked (by its place: parts[2][7].price) and put in a temporary table
+        of the database's connection, which takes no lock of the file: a SKU or GTIN in two
+        parts is refused here. DocDeferred naming the parts still to come. How many
+        products."""
         if self.blobs is None:
             raise DocRefused("unsupported", "this agent takes no snapshot in parts: no store "
                              "link content directory")
@@ -127,8 +133,24 @@ class CatalogStore(Repository):
         if missing:
             raise DocDeferred(missing, f"snapshot {body.snapshot} waits for {len(missing)} "
                               f"of its {len(body.parts)} parts")
+        with self._store.reading() as db:
+            db.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            db.execute(f"CREATE TABLE {STAGE} (sku TEXT PRIMARY KEY, gtin TEXT UNIQUE, "
+                       "product TEXT NOT NULL, priced_at REAL NOT NULL)")
+        n = 0
         for i in range(len(body.parts)):
-            self._part(body, i)
+            rows = [self._row(p, issued) for p in self._part(body, i)]  # the costly check
+            with self._store.reading() as db:
+                db.execute("BEGIN")
+                try:
+                    db.executemany(f"INSERT INTO {STAGE} VALUES (?, ?, ?, ?)",  # noqa: S608
+                                   rows)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            n += len(rows)
+        return n
 
     def _part(self, body: Body, i: int) -> list[c.Product]:
         sha = body.parts[i]
