@@ -169,9 +169,10 @@ class PosEndpoint:
                 raw = await request.read()
         except TimeoutError:
             self.counts["slow_clients"] += 1
-            return _refuse(408, "too-slow", f"the body did not come within "
-                           f"{self.head_timeout_s:.0f} s; send it again", "",
-                           Connection="close")
+            slow = _refuse(408, "too-slow", f"the body did not come within "
+                           f"{self.head_timeout_s:.0f} s; send it again", "")
+            slow.force_close()  # the rest of its body must not be read as a next request
+            return slow
         except web.HTTPRequestEntityTooLarge:  # chunked, without a length
             self.counts["too_large"] += 1
             return _refuse(413, "too-large", f"the body is over {self.cfg.max_body_bytes} bytes "
