@@ -30,6 +30,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from agent.doctor.catalog import check_catalog
     from agent.doctor.cert import check_certificate
     from agent.doctor.hardware import check_bluetooth, check_camera, check_nfc, check_zbar
+    from agent.doctor.program import check_program
     from agent.doctor.system import (
         check_agent,
         check_broker,
@@ -51,7 +52,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     with _quiet_stderr():  # OpenCV, libusb and BlueZ print their own warnings: the findings say it
         for check in (check_store_name, check_certificate, check_dirs, check_broker,
                       check_disk, check_outbox,
-                      check_store_db, check_catalog, check_agent, check_bluetooth, check_nfc,
+                      check_store_db, check_catalog, check_agent, check_program,
+                      check_bluetooth, check_nfc,
                       check_camera, check_zbar):
             findings += check(cfg)
         findings += check_clock()

@@ -247,6 +247,13 @@ def test_a_version_that_cannot_connect_is_rolled_back_and_a_good_one_stays(
     lib = staged.root / "opt/o2o-edge/venvs/7.0.2/lib"
     numpy = next(lib.glob("python3*/site-packages/numpy/__init__.py"))
     assert numpy.stat().st_nlink >= 2
+    doctor = subprocess.run(
+        [str(staged.root / "opt/o2o-edge/venv/bin/o2o-edge"), "doctor", "--config",
+         str(staged.root / "etc/o2o-edge/config.toml")],
+        env=staged.env, capture_output=True, text=True, timeout=120)
+    (line,) = [v for v in doctor.stdout.splitlines() if " program " in v]
+    assert line.startswith("ok") and "7.0.2 in" in line, doctor.stdout
+    assert line.endswith("; 7.0.0 kept for 'install.sh rollback'"), doctor.stdout
 
 
 @pytest.mark.slow
