@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 
 from agent import __version__
 from agent.config_schema import Config, DeviceConfig
-from agent.envelope import make_pending, render, source_json, source_uri
+from agent.envelope import make_pending, new_id, render, source_json, source_uri
 from agent.uplink.batching import build_batches
 from agent.uplink.client import BoundedClient
 from agent.uplink.pump import Pump
@@ -71,7 +71,7 @@ class VirtualStore:
         self.events_topic = f"{cfg.topic_base}/events"
         self.state_topic = f"{cfg.topic_base}/state"
         self.source = source_json(source_uri(store, device))
-        self.bootid = make_pending("o2o.fleet.boot", None, time.time()).id  # a ULID
+        self.bootid = new_id()  # a ULID, as the agent makes its boot id
         self.host = host
         self.ports = ports
         self.v5 = v5
