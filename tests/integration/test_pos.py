@@ -4,6 +4,7 @@ each refusal with its reason, the sale linked to the app visit and the offer's c
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
@@ -21,7 +22,7 @@ from agent.bus.client import BusClient
 from agent.contracts import status as contract
 from agent.errors import AgentError
 from agent.keys import public_key_text
-from drivers.qr.offer import make_code
+from drivers.qr.offer import PREFIX, make_code
 from tests.conftest import CLI, ROOT, AgentProcess, write_config
 from tests.integration.test_status_contract import _problems
 
@@ -55,6 +56,14 @@ def offer(code_id: str, expires_in: int = 3600, stores: tuple[str, ...] = ("stor
           key: Ed25519PrivateKey = KEY) -> str:
     return make_code(key, code_id, "spring-coffee", "coffee-20", int(time.time()) + expires_in,
                      stores)
+
+
+def forged(code: str) -> str:
+    """The code with its code id changed ("C-5" -> "C-4") and its signature kept."""
+    b32 = code[len(PREFIX):]
+    raw = bytearray(base64.b32decode(b32 + "=" * (-len(b32) % 8)))
+    raw[12] ^= 1  # version, key id and expiry are 9 bytes; then the id's length, "C", "-"
+    return PREFIX + base64.b32encode(bytes(raw)).decode().rstrip("=")
 
 
 def setup(tmp_path: Path) -> tuple[Path, int]:
@@ -122,7 +131,8 @@ def test_the_tills_endpoint(tmp_path: Path, agent_factory: list[AgentProcess]) -
     # each refusal of an offer, with its reason, at the till
     for text, reason in ((code, "offer-used"), (offer("C-2", expires_in=-5), "offer-expired"),
                          (offer("C-3", stores=("store-2",)), "offer-other-store"),
-                         (offer("C-4", key=Ed25519PrivateKey.generate()), "offer-unknown-key")):
+                         (offer("C-4", key=Ed25519PrivateKey.generate()), "offer-unknown-key"),
+                         (forged(offer("C-5")), "offer-bad-signature")):
         status, body, _ = post(port, "/v1/offers/redeem", {"code": text, "receipt": "R-2"})
         assert body["reason"] == reason and status == (409 if reason == "offer-used" else 422)
     assert agent.stop() == 0
@@ -147,8 +157,8 @@ def test_the_tills_endpoint(tmp_path: Path, agent_factory: list[AgentProcess]) -
     assert [r["receipt"] for r in redeemed] == ["R-1", "R-3"]
     assert redeemed[0]["campaign"] == "spring-coffee" and redeemed[0]["visit"] == visit
     refused = sorted(e["data"]["reason"] for e in events if e["type"] == "o2o.offer.refused")
-    assert refused == ["offer-expired", "offer-other-store", "offer-unknown-key", "offer-used",
-                       "offer-used"]
+    assert refused == ["offer-bad-signature", "offer-expired", "offer-other-store",
+                       "offer-unknown-key", "offer-used", "offer-used"]
     text = json.dumps(events)
     assert "LOY0012345678" not in text and "C-1" not in text and code not in text
 
