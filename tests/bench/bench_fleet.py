@@ -7,7 +7,8 @@ the reconnect storm of a thousand stores, and what each fault loses.
    soon after each commit) queued on a private Mosquitto for 1, 2 and 4 collectors in one
    shared subscription, then the collectors started: events/s from the first row stored to
    the last. Baselines, same rows, same database: psycopg executemany of one INSERT ... ON
-   CONFLICT DO NOTHING per event, and COPY into an unlogged-free plain table.
+   CONFLICT DO NOTHING per event, and COPY into a table like it. One collector on the NATS
+   cluster too (3.1.1, its session on another node than the publisher's).
 2. Storm: K virtual stores, B events each in their outboxes (hours of backlog after an
    outage), all connecting at once: seconds until every store has its PUBACKs and until
    every event is in PostgreSQL (2 collectors), on Mosquitto and on the 3-node NATS cluster
@@ -123,36 +124,51 @@ def ingest(n_events: int, workdir: Path) -> dict[str, Any]:
         broker = PrivateMosquitto(workdir / f"mq{n}")
         broker.start()
         try:
-            with database() as db:
-                # the group's sessions first, then away: the broker queues each its share
-                procs = [collector(broker.url, db, i, "--shared", "bench") for i in range(n)]
-                time.sleep(3)
-                stop(procs)
-                pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub",
-                                  protocol=mqtt.MQTTv5)
-                pub.connect("127.0.0.1", broker.port)
-                pub.loop_start()
-                for info in [pub.publish(t, p, qos=1) for t, p in msgs]:
-                    info.wait_for_publish(120)
-                pub.loop_stop()
-                pub.disconnect()
-                procs = [collector(broker.url, db, i, "--shared", "bench") for i in range(n)]
-                first = last = 0.0
-                deadline = time.monotonic() + 600
-                while time.monotonic() < deadline:
-                    k = count(db)
-                    now = time.perf_counter()
-                    if k and not first:
-                        first = now
-                    if k >= total:
-                        last = now
-                        break
-                    time.sleep(0.05)
-                stop(procs)
-                out[f"collectors_{n}_events_s"] = round(total / max(last - first, 1e-3))
+            out[f"collectors_{n}_events_s"] = queued_then_collected(
+                msgs, total, broker.port, broker.url, n, ("--shared", "bench"), mqtt.MQTTv5)
         finally:
             broker.kill()
+    cluster = NatsCluster(workdir / "ingest-nats")
+    cluster.start()
+    try:  # one collector: NATS 2.9's MQTT has no shared subscriptions
+        out["nats_cluster_1_collector_events_s"] = queued_then_collected(
+            msgs, total, cluster.ports[0], cluster.nodes[2].url, 1, ("--protocol", "3.1.1"),
+            mqtt.MQTTv311)
+    finally:
+        cluster.stop()
     return out
+
+
+def queued_then_collected(msgs: list[tuple[str, bytes]], total: int, port: int, url: str,
+                          n: int, extra: tuple[str, ...], protocol: Any) -> int:
+    """Events/s of `n` collectors from the first row stored to the last, the messages all
+    queued for their sessions before they start."""
+    with database() as db:
+        # the sessions first, then away: the broker queues each its share
+        procs = [collector(url, db, i, *extra) for i in range(n)]
+        time.sleep(3)
+        stop(procs)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=protocol)
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        for info in [pub.publish(t, p, qos=1) for t, p in msgs]:
+            info.wait_for_publish(120)
+        pub.loop_stop()
+        pub.disconnect()
+        procs = [collector(url, db, i, *extra) for i in range(n)]
+        first = last = 0.0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            k = count(db)
+            now = time.perf_counter()
+            if k and not first:
+                first = now
+            if k >= total:
+                last = now
+                break
+            time.sleep(0.05)
+        stop(procs)
+    return round(total / max(last - first, 1e-3)) if last else 0
 
 
 async def storm(fleet: Fleet, db: str, backlog: int) -> dict[str, Any]:
