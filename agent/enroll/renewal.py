@@ -25,7 +25,13 @@ from typing import Any, Final, Protocol
 
 from agent.config import Config
 from agent.enroll import files
-from agent.enroll.certs import check_certificate, new_request, renews_on, request_for
+from agent.enroll.certs import (
+    check_certificate,
+    new_request,
+    renews_on,
+    request_for,
+    same_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +85,12 @@ class Renewal:
         self.renewals = 0
         self.last_problem = ""
         self._wake = asyncio.Event()
-        if files.settle(self.cert_file, self.key_file):  # before the uplink loads the pair
-            log.warning("certificate: finished installing %s, cut short last time",
-                        self.cert_file)
+        try:
+            if files.settle(self.cert_file, self.key_file):  # before the uplink loads the pair
+                log.warning("certificate: finished installing %s, cut short last time",
+                            self.cert_file)
+        except OSError as exc:  # the uplink says more when it cannot load the pair
+            self._problem(f"cannot finish the renewal cut short last time ({exc})")
 
     # --- when -------------------------------------------------------------------------
 
@@ -191,6 +200,11 @@ class Renewal:
             return False  # nothing asked for: the one in use, or an old answer
         if self.cert_file.exists() and self.cert_file.read_bytes().strip() == raw.strip():
             return False
+        if not same_key(cert, key):
+            # an answer to an earlier request (retained, met again at a subscribe): not news
+            log.info("certificate: the one on %s is for an earlier request's key; waiting for "
+                     "the answer to the current one", self.cert_topic)
+            return False
         check_certificate(cert, key, self.cn, self.ca_file, dt.datetime.now(dt.UTC))
         files.write_atomic(files.pending(self.cert_file),
                            cert.public_bytes(serialization.Encoding.PEM), 0o644, self.cert_file)
@@ -216,7 +230,14 @@ class Renewal:
             if now is not link:
                 break  # the drain restarted: its link loaded the files in use
             if link.state == "connected" and link.connected_cert == str(new_cert):
-                await asyncio.to_thread(files.promote, self.cert_file, self.key_file)
+                try:
+                    await asyncio.to_thread(files.promote, self.cert_file, self.key_file)
+                except OSError as exc:
+                    # the connection goes on with the pair loaded; a cut between the key and
+                    # the certificate is finished at the next start (files.settle)
+                    self._problem(f"the renewed certificate works but could not be put in "
+                                  f"place of {self.cert_file} ({exc})")
+                    return
                 self.renewals += 1
                 self.asked_at = 0.0
                 self.last_problem = ""

@@ -216,3 +216,98 @@ def test_doctor_says_when_the_agent_renews(
     by_hand = load_config(str(cfg), {"O2O_EDGE_MQTT_RENEW_BEFORE_DAYS": "0"})
     (manual,) = check_certificate(by_hand, now)
     assert "renewed by hand" in manual.message
+
+
+class FakeLink:
+    """What the renewal sees of the uplink's connection: which certificate it loaded, which
+    one the connection up now was made with, and how many attempts began."""
+
+    def __init__(self, cert: str) -> None:
+        self.state, self.connects, self.attempts = "connected", 1, 1
+        self.client_cert = self.connected_cert = cert
+        self.loaded: list[str] = []
+        self.last_error = ""
+
+    def use_client_certificate(self, cert_file: str, key_file: str) -> None:
+        self.loaded.append(cert_file)
+        self.client_cert, self.state = cert_file, "connecting"
+
+
+class FakeUplink:
+    def __init__(self, link: FakeLink) -> None:
+        self.link = link
+        self.sent: list[tuple[str, bytes]] = []
+
+    def publish_reply(self, topic: str, correlation: bytes, payload: bytes) -> None:
+        self.sent.append((topic, payload))
+
+
+def test_the_renewal_keeps_a_certificate_only_once_the_broker_took_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The agent's renewal over a stand-in connection: a retained answer to an earlier request
+    is no news; the answer to its request is tried and kept once a connection was made with
+    it; one the broker does not take within the attempts allowed is dropped, the pair in use
+    loaded again."""
+    import asyncio
+
+    from agent.enroll import files
+    from agent.enroll.renewal import TRIAL_ATTEMPTS, Renewal
+
+    ca = TestCA(tmp_path / "ca")
+    cfg = config(tmp_path)
+    etc = cfg.parent
+    cert, key = etc / "device.pem", etc / "device.key"
+    cert.write_bytes(sign_request(ca, request(cfg, capsys), days=1))
+    (etc / "device.key.new").rename(key)
+    cfg.write_text(cfg.read_text().replace("[mqtt]\n", '[mqtt]\nurl = "mqtts://broker:8883"\n')
+                   + f'ca_file = "{ca.ca_file}"\ncert_file = "{cert}"\nkey_file = "{key}"\n')
+    loaded = load_config(str(cfg), {})
+    link = FakeLink(str(cert))
+    uplink = FakeUplink(link)
+    topic = "o2o/v1/store-1/dev-1/cert"
+
+    async def scenario() -> None:
+        renewal = Renewal(loaded, uplink)
+        await renewal._ask()
+        ((csr_topic, csr),) = uplink.sent
+        assert csr_topic == "o2o/v1/store-1/dev-1/csr"
+        # an earlier request's certificate, retained: nothing tried, nothing said
+        stale = sign_request(ca, request(cfg, capsys), days=90)
+        (etc / "device.key.new").unlink()
+        uplink.sent.clear()
+        await renewal._ask()  # the request of a key that is pending again
+        ((_, csr),) = uplink.sent
+        await renewal.handle(topic, stale, "", b"")
+        assert link.loaded == [] and not renewal.last_problem
+        # the answer: tried, and kept once the broker has taken it
+        signed = sign_request(ca, csr, days=90)
+        trial = asyncio.create_task(renewal.handle(topic, signed, "", b""))
+        while not link.loaded:
+            await asyncio.sleep(0.01)
+        assert link.loaded == [str(files.pending(cert))]
+        link.state, link.connects = "connected", 2
+        link.connected_cert = str(files.pending(cert))
+        await asyncio.wait_for(trial, 5)
+        assert cert.read_bytes() == signed and renewal.renewals == 1
+        assert files.previous(cert).exists() and not files.pending(key).exists()
+        # the next one, which the broker refuses at every attempt
+        uplink.sent.clear()
+        renewal.asked_at = 0.0
+        await renewal._ask()
+        ((_, csr),) = uplink.sent
+        refused = sign_request(ca, csr, days=90)
+        link.loaded.clear()
+        trial = asyncio.create_task(renewal.handle(topic, refused, "", b""))
+        while not link.loaded:
+            await asyncio.sleep(0.01)
+        link.attempts += TRIAL_ATTEMPTS + 1
+        link.last_error = "TLS handshake failed"
+        await asyncio.wait_for(trial, 5)
+        assert link.loaded == [str(files.pending(cert)), str(cert)]  # the pair in use again
+        assert cert.read_bytes() == signed
+        assert not files.pending(cert).exists() and not files.pending(key).exists()
+        assert "did not take the renewed certificate (TLS handshake failed)" in \
+            renewal.last_problem
+
+    asyncio.run(scenario())
