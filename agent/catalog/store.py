@@ -39,6 +39,7 @@ from drivers.qr.gtin import GtinError, gtin14
 log = logging.getLogger(__name__)
 # a snapshot's parts on their way in (a table of the connection's own temporary database)
 STAGE = "temp.catalog_next"
+PIN = "catalog"  # the blob store's pin of a waiting snapshot's parts
 
 
 class Summary(TypedDict):
@@ -103,12 +104,18 @@ class CatalogStore(Repository):
                 snapshot = body.snapshot if base else (state[0] if state else "")
                 db.execute("INSERT OR REPLACE INTO catalog_state VALUES (1, ?, ?, ?, ?)",
                            (snapshot, doc.version, doc.issued, self.clock()))
+        except DocDeferred:
+            raise  # still waiting: the parts stay pinned
         except sqlite3.IntegrityError:
+            self._unpin()
             raise DocRefused(
                 "conflict",
                 "a SKU or GTIN of the document is another product's (in the catalog or in "
                 "another part); nothing of the document applied",
             ) from None
+        except BaseException:
+            self._unpin()  # refused or failed: nothing waits for the parts any more
+            raise
         finally:
             if in_parts:
                 with self._store.reading() as db:
@@ -130,7 +137,8 @@ class CatalogStore(Repository):
             raise DocRefused("unsupported", "this agent takes no snapshot in parts: no store "
                              "link content directory")
         missing = [sha for sha in body.parts if self.blobs.size(sha) is None]
-        if missing:
+        if missing:  # the parts here stay until the others come (a content install prunes)
+            self.blobs.pin(PIN, body.parts)
             raise DocDeferred(missing, f"snapshot {body.snapshot} waits for {len(missing)} "
                               f"of its {len(body.parts)} parts")
         with self._store.reading() as db:
@@ -164,8 +172,14 @@ class CatalogStore(Repository):
                              "products") from None
         return products(items, f"parts[{i}]")
 
+    def _unpin(self) -> None:
+        if self.blobs is not None:
+            self.blobs.unpin(PIN)
+
     def _forget_parts(self, shas: list[str]) -> None:
-        """The parts are in the catalog now: their files are not kept twice."""
+        """The parts are in the catalog now: their files are not kept twice; and whatever a
+        snapshot waited for before, this document replaced it."""
+        self._unpin()
         if self.blobs is not None:
             for sha in shas:
                 self.blobs.path(sha).unlink(missing_ok=True)

@@ -117,13 +117,16 @@ def test_a_snapshot_in_parts_waits_for_them_then_replaces_the_catalog(link: Any)
     assert catalog.count() == 1 and catalog.lookup(sku="CUP-2") is not None  # not yet
     arrive(rx, catalog, one)
     assert rx.deferred[("catalog", "all")][2] == [two[0]] and catalog.count() == 1
+    # a content bundle installed meanwhile prunes the files it does not name: not these
+    assert catalog.blobs.keep_only(set()) == 0 and catalog.blobs.size(one[0]) is not None
     arrive(rx, catalog, two)
     assert ("catalog", "all") not in rx.deferred
     assert catalog.count() == 2 and catalog.lookup(sku="CUP-2") is None
     assert catalog.lookup(sku="CUP-3") is not None
     assert catalog.state()[:2] == ("s2", 2)
-    # the parts are in the catalog now: their files are not kept twice
+    # the parts are in the catalog now: their files are not kept twice, nor pinned
     assert catalog.blobs.size(one[0]) is None and catalog.blobs.size(two[0]) is None
+    assert catalog.blobs.pinned() == set()
     st = catalog.status()
     assert (st["products"], st["snapshot"], st["version"], st["prices_age_s"]) == (
         2, "s2", 2, {"oldest": 10.0, "newest": 10.0})
@@ -133,9 +136,11 @@ def test_parts_that_name_one_gtin_twice_leave_the_catalog_as_it_was(link: Any) -
     rx, catalog, _ = link
     rx.handle(TOPIC, doc(1, {"mode": "snapshot", "products": [CUP]}))
     one, two = part([MUG]), part([{**MUG, "sku": "MUG-2"}])
-    arrive(rx, catalog, one, two)
     rx.handle(TOPIC, doc(2, {"mode": "snapshot", "parts_sha256": [one[0], two[0]]}))
+    assert catalog.blobs.pinned() == {one[0], two[0]}  # waiting for them
+    arrive(rx, catalog, one, two)
     assert rx.refused["conflict"] == 1 and "another part" in rx.last_refusal
+    assert catalog.blobs.pinned() == set()  # refused: nothing waits for its parts
     assert catalog.lookup(sku="CUP-2") is not None and catalog.state()[:2] == ("v1", 1)
     bad = part([CUP, {**MUG, "price": 1.5}])
     arrive(rx, catalog, bad)
