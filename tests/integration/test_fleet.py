@@ -145,7 +145,7 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         node.kill()
 
 
-def test_fifty_stores_and_two_agents_on_the_cluster_through_a_node_sigkill(
+def test_fifty_stores_and_two_agents_on_the_cluster_through_node_and_collector_kills(
         cluster: NatsCluster, pg_url: str, tmp_path: Path,
         agent_factory: list[AgentProcess]) -> None:
     EventStore(pg_url).close()
@@ -179,7 +179,13 @@ def test_fifty_stores_and_two_agents_on_the_cluster_through_a_node_sigkill(
         on_n1.extend(s for s in fleet.stores if s.connected and s.stats.ports[-1] == n1)
         cluster.kill(0)  # the stores on it lose their node; they move to the next
         await emit(100)
-        await asyncio.sleep(2)
+        # the collector killed mid-run: what it read and had not acknowledged is sent
+        # again to its session (after ack_wait) when it is back
+        collectors[0].send_signal(signal.SIGKILL)
+        await asyncio.to_thread(collectors[0].communicate, timeout=10)
+        await asyncio.sleep(1)
+        collectors[0] = _collector(cluster.nodes[2].url, pg_url, 0, "--protocol", "3.1.1")
+        await asyncio.sleep(1)
         fleet.feed(False)
         await fleet.drain(60)
         await fleet.stop()
