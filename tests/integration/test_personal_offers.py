@@ -2,7 +2,8 @@
 keeping each offer under the app's keyed hash, and the real kiosk (Pilot) on its bus showing
 the one opted-in app at the kiosk its offer on the home screen, without a name, recorded as a
 personalised view; nothing when two apps are equally close, nothing for an app whose consent
-is withdrawn, and the offer taken off once consent is withdrawn while the app is there."""
+is withdrawn, and the offer taken off once consent is withdrawn while the app is there; and
+the same with the phones heard by bleak over the fake BlueZ."""
 
 from __future__ import annotations
 
@@ -15,14 +16,19 @@ from agent.bus.client import BusClient
 from agent.contracts.offers import OffersError, parse_offers
 from agent.storedb import StoreDatabase
 from agent.storelink.cache import LinkCache
+from drivers.ble.models import IBeacon
 from kiosk.app import KioskApp
 from kiosk.screens.attract import AttractScreen
 from kiosk.settings import load_settings
-from simulators.scenario.shopper import until
+from simulators.bluez_player import FakeBlueZThread, play
+from simulators.fake_bluez import PrivateBus
+from simulators.floor import StoreFloor, Walker
+from simulators.scenario.shopper import ShopperError, until
 from tests.conftest import AgentProcess, wait_for
 from tests.integration.conftest import Subscriber
 from tests.integration.test_storelink import doc, linked_agent, publish
 
+APP_UUID = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"
 ANNA = "app:2f234454-cf6d-4a0f-adf2-f4911ba9ffa6:100:1"  # opted in, has an offer
 BEN = "app:2f234454-cf6d-4a0f-adf2-f4911ba9ffa6:100:2"  # withdrew consent, has an offer
 CARL = "app:2f234454-cf6d-4a0f-adf2-f4911ba9ffa6:100:3"  # opted in, no offer
@@ -153,3 +159,52 @@ def test_an_offers_document_with_problems_names_their_places() -> None:
     assert "offers[0].offer" in said and "offers[1].text: needs an English text" in said
     assert "offers[2].subject: offers[1] is for it too" in said
     assert "offers[3].text.en: contains control characters" in said
+
+
+def _walk_up(name: str, minor: int, t0: float) -> Walker:
+    """From the door to 0.3 m of the kiosk's reader, a few seconds there, and away."""
+    return Walker(name, [(t0 + 1, 8.0, 0.0), (t0 + 4, 0.3, 0.0), (t0 + 11, 0.3, 0.0),
+                         (t0 + 12, 8.0, 0.0)],
+                  app=IBeacon(APP_UUID, 100, minor, -59), interval_s=0.3, seed=minor)
+
+
+def test_walked_to_the_kiosk_through_the_fake_bluez(
+        bus: PrivateBus, tmp_path: Path, mosquitto: Any,
+        agent_factory: list[AgentProcess]) -> None:
+    """Anna (opted in) and Ben (withdrawn) walk up to the kiosk together, their phones heard
+    by unmodified bleak over the fake BlueZ: the kiosk hears of Anna only, so she is the
+    one at the kiosk and sees her offer; Ben's never shows."""
+    t0 = 1_795_500_000.0
+    floor = StoreFloor(beacons=[], walkers=[_walk_up("anna", 1, t0), _walk_up("ben", 2, t0)],
+                       drop_rate=0.05, seed=3)
+    with FakeBlueZThread(bus.address) as bluez:
+        cfg, agent = linked_agent(
+            tmp_path, mosquitto, agent_factory,
+            more=f'[ble]\nenabled = true\napp_uuids = ["{APP_UUID}"]\n'
+                 f"path_loss_exponent = {floor.path_loss_exponent}\n")
+        publish(mosquitto, TOPIC + "consent", doc("consent", 1, {"mode": "snapshot", "rows": [
+            {"subject": ANNA, "state": "granted"}, {"subject": BEN, "state": "withdrawn"}]}))
+        publish(mosquitto, TOPIC + "offers", doc("offers", 1, OFFERS))
+        wait_for(lambda: offer_of(tmp_path, ANNA) is not None, 20, what="the offers applied")
+        wait_for(lambda: agent.status()["ble"]["scanner"]["state"] == "scanning", 30,
+                 what="agent scanning")
+        seen: list[set[str]] = []
+
+        async def run() -> None:
+            app = KioskApp(load_settings(str(cfg)))
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.agent_up, what="agent link up")
+                home = app.screen
+                walking = asyncio.create_task(asyncio.to_thread(
+                    bluez.run, play(bluez.fake, list(floor.adverts(t0, t0 + 12)), origin=t0),
+                    120))
+                try:
+                    await until(pilot, lambda: "10 % off your next coffee" in str(
+                        home.query_one("#slide-text").render()), 30, "Anna's offer")
+                except ShopperError as exc:
+                    raise AssertionError(f"{exc}; the kiosk heard {app.nearby.zones}, the "
+                                         f"agent: {agent.status()['ble']}") from None
+                seen.append(set(app.nearby.zones))
+                await walking
+        asyncio.run(run())
+    assert seen == [{ANNA}]  # Ben's presence never reached the kiosk
