@@ -1,6 +1,7 @@
-"""The fleet at size (`-m slow`): a thousand virtual stores on the 3-node NATS cluster, and
-the thundering herd — the whole cluster down while every store builds hours of backlog, then
-all of them reconnecting at once. Every event every store committed is stored exactly once."""
+"""The fleet at size (`-m slow`): a thousand virtual stores on the 3-node NATS cluster, a node
+lost and back, a tenth of the stores cut off for longer than their keepalive, and the
+thundering herd — the whole cluster down while every store builds hours of backlog, then all
+of them reconnecting at once. Every event every store committed is stored exactly once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from simulators.brokers import BrokerUnavailable
 from simulators.cluster import NatsCluster
 from simulators.fleet.check import FleetCheck
 from simulators.fleet.fleet import Fleet
+from simulators.netcut import NetworkCut
 from tests.integration.test_fleet import _collector, _stop, _stored, _subscribed
 from tests.integration.test_fleet_collectors import pg_url
 
@@ -41,7 +43,12 @@ def test_a_thousand_stores_and_a_thundering_herd(cluster: NatsCluster, pg_url: s
     EventStore(pg_url).close()
     collectors = [_collector(cluster.nodes[2].url, pg_url, 0, "--protocol", "3.1.1")]
     _subscribed(cluster.ports[2], pg_url)
-    fleet = Fleet(cluster.ports, STORES, v5_share=0.0, rate=0.1, backoff_max_s=30.0)
+    # a tenth of the stores reach n2 through a store router that goes dead for 40 s: longer
+    # than their keepalive, so they find out, and their reconnects hear nothing meanwhile
+    cut = NetworkCut("127.0.0.1", cluster.ports[1]).start()
+    fleet = Fleet(cluster.ports, STORES, v5_share=0.0, rate=0.1, backoff_max_s=30.0,
+                  port_of=lambda i: [cut.port] if i % 10 == 0 else cluster.ports)
+    behind_cut = fleet.stores[::10]
     figures: dict[str, float] = {}
 
     async def run() -> FleetCheck:
@@ -54,6 +61,14 @@ def test_a_thousand_stores_and_a_thundering_herd(cluster: NatsCluster, pg_url: s
         await asyncio.sleep(5)
         await asyncio.to_thread(cluster.restart, 1)
         await fleet.drain(120)
+        connects = sum(s.stats.connects for s in behind_cut)
+        cut.cut()
+        await asyncio.sleep(40)
+        assert not any(s.connected for s in behind_cut)  # each found its link dead
+        figures["backlog_behind_cut"] = sum(s.backlog for s in behind_cut)
+        cut.restore()
+        figures["cut_drained_s"] = await fleet.drain(180)
+        assert sum(s.stats.connects for s in behind_cut) >= connects + len(behind_cut)
         # the outage: the whole cluster down, every store's backlog growing
         for node in cluster.nodes:
             node.kill()
@@ -73,6 +88,7 @@ def test_a_thousand_stores_and_a_thundering_herd(cluster: NatsCluster, pg_url: s
         result = asyncio.run(run())
     finally:
         errs = _stop(collectors)
+        cut.stop()
     assert all("Traceback" not in e for e in errs), errs
     print(figures, result.line())
     assert result.committed >= STORES * BACKLOG
