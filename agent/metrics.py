@@ -318,10 +318,15 @@ def telemetry(st: Status) -> Telemetry:
 
 
 async def publish_telemetry(status: StatusSource,
-                            publish: Callable[[bytes], object], interval_s: float) -> None:
+                            publish: Callable[[bytes], object], interval_s: float,
+                            prepare: Callable[[], object] | None = None) -> None:
+    """Every `interval_s`: `prepare` in a worker thread (the KPI roll-ups written out, so that
+    today's numbers are the latest: they are written every 30 s otherwise), then the status."""
     while True:
         await asyncio.sleep(interval_s)
         try:
+            if prepare is not None:
+                await asyncio.to_thread(prepare)
             publish(json.dumps(telemetry(trusted(status())), separators=(",", ":")).encode())
         except Exception:  # telemetry must never take the agent down
             log.debug("telemetry not published", exc_info=True)

@@ -23,6 +23,7 @@ class Telemetry(Protocol):
 
 class DayKpis(Protocol):
     def day(self, day_start: int) -> dict[str, list[float]]: ...
+    def flush(self) -> int: ...
 
 
 class Spawner(Protocol):
@@ -54,7 +55,8 @@ class Observability:
         uplink = self._uplink
         if uplink is not None and m.telemetry_interval_s:
             self._components.spawn("telemetry", lambda: publish_telemetry(
-                self.with_kpis, uplink.publish_telemetry, m.telemetry_interval_s))
+                self.with_kpis, uplink.publish_telemetry, m.telemetry_interval_s,
+                self._kpis.flush))
 
     def with_kpis(self) -> Status:
         """Telemetry's copy of the status: today's KPI summary too."""
