@@ -11,7 +11,7 @@ from typing import Final
 
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.widgets import Button, Static
 
@@ -22,6 +22,7 @@ from kiosk.safe_text import para, plain
 from kiosk.screens.base import ShopperScreen
 from kiosk.widgets.agent_banner import AgentBanner
 from kiosk.widgets.image_view import ImageView
+from kiosk.widgets.one_pass import OnePassScroll, OnePassStatic
 from kiosk.widgets.qr_view import QrView
 
 BAR_ROWS: Final = 3  # the shopper bar's height (theme.tcss)
@@ -46,20 +47,21 @@ class ContentScreen(ShopperScreen):
 
     def body(self) -> ComposeResult:
         # the QR code has the card's whole height beside the text (below it in portrait):
-        # a tagged link is a 49-module code, 25 rows of half blocks
+        # a tagged link is a 49-module code, 25 rows of half blocks. The texts change in
+        # place with each page: laid out in one pass (kiosk/widgets/one_pass.py)
         with Horizontal(id="card"):
             with Vertical(id="card-text"):
                 with Horizontal(classes="top-row"):
                     yield Button(self.t("common.back"), id="back")
-                    yield Static("", id="title", markup=False)
+                    yield OnePassStatic("", id="title", markup=False)
                 # the agent notice, here beside the code where the code needs the top rows
-                yield Static(self.t("agent.down"), id="card-notice", markup=False)
-                yield Static("", id="offer", markup=False)
-                yield Static("", id="price", markup=False)
+                yield OnePassStatic(self.t("agent.down"), id="card-notice", markup=False)
+                yield OnePassStatic("", id="offer", markup=False)
+                yield OnePassStatic("", id="price", markup=False)
                 # the rows left between the price and the controls: a long text scrolls
                 # there (a swipe, or the bar), so the hand-off button stays on the card
-                with VerticalScroll(id="text-box"):
-                    yield Static("", id="text", markup=False)
+                with OnePassScroll(id="text-box"):
+                    yield OnePassStatic("", id="text", markup=False)
                 yield Button(self.t("content.handoff"), id="handoff", variant="success")
                 yield Static(self.t("content.handoff"), id="handoff-label", markup=False)
                 # the offers, one after the other: arrows read in every language
@@ -70,7 +72,7 @@ class ContentScreen(ShopperScreen):
                     # during its 0.2 s "pressed" look)
                     prev.active_effect_duration = after.active_effect_duration = 0
                     yield prev
-                    yield Static("", id="offer-at", markup=False)
+                    yield OnePassStatic("", id="offer-at", markup=False)
                     yield after
             yield Vertical(id="handoff-box")
             with Vertical(id="image-box"):  # the page's picture while no code is shown
@@ -106,7 +108,7 @@ class ContentScreen(ShopperScreen):
         put("#title", plain(text_in(p.title, lang)))
         put("#offer", plain(text_in(p.offer, lang)))
         put("#text", para(text_in(p.text, lang)))
-        scroller = self.query_one("#text-box", VerticalScroll)
+        scroller = self.query_one("#text-box", OnePassScroll)
         has_text = bool(text_in(p.text, lang))
         if scroller.display != has_text:
             scroller.display = has_text

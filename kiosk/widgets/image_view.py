@@ -21,7 +21,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Size
 from textual.strip import Strip
-from textual.widget import Widget
+
+from kiosk.widgets.one_pass import OnePass
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 KEPT_DRAWINGS: Final = 8  # pictures x sizes kept drawn: a bundle's few products, one size
 
 
-class ImageView(Widget):
+class ImageView(OnePass):  # its size changes with each picture: one layout pass
     DEFAULT_CSS = """
     ImageView { width: auto; height: auto; }
     """
