@@ -25,13 +25,14 @@ from kiosk.screens.base import fit_classes
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
+    from kiosk.i18n import Translator
 
 REFRESH_S = 2.0
 WAIT_COLOURS = ((180, "green"), (480, "yellow"))  # seconds waited -> colour; beyond: red
 BARS: Final = "▁▂▃▄▅▆▇█"  # an hour's count, from none to the day's busiest
-# today's rows: the agent's roll-up key and the word staff read
-KPIS: Final = (("taps", "taps"), ("scans", "scans"), ("checkins", "check-ins"),
-               ("views", "views"))
+# today's rows: the agent's roll-up key and the catalogue key of the word staff read
+KPIS: Final = (("taps", "staff.kpi.taps"), ("scans", "staff.kpi.scans"),
+               ("checkins", "staff.kpi.checkins"), ("views", "staff.kpi.views"))
 QUEUE_MAX: Final = 200  # rows shown: a counter's queue, not the whole orders table
 
 
@@ -59,23 +60,24 @@ def _number(value: Any) -> float | None:
     return float(value) if ok and math.isfinite(value) else None
 
 
-def health_lines(st: Status) -> list[str]:
-    """Device health for staff; every value from the agent's status is data, shown plain
-    (a section's inner parts are read as whatever they turn out to be)."""
+def health_lines(st: Status, t: Translator) -> list[str]:
+    """Device health for staff in their language; every value from the agent's status is
+    data, shown plain (a section's inner parts are read as whatever they turn out to be)."""
     u, o = st["uplink"], st["outbox"]
-    lines = [f"uplink: {u.get('state')}  {u.get('url', '')}",
-             f"outbox: {o.get('depth', '?')} events waiting, oldest "
-             f"{round(_number(o.get('oldest_age_s')) or 0)} s"]
+    lines = [t("staff.health.uplink", state=str(u.get("state")), url=u.get("url", "")),
+             t("staff.health.outbox", depth=str(o.get("depth", "?")),
+               age=round(_number(o.get("oldest_age_s")) or 0))]
     if "ble" in st:
-        lines.append(f"BLE scanner: {_dict(_dict(st['ble']).get('scanner')).get('state')}")
+        lines.append(t("staff.health.ble",
+                       state=str(_dict(_dict(st["ble"]).get("scanner")).get("state"))))
     if "nfc" in st:
         r = _dict(_dict(st["nfc"]).get("reader"))
         errors = r.get("recent_errors")
-        lines.append(f"NFC reader: {r.get('state')}" + (
+        lines.append(t("staff.health.nfc", state=str(r.get("state"))) + (
             f" - {errors[-1]}" if isinstance(errors, list) and errors else ""))
     if "qr" in st:
         cam = _dict(_dict(st["qr"]).get("camera"))
-        lines.append(f"camera: {cam.get('state')}" + (
+        lines.append(t("staff.health.camera", state=str(cam.get("state"))) + (
             f" - {cam['last_error']}" if cam.get("state") != "capturing" and
             cam.get("last_error") else ""))
     return [plain(line) for line in lines]
@@ -134,9 +136,11 @@ class StaffScreen(Screen[None]):
         yield Static("", id="staff-message", markup=False)
 
     def on_mount(self) -> None:
+        t = self.kiosk.translator
         table = self.query_one("#queue", DataTable)
-        table.add_columns("order", "name", "waiting")
-        self.query_one("#today", DataTable).add_columns("", "today", "", "by hour, 0-23 h")
+        table.add_columns(t("staff.col.order"), t("staff.col.name"), t("staff.col.waiting"))
+        self.query_one("#today", DataTable).add_columns(
+            "", t("staff.col.today"), "", t("staff.col.by-hour"))
         self.show_today()
         self.refresh_data()
         self.set_interval(REFRESH_S, self.refresh_data)
@@ -144,7 +148,7 @@ class StaffScreen(Screen[None]):
     def show_today(self, agent: dict[str, Any] | None = None) -> None:
         """Today's numbers: the agent's hourly roll-ups (they survive restarts) when it
         answers, else what this kiosk has seen since it started."""
-        stats = self.kiosk.stats
+        stats, t = self.kiosk.stats, self.kiosk.translator
         summary = _dict(agent.get("summary")) if agent else {}
         hourly = _dict(agent.get("hourly")) if agent else {}
         table = self.query_one("#today", DataTable)
@@ -153,20 +157,20 @@ class StaffScreen(Screen[None]):
             total = int(_number(summary.get(kind)) or 0) if agent else stats.total(kind)
             conversion = _number(summary.get("conversion.view_to_handoff")) if agent \
                 else stats.conversion()
-            note = f"hand-off {conversion:.0%}" if kind == "views" and \
-                conversion is not None else ""
+            note = t("staff.handoff-rate", rate=f"{conversion:.0%}") if kind == "views" \
+                and conversion is not None else ""
             raw = hourly.get(kind) if agent else stats.hourly[kind]
             series = [_number(v) or 0.0 for v in raw[:24]] if isinstance(raw, list) else []
-            table.add_row(label, Text(str(total), justify="right"), note,
+            table.add_row(t(label), Text(str(total), justify="right"), note,
                           Text(sparkline(series or [0.0] * 24), style="green"), key=kind)
         avg = _number(summary.get("survey.average")) if agent else stats.survey_average()
         answers = int(_number(summary.get("survey.answers")) or 0) if agent \
             else stats.answers
         top = 10 if self.kiosk.bundle.survey.scale == 11 else 5
-        table.add_row("survey", Text(f"{avg} / {top}" if avg is not None else "-",
-                                     justify="right"),
-                      f"{answers} answers" if avg is not None else "no answers yet", "",
-                      key="survey")
+        table.add_row(t("staff.kpi.survey"),
+                      Text(f"{avg} / {top}" if avg is not None else "-", justify="right"),
+                      t("staff.answers", count=answers) if avg is not None
+                      else t("staff.no-answers"), "", key="survey")
 
     @work(exclusive=True, group="staff-refresh")
     async def refresh_data(self) -> None:
@@ -178,10 +182,11 @@ class StaffScreen(Screen[None]):
             kpis = await self.kiosk.link.request({"op": Op.KPIS})
         except KioskError as exc:
             self.show_today()
-            health.update(plain(f"agent: not reachable ({exc})"))
+            health.update(plain(self.kiosk.translator("staff.agent-unreachable",
+                                                      reason=str(exc))))
             return
         self.show_today(kpis)
-        health.update("\n".join(health_lines(status)))
+        health.update("\n".join(health_lines(status, self.kiosk.translator)))
         fill_queue(self.query_one("#queue", DataTable), queue, time.time())
         self.queue_total = int(_number(reply.get("total")) or 0)
         self.show_more()
@@ -193,9 +198,9 @@ class StaffScreen(Screen[None]):
         fits = max(0, table.size.height - table.header_height) if table.size.height \
             else table.row_count
         more = max(0, self.queue_total, table.row_count) - min(table.row_count, fits)
-        heading = self.kiosk.translator("staff.queue")
+        t = self.kiosk.translator
         self.query_one("#queue-heading", Static).update(
-            f"{heading} · {more} more" if more > 0 else heading)
+            t("staff.queue-more", more=more) if more > 0 else t("staff.queue"))
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         bid = event.button.id
@@ -207,7 +212,7 @@ class StaffScreen(Screen[None]):
             self.query_one("#content-problem", Static).update(self.kiosk.content_problem)
         elif bid == "test-reader":
             self.waiting_for_test = True
-            message.update("Tap a tag or show a code now ...")
+            message.update(self.kiosk.translator("staff.test-prompt"))
         elif bid == "handover":
             table = self.query_one("#queue", DataTable)
             if table.row_count == 0:
@@ -217,9 +222,10 @@ class StaffScreen(Screen[None]):
             try:
                 await self.kiosk.link.request({"op": Op.HANDOVER, "order": order})
             except KioskError as exc:
-                message.update(plain(f"could not record the hand-over: {exc}"))
+                message.update(plain(self.kiosk.translator("staff.handover-failed",
+                                                           reason=str(exc))))
                 return
-            message.update(plain(f"{order} handed over"))
+            message.update(plain(self.kiosk.translator("staff.handed-over", order=order)))
             self.refresh_data()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -235,10 +241,12 @@ class StaffScreen(Screen[None]):
             return
         self.waiting_for_test = False
         data = _dict(event.get("data"))
+        t = self.kiosk.translator
         if event.get("type") == ev.NFC_TAP:
-            text = (f"NFC OK: {data.get('product')} ({_dict(data.get('tag')).get('kind')}), "
-                    f"NDEF {data.get('ndef')}, read in {data.get('read_ms')} ms")
+            text = t("staff.test.nfc", product=str(data.get("product")),
+                     kind=str(_dict(data.get("tag")).get("kind")), ndef=str(data.get("ndef")),
+                     ms=str(data.get("read_ms")))
         else:
-            text = (f"camera OK: code read, class {data.get('class')}"
-                    + (f" ({data.get('reason')})" if data.get("reason") else ""))
+            text = t("staff.test.camera", kind=str(data.get("class"))) + (
+                f" ({data.get('reason')})" if data.get("reason") else "")
         self.query_one("#staff-message", Static).update(plain(text))

@@ -40,7 +40,7 @@ class StaffPinScreen(Screen[None]):
             yield Static(t("staff.pin.title"), id="title", markup=False)
             yield Static("", id="pin", markup=False)
             yield Static(self._lock_text(), id="pin-message", markup=False)
-            keypad = Keypad(t("checkin.clear"), "OK", keys="1234567890")
+            keypad = Keypad(t("checkin.clear"), t("staff.pin.ok"), keys="1234567890")
             keypad.display = bool(self.kiosk.pin_gate.stored)  # no PIN: nothing to type
             yield keypad
             yield Button(t("common.back"), id="back")

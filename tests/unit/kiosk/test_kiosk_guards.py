@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.i18n import Translator, load_catalogues
 from kiosk.pin import LOCK_S, MAX_TRIES, PinGate, hash_pin
 from kiosk.screens.staff import health_lines
 from kiosk.serve import ServeError, parse_listen
@@ -78,7 +79,8 @@ def test_health_lines_show_status_values_as_data() -> None:
     lines = health_lines({"uplink": {"state": "[/]", "url": "mqtt://[@click=app.quit]\x1b[2J"},
                           "outbox": {"depth": "x" * 5000, "oldest_age_s": float("inf")},
                           "nfc": {"reader": {"state": "ok", "recent_errors": "[/]"}},
-                          "ble": "broken", "qr": {"camera": []}})
+                          "ble": "broken", "qr": {"camera": []}},
+                         Translator(load_catalogues()))
     assert lines[0] == "uplink: [/]  mqtt://[@click=app.quit][2J"
     assert lines[1].endswith("…") and len(lines[1]) <= 300
     assert lines[2:] == ["BLE scanner: None", "NFC reader: ok", "camera: None"]
