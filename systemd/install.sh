@@ -240,6 +240,8 @@ print(*found)' "$CONFIG" 2>/dev/null || echo "0 0"
 
 restart_units() {
     [ -n "$SYSTEMCTL" ] || return 0
+    # a version that crash-looped must not leave the unit over its start limit for the next
+    $SYSTEMCTL reset-failed o2o-edge.service 2>/dev/null || true
     $SYSTEMCTL restart o2o-edge.service
     # the kiosk units that run follow the symlink too
     for u in o2o-edge-kiosk-web.service o2o-edge-kiosk-tty.service o2o-edge-staff.service; do

@@ -2,7 +2,8 @@
 sandbox: PID 1 is not systemd, `systemctl is-system-running` says "offline").
 
 It knows what the install script asks of it: `restart`, `start`, `stop` and `is-active
-[--quiet]` of a unit, and takes `daemon-reload`, `enable` and `disable` as no-ops. A unit is run
+[--quiet]` of a unit, and takes `daemon-reload`, `enable`, `disable` and `reset-failed` as
+no-ops. A unit is run
 as systemd would run a Type=notify service: its ExecStart from the installed unit file (under
 FAKE_SYSTEMD_ROOT, the staged root; /opt/o2o-edge and /etc/o2o-edge in it are taken under that
 root too), as a child of a small keeper process that holds a NOTIFY_SOCKET; the unit is
@@ -144,7 +145,7 @@ def main(argv: list[str]) -> int:
     command, units = args[0], args[1:]
     if command == "_serve":
         return serve(units[0])
-    if command in ("daemon-reload", "enable", "disable"):
+    if command in ("daemon-reload", "enable", "disable", "reset-failed"):
         return 0
     rc = 0
     for unit in units:
