@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -78,12 +79,27 @@ def certificate_expiry(path: str) -> float | None:
 class AgentCollector(Collector):
     def __init__(self, status: StatusSource, cert_file: str = "") -> None:
         self.status = status
-        # read once: a new certificate takes a restart to be used ('o2o-edge enroll install')
+        # read again when the file changes: the agent renews its certificate in place
+        self.cert_file = cert_file
+        self._cert_seen: tuple[int, int] | None = None  # (mtime_ns, inode) last read
         self.cert_expiry = certificate_expiry(cert_file)
         self.committed: Counter[str] = Counter()
         # counted on the outbox writer's thread, read on the loop: a new key while the page
         # iterates would raise there
         self._lock = threading.Lock()
+
+    def _reread_certificate(self) -> None:
+        """A stat per scrape; the certificate is parsed only when it was replaced."""
+        if not self.cert_file:
+            return
+        try:
+            st = os.stat(self.cert_file)
+        except OSError:
+            return  # gone for a moment (being replaced): the last figure stands
+        seen = (st.st_mtime_ns, st.st_ino)
+        if seen != self._cert_seen:
+            self._cert_seen = seen
+            self.cert_expiry = certificate_expiry(self.cert_file)
 
     def count_committed(self, types: list[str]) -> None:
         committed = self.committed
@@ -103,6 +119,7 @@ class AgentCollector(Collector):
         yield info
         yield GaugeMetricFamily("o2o_agent_uptime_seconds", "Seconds since the agent started",
                                 value=a["uptime_s"])
+        self._reread_certificate()
         if self.cert_expiry is not None:
             yield GaugeMetricFamily("o2o_mqtt_certificate_expiry_timestamp_seconds",
                                     "When the device's certificate for the broker expires "

@@ -147,7 +147,17 @@ def test_the_metrics_page_has_the_certificates_expiry(
         return {f.name: f.samples[0].value for f in families if f.samples}
 
     expires = x509.load_pem_x509_certificate(signed).not_valid_after_utc.timestamp()
-    assert gauges(str(cert))[name] == expires
+    collector = AgentCollector(lambda: status, str(cert))  # type: ignore[arg-type]
+
+    def gauge() -> float:
+        return {f.name: f.samples[0].value for f in collector.collect() if f.samples}[name]
+
+    assert gauges(str(cert))[name] == expires == gauge()
+    # renewed in place by the agent (a new file renamed over it): the page follows
+    renewed = sign_request(ca, request(config(tmp_path), capsys), days=180)
+    (tmp_path / "renewed.pem").write_bytes(renewed)
+    (tmp_path / "renewed.pem").replace(cert)
+    assert gauge() == x509.load_pem_x509_certificate(renewed).not_valid_after_utc.timestamp()
     assert name not in gauges("")
     assert name not in gauges(str(tmp_path / "missing.pem"))  # doctor says why
 
