@@ -109,6 +109,7 @@ class KioskApp(App[None]):
         self.nearby = NearbyApps()  # opted-in apps at the kiosk (kiosk/nearby.py)
         self.personal: tuple[str, dict[str, Any]] | None = None  # (app, offer) shown at home
         self.personal_asked = float("-inf")
+        self.rest_since: float | None = None  # at home, untouched, since then
         self.idle_warning: IdleWarning | None = None
         self.content_screen: ContentScreen | None = None  # one card, filled in place
         # the PIN's wrong tries and lock-out are shared by every kiosk process (a served
@@ -494,6 +495,7 @@ class KioskApp(App[None]):
 
     def touch(self) -> None:
         self.last_touch = self.clock()
+        self.rest_since = None
 
     async def idle_tick(self) -> None:
         if self.nearby.zones and self.clock() - self.personal_asked >= PERSONAL_RECHECK_S:
@@ -501,8 +503,12 @@ class KioskApp(App[None]):
         idle = self.clock() - self.last_touch
         k = self.cfg.kiosk
         at_rest = len(self.screen_stack) <= 2 and self.translator.language == k.language
+        if at_rest and not self.in_staff_mode():
+            self._rest_tick(k.idle_s)
+        else:
+            self.rest_since = None
         if at_rest or self.in_staff_mode():
-            self.touch()
+            self.last_touch = self.clock()  # the idle count starts when the shopper leaves home
             return
         if idle >= k.idle_s:
             await self.reset_session("idle")
@@ -515,6 +521,19 @@ class KioskApp(App[None]):
                 self.idle_warning.count(left)
         elif self.idle_warning is not None and self.idle_warning in self.screen_stack:
             self.idle_warning.dismiss(True)  # touched while the warning was up
+
+    def _rest_tick(self, idle_s: float) -> None:
+        """At home, untouched for `idle_s`: the shopper left from the home screen, and the
+        next one starts a session of their own (A/B variants, survey) though nothing on the
+        screen needs resetting."""
+        now = self.clock()
+        if self.rest_since is None:
+            self.rest_since = now
+        elif now - self.rest_since >= idle_s and self.session.started():
+            self.session.reset()
+            self.record(ev.KIOSK_SESSION, ev.KioskSession(
+                ended="idle-home", duration_s=round(now - self.session_started, 1)))
+            self.session_started = self.rest_since = now
 
     def _warning_closed(self, stay: bool | None) -> None:
         self.idle_warning = None

@@ -40,6 +40,8 @@ class TodayStats:
         raw = event.get("data")
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         hour = time.localtime(self.clock()).tm_hour
+        if kind == "views" and data.get("personalised") is True:
+            kind = None  # a personal offer on the home screen: no content viewed (agent/kpi.py)
         if kind is not None:
             self.hourly[kind][hour] += 1
         if event.get("type") == ev.KIOSK_CHECKIN:

@@ -14,6 +14,7 @@ from agent.errors import AgentError
 from agent.personal_offers import PersonalOffers
 from agent.storelink.docs import Doc, DocRefused
 from kiosk.nearby import NearbyApps
+from kiosk.stats import TodayStats
 
 NOW = 1_800_000_000.0
 
@@ -90,3 +91,11 @@ def test_the_app_at_the_kiosk_is_the_one_clearly_closest() -> None:
     assert near.one_at_kiosk() == "a"
     assert not near.observe(presence("door", "enter", "near", kind="beacon"))
     assert not near.observe({"type": "o2o.nfc.tap", "data": {}})
+
+
+def test_staff_todays_views_leave_the_personal_offers_out() -> None:
+    today = TodayStats(clock=lambda: NOW)
+    for personal in (True, False, False):
+        data = {"page": "p", "personalised": True} if personal else {"page": "p"}
+        today.add({"type": "o2o.kiosk.view", "data": data})
+    assert today.total("views") == 2
