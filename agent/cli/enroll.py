@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.cli import enroll_ca
 from agent.enroll.certs import check_certificate, new_request
 from agent.enroll.files import write_atomic
 
@@ -155,3 +156,4 @@ def add_parser(sub: Any) -> None:
         help="where the key is and the certificate goes (default: beside the configuration file)",
     )
     q.set_defaults(handler=cmd_enroll_install)
+    enroll_ca.add_parsers(esub)

@@ -239,10 +239,16 @@ class Renewal:
                                   f"place of {self.cert_file} ({exc})")
                     return
                 self.renewals += 1
-                self.asked_at = 0.0
+                # not again before ASK_AGAIN_S even when the new one is due at once (a CA
+                # whose own certificate ends within the window caps its certificates there)
+                self.asked_at = time.monotonic()
                 self.last_problem = ""
                 log.warning("certificate: renewed; %s now expires on %s", self.cert_file,
                             await asyncio.to_thread(self._expiry))
+                if await asyncio.to_thread(self._due) <= 0:
+                    self._problem("the renewed certificate is due for renewal already (the "
+                                  "CA's own certificate ends within renew_before_days?); "
+                                  f"asking again in {ASK_AGAIN_S / 3600:g} hours")
                 # the link loaded it from CERT.new: the same certificate under its own name
                 link.client_cert = link.connected_cert = str(self.cert_file)
                 return

@@ -1,7 +1,7 @@
 """The agent renews its broker certificate before it expires, over its own connection, on a
 private Mosquitto with mutual TLS and the broker ACL template: its request goes out on its
-csr topic, the test plays the fleet's CA (signing only a request whose CN is the topic's
-device) and answers on the device's cert topic, the agent tries the new certificate and keeps
+csr topic, `o2o-edge enroll answer` plays the fleet's CA (signing only a request whose CN is
+the topic's device) and answers on the device's cert topic, the agent tries the new certificate and keeps
 it once the broker took it, the old one is kept aside. The certificate it started with then
 runs out and the broker restarts: the agent connects again, so it presents the new one, and
 every event arrives. A certificate the broker does not trust (signed by a CA the device trusts
@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from agent.cli.main import main
 from simulators.brokers import BrokerUnavailable, PrivateMosquitto
 from simulators.pki import TestCA
 from tests.ca_signing import sign_request
-from tests.conftest import AgentProcess, emit_lines, wait_for, write_config
+from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for, write_config
 from tests.integration.test_broker_acl import CONF, Client, rendered_acl
 
 CSR_TOPIC = "o2o/v1/store-1/dev-1/csr"
@@ -112,11 +114,31 @@ def test_the_agent_renews_its_certificate_and_reconnects_with_it(
         agent_factory.append(agent)
         agent.start()
         tap(cfg, range(0, 5))
-        signed = ca_answers(platform, ca)
-        tap(cfg, range(5, 10))  # while the agent tries the new certificate
-        wait_for(lambda: (tmp_path / "device.pem").read_bytes() == signed, 30,
-                 what=lambda: f"the renewal installed: {agent.log.read_text()[-1500:]}")
-        assert expiry(tmp_path / "device.pem") > first_expiry + dt.timedelta(days=80)
+        # the fleet's CA: `o2o-edge enroll answer`, with the ACL template's o2o-enroll rights
+        ca_key = tmp_path / "pki" / "ca.key"
+        ca_key.write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
+                                                serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+        service = ca.issue("o2o-enroll", server=False)
+        answer_log = tmp_path / "answer.log"
+        with answer_log.open("wb") as out:
+            answerer = subprocess.Popen(
+                [*CLI, "enroll", "answer", "--broker", f"mqtts://localhost:{broker.port}",
+                 "--ca-cert", str(ca.ca_file), "--ca-key", str(ca_key), "--ca-file",
+                 str(ca.ca_file), "--cert-file", str(service.cert), "--key-file",
+                 str(service.key)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            wait_for(lambda: "signed store-1/dev-1, valid until" in answer_log.read_text(), 30,
+                     what=lambda: f"the CA's answer: {answer_log.read_text()}")
+            tap(cfg, range(5, 10))  # while the agent tries the new certificate
+            wait_for(lambda: (tmp_path / "device.pem.old").exists(), 30,
+                     what=lambda: f"the renewal installed: {agent.log.read_text()[-1500:]}")
+        finally:
+            answerer.terminate()
+            answerer.wait(10)
+        # 90 days asked; the test CA's own certificate ends after two: the CA caps it there
+        assert expiry(tmp_path / "device.pem") == ca.cert.not_valid_after_utc
+        assert answer_log.read_text().count("signed store-1/dev-1") == 1  # asked once
         assert expiry(tmp_path / "device.pem.old") == first_expiry  # kept aside
         assert (tmp_path / "device.key.old").exists()
         assert not (tmp_path / "device.key.new").exists()
@@ -142,6 +164,9 @@ def test_the_agent_renews_its_certificate_and_reconnects_with_it(
         wait_for(lambda: agent.status()["outbox"]["depth"] == 0, 10, what="the outbox emptied")
         # the retained certificate, met again at the reconnect, is not "renewed" twice
         assert agent.log.read_text().count("certificate: renewed") == 1
+        # nor asked for again, though the CA's cap leaves it due at once
+        assert agent.log.read_text().count("renewal requested") == 1
+        assert "is due for renewal already" in agent.log.read_text()
         assert agent.stop() == 0
     finally:
         platform.close()

@@ -321,3 +321,70 @@ def test_the_renewal_keeps_a_certificate_only_once_the_broker_took_it(
             renewal.last_problem
 
     asyncio.run(scenario())
+
+
+def ca_files(ca: TestCA, where: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+
+    key = where / "ca.key"
+    key.write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+    return ca.ca_file, key
+
+
+def test_the_fleet_ca_signs_only_a_request_that_names_a_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`enroll sign`, the CA's side: the device's request signed into a certificate that
+    `enroll install` takes; a request naming another device than expected, one whose
+    signature does not hold, one naming no STORE/DEVICE, and a CA certificate that is not a
+    CA's, each refused in one line."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ca = TestCA(tmp_path / "ca")
+    ca_cert, ca_key = ca_files(ca, tmp_path)
+    cfg = config(tmp_path, extra=f'ca_file = "{ca.ca_file}"\n')
+    csr = tmp_path / "pi.csr"
+    csr.write_bytes(request(cfg, capsys))
+    sign = ["enroll", "sign", str(csr), "--ca-cert", str(ca_cert), "--ca-key", str(ca_key)]
+
+    def refused(*extra: str) -> str:
+        assert main([*sign, *extra]) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and len(out.err.splitlines()) == 1, out.err
+        return out.err
+
+    assert "names 'store-1/dev-1' but came from 'store-1/dev-2'" in refused(
+        "--expect", "store-1/dev-2")
+    assert main([*sign, "--expect", "store-1/dev-1", "--days", "30"]) == 0
+    out = capsys.readouterr()
+    signed = tmp_path / "signed.pem"
+    signed.write_text(out.out)
+    assert "signed, valid until" in out.err
+    cert = x509.load_pem_x509_certificate(signed.read_bytes())
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc < dt.timedelta(days=30.01)
+    assert main(["enroll", "install", str(signed), "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    # a request altered after it was signed
+    pem = csr.read_bytes()
+    der_at = pem.index(b"\n") + 1
+    body = bytearray(pem)
+    body[der_at + 40] = ord("A") if body[der_at + 40] != ord("A") else ord("B")
+    csr.write_bytes(bytes(body))
+    err = refused()
+    assert "not signed by the key it carries" in err or "not a PEM" in err
+    # a request for a laptop, not a device
+    key = ec.generate_private_key(ec.SECP256R1())
+    laptop = (x509.CertificateSigningRequestBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "laptop")]))
+              .sign(key, hashes.SHA256()))
+    from cryptography.hazmat.primitives import serialization
+
+    csr.write_bytes(laptop.public_bytes(serialization.Encoding.PEM))
+    assert "names 'laptop', not STORE/DEVICE" in refused()
+    # a device's certificate given as the CA's
+    assert main(["enroll", "sign", str(csr), "--ca-cert", str(signed), "--ca-key",
+                 str(ca_key)]) == 2
+    assert "is not the key of the CA certificate" in capsys.readouterr().err
