@@ -55,7 +55,7 @@ def test_hourly_rollups_and_report(tmp_path: Path, agent_factory: list[AgentProc
         s = summary()
     assert s == {
         "alerts": 1,
-        "checkins": 2, "checkins.ok": 1, "handoffs": 1, "scans": 3, "scans.product": 2,
+        "checkins": 2, "checkins.ok": 1, "checkins.pickup": 1, "handoffs": 1, "scans": 3, "scans.product": 2,
         "scans.rejected": 1, "survey.answers": 2, "survey.s5.answers": 2, "taps": 3,
         "taps.staff_test": 1, "views": 4, "visits": 2,
         "conversion.view_to_handoff": 0.25, "survey.average": 4.0, "survey.s5.average": 4.0,
