@@ -58,7 +58,14 @@ class AttractScreen(ShopperScreen):
 
     def on_mount(self) -> None:
         self.show_slide()
-        self.set_interval(SLIDE_S, self.next_slide)
+        self.slides = self.set_interval(SLIDE_S, self.next_slide)
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self.slide:  # back home: the loop starts again at its first slide, whole
+            self.slide = 0
+            self.show_slide()
+            self.slides.reset()
 
     def current_page_id(self) -> str | None:
         ids = self.kiosk.bundle.attract

@@ -1,7 +1,7 @@
 """The served kiosk on every common store screen, in a real headless Chromium: one browser,
 one page per screen size, one server and agent for the whole module. On each size a shopper's
-path is tapped through (home, typed pickup, privacy, an offer's hand-off, staff mode), and on
-each screen:
+path is tapped through (home, typed pickup, privacy, an offer's hand-off, a product's card
+from a scanned barcode, staff mode), and on each screen:
 
 - every control (button, key, QR code, table) is inside the browser's viewport, not cut and
   not under another one — read from a headless twin of the app at the browser's cell grid
@@ -16,7 +16,8 @@ each screen:
   run (so the check tells real pixels from cells).
 
 Screenshots are kept under the test's tmp dir (the path is printed). The default run covers
-every size in English; the slow run adds German and Spanish."""
+every size in English (the product card at the two tightest: 800x480 and portrait 720x1280);
+the slow run adds German and Spanish, the card at every size."""
 
 from __future__ import annotations
 
@@ -38,15 +39,21 @@ import numpy as np
 import pytest
 from textual.widgets import Button
 
+from agent.bus.client import BusClient
+from agent.catalog import CatalogStore
+from agent.contracts import events as ev
+from agent.contracts.bus import Op
+from agent.storelink.docs import Doc
 from drivers.qr.decoders import RobustDecoder
 from kiosk.app import SAMPLE_CONTENT, KioskApp
 from kiosk.images import HASHES
 from kiosk.pin import hash_pin
+from kiosk.screens.product import ProductScreen
 from kiosk.settings import load_settings
 from kiosk.widgets.image_view import ImageView
 from tests.conftest import ROOT, AgentProcess, need
 from tests.integration.test_kiosk_flows import Store
-from tests.snapshots.kiosk_screens import controls, problems, qr_views
+from tests.snapshots.kiosk_screens import PRODUCT_REPLY, controls, problems, qr_views
 
 HANDOFF_TOKEN: Final = re.compile(r"o2o_h=[0-9A-HJKMNP-TV-Z]{26}(?=&|$)")
 
@@ -58,6 +65,10 @@ SIZES = [(800, 480), (1024, 600), (1280, 720), (1280, 800), (1920, 1080), (720, 
 TOUCH_PX = 48  # the smallest touch target, CSS px (about 9 mm)
 PIN = "2468"
 PIXEL_DIFF = 12.0  # mean |screenshot - picture| per channel in the box
+# the card at its fullest (a long name, stock only nearby, prices hours old: the agent here
+# has no uplink), in the default run at the two tightest sizes
+PRODUCT: Final = {k: v for k, v in PRODUCT_REPLY["product"].items()}
+PRODUCT_SIZES: Final = [(800, 480), (720, 1280)]
 
 
 def detailed_picture() -> bytes:
@@ -93,6 +104,10 @@ class Served:
         content = detailed_bundle(tmp / "content")
         self.store = Store(tmp, agents, kiosk=f'staff_pin_hash = "{hash_pin(PIN)}"\n'
                                                f'content_dir = "{content}"\n')
+        issued = time.time() - 3 * 3600
+        CatalogStore(tmp / "store.db").apply(Doc(
+            "catalog", "store-1", "all", 1, issued, issued + 86400,
+            {"mode": "snapshot", "products": [PRODUCT]}, "k"))
         self.store.agent.start()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -211,6 +226,19 @@ class Session:
         await self.pilot.click(selector)
         await self.pilot.pause()
 
+    async def scan_product(self) -> None:
+        """A product's barcode at the camera: the served kiosk hears it from its agent and
+        asks the catalog; the twin is given the agent's answer to the same question."""
+        gtin = str(PRODUCT["gtin"])
+        self.served.store.emit(ev.QR_SCAN, {"class": "gtin", "gtin": gtin,
+                                            "symbology": "EAN13"})
+        with BusClient(self.served.store.dir / "agent.sock") as bus:
+            reply = bus.request({"op": Op.CATALOG_LOOKUP, "gtin": gtin})
+        screen = ProductScreen(gtin, reply)
+        assert screen.outcome == "product.found", reply
+        self.twin.push_screen(screen)
+        await self.pilot.pause()
+
     async def check(self, name: str) -> None:
         twin, where = self.twin, f"{self.tag} {name}"
         await self.pilot.pause()
@@ -294,6 +322,10 @@ async def walk(served: Served, browser: Any, size: tuple[int, int], language: st
         await s.check("handoff")
         await s.tap("#back")
         await s.tap("#skip")  # the survey a shopper who browsed is offered on the way home
+        if full or size in PRODUCT_SIZES:
+            await s.scan_product()
+            await s.check("product")
+            await s.tap("#done")
         if full:
             await s.tap("#go-privacy")
             await s.check("privacy-home")

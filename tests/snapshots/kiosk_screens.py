@@ -8,13 +8,14 @@ button, a QR code squashed or cut. An empty list is a usable screen."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Static
 
 from kiosk.app import KioskApp
+from kiosk.screens.product import ProductScreen
 from kiosk.settings import DeviceSection, KioskSection, KioskSettings
 from kiosk.widgets.qr_view import QrView
 
@@ -80,10 +81,34 @@ async def _staff(pilot: Any) -> None:
     await pilot.pause()
 
 
+# the product card at its fullest: a long name, stock only in other stores, the agent
+# offline with prices hours old (the catalog-lookup answer, as the agent gives it)
+PRODUCT_REPLY: Final = {
+    "ok": True, "found": True, "online": False, "age_s": 3 * 3600.0, "priced_at": 0.0,
+    "products": 2,
+    "product": {"sku": "LAMP-7", "gtin": "09506000134352", "price": 4500, "currency": "EUR",
+                "name": {"en": "Desk lamp with adjustable arm, warm white LED, oak base",
+                         "de": "Schreibtischlampe mit verstellbarem Arm, warmweiße LED, "
+                               "Eichenfuß",
+                         "es": "Lámpara de escritorio con brazo ajustable, LED blanco "
+                               "cálido, base de roble"},
+                "stock": 0, "nearby": [{"store": "berlin-02", "name": "Berlin Mitte",
+                                        "stock": 5},
+                                       {"store": "berlin-05", "name": "Potsdamer Platz",
+                                        "stock": 2}]}}
+
+
+async def _product(pilot: Any) -> None:
+    screen = ProductScreen("09506000134352", dict(PRODUCT_REPLY))
+    pilot.app.push_screen(screen)  # what the app does with the agent's answer to a scan
+    pilot.app.mark_shown(screen.outcome)
+    await pilot.pause()
+
+
 SCREENS: dict[str, Callable[[Any], Awaitable[None]]] = {
     "attract": _attract, "content": _content, "checkin": _checkin,
     "appointment": _appointment, "privacy": _privacy, "result": _result,
-    "survey": _survey, "staff-pin": _staff_pin, "staff": _staff}
+    "survey": _survey, "product": _product, "staff-pin": _staff_pin, "staff": _staff}
 
 
 def controls(app: KioskApp) -> list[Widget]:
