@@ -136,12 +136,21 @@ def metrics_of(event_type: str, data: Any) -> Sequence[tuple[str, float]]:
 
 def _variant(d: dict[str, Any], what: str) -> list[tuple[str, float]]:
     """A page shown in an A/B test names its variant: views and hand-offs per page and
-    variant ("ab.<page>/<variant>.views"), for the conversion of each."""
+    variant ("ab.<page>/<variant>.views"), for the conversion of each; and the shopper
+    sessions it was shown to and that took it away (the session's first view or hand-off
+    of the page), the unit to compare variants by: one shopper's views are no independent
+    trials."""
     page, variant = d.get("page"), d.get("variant")
     if not (isinstance(page, str) and _CAMPAIGN_RE.fullmatch(page)
             and isinstance(variant, str) and _VARIANT_RE.fullmatch(variant)):
         return []
-    return [(f"ab.{page}/{variant}.{what}", 1.0)]
+    out = [(f"ab.{page}/{variant}.{what}", 1.0)]
+    if d.get("first") is True:
+        out.append((f"ab.{page}/{variant}.{_SESSIONS[what]}", 1.0))
+    return out
+
+
+_SESSIONS: Final = {"views": "sessions", "handoffs": "sessions_handed_off"}
 
 
 def _survey_metrics(d: dict[str, Any]) -> Sequence[tuple[str, float]]:
@@ -412,6 +421,11 @@ def summary(day: dict[str, list[float]]) -> dict[str, Any]:
             handoffs = min(total.get(f"{test}.handoffs", 0.0), views)
             out[f"{test}.conversion"] = round(handoffs / views, 3)
             out[f"{test}.conversion_ci95"] = [round(x, 3) for x in wilson(handoffs, views)]
+        if metric.startswith("ab.") and metric.endswith(".sessions") and views:
+            test = metric.removesuffix(".sessions")
+            took = min(total.get(f"{test}.sessions_handed_off", 0.0), views)
+            out[f"{test}.session_conversion"] = round(took / views, 3)
+            out[f"{test}.session_conversion_ci95"] = [round(x, 3) for x in wilson(took, views)]
     if "footfall.peak_per_min" in day:
         out["footfall.peak_per_min"] = max(day["footfall.peak_per_min"])
     return out

@@ -378,6 +378,8 @@ class KioskApp(App[None]):
                             content_version=self.bundle.version)
         if page.variant:
             view["variant"] = page.variant
+        if self.session.first_view(page.id):
+            view["first"] = True
         self.record(ev.KIOSK_VIEW, view)
 
     @work(group="checkin")

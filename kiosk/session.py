@@ -28,6 +28,9 @@ class ShopperSession:
     checked_in: bool = False  # a check-in was asked for (its result offers the survey)
     called_staff: bool = False
     surveyed: bool = False  # the survey was offered (answered or not)
+    # pages viewed and handed off this session: an A/B test compares shoppers, not views
+    pages_viewed: set[str] = field(default_factory=set)
+    pages_handed_off: set[str] = field(default_factory=set)
 
     def shown(self, page: Page) -> Page:
         """The page as this session shows it: its variant, picked once (again only when a
@@ -38,6 +41,18 @@ class ShopperSession:
         if name is None or all(v.name != name for v in page.variants):
             name = self.variants[page.id] = pick(page.variants, self.rng).name
         return page.with_variant(name)
+
+    def first_view(self, page_id: str) -> bool:
+        """True the first time this session views the page (the event says so: the KPIs
+        count the shoppers each variant was shown to)."""
+        first = page_id not in self.pages_viewed
+        self.pages_viewed.add(page_id)
+        return first
+
+    def first_handoff(self, page_id: str) -> bool:
+        first = page_id not in self.pages_handed_off
+        self.pages_handed_off.add(page_id)
+        return first
 
     def survey_due(self) -> SurveyAfter | None:
         """At the home reset: the survey after a staff call, else after browsing offers
@@ -59,4 +74,6 @@ class ShopperSession:
     def reset(self) -> None:
         """The next shopper: nothing of this session's is kept, the random source goes on."""
         self.variants.clear()
+        self.pages_viewed.clear()
+        self.pages_handed_off.clear()
         self.viewed = self.checked_in = self.called_staff = self.surveyed = False

@@ -67,6 +67,13 @@ PATTERNS: Final = [
         re.compile(r"ab\.(.+)/(.+)\.conversion_ci95"),
         "Variant {1} of {0}: views handed off, 95 % interval",
     ),
+    (re.compile(r"ab\.(.+)/(.+)\.sessions"), "Variant {1} of {0}: shoppers shown it"),
+    (re.compile(r"ab\.(.+)/(.+)\.sessions_handed_off"),
+     "Variant {1} of {0}: shoppers who took it to their phone"),
+    (re.compile(r"ab\.(.+)/(.+)\.session_conversion"),
+     "Variant {1} of {0}: shoppers who took it"),
+    (re.compile(r"ab\.(.+)/(.+)\.session_conversion_ci95"),
+     "Variant {1} of {0}: shoppers who took it, 95 % interval"),
 ]
 # the shoppers' path through the store, in order; sales only where the tills report
 FUNNEL: Final = ("visits", "views", "handoffs", "checkins", "sales")
@@ -152,7 +159,7 @@ def shown(metric: str, value: Any) -> str:
         return f"{value[0] * 100:.0f}-{value[1] * 100:.0f} %"
     if not isinstance(value, int | float) or isinstance(value, bool):
         return str(value)
-    if metric.startswith("conversion.") or metric.endswith(".conversion"):
+    if metric.startswith("conversion.") or metric.endswith((".conversion", "_conversion")):
         return f"{value * 100:.0f} %"
     if metric.endswith("_s.average"):
         return _duration(value)
@@ -221,6 +228,21 @@ def variants(summary: dict[str, Any]) -> list[tuple[str, str, int, int, str, str
                     shown(key, summary.get(f"{test}.conversion_ci95")),
                 )
             )
+    return sorted(out)
+
+
+def shoppers(summary: dict[str, Any]) -> list[tuple[str, str, int, int, str, str]]:
+    """The A/B tests' rows per shopper session: page, variant, shoppers shown it, shoppers
+    who took it to their phone, their share and its 95 % interval."""
+    out = []
+    for key, value in summary.items():
+        if key.startswith("ab.") and key.endswith(".session_conversion"):
+            test = key.removesuffix(".session_conversion")
+            page, _, variant = test.removeprefix("ab.").rpartition("/")
+            out.append((page, variant, int(summary.get(f"{test}.sessions", 0)),
+                        int(summary.get(f"{test}.sessions_handed_off", 0)),
+                        shown(key, value),
+                        shown(key, summary.get(f"{test}.session_conversion_ci95"))))
     return sorted(out)
 
 

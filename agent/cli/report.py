@@ -15,7 +15,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.cli.kpi_names import FUNNEL, funnel, grouped, label, shown, table, variants
+from agent.cli.kpi_names import (
+    FUNNEL,
+    funnel,
+    grouped,
+    label,
+    shoppers,
+    shown,
+    table,
+    variants,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -84,6 +93,12 @@ def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
         tests = ("<h2>A/B variants</h2><table><tr><th>Page</th><th>Variant</th><th>Views</th>"
                  "<th>Hand-offs</th><th>Handed off</th><th>95 % interval</th></tr>"
                  f"{tests}</table>")
+    people = "".join(f"<tr>{''.join(f'<td>{html.escape(str(c))}</td>' for c in row)}</tr>"
+                     for row in shoppers(summary))
+    if people:
+        tests += ("<h2>A/B variants per shopper</h2><table><tr><th>Page</th><th>Variant</th>"
+                  "<th>Shoppers</th><th>Took it</th><th>Share</th><th>95 % interval</th></tr>"
+                  f"{people}</table>")
     groups = "".join(
         f"<h2>{html.escape(title)}</h2><table>" + "".join(
             f"<tr><td>{html.escape(label(k))}</td><td class='n'>"
@@ -107,6 +122,20 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _ab_table(title: str, names: tuple[str, str, str],
+              found: list[tuple[str, str, int, int, str, str]]) -> list[str]:
+    """An A/B table of the text report: page and variant left, the figures right."""
+    if not found:
+        return []
+    head = ("Page", "Variant", *names, "95 % interval")
+    rows = [head, *[(p, v, str(n), str(h), c, ci) for p, v, n, h, c, ci in found]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return ["", title, *["  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                          for i, (c, w) in enumerate(zip(r, widths,
+                                                                         strict=True)))
+                         for r in rows]]
 
 
 def _ab_keys(summary: dict[str, Any]) -> list[str]:
@@ -139,17 +168,13 @@ def render_text(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
     count_w = max(len(str(n)) for _, n, _ in path)
     lines += ["", "The shoppers' path",
               *table((name, f"{n:>{count_w}}  {note}".rstrip()) for name, n, note in path)]
-    tests = variants(summary)
     for title, keys in grouped(summary, [*FUNNEL, *_ab_keys(summary)]):
         lines += ["", title, *table((label(k), shown(k, summary[k])) for k in keys)]
-    if tests:
-        head = ("Page", "Variant", "Views", "Hand-offs", "Handed off", "95 % interval")
-        rows = [head, *[(p, v, str(n), str(h), c, ci) for p, v, n, h, c, ci in tests]]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines += ["", "A/B variants (views handed off to a phone)"]
-        lines += ["  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-                  for r in rows]
+    lines += _ab_table("A/B variants (views handed off to a phone)",
+                       ("Views", "Hand-offs", "Handed off"), variants(summary))
+    # each shopper once, whatever they viewed: the numbers to compare variants by
+    lines += _ab_table("A/B variants per shopper (shown it, took it to their phone)",
+                       ("Shoppers", "Took it", "Share"), shoppers(summary))
     order = [k for _, keys in grouped(summary) for k in keys]
     active = {m: hourly[m] for m in [*order, *sorted(hourly)] if m in hourly
               and not m.endswith(".sum")}

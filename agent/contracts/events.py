@@ -195,6 +195,7 @@ class KioskView(TypedDict):
     # the variants: agent/contracts/content_variants.py)
     content_version: NotRequired[int]
     variant: NotRequired[str]
+    first: NotRequired[bool]  # the shopper session's first view of the page
     # a personal offer shown on the home screen to the one opted-in app at the kiosk
     # (agent/contracts/offers.py): `page` is the offer's id
     personalised: NotRequired[bool]
@@ -208,6 +209,7 @@ class KioskHandoff(TypedDict):
     token: NotRequired[str]
     content_version: NotRequired[int]
     variant: NotRequired[str]
+    first: NotRequired[bool]  # the shopper session's first hand-off of the page
 
 
 # a hand-off token: a ULID (time and 80 random bits) in Crockford's base32

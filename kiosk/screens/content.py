@@ -186,4 +186,6 @@ class ContentScreen(ShopperScreen):
                 token=self.token, content_version=self.kiosk.bundle.version)
             if self.page.variant:  # the A/B variant the card shows (kiosk/session.py)
                 handoff["variant"] = self.page.variant
+            if self.kiosk.session.first_handoff(self.page.id):
+                handoff["first"] = True
             self.kiosk.record(ev.KIOSK_HANDOFF, handoff)

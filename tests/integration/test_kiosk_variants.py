@@ -101,6 +101,7 @@ def test_two_variants_from_kiosk_to_report(tmp_path: Path,
         by_type.setdefault(e["type"], []).append(e["data"])
     coffee = [v for v in by_type["o2o.kiosk.view"] if v["page"] == "coffee"]
     assert [v["variant"] for v in coffee] == [s for s in seen for _ in (1, 2)]
+    assert [v.get("first", False) for v in coffee] == [True, False] * SESSIONS
     assert all(v["content_version"] == 9 for v in by_type["o2o.kiosk.view"])
     assert all("variant" not in v for v in by_type["o2o.kiosk.view"] if v["page"] == "jacket")
     assert [(h["variant"], h["content_version"]) for h in by_type["o2o.kiosk.handoff"]] == \
@@ -126,9 +127,17 @@ def test_two_variants_from_kiosk_to_report(tmp_path: Path,
         assert summary[f"{test}.conversion"] == round(handoffs[variant] / views[variant], 3)
         low, high = wilson(handoffs[variant], views[variant])
         assert summary[f"{test}.conversion_ci95"] == [round(low, 3), round(high, 3)]
+        # per shopper: each session once, though it viewed the page twice
+        shown_to = seen.count(variant)
+        took = sum(1 for n in range(0, SESSIONS, 3) if seen[n] == variant)
+        assert (summary[f"{test}.sessions"], summary.get(f"{test}.sessions_handed_off", 0)) \
+            == (shown_to, took)
+        assert summary[f"{test}.session_conversion"] == round(took / shown_to, 3)
     assert not any(k.startswith("ab.jacket") for k in summary)  # no test on that page
     assert summary["nps"] == 50  # the 0-10 answers: a 9 (a promoter) and a 7 (passive)
     text = subprocess.run([*CLI, "report", "--config", str(store.cfg_path)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
     rows = [line.split() for line in text.splitlines() if line.strip().startswith("coffee")]
-    assert sorted(r[1] for r in rows) == ["a", "b"], text
+    # a row per variant in the per-view table and in the per-shopper one
+    assert sorted(r[1] for r in rows) == ["a", "a", "b", "b"], text
+    assert "A/B variants per shopper" in text
