@@ -160,7 +160,8 @@ class Agent:
             self.supervisor, self.touchpoints, self.link_receiver, self.privacy, self.bus,
             self.store_db_state, self.fanout.failures, self.kpis,
             catalog=lambda: self.catalog.status(self._catalog_waiting()),
-            pos=lambda: self.pos.status(self.pos_endpoint))
+            pos=lambda: self.pos.status(self.pos_endpoint),
+            certificate=self.renewal.status if self.renewal is not None else None)
         self.metrics = AgentCollector(self.status, cfg.mqtt.cert_file)
         self.observability = Observability(cfg.metrics, self.metrics, self.status, self.kpis,
                                            self.uplink, self.supervisor, today=self.kpis.today)

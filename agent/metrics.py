@@ -124,6 +124,10 @@ class AgentCollector(Collector):
             yield GaugeMetricFamily("o2o_mqtt_certificate_expiry_timestamp_seconds",
                                     "When the device's certificate for the broker expires "
                                     "(Unix time)", value=self.cert_expiry)
+        if "certificate" in st:  # the agent renews it
+            yield CounterMetricFamily("o2o_mqtt_certificate_renewals",
+                                      "Certificates renewed by the agent since it started",
+                                      value=st["certificate"]["renewals"])
         yield GaugeMetricFamily("o2o_outbox_depth", "Events waiting in the outbox",
                                 value=o.get("depth", 0) or 0)
         yield GaugeMetricFamily("o2o_outbox_oldest_age_seconds",

@@ -222,6 +222,22 @@ def _pos_lines(st: Status) -> list[str]:
     return lines
 
 
+def _certificate_lines(st: Status) -> list[str]:
+    """The device's certificate: until when, when the agent renews it, what went wrong."""
+    if "certificate" not in st:
+        return []
+    c = st["certificate"]
+
+    def day(ts: float | None) -> str:
+        return "-" if ts is None else time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+    line = (f"certificate expires {day(c['expires'])}  renews from {day(c['renews_from'])}"
+            f"  renewed={c['renewals']}")
+    if c["requested"]:
+        line += "  (asked the CA, waiting for its answer)"
+    return [line] + ([f"           {c['last_problem']}"] if c["last_problem"] else [])
+
+
 def _catalog_lines(st: Status) -> list[str]:
     """The catalog the kiosk's product cards read: its size, snapshot and how old its
     prices are; a snapshot still waiting for parts."""
@@ -282,6 +298,7 @@ def format_status(st: Status) -> str:
     for label, err in (("uplink", u.get("last_error")), ("outbox", o.get("last_error"))):
         if err:
             lines.append(f"last error {label}: {err}")
+    lines += _certificate_lines(st)
     lines += _hardware_lines(st)
     lines += _catalog_lines(st)
     lines += _pos_lines(st)

@@ -244,10 +244,23 @@ class CommitHooks(TypedDict):
     kpi_ignored_values: int
 
 
+class CertificateStatus(TypedDict):
+    """The device's certificate for the broker and the agent's renewal of it
+    (agent/enroll/renewal.py); present when the agent renews it."""
+
+    file: str
+    expires: float | None  # Unix time; None while it cannot be read
+    renews_from: float | None  # when the agent starts asking the fleet's CA for a new one
+    renewals: int  # renewed since the agent started
+    requested: bool  # a request went out and no certificate for it was kept yet
+    last_problem: str
+
+
 class Status(TypedDict):
     agent: AgentInfo
     outbox: OutboxStatus
     uplink: UplinkStatus
+    certificate: NotRequired[CertificateStatus]
     components: dict[str, ComponentHealth]
     ble: NotRequired[BleStatus]
     nfc: NotRequired[NfcStatus]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from agent.config import Config
+from agent.contracts.status import CertificateStatus
 from agent.enroll import files
 from agent.enroll.certs import (
     check_certificate,
@@ -84,6 +85,7 @@ class Renewal:
         self.trying = False
         self.renewals = 0
         self.last_problem = ""
+        self.expires: float | None = None  # the certificate in use, as last read
         self._wake = asyncio.Event()
         try:
             if files.settle(self.cert_file, self.key_file):  # before the uplink loads the pair
@@ -99,6 +101,7 @@ class Renewal:
         from cryptography import x509
 
         cert = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+        self.expires = cert.not_valid_after_utc.timestamp()
         when = renews_on(cert.not_valid_after_utc, self.before_days)
         assert when is not None  # renewal_on() made sure before_days > 0
         return (when - dt.datetime.now(dt.UTC)).total_seconds()
@@ -276,6 +279,14 @@ class Renewal:
         self.last_problem = text
         log.warning("certificate: %s", text)
 
-    def status(self) -> dict[str, Any]:
-        return {"renewals": self.renewals, "pending": bool(self.asked_at),
-                "last_problem": self.last_problem}
+    def status(self) -> CertificateStatus:
+        """From memory (on the loop): the expiry as the last look at the file found it."""
+        return {
+            "file": str(self.cert_file),
+            "expires": self.expires,
+            "renews_from": (self.expires - self.before_days * 86400.0
+                            if self.expires is not None else None),
+            "renewals": self.renewals,
+            "requested": files.pending(self.key_file).exists() and bool(self.asked_at),
+            "last_problem": self.last_problem,
+        }

@@ -21,6 +21,7 @@ from agent.contracts.status import (
     BleStatus,
     BusStatus,
     CatalogStatus,
+    CertificateStatus,
     ComponentHealth,
     LinkStatus,
     NfcStatus,
@@ -34,8 +35,8 @@ from agent.contracts.status import (
 from agent.outbox import OutboxReader
 
 SECTION_ORDER = (
-    "agent", "outbox", "uplink", "components", "ble", "nfc", "qr", "link", "catalog", "pos",
-    "privacy", "bus", "store_db", "commit_hooks")
+    "agent", "outbox", "uplink", "certificate", "components", "ble", "nfc", "qr", "link",
+    "catalog", "pos", "privacy", "bus", "store_db", "commit_hooks")
 
 
 class _Drops(Protocol):
@@ -218,7 +219,8 @@ class StatusBuilder:
                  store_db: StoreDbState, commit_failures: Mapping[str, int],
                  kpis: KpiCounts, clock: Callable[[], float] = time.monotonic,
                  catalog: Callable[[], CatalogStatus] | None = None,
-                 pos: Callable[[], PosStatus] | None = None) -> None:
+                 pos: Callable[[], PosStatus] | None = None,
+                 certificate: Callable[[], CertificateStatus] | None = None) -> None:
         """`config`: the configuration in force (a live one changes it); `link`: the store
         link's receiver, when documents are taken from upstream; `catalog`: the catalog's
         section (from memory: this runs on the loop); `pos`: the tills' counts."""
@@ -238,6 +240,7 @@ class StatusBuilder:
         self._clock = clock
         self._catalog = catalog
         self._pos = pos
+        self._certificate = certificate  # the renewal's figures, from memory
         self._started = clock()  # uptime must not follow clock steps
 
     def build(self) -> Status:
@@ -280,6 +283,8 @@ class StatusBuilder:
             doc["catalog"] = self._catalog()
         if self._pos is not None:
             doc["pos"] = self._pos()
+        if self._certificate is not None:
+            doc["certificate"] = self._certificate()
         # the sections in the order `status --json` has always shown them
         parts = cast(dict[str, Any], doc)
         return cast(Status, {key: parts[key] for key in SECTION_ORDER if key in parts})

@@ -21,11 +21,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from agent.cli.main import main
+from agent.contracts.status import Status
 from simulators.brokers import BrokerUnavailable, PrivateMosquitto
 from simulators.pki import TestCA
 from tests.ca_signing import sign_request
 from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for, write_config
 from tests.integration.test_broker_acl import CONF, Client, rendered_acl
+from tests.integration.test_status_contract import _problems
 
 CSR_TOPIC = "o2o/v1/store-1/dev-1/csr"
 CERT_TOPIC = "o2o/v1/store-1/dev-1/cert"
@@ -144,6 +146,14 @@ def test_the_agent_renews_its_certificate_and_reconnects_with_it(
         assert not (tmp_path / "device.key.new").exists()
         assert not (tmp_path / "device.pem.new").exists()
         assert "certificate: renewed" in agent.log.read_text()
+        assert not _problems(agent.status(), Status, "status")  # the contract's keys
+        state = agent.status()["certificate"]
+        assert state["renewals"] == 1 and not state["requested"]
+        assert state["expires"] == expiry(tmp_path / "device.pem").timestamp()
+        shown = subprocess.run([*CLI, "status", "--config", str(cfg)], capture_output=True,
+                               text=True, cwd=ROOT, timeout=60).stdout
+        assert f"certificate expires {ca.cert.not_valid_after_utc:%Y-%m-%d}" in shown
+        assert "renewed=1" in shown
         wait_for(lambda: events_at(platform) == list(range(10)), 30,
                  what=lambda: f"every event once: {events_at(platform)}")
         # the first certificate runs out; the broker restarts and the agent must connect

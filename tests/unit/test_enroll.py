@@ -153,6 +153,11 @@ def test_the_metrics_page_has_the_certificates_expiry(
         return {f.name: f.samples[0].value for f in collector.collect() if f.samples}[name]
 
     assert gauges(str(cert))[name] == expires == gauge()
+    renewals = "o2o_mqtt_certificate_renewals"
+    assert renewals not in gauges(str(cert))  # the agent renews nothing here
+    status["certificate"] = {"file": str(cert), "expires": expires, "renews_from": None,
+                             "renewals": 2, "requested": False, "last_problem": ""}
+    assert gauges(str(cert))[renewals] == 2
     # renewed in place by the agent (a new file renamed over it): the page follows
     renewed = sign_request(ca, request(config(tmp_path), capsys), days=180)
     (tmp_path / "renewed.pem").write_bytes(renewed)
