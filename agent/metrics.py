@@ -332,6 +332,8 @@ def telemetry(st: Status) -> Telemetry:
         "outbox_oldest_age_s": o.get("oldest_age_s"), "dropped": o.get("dropped_this_boot"),
         "uplink_connects": u.get("connects"), "sent": u.get("acked_events"),
         "drivers": driver_states(st)}
+    if "certificate" in st:
+        doc["certificate"] = st["certificate"]
     if "kpis_today" in st:
         # first, as before: a reader of the raw message finds today's numbers on top
         doc = {"kpis_today": st["kpis_today"], **doc}

@@ -289,6 +289,9 @@ class Telemetry(TypedDict):
     uplink_connects: int | None
     sent: int | None
     drivers: dict[str, str]  # driver -> state
+    # when the device's certificate expires and how its renewal goes, where the agent renews
+    # it: a fleet sees a device about to be locked out without scraping each one
+    certificate: NotRequired[CertificateStatus]
 
 
 def as_status(doc: object) -> Status:

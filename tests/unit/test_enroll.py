@@ -158,6 +158,11 @@ def test_the_metrics_page_has_the_certificates_expiry(
     status["certificate"] = {"file": str(cert), "expires": expires, "renews_from": None,
                              "renewals": 2, "requested": False, "last_problem": ""}
     assert gauges(str(cert))[renewals] == 2
+    # and in the telemetry the fleet gets over MQTT
+    from agent.metrics import telemetry
+
+    status["agent"]["bootid"] = "b1"
+    assert telemetry(status)["certificate"]["renewals"] == 2  # type: ignore[arg-type]
     # renewed in place by the agent (a new file renamed over it): the page follows
     renewed = sign_request(ca, request(config(tmp_path), capsys), days=180)
     (tmp_path / "renewed.pem").write_bytes(renewed)
