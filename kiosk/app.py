@@ -109,6 +109,7 @@ class KioskApp(App[None]):
         self.nearby = NearbyApps()  # opted-in apps at the kiosk (kiosk/nearby.py)
         self.personal: tuple[str, dict[str, Any]] | None = None  # (app, offer) shown at home
         self.personal_asked = float("-inf")
+        self.personal_recorded: tuple[str, dict[str, Any]] | None = None  # its view recorded
         self.rest_since: float | None = None  # at home, untouched, since then
         self.idle_warning: IdleWarning | None = None
         self.content_screen: ContentScreen | None = None  # one card, filled in place
@@ -293,11 +294,21 @@ class KioskApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, AttractScreen):
                 screen.show_slide()
-        if shown is not None:
-            self.record(ev.KIOSK_VIEW, ev.KioskView(
-                page=str(shown[1].get("offer", "")), campaign=shown[1].get("campaign") or None,
-                medium="beacon", language=self.translator.language,
-                content_version=self.bundle.version, personalised=True))
+        if shown is None:
+            self.personal_recorded = None  # gone: shown again later, it counts again
+        self._record_personal()
+
+    def _record_personal(self) -> None:
+        """The personal offer counts as shown once it is on the home screen in front of the
+        shopper (not while a card or staff mode covers it), once each time it comes."""
+        shown = self.personal
+        if shown is None or shown == self.personal_recorded or len(self.screen_stack) > 2:
+            return
+        self.personal_recorded = shown
+        self.record(ev.KIOSK_VIEW, ev.KioskView(
+            page=str(shown[1].get("offer", "")), campaign=shown[1].get("campaign") or None,
+            medium="beacon", language=self.translator.language,
+            content_version=self.bundle.version, personalised=True))
 
     def personal_text(self) -> str:
         """The personal offer in the shopper's language, "" for none."""
@@ -332,6 +343,7 @@ class KioskApp(App[None]):
             return
         self._to_base()
         self.mark_shown("attract")
+        self._record_personal()
 
     def offer_survey(self, after: str) -> None:
         """The one-tap survey (`after`: what the shopper did), at most once a session."""
@@ -558,3 +570,4 @@ class KioskApp(App[None]):
         self.session_started = self.clock()
         self.touch()
         self.mark_shown("attract")
+        self._record_personal()

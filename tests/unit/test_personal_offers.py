@@ -5,6 +5,7 @@ the one at it."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -13,8 +14,12 @@ import pytest
 from agent.errors import AgentError
 from agent.personal_offers import PersonalOffers
 from agent.storelink.docs import Doc, DocRefused
+from kiosk.app import KioskApp
 from kiosk.nearby import NearbyApps
+from kiosk.screens.attract import AttractScreen
+from kiosk.settings import KioskSettings
 from kiosk.stats import TodayStats
+from simulators.scenario.shopper import until
 
 NOW = 1_800_000_000.0
 
@@ -99,3 +104,32 @@ def test_staff_todays_views_leave_the_personal_offers_out() -> None:
         data = {"page": "p", "personalised": True} if personal else {"page": "p"}
         today.add({"type": "o2o.kiosk.view", "data": data})
     assert today.total("views") == 2
+
+
+def test_a_personal_offer_counts_as_shown_only_on_the_home_screen() -> None:
+    """An app at the kiosk while a shopper reads a card: its offer is not in front of anyone
+    until the kiosk is home again, and counts once then."""
+    sent: list[tuple[str, Any]] = []
+    offer = {"offer": "coffee-10", "campaign": "autumn", "text": {"en": "10 % off"}}
+
+    async def run() -> None:
+        app = KioskApp(KioskSettings(), connect=False)
+        app.record = lambda t, d: sent.append((t, d))  # type: ignore[method-assign]
+
+        async def answer(msg: dict[str, Any]) -> dict[str, Any]:
+            return {"ok": True, "offer": offer}
+        app.link.request = answer  # type: ignore[method-assign]
+        async with app.run_test(size=(120, 44)) as pilot:
+            app.open_page("autumn-coffee", "touch")
+            await pilot.pause()
+            app.nearby.observe(presence("app:a", "enter", "near"))
+            app.ask_personal_offer()
+            await until(pilot, lambda: app.personal is not None, what="the offer")
+            assert not [d for t, d in sent if d.get("personalised")]  # under the card
+            app.home()  # the survey after browsing comes first; its end is home
+            await pilot.pause()
+            app.home()
+            await until(pilot, lambda: isinstance(app.screen, AttractScreen), what="home")
+            app.home()  # again: still the one time it was shown
+    asyncio.run(run())
+    assert [d["page"] for _, d in sent if d.get("personalised")] == ["coffee-10"]
