@@ -269,6 +269,7 @@ prune() {  # keep the version in use and the one before it
 }
 
 try_version() {  # switch to $1 (from $2), restart, judge; go back to $2 when not healthy
+    kept=$(readlink "$P/venv.previous" 2>/dev/null || true)  # what rollback goes to now
     ln -sfn "venvs/$2" "$P/venv.previous"
     switch_to "$1"
     restart_units
@@ -289,7 +290,8 @@ try_version() {  # switch to $1 (from $2), restart, judge; go back to $2 when no
         return 1
     fi
     switch_to "$2"
-    ln -sfn "venvs/$1" "$P/venv.previous"
+    # rollback still goes to the version it went to before this try, not to the failed one
+    if [ -n "$kept" ]; then ln -sfn "$kept" "$P/venv.previous"; else rm -f "$P/venv.previous"; fi
     restart_units
     if back=$(wait_healthy "$2"); then
         say "rolled back to $2, which runs again; $1 stays in $PREFIX/venvs/$1 for a look"

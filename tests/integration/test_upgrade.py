@@ -228,6 +228,8 @@ def test_a_version_that_cannot_connect_is_rolled_back_and_a_good_one_stays(
     assert f"rolled back to {first.removeprefix('venvs/')}, which runs again" in out
     assert staged.in_use() == first
     assert (staged.root / "opt/o2o-edge/venvs/7.0.1").is_dir()  # kept for a look
+    # ... but not as the version `rollback` goes to: there was none before it
+    assert not os.path.lexists(staged.root / "opt/o2o-edge/venv.previous")
     status = staged.status()
     assert status["agent"]["version"] == old and status["uplink"]["state"] == "connected"
     # what the failed version committed waited in the outbox the old one kept, and is sent
