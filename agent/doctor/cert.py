@@ -5,6 +5,10 @@ expects (CN "STORE/DEVICE")."""
 from __future__ import annotations
 
 import datetime as dt
+import grp
+import os
+import pwd
+import stat
 from pathlib import Path
 from typing import Final
 
@@ -13,8 +17,32 @@ from agent.doctor import Finding, fail, ok, skip, warn
 from agent.enroll.files import pending
 from agent.enroll.renewal import renewal_on, renewal_topics
 
+AGENT_USER: Final = "o2o-edge"  # the agent's unit runs as this user (systemd/o2o-edge.service)
 RENEW_BEFORE: Final = dt.timedelta(days=30)  # renewed by hand: a store may be visited monthly
 RENEW = "renew it: 'o2o-edge enroll request', the CA signs it, 'o2o-edge enroll install CERT'"
+
+
+def _unwritable(directory: Path, agent_user: str = AGENT_USER) -> Path | None:
+    """`directory` when the agent could not make files in it: as root (doctor under sudo),
+    judged for the agent's user by the directory's owner and mode (and /etc, which its unit
+    sees read-only); otherwise for this user, who is then the one that runs the agent."""
+    try:
+        st = directory.stat()
+    except OSError:
+        return directory
+    if os.geteuid() != 0:
+        return None if os.access(directory, os.W_OK | os.X_OK) else directory
+    try:
+        user = pwd.getpwnam(agent_user)
+    except KeyError:
+        return None  # no such user here: not the installed layout, nothing to judge
+    if directory.resolve().is_relative_to("/etc"):
+        return directory  # ProtectSystem=strict: the unit sees /etc read-only, whoever owns it
+    groups = {g.gr_gid for g in grp.getgrall() if agent_user in g.gr_mem} | {user.pw_gid}
+    writable = ((st.st_uid == user.pw_uid and st.st_mode & stat.S_IWUSR)
+                or (st.st_gid in groups and st.st_mode & stat.S_IWGRP)
+                or st.st_mode & stat.S_IWOTH)
+    return None if writable else directory
 
 
 def check_certificate(cfg: Config, now: dt.datetime | None = None) -> list[Finding]:
@@ -76,6 +104,13 @@ def check_certificate(cfg: Config, now: dt.datetime | None = None) -> list[Findi
         else:
             found.append(warn("certificate", f"{path} expires on {when}, in {left.days} days",
                               RENEW))
+    if auto and (stuck := _unwritable(Path(cfg.mqtt.key_file).parent)):
+        found.append(warn(
+            "certificate", f"the agent renews it from {renews:%Y-%m-%d} but cannot write "
+            f"{stuck}, where the key and certificate are: it will not renew",
+            "enrol into /var/lib/o2o-edge/tls (install.sh makes it the agent's): 'o2o-edge "
+            "enroll request --dir /var/lib/o2o-edge/tls', then set [mqtt] cert_file and "
+            "key_file there"))
     plan = (f"the agent renews it on {renews:%Y-%m-%d}" if auto else
             "renewed by hand ([mqtt] renew_before_days = 0 or no mqtts://)")
     return found or [ok("certificate", f"{path} for {cn}, expires on {when} (in {left.days} "

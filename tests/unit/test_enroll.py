@@ -398,3 +398,23 @@ def test_the_fleet_ca_signs_only_a_request_that_names_a_device(
     assert main(["enroll", "sign", str(csr), "--ca-cert", str(signed), "--ca-key",
                  str(ca_key)]) == 2
     assert "is not the key of the CA certificate" in capsys.readouterr().err
+
+
+def test_doctor_says_when_the_agent_could_not_write_its_renewed_certificate(
+    tmp_path: Path,
+) -> None:
+    """Judged as root for the agent's user ("nobody" stands in for o2o-edge here): a
+    directory it may not write, and /etc, which the agent's unit sees read-only."""
+    import os
+
+    from agent.doctor.cert import _unwritable
+
+    if os.geteuid() != 0:
+        pytest.skip("judging another user's rights is doctor's way as root only")
+    where = tmp_path / "tls"
+    where.mkdir(mode=0o755)
+    assert _unwritable(where, "nobody") == where  # root's, 0755: not the agent's to write
+    where.chmod(0o777)
+    assert _unwritable(where, "nobody") is None
+    assert _unwritable(Path("/etc"), "nobody") == Path("/etc")
+    assert _unwritable(where, "no-such-user-here") is None  # not an installed layout
