@@ -24,8 +24,9 @@ RENEW = "renew it: 'o2o-edge enroll request', the CA signs it, 'o2o-edge enroll 
 
 def _unwritable(directory: Path, agent_user: str = AGENT_USER) -> Path | None:
     """`directory` when the agent could not make files in it: as root (doctor under sudo),
-    judged for the agent's user by the directory's owner and mode (and /etc, which its unit
-    sees read-only); otherwise for this user, who is then the one that runs the agent."""
+    judged for the agent's user by the directory's owner and mode (install.sh makes
+    /etc/o2o-edge root's, group o2o-edge, 0750: not the agent's to write); otherwise for this
+    user, who is then the one that runs the agent."""
     try:
         st = directory.stat()
     except OSError:
@@ -36,8 +37,6 @@ def _unwritable(directory: Path, agent_user: str = AGENT_USER) -> Path | None:
         user = pwd.getpwnam(agent_user)
     except KeyError:
         return None  # no such user here: not the installed layout, nothing to judge
-    if directory.resolve().is_relative_to("/etc"):
-        return directory  # ProtectSystem=strict: the unit sees /etc read-only, whoever owns it
     groups = {g.gr_gid for g in grp.getgrall() if agent_user in g.gr_mem} | {user.pw_gid}
     writable = ((st.st_uid == user.pw_uid and st.st_mode & stat.S_IWUSR)
                 or (st.st_gid in groups and st.st_mode & stat.S_IWGRP)

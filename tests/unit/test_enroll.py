@@ -404,7 +404,7 @@ def test_doctor_says_when_the_agent_could_not_write_its_renewed_certificate(
     tmp_path: Path,
 ) -> None:
     """Judged as root for the agent's user ("nobody" stands in for o2o-edge here): a
-    directory it may not write, and /etc, which the agent's unit sees read-only."""
+    directory it may not write, then one it may."""
     import os
 
     from agent.doctor.cert import _unwritable
@@ -416,5 +416,5 @@ def test_doctor_says_when_the_agent_could_not_write_its_renewed_certificate(
     assert _unwritable(where, "nobody") == where  # root's, 0755: not the agent's to write
     where.chmod(0o777)
     assert _unwritable(where, "nobody") is None
-    assert _unwritable(Path("/etc"), "nobody") == Path("/etc")
+    assert _unwritable(Path("/etc"), "nobody") == Path("/etc")  # root's, 0755
     assert _unwritable(where, "no-such-user-here") is None  # not an installed layout
