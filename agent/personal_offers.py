@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.contracts.offers import OffersError, PersonalOffer, PersonalOfferReply, parse_offers
+from agent.contracts.offers import (
+    OffersError,
+    PersonalOffer,
+    PersonalOfferReply,
+    is_unicode,
+    parse_offers,
+)
 from agent.errors import AgentError, Reason
 from agent.storedb import subject_forms
 from agent.storelink.cache import LinkCache
@@ -78,7 +84,7 @@ class PersonalOffers:
     def op(self, msg: dict[str, Any]) -> PersonalOfferReply:
         """The bus's personal-offer op: {"id": the app's identifier}."""
         app_id = msg.get("id")
-        if not isinstance(app_id, str) or not 0 < len(app_id) <= 128:
+        if not isinstance(app_id, str) or not 0 < len(app_id) <= 128 or not is_unicode(app_id):
             raise AgentError(Reason.BUS_PROTOCOL,
                              'personal-offer takes {"id": "<the app\'s identifier>"}')
         return PersonalOfferReply(ok=True, offer=self.offer_for(app_id))

@@ -46,6 +46,16 @@ class OffersError(ValueError):
     """A document with problems; the message lists them with their places."""
 
 
+def is_unicode(text: str) -> bool:
+    """No lone surrogate (JSON's "\\ud800" escape reads as one): such a string cannot be
+    hashed, stored or shown, so it is refused where it comes in."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(raw: Any, where: str, problems: list[str]) -> dict[str, str]:
     if not isinstance(raw, dict) or not 1 <= len(raw) <= MAX_LANGUAGES:
         problems.append(f'{where}: must be texts by language, like {{"en": "10 % off"}}')
@@ -58,6 +68,8 @@ def _text(raw: Any, where: str, problems: list[str]) -> dict[str, str]:
             problems.append(f"{where}.{lang}: must be a text of 1 to {MAX_TEXT} characters")
         elif any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 for c in text):
             problems.append(f"{where}.{lang}: contains control characters")
+        elif not is_unicode(text):
+            problems.append(f"{where}.{lang}: contains a lone surrogate, not Unicode text")
         else:
             out[lang] = text
     if out and "en" not in out:
@@ -82,7 +94,8 @@ def parse_offers(body: Any) -> list[tuple[str, PersonalOffer]]:
             problems.append(f"{where}: must be an object")
             continue
         subject, offer, campaign = raw.get("subject"), raw.get("offer"), raw.get("campaign", "")
-        if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
+        if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT \
+                or not is_unicode(subject):
             problems.append(f"{where}.subject: must be the app's identifier, as consent "
                             "names it")
             continue
