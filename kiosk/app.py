@@ -28,11 +28,11 @@ from agent.contracts.bus import CloudEvent, Op
 from agent.contracts.content_paths import current_bundle
 from kiosk.assist import ARRIVALS, AlertFollow, Said, send_call
 from kiosk.brand import DEFAULT_THEME, THEME_NAME, BrandTheme
-from kiosk.content import Bundle, load_bundle_with_look, text_in
+from kiosk.content import Bundle, load_bundle_with_look
 from kiosk.errors import KioskError
 from kiosk.i18n import Translator, load_catalogues
 from kiosk.link import AgentLink
-from kiosk.nearby import NearbyApps
+from kiosk.personal import PersonalOffer
 from kiosk.pin import PinGate
 from kiosk.routing import route_event
 from kiosk.safe_text import NAME_MAX, plain
@@ -57,9 +57,6 @@ from kiosk.widgets.shopper_bar import ShopperBar
 
 SAMPLE_CONTENT = Path(__file__).resolve().parent / "sample_content"
 IDLE_TICK_S = 1.0
-# while an app is at the kiosk its offer is asked again this often: a consent withdrawn
-# meanwhile takes the offer off the screen (the agent then sends no more of its presence)
-PERSONAL_RECHECK_S: Final = 5.0
 PROBLEM_MAX: Final = 1000  # a refused bundle's reasons, as staff read them (up to ten)
 
 
@@ -106,10 +103,7 @@ class KioskApp(App[None]):
         self.session_started = clock()
         # not for secrets: which A/B variant a shopper sees needs no unpredictability
         self.session = ShopperSession(rng or random.Random())  # noqa: S311
-        self.nearby = NearbyApps()  # opted-in apps at the kiosk (kiosk/nearby.py)
-        self.personal: tuple[str, dict[str, Any]] | None = None  # (app, offer) shown at home
-        self.personal_asked = float("-inf")
-        self.personal_recorded: tuple[str, dict[str, Any]] | None = None  # its view recorded
+        self.personal = PersonalOffer(clock)  # the one opted-in app at the kiosk's offer
         self.rest_since: float | None = None  # at home, untouched, since then
         self.idle_warning: IdleWarning | None = None
         self.content_screen: ContentScreen | None = None  # one card, filled in place
@@ -233,7 +227,7 @@ class KioskApp(App[None]):
         if self._helped(message.event):
             # staff closed the call of a shopper waiting at home: no Back or Done will come
             self.offer_survey("staff-call")
-        if self.nearby.observe(message.event):
+        if self.personal.observe(message.event):
             self.ask_personal_offer()
         data = message.event.get("data")
         if message.event.get("type") == ev.LINK_COMMAND and \
@@ -276,47 +270,24 @@ class KioskApp(App[None]):
 
     @work(group="personal", exclusive=True)
     async def ask_personal_offer(self) -> None:
-        """The offer of the one app at the kiosk, asked of the agent (which answers none
-        for an app whose consent is withdrawn), shown on the home screen without a name."""
-        self.personal_asked = self.clock()
-        app = self.nearby.one_at_kiosk()
-        offer: Any = None
-        if app is not None:
-            try:
-                offer = (await self.link.request({"op": Op.PERSONAL_OFFER, "id": app}))[
-                    "offer"]
-            except (KioskError, KeyError):
-                offer = None  # the agent away: no offer rather than a stale one
-        shown = (app, offer) if app is not None and isinstance(offer, dict) else None
-        if shown == self.personal:
-            return
-        self.personal = shown
-        for screen in self.screen_stack:
-            if isinstance(screen, AttractScreen):
-                screen.show_slide()
-        if shown is None:
-            self.personal_recorded = None  # gone: shown again later, it counts again
-        self._record_personal()
+        """The one app at the kiosk's offer (kiosk/personal.py), on the home screen."""
+        if await self.personal.ask(self.link.request):
+            for screen in self.screen_stack:
+                if isinstance(screen, AttractScreen):
+                    screen.show_slide()
+            self._record_personal()
 
     def _record_personal(self) -> None:
         """The personal offer counts as shown once it is on the home screen in front of the
         shopper (not while a card or staff mode covers it), once each time it comes."""
-        shown = self.personal
-        if shown is None or shown == self.personal_recorded or len(self.screen_stack) > 2:
-            return
-        self.personal_recorded = shown
-        self.record(ev.KIOSK_VIEW, ev.KioskView(
-            page=str(shown[1].get("offer", "")), campaign=shown[1].get("campaign") or None,
-            medium="beacon", language=self.translator.language,
-            content_version=self.bundle.version, personalised=True))
+        if len(self.screen_stack) <= 2:
+            view = self.personal.view(self.translator.language, self.bundle.version)
+            if view is not None:
+                self.record(ev.KIOSK_VIEW, view)
 
     def personal_text(self) -> str:
         """The personal offer in the shopper's language, "" for none."""
-        if self.personal is None:
-            return ""
-        texts = self.personal[1].get("text")
-        return plain(text_in(texts, self.translator.language)) if isinstance(texts, dict) \
-            else ""
+        return self.personal.text(self.translator.language)
 
     def record(self, event_type: str, data: Mapping[str, Any]) -> None:
         """A kiosk event for the agent's outbox (queued while the agent is down); `data` is
@@ -512,7 +483,7 @@ class KioskApp(App[None]):
         self.rest_since = None
 
     async def idle_tick(self) -> None:
-        if self.nearby.zones and self.clock() - self.personal_asked >= PERSONAL_RECHECK_S:
+        if self.personal.due():
             self.ask_personal_offer()
         idle = self.clock() - self.last_touch
         k = self.cfg.kiosk

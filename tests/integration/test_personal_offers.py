@@ -102,7 +102,7 @@ def test_the_one_opted_in_app_at_the_kiosk_sees_its_offer(
             # Ben withdrew his consent: the agent sends none of his presence, shows nothing
             emit(presence(BEN, "enter", "immediate"))
             await asyncio.sleep(1.0)
-            assert "Just for you" not in slide() and not app.nearby.zones
+            assert "Just for you" not in slide() and not app.personal.nearby.zones
             # Anna withdraws while at the kiosk: the offer goes at the kiosk's next ask
             emit(presence(ANNA, "enter", "immediate"))
             await until(pilot, lambda: "Just for you" in slide(), what="Anna back")
@@ -202,9 +202,10 @@ def test_walked_to_the_kiosk_through_the_fake_bluez(
                     await until(pilot, lambda: "10 % off your next coffee" in str(
                         home.query_one("#slide-text").render()), 30, "Anna's offer")
                 except ShopperError as exc:
-                    raise AssertionError(f"{exc}; the kiosk heard {app.nearby.zones}, the "
-                                         f"agent: {agent.status()['ble']}") from None
-                seen.append(set(app.nearby.zones))
+                    heard = app.personal.nearby.zones
+                    raise AssertionError(f"{exc}; the kiosk heard {heard}, the agent: "
+                                         f"{agent.status()['ble']}") from None
+                seen.append(set(app.personal.nearby.zones))
                 await walking
         asyncio.run(run())
     assert seen == [{ANNA}]  # Ben's presence never reached the kiosk

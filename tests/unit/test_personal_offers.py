@@ -122,9 +122,9 @@ def test_a_personal_offer_counts_as_shown_only_on_the_home_screen() -> None:
         async with app.run_test(size=(120, 44)) as pilot:
             app.open_page("autumn-coffee", "touch")
             await pilot.pause()
-            app.nearby.observe(presence("app:a", "enter", "near"))
+            app.personal.nearby.observe(presence("app:a", "enter", "near"))
             app.ask_personal_offer()
-            await until(pilot, lambda: app.personal is not None, what="the offer")
+            await until(pilot, lambda: app.personal.shown is not None, what="the offer")
             assert not [d for t, d in sent if d.get("personalised")]  # under the card
             app.home()  # the survey after browsing comes first; its end is home
             await pilot.pause()
