@@ -213,3 +213,56 @@ def test_a_certificate_the_broker_refuses_is_not_kept(
     finally:
         platform.close()
         broker.kill()
+
+
+def test_the_ca_service_signs_only_for_the_device_that_asks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device's certificate may write only its own csr topic (the ACL template); a request
+    it sends there naming another device is refused by `o2o-edge enroll answer`, and nothing
+    is published for the other device; its own request is answered."""
+    ca = TestCA(tmp_path / "pki")
+    broker = start_broker(tmp_path, ca)
+    ca_key = tmp_path / "pki" / "ca.key"
+    ca_key.write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
+                                            serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    service = ca.issue("o2o-enroll", server=False)
+    watcher = Client(broker.port, ca, ca.issue("o2o-platform", server=False), "platform")
+    dev2 = Client(broker.port, ca, ca.issue("store-1/dev-2", server=False), "dev-2")
+    answer_log = tmp_path / "answer.log"
+    with answer_log.open("wb") as out:
+        answerer = subprocess.Popen(
+            [*CLI, "enroll", "answer", "--broker", f"mqtts://localhost:{broker.port}",
+             "--ca-cert", str(ca.ca_file), "--ca-key", str(ca_key), "--ca-file",
+             str(ca.ca_file), "--cert-file", str(service.cert), "--key-file",
+             str(service.key)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        watcher.subscribe("o2o/v1/+/+/cert")
+        wait_for(lambda: "waiting for requests" in answer_log.read_text(), 30,
+                 what=lambda: answer_log.read_text())
+        dev1_cfg = write_config(tmp_path / "dev1.toml", url="mqtts://localhost:1")
+        assert main(["enroll", "request", "--config", str(dev1_cfg), "--dir",
+                     str(tmp_path)]) == 0
+        as_dev1 = capsys.readouterr().out.encode()
+        # dev-2 may not write dev-1's topic at all, and its own topic takes only its own name
+        assert dev2.publish(CSR_TOPIC, as_dev1) == "Not authorized"
+        assert dev2.publish("o2o/v1/store-1/dev-2/csr", as_dev1) == "Success"
+        wait_for(lambda: "refused store-1/dev-2" in answer_log.read_text(), 30,
+                 what=lambda: answer_log.read_text())
+        assert "names 'store-1/dev-1' but came from 'store-1/dev-2'" in answer_log.read_text()
+        dev2_cfg = write_config(tmp_path / "dev2.toml", url="mqtts://localhost:1",
+                                device="dev-2")
+        assert main(["enroll", "request", "--config", str(dev2_cfg), "--dir",
+                     str(tmp_path)]) == 0
+        assert dev2.publish("o2o/v1/store-1/dev-2/csr",
+                            capsys.readouterr().out.encode()) == "Success"
+        wait_for(lambda: "o2o/v1/store-1/dev-2/cert" in watcher.topics(), 30,
+                 what=lambda: answer_log.read_text())
+        assert CERT_TOPIC not in watcher.topics()  # nothing ever for dev-1
+    finally:
+        answerer.terminate()
+        answerer.wait(10)
+        dev2.close()
+        watcher.close()
+        broker.kill()
