@@ -14,7 +14,8 @@ Type=notify service is run (active once the agent sends READY=1 on a notify sock
 when it exits). The unit's sandboxing, user and watchdog are not imitated here;
 test_deploy.py verifies the units with systemd-analyze.
 
-A version that cannot connect (its uplink dials a port where no broker is) is rolled back by
+A wheel pip cannot install changes nothing. A version that cannot connect (its uplink dials a
+port where no broker is) is rolled back by
 itself: the old version runs again, and the events the failed one committed meanwhile are in
 the outbox it kept and reach the broker. A good version then stays, the previous venv is kept
 and the failed one removed. A version that took the store database a step further is not
@@ -219,11 +220,25 @@ def test_a_version_that_cannot_connect_is_rolled_back_and_a_good_one_stays(
     assert staged.systemctl("is-active", "o2o-edge.service") == "active"
     old = staged.status()["agent"]["version"]
 
+    # nothing to install, and a wheel pip cannot install: nothing changes, the agent runs on
+    res = staged.script("upgrade", str(tmp_path / "missing.whl"))
+    assert res.returncode == 2 and "no such file or directory" in res.stderr
+    broken = tmp_path / "v" / "o2o_edge-7.0.9-py3-none-any.whl"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"not a zip file")
+    res = staged.script("upgrade", str(broken))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "the venv in use is now /opt/o2o-edge/venvs/7.0.0" in res.stdout  # old layout
+    assert "7.0.9 did not install (pip's words above); 7.0.0 still runs, nothing changed" \
+        in res.stderr
+    assert staged.in_use() == first
+    assert not (staged.root / "opt/o2o-edge/venvs/7.0.9").exists()
+    assert staged.status()["agent"]["version"] == old
+
     bad = version_wheel(wheel, tmp_path / "v", "7.0.1", cannot_connect=True)
     res = staged.script("upgrade", str(bad), "--timeout", "6")
     out = res.stdout + res.stderr
     assert res.returncode == 1, out
-    assert "the venv in use is now /opt/o2o-edge/venvs/7.0.0" in out  # the old layout adopted
     assert "the agent 7.0.1 is not healthy: the uplink is" in out
     assert f"rolled back to {first.removeprefix('venvs/')}, which runs again" in out
     assert staged.in_use() == first
