@@ -17,9 +17,10 @@ test_deploy.py verifies the units with systemd-analyze.
 A wheel pip cannot install changes nothing. A version that cannot connect (its uplink dials a
 port where no broker is) is rolled back by
 itself: the old version runs again, and the events the failed one committed meanwhile are in
-the outbox it kept and reach the broker. A good version then stays, the previous venv is kept
-and the failed one removed. A version that took the store database a step further is not
-rolled back from: the version before refuses that file, in one line."""
+the outbox it kept and reach the broker. A good version then stays, a kiosk-side unit that
+runs follows it, the previous venv is kept and the failed one removed. A version that took the
+store database a step further is not rolled back from: the version before refuses that file,
+in one line."""
 
 from __future__ import annotations
 
@@ -193,11 +194,19 @@ store_db = "{state / 'store.db'}"
                               capture_output=True, timeout=120).stdout.strip()
 
 
+# a stand-in for a kiosk unit: it runs the venv's python, says which venv that is, and stays
+KIOSK_LIKE = ("[Service]\nExecStart=/opt/o2o-edge/venv/bin/python -c \""
+              "import os, socket, sys, time; "
+              "open(os.environ['VENV_SEEN'], 'w').write(os.path.realpath(sys.prefix)); "
+              "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)"
+              ".sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); time.sleep(3600)\"\n")
+
+
 @pytest.fixture
 def staged(tmp_path: Path, mosquitto: PrivateBroker) -> Any:
     s = Staged(tmp_path, mosquitto.url)
     yield s
-    s.systemctl("stop", "o2o-edge.service")
+    s.systemctl("stop", "o2o-edge.service", "o2o-edge-staff.service")
 
 
 def started_versions(sub: Subscriber) -> list[str]:
@@ -219,6 +228,12 @@ def test_a_version_that_cannot_connect_is_rolled_back_and_a_good_one_stays(
     staged.systemctl("restart", "o2o-edge.service")
     assert staged.systemctl("is-active", "o2o-edge.service") == "active"
     old = staged.status()["agent"]["version"]
+    # a kiosk-side unit that runs: it must follow the version in use
+    seen = tmp_path / "venv-seen"
+    staged.env["VENV_SEEN"] = str(seen)
+    (staged.root / "etc/systemd/system/o2o-edge-staff.service").write_text(KIOSK_LIKE)
+    staged.systemctl("restart", "o2o-edge-staff.service")
+    assert staged.systemctl("is-active", "o2o-edge-staff.service") == "active"
 
     # nothing to install, and a wheel pip cannot install: nothing changes, the agent runs on
     res = staged.script("upgrade", str(tmp_path / "missing.whl"))
@@ -258,6 +273,7 @@ def test_a_version_that_cannot_connect_is_rolled_back_and_a_good_one_stays(
     assert res.returncode == 0, out
     assert staged.in_use() == "venvs/7.0.2"
     assert staged.status()["agent"]["version"] == "7.0.2"
+    assert seen.read_text().endswith("/opt/o2o-edge/venvs/7.0.2")  # the kiosk unit followed
     venvs = sorted(p.name for p in (staged.root / "opt/o2o-edge/venvs").iterdir())
     assert venvs == sorted(["7.0.2", first.removeprefix("venvs/")])  # the failed one went
     # the dependencies are shared with the version before, not copied
