@@ -162,6 +162,10 @@ class CatalogStore(Repository):
 
     def _part(self, body: Body, i: int) -> list[c.Product]:
         sha = body.parts[i]
+        size = self.blobs.size(sha) if self.blobs is not None else None
+        if size is not None and size > c.MAX_PART_BYTES:  # refused before it is read
+            raise DocRefused("oversized", f"parts_sha256[{i}]: {size} bytes, at most "
+                             f"{c.MAX_PART_BYTES}: split the snapshot into more parts")
         raw = self.blobs.get(sha) if self.blobs is not None else None
         if raw is None:  # removed meanwhile (a content install prunes files it does not name)
             raise DocDeferred([sha], f"snapshot {body.snapshot}: part {i} is gone")

@@ -12,8 +12,9 @@ picture (a file of the content bundle). The body of a catalog document:
      "products": [...], "removed": ["SKU-1", ...]}
 
 A snapshot replaces the catalog: its products inline (at most MAX_PRODUCTS), or a large one in
-up to MAX_PARTS parts, each a JSON list of at most MAX_PRODUCTS products published retained
-on o2o/v1/{store}/all/blob/<its SHA-256> and named here by hash (the document waits until
+up to MAX_PARTS parts, each a JSON list of at most MAX_PRODUCTS products (and MAX_PART_BYTES)
+published retained on o2o/v1/{store}/all/blob/<its SHA-256> and named here by hash (the
+document waits until
 they are all here). An increment's products replace the products of their SKUs and `removed`
 drops SKUs; it names the snapshot it changes, and that snapshot's parts so that a device
 without it applies it first (the catalog topic retains only the last document: each one must
@@ -30,6 +31,10 @@ from agent.contracts.bus import Reply
 OP_LOOKUP: Final = "catalog-lookup"  # agent/contracts/bus.py Op.CATALOG_LOOKUP
 MAX_PRODUCTS: Final = 5_000  # per document: a part of a snapshot, or an increment
 MAX_PARTS: Final = 100  # per snapshot: 500,000 products
+# bytes of a part: parsing JSON takes up to ten times its size in memory (a list of small
+# numbers) and the content files' bound (32 MiB) would be 320 MiB on a Pi; 5,000 products
+# take about 2 MiB, as a document holding them does
+MAX_PART_BYTES: Final = 8 * 1024 * 1024
 MAX_REMOVED: Final = 5_000
 MAX_LANGUAGES: Final = 12
 MAX_NAME: Final = 200  # characters of a product's name in one language
