@@ -234,6 +234,8 @@ def test_a_version_that_cannot_connect_is_rolled_back_and_a_good_one_stays(
     (staged.root / "etc/systemd/system/o2o-edge-staff.service").write_text(KIOSK_LIKE)
     staged.systemctl("restart", "o2o-edge-staff.service")
     assert staged.systemctl("is-active", "o2o-edge-staff.service") == "active"
+    kiosk_pid = staged.systemd / "o2o-edge-staff.service.main.pid"
+    first_pid = kiosk_pid.read_text()
 
     # nothing to install, and a wheel pip cannot install: nothing changes, the agent runs on
     res = staged.script("upgrade", str(tmp_path / "missing.whl"))
@@ -258,6 +260,9 @@ def test_a_version_that_cannot_connect_is_rolled_back_and_a_good_one_stays(
     assert f"rolled back to {first.removeprefix('venvs/')}, which runs again" in out
     assert staged.in_use() == first
     assert (staged.root / "opt/o2o-edge/venvs/7.0.1").is_dir()  # kept for a look
+    # the kiosk-side unit was restarted with each switch, and runs the old version again
+    assert kiosk_pid.read_text() != first_pid
+    assert seen.read_text().endswith("/opt/o2o-edge/venvs/7.0.0")
     # ... but not as the version `rollback` goes to: there was none before it
     assert not os.path.lexists(staged.root / "opt/o2o-edge/venv.previous")
     status = staged.status()
