@@ -43,6 +43,7 @@ WAIT_S: Final = 2.0  # due but not connected yet: look again this soon
 ASK_AGAIN_S: Final = 6 * 3600.0  # no certificate for a request this long: send it again
 TRIAL_S: Final = 60.0  # the broker must take the renewed certificate within this
 TRIAL_ATTEMPTS: Final = 3  # or within this many connection attempts (a network blip is one)
+MAX_ANSWER_BYTES: Final = 64 * 1024  # a certificate with its chain: a few KB
 
 
 class LinkLike(Protocol):
@@ -188,12 +189,17 @@ class Renewal:
 
     def _accept(self, raw: bytes) -> bool:
         """Checked and written to CERT.new; False for one that is not an answer to a request
-        (the retained certificate of the last renewal, met again at each subscribe)."""
+        (the retained certificate of the last renewal, met again at each subscribe). A CA
+        may answer with its chain: the certificate for the pending key is the one taken."""
         from cryptography import x509
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives import serialization
 
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise ValueError(f"not a PEM certificate ({len(raw)} bytes; a certificate and its "
+                             f"chain take a few KB, at most {MAX_ANSWER_BYTES})")
         try:
-            cert = x509.load_pem_x509_certificate(raw)
+            certs = x509.load_pem_x509_certificates(raw)
         except ValueError:
             raise ValueError("not a PEM certificate") from None
         key_new = files.pending(self.key_file)
@@ -201,16 +207,27 @@ class Renewal:
             key = serialization.load_pem_private_key(key_new.read_bytes(), password=None)
         except FileNotFoundError:
             return False  # nothing asked for: the one in use, or an old answer
-        if self.cert_file.exists() and self.cert_file.read_bytes().strip() == raw.strip():
-            return False
-        if not same_key(cert, key):
+        cert, unreadable = None, False
+        for candidate in certs:
+            try:
+                if same_key(candidate, key):
+                    cert = candidate
+                    break
+            except (UnsupportedAlgorithm, ValueError):
+                unreadable = True
+        if cert is None:
+            if unreadable:
+                raise ValueError("not a PEM certificate this agent can read (its key is of an "
+                                 "unknown kind)")
             # an answer to an earlier request (retained, met again at a subscribe): not news
             log.info("certificate: the one on %s is for an earlier request's key; waiting for "
                      "the answer to the current one", self.cert_topic)
             return False
+        leaf = cert.public_bytes(serialization.Encoding.PEM)
+        if self.cert_file.exists() and self.cert_file.read_bytes().strip() == leaf.strip():
+            return False
         check_certificate(cert, key, self.cn, self.ca_file, dt.datetime.now(dt.UTC))
-        files.write_atomic(files.pending(self.cert_file),
-                           cert.public_bytes(serialization.Encoding.PEM), 0o644, self.cert_file)
+        files.write_atomic(files.pending(self.cert_file), leaf, 0o644, self.cert_file)
         return True
 
     async def _try(self) -> None:
@@ -276,8 +293,11 @@ class Renewal:
         return f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
 
     def _problem(self, text: str) -> None:
+        """Said once while it stays the problem: a retained answer comes again at every
+        reconnect, a refused renewal every ASK_AGAIN_S (the status keeps it)."""
+        if text != self.last_problem:
+            log.warning("certificate: %s", text)
         self.last_problem = text
-        log.warning("certificate: %s", text)
 
     def status(self) -> CertificateStatus:
         """From memory (on the loop): the expiry as the last look at the file found it."""
