@@ -66,10 +66,9 @@ class ShopperSession:
         return None
 
     def started(self) -> bool:
-        """Anything of a shopper's kept: a variant shown, a view, a check-in, a call, a
-        survey."""
-        return bool(self.variants) or self.viewed or self.checked_in or self.called_staff \
-            or self.surveyed
+        """A shopper did something: a view, a check-in, a call, a survey (the home screen's
+        slides draw variants with nobody there: that alone is no session)."""
+        return self.viewed or self.checked_in or self.called_staff or self.surveyed
 
     def reset(self) -> None:
         """The next shopper: nothing of this session's is kept, the random source goes on."""

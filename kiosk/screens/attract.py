@@ -82,14 +82,18 @@ class AttractScreen(ShopperScreen):
         pid = self.current_page_id()
         if pid is None:
             return
-        page = self.kiosk.bundle.pages[pid]
+        # the A/B variant of this session (kiosk/session.py): the card keeps what the slide
+        # promised
+        page = self.kiosk.session.shown(self.kiosk.bundle.pages[pid])
         lang = self.kiosk.translator.language
         offer = text_in(page.offer, lang)
         # bundle texts are data: shown literally (the widgets take no markup), cleaned, cut
         self.query_one("#slide-title", Static).update(plain(text_in(page.title, lang)))
         self.query_one("#slide-text", Static).update(
             plain(offer) if offer else para(text_in(page.text, lang)))
-        self.query_one("#slide-picture", ImageView).show(self.kiosk.images.get(pid))
+        images = self.kiosk.images
+        self.query_one("#slide-picture", ImageView).show(
+            images.get(f"{pid}/{page.variant}") or images.get(pid))
 
     @staticmethod
     def picture_rows(size: Size) -> int:
