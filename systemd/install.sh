@@ -332,6 +332,8 @@ if [ "$ACTION" = upgrade ] || [ "$ACTION" = rollback ]; then
     fi
     try_version "$new" "$current" || exit 1
     prune
+    # the units' Documentation=; a wheel carries no README
+    if [ -f "$SRC/README.md" ]; then install -m 0644 "$SRC/README.md" "$P/README.md"; fi
     say "done: $new runs; $current is kept ('install.sh rollback' goes back to it)"
     exit 0
 fi
