@@ -30,6 +30,27 @@ TABLES = (
 )
 
 
+def _row(event: Any) -> Row | None:
+    """An event as stored, or None when it cannot be kept as the device sent it: its id,
+    source, bootid, type and time texts, its seq a whole number (a null id stored as "None"
+    would make the next such event a duplicate), nothing the database refuses (a NUL, a lone
+    surrogate: one such message would stop the collector, redelivered for ever)."""
+    if not isinstance(event, dict):
+        return None
+    texts = [t for t in (event.get(k) for k in ("id", "source", "bootid", "type", "time"))
+             if isinstance(t, str) and "\0" not in t]
+    seq = event.get("seq")
+    if len(texts) != 5 or not texts[0] or type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        return None
+    try:
+        body = json.dumps(event, separators=(",", ":"))
+        "".join(texts).encode()  # a lone surrogate is no UTF-8
+    except (ValueError, RecursionError):
+        return None
+    id_, source, bootid, type_, time = texts
+    return (id_, source, bootid, seq, type_, time, body)
+
+
 class EventStore:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -96,23 +117,23 @@ class EventStore:
         is counted and kept out (the broker would only send it again)."""
         return self.add_batches([payload])
 
-    def _parse(self, payload: bytes) -> list[Row] | None:
+    def _parse(self, payload: bytes) -> list[Row]:
+        """The readable events of a message. A message that is not JSON, or holds an event
+        that cannot be kept as sent, is counted once (bad_messages); the events beside such
+        an event are kept all the same (the device deleted them on the PUBACK)."""
         try:
             events = json.loads(payload)
-            if isinstance(events, dict):
-                events = [events]
-            rows = [(str(e["id"]), str(e["source"]), str(e["bootid"]), int(e["seq"]),
-                     str(e["type"]), str(e["time"]), json.dumps(e, separators=(",", ":")))
-                    for e in events]
-            # what the database itself would refuse is refused here, counted, so one such
-            # message cannot stop the collector (it would be redelivered for ever)
-            if any(not 0 <= r[3] <= MAX_SEQ or any("\0" in str(v) for v in r[:6])
-                   for r in rows):
-                raise ValueError("seq out of range or a NUL character")
-            json.dumps(rows, ensure_ascii=False).encode()  # a lone surrogate is no UTF-8
-        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self.bad_messages += 1
-            return None
+            return []
+        if isinstance(events, dict):
+            events = [events]
+        if not isinstance(events, list):
+            self.bad_messages += 1
+            return []
+        rows = [row for row in map(_row, events) if row is not None]
+        if len(rows) != len(events):
+            self.bad_messages += 1
         return rows
 
     def add_batches(self, payloads: Sequence[bytes]) -> tuple[int, int]:
@@ -121,7 +142,7 @@ class EventStore:
         held a collector back, not the rows."""
         rows: list[Row] = []
         for payload in payloads:
-            rows.extend(self._parse(payload) or ())
+            rows.extend(self._parse(payload))
         if not rows:
             return 0, 0
         with self._lock, self._transaction():
