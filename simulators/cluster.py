@@ -77,6 +77,34 @@ class NatsNode(PrivateBroker):
         super().start(timeout)
         wait_port("127.0.0.1", self.http_port, 10)
 
+    def messages(self) -> str:
+        """The MQTT message stream and each session's consumer as this node sees them
+        (stored, pending, unacknowledged, delivered, acknowledged up to, leader): what a
+        failing test reports about where messages went."""
+        try:
+            with urllib.request.urlopen(  # our own loopback monitoring port
+                    f"http://127.0.0.1:{self.http_port}/jsz?streams=true&consumers=true",
+                    timeout=5) as res:
+                doc = json.loads(res.read())
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            return f"{self.name}: {exc}"
+        parts = []
+        for account in doc.get("account_details", []):
+            for stream in account.get("stream_detail", []):
+                if stream.get("name") != "$MQTT_msgs":
+                    continue
+                state = stream.get("state", {})
+                parts.append(f"stream {state.get('messages')} stored, last "
+                             f"{state.get('last_seq')}")
+                for c in stream.get("consumer_detail", []):
+                    parts.append(
+                        f"consumer {c.get('name')}: pending {c.get('num_pending')}, unacked "
+                        f"{c.get('num_ack_pending')}, redelivered {c.get('num_redelivered')}, "
+                        f"delivered {c.get('delivered', {}).get('stream_seq')}, acked to "
+                        f"{c.get('ack_floor', {}).get('stream_seq')}, leader "
+                        f"{c.get('cluster', {}).get('leader')}")
+        return f"{self.name}: " + "; ".join(parts)
+
 
 class NatsCluster:
     """Three (or `size`) NATS nodes routed to each other; MQTT on every node."""
@@ -117,6 +145,10 @@ class NatsCluster:
 
     def kill(self, index: int) -> None:
         self.nodes[index].kill()
+
+    def messages(self) -> str:
+        """`NatsNode.messages` of every running node."""
+        return "\n".join(n.messages() for n in self.nodes if n.proc is not None)
 
     def restart(self, index: int, hard: bool = True) -> None:
         node = self.nodes[index]

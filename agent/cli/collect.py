@@ -40,6 +40,9 @@ BACKOFF_MAX_S: Final = 30.0  # reconnect after a lost connection: full jitter up
 BATCH_MESSAGES: Final = 500
 RECEIVE_MAXIMUM: Final = 1000
 BATCH_WAIT_S: Final = 0.05  # the oldest message read waits at most this for others
+# Connections closed before any CONNACK tried again before giving up (about 15 s in all): a
+# NATS node closes them while the cluster elects the leader of the sessions' stream.
+EARLY_CLOSE_RETRIES: Final = 5
 
 
 def add_parser(sub: Any) -> None:
@@ -247,6 +250,14 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
                                         f"{connect_problem(exc, tls)}") from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    early_closes = 0  # connections closed before a CONNACK accepted us
+
+    def early_close_problem() -> str:
+        why = paho_errors[0] if paho_errors else "the connection was closed"
+        return (f"the broker at {where} closed the connection before accepting it ({why}); "
+                "check the client certificate (--cert-file, --key-file), the credentials "
+                "and that the port speaks MQTT")
+
     deadline = time.monotonic() + args.duration if args.duration else None
     failure = ""
     attempt = 0
@@ -275,16 +286,20 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
                 continue
             if pending:
                 flush(ack=False)
-            if not accepted:  # dropped before it ever accepted us: retrying will not help
-                why = paho_errors[0] if paho_errors else "the connection was closed"
-                failure = (f"the broker at {where} closed the connection before accepting it "
-                           f"({why}); check the client certificate (--cert-file, --key-file), "
-                           "the credentials and that the port speaks MQTT")
-                break
+            if not accepted:
+                # closed before it ever accepted us: a TLS alert or credentials will not
+                # change, so that is the end; a plain close may be a cluster node electing a
+                # leader (NATS closes MQTT connections whose session it cannot load yet):
+                # tried again quietly, a few times
+                early_closes += 1
+                if paho_errors or early_closes > EARLY_CLOSE_RETRIES:
+                    failure = early_close_problem()
+                    break
             attempt += 1  # lost: reconnect with full jitter, as the agent does
             delay = random.uniform(0, min(BACKOFF_MAX_S, 0.5 * 2**min(attempt, 8)))  # noqa: S311
-            print(f"o2o-edge collect: connection to {where} lost; retrying in {delay:.1f}s",
-                  file=sys.stderr, flush=True)
+            if accepted:
+                print(f"o2o-edge collect: connection to {where} lost; retrying in "
+                      f"{delay:.1f}s", file=sys.stderr, flush=True)
             if stop.wait(delay):
                 break
             try:
@@ -292,6 +307,8 @@ def _collect(args: argparse.Namespace, store: Any, host: str, port: int, tls: bo
             except (OSError, ValueError) as exc:
                 print(f"o2o-edge collect: {where}: {connect_problem(exc, tls)}",
                       file=sys.stderr, flush=True)
+        if early_closes and not accepted and not failure:
+            failure = early_close_problem()  # stopped while still trying
         if pending and not failure:
             flush()
             client.loop(timeout=0.1)  # the acknowledgements out before DISCONNECT

@@ -72,6 +72,13 @@ def _subscribed(port: int, db: str, collectors: int = 1) -> None:
         store.close()
 
 
+def _state(proc: subprocess.Popen[str]) -> str:
+    """A collector's state for a failing test: running, or how it ended and why."""
+    if proc.poll() is None:
+        return "running"
+    return f"exited {proc.returncode}: {proc.communicate(timeout=10)[1][-1000:]}"
+
+
 def _count_ids(db: str, ids: list[str]) -> int:
     import psycopg
 
@@ -197,7 +204,10 @@ def test_fifty_stores_and_two_agents_on_the_cluster_through_node_and_collector_k
         try:
             wait_for(lambda: store.count("o2o.kiosk.view") >= result.committed + 400, 60,
                      what=lambda: f"{store.count('o2o.kiosk.view') - result.committed} of "
-                                  "400 agent events stored")
+                                  f"400 agent events stored; the agents' uplinks: "
+                                  f"{[a.status().get('uplink') for a in agent_factory]}; "
+                                  f"the cluster: {cluster.messages()}; the collector: "
+                                  f"{_state(collectors[0])}")
             agents = [r for r in store.report() if "/real-" in r["source"]]
             found = _count_ids(pg_url, committed)
         finally:
@@ -208,7 +218,7 @@ def test_fifty_stores_and_two_agents_on_the_cluster_through_node_and_collector_k
         front.stop()
     assert all("Traceback" not in e for e in errs), errs
     assert result.committed >= 200, result.line()
-    assert result.exact, result.line()
+    assert result.exact, result.line() + "\n" + cluster.messages()
     # the stores that were on n1 carried on through another node
     assert on_n1 and all(s.stats.ports[-1] != n1 for s in on_n1), [
         (s.store, s.stats.ports) for s in on_n1]
