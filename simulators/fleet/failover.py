@@ -68,6 +68,8 @@ class Failover:
         up_r, up_w = upstream
         try:
             await asyncio.gather(self._pump(reader, up_w), self._pump(up_r, writer))
+        except asyncio.CancelledError:
+            pass  # stop(): ended, not cancelled (asyncio's server logs a cancelled handler)
         finally:
             for w in (writer, up_w):
                 w.close()

@@ -67,6 +67,7 @@ class VirtualStore:
                  device: str = "pi", host: str = "127.0.0.1") -> None:
         cfg = Config(device=DeviceConfig(store=store, id=device))
         self.store = store
+        self.device = device
         self.client_id = f"{store}-{device}"
         self.events_topic = f"{cfg.topic_base}/events"
         self.state_topic = f"{cfg.topic_base}/state"
@@ -110,7 +111,7 @@ class VirtualStore:
     def _state(self, state: str, *, will: bool = False) -> bytes:
         # the agent's birth/death document (agent/uplink/link.py), its fields as it sends them
         doc: dict[str, Any] = {"state": state, "bootid": self.bootid, "version": __version__,
-                               "store": self.store, "device": self.client_id.split("-")[-1],
+                               "store": self.store, "device": self.device,
                                "config_version": None, "connected_since": time.time()}
         if state == "offline":
             doc["cause"] = "connection-lost" if will else "stopped"
