@@ -155,7 +155,7 @@ class KioskApp(App[None]):
         """Load the bundle again; a bad one is refused and the last good one stays."""
         folder = self.content_folder()
         if folder is None:
-            return "built-in sample content"
+            return self.translator("staff.reload.sample")
         try:
             self.bundle, self.brand, self.images = load_bundle_with_look(folder)
         except KioskError as exc:
@@ -163,7 +163,7 @@ class KioskApp(App[None]):
             return self.content_problem
         self.content_problem = ""
         self.apply_brand()
-        return f"content version {self.bundle.version} loaded"
+        return self.translator("staff.reload.loaded", version=self.bundle.version)
 
     # --- lifecycle -----------------------------------------------------------------------
 

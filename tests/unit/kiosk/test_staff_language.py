@@ -1,6 +1,7 @@
 """Staff mode speaks the kiosk's language: every word the staff screens show (the queue and
-its columns, today's table, device health, the reader test, the hand-over, the PIN pad) is
-from the catalogue of the language chosen, none left in English in German or Spanish."""
+its columns, today's table, device health, the reader test, the hand-over, reloading the
+content, the PIN pad) is from the catalogue of the language chosen, none left in English in
+German or Spanish."""
 
 from __future__ import annotations
 
@@ -97,6 +98,12 @@ def test_staff_mode_shows_no_english(language: str) -> None:
             await pilot.click("#handover")
             await pilot.pause(0.3)
             shown += _shown(app)
+            await pilot.click("#reload")
+            await pilot.pause()
+            shown += _shown(app)
+            reloaded = str(screen.query_one("#staff-message").render())
+            assert reloaded in (app.translator("staff.reload.sample"), app.translator(
+                "staff.reload.loaded", version=app.bundle.version))
             words = set(re.split(r"[^\w-]+", shown))
             left = [w for w in english if w in words]
             assert left == [], f"English on the {language} staff screens: {left}"
