@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.bus.client import BusClient
 from agent.contracts import bus as proto
 from agent.contracts.events import LINK_REFUSED
 from agent.errors import AgentError
@@ -33,6 +37,10 @@ from kiosk.screens.attract import AttractScreen
 from kiosk.settings import KioskSettings
 from simulators.scenario.shopper import until
 from tests.abuse.conftest import ABUSE
+from tests.conftest import AgentProcess, wait_for
+from tests.integration.test_storelink import KEY as LINK_KEY
+from tests.integration.test_storelink import doc as link_doc
+from tests.integration.test_storelink import linked_agent, publish
 
 NOW = 1_796_000_000.0
 KEY = Ed25519PrivateKey.generate()
@@ -246,3 +254,52 @@ def test_the_home_screen_shows_an_offer_text_as_plain_text() -> None:
             return slide()
     shown = asyncio.run(run())
     assert shown == "eerf [@click=app.quit]quit[/] now"
+
+
+def test_the_running_agent_refuses_hostile_offers_and_keeps_capturing(
+        tmp_path: Path, mosquitto: Any, agent_factory: list[AgentProcess]) -> None:
+    """Over a real broker: each hostile document refused under its reason, counted, said in
+    the log once per reason however often it comes; the offer applied before still answered
+    on the bus; capture goes on; no traceback."""
+    _, agent = linked_agent(tmp_path, mosquitto, agent_factory)
+    topic = "o2o/v1/store-1/all/offers"
+    publish(mosquitto, topic, link_doc("offers", 5, {"offers": [GOOD]}))
+    wait_for(lambda: agent.status()["link"]["accepted"].get("offers") == 1, 20,
+             what=lambda: f"the offers applied: {agent.status()['link']}")
+    forger = Ed25519PrivateKey.generate()
+    hostile = {
+        "malformed": jws.sign(LINK_KEY, json.dumps({  # ASCII JSON: the surrogate escaped
+            "o2o": "doc/2", "kind": "offers", "store": "store-1", "device": "all",
+            "version": 6, "issued": time.time() - 5, "expires": time.time() + 3600,
+            "body": {"offers": [{**GOOD, "subject": "app:\ud800"}]}}).encode(),
+            {"alg": "EdDSA", "kid": key_id(LINK_KEY.public_key())}).encode(),
+        "unknown-key": link_doc("offers", 7, {"offers": []}, key=forger),
+        "expired": link_doc("offers", 8, {"offers": []}, expires=time.time() - 1),
+        "replayed": link_doc("offers", 5, {"offers": [GOOD]}),
+        "older-version": link_doc("offers", 4, {"offers": []}),
+        "oversized": b"{" + b" " * (3 << 20) + b"}",
+    }
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hostile-upstream")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:  # one connection: the helper's loop_stop costs a second a message
+        for _ in range(3):
+            for raw in hostile.values():
+                pub.publish(topic, raw, qos=1).wait_for_publish(10)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    wait_for(lambda: sum(agent.status()["link"]["refused"].values()) == 3 * len(hostile), 30,
+             what=lambda: f"all refused: {agent.status()['link']['refused']}")
+    st = agent.status()["link"]
+    assert st["refused"] == {code: 3 for code in hostile} and not st["failed"]
+    lines = [ln for ln in agent.log.read_text().splitlines() if "refused a document" in ln]
+    assert len(lines) == len(hostile), lines
+    with BusClient(agent.socket) as bus:
+        assert bus.request({"op": "personal-offer", "id": "app:anna"})["offer"]["offer"] == \
+            "coffee-10"
+        reply = bus.request({"op": "emit", "events": [
+            {"type": "o2o.kiosk.view", "data": {"page": "still-here"}}]})
+    assert reply["ok"] and reply["ids"][0], reply
+    text = agent.log.read_text(errors="replace")
+    assert "Traceback" not in text, text[text.index("Traceback") - 500:][:3000]
