@@ -27,7 +27,7 @@ Shown = tuple[str, dict[str, Any]]  # (app, offer)
 class PersonalOffer:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.nearby = NearbyApps()
+        self.nearby = NearbyApps(clock)
         self.shown: Shown | None = None
         self.asked = float("-inf")
         self.recorded: Shown | None = None  # the shown offer whose view was recorded
@@ -37,8 +37,10 @@ class PersonalOffer:
         return self.nearby.observe(event)
 
     def due(self) -> bool:
-        """Time to ask again: an app is near and the last answer is RECHECK_S old."""
-        return bool(self.nearby.zones) and self.clock() - self.asked >= RECHECK_S
+        """Time to ask again: an app is near and the last answer is RECHECK_S old, or the
+        apps near changed as one went stale."""
+        return self.nearby.forget_stale() or (
+            bool(self.nearby.zones) and self.clock() - self.asked >= RECHECK_S)
 
     async def ask(self, request: Request) -> bool:
         """Ask the agent for the offer of the one app at the kiosk; True if what is shown

@@ -133,3 +133,16 @@ def test_a_personal_offer_counts_as_shown_only_on_the_home_screen() -> None:
             app.home()  # again: still the one time it was shown
     asyncio.run(run())
     assert [d["page"] for _, d in sent if d.get("personalised")] == ["coffee-10"]
+
+
+def test_an_app_not_heard_of_for_half_an_hour_is_forgotten() -> None:
+    """An erased app's track ends without an exit: it must not stand beside the next
+    shopper as "equally close" for ever."""
+    now = [0.0]
+    near = NearbyApps(clock=lambda: now[0])
+    near.observe(presence("erased", "enter", "near"))
+    now[0] = 1000.0
+    near.observe(presence("next", "enter", "near"))
+    assert near.one_at_kiosk() is None  # two equally close
+    now[0] = 1800.0
+    assert near.one_at_kiosk() == "next" and "erased" not in near.zones
