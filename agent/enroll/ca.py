@@ -51,6 +51,7 @@ def issue(csr_pem: bytes, ca_cert: Any, ca_key: Any, days: float,
     """The client certificate (PEM) for a request, after the checks above; ValueError
     saying which failed."""
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -61,7 +62,13 @@ def issue(csr_pem: bytes, ca_cert: Any, ca_key: Any, days: float,
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError:
         raise ValueError("not a PEM certificate signing request") from None
-    if not csr.is_signature_valid:
+    try:  # a key of a kind the library cannot read is raised when it is first used
+        public = csr.public_key()
+        signed = csr.is_signature_valid
+    except UnsupportedAlgorithm as exc:
+        raise ValueError(f"the request's key is of a kind this CA cannot read ({exc})") \
+            from None
+    if not signed:
         raise ValueError("the request is not signed by the key it carries")
     names = [a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if len(names) != 1 or not isinstance(names[0], str):
@@ -70,7 +77,6 @@ def issue(csr_pem: bytes, ca_cert: Any, ca_key: Any, days: float,
     device_cn(cn)
     if expect is not None and cn != expect:
         raise ValueError(f"the request names {cn!r} but came from {expect!r}")
-    public = csr.public_key()
     if isinstance(public, rsa.RSAPublicKey):
         if public.key_size < 2048:
             raise ValueError(f"an RSA key of {public.key_size} bits: 2048 or more")
