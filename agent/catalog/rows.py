@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from agent.contracts import catalog as c
@@ -16,11 +17,18 @@ def _int(value: Any, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
 
 
+def _shown(c: str) -> bool:
+    """A character a name may hold: a printable one, a space of any width (a no-break space
+    in "0,5 l", a narrow one before "%": catalogs exported from shop systems are full of
+    them) or a zero-width joiner or non-joiner (emoji sequences, Persian, Indic scripts)."""
+    return c.isprintable() or c in "\u200c\u200d" or unicodedata.category(c) == "Zs"
+
+
 def _text(value: Any, limit: int) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= limit
-        and value.isprintable()
+        and (value.isprintable() or all(map(_shown, value)))
         and value.strip() == value
     )
 

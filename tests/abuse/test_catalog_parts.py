@@ -214,3 +214,24 @@ def test_a_large_part_costs_bounded_memory(link: Link, size: int) -> None:
     assert link.rx.refused == {"malformed" if size <= MAX_PART_BYTES else "oversized": 1}
     bound = 12 * len(raw) if size <= MAX_PART_BYTES else 4 << 20
     assert peak < bound, f"{peak / 2**20:.0f} MiB for a {len(raw) / 2**20:.0f} MiB part"
+
+
+@pytest.mark.parametrize("name, taken", [
+    ("Tasse 0,5\u00a0l", True),  # a no-break space, as shop systems export them
+    ("10\u202f% Rabatt", True),  # a narrow no-break space before the percent sign
+    ("\U0001f469\u200d\U0001f373 Kochbuch", True),  # an emoji sequence's joiner
+    ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", True),  # Persian's non-joiner
+    ("Tasse\u202e", False),  # a bidi override: would reorder what shoppers read
+    ("Tas\u200bse", False),  # a zero-width space: an invisible difference
+    ("Tasse\x1b[2J", False),
+    ("Tasse\u2028l", False),  # a line separator
+    (" Tasse", False),
+])
+def test_a_product_name_with_careless_or_hostile_characters(link: Link, name: str,
+                                                            taken: bool) -> None:
+    """One product name refuses the whole catalog: what shop systems write in names must
+    pass, what reorders or hides text must not."""
+    link.catalog_doc(2, {"mode": "snapshot", "snapshot": "day-2",
+                         "products": [{**product("MUG", 90), "name": {"de": name}}]})
+    assert (link.price("MUG") == 90) is taken, link.rx.last_refusal
+    assert link.rx.refused == ({} if taken else {"malformed": 1})
