@@ -14,7 +14,7 @@ besides the order).
 
 While staff mode is open on the kiosk (its "enter" without a "leave" yet, no shopper's kiosk
 event since, for at most STAFF_MODE_MAX_S), taps and scans are a staff member testing the
-readers: they are marked `staff_test` (KPIs count them apart, agent/kpi.py) and linked to no
+readers: they are marked `staff_test` (KPIs count them apart, agent/kpi_metrics.py) and linked to no
 visit or campaign.
 """
 

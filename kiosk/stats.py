@@ -41,7 +41,7 @@ class TodayStats:
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         hour = time.localtime(self.clock()).tm_hour
         if kind == "views" and data.get("personalised") is True:
-            kind = None  # a personal offer on the home screen: no content viewed (agent/kpi.py)
+            kind = None  # a personal offer on the home screen: no content viewed (as the KPIs)
         if kind is not None:
             self.hourly[kind][hour] += 1
         if event.get("type") == ev.KIOSK_CHECKIN:

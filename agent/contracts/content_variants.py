@@ -9,7 +9,7 @@ Each variant shows its own title, text, offer and picture where it has them, the
 where it has not; the link, the campaign and what opens the page stay the page's, so the
 variants of one page compete for the same hand-off. The kiosk picks one per shopper session
 (weighted, kept until the session is reset) and names it on the events it records; the KPIs
-count views and hand-offs per page and variant (agent/kpi.py).
+count views and hand-offs per page and variant (agent/kpi_metrics.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol, TypedDict
 MAX_VARIANTS: Final = 4
 # weights are proportions: a ratio beyond 1000:1 is a variant nobody sees, i.e. a mistake
 MAX_WEIGHT: Final = 1000
-# the KPI names carry it after the page's id (agent/kpi.py _VARIANT_RE accepts these)
+# the KPI names carry it after the page's id (agent/kpi_metrics.py _VARIANT_RE takes these)
 VARIANT_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}", re.ASCII)
 KEYS: Final = ("name", "weight", "title", "text", "offer", "image")
 

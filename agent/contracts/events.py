@@ -191,8 +191,8 @@ class KioskView(TypedDict):
     campaign: str | None
     medium: str
     language: str
-    # the bundle's version, and the page's A/B variant shown (KPIs per variant: agent/kpi.py;
-    # the variants: agent/contracts/content_variants.py)
+    # the bundle's version, and the page's A/B variant shown (KPIs per variant:
+    # agent/kpi_metrics.py; the variants: agent/contracts/content_variants.py)
     content_version: NotRequired[int]
     variant: NotRequired[str]
     first: NotRequired[bool]  # the shopper session's first view of the page
