@@ -109,8 +109,8 @@ def test_the_answer_service_refuses_hostile_requests_and_goes_on(
     finally:
         answerer.terminate()
         answerer.wait(10)
+        device.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         device.loop_stop()
-        device.disconnect()
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     refused = [ln for ln in text.splitlines() if ln.startswith("refused store-1/dev-1")]

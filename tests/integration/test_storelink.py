@@ -63,8 +63,8 @@ def publish(broker: Any, topic: str, payload: bytes, retain: bool = False) -> No
     c.connect("127.0.0.1", broker.port)
     c.loop_start()
     c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+    c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
     c.loop_stop()
-    c.disconnect()
 
 
 def retained(broker: Any, topic: str) -> dict[str, Any]:
@@ -75,8 +75,8 @@ def retained(broker: Any, topic: str) -> dict[str, Any]:
     c.subscribe(topic, qos=1)
     c.loop_start()
     wait_for(lambda: bool(got), 10, what=f"retained {topic}")
+    c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
     c.loop_stop()
-    c.disconnect()
     return dict(json.loads(got[-1]))
 
 
@@ -185,8 +185,8 @@ class Requester:
         return self.answers[corr]
 
     def close(self) -> None:
+        self.c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         self.c.loop_stop()
-        self.c.disconnect()
 
 
 def _props(Properties: Any, PacketTypes: Any, corr: bytes) -> Any:
