@@ -91,8 +91,8 @@ def test_mqtts_with_ca_file_stores_and_without_it_is_refused(
     try:
         stored_over(url, tmp_path / "c.db", pub, "--ca-file", str(ca.ca_file))
     finally:
+        pub.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         pub.loop_stop()
-        pub.disconnect()
     connected = tls.log_path.read_text().count("New client connected")
     # the system CAs do not know this broker's: refused, and nothing went in plaintext
     res = collect("--broker", url, "--db", f"sqlite:///{tmp_path / 'd.db'}")
@@ -120,8 +120,8 @@ def test_mutual_tls_with_and_without_a_client_certificate(tmp_path: Path, ca: Te
                         "--ca-file", str(ca.ca_file), "--cert-file", str(dev.cert),
                         "--key-file", str(dev.key))
         finally:
+            pub.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
             pub.loop_stop()
-            pub.disconnect()
         res = collect("--broker", f"mqtts://localhost:{broker.port}", "--ca-file",
                       str(ca.ca_file), "--db", f"sqlite:///{tmp_path / 'd.db'}",
                       "--duration", "2")
@@ -178,8 +178,8 @@ def test_the_collector_rides_out_a_broker_restart(tmp_path: Path, mosquitto: Any
             pub.publish("o2o/v1/store-1/dev-1/events", EVENT.replace("E1", event_id),
                         qos=1).wait_for_publish(10)
         finally:
+            pub.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
             pub.loop_stop()
-            pub.disconnect()
         time.sleep(0.2)  # the probe's own pace, as in stored_over
         return store.count() >= count  # the same id again is a duplicate, not a new row
 

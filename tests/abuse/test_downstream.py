@@ -83,8 +83,8 @@ class Upstream:
         self.c.publish(topic, payload, qos=1, properties=props).wait_for_publish(10)
 
     def close(self) -> None:
+        self.c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         self.c.loop_stop()
-        self.c.disconnect()
 
 
 @pytest.fixture

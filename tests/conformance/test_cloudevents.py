@@ -133,8 +133,8 @@ class Collector:
             return {ev["id"]: ev for payload, _ in self.messages for ev in json.loads(payload)}
 
     def close(self) -> None:
+        self.c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         self.c.loop_stop()
-        self.c.disconnect()
 
 
 def check_event(raw: dict[str, Any], now: datetime) -> Any:
@@ -189,8 +189,8 @@ def test_every_published_event_reads_with_the_cloudevents_sdk(
         publisher.connect("127.0.0.1", mosquitto.port)
         publisher.loop_start()
         publisher.publish("o2o/v1/store-1/all/orders", foreign, qos=1).wait_for_publish(10)
+        publisher.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         publisher.loop_stop()
-        publisher.disconnect()
 
         def arrived() -> bool:
             events = collector.events()

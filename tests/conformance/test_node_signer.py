@@ -127,8 +127,8 @@ class Upstream:
         self.c.publish(topic, payload, qos=1, properties=props).wait_for_publish(10)
 
     def close(self) -> None:
+        self.c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         self.c.loop_stop()
-        self.c.disconnect()
 
 
 def test_the_node_signers_jws_is_verified_from_its_bytes() -> None:

@@ -120,8 +120,8 @@ class Client:
             return [t for t, _ in self.got]
 
     def close(self) -> None:
+        self.c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         self.c.loop_stop()
-        self.c.disconnect()
 
 
 def test_a_device_publishes_only_under_its_own_topics(

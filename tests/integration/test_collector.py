@@ -59,8 +59,8 @@ def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any, db_u
             time.sleep(0.1)
             return store.count() >= 1
         wait_for(probed, 30, what="the collector subscribed")
+        pub.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         pub.loop_stop()
-        pub.disconnect()
         cfg = write_config(tmp_path / "config.toml", url=mosquitto.url)
         agent = AgentProcess(cfg)
         agent_factory.append(agent)
@@ -85,8 +85,8 @@ def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any, db_u
                for n in (1, 2, 5, 6)]
         pub.publish("o2o/v1/store-1/dev-9/events", json.dumps(gap), qos=1).wait_for_publish(10)
         pub.publish("o2o/v1/store-1/dev-9/events", b"not a batch", qos=1).wait_for_publish(10)
+        pub.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         pub.loop_stop()
-        pub.disconnect()
         wait_for(lambda: store.count() >= 306, 10)
         report = {r["bootid"]: r for r in store.report()}
         assert report[boot["bootid"]]["duplicates"] == 2

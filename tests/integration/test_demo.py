@@ -47,8 +47,8 @@ def _retained(url: str, wait_s: float = 2.0) -> list[str]:
         done.clear()
         done.wait(wait_s)  # retained messages come right after the SUBACK
     finally:
+        client.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         client.loop_stop()
-        client.disconnect()
     return topics
 
 

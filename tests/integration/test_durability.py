@@ -132,8 +132,8 @@ def _bare_paho_rounds(broker: PrivateBroker, hard: bool) -> tuple[set[str], int]
         acked = {i for mid in acked_mids for i in sent[mid]}
         lost = len(_never_arrived(acked, sub))
     finally:
+        pub.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         pub.loop_stop()
-        pub.disconnect()
         sub.close()
     return acked, lost
 

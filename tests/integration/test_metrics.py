@@ -80,8 +80,8 @@ telemetry_interval_s = 5
         wait_for(lambda: got[-1].get("kpis_today", {}).get("views") == 7, 15,
                  what=lambda: f"today's KPIs in telemetry: {got[-1]}")
     finally:
+        sub.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
         sub.loop_stop()
-        sub.disconnect()
     assert agent.stop() == 0
     # the endpoint is gone with the agent
     try:

@@ -40,8 +40,8 @@ def publish_tls(broker: Any, ca_file: str, topic: str, payload: bytes) -> None:
     c.connect("localhost", broker.port)
     c.loop_start()
     c.publish(topic, payload, qos=1, retain=True).wait_for_publish(30)
+    c.disconnect()  # first: loop_stop alone waits out the loop's 1 s select
     c.loop_stop()
-    c.disconnect()
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
