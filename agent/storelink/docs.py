@@ -190,6 +190,8 @@ def _envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> tuple[dict[st
         good = _verifies(key, base64.b64decode(sig, validate=True), doc)
     except (binascii.Error, ValueError):
         good = False
+    except RecursionError:  # parsed, but too deep to write out again for the check
+        raise DocRefused("malformed", "not JSON (nested too deeply)") from None
     if not good:
         raise DocRefused("bad-signature", "the signature does not match the document")
     return doc, kid

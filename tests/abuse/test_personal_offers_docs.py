@@ -303,3 +303,23 @@ def test_the_running_agent_refuses_hostile_offers_and_keeps_capturing(
     assert reply["ok"] and reply["ids"][0], reply
     text = agent.log.read_text(errors="replace")
     assert "Traceback" not in text, text[text.index("Traceback") - 500:][:3000]
+
+
+def test_a_document_nested_just_deep_enough_is_refused_not_failed(tmp_path: Path) -> None:
+    """doc/1 is parsed, then written out again to check its signature: a nesting depth the
+    parser takes and the writer does not (a window of a few levels below the recursion
+    limit, wherever the worker's stack stands) was counted as the device's own failure."""
+    link = Link(tmp_path)
+
+    def check_all() -> None:
+        for depth in range(900, 1001):
+            body = "[" * depth + "]" * depth
+            raw = (f'{{"o2o":"doc/1","kind":"offers","store":"berlin-01","device":"all",'
+                   f'"version":{depth},"issued":{NOW - 10},"expires":{NOW + 60},'
+                   f'"key_id":"{key_id(KEY.public_key())}","sig":"AAAA","body":{body}}}')
+            link.rx.handle(TOPIC, raw.encode())
+
+    asyncio.run(asyncio.to_thread(check_all))  # where the agent checks them: a worker
+    assert not link.rx.failed, link.rx.last_failure
+    assert set(link.rx.refused) <= {"bad-signature", "malformed"}
+    assert sum(link.rx.refused.values()) == 101
