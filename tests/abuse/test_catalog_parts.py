@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.catalog import CatalogStore, catalog_applier
 from agent.contracts.catalog import MAX_PART_BYTES
@@ -28,6 +30,7 @@ from agent.storelink.blobs import MAX_BLOB_BYTES
 from agent.storelink.cache import LinkCache
 from agent.storelink.docs import sign_jws
 from agent.storelink.service import StoreLink
+from tests.abuse.conftest import ABUSE
 
 NOW = 1_796_000_000.0
 KEY = Ed25519PrivateKey.generate()
@@ -235,3 +238,34 @@ def test_a_product_name_with_careless_or_hostile_characters(link: Link, name: st
                          "products": [{**product("MUG", 90), "name": {"de": name}}]})
     assert (link.price("MUG") == 90) is taken, link.rx.last_refusal
     assert link.rx.refused == ({} if taken else {"malformed": 1})
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=12)
+PRODUCT_FIELD = st.sampled_from(["sku", "gtin", "name", "price", "currency", "stock",
+                                 "nearby", "image", "extra"])
+
+
+@ABUSE
+@given(fields=st.dictionaries(PRODUCT_FIELD, JSON, max_size=4))
+def test_any_product_in_a_part_is_applied_or_refused_never_failed(
+        tmp_path_factory: Any, fields: dict[str, Any]) -> None:
+    lk = Link(tmp_path_factory.mktemp("catalog"))
+    try:
+        lk.catalog_doc(1, {"mode": "snapshot", "snapshot": "day-1",
+                           "products": [product("MUG")]})
+        sha, raw = part([product("CUP"), {**product("HOSTILE"), **fields}])
+        lk.catalog_doc(2, {"mode": "snapshot", "snapshot": "day-2", "parts_sha256": [sha]})
+        lk.blob(sha, raw)
+        assert not lk.rx.failed, lk.rx.last_failure
+        if lk.rx.refused:
+            assert lk.rx.refused == {"malformed": 1} and lk.price("MUG") == 100
+        else:
+            assert lk.price("CUP") == 100 and lk.price("MUG") is None
+        assert not lk.wanted and lk.rx.status()["waiting"] == {}
+    finally:
+        lk.db.close()
