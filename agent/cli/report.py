@@ -67,8 +67,10 @@ def _bars(values: list[float], width: int = 600, height: int = 120) -> str:
         if i % 3 == 0:
             parts.append(f'<text class="hour" x="{x + bw / 2:.1f}" y="{height - 3}" '
                          f'text-anchor="middle">{i:02d}</text>')
-    return (f'<svg width="{width}" height="{height}" role="img" font-family="sans-serif" '
-            f'font-size="10" style="background:#f4f4f4">{"".join(parts)}</svg>')
+    # drawn in its own units and scaled to the page: a phone shows the whole day, smaller
+    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" font-family="sans-serif" font-size="10" '
+            f'style="background:#f4f4f4">{"".join(parts)}</svg>')
 
 
 def _whole_day(metric: str, values: list[float]) -> str:
@@ -84,8 +86,8 @@ def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
     zone_h = html.escape(zone)
     steps = funnel(summary)
     top = max((n for _, n, _ in steps), default=0) or 1
-    path = "".join(f"<tr><td>{html.escape(name)}</td><td class='n'>{n}</td><td>"
-                   f"<div class='bar' style='width:{n / top * 300:.0f}px'></div></td>"
+    path = "".join(f"<tr><td>{html.escape(name)}</td><td class='n'>{n}</td><td class='b'>"
+                   f"<div class='bar' style='width:{n / top * 100:.0f}%'></div></td>"
                    f"<td>{html.escape(note)}</td></tr>" for name, n, note in steps)
     tests = "".join(f"<tr>{''.join(f'<td>{html.escape(str(c))}</td>' for c in row)}</tr>"
                     for row in variants(summary))
@@ -107,12 +109,22 @@ def render_html(day: str, hourly: dict[str, list[float]], summary: dict[str, Any
     charts = "".join(f"<h3>{html.escape(label(m))} <small>({_whole_day(m, v)}, hours "
                      f"{zone_h})</small></h3>{_bars(v)}" for m, v in sorted(hourly.items())
                      if not m.endswith(".sum"))
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>o2o-edge {day}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}"
-            "td.n{text-align:right}.bar{height:12px;background:#2a7ab0}</style>"
-            f"</head><body><h1>Store KPIs, {day} ({zone_h})</h1>"
+    body = (f"<h1>Store KPIs, {day} ({zone_h})</h1>"
             f"<h2>The shoppers' path</h2><table>{path}</table>{groups}{tests}"
-            f"<h2>By hour</h2>{charts or '<p>No activity recorded.</p>'}</body></html>")
+            f"<h2>By hour</h2>{charts or '<p>No activity recorded.</p>'}")
+    # a table wider than a phone (the A/B tables' six columns) scrolls sideways in its own
+    # box; the page keeps to the screen's width and no word is broken up
+    body = body.replace("<table>", "<div class='t'><table>").replace("</table>",
+                                                                     "</table></div>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>o2o-edge {day}</title>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<style>body{font-family:sans-serif;margin:1em auto;padding:0 1em;"
+            "max-width:60em}.t{overflow-x:auto;max-width:100%}"
+            "table{border-collapse:collapse}td,th{padding:2px 8px;vertical-align:top}"
+            "td.n{text-align:right;white-space:nowrap}td.b{width:40%;min-width:4em}"
+            ".bar{height:12px;background:#2a7ab0}svg{max-width:100%;height:auto}"
+            "@media (max-width:480px){table{font-size:14px}td,th{padding:2px 5px}}</style>"
+            f"</head><body>{body}</body></html>")
 
 
 def _csv_value(value: Any) -> str:
