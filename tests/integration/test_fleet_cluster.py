@@ -75,6 +75,8 @@ def test_acknowledged_messages_survive_a_node_sigkill(cluster: NatsCluster) -> N
     sub = _client("collector")
     sub.on_connect = on_connect
     sub.on_message = on_message
+    # n3 may close it until the cluster has a new leader for the sessions: try again soon
+    sub.reconnect_delay_set(0.1, 1.0)
     sub.connect("127.0.0.1", cluster.ports[2])
     sub.loop_start()
     try:
