@@ -8,6 +8,7 @@ retained one comes back at every reconnect), and takes the real answer when it c
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import logging
 from pathlib import Path
@@ -18,11 +19,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.config import load_config
 from agent.enroll import files
 from agent.enroll.renewal import Renewal
 from simulators.pki import TestCA
+from tests.abuse.conftest import ABUSE
 
 TOPIC = "o2o/v1/store-1/dev-1/cert"
 NOW = dt.datetime.now(dt.UTC)
@@ -189,3 +193,16 @@ def test_a_chain_with_the_leaf_anywhere_is_taken_for_its_leaf(device: Device) ->
         assert not device.renewal.last_problem
         device.renewal.asked_at = 0.0
         asyncio.run(device.renewal._ask())  # the next renewal's request
+
+
+@ABUSE
+@given(body=st.binary(max_size=600), pem_wrapped=st.booleans(), times=st.integers(1, 3))
+def test_any_bytes_on_the_topic_leave_the_certificate_in_use(
+        tmp_path_factory: Any, body: bytes, pem_wrapped: bool, times: int) -> None:
+    dev = Device(tmp_path_factory.mktemp("dev"))
+    asyncio.run(dev.renewal._ask())
+    raw = (b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(body)
+           + b"-----END CERTIFICATE-----\n") if pem_wrapped else body
+    dev.answer(raw, times)  # raises nothing: the uplink's inbox would log a traceback
+    assert dev.kept_its_certificate()
+    assert dev.renewal.last_problem.startswith("the certificate on ")
