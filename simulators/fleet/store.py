@@ -155,7 +155,7 @@ class VirtualStore:
         seqs, _ = entry
         if rc.is_failure:  # refused: back to the outbox, in order
             self.stats.refused += 1
-            self.outbox.extendleft(self.rows.pop(s) for s in reversed(seqs))
+            self._back([self.rows.pop(s) for s in seqs])
         else:
             for s in seqs:
                 self.rows.pop(s, None)
@@ -166,10 +166,16 @@ class VirtualStore:
         self._kick.set()
 
     def _requeue(self) -> None:
-        """What was in flight goes back to the front of the outbox, oldest first."""
-        seqs = sorted(s for entry in self.inflight.values() for s in entry[0])
+        """What was in flight goes back to the outbox, oldest first."""
+        seqs = [s for entry in self.inflight.values() for s in entry[0]]
         self.inflight.clear()
-        self.outbox.extendleft(self.rows.pop(s) for s in reversed(seqs))
+        self._back([self.rows.pop(s) for s in seqs])
+
+    def _back(self, rows: list[Row]) -> None:
+        """Rows back into the outbox in seq order, among those already there (a refused
+        batch may be older or newer than what waits): sent oldest first, as the agent does."""
+        if rows:
+            self.outbox = deque(sorted([*rows, *self.outbox], key=lambda r: r.n))
 
     def _send(self) -> None:
         client = self._client
