@@ -22,7 +22,6 @@ from typing import Any, Final
 
 import simulators
 from agent.cli.oserrors import describe
-from simulators.live_view import LiveView, Timeline
 
 SCENARIOS = Path(simulators.__file__).resolve().parent / "scenarios"
 BROKER_CHOICES = "mosquitto, nats, rabbitmq (private), mqtt://HOST:PORT or none"
@@ -188,6 +187,7 @@ def _pick_broker(args: argparse.Namespace) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
+    from simulators.live_view import LiveView, Timeline
     from simulators.scenario.expected import expected
     from simulators.scenario.model import ScenarioError
     from simulators.scenario.runner import Runner

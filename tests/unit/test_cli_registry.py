@@ -5,11 +5,16 @@ agent's own commands are parsed without looking at any of them."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 
 from agent.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parser_with(name: str, value: str, exc: ImportError) -> argparse.ArgumentParser:
@@ -62,3 +67,18 @@ def test_an_unknown_argument_is_still_a_usage_error(capsys: pytest.CaptureFixtur
         cli_main.main(["status", "--bogus"])
     assert exit_.value.code == cli_main.EXIT_USAGE
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_the_whole_command_line_loads_no_simulator_or_cryptography() -> None:
+    """`o2o-edge --help` and `o2o-edge kiosk --serve` (the served kiosk's server) build every
+    package's commands: what a command needs is imported when it runs. The demo's live view
+    once brought the scenario model, the till's offer codes and cryptography into every such
+    process (~10 MiB)."""
+    code = ("import sys\nfrom agent.cli.main import build_parser\nbuild_parser()\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'textual', "
+            "'cv2', 'numpy'}), sorted(m for m in sys.modules if m.startswith("
+            "('simulators.scenario', 'simulators.live_view', 'drivers.qr.offer', "
+            "'drivers.qr.signed'))))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True, cwd=ROOT)
+    assert res.stdout.split("\n")[0] == "[] []", res.stdout
