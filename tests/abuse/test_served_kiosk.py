@@ -70,8 +70,10 @@ class Served:
                 cmd = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"agent.cli.main" in cmd and str(self.cfg).encode() in cmd \
-                    and b"--serve" not in cmd:
+            # a session runs the kiosk's own module (kiosk/cli.py), the plain textual-serve
+            # baseline the whole command line
+            if (b"kiosk.cli" in cmd or b"agent.cli.main" in cmd) \
+                    and str(self.cfg).encode() in cmd and b"--serve" not in cmd:
                 found.append(int(entry.name))
         return found
 
