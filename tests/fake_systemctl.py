@@ -18,6 +18,7 @@ State lives in FAKE_SYSTEMD_DIR.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shlex
 import signal
@@ -60,10 +61,13 @@ def _exec_start(unit: str) -> list[str]:
 
 def serve(unit: str) -> int:
     """The keeper: the unit's process as its child, READY=1 read from the notify socket."""
-    notify = STATE / f"{unit}.notify"
-    notify.unlink(missing_ok=True)
+    # an abstract socket ("@…" for the unit, as systemd allows): a path under a test's
+    # tmp dir can pass the 107 bytes a socket's path may have (pytest-xdist's are longer),
+    # and the keeper died binding it, the unit "activating" for ever
+    key = hashlib.sha256(f"{STATE.resolve()}/{unit}".encode()).hexdigest()[:24]
+    notify = f"@o2o-fake-systemd-{key}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(notify))
+    sock.bind("\0" + notify[1:])
     sock.settimeout(0.2)
     stopping = False
 
@@ -73,7 +77,7 @@ def serve(unit: str) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     _set_state(unit, "activating")
-    child = subprocess.Popen(_exec_start(unit), env={**os.environ, "NOTIFY_SOCKET": str(notify)})
+    child = subprocess.Popen(_exec_start(unit), env={**os.environ, "NOTIFY_SOCKET": notify})
     (STATE / f"{unit}.main.pid").write_text(str(child.pid))
     while True:
         if stopping:

@@ -198,8 +198,10 @@ store_db = "{state / 'store.db'}"
 KIOSK_LIKE = ("[Service]\nExecStart=/opt/o2o-edge/venv/bin/python -c \""
               "import os, socket, sys, time; "
               "open(os.environ['VENV_SEEN'], 'w').write(os.path.realpath(sys.prefix)); "
+              "a = os.environ['NOTIFY_SOCKET']; "  # an abstract socket is written "@…"
               "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)"
-              ".sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); time.sleep(3600)\"\n")
+              ".sendto(b'READY=1', '\\0' + a[1:] if a[0] == '@' else a); "
+              "time.sleep(3600)\"\n")
 
 
 @pytest.fixture
