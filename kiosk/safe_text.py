@@ -23,8 +23,10 @@ TEXT_MAX: Final = 2000  # a content page's text: a screenful at most, even at 19
 ELLIPSIS: Final = "…"
 
 # C0 and C1 controls (line breaks handled apart), DEL, the bidi embeddings, overrides and
-# isolates (they reorder text around them), lone surrogates
-_DROP = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f"
+# isolates (they reorder text around them), lone surrogates; soft hyphens too (a catalog's
+# "Kaffee\u00adbohnen"): a terminal grid breaks no word there, and xterm.js and a terminal
+# disagree on whether it takes a cell
+_DROP = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad"
                    "\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")

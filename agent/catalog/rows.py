@@ -20,8 +20,9 @@ def _int(value: Any, high: int) -> bool:
 def _shown(c: str) -> bool:
     """A character a name may hold: a printable one, a space of any width (a no-break space
     in "0,5 l", a narrow one before "%": catalogs exported from shop systems are full of
-    them) or a zero-width joiner or non-joiner (emoji sequences, Persian, Indic scripts)."""
-    return c.isprintable() or c in "\u200c\u200d" or unicodedata.category(c) == "Zs"
+    them), a zero-width joiner or non-joiner (emoji sequences, Persian, Indic scripts) or a
+    soft hyphen (where a long German word may break: "Kaffee\u00adbohnen")."""
+    return c.isprintable() or c in "\u200c\u200d\u00ad" or unicodedata.category(c) == "Zs"
 
 
 def _text(value: Any, limit: int) -> bool:

@@ -224,6 +224,7 @@ def test_a_large_part_costs_bounded_memory(link: Link, size: int) -> None:
     ("10\u202f% Rabatt", True),  # a narrow no-break space before the percent sign
     ("\U0001f469\u200d\U0001f373 Kochbuch", True),  # an emoji sequence's joiner
     ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", True),  # Persian's non-joiner
+    ("Kaffee\u00adbohnen", True),  # a soft hyphen, where a long German word may break
     ("Tasse\u202e", False),  # a bidi override: would reorder what shoppers read
     ("Tas\u200bse", False),  # a zero-width space: an invisible difference
     ("Tasse\x1b[2J", False),

@@ -278,6 +278,13 @@ def test_any_outside_text_is_bounded_literal_and_printable(text: str, limit: int
     assert _no_controls(rendered)
 
 
+def test_a_soft_hyphen_a_catalog_may_hold_takes_no_cell() -> None:
+    """A catalog's names may hold soft hyphens (where a long word may break): a terminal
+    grid breaks no word there, so the kiosk shows the word whole, without it."""
+    assert plain("Kaffee\u00adbohnen 500\u00a0g") == "Kaffeebohnen 500\u00a0g"
+    assert para("Kaffee\u00adbohnen\naus\u00adBrasilien") == "Kaffeebohnen\nausBrasilien"
+
+
 @ABUSE
 @given(name=ANY_TEXT, minutes=st.integers() | ANY_TEXT)
 def test_names_put_into_sentences_stay_data(name: str, minutes: Any) -> None:
