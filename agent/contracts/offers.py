@@ -19,6 +19,7 @@ is withdrawn.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Final, TypedDict
 
 from agent.contracts.bus import Reply
@@ -56,6 +57,12 @@ def is_unicode(text: str) -> bool:
     return True
 
 
+def _visible(c: str) -> bool:
+    """A character that shows: not a space, not a format character (a zero-width space or
+    joiner, a bidi mark, a soft hyphen)."""
+    return not c.isspace() and unicodedata.category(c) != "Cf"
+
+
 def _text(raw: Any, where: str, problems: list[str]) -> dict[str, str]:
     if not isinstance(raw, dict) or not 1 <= len(raw) <= MAX_LANGUAGES:
         problems.append(f'{where}: must be texts by language, like {{"en": "10 % off"}}')
@@ -70,6 +77,11 @@ def _text(raw: Any, where: str, problems: list[str]) -> dict[str, str]:
             problems.append(f"{where}.{lang}: contains control characters")
         elif not is_unicode(text):
             problems.append(f"{where}.{lang}: contains a lone surrogate, not Unicode text")
+        elif not any(_visible(c) for c in text):
+            # zero-width spaces and marks only: the kiosk's slide would say "Just for you"
+            # over nothing
+            problems.append(f"{where}.{lang}: has nothing to show (only spaces and "
+                            "invisible characters)")
         else:
             out[lang] = text
     if out and "en" not in out:

@@ -163,6 +163,9 @@ def test_hostile_rows_are_applied_whole_or_refused_never_failed(tmp_path_factory
     ('{"offers":[{"subject":"app:\\ud800","offer":"x","text":{"en":"hi"}}]}', "malformed"),
     ('{"offers":[{"subject":"app:b","offer":"x","text":{"en":"hi \\udfff"}}]}', "malformed"),
     ('{"offers":[{"subject":"app:b","offer":"x","text":{"en":NaN}}]}', "malformed"),
+    # nothing to show: zero-width spaces, a joiner, a bidi mark, a soft hyphen and spaces
+    ('{"offers":[{"subject":"app:b","offer":"x","text":{"en":"\\u200b \\u200d\\u200e'
+     '\\u00ad\\u3000"}}]}', "malformed"),
     ('{"offers":[{"subject":"app:b","offer":"x","text":{"en":1e400}}]}', "malformed"),
     ('{"offers":[{"subject":"app:b","offer":"x","offer":"y","text":{"en":"hi"}}]}',
      "malformed"),
