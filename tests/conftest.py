@@ -171,6 +171,27 @@ def agent_factory(tmp_path: Path) -> Iterator[list[AgentProcess]]:
         a.kill()
 
 
+@contextlib.contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """The URL of a database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust),
+    dropped afterwards; the test is skipped, saying why, without psycopg or a server."""
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg", reason="pip install psycopg[binary]")
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
+            c.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 to test against ({exc})")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def need(program: str, package: str) -> str:
     path = shutil.which(program) or (f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None)
     if not path:

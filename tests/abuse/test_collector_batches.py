@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.collector.store import EventStore
 from tests.abuse.conftest import ABUSE
-from tests.conftest import CLI, ROOT, wait_for
+from tests.conftest import CLI, ROOT, throwaway_postgres, wait_for
 
 
 def event(n: int, bootid: str = "B1", **over: Any) -> dict[str, Any]:
@@ -67,17 +66,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'collected.db'}"
         return
-    psycopg = pytest.importorskip("psycopg", reason="pip install psycopg[binary]")
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    name = f"o2o_abuse_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
-            c.execute(f"CREATE DATABASE {name}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 to test against ({exc})")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_postgres("o2o_abuse") as url:
+        yield url
 
 
 def test_an_unreadable_event_is_counted_and_its_neighbours_stored(db_url: str) -> None:

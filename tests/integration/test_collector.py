@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.collector.store import EventStore
-from tests.conftest import CLI, ROOT, AgentProcess, emit_lines, wait_for, write_config
+from tests.conftest import (
+    CLI,
+    ROOT,
+    AgentProcess,
+    emit_lines,
+    throwaway_postgres,
+    wait_for,
+    write_config,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -26,17 +33,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'collected.db'}"
         return
-    psycopg = pytest.importorskip("psycopg", reason="pip install psycopg[binary]")
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    name = f"o2o_collect_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
-            c.execute(f"CREATE DATABASE {name}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 to test against ({exc})")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_postgres("o2o_collect") as url:
+        yield url
 
 
 def test_collector_dedupes_and_reports_gaps(tmp_path: Path, mosquitto: Any, db_url: str,

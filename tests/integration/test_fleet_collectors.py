@@ -9,7 +9,6 @@ import json
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.collector.store import EventStore
-from tests.conftest import CLI, ROOT, wait_for
+from tests.conftest import CLI, ROOT, throwaway_postgres, wait_for
 
 DEVICES = 20
 BATCHES = 60  # per device
@@ -27,17 +26,8 @@ PER_BATCH = 25
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg", reason="pip install psycopg[binary]")
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    name = f"o2o_fleet_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
-            c.execute(f"CREATE DATABASE {name}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 to test against ({exc})")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_postgres("o2o_fleet") as url:
+        yield url
 
 
 def _collector(url: str, db: str, n: int) -> subprocess.Popen[str]:
