@@ -109,17 +109,23 @@ class View:
         return dict(json.loads(_get("127.0.0.1", self.port, "/healthz")[1]))
 
 
-@pytest.fixture
-def view(tmp_path: Path, agent_factory: list[AgentProcess]) -> Any:
+def started_view(tmp_path: Path, agent_factory: list[AgentProcess],
+                 staff_table: str = STAFF_TABLE) -> Iterator[View]:
+    """The agent (its [staff] table `staff_table`) and the staff view, both running."""
     need("chromium", "chromium")
     pytest.importorskip("playwright", reason="pip install playwright (in the test extras)")
-    store = Store(tmp_path, agent_factory, kiosk=STAFF_TABLE)
+    store = Store(tmp_path, agent_factory, kiosk=staff_table)
     store.agent.start()
     v = View(store, tmp_path)
     v.start()
     v.store = store  # type: ignore[attr-defined]
     yield v
     v.stop()
+
+
+@pytest.fixture
+def view(tmp_path: Path, agent_factory: list[AgentProcess]) -> Iterator[View]:
+    yield from started_view(tmp_path, agent_factory)
 
 
 async def _sign_in(page: Any, name: str, pin: str) -> None:

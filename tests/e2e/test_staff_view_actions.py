@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +18,15 @@ from kiosk.app import KioskApp
 from kiosk.settings import load_settings
 from simulators.scenario.shopper import until
 from tests.conftest import AgentProcess, need
-from tests.e2e.test_staff_view import BUS_TOKEN, CHROMIUM_FLAGS, PHONE, PIN, View, _sign_in
+from tests.e2e.test_staff_view import (
+    BUS_TOKEN,
+    CHROMIUM_FLAGS,
+    PHONE,
+    PIN,
+    View,
+    _sign_in,
+    started_view,
+)
 from tests.integration.test_kiosk_flows import Store
 
 ESCALATE_S = 10  # the shortest [staff] escalate_after_s allowed
@@ -27,16 +35,8 @@ STAFF_TABLE = (f'\n[staff]\nbus_tokens = ["{token_digest(BUS_TOKEN)}"]\n'
 
 
 @pytest.fixture
-def view(tmp_path: Path, agent_factory: list[AgentProcess]) -> Any:
-    need("chromium", "chromium")
-    pytest.importorskip("playwright", reason="pip install playwright (in the test extras)")
-    store = Store(tmp_path, agent_factory, kiosk=STAFF_TABLE)
-    store.agent.start()
-    v = View(store, tmp_path)
-    v.start()
-    v.store = store  # type: ignore[attr-defined]
-    yield v
-    v.stop()
+def view(tmp_path: Path, agent_factory: list[AgentProcess]) -> Iterator[View]:
+    yield from started_view(tmp_path, agent_factory, STAFF_TABLE)
 
 
 def test_an_escalation_done_and_handed_over_on_the_phone(view: View, tmp_path: Path) -> None:
