@@ -25,6 +25,9 @@ class DirectSend(BrokerAnswers):
     _reading = False  # a read is under way: it may see the rows just committed
     _commits_left = 0  # commits left to the reader (a read may not have seen them)
     _generation = 0  # the outbox file's generation the drain reads
+    # the highest row the reader has handed out: the file shows a commit's rows before its
+    # notice reaches the loop, so a read in between may have sent them already
+    _read_high = 0
 
     def _room(self) -> int:
         raise NotImplementedError  # the drain's window (drain.py)
@@ -40,7 +43,8 @@ class DirectSend(BrokerAnswers):
                 and not self._restart_cursor and not self._resend and not self._probing
                 and self.link is not None and self.feed is not None and self.feed.ready()
                 and self.writer.generation == self._generation
-                and time.monotonic() >= self._retry_at):
+                and time.monotonic() >= self._retry_at
+                and min((c.n for c in committed), default=0) > self._read_high):
             return False
         batches = build_batches(committed, max_events=self.sizer.events,
                                 max_bytes=self.sizer.bytes, generation=self._generation,

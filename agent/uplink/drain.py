@@ -163,6 +163,7 @@ class Uplink(DirectSend):
         second client with the same id."""
         keep_large_buffers_off_heap()  # batch buffers must not fragment the heap (heap.py)
         self._caught_up = self._reading = False
+        self._read_high = 0
         self._commits_left = 0
         generation = self._generation = self.writer.generation
         self.loop = asyncio.get_running_loop()
@@ -278,6 +279,7 @@ class Uplink(DirectSend):
                 return
             self._cursor = cursor
             for batch in batches:
+                self._read_high = max(self._read_high, max(batch.rowids, default=0))
                 self._inflight_rows.update(batch.rowids)
                 if not self._send(batch):
                     return

@@ -176,6 +176,26 @@ def test_rows_committed_during_a_read_are_left_to_the_reader_and_sent_once() -> 
     assert up.stats.direct_batches == 1
 
 
+def test_rows_a_read_sent_before_their_commit_notice_came_are_not_sent_again() -> None:
+    # the writer's commit is in the file before its notice reaches the loop: a read woken by
+    # something else (a PUBACK) sends the rows, and the notice must not send them again
+    async def main() -> tuple[FakeLink, Uplink]:
+        feed = OutboxFeedFake()
+        up, link = drain_with(feed)
+        await up._fill_window()  # an empty outbox: the direct path opens
+        fresh = rows(2)
+        feed.rows = fresh
+        await up._fill_window()  # the read sees them, sends them, and finds nothing after
+        assert up._caught_up
+        up._on_committed(committed(fresh))  # the notice, late
+        await up._fill_window()
+        return link, up
+
+    link, up = asyncio.run(main())
+    assert sorted(sent_rows(link)) == [1, 2]  # before the fix: [1, 1, 2, 2]
+    assert up.stats.direct_batches == 0
+
+
 def test_a_failed_connection_task_ends_the_drain_for_the_supervisor_to_restart(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Without this the drain would wait for ever on a link that no longer runs."""
