@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.contracts import events as ev
 from agent.contracts.alerts import AlertKind
-from simulators.scenario.model import Scenario
+from simulators.scenario.model import Consent, Scenario
 
 LOW_BATTERY_MV = 2500
 CONFIRMED = ("pickup.ok", "pickup.ready")  # on its way / waiting at the counter
@@ -70,6 +70,19 @@ class Expected:
 def checkin_via(sc: Scenario, at: float, via: str) -> str:
     """How a check-in really happens: a code meant for a camera that is gone gets typed."""
     return "code" if via == "qr" and sc.during("camera-gone", at) else via
+
+
+def expected_as_applied(sc: Scenario, applied: list[Consent], unsure: set[int]) -> Expected:
+    """What the store should report, its consent documents taken as the agent applied them:
+    `applied` carry the store time each one was applied (later than sent while the link was
+    down: the agent can only keep to a document it has); the app users in `unsure` had one
+    that was not applied in time, so whether they are reported is not judged."""
+    ex = expected(replace(sc, consents=applied))
+    for app in unsure:
+        key = f"app:{sc.app_uuid}:1:{app}"
+        ex.app_users.discard(key)
+        ex.withheld.discard(key)
+    return ex
 
 
 def expected(sc: Scenario) -> Expected:

@@ -32,9 +32,15 @@ from simulators.brokers import PrivateBroker
 from simulators.fake_bluez import FakeBlueZ
 from simulators.pos import PosSimulator, Receipt
 from simulators.scenario import shopper
-from simulators.scenario.expected import Expected, Received, check, checkin_via, expected
+from simulators.scenario.expected import (
+    Expected,
+    Received,
+    check,
+    checkin_via,
+    expected_as_applied,
+)
 from simulators.scenario.faults import Faults
-from simulators.scenario.model import Appointment, Call, Sale, Scenario, code_words
+from simulators.scenario.model import Appointment, Call, Consent, Sale, Scenario, code_words
 from simulators.scenario.props import build_floor, code_frame, tag_for
 from simulators.scenario.staff import StaffDesk
 from simulators.scenario.stage import Stage
@@ -42,6 +48,7 @@ from simulators.scenario.stage import Stage
 # A shopper holds a tag on the reader or a code in front of the camera until the agent has
 # taken it (a touchpoint coming back from a fault may need a moment), at most this long
 HOLD_MAX_S = 10.0
+LATE_DOC_S = 10 * 60  # a consent document applied this much store time after it was sent
 
 
 def _counter(st: Status, part: str, counter: str) -> int:
@@ -85,6 +92,10 @@ class Runner:
         self.staff = StaffDesk(self.stage.bus_socket, self.say, self.stage.staff_token)
         self.answers: list[asyncio.Task[None]] = []
         self.till_problems: list[str] = []  # what the till was told that it should not be
+        # each consent document as it reached the store: store time once the agent applied it
+        # (later than sent while the link is down; None: never within the hold)
+        self.consents_applied: list[Consent] = []
+        self.consents_unsure: set[int] = set()  # app users whose document was not applied
 
     # --- time and stopping -----------------------------------------------------------------
 
@@ -144,9 +155,9 @@ class Runner:
             self.stage.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        # with no broker, upstream's consent documents never reach the store
-        ex = expected(self.sc if self.stage_had_link else
-                      dataclasses.replace(self.sc, consents=[]))
+        # the agent can only keep to a consent document it has: judged by when each one was
+        # applied (with no broker none ever reaches the store)
+        ex = expected_as_applied(self.sc, self.consents_applied, self.consents_unsure)
         if not self.radio:  # nobody to hear the beacons and phones on this machine
             ex.app_users, ex.low_battery, ex.sale_visits = set(), set(), {}
         problems = check(self.sc, ex, received, self.addresses, final_seq) + self.till_problems
@@ -316,8 +327,15 @@ class Runner:
                 "mode": "increment", "rows": [{"subject": f"app:{self.sc.app_uuid}:1:{c.app}",
                                                "state": c.state}]})
             applied = await self._until_applied("consent/all", n)
+            reached = max(c.at, self.store_time())
+            if applied:
+                self.consents_applied.append(dataclasses.replace(c, at=reached))
+            else:
+                self.consents_unsure.add(c.app)
+            late = (f" (it reached the store at {self.clock_text(reached)}: the link was down)"
+                    if applied and reached - c.at > LATE_DOC_S else "")
             self.say(c.at, f"upstream: app user {c.app} consent {c.state}"
-                     + ("" if applied else " (not applied within 10 s)"))
+                     + (late if applied else f" (not applied within {HOLD_MAX_S:.0f} s)"))
 
     async def _until_applied(self, key: str, version: int) -> bool:
         return await self._within_hold(

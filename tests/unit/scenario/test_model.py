@@ -4,12 +4,19 @@ day must leave worked out from the file alone."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simulators.scenario.expected import Received, check, check_delivery, expected
+from simulators.scenario.expected import (
+    Received,
+    check,
+    check_delivery,
+    expected,
+    expected_as_applied,
+)
 from simulators.scenario.model import ScenarioError, load, parse
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "simulators" / "scenarios"
@@ -191,3 +198,20 @@ state = "withdrawn"
         sc, ex, got, set(), {"B": 2})
     assert not any("withdrawn" in p for p in check(sc, ex, Received(got.events[:1], report),
                                                    set(), {"B": 2}))
+
+
+def test_a_withdrawal_is_judged_from_when_it_reached_the_store() -> None:
+    # sent at 09:45 while the link was down, applied at 10:30: a visit at 10:05 could not
+    # have known it; one at 11:00 must be withheld; one whose document was never applied in
+    # time is not judged either way
+    shoppers = "".join(f'[[shopper]]\nat = "{at}"\napp = {app}\nwalk = ["door"]\n'
+                       f"minutes = 10\n" for at, app in (("10:05", 2), ("11:00", 3),
+                                                          ("11:00", 4)))
+    sc = scenario(shoppers + "".join(f'[[consent]]\nat = "09:45"\napp = {app}\n'
+                                     'state = "withdrawn"\n' for app in (2, 3, 4)))
+    key = "app:2f234454-cf6d-4a0f-adf2-f4911ba9ffa6:1:{}".format
+    assert expected(sc).withheld == {key(2), key(3), key(4)}  # as sent
+    late = [replace(c, at=10.5 * 3600 - sc.opens_h * 3600) for c in sc.consents[:2]]
+    ex = expected_as_applied(sc, late, unsure={4})
+    assert ex.withheld == {key(3)}
+    assert ex.app_users == {key(2)}
