@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agent.localdb import immediate
-from agent.outbox.schema import InsertRow
+from agent.outbox.schema import MAX_PRIORITY, InsertRow, key_range
 
 EXPIRE_CHUNK: Final = 512  # rows a TTL sweep looks at per statement
 ROW_OVERHEAD: Final = 96  # index entries and row header per event, measured on the schema
@@ -89,35 +89,45 @@ class DropPolicy:
         for prio in sorted(need):
             wanted += need[prio]
             have = self.conn.execute(
-                "SELECT coalesce(sum(size), 0) + ? * count(*) FROM events WHERE priority <= ?",
-                (ROW_OVERHEAD, prio)).fetchone()[0]
+                "SELECT coalesce(sum(size), 0) + ? * count(*) FROM events WHERE n <= ?",
+                (ROW_OVERHEAD, key_range(prio)[1])).fetchone()[0]
             if have < wanted:
                 return False
         return True
 
     def expire(self, now: float) -> DropTally:
-        """Drop events older than the TTL, oldest committed first: the walk in row order
-        (no index of the times: schema.RETIRED_INDEXES) stops at the first event still young,
-        so one committed after the clock was set back waits for those before it."""
+        """Drop events older than the TTL, oldest committed first: each priority's events
+        are walked in row order (no index of the times: schema.RETIRED_INDEXES), stopping at
+        the first still young, so one committed after the clock was set back waits for those
+        before it."""
         tally = DropTally()
         cutoff = now - self.ttl_s
-        first = self.conn.execute("SELECT created FROM events ORDER BY n LIMIT 1").fetchone()
-        if first is None or first[0] >= cutoff:
-            return tally  # the usual case, every 30 s: one row read, no transaction
+        ranges = [key_range(p) for p in range(MAX_PRIORITY + 1)]
+        stale = []
+        for lo, hi in ranges:
+            first = self.conn.execute(
+                "SELECT created FROM events WHERE n BETWEEN ? AND ? ORDER BY n LIMIT 1",
+                (lo, hi)).fetchone()
+            if first is not None and first[0] < cutoff:
+                stale.append((lo, hi))
+        if not stale:
+            return tally  # the usual case, every 30 s: a row per priority read, no transaction
         with immediate(self.conn) as conn:
-            while True:
-                rows = conn.execute(
-                    "SELECT n, created FROM events ORDER BY n LIMIT ?", (EXPIRE_CHUNK,)
-                ).fetchall()
-                old = [n for n, created in itertools.takewhile(lambda r: r[1] < cutoff, rows)]
-                if old:
-                    gone = conn.execute(
-                        "DELETE FROM events WHERE n IN (SELECT value FROM json_each(?)) "
-                        "RETURNING size, type", (json.dumps(old),)).fetchall()
-                    tally.add("ttl", gone)
-                    self._bump(-sum(s + ROW_OVERHEAD for s, _ in gone), -len(gone))
-                if len(old) < EXPIRE_CHUNK:
-                    break
+            for lo, hi in stale:
+                while True:
+                    rows = conn.execute(
+                        "SELECT n, created FROM events WHERE n BETWEEN ? AND ? ORDER BY n"
+                        " LIMIT ?", (lo, hi, EXPIRE_CHUNK)).fetchall()
+                    old = [n for n, created in
+                           itertools.takewhile(lambda r: r[1] < cutoff, rows)]
+                    if old:
+                        gone = conn.execute(
+                            "DELETE FROM events WHERE n IN (SELECT value FROM json_each(?)) "
+                            "RETURNING size, type", (json.dumps(old),)).fetchall()
+                        tally.add("ttl", gone)
+                        self._bump(-sum(s + ROW_OVERHEAD for s, _ in gone), -len(gone))
+                    if len(old) < EXPIRE_CHUNK:
+                        break
             if tally:
                 self._count_drops(tally)
         return tally
@@ -145,9 +155,9 @@ class DropPolicy:
     def _drop_lowest(self, tally: DropTally, reason: str, nrows: int,
                      max_priority: int = 9) -> int:
         rows = self.conn.execute(
-            "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE priority <= ?"
-            " ORDER BY priority ASC, n ASC LIMIT ?) RETURNING size, type",
-            (max_priority, nrows),
+            "DELETE FROM events WHERE n IN (SELECT n FROM events WHERE n <= ?"
+            " ORDER BY n ASC LIMIT ?) RETURNING size, type",
+            (key_range(max_priority)[1], nrows),
         ).fetchall()
         if not rows:
             return 0

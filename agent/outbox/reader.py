@@ -25,6 +25,7 @@ from agent.outbox.dbfile import (
     is_disk_full,
     report_corruption,
 )
+from agent.outbox.schema import KEY_SHIFT, MAX_PRIORITY, key_range
 from agent.outbox.store import Row
 
 Cursor = tuple[int, int]  # (priority, n) of the last row handed out
@@ -102,24 +103,29 @@ class OutboxReader:
     def _fetch(self, after: Cursor | None, limit: int) -> list[Row]:
         """Rows in drain order (priority high to low, then oldest first) after `after`.
 
-        One index range scan per priority level: a single query ordered by (priority DESC,
-        n ASC) over a range of priorities makes SQLite sort the whole backlog."""
+        The row numbers are that order (agent/outbox/schema.py): one range of the table per
+        priority level, no index and no sort."""
         conn = self.conn
         if after is None:
-            prio: int | None = conn.execute("SELECT max(priority) FROM events").fetchone()[0]
+            top = conn.execute("SELECT max(n) FROM events").fetchone()[0]
+            prio = None if top is None else min(top >> KEY_SHIFT, MAX_PRIORITY)
             last_n = -1
         else:
-            prio, last_n = after
+            # the range the cursor's row is in: a row numbered the old way (a file no writer
+            # has opened since the update) may be in another priority's
+            last_n = after[1]
+            prio = min(max(last_n, 0) >> KEY_SHIFT, MAX_PRIORITY)
         rows: list[Row] = []
         while prio is not None and len(rows) < limit:
+            lo, hi = key_range(prio)
             rows.extend(Row(*r) for r in conn.execute(
                 "SELECT n, priority, created, bootid, body FROM events"
-                " WHERE priority = ? AND n > ? ORDER BY n ASC LIMIT ?",
-                (prio, last_n, limit - len(rows))))
+                " WHERE n > ? AND n <= ? ORDER BY n ASC LIMIT ?",
+                (max(last_n, lo - 1), hi, limit - len(rows))))
             if len(rows) < limit:
-                prio = conn.execute(
-                    "SELECT max(priority) FROM events WHERE priority < ?", (prio,)
-                ).fetchone()[0]
+                below = conn.execute("SELECT max(n) FROM events WHERE n < ?",
+                                     (lo,)).fetchone()[0]
+                prio = None if below is None else below >> KEY_SHIFT
                 last_n = -1
         return rows
 
@@ -131,9 +137,11 @@ class OutboxReader:
         `detail` adds the depth per priority, which counts the whole backlog."""
         now = time.time() if now is None else now
         counters = dict(self.conn.execute("SELECT name, value FROM counters").fetchall())
-        # the first committed of those waiting (row order: no index of the times)
-        first = self.conn.execute("SELECT created FROM events ORDER BY n LIMIT 1").fetchone()
-        oldest = first[0] if first else None
+        # the first committed of those waiting: each priority's first (row order, no index)
+        firsts = [self.conn.execute(
+            "SELECT created FROM events WHERE n BETWEEN ? AND ? ORDER BY n LIMIT 1",
+            key_range(p)).fetchone() for p in range(MAX_PRIORITY + 1)]
+        oldest = min((f[0] for f in firsts if f), default=None)
         by_priority: dict[int, int] = {}
         if detail:
             by_priority = dict(self.conn.execute(

@@ -44,7 +44,7 @@ class RoomPath(DamagePath):
     def _quiet(self) -> QuietLog:  # one per writer: its own disk, its own log lines
         return QuietLog(log)
 
-    def _transact(self, rows: list[InsertRow], acks: list[int]) -> tuple[DropTally, int]:
+    def _transact(self, rows: list[InsertRow], acks: list[int]) -> tuple[DropTally, list[int]]:
         assert self._store is not None
         for attempt in range(4):
             try:

@@ -127,6 +127,12 @@ def _listed(conn: sqlite3.Connection, deadline: float) -> set[int]:
     """Row numbers the drain-order index still lists (a deleted row is in no index), read
     over its own damaged stretches."""
     listed: set[int] = set()
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index'"
+                        " AND name = 'events_by_priority'").fetchone() is None:
+            return listed  # a file of keyed row numbers (schema.py) has no such index
+    except sqlite3.DatabaseError:
+        pass  # the schema page itself damaged: try the index as before
     for prio in range(10):
         after, step = -1, 1
         while time.monotonic() < deadline:

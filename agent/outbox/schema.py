@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import Final
 
 # a row of the events table as the store inserts it: id, priority, type, created, size,
 # bootid, body
@@ -41,13 +42,40 @@ def _v1(db: sqlite3.Connection) -> None:
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
 
-# Indexes the first release made that no query needs any more. Each index is a page written
-# to the log with every event committed: events_by_created cost ~1 KiB of SD-card writes per
-# event (bench-wear) for the TTL sweep and the outbox's age, which now walk the events in
-# row order (agent/outbox/drops.py, reader.py). Dropped by the writer when it opens a file,
-# not by a new schema version: an agent from before this change still opens the file (it
-# never recreates the index and only scans where it used it), so an update can be rolled back.
-RETIRED_INDEXES = ("events_by_created",)
+# Row numbers carry the priority: n = priority << KEY_SHIFT | count, the count one sequence
+# for the whole file (store.py). The table's own order is then the drain order (priority,
+# then commit order), so no index is written with an event: events_by_priority was a page
+# of the write-ahead log with every commit, ~1 KiB of SD-card writes per event (bench-wear).
+# The store gives every number itself, below LEGACY_FLOOR, where SQLite's AUTOINCREMENT
+# sequence is set: its page is then never written by an insert either. Rows numbered the
+# old way (a file from before, or rows an agent from before wrote after a rollback, which
+# come above LEGACY_FLOOR) are renumbered when the writer opens the file (store.py); an
+# agent from before reads keyed rows as any others, so an update can be rolled back.
+KEY_SHIFT: Final = 40
+KEY_MASK: Final = (1 << KEY_SHIFT) - 1
+LEGACY_FLOOR: Final = 1 << 60
+MAX_PRIORITY: Final = 9  # the envelope's range is 0 to 9
+
+
+def key(priority: int, count: int) -> int:
+    return (priority << KEY_SHIFT) | (count & KEY_MASK)
+
+
+def key_range(priority: int) -> tuple[int, int]:
+    """The first and last row number of a priority. The top one runs to the end: rows an
+    agent from before numbered above LEGACY_FLOOR are read there until the writer renumbers
+    them (a reader never writes)."""
+    lo = priority << KEY_SHIFT
+    return lo, (1 << 63) - 1 if priority >= MAX_PRIORITY else lo | KEY_MASK
+
+
+# Indexes no query needs any more. Each index is a page written to the log with every event
+# committed: events_by_created cost ~1 KiB of SD-card writes per event (bench-wear) for the
+# TTL sweep and the outbox's age, which walk each priority's events in row order; the drain
+# order is the row order (above). Dropped by the writer when it opens a file, not by a new
+# schema version: an agent from before this change still opens the file (it never recreates
+# an index and only scans where it used it), so an update can be rolled back.
+RETIRED_INDEXES = ("events_by_created", "events_by_priority")
 
 
 def retire_indexes(conn: sqlite3.Connection) -> None:
@@ -58,6 +86,49 @@ def retire_indexes(conn: sqlite3.Connection) -> None:
             conn.execute(f'DROP INDEX IF EXISTS "{name}"')
         except sqlite3.OperationalError:
             return
+
+
+def next_count(conn: sqlite3.Connection) -> int:
+    """One past the highest count in the file: a seek per priority (inside the write lock,
+    where another process writing the same file cannot give it meanwhile)."""
+    counts = [0]
+    for p in range(MAX_PRIORITY + 1):
+        top = conn.execute("SELECT max(n) FROM events WHERE n BETWEEN ? AND ?",
+                           key_range(p)).fetchone()[0]
+        if top is not None:
+            counts.append(int(top) & KEY_MASK)
+    return max(counts) + 1
+
+
+def number_rows(conn: sqlite3.Connection) -> int:
+    """Renumber rows numbered the old way (see KEY_SHIFT), oldest first, set AUTOINCREMENT's
+    sequence to LEGACY_FLOOR, and return the next count the store gives. One transaction; a
+    file that cannot take the write now (a full disk) raises (the store opens it closed)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        count = next_count(conn)
+        # numbered the old way: below KEY_MASK with another priority than 0, or above the floor
+        old = conn.execute(
+            "SELECT n, priority FROM events WHERE n <= ? AND priority <> 0"
+            " UNION ALL SELECT n, priority FROM events WHERE n >= ? ORDER BY n",
+            (KEY_MASK, LEGACY_FLOOR)).fetchall()
+        for n, priority in old:
+            p = min(max(int(priority), 0), MAX_PRIORITY)
+            conn.execute("UPDATE events SET n = ?, priority = ? WHERE n = ?",
+                         (key(p, count), p, n))
+            count += 1
+        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        if seq is None:
+            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)",
+                         (LEGACY_FLOOR,))
+        elif int(seq[0]) < LEGACY_FLOOR:
+            conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'",
+                         (LEGACY_FLOOR,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return count
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -1,7 +1,8 @@
 """The outbox database: one SQLite file in WAL mode, one connection per thread.
 
 Policy (documented in the README):
-- drain order: highest priority first, then commit order;
+- drain order: highest priority first, then commit order (the row numbers' order:
+  agent/outbox/schema.py);
 - quota: when the buffered events exceed `max_bytes` (body plus a fixed per-row overhead), the
   oldest events of the lowest priority are dropped first until they fit;
 - TTL: events older than `ttl_days` are dropped;
@@ -50,8 +51,15 @@ from agent.outbox.drops import DropPolicy
 from agent.outbox.drops import DropTally as DropTally  # the writer's and room's
 from agent.outbox.reserve import release_reserve
 from agent.outbox.salvage import salvage
+from agent.outbox.schema import (
+    MAX_PRIORITY,
+    key,
+    migrate,
+    next_count,
+    number_rows,
+    retire_indexes,
+)
 from agent.outbox.schema import InsertRow as InsertRow  # the writer's rows
-from agent.outbox.schema import migrate, retire_indexes
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +96,8 @@ class OutboxStore(DropPolicy):
     store starts closed and tries again at each use, raising a disk-full error meanwhile: the
     agent runs, refuses events by the full-disk policy and drains once it can."""
 
+    _count = 1  # the next row number's count (schema.KEY_SHIFT), set when the file opens
+
     def __init__(self, path: Path, *, max_bytes: int, ttl_s: float) -> None:
         self.path = path
         self.max_bytes = max_bytes
@@ -105,6 +115,7 @@ class OutboxStore(DropPolicy):
             # cut back to that at its next reset; below, it is written over, never regrown
             conn.execute(f"PRAGMA journal_size_limit = {2 * log_bytes_for(self.headroom)}")
             migrate(conn)
+            self._count = number_rows(conn)
             retire_indexes(conn)
         except BaseException:
             conn.close()
@@ -213,9 +224,9 @@ class OutboxStore(DropPolicy):
 
     def transact(
         self, inserts: Sequence[InsertRow], acks: Sequence[int], drop_reason: str = "quota"
-    ) -> tuple[DropTally, int]:
+    ) -> tuple[DropTally, list[int]]:
         """Insert new events and delete acknowledged ones in one IMMEDIATE transaction,
-        then enforce the quota. Returns the drops and the row number of the first insert.
+        then enforce the quota. Returns the drops and the new rows' numbers, in order.
         Raises sqlite3 errors unchanged (the writer classifies them)."""
         tight = not inserts and len(acks) > ACK_CHUNK
         if not tight or disk_free(self.path.parent) >= self.headroom:
@@ -232,11 +243,11 @@ class OutboxStore(DropPolicy):
         for i in range(0, len(acks), ACK_CHUNK):
             self.conn.execute("PRAGMA wal_checkpoint(RESTART)")
             self._transact([], acks[i : i + ACK_CHUNK], drop_reason)
-        return DropTally(), 0
+        return DropTally(), []
 
     def _transact(
         self, inserts: Sequence[InsertRow], acks: Sequence[int], drop_reason: str
-    ) -> tuple[DropTally, int]:
+    ) -> tuple[DropTally, list[int]]:
         # Deletes of acknowledged rows alone need no fsync of their own: the next commit's
         # fsync (events, or a checkpoint) writes them out with it, and a power cut before that
         # only brings the rows back to be sent again (at least once, as a PUBACK lost with the
@@ -248,9 +259,9 @@ class OutboxStore(DropPolicy):
 
     def _transact_synced(
         self, inserts: Sequence[InsertRow], acks: Sequence[int], drop_reason: str
-    ) -> tuple[DropTally, int]:
+    ) -> tuple[DropTally, list[int]]:
         tally = DropTally()
-        first_n = 0
+        numbers: list[int] = []
         if inserts:
             self._check_room(inserts)
         with immediate(self.conn) as conn:
@@ -263,20 +274,26 @@ class OutboxStore(DropPolicy):
                 delta_bytes -= freed
                 delta_events -= gone
             if inserts:
-                # under the write lock with AUTOINCREMENT, our rows are numbered seq+1, seq+2, ...
-                row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
-                first_n = (row[0] if row else 0) + 1
+                # numbered here (schema.KEY_SHIFT): never a count given before while the file
+                # is open, even by a rolled-back transaction, nor one another process gave
+                count = max(self._count, next_count(conn))
+                self._count = count + len(inserts)
+                rows = []
+                for i, r in enumerate(inserts):
+                    priority = min(max(r[1], 0), MAX_PRIORITY)
+                    numbers.append(key(priority, count + i))
+                    rows.append((numbers[-1], r[0], priority, *r[2:]))
                 conn.executemany(
-                    "INSERT INTO events (id, priority, type, created, size, bootid, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    inserts,
+                    "INSERT INTO events (n, id, priority, type, created, size, bootid, body)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
                 )
                 delta_bytes += sum(r[4] for r in inserts) + ROW_OVERHEAD * len(inserts)
                 delta_events += len(inserts)
             self._bump(delta_bytes, delta_events)  # one counters page for both
             if inserts:
                 self._enforce_quota(tally, drop_reason)
-        return tally, first_n
+        return tally, numbers
 
     def _check_room(self, inserts: Sequence[InsertRow]) -> None:
         """Refuse (as a full disk) a write that would grow the file while the disk has less

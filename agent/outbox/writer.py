@@ -321,7 +321,7 @@ class OutboxWriter(RoomPath):
             events.extend(s.events)
         try:
             rows = self._render(events, self.seq)
-            tally, first_n = self._transact(rows, acks)
+            tally, numbers = self._transact(rows, acks)
         except AgentError as exc:
             if isinstance(exc, DiskFull):
                 if len(submits) + (1 if notices else 0) > 1:
@@ -342,8 +342,8 @@ class OutboxWriter(RoomPath):
         if tally:
             self.drops.merge(tally)
             self._unreported.merge(tally)
-        # the first row id of this transaction: rows are numbered in insert order
-        committed = self._committed(rows, first_n)
+        # each new row with the number the store gave it
+        committed = self._committed(rows, numbers)
         pos = len(notices)
         for s in submits:
             k = len(s.events)
@@ -392,9 +392,9 @@ class OutboxWriter(RoomPath):
         for s in sorted(submits, key=lambda s: -max((e.priority for e in s.events), default=0)):
             self._commit([s], [])
 
-    def _committed(self, rows: list[InsertRow], first_n: int) -> list[Committed]:
+    def _committed(self, rows: list[InsertRow], numbers: list[int]) -> list[Committed]:
         seq0 = self.seq - len(rows)
         return [
-            Committed(first_n + i, r[0], seq0 + i + 1, r[1], r[3], r[6], r[2])
-            for i, r in enumerate(rows)
+            Committed(n, r[0], seq0 + i + 1, r[1], r[3], r[6], r[2])
+            for i, (n, r) in enumerate(zip(numbers, rows, strict=True))
         ]

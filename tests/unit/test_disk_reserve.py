@@ -3,6 +3,7 @@ before anything is dropped, taken again when there is room."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -68,7 +69,9 @@ def test_a_full_disk_releases_the_reserve_first_and_nothing_is_dropped(
     w.stop()
     assert w.reserve.held  # taken again: the disk had room
     db = sqlite3.connect(tmp_path / "o.db")
-    bodies = [b for (b,) in db.execute("SELECT body FROM events ORDER BY n")]
+    # in commit order: the events' sequence numbers (the row order is the drain order)
+    bodies = sorted((b for (b,) in db.execute("SELECT body FROM events")),
+                    key=lambda b: json.loads(b)["seq"])
     db.close()
     assert first[0].id in bodies[0]
     notices = [b for b in bodies if "o2o.agent.outbox.reserve" in b]
