@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from agent.localdb import immediate
+from agent.outbox.counts import Counts
 from agent.outbox.schema import MAX_PRIORITY, InsertRow, key_range
 
 EXPIRE_CHUNK: Final = 512  # rows a TTL sweep looks at per statement
@@ -50,6 +50,7 @@ class DropPolicy:
 
     max_bytes: int
     ttl_s: float
+    counts: Counts
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -70,7 +71,7 @@ class DropPolicy:
         else:
             for r in incoming:
                 need[r[1]] += 2 * (r[4] + ROW_OVERHEAD)
-        with immediate(self.conn):
+        with self.counts.txn(self.conn):
             if not self._can_make_room(need):
                 return tally  # some would be refused anyway: drop nothing for this group
             for prio in sorted(need):
@@ -112,7 +113,7 @@ class DropPolicy:
                 stale.append((lo, hi))
         if not stale:
             return tally  # the usual case, every 30 s: a row per priority read, no transaction
-        with immediate(self.conn) as conn:
+        with self.counts.txn(self.conn) as conn:
             for lo, hi in stale:
                 while True:
                     rows = conn.execute(
@@ -133,15 +134,11 @@ class DropPolicy:
         return tally
 
     def _bump(self, delta_bytes: int, delta_events: int) -> None:
-        """The buffered bytes and events (the quota's measure), in the same transaction."""
-        if delta_bytes or delta_events:
-            self.conn.executemany(
-                "UPDATE counters SET value = value + ? WHERE name = ?",
-                ((delta_bytes, "bytes"), (delta_events, "events")),
-            )
+        """The buffered bytes and events (the quota's measure), in memory (counts.py)."""
+        self.counts.bump(delta_bytes, delta_events)
 
     def _enforce_quota(self, tally: DropTally, reason: str) -> None:
-        used = self.conn.execute("SELECT value FROM counters WHERE name='bytes'").fetchone()[0]
+        used = self.counts.totals[0]
         if used <= self.max_bytes:
             return
         # drop a little below the limit so that a full buffer does not drop on every commit
@@ -170,6 +167,7 @@ class DropPolicy:
         return freed
 
     def _count_drops(self, tally: DropTally) -> None:
+        self.counts.save(self.conn)  # the counters' page is written anyway
         self.conn.executemany(
             "INSERT INTO counters (name, value) VALUES (?, ?)"
             " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",

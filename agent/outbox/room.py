@@ -145,6 +145,7 @@ class RoomPath(DamagePath):
             if tally:
                 self.drops.merge(tally)
                 self._unreported.merge(tally)
+            self._store.save_counts()
             self._store.vacuum_some()
         except sqlite3.DatabaseError as exc:
             self.last_error = f"outbox maintenance failed: {exc}"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from agent.errors import AgentError, Reason
-from agent.localdb import immediate
+from agent.outbox.counts import Counts
 from agent.outbox.dbfile import (
     connect,
     disk_free,
@@ -103,6 +103,7 @@ class OutboxStore(DropPolicy):
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self.headroom = headroom_for(max_bytes, disk_size(path.parent))
+        self.counts = Counts(path, ROW_OVERHEAD)
         self._conn: sqlite3.Connection | None = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -117,6 +118,7 @@ class OutboxStore(DropPolicy):
             migrate(conn)
             self._count = number_rows(conn)
             retire_indexes(conn)
+            self.counts.load(conn)
         except BaseException:
             conn.close()
             raise
@@ -175,6 +177,7 @@ class OutboxStore(DropPolicy):
             store = cls.__new__(cls)
             store.path, store.max_bytes, store.ttl_s = path, max_bytes, ttl_s
             store.headroom = headroom_for(max_bytes, disk_size(path.parent))
+            store.counts = Counts(path, ROW_OVERHEAD)
             store._conn = None
             return store, None, ""
 
@@ -216,6 +219,7 @@ class OutboxStore(DropPolicy):
 
     def close(self) -> None:
         if self._conn is not None:
+            self.counts.close(self._conn)
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
@@ -264,7 +268,7 @@ class OutboxStore(DropPolicy):
         numbers: list[int] = []
         if inserts:
             self._check_room(inserts)
-        with immediate(self.conn) as conn:
+        with self.counts.txn(self.conn) as conn:
             delta_bytes = 0
             delta_events = 0
             if acks:
@@ -290,9 +294,11 @@ class OutboxStore(DropPolicy):
                 )
                 delta_bytes += sum(r[4] for r in inserts) + ROW_OVERHEAD * len(inserts)
                 delta_events += len(inserts)
-            self._bump(delta_bytes, delta_events)  # one counters page for both
+            self._bump(delta_bytes, delta_events)
             if inserts:
                 self._enforce_quota(tally, drop_reason)
+            if self.counts.due():
+                self.counts.save(conn)  # now and then, on pages written anyway
         return tally, numbers
 
     def _check_room(self, inserts: Sequence[InsertRow]) -> None:
@@ -317,16 +323,23 @@ class OutboxStore(DropPolicy):
         if not needles:
             return 0
         self.conn.execute("PRAGMA synchronous = FULL")  # an erasure is never undone
-        with immediate(self.conn) as conn:
+        with self.counts.txn(self.conn) as conn:
             conn.execute("PRAGMA secure_delete = ON")
             rows = []
             for needle in needles:
                 rows += conn.execute("DELETE FROM events WHERE instr(body, ?) > 0 "
                                      "RETURNING size", (needle,)).fetchall()
             self._bump(-sum(size + ROW_OVERHEAD for (size,) in rows), -len(rows))
+            self.counts.save(conn)
         # old page images in the write-ahead log would still hold them
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return len(rows)
+
+    def save_counts(self) -> None:
+        """The buffered bytes and events into the file when due and no events came."""
+        if self.is_open and self.counts.due():
+            with self.counts.txn(self.conn) as conn:
+                self.counts.save(conn)
 
     def vacuum_some(self, pages: int = 2048) -> None:
         if not self.is_open or disk_free(self.path.parent) < 2 * self.headroom:

@@ -184,6 +184,13 @@ class OutboxWriter(RoomPath):
         return self._thread is not None and self._thread.is_alive() and not self._exited
 
     @property
+    def counts(self) -> tuple[int, int] | None:
+        """Bytes and events buffered, as the writer counts them (the file's are saved every
+        so often: agent/outbox/counts.py); None while the file is not open."""
+        store = self._store
+        return store.counts.totals if store is not None and store.is_open else None
+
+    @property
     def queue_depth(self) -> int:
         return self._q.qsize()
 

@@ -71,6 +71,9 @@ class Writer(Protocol):
     def queue_depth(self) -> int: ...
 
     @property
+    def counts(self) -> tuple[int, int] | None: ...
+
+    @property
     def last_error(self) -> str: ...
 
     @property
@@ -123,6 +126,10 @@ class OutboxFigures:
                 with contextlib.suppress(Exception):
                     self.open()  # the writer's new file, for the next look
         w = self._writer
+        counts = w.counts
+        if counts is not None and "depth" in outbox:
+            # the writer's own figures: the file's are saved only now and then (counts.py)
+            outbox["bytes"], outbox["depth"] = counts
         outbox.update({
             "seq": w.seq,
             "committed_this_boot": w.committed_total,

@@ -30,6 +30,7 @@ class Drops:
 class Writer:
     seq, committed_total, transactions, queue_depth = 9, 8, 3, 1
     last_error, quarantined, alive = "", ["/x.quarantined"], True
+    counts = None  # the file's figures stand
 
     def __init__(self) -> None:
         self.drops, self.reserve = Drops(), Reserve()
