@@ -3,11 +3,14 @@
 For each Python asked (3.11 and 3.13 by default) the aarch64 wheels of the device's
 dependencies are downloaded (resolved as pip resolves them on the Pi; a dependency with no
 wheel at all, only pure-Python source, is built here), each is installed into an empty
-target directory (`pip install --target --no-deps`, .pyc compiled as pip does) with the
-project's own wheel, and the directory is measured as `du` does. The baseline, measured in
-the same run, is the dependency list of an earlier revision of pyproject.toml (`--baseline`,
-by default the one before the device's dependencies were trimmed). A venv adds pip itself
-(and setuptools on 3.11): `python3 -m venv` alone is given too.
+target directory (`pip install --target --no-deps`) with the project's own wheel, and the
+directory is measured as `du` does, plus the venv itself. Now: as systemd/install.sh leaves
+the runtime venv — installed with --no-compile, then the bytecode of the modules the program
+imports (listed by `python -m agent.bytecode --list` on this machine, compiled by a Python of
+the target's version), in a venv without pip. The baseline, measured in the same run: the
+dependency list of an earlier revision of pyproject.toml (`--baseline`, by default the one
+before the device's dependencies were trimmed), every module compiled as pip does, in a venv
+with pip (and setuptools on 3.11), as install.sh made it then.
 
 Then, for every dependency whose aarch64 wheel is not pure Python, whether PyPI has an
 armv7l wheel for 32-bit Raspberry Pi OS (install.sh takes Debian's packages there).
@@ -119,10 +122,11 @@ def du_mb(path: Path) -> float:
     return total / 1e6
 
 
-def install(wheels: list[Path], python: str, target: Path) -> float:
+def install(wheels: list[Path], python: str, target: Path, compile_all: bool = True) -> float:
     for wheel in wheels:
         res = _pip(
             "install",
+            *(() if compile_all else ("--no-compile",)),
             "--no-deps",
             "--only-binary=:all:",
             *_platforms(AARCH64),
@@ -170,11 +174,40 @@ def armv7l_gaps(wheels: list[Path], python: str, scratch: Path) -> list[str]:
     return gaps
 
 
-def venv_mb(scratch: Path) -> str:
+def venv_mb(scratch: Path, with_pip: bool) -> float:
+    """`python3 -m venv` itself: with pip (and setuptools on 3.11) as made, or without."""
     python = shutil.which("python3") or sys.executable
-    target = scratch / "bare-venv"
-    subprocess.run([python, "-m", "venv", str(target)], check=True)
-    return f"{du_mb(target):.0f} MB ({python})"
+    target = scratch / f"bare-venv-{with_pip}"
+    subprocess.run([python, "-m", "venv", *(() if with_pip else ("--without-pip",)),
+                    str(target)], check=True)
+    return du_mb(target)
+
+
+def used_sources() -> list[str]:
+    """What install.sh compiles (agent/bytecode.py): the modules the program imports, as
+    files relative to site-packages (or to the tree, for its own), listed on this machine."""
+    res = subprocess.run([sys.executable, "-m", "agent.bytecode", "--list"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return res.stdout.split()
+
+
+def interpreter(version: str) -> str:
+    """A Python of that version to compile with (its bytecode is the target's), else ours."""
+    for name in (f"python{version}", f"/root/.pyenv/versions/{version}/bin/python"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pyenv = sorted(Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python"))
+    return str(pyenv[-1]) if pyenv else sys.executable
+
+
+def compile_used(target: Path, used: list[str], python: str) -> tuple[int, int]:
+    """Compile the used modules' files found in `target`; (compiled, not found there)."""
+    present = [str(target / f) for f in used if (target / f).is_file()]
+    for i in range(0, len(present), 200):
+        subprocess.run([interpreter(python), "-m", "py_compile", *present[i : i + 200]],
+                       check=True)
+    return len(present), len(used) - len(present)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,13 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="o2o-install-") as tmp:
         scratch = Path(tmp)
         own = own_wheel(scratch / "own")
+        used = used_sources()
+        bare, piped = venv_mb(scratch, False), venv_mb(scratch, True)
         sets = {
             f"baseline ({args.baseline})": dependencies(args.baseline),
             "now (HEAD's pyproject.toml)": dependencies(None),
         }
         print(
-            f"runtime packages for aarch64, installed as pip does (.pyc included); "
-            f"goal <= {GOAL_MB} MB"
+            f"runtime venv for aarch64; goal <= {GOAL_MB} MB. Baseline: its packages as pip "
+            f"installs them (.pyc of every module) in a venv with pip ({piped:.0f} MB); now: "
+            f"as install.sh leaves them (--no-compile, then .pyc of the {len(used)} modules "
+            f"the program imports, agent/bytecode.py) in a venv without pip ({bare:.0f} MB)"
         )
         for python in args.python:
             results = {}
@@ -199,14 +236,22 @@ def main(argv: list[str] | None = None) -> int:
                 where = scratch / f"{python}-{i}"
                 download(reqs, python, where / "wheels", scratch / "built")
                 wheels = [*sorted((where / "wheels").glob("*.whl")), own]
-                mb = install(wheels, python, where / "target")
-                results[label] = mb
+                last = i == len(sets) - 1
+                mb = install(wheels, python, where / "target", compile_all=not last)
+                note = ""
+                if last:
+                    done, missing = compile_used(where / "target", used, python)
+                    mb = du_mb(where / "target")
+                    note = f"; {done} modules compiled" + (
+                        f" ({missing} listed here are not in these wheels)" if missing else "")
+                total = mb + (bare if last else piped)
+                results[label] = total
                 print(
-                    f"  Python {python}, {label}: {mb:.0f} MB, {len(wheels)} wheels; "
-                    f"largest (MB): {biggest(where / 'target')}",
+                    f"  Python {python}, {label}: {total:.0f} MB ({mb:.0f} MB of packages, "
+                    f"{len(wheels)} wheels{note}); largest (MB): {biggest(where / 'target')}",
                     flush=True,
                 )
-                if i == len(sets) - 1:
+                if last:
                     gaps = armv7l_gaps(wheels, python, scratch / f"armv7l-{python}")
                     print(
                         f"  Python {python}: no armv7l wheel on PyPI for "
@@ -219,10 +264,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'within' if now <= GOAL_MB else 'over'} the goal",
                 flush=True,
             )
-        print(
-            f"a venv adds pip (and setuptools on 3.11): `python3 -m venv` alone is "
-            f"{venv_mb(scratch)}"
-        )
     return 0
 
 

@@ -70,6 +70,13 @@ def test_install_stages_everything_and_upgrades_keep_the_config(staged: Path) ->
     # a venv per version; the units run the one /opt/o2o-edge/venv points at
     version = res.stdout.split()[1]
     assert os.readlink(staged / "opt/o2o-edge/venv") == f"venvs/{version}"
+    # the units' venv: bytecode for what the program imports, none for what it never does
+    # (numpy's test suites), and no pip (agent/bytecode.py; an upgrade brings pip back a while)
+    (site,) = (staged / f"opt/o2o-edge/venvs/{version}").glob("lib/python3*/site-packages")
+    assert list((site / "agent" / "__pycache__").glob("daemon.*.pyc"))
+    assert list((site / "cv2" / "__pycache__").glob("__init__.*.pyc"))
+    assert (site / "numpy").is_dir() and not list((site / "numpy").rglob("tests/__pycache__"))
+    assert not (site / "pip").exists()
     # `o2o-edge` on PATH, through the symlink whichever version is in use
     assert os.readlink(staged / "usr/local/bin/o2o-edge") == "/opt/o2o-edge/venv/bin/o2o-edge"
     cfg = load_config(str(staged / "etc/o2o-edge/config.toml"), {})
