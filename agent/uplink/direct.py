@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from agent.outbox import Committed
+from agent.outbox import Committed, row_range
 from agent.uplink.answers import BrokerAnswers
 from agent.uplink.batching import Batch, build_batches
 from agent.uplink.feed import OutboxFeed
@@ -25,15 +25,25 @@ class DirectSend(BrokerAnswers):
     _reading = False  # a read is under way: it may see the rows just committed
     _commits_left = 0  # commits left to the reader (a read may not have seen them)
     _generation = 0  # the outbox file's generation the drain reads
-    # the highest row the reader has handed out: the file shows a commit's rows before its
-    # notice reaches the loop, so a read in between may have sent them already
-    _read_high = 0
+    # the highest row the reader has handed out in each range of row numbers (a priority's:
+    # agent/outbox/schema.py): the file shows a commit's rows before its notice reaches the
+    # loop, so a read in between may have sent them already
+    _read_high: dict[int, int]  # set by the drain's __init__ and anew by each run()
 
     def _room(self) -> int:
         raise NotImplementedError  # the drain's window (drain.py)
 
     def _send(self, batch: Batch) -> bool:
         raise NotImplementedError  # publishes one batch (drain.py)
+
+    def _read_already(self, committed: list[Committed]) -> bool:
+        return any(c.n <= self._read_high.get(row_range(c.n), -1) for c in committed)
+
+    def _note_read(self, rowids: tuple[int, ...]) -> None:
+        for n in rowids:
+            r = row_range(n)
+            if n > self._read_high.get(r, -1):
+                self._read_high[r] = n
 
     def _take_committed(self, committed: list[Committed]) -> bool:
         """Publish rows just committed, as they are, when nothing older waits to be sent and
@@ -44,7 +54,7 @@ class DirectSend(BrokerAnswers):
                 and self.link is not None and self.feed is not None and self.feed.ready()
                 and self.writer.generation == self._generation
                 and time.monotonic() >= self._retry_at
-                and min((c.n for c in committed), default=0) > self._read_high):
+                and not self._read_already(committed)):
             return False
         batches = build_batches(committed, max_events=self.sizer.events,
                                 max_bytes=self.sizer.bytes, generation=self._generation,

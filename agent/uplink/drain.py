@@ -95,6 +95,7 @@ class Uplink(DirectSend):
         # acked rows stay hidden from re-reads until the writer has surely deleted them
         self._acked_recent: list[tuple[int, tuple[int, ...]]] = []
         self._acked_rows: set[int] = set()
+        self._read_high = {}
         # a refusal about the connection pauses the drain; each one in a row pauses longer
         self._refusal_backoff = Backoff(m.backoff_min_s, m.backoff_max_s)
         self._retry_at = 0.0
@@ -163,7 +164,7 @@ class Uplink(DirectSend):
         second client with the same id."""
         keep_large_buffers_off_heap()  # batch buffers must not fragment the heap (heap.py)
         self._caught_up = self._reading = False
-        self._read_high = 0
+        self._read_high = {}
         self._commits_left = 0
         generation = self._generation = self.writer.generation
         self.loop = asyncio.get_running_loop()
@@ -279,7 +280,7 @@ class Uplink(DirectSend):
                 return
             self._cursor = cursor
             for batch in batches:
-                self._read_high = max(self._read_high, max(batch.rowids, default=0))
+                self._note_read(batch.rowids)
                 self._inflight_rows.update(batch.rowids)
                 if not self._send(batch):
                     return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from agent.config import Config
 from agent.outbox import Committed
 from agent.outbox.reader import Cursor
+from agent.outbox.schema import KEY_SHIFT
 from agent.uplink.batching import Batch, build_batches
 from agent.uplink.drain import Uplink
 from agent.uplink.link import MqttLink
@@ -194,6 +196,24 @@ def test_rows_a_read_sent_before_their_commit_notice_came_are_not_sent_again() -
     link, up = asyncio.run(main())
     assert sorted(sent_rows(link)) == [1, 2]  # before the fix: [1, 1, 2, 2]
     assert up.stats.direct_batches == 0
+
+
+def test_a_commit_of_a_lower_priority_than_rows_read_still_goes_out_directly() -> None:
+    # row numbers carry the priority: a priority-5 row is numbered below the priority-9 rows
+    # read before it, and is no less new for that
+    async def main() -> tuple[FakeLink, Uplink]:
+        feed = OutboxFeedFake()
+        up, link = drain_with(feed)
+        high = [replace(r, n=(9 << KEY_SHIFT) | r.n, priority=9) for r in rows(2)]
+        feed.rows = high
+        await up._fill_window()  # read and sent; then nothing more to read
+        assert up._caught_up
+        low = [replace(r, n=(5 << KEY_SHIFT) | 3, priority=5) for r in rows(1)]
+        up._on_committed(committed(low))
+        return link, up
+
+    link, up = asyncio.run(main())
+    assert len(link.sent) == 2 and up.stats.direct_batches == 1
 
 
 def test_a_failed_connection_task_ends_the_drain_for_the_supervisor_to_restart(
