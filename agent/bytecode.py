@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Final
 
@@ -57,8 +58,14 @@ def import_all() -> list[str]:
 
 
 def imported_sources() -> list[str]:
-    """The .py files of the modules imported, relative to their sys.path entry."""
-    roots = sorted((Path(p).resolve() for p in sys.path if p and Path(p).is_dir()),
+    """The .py files of the modules imported from the venv (not Python's own library),
+    relative to site-packages, or to the tree for the program's own when run from one."""
+    places = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    for name in OWN:
+        module = sys.modules.get(name)
+        if module is not None and module.__file__:
+            places.add(str(Path(module.__file__).parents[1]))
+    roots = sorted((Path(p).resolve() for p in places if p and Path(p).is_dir()),
                    key=lambda p: -len(p.parts))
     found = set()
     for module in list(sys.modules.values()):
