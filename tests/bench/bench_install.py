@@ -193,12 +193,15 @@ def used_sources() -> list[str]:
 
 def interpreter(version: str) -> str:
     """A Python of that version to compile with (its bytecode is the target's), else ours."""
-    for name in (f"python{version}", f"/root/.pyenv/versions/{version}/bin/python"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pyenv = sorted(Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python"))
-    return str(pyenv[-1]) if pyenv else sys.executable
+    candidates = [str(p) for p in sorted(Path("/root/.pyenv/versions").glob(
+        f"{version}.*/bin/python"))]
+    candidates += [found for found in (shutil.which(f"python{version}"),) if found]
+    for python in candidates:
+        res = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True)
+        if res.returncode == 0 and res.stdout.strip() == version:
+            return python
+    return sys.executable
 
 
 def compile_used(target: Path, used: list[str], python: str) -> tuple[int, int]:
