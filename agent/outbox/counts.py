@@ -6,11 +6,11 @@ Written in every transaction, the two counters were a page of the write-ahead lo
 event: ~1 KiB of SD-card writes per event (bench-wear). Now the changes are added to the
 file's values every SAVE_S, in a transaction made anyway (or one of their own, when due and
 none comes), with any drop counted, and when the file is closed. Additions, not values: an
-other process writing the same file adds its own. The `clean` row says whether they are
-exact: 0 while a writer has the file open, 1 once the last one closed it. A writer that opens
-the file alone (an exclusive flock on `<outbox>-writers`, held shared while open) after a
-stop that was not clean counts the table again; one beside another live writer trusts the
-file (the other's changes reach it at its next save).
+other process writing the same file adds its own. The `writers` row counts the writers that
+have the file open: each adds 1 at open and takes it back at a clean close. A writer that
+opens the file alone (an exclusive flock on `<outbox>-writers`, held shared while open) and
+finds it above 0 — some writer stopped without closing — counts the table again; one beside
+another live writer trusts the file (the other's changes reach it at its next save).
 """
 
 from __future__ import annotations
@@ -45,29 +45,39 @@ class Counts:
     def load(self, conn: sqlite3.Connection) -> None:
         """Read the file's counters at open; counted again when not exact and alone."""
         alone = self._lock()
-        with immediate(conn):
-            values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
-            if alone and values.get("clean") != 1:
-                events, size = conn.execute(
-                    "SELECT count(*), coalesce(sum(size), 0) FROM events").fetchone()
-                values["bytes"] = int(size) + self._row_overhead * int(events)
-                values["events"] = int(events)
-                conn.executemany("UPDATE counters SET value = ? WHERE name = ?",
-                                 ((values["bytes"], "bytes"), (values["events"], "events")))
-            if values.get("clean") != 0:
-                conn.execute("INSERT INTO counters (name, value) VALUES ('clean', 0)"
-                             " ON CONFLICT(name) DO UPDATE SET value = 0")
+        try:
+            with immediate(conn):
+                values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+                if alone and values.get("writers") != 0:
+                    # a writer before did not close the file (or one from before the count of
+                    # writers): what it had not saved is in the table only
+                    events, size = conn.execute(
+                        "SELECT count(*), coalesce(sum(size), 0) FROM events").fetchone()
+                    values["bytes"] = int(size) + self._row_overhead * int(events)
+                    values["events"] = int(events)
+                    conn.executemany(
+                        "UPDATE counters SET value = ? WHERE name = ?",
+                        ((values["bytes"], "bytes"), (values["events"], "events")))
+                # alone: this writer is the one; beside others: one more
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ('writers', 1) ON CONFLICT(name)"
+                    " DO UPDATE SET value = CASE WHEN ? THEN 1 ELSE value + 1 END", (alone,))
+        except BaseException:
+            self._unlock()
+            raise
+        finally:
+            self._share()
         self._saved = (int(values.get("bytes", 0)), int(values.get("events", 0)))
         self._bytes = self._events = 0
         self._saved_at = time.monotonic()
         self.totals = self._saved
 
     def close(self, conn: sqlite3.Connection) -> None:
-        """Save the changes; the last writer out marks the counters exact."""
+        """Save the changes and count this writer out (a file whose count of writers stays
+        above 0 is counted again by the next writer that opens it alone)."""
         with contextlib.suppress(sqlite3.Error), immediate(conn):
             self.save(conn)
-            if self._last_out():
-                conn.execute("UPDATE counters SET value = 1 WHERE name = 'clean'")
+            conn.execute("UPDATE counters SET value = value - 1 WHERE name = 'writers'")
         self._unlock()
 
     # --- in transactions ----------------------------------------------------------------
@@ -108,7 +118,8 @@ class Counts:
     # --- the writers' lock --------------------------------------------------------------
 
     def _lock(self) -> bool:
-        """Whether this writer is alone on the file; holds the lock shared from now on."""
+        """Whether this writer is alone on the file; if so it holds the lock exclusive until
+        `_share` (another writer opening meanwhile waits), else shared."""
         self._unlock()
         try:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -117,20 +128,15 @@ class Counts:
         self._fd = fd
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            alone = True
         except OSError:
-            alone = False
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        return alone
-
-    def _last_out(self) -> bool:
-        if self._fd is None:
-            return False
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            fcntl.flock(fd, fcntl.LOCK_SH)
             return False
         return True
+
+    def _share(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_SH)
 
     def _unlock(self) -> None:
         if self._fd is not None:

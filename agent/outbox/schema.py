@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Final
 
+from agent.localdb import immediate
+
 # a row of the events table as the store inserts it: id, priority, type, created, size,
 # bootid, body
 InsertRow = tuple[str, int, str, float, int, str, str]
@@ -89,34 +91,29 @@ def retire_indexes(conn: sqlite3.Connection) -> None:
 
 
 def next_count(conn: sqlite3.Connection) -> int:
-    """One past the highest count in the file: a seek per priority (inside the write lock,
-    where another process writing the same file cannot give it meanwhile)."""
+    """One past the highest count the file's keyed rows carry: a seek per priority (inside
+    the write lock, where another process writing the same file cannot give it meanwhile).
+    Rows an older agent numbered above LEGACY_FLOOR are not keyed: their numbers say
+    nothing of the counts given."""
     counts = [0]
     for p in range(MAX_PRIORITY + 1):
+        lo, hi = key_range(p)
         top = conn.execute("SELECT max(n) FROM events WHERE n BETWEEN ? AND ?",
-                           key_range(p)).fetchone()[0]
+                           (lo, min(hi, LEGACY_FLOOR - 1))).fetchone()[0]
         if top is not None:
             counts.append(int(top) & KEY_MASK)
     return max(counts) + 1
 
 
+RENUMBER_CHUNK: Final = 1000  # rows renumbered per transaction (each needs its room in the log)
+
+
 def number_rows(conn: sqlite3.Connection) -> int:
-    """Renumber rows numbered the old way (see KEY_SHIFT), oldest first, set AUTOINCREMENT's
-    sequence to LEGACY_FLOOR, and return the next count the store gives. One transaction; a
-    file that cannot take the write now (a full disk) raises (the store opens it closed)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        count = next_count(conn)
-        # numbered the old way: below KEY_MASK with another priority than 0, or above the floor
-        old = conn.execute(
-            "SELECT n, priority FROM events WHERE n <= ? AND priority <> 0"
-            " UNION ALL SELECT n, priority FROM events WHERE n >= ? ORDER BY n",
-            (KEY_MASK, LEGACY_FLOOR)).fetchall()
-        for n, priority in old:
-            p = min(max(int(priority), 0), MAX_PRIORITY)
-            conn.execute("UPDATE events SET n = ?, priority = ? WHERE n = ?",
-                         (key(p, count), p, n))
-            count += 1
+    """Renumber rows numbered the old way (see KEY_SHIFT), oldest first, a chunk per
+    transaction; set AUTOINCREMENT's sequence to LEGACY_FLOOR; return the next count the
+    store gives. A disk too full for it leaves the rest for a later open: until then those
+    rows are read with the lowest priority's, in commit order (nothing is lost)."""
+    with immediate(conn):
         seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         if seq is None:
             conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)",
@@ -124,11 +121,22 @@ def number_rows(conn: sqlite3.Connection) -> int:
         elif int(seq[0]) < LEGACY_FLOOR:
             conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'",
                          (LEGACY_FLOOR,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return count
+    while True:
+        with immediate(conn):
+            count = next_count(conn)
+            # numbered the old way: below KEY_MASK with another priority than 0, or above
+            # the floor (an older agent's, after a rollback)
+            old = conn.execute(
+                "SELECT n, priority FROM events WHERE n <= ? AND priority <> 0"
+                " UNION ALL SELECT n, priority FROM events WHERE n >= ? ORDER BY n LIMIT ?",
+                (KEY_MASK, LEGACY_FLOOR, RENUMBER_CHUNK)).fetchall()
+            for n, priority in old:
+                p = min(max(int(priority), 0), MAX_PRIORITY)
+                conn.execute("UPDATE events SET n = ?, priority = ? WHERE n = ?",
+                             (key(p, count), p, n))
+                count += 1
+        if len(old) < RENUMBER_CHUNK:
+            return count
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -116,7 +116,14 @@ class OutboxStore(DropPolicy):
             # cut back to that at its next reset; below, it is written over, never regrown
             conn.execute(f"PRAGMA journal_size_limit = {2 * log_bytes_for(self.headroom)}")
             migrate(conn)
-            self._count = number_rows(conn)
+            try:
+                self._count = number_rows(conn)
+            except sqlite3.OperationalError as exc:
+                if not is_disk_full(exc):
+                    raise
+                # the rest is renumbered at a later open; the rows are all read meanwhile
+                log.warning("the outbox's disk is too full to renumber its rows now (%s)", exc)
+                self._count = next_count(conn)
             retire_indexes(conn)
             self.counts.load(conn)
         except BaseException:

@@ -210,6 +210,7 @@ class Uplink(DirectSend):
                     feed.reopen()
                     self._inflight_rows.clear()
                     self._resend.clear()
+                    self._read_high = {}  # the new file numbers its rows from the start
                     self._cursor = None
                 self._expire_stuck()
                 self._report_drops()

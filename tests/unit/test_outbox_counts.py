@@ -93,3 +93,26 @@ def test_a_transaction_rolled_back_leaves_the_counts_as_they_were(tmp_path: Path
     finally:
         store.close()
     assert file_depth(path) == 1
+
+
+def test_a_writer_that_died_beside_another_is_counted_again_after_both(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    a = OutboxStore(path, max_bytes=10**8, ttl_s=86400.0)  # alone
+    b = OutboxStore(path, max_bytes=10**8, ttl_s=86400.0)  # beside it
+    a.transact([ROW] * 10, [])  # in a's memory only
+    # a dies: its connection and its lock go with its process, nothing saved
+    a.conn.close()
+    a.counts._unlock()
+    b.close()  # cleanly, last out
+    c = OutboxStore(path, max_bytes=10**8, ttl_s=86400.0)
+    try:
+        assert c.counts.totals[1] == 10  # counted again: a never said it closed
+        numbers = [n for (n,) in c.conn.execute("SELECT n FROM events")]
+        c.transact([], numbers)
+    finally:
+        c.close()
+    d = OutboxStore(path, max_bytes=10**8, ttl_s=86400.0)
+    try:
+        assert d.counts.totals == (0, 0)
+    finally:
+        d.close()

@@ -9,7 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from agent.outbox import OutboxReader
+import pytest
+
+from agent.outbox import OutboxReader, schema
 from agent.outbox.schema import KEY_SHIFT, LEGACY_FLOOR, migrate
 from agent.outbox.store import OutboxStore
 from tests.unit.test_outbox import bodies, submit, writer
@@ -28,7 +30,8 @@ def old_rows(conn: sqlite3.Connection, priorities: list[int], tag: str) -> None:
 
 
 def test_a_file_numbered_the_old_way_drains_in_the_same_order_after_the_update(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema, "RENUMBER_CHUNK", 3)  # renumbered over three transactions
     path = tmp_path / "o.db"
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn)
@@ -83,3 +86,19 @@ def test_a_number_is_not_given_twice_while_the_file_is_open(tmp_path: Path) -> N
     _, (n2,) = store.transact([row], [])
     store.close()
     assert n2 > n1 and n1 >> KEY_SHIFT == 7 == n2 >> KEY_SHIFT
+
+
+def test_forward_back_and_forward_again_with_unsent_critical_rows_keeps_them_in_order(
+        tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    w = writer(path)
+    first = submit(w, "o2o.kiosk.checkin", 5)  # priority 9, the link down: not sent
+    w.stop()
+    conn = sqlite3.connect(path, isolation_level=None)  # rolled back: the older agent's own
+    old_rows(conn, [9], "rb")                          # critical notice, AUTOINCREMENT's
+    conn.close()
+    w = writer(path)  # forward again: nothing set aside, nothing out of order
+    later = submit(w, "o2o.kiosk.checkin", 1)
+    w.stop()
+    assert not list(tmp_path.glob("o.db.corrupt-*"))
+    assert [e["id"] for e in bodies(path)][:7] == [*first, "rb0", *later]
