@@ -257,8 +257,16 @@ class Session:
                                      f"{TOUCH_PX} px")
         for picture in twin.screen.query(ImageView):
             if picture.picture is not None and picture.region.area:
-                found, blocks = _image_drawn(shot, self.px(picture), picture,
-                                             self.pixels_off)
+                off: list[float] = []
+                found, blocks = _image_drawn(shot, self.px(picture), picture, off)
+                # the page fetches the picture by its address: on a busy machine it may
+                # paint a moment after the cells (as the codes below may)
+                deadline = time.monotonic() + 5
+                while found and time.monotonic() < deadline:
+                    shot = await self.page.screenshot()
+                    off.clear()
+                    found, blocks = _image_drawn(shot, self.px(picture), picture, off)
+                self.pixels_off += off
                 self.failures += [f"{where}: {p}" for p in found]
                 if blocks is not None:
                     self.half_blocks.append(blocks)
