@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agent.outbox.counts import Counts
-from agent.outbox.schema import MAX_PRIORITY, InsertRow, key_range
+from agent.outbox.schema import InsertRow, firsts, key_range
 
 EXPIRE_CHUNK: Final = 512  # rows a TTL sweep looks at per statement
 ROW_OVERHEAD: Final = 96  # index entries and row header per event, measured on the schema
@@ -103,14 +103,7 @@ class DropPolicy:
         before it."""
         tally = DropTally()
         cutoff = now - self.ttl_s
-        ranges = [key_range(p) for p in range(MAX_PRIORITY + 1)]
-        stale = []
-        for lo, hi in ranges:
-            first = self.conn.execute(
-                "SELECT created FROM events WHERE n BETWEEN ? AND ? ORDER BY n LIMIT 1",
-                (lo, hi)).fetchone()
-            if first is not None and first[0] < cutoff:
-                stale.append((lo, hi))
+        stale = [(lo, hi) for lo, hi, created in firsts(self.conn) if created < cutoff]
         if not stale:
             return tally  # the usual case, every 30 s: a row per priority read, no transaction
         with self.counts.txn(self.conn) as conn:

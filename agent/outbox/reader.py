@@ -25,7 +25,7 @@ from agent.outbox.dbfile import (
     is_disk_full,
     report_corruption,
 )
-from agent.outbox.schema import KEY_SHIFT, MAX_PRIORITY, key_range
+from agent.outbox.schema import KEY_SHIFT, MAX_PRIORITY, firsts, key_range
 from agent.outbox.store import Row
 
 Cursor = tuple[int, int]  # (priority, n) of the last row handed out
@@ -138,10 +138,7 @@ class OutboxReader:
         now = time.time() if now is None else now
         counters = dict(self.conn.execute("SELECT name, value FROM counters").fetchall())
         # the first committed of those waiting: each priority's first (row order, no index)
-        firsts = [self.conn.execute(
-            "SELECT created FROM events WHERE n BETWEEN ? AND ? ORDER BY n LIMIT 1",
-            key_range(p)).fetchone() for p in range(MAX_PRIORITY + 1)]
-        oldest = min((f[0] for f in firsts if f), default=None)
+        oldest = min((created for _, _, created in firsts(self.conn)), default=None)
         by_priority: dict[int, int] = {}
         if detail:
             by_priority = dict(self.conn.execute(

@@ -71,6 +71,19 @@ def key_range(priority: int) -> tuple[int, int]:
     return lo, (1 << 63) - 1 if priority >= MAX_PRIORITY else lo | KEY_MASK
 
 
+def firsts(conn: sqlite3.Connection) -> list[tuple[int, int, float]]:
+    """Each priority's range of row numbers that holds rows, with the creation time of its
+    first row: the oldest committed of that priority (row order; no index of the times)."""
+    out = []
+    for p in range(MAX_PRIORITY + 1):
+        lo, hi = key_range(p)
+        row = conn.execute("SELECT created FROM events WHERE n BETWEEN ? AND ? ORDER BY n"
+                           " LIMIT 1", (lo, hi)).fetchone()
+        if row is not None:
+            out.append((lo, hi, float(row[0])))
+    return out
+
+
 # Indexes no query needs any more. Each index is a page written to the log with every event
 # committed: events_by_created cost ~1 KiB of SD-card writes per event (bench-wear) for the
 # TTL sweep and the outbox's age, which walk each priority's events in row order; the drain

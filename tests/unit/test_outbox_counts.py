@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import OutboxReader
 from agent.outbox import counts as counts_mod
 from agent.outbox.store import OutboxStore
+from tests.unit.test_outbox_writer_survival import depth  # the file's saved depth
 
 ROW = ("a", 5, "o2o.test.ev", 0.0, 10, "B", "{}")
-
-
-def file_depth(path: Path) -> int:
-    r = OutboxReader(path)
-    try:
-        return int(r.stats()["depth"])
-    finally:
-        r.close()
 
 
 def _crash_after_writes(path: str, n: int) -> None:
@@ -43,10 +35,10 @@ def test_the_counters_are_not_written_with_each_event_and_exact_after_a_stop(
         _, numbers = store.transact([ROW, ROW, ROW], [])
         store.transact([], numbers[:1])
         assert store.counts.totals[1] == 2  # the writer's own figure, exact
-        assert file_depth(path) == 0  # the file's: not written with these transactions
+        assert depth(path) == 0  # the file's: not written with these transactions
     finally:
         store.close()
-    assert file_depth(path) == 2  # saved when the file was closed
+    assert depth(path) == 2  # saved when the file was closed
 
 
 def test_a_writer_that_died_leaves_counts_that_the_next_one_counts_again(
@@ -58,13 +50,13 @@ def test_a_writer_that_died_leaves_counts_that_the_next_one_counts_again(
     child.start()
     child.join(60)
     assert child.exitcode == 0
-    assert file_depth(path) == 0  # what the dead writer never saved
+    assert depth(path) == 0  # what the dead writer never saved
     store = OutboxStore(path, max_bytes=10**8, ttl_s=86400.0)
     try:
         assert store.counts.totals[1] == 7
     finally:
         store.close()
-    assert file_depth(path) == 7
+    assert depth(path) == 7
 
 
 def test_the_counts_are_saved_every_so_often_while_running(
@@ -76,7 +68,7 @@ def test_the_counts_are_saved_every_so_often_while_running(
         store.transact([ROW], [])
         time.sleep(0.1)
         store.transact([ROW], [])  # due: saved in this transaction
-        assert file_depth(path) == 2
+        assert depth(path) == 2
     finally:
         store.close()
 
@@ -92,7 +84,7 @@ def test_a_transaction_rolled_back_leaves_the_counts_as_they_were(tmp_path: Path
         assert store.counts.totals[1] == 1
     finally:
         store.close()
-    assert file_depth(path) == 1
+    assert depth(path) == 1
 
 
 def test_a_writer_that_died_beside_another_is_counted_again_after_both(tmp_path: Path) -> None:
